@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * nhiguard kernel <-> user-space ABI: the one place where records and map layouts are defined.
+ *
+ * Included by the BPF programs (after vmlinux.h) and by the agent's decoder. Everything is
+ * fixed-width, little-endian host order unless a field says otherwise, explicitly padded, and
+ * sized/offset-checked by tests/unit/abi_layout_test.cpp. Enum values are explicit and never
+ * reused; a record that changes layout bumps NHG_ABI_VERSION.
+ *
+ * Times are CLOCK_BOOTTIME nanoseconds (bpf_ktime_get_boot_ns), so they keep counting across
+ * suspend and compare with the expires_at of enforcement entries.
+ */
+#ifndef NHIGUARD_BPF_ABI_H
+#define NHIGUARD_BPF_ABI_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define NHG_ABI_VERSION 1
+
+#define NHG_COMM_LEN 16
+#define NHG_PATH_LEN 256    /* path as the process passed it (truncated, flagged) */
+#define NHG_NAME_LEN 64     /* one dentry name */
+#define NHG_EXEC_PATH_LEN 256
+
+/* Record types: the first field of every ring-buffer record. */
+enum nhg_event_type {
+	NHG_EVENT_CREDENTIAL_OPEN = 1, /* an open whose inode is in the credential map */
+	NHG_EVENT_CANDIDATE_OPEN = 2,  /* an open whose (parent, name) is in the name table */
+	NHG_EVENT_PROCESS_EXEC = 3,
+	NHG_EVENT_PROCESS_FORK = 4,
+	NHG_EVENT_PROCESS_EXIT = 5,
+};
+
+/* Which syscall opened the file. */
+enum nhg_open_syscall {
+	NHG_SYS_OPENAT = 1,
+	NHG_SYS_OPENAT2 = 2,
+	NHG_SYS_OPEN = 3,
+	NHG_SYS_CREAT = 4,
+};
+
+/* nhg_file_event.flags */
+enum nhg_file_event_flags {
+	NHG_FILE_PATH_TRUNCATED = 1u << 0, /* requested_path was longer than NHG_PATH_LEN - 1 */
+	NHG_FILE_PATH_MISSING = 1u << 1,   /* requested_path could not be read */
+};
+
+/* Drop / error counters, one slot each in the per-CPU `nhg_counters` array. */
+enum nhg_counter {
+	NHG_CTR_RINGBUF_DROP_FILE = 0,    /* ring buffer reservation failed for a file event */
+	NHG_CTR_RINGBUF_DROP_PROCESS = 1, /* ring buffer reservation failed for a lifecycle event */
+	NHG_CTR_FD_LOOKUP_FAILED = 2,     /* open succeeded but the fd table did not yield a file */
+	NHG_CTR_CREDENTIAL_OPENS = 3,     /* credential opens seen (emitted or not) */
+	NHG_CTR_CANDIDATE_OPENS = 4,      /* name-table hits seen */
+	NHG_CTR__COUNT = 8,               /* array size; room to add counters without resizing */
+};
+
+/* Header of every record. size is the whole record in bytes, header included. */
+struct nhg_event_header {
+	__u16 type;    /* enum nhg_event_type */
+	__u16 size;    /* bytes, including this header */
+	__u16 version; /* NHG_ABI_VERSION */
+	__u16 cpu;
+	__u64 ts_ns; /* CLOCK_BOOTTIME ns at the probe */
+};
+
+/* The process a record is about, as the kernel saw it at the probe. */
+struct nhg_process {
+	__u32 tgid;
+	__u32 tid;
+	__u32 ppid;     /* tgid of real_parent */
+	__u32 uid;      /* real uid */
+	__u32 euid;
+	__u32 gid;
+	__u32 sessionid; /* audit session id; 0xffffffff when unset */
+	__u32 pad0;
+	__u64 start_ns;  /* group leader's start_boottime, ns: with tgid, the process key */
+	__u64 cgroup_id; /* cgroup v2 id (the cgroup directory's inode number) */
+	char comm[NHG_COMM_LEN];
+};
+
+/* Key of the credential map: a file, independent of the path it is reached by. */
+struct nhg_inode_key {
+	__u64 dev; /* kernel dev_t of the superblock: (major << 20) | minor */
+	__u64 ino;
+};
+
+/* Value of the credential map. */
+struct nhg_credential_value {
+	__u32 credential_id; /* agent-assigned, > 0 */
+	__u32 class_id;      /* agent's credential class enum, informational in the kernel */
+};
+
+/* Key of the name table: (parent directory name, file name); parent "" matches any directory. */
+struct nhg_name_key {
+	char parent[NHG_NAME_LEN];
+	char name[NHG_NAME_LEN];
+};
+
+/* NHG_EVENT_CREDENTIAL_OPEN and NHG_EVENT_CANDIDATE_OPEN. */
+struct nhg_file_event {
+	struct nhg_event_header hdr;
+	struct nhg_process proc;
+	struct nhg_inode_key file;
+	__u32 credential_id; /* 0 for a candidate */
+	__u32 open_flags;    /* flags argument of the syscall (O_*) */
+	__u32 f_mode;        /* file->f_mode: FMODE_READ = 1, FMODE_WRITE = 2 */
+	__s32 fd;            /* the syscall's return value */
+	__u16 syscall;       /* enum nhg_open_syscall */
+	__u16 flags;         /* enum nhg_file_event_flags */
+	__u32 pad0;
+	char name[NHG_NAME_LEN];        /* the dentry's own name */
+	char parent[NHG_NAME_LEN];      /* the parent dentry's name */
+	char requested_path[NHG_PATH_LEN];
+};
+
+/* NHG_EVENT_PROCESS_EXEC. */
+struct nhg_exec_event {
+	struct nhg_event_header hdr;
+	struct nhg_process proc;
+	__u32 old_tid; /* tid that called execve (a non-leader thread's exec takes over the tgid) */
+	__u16 flags;   /* NHG_FILE_PATH_TRUNCATED when filename was cut */
+	__u16 pad0;
+	char filename[NHG_EXEC_PATH_LEN]; /* the path execve was given, as the kernel resolved it */
+};
+
+/* NHG_EVENT_PROCESS_FORK: a new process (not a thread). proc is the parent. */
+struct nhg_fork_event {
+	struct nhg_event_header hdr;
+	struct nhg_process proc;
+	__u32 child_tgid;
+	__u32 pad0;
+	__u64 child_start_ns;
+};
+
+/* NHG_EVENT_PROCESS_EXIT: the whole process (thread group leader) exited. */
+struct nhg_exit_event {
+	struct nhg_event_header hdr;
+	struct nhg_process proc;
+	__s32 exit_code; /* task->exit_code: wait status encoding */
+	__u32 pad0;
+};
+
+#endif /* NHIGUARD_BPF_ABI_H */
