@@ -39,6 +39,7 @@ enum nhg_open_syscall {
 	NHG_SYS_OPENAT2 = 2,
 	NHG_SYS_OPEN = 3,
 	NHG_SYS_CREAT = 4,
+	NHG_SYS_OPEN_BY_HANDLE_AT = 5,
 };
 
 /* nhg_file_event.flags */

@@ -1,0 +1,123 @@
+#include "events/kernel_event.h"
+
+#include <cstring>
+#include <fmt/format.h>
+
+#include "nhiguard_abi.h"
+
+namespace nhiguard::events {
+namespace {
+
+template <std::size_t N>
+std::string bounded_string(const char (&field)[N]) {
+  return std::string(field, strnlen(field, N));
+}
+
+KernelProcess decode_process(const nhg_process& raw) {
+  return KernelProcess{
+      .tgid = raw.tgid,
+      .tid = raw.tid,
+      .ppid = raw.ppid,
+      .uid = raw.uid,
+      .euid = raw.euid,
+      .gid = raw.gid,
+      .audit_session_id = raw.sessionid,
+      .start_ns = raw.start_ns,
+      .cgroup_id = raw.cgroup_id,
+      .comm = bounded_string(raw.comm),
+  };
+}
+
+// Copies the record into a properly aligned struct after checking its declared and actual size.
+template <typename Raw>
+Result<Raw> copy_record(std::span<const std::byte> record, const nhg_event_header& header) {
+  if (header.size != sizeof(Raw) || record.size() < sizeof(Raw)) {
+    return fail(Error::plain(fmt::format("kernel event type {}: size {} (record {} bytes), expected {}",
+                                         header.type, header.size, record.size(), sizeof(Raw))));
+  }
+  Raw raw;
+  std::memcpy(&raw, record.data(), sizeof(Raw));
+  return raw;
+}
+
+}  // namespace
+
+std::string_view to_string(OpenSyscall syscall) {
+  switch (syscall) {
+    case OpenSyscall::openat: return "openat";
+    case OpenSyscall::openat2: return "openat2";
+    case OpenSyscall::open: return "open";
+    case OpenSyscall::creat: return "creat";
+    case OpenSyscall::open_by_handle_at: return "open_by_handle_at";
+  }
+  return "unknown";
+}
+
+Result<KernelEvent> decode_kernel_event(std::span<const std::byte> record) {
+  nhg_event_header header;
+  if (record.size() < sizeof(header)) {
+    return fail(Error::plain(fmt::format("kernel event: {} bytes, shorter than its header", record.size())));
+  }
+  std::memcpy(&header, record.data(), sizeof(header));
+  if (header.version != NHG_ABI_VERSION) {
+    return fail(Error::plain(fmt::format("kernel event type {}: ABI version {}, this agent speaks {}",
+                                         header.type, header.version, NHG_ABI_VERSION)));
+  }
+  switch (header.type) {
+    case NHG_EVENT_CREDENTIAL_OPEN:
+    case NHG_EVENT_CANDIDATE_OPEN: {
+      auto raw = copy_record<nhg_file_event>(record, header);
+      if (!raw) return fail(raw.error());
+      if (raw->syscall < NHG_SYS_OPENAT || raw->syscall > NHG_SYS_OPEN_BY_HANDLE_AT) {
+        return fail(Error::plain(fmt::format("kernel file event: unknown syscall {}", raw->syscall)));
+      }
+      return FileOpenEvent{
+          .by_inode = header.type == NHG_EVENT_CREDENTIAL_OPEN,
+          .ts_ns = header.ts_ns,
+          .process = decode_process(raw->proc),
+          .dev = raw->file.dev,
+          .ino = raw->file.ino,
+          .credential_id = raw->credential_id,
+          .open_flags = raw->open_flags,
+          .f_mode = raw->f_mode,
+          .fd = raw->fd,
+          .syscall = static_cast<OpenSyscall>(raw->syscall),
+          .name = bounded_string(raw->name),
+          .parent = bounded_string(raw->parent),
+          .requested_path = bounded_string(raw->requested_path),
+          .path_truncated = (raw->flags & NHG_FILE_PATH_TRUNCATED) != 0,
+          .path_missing = (raw->flags & NHG_FILE_PATH_MISSING) != 0,
+      };
+    }
+    case NHG_EVENT_PROCESS_EXEC: {
+      auto raw = copy_record<nhg_exec_event>(record, header);
+      if (!raw) return fail(raw.error());
+      return ExecEvent{
+          .ts_ns = header.ts_ns,
+          .process = decode_process(raw->proc),
+          .old_tid = raw->old_tid,
+          .filename = bounded_string(raw->filename),
+          .filename_truncated = (raw->flags & NHG_FILE_PATH_TRUNCATED) != 0,
+      };
+    }
+    case NHG_EVENT_PROCESS_FORK: {
+      auto raw = copy_record<nhg_fork_event>(record, header);
+      if (!raw) return fail(raw.error());
+      return ForkEvent{
+          .ts_ns = header.ts_ns,
+          .parent = decode_process(raw->proc),
+          .child_tgid = raw->child_tgid,
+          .child_start_ns = raw->child_start_ns,
+      };
+    }
+    case NHG_EVENT_PROCESS_EXIT: {
+      auto raw = copy_record<nhg_exit_event>(record, header);
+      if (!raw) return fail(raw.error());
+      return ExitEvent{.ts_ns = header.ts_ns, .process = decode_process(raw->proc), .exit_code = raw->exit_code};
+    }
+    default:
+      return fail(Error::plain(fmt::format("kernel event: unknown type {} ({} bytes)", header.type, record.size())));
+  }
+}
+
+}  // namespace nhiguard::events

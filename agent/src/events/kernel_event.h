@@ -1,0 +1,85 @@
+// Typed kernel events, decoded from the ring buffer's bytes (see bpf/nhiguard_abi.h).
+//
+// decode_kernel_event is pure: it copies out of the span, validates the header (type, size, ABI
+// version) and every length, and never trusts a string to be NUL-terminated. The ring-buffer
+// callback only hands bytes over; everything after works on these C++ types, so detection runs in
+// unit tests from golden byte blobs without a kernel.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <variant>
+
+#include "common/result.h"
+
+namespace nhiguard::events {
+
+// The process a record is about, as the kernel saw it at the probe.
+struct KernelProcess {
+  uint32_t tgid = 0;
+  uint32_t tid = 0;
+  uint32_t ppid = 0;
+  uint32_t uid = 0;
+  uint32_t euid = 0;
+  uint32_t gid = 0;
+  uint32_t audit_session_id = 0;  // 0xffffffff when unset
+  uint64_t start_ns = 0;          // CLOCK_BOOTTIME ns of the group leader's start: (tgid, start_ns) is the key
+  uint64_t cgroup_id = 0;         // cgroup v2 id
+  std::string comm;
+};
+
+enum class OpenSyscall : uint16_t { openat = 1, openat2 = 2, open = 3, creat = 4, open_by_handle_at = 5 };
+std::string_view to_string(OpenSyscall syscall);
+
+// A credential file (matched by inode) or a candidate (matched by name) was opened.
+struct FileOpenEvent {
+  bool by_inode = false;   // true: credential map hit; false: name-table candidate
+  uint64_t ts_ns = 0;      // CLOCK_BOOTTIME ns
+  KernelProcess process;
+  uint64_t dev = 0;        // kernel dev_t encoding (major << 20 | minor)
+  uint64_t ino = 0;
+  uint32_t credential_id = 0;
+  uint32_t open_flags = 0;
+  uint32_t f_mode = 0;
+  int32_t fd = -1;
+  OpenSyscall syscall = OpenSyscall::openat;
+  std::string name;            // the file's own name (dentry)
+  std::string parent;          // the parent directory's name
+  std::string requested_path;  // the path the process passed; raw bytes, may be relative
+  bool path_truncated = false;
+  bool path_missing = false;
+
+  bool readable() const { return (f_mode & 0x1) != 0; }
+  bool writable() const { return (f_mode & 0x2) != 0; }
+};
+
+struct ExecEvent {
+  uint64_t ts_ns = 0;
+  KernelProcess process;
+  uint32_t old_tid = 0;
+  std::string filename;
+  bool filename_truncated = false;
+};
+
+struct ForkEvent {
+  uint64_t ts_ns = 0;
+  KernelProcess parent;
+  uint32_t child_tgid = 0;
+  uint64_t child_start_ns = 0;
+};
+
+struct ExitEvent {
+  uint64_t ts_ns = 0;
+  KernelProcess process;
+  int32_t exit_code = 0;  // wait-status encoding
+};
+
+using KernelEvent = std::variant<FileOpenEvent, ExecEvent, ForkEvent, ExitEvent>;
+
+// Decodes one ring-buffer record. Errors name what was wrong (short record, size mismatch,
+// unknown type, ABI version) so a bad record is counted and logged, never misread.
+Result<KernelEvent> decode_kernel_event(std::span<const std::byte> record);
+
+}  // namespace nhiguard::events

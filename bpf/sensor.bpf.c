@@ -1,0 +1,334 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * nhiguard sensor: credential opens and process lifecycle.
+ *
+ * Credential opens are matched on syscall exit by the opened file's (device, inode), read from the
+ * task's fd table, so symlinks, hard links, bind mounts, relative paths, /proc/self/fd re-opens and
+ * container views of a path all resolve to the same key. Files that do not exist yet are caught by
+ * a (parent name, file name) table; the agent then resolves them and adds their inodes.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "nhiguard_abi.h"
+#include "process.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Set by the loader between open and load. */
+const volatile __u32 ignore_tgid = 0;            /* the agent's own opens are not events */
+const volatile bool read_syscall_args = true;    /* false where bpf_task_pt_regs is missing */
+
+/* fmode_t bits (include/linux/fs.h); stable kernel-wide, absent from BTF because they are macros. */
+#define FMODE_READ 0x1
+#define FMODE_WRITE 0x2
+
+/* Candidate-name flags (values of nhg_candidate_names). */
+#define NHG_NAME_ANY_PARENT 1u  /* this name matches in any directory */
+#define NHG_NAME_BY_PARENT 2u   /* look up (parent, name) in nhg_candidate_pairs */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20); /* resized by the loader from config */
+} nhg_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NHG_CTR__COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} nhg_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct nhg_inode_key);
+	__type(value, struct nhg_credential_value);
+} nhg_credentials SEC(".maps");
+
+struct nhg_name_only_key {
+	char name[NHG_NAME_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct nhg_name_only_key);
+	__type(value, __u32);
+} nhg_candidate_names SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct nhg_name_key);
+	__type(value, __u32);
+} nhg_candidate_pairs SEC(".maps");
+
+/* Layout of the syscalls:sys_exit_* tracepoint records (see events/syscalls/sys_exit_openat/format). */
+struct nhg_sys_exit_args {
+	__u64 common;
+	__s32 syscall_nr;
+	__u32 pad;
+	long ret;
+};
+
+static __always_inline void sensor__count(__u32 counter)
+{
+	__u64 *value = bpf_map_lookup_elem(&nhg_counters, &counter);
+	if (value)
+		*value += 1;
+}
+
+/* The struct file an fd refers to in the current task, or NULL. */
+static __always_inline struct file *sensor__fd_file(struct task_struct *task, long fd)
+{
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *file = NULL;
+
+	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]))
+		return NULL;
+	return file;
+}
+
+/* Does the opened file's name (and maybe its parent's) match the candidate table? */
+static __always_inline bool sensor__candidate(struct dentry *dentry)
+{
+	struct nhg_name_only_key name = {};
+	struct nhg_name_key pair = {};
+	__u32 *flags;
+
+	bpf_probe_read_kernel_str(name.name, sizeof(name.name), BPF_CORE_READ(dentry, d_name.name));
+	flags = bpf_map_lookup_elem(&nhg_candidate_names, &name);
+	if (!flags)
+		return false;
+	if (*flags & NHG_NAME_ANY_PARENT)
+		return true;
+	if (!(*flags & NHG_NAME_BY_PARENT))
+		return false;
+	__builtin_memcpy(pair.name, name.name, sizeof(pair.name));
+	bpf_probe_read_kernel_str(pair.parent, sizeof(pair.parent),
+				  BPF_CORE_READ(dentry, d_parent, d_name.name));
+	return bpf_map_lookup_elem(&nhg_candidate_pairs, &pair) != NULL;
+}
+
+/* Path argument and open flags of the syscall being exited, from the task's user registers. */
+static __always_inline void sensor__syscall_args(struct nhg_file_event *event, __u16 syscall)
+{
+	struct pt_regs *regs;
+	const char *path = NULL;
+	long ret;
+
+	event->open_flags = 0;
+	event->requested_path[0] = '\0';
+	if (!read_syscall_args) {
+		event->flags |= NHG_FILE_PATH_MISSING;
+		return;
+	}
+	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	switch (syscall) {
+	case NHG_SYS_OPENAT:
+		path = (const char *)PT_REGS_PARM2_CORE_SYSCALL(regs);
+		event->open_flags = (__u32)PT_REGS_PARM3_CORE_SYSCALL(regs);
+		break;
+	case NHG_SYS_OPENAT2: {
+		struct open_how *how = (struct open_how *)PT_REGS_PARM3_CORE_SYSCALL(regs);
+		__u64 how_flags = 0;
+
+		path = (const char *)PT_REGS_PARM2_CORE_SYSCALL(regs);
+		bpf_probe_read_user(&how_flags, sizeof(how_flags), &how->flags);
+		event->open_flags = (__u32)how_flags;
+		break;
+	}
+	case NHG_SYS_OPEN:
+		path = (const char *)PT_REGS_PARM1_CORE_SYSCALL(regs);
+		event->open_flags = (__u32)PT_REGS_PARM2_CORE_SYSCALL(regs);
+		break;
+	case NHG_SYS_CREAT:
+		path = (const char *)PT_REGS_PARM1_CORE_SYSCALL(regs);
+		event->open_flags = 0100 | 01 | 01000; /* O_CREAT | O_WRONLY | O_TRUNC */
+		break;
+	case NHG_SYS_OPEN_BY_HANDLE_AT:
+		event->open_flags = (__u32)PT_REGS_PARM3_CORE_SYSCALL(regs);
+		break;
+	}
+	if (!path) {
+		event->flags |= NHG_FILE_PATH_MISSING;
+		return;
+	}
+	ret = bpf_probe_read_user_str(event->requested_path, sizeof(event->requested_path), path);
+	if (ret < 0) {
+		event->requested_path[0] = '\0';
+		event->flags |= NHG_FILE_PATH_MISSING;
+	} else if (ret == sizeof(event->requested_path)) {
+		event->flags |= NHG_FILE_PATH_TRUNCATED;
+	}
+}
+
+static __always_inline int sensor__on_open_exit(long ret, __u16 syscall)
+{
+	struct task_struct *task;
+	struct nhg_file_event *event;
+	struct nhg_credential_value *credential;
+	struct nhg_inode_key key;
+	struct dentry *dentry;
+	struct file *file;
+	__u32 f_mode;
+	__u16 type;
+
+	if (ret < 0)
+		return 0;
+	if ((__u32)(bpf_get_current_pid_tgid() >> 32) == ignore_tgid)
+		return 0;
+	task = bpf_get_current_task_btf();
+	file = sensor__fd_file(task, ret);
+	if (!file) {
+		sensor__count(NHG_CTR_FD_LOOKUP_FAILED);
+		return 0;
+	}
+	f_mode = BPF_CORE_READ(file, f_mode);
+	/* O_PATH descriptors can neither read nor write: the re-open through /proc/self/fd that
+	 * would read the bytes is an open of its own and is matched then. */
+	if (!(f_mode & (FMODE_READ | FMODE_WRITE)))
+		return 0;
+	key.dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
+	key.ino = BPF_CORE_READ(file, f_inode, i_ino);
+	dentry = BPF_CORE_READ(file, f_path.dentry);
+
+	credential = bpf_map_lookup_elem(&nhg_credentials, &key);
+	if (credential) {
+		type = NHG_EVENT_CREDENTIAL_OPEN;
+		sensor__count(NHG_CTR_CREDENTIAL_OPENS);
+	} else if (sensor__candidate(dentry)) {
+		type = NHG_EVENT_CANDIDATE_OPEN;
+		sensor__count(NHG_CTR_CANDIDATE_OPENS);
+	} else {
+		return 0;
+	}
+
+	event = bpf_ringbuf_reserve(&nhg_events, sizeof(*event), 0);
+	if (!event) {
+		sensor__count(NHG_CTR_RINGBUF_DROP_FILE);
+		return 0;
+	}
+	process__header(&event->hdr, type, sizeof(*event));
+	process__describe(&event->proc, task);
+	event->file = key;
+	event->credential_id = credential ? credential->credential_id : 0;
+	event->f_mode = f_mode;
+	event->fd = (__s32)ret;
+	event->syscall = syscall;
+	event->flags = 0;
+	event->pad0 = 0;
+	bpf_probe_read_kernel_str(event->name, sizeof(event->name), BPF_CORE_READ(dentry, d_name.name));
+	bpf_probe_read_kernel_str(event->parent, sizeof(event->parent),
+				  BPF_CORE_READ(dentry, d_parent, d_name.name));
+	sensor__syscall_args(event, syscall);
+	bpf_ringbuf_submit(event, 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_openat")
+int sensor_exit_openat(struct nhg_sys_exit_args *ctx)
+{
+	return sensor__on_open_exit(ctx->ret, NHG_SYS_OPENAT);
+}
+
+SEC("tracepoint/syscalls/sys_exit_openat2")
+int sensor_exit_openat2(struct nhg_sys_exit_args *ctx)
+{
+	return sensor__on_open_exit(ctx->ret, NHG_SYS_OPENAT2);
+}
+
+SEC("tracepoint/syscalls/sys_exit_open")
+int sensor_exit_open(struct nhg_sys_exit_args *ctx)
+{
+	return sensor__on_open_exit(ctx->ret, NHG_SYS_OPEN);
+}
+
+SEC("tracepoint/syscalls/sys_exit_creat")
+int sensor_exit_creat(struct nhg_sys_exit_args *ctx)
+{
+	return sensor__on_open_exit(ctx->ret, NHG_SYS_CREAT);
+}
+
+SEC("tracepoint/syscalls/sys_exit_open_by_handle_at")
+int sensor_exit_open_by_handle_at(struct nhg_sys_exit_args *ctx)
+{
+	return sensor__on_open_exit(ctx->ret, NHG_SYS_OPEN_BY_HANDLE_AT);
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(sensor_process_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+{
+	struct nhg_exec_event *event;
+	long len;
+
+	event = bpf_ringbuf_reserve(&nhg_events, sizeof(*event), 0);
+	if (!event) {
+		sensor__count(NHG_CTR_RINGBUF_DROP_PROCESS);
+		return 0;
+	}
+	process__header(&event->hdr, NHG_EVENT_PROCESS_EXEC, sizeof(*event));
+	process__describe(&event->proc, task);
+	event->old_tid = old_pid;
+	event->flags = 0;
+	event->pad0 = 0;
+	len = bpf_probe_read_kernel_str(event->filename, sizeof(event->filename), BPF_CORE_READ(bprm, filename));
+	if (len < 0)
+		event->filename[0] = '\0';
+	else if (len == sizeof(event->filename))
+		event->flags |= NHG_FILE_PATH_TRUNCATED;
+	bpf_ringbuf_submit(event, 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(sensor_process_fork, struct task_struct *parent, struct task_struct *child)
+{
+	struct nhg_fork_event *event;
+
+	/* New threads share the process key of their leader: only new processes are events. */
+	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
+		return 0;
+	event = bpf_ringbuf_reserve(&nhg_events, sizeof(*event), 0);
+	if (!event) {
+		sensor__count(NHG_CTR_RINGBUF_DROP_PROCESS);
+		return 0;
+	}
+	process__header(&event->hdr, NHG_EVENT_PROCESS_FORK, sizeof(*event));
+	process__describe(&event->proc, parent);
+	event->child_tgid = BPF_CORE_READ(child, tgid);
+	event->pad0 = 0;
+	event->child_start_ns = BPF_CORE_READ(child, start_boottime);
+	bpf_ringbuf_submit(event, 0);
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_exit")
+int sensor_process_exit(void *ctx)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct nhg_exit_event *event;
+
+	/* signal->live reaches 0 when the last thread of the process exits: that is the process's end,
+	 * whichever thread it is (the leader may have exited earlier). */
+	if (BPF_CORE_READ(task, signal, live.counter) != 0)
+		return 0;
+	event = bpf_ringbuf_reserve(&nhg_events, sizeof(*event), 0);
+	if (!event) {
+		sensor__count(NHG_CTR_RINGBUF_DROP_PROCESS);
+		return 0;
+	}
+	process__header(&event->hdr, NHG_EVENT_PROCESS_EXIT, sizeof(*event));
+	process__describe(&event->proc, task);
+	event->exit_code = BPF_CORE_READ(task, exit_code);
+	event->pad0 = 0;
+	bpf_ringbuf_submit(event, 0);
+	return 0;
+}

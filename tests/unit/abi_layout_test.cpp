@@ -1,0 +1,62 @@
+// The kernel<->user ABI (bpf/nhiguard_abi.h) has the same size and offsets on both sides: the BPF
+// object is compiled for -target bpf (LP64, little-endian on x86_64/arm64) and the decoder relies on
+// these numbers. A change here without an ABI version bump is a bug.
+#include <cstddef>
+
+#include <gtest/gtest.h>
+
+#include "nhiguard_abi.h"
+
+static_assert(sizeof(nhg_event_header) == 16);
+static_assert(offsetof(nhg_event_header, type) == 0);
+static_assert(offsetof(nhg_event_header, size) == 2);
+static_assert(offsetof(nhg_event_header, version) == 4);
+static_assert(offsetof(nhg_event_header, ts_ns) == 8);
+
+static_assert(sizeof(nhg_process) == 64);
+static_assert(offsetof(nhg_process, start_ns) == 32);
+static_assert(offsetof(nhg_process, cgroup_id) == 40);
+static_assert(offsetof(nhg_process, comm) == 48);
+
+static_assert(sizeof(nhg_inode_key) == 16);
+static_assert(sizeof(nhg_credential_value) == 8);
+static_assert(sizeof(nhg_name_key) == 2 * NHG_NAME_LEN);
+
+static_assert(offsetof(nhg_file_event, proc) == 16);
+static_assert(offsetof(nhg_file_event, file) == 80);
+static_assert(offsetof(nhg_file_event, credential_id) == 96);
+static_assert(offsetof(nhg_file_event, fd) == 108);
+static_assert(offsetof(nhg_file_event, syscall) == 112);
+static_assert(offsetof(nhg_file_event, name) == 120);
+static_assert(offsetof(nhg_file_event, parent) == 184);
+static_assert(offsetof(nhg_file_event, requested_path) == 248);
+static_assert(sizeof(nhg_file_event) == 504);
+
+static_assert(offsetof(nhg_exec_event, old_tid) == 80);
+static_assert(offsetof(nhg_exec_event, filename) == 88);
+static_assert(sizeof(nhg_exec_event) == 344);
+
+static_assert(offsetof(nhg_fork_event, child_tgid) == 80);
+static_assert(offsetof(nhg_fork_event, child_start_ns) == 88);
+static_assert(sizeof(nhg_fork_event) == 96);
+
+static_assert(offsetof(nhg_exit_event, exit_code) == 80);
+static_assert(sizeof(nhg_exit_event) == 88);
+
+// Every record is a multiple of 8 bytes so the ring buffer keeps the next header aligned.
+TEST(AbiLayout, RecordsAreEightByteMultiples) {
+  EXPECT_EQ(sizeof(nhg_file_event) % 8, 0u);
+  EXPECT_EQ(sizeof(nhg_exec_event) % 8, 0u);
+  EXPECT_EQ(sizeof(nhg_fork_event) % 8, 0u);
+  EXPECT_EQ(sizeof(nhg_exit_event) % 8, 0u);
+}
+
+TEST(AbiLayout, EnumValuesAreStable) {
+  EXPECT_EQ(NHG_EVENT_CREDENTIAL_OPEN, 1);
+  EXPECT_EQ(NHG_EVENT_CANDIDATE_OPEN, 2);
+  EXPECT_EQ(NHG_EVENT_PROCESS_EXEC, 3);
+  EXPECT_EQ(NHG_EVENT_PROCESS_FORK, 4);
+  EXPECT_EQ(NHG_EVENT_PROCESS_EXIT, 5);
+  EXPECT_EQ(NHG_SYS_OPEN_BY_HANDLE_AT, 5);
+  EXPECT_LE(NHG_CTR_CANDIDATE_OPENS, NHG_CTR__COUNT);
+}
