@@ -1,0 +1,253 @@
+#include "kernel/kernel_sensor.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fmt/format.h>
+#include <map>
+#include <set>
+#include <spdlog/spdlog.h>
+
+#include "kernel/libbpf_logging.h"
+#include "nhiguard_sensor.skel.h"
+
+namespace nhiguard::kernel {
+namespace {
+
+constexpr uint32_t kNameAnyParent = 1;  // sensor.bpf.c NHG_NAME_ANY_PARENT
+constexpr uint32_t kNameByParent = 2;   // sensor.bpf.c NHG_NAME_BY_PARENT
+
+Error libbpf_error(int err, const std::string& what) { return Error::from_errno(err < 0 ? -err : err, what); }
+
+Result<void> make_dirs(const std::string& path) {
+  std::string partial;
+  for (size_t pos = 0; pos != std::string::npos;) {
+    pos = path.find('/', pos + 1);
+    partial = path.substr(0, pos);
+    if (mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST) {
+      return fail(Error::from_current_errno("mkdir " + partial));
+    }
+  }
+  return {};
+}
+
+// A pinned map from an earlier agent is reused only when its shape matches this build's
+// definition; otherwise libbpf would refuse the whole load. Detection maps are rebuilt from the
+// catalogue, so replacing them loses nothing that the agent cannot restore.
+void drop_incompatible_pin(bpf_map* map, const std::string& pin_path) {
+  int fd = bpf_obj_get(pin_path.c_str());
+  if (fd < 0) return;
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  int err = bpf_obj_get_info_by_fd(fd, &info, &len);
+  close(fd);
+  const bool same = err == 0 && info.type == bpf_map__type(map) && info.key_size == bpf_map__key_size(map) &&
+                    info.value_size == bpf_map__value_size(map) &&
+                    info.max_entries == bpf_map__max_entries(map);
+  if (!same) {
+    spdlog::warn("pinned map {} does not match this agent's layout; replacing it (detection state is rebuilt "
+                 "from the catalogue)",
+                 pin_path);
+    unlink(pin_path.c_str());
+  }
+}
+
+int on_record(void* ctx, void* data, size_t size) {
+  auto* handler = static_cast<KernelSensor::RecordHandler*>(ctx);
+  (*handler)(std::span<const std::byte>(static_cast<const std::byte*>(data), size));
+  return 0;
+}
+
+bool valid_name(const std::string& s) { return s.size() < NHG_NAME_LEN; }
+
+template <size_t N>
+void copy_name(char (&dst)[N], const std::string& src) {
+  std::memset(dst, 0, N);
+  std::memcpy(dst, src.data(), std::min(src.size(), N - 1));
+}
+
+struct NameOnlyKey {
+  char name[NHG_NAME_LEN];
+};
+
+}  // namespace
+
+Result<std::unique_ptr<KernelSensor>> KernelSensor::start(const SensorOptions& options, RecordHandler handler) {
+  route_libbpf_logging_to_spdlog();
+  std::unique_ptr<KernelSensor> sensor(new KernelSensor());
+  sensor->handler_ = std::move(handler);
+  if (auto loaded = sensor->load(options); !loaded) return fail(loaded.error());
+  if (auto attached = sensor->attach(); !attached) return fail(attached.error());
+  sensor->ring_ = ring_buffer__new(bpf_map__fd(sensor->skel_->maps.nhg_events), on_record, &sensor->handler_, nullptr);
+  if (!sensor->ring_) return fail(Error::from_current_errno("ring_buffer__new for nhg_events"));
+  return sensor;
+}
+
+Result<void> KernelSensor::load(const SensorOptions& options) {
+  skel_ = nhiguard_sensor__open();
+  if (!skel_) return fail(Error::from_current_errno("open BPF object nhiguard_sensor"));
+  const long page = sysconf(_SC_PAGESIZE);
+  if (options.ringbuf_bytes == 0 || (options.ringbuf_bytes & (options.ringbuf_bytes - 1)) != 0 ||
+      options.ringbuf_bytes % page != 0) {
+    return fail(Error::plain(fmt::format("ring buffer size {} must be a power of two and a multiple of {}",
+                                         options.ringbuf_bytes, page)));
+  }
+  bpf_map__set_max_entries(skel_->maps.nhg_events, options.ringbuf_bytes);
+  skel_->rodata->ignore_tgid = options.ignore_tgid;
+  skel_->rodata->read_syscall_args = options.read_syscall_args;
+
+  if (!options.pin_dir.empty()) {
+    if (auto made = make_dirs(options.pin_dir); !made) return fail(made.error());
+    for (bpf_map* map : {skel_->maps.nhg_credentials, skel_->maps.nhg_candidate_names,
+                         skel_->maps.nhg_candidate_pairs, skel_->maps.nhg_counters}) {
+      const std::string path = options.pin_dir + "/" + bpf_map__name(map);
+      drop_incompatible_pin(map, path);
+      if (int err = bpf_map__set_pin_path(map, path.c_str()); err != 0) {
+        return fail(libbpf_error(err, "set pin path " + path));
+      }
+    }
+  }
+  if (int err = nhiguard_sensor__load(skel_); err != 0) {
+    return fail(libbpf_error(err, "load BPF programs of nhiguard_sensor (the verifier log above says why)"));
+  }
+  return {};
+}
+
+Result<void> KernelSensor::attach() {
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, skel_->obj) {
+    if (!bpf_program__autoload(prog)) continue;
+    bpf_link* link = bpf_program__attach(prog);
+    if (!link) {
+      return fail(Error::from_current_errno(fmt::format("attach {} ({})", bpf_program__name(prog),
+                                                        bpf_program__section_name(prog))));
+    }
+    // The skeleton's destroy() detaches links it knows; keep ours in the skeleton's slots.
+    for (int i = 0; i < skel_->skeleton->prog_cnt; ++i) {
+      if (*skel_->skeleton->progs[i].prog == prog) *skel_->skeleton->progs[i].link = link;
+    }
+    attached_.push_back(bpf_program__name(prog));
+  }
+  return {};
+}
+
+KernelSensor::~KernelSensor() {
+  if (ring_) ring_buffer__free(ring_);
+  if (skel_) nhiguard_sensor__destroy(skel_);
+}
+
+Result<int> KernelSensor::poll(int timeout_ms) {
+  int n = ring_buffer__poll(ring_, timeout_ms);
+  if (n < 0 && n != -EINTR) return fail(libbpf_error(n, "poll ring buffer nhg_events"));
+  return n < 0 ? 0 : n;
+}
+
+Result<void> KernelSensor::upsert_credential(const nhg_inode_key& key, const nhg_credential_value& value) {
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.nhg_credentials), &key, &value, BPF_ANY) != 0) {
+    return fail(Error::from_current_errno(fmt::format("add credential inode {}:{} to nhg_credentials", key.dev, key.ino)));
+  }
+  return {};
+}
+
+Result<void> KernelSensor::remove_credential(const nhg_inode_key& key) {
+  if (bpf_map_delete_elem(bpf_map__fd(skel_->maps.nhg_credentials), &key) != 0 && errno != ENOENT) {
+    return fail(Error::from_current_errno(fmt::format("remove credential inode {}:{}", key.dev, key.ino)));
+  }
+  return {};
+}
+
+Result<std::vector<std::pair<nhg_inode_key, nhg_credential_value>>> KernelSensor::credentials() const {
+  std::vector<std::pair<nhg_inode_key, nhg_credential_value>> out;
+  const int fd = bpf_map__fd(skel_->maps.nhg_credentials);
+  nhg_inode_key key{};
+  nhg_inode_key next{};
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    nhg_credential_value value{};
+    if (bpf_map_lookup_elem(fd, &next, &value) == 0) out.emplace_back(next, value);
+    key = next;
+    prev = &key;
+  }
+  if (errno != ENOENT) return fail(Error::from_current_errno("iterate nhg_credentials"));
+  return out;
+}
+
+Result<void> KernelSensor::set_candidate_names(const std::vector<CandidateName>& names) {
+  const int names_fd = bpf_map__fd(skel_->maps.nhg_candidate_names);
+  const int pairs_fd = bpf_map__fd(skel_->maps.nhg_candidate_pairs);
+  std::map<std::string, uint32_t> name_flags;
+  std::set<std::pair<std::string, std::string>> pairs;
+  for (const auto& entry : names) {
+    if (!valid_name(entry.name) || !valid_name(entry.parent) || entry.name.empty()) {
+      return fail(Error::plain(fmt::format("candidate name '{}/{}' is empty or longer than {} bytes", entry.parent,
+                                           entry.name, NHG_NAME_LEN - 1)));
+    }
+    if (entry.parent.empty()) {
+      name_flags[entry.name] |= kNameAnyParent;
+    } else {
+      name_flags[entry.name] |= kNameByParent;
+      pairs.emplace(entry.parent, entry.name);
+    }
+  }
+  // Add the new entries first, then delete stale ones, so no name is unwatched in between.
+  for (const auto& [name, flags] : name_flags) {
+    NameOnlyKey key;
+    copy_name(key.name, name);
+    if (bpf_map_update_elem(names_fd, &key, &flags, BPF_ANY) != 0) {
+      return fail(Error::from_current_errno("add candidate name " + name));
+    }
+  }
+  for (const auto& [parent, name] : pairs) {
+    nhg_name_key key;
+    copy_name(key.parent, parent);
+    copy_name(key.name, name);
+    const uint32_t one = 1;
+    if (bpf_map_update_elem(pairs_fd, &key, &one, BPF_ANY) != 0) {
+      return fail(Error::from_current_errno("add candidate pair " + parent + "/" + name));
+    }
+  }
+  std::vector<NameOnlyKey> stale_names;
+  NameOnlyKey name_key{};
+  NameOnlyKey name_next{};
+  for (const void* prev = nullptr; bpf_map_get_next_key(names_fd, prev, &name_next) == 0; prev = &name_key) {
+    name_key = name_next;
+    if (!name_flags.contains(std::string(name_key.name, strnlen(name_key.name, NHG_NAME_LEN)))) {
+      stale_names.push_back(name_key);
+    }
+  }
+  for (const auto& key : stale_names) bpf_map_delete_elem(names_fd, &key);
+  std::vector<nhg_name_key> stale_pairs;
+  nhg_name_key pair_key{};
+  nhg_name_key pair_next{};
+  for (const void* prev = nullptr; bpf_map_get_next_key(pairs_fd, prev, &pair_next) == 0; prev = &pair_key) {
+    pair_key = pair_next;
+    if (!pairs.contains({std::string(pair_key.parent, strnlen(pair_key.parent, NHG_NAME_LEN)),
+                         std::string(pair_key.name, strnlen(pair_key.name, NHG_NAME_LEN))})) {
+      stale_pairs.push_back(pair_key);
+    }
+  }
+  for (const auto& key : stale_pairs) bpf_map_delete_elem(pairs_fd, &key);
+  return {};
+}
+
+Result<SensorCounters> KernelSensor::counters() const {
+  const int fd = bpf_map__fd(skel_->maps.nhg_counters);
+  const int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0) return fail(libbpf_error(cpus, "count possible CPUs"));
+  std::vector<uint64_t> per_cpu(static_cast<size_t>(cpus));
+  SensorCounters out;
+  for (uint32_t i = 0; i < NHG_CTR__COUNT; ++i) {
+    if (bpf_map_lookup_elem(fd, &i, per_cpu.data()) != 0) {
+      return fail(Error::from_current_errno(fmt::format("read counter {} of nhg_counters", i)));
+    }
+    for (uint64_t v : per_cpu) out.values[i] += v;
+  }
+  return out;
+}
+
+std::vector<std::string> KernelSensor::attached_programs() const { return attached_; }
+
+}  // namespace nhiguard::kernel

@@ -1,0 +1,86 @@
+// KernelSensor: the one owner of the sensor skeleton (bpf/sensor.bpf.c). Nothing else includes a
+// *.skel.h; the rest of the agent sees bytes (ring-buffer records) and these C++ methods.
+//
+// Lifetime: start() opens, configures, loads and attaches; the destructor detaches and frees. The
+// detection maps (credentials, candidate names, counters) are pinned under SensorOptions::pin_dir
+// and adopted by the next agent; a pinned map whose layout no longer matches this build is
+// replaced (and logged), since the agent rebuilds detection state from its catalogue.
+//
+// Thread-safety: poll() from one thread; the map-update methods may run from any thread (each is a
+// single bpf syscall).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "nhiguard_abi.h"
+
+struct nhiguard_sensor;
+struct ring_buffer;
+
+namespace nhiguard::kernel {
+
+struct SensorOptions {
+  std::string pin_dir = "/sys/fs/bpf/nhiguard";  // empty: no pinning (tests of unrelated parts)
+  uint32_t ringbuf_bytes = 8u << 20;              // power of two, multiple of the page size
+  uint32_t ignore_tgid = 0;                       // opens by this process are not reported
+  bool read_syscall_args = true;                  // needs bpf_task_pt_regs (kernel 5.15+)
+};
+
+// A (parent directory name, file name) pair for files that may appear later; parent "" = any.
+struct CandidateName {
+  std::string parent;
+  std::string name;
+};
+
+struct SensorCounters {
+  std::array<uint64_t, NHG_CTR__COUNT> values{};  // summed over CPUs, indexed by enum nhg_counter
+  uint64_t ringbuf_drops() const {
+    return values[NHG_CTR_RINGBUF_DROP_FILE] + values[NHG_CTR_RINGBUF_DROP_PROCESS];
+  }
+};
+
+class KernelSensor {
+ public:
+  // Called for every ring-buffer record with its bytes; the span is valid only during the call.
+  using RecordHandler = std::function<void(std::span<const std::byte>)>;
+
+  static Result<std::unique_ptr<KernelSensor>> start(const SensorOptions& options, RecordHandler handler);
+  ~KernelSensor();
+  KernelSensor(const KernelSensor&) = delete;
+  KernelSensor& operator=(const KernelSensor&) = delete;
+
+  // Consumes available records, waiting up to timeout_ms for the first. Returns how many.
+  Result<int> poll(int timeout_ms);
+
+  Result<void> upsert_credential(const nhg_inode_key& key, const nhg_credential_value& value);
+  Result<void> remove_credential(const nhg_inode_key& key);
+  Result<std::vector<std::pair<nhg_inode_key, nhg_credential_value>>> credentials() const;
+
+  // Replaces the candidate-name table with exactly these entries (names over 63 bytes are refused).
+  Result<void> set_candidate_names(const std::vector<CandidateName>& names);
+
+  Result<SensorCounters> counters() const;
+
+  // Names of the attached programs, for status output.
+  std::vector<std::string> attached_programs() const;
+
+ private:
+  KernelSensor() = default;
+  Result<void> load(const SensorOptions& options);
+  Result<void> attach();
+
+  nhiguard_sensor* skel_ = nullptr;
+  ring_buffer* ring_ = nullptr;
+  RecordHandler handler_;
+  std::vector<std::string> attached_;
+};
+
+}  // namespace nhiguard::kernel

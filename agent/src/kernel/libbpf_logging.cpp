@@ -1,0 +1,36 @@
+#include "kernel/libbpf_logging.h"
+
+#include <bpf/libbpf.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <mutex>
+#include <string>
+
+#include <spdlog/spdlog.h>
+
+namespace nhiguard::kernel {
+namespace {
+
+int print_to_spdlog(enum libbpf_print_level level, const char* format, va_list args) {
+  char buffer[1024];
+  int n = vsnprintf(buffer, sizeof(buffer), format, args);
+  if (n <= 0) return n;
+  std::string line(buffer, std::min<size_t>(static_cast<size_t>(n), sizeof(buffer) - 1));
+  while (!line.empty() && line.back() == '\n') line.pop_back();
+  switch (level) {
+    case LIBBPF_WARN: spdlog::warn("libbpf: {}", line); break;
+    case LIBBPF_INFO: spdlog::info("libbpf: {}", line); break;
+    case LIBBPF_DEBUG: spdlog::debug("libbpf: {}", line); break;
+  }
+  return n;
+}
+
+}  // namespace
+
+void route_libbpf_logging_to_spdlog() {
+  static std::once_flag once;
+  std::call_once(once, [] { libbpf_set_print(print_to_spdlog); });
+}
+
+}  // namespace nhiguard::kernel
