@@ -1,0 +1,143 @@
+// decode_kernel_event against golden records captured from the real sensor (tests/unit/fixtures/
+// events/*.bin, one per record type; see tests/unit/fixtures/events/README.md) and against damaged
+// copies of them.
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "events/kernel_event.h"
+#include "nhiguard_abi.h"
+
+using namespace nhiguard::events;
+
+namespace {
+
+std::vector<std::byte> golden(const std::string& name) {
+  std::ifstream in(std::string(NHIGUARD_TEST_FIXTURES) + "/events/" + name, std::ios::binary);
+  std::vector<char> chars((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_FALSE(chars.empty()) << name;
+  std::vector<std::byte> bytes(chars.size());
+  std::memcpy(bytes.data(), chars.data(), chars.size());
+  return bytes;
+}
+
+TEST(KernelEventDecoder, CredentialOpen) {
+  auto event = decode_kernel_event(golden("credential_open.bin"));
+  ASSERT_TRUE(event.has_value()) << event.error().message;
+  const auto& open = std::get<FileOpenEvent>(*event);
+  EXPECT_TRUE(open.by_inode);
+  EXPECT_EQ(open.credential_id, 42u);
+  EXPECT_EQ(open.process.tgid, 4048u);
+  EXPECT_EQ(open.process.tid, 4048u);
+  EXPECT_EQ(open.process.ppid, 4047u);
+  EXPECT_EQ(open.process.uid, 0u);
+  EXPECT_EQ(open.process.audit_session_id, 0xffffffffu);
+  EXPECT_EQ(open.process.comm, "golden-reader");
+  EXPECT_EQ(open.process.cgroup_id, 1u);
+  EXPECT_EQ(open.dev, 0x0fe00000u);
+  EXPECT_EQ(open.ino, 0xa720cdu);
+  EXPECT_EQ(open.fd, 3);
+  EXPECT_EQ(open.open_flags, 0u);
+  EXPECT_TRUE(open.readable());
+  EXPECT_FALSE(open.writable());
+  EXPECT_EQ(open.syscall, OpenSyscall::openat);
+  EXPECT_EQ(open.name, "credentials");
+  EXPECT_EQ(open.parent, ".aws");
+  EXPECT_EQ(open.requested_path, ".aws/credentials");
+  EXPECT_FALSE(open.path_truncated);
+  EXPECT_FALSE(open.path_missing);
+  EXPECT_GT(open.ts_ns, open.process.start_ns);
+}
+
+TEST(KernelEventDecoder, CandidateOpen) {
+  auto event = decode_kernel_event(golden("candidate_open.bin"));
+  ASSERT_TRUE(event.has_value()) << event.error().message;
+  const auto& open = std::get<FileOpenEvent>(*event);
+  EXPECT_FALSE(open.by_inode);
+  EXPECT_EQ(open.credential_id, 0u);
+  EXPECT_EQ(open.name, "id_ed25519");
+  EXPECT_EQ(open.parent, ".ssh");
+  EXPECT_TRUE(open.writable());
+  EXPECT_NE(open.open_flags & 0100u, 0u);  // O_CREAT from the shell's redirect
+}
+
+TEST(KernelEventDecoder, ProcessLifecycle) {
+  auto exec = decode_kernel_event(golden("process_exec.bin"));
+  ASSERT_TRUE(exec.has_value()) << exec.error().message;
+  EXPECT_EQ(std::get<ExecEvent>(*exec).filename, "/tmp/golden/golden-reader");
+  EXPECT_EQ(std::get<ExecEvent>(*exec).process.comm, "golden-reader");
+
+  auto fork = decode_kernel_event(golden("process_fork.bin"));
+  ASSERT_TRUE(fork.has_value()) << fork.error().message;
+  const auto& f = std::get<ForkEvent>(*fork);
+  EXPECT_EQ(f.parent.comm, "golden-forker");
+  EXPECT_NE(f.child_tgid, f.parent.tgid);
+  EXPECT_GT(f.child_start_ns, f.parent.start_ns);
+
+  auto exit = decode_kernel_event(golden("process_exit.bin"));
+  ASSERT_TRUE(exit.has_value()) << exit.error().message;
+  EXPECT_EQ(std::get<ExitEvent>(*exit).process.comm, "golden-reader");
+  EXPECT_EQ(std::get<ExitEvent>(*exit).exit_code, 0);
+}
+
+TEST(KernelEventDecoder, RejectsShortRecords) {
+  auto bytes = golden("credential_open.bin");
+  for (size_t len : {size_t{0}, size_t{7}, size_t{16}, bytes.size() - 1}) {
+    auto event = decode_kernel_event(std::span(bytes.data(), len));
+    EXPECT_FALSE(event.has_value()) << "length " << len;
+  }
+}
+
+TEST(KernelEventDecoder, RejectsMismatchedSizeVersionAndType) {
+  auto bytes = golden("process_exit.bin");
+  nhg_event_header header;
+  std::memcpy(&header, bytes.data(), sizeof(header));
+
+  auto bad_size = bytes;
+  nhg_event_header h = header;
+  h.size = 96;
+  std::memcpy(bad_size.data(), &h, sizeof(h));
+  EXPECT_FALSE(decode_kernel_event(bad_size).has_value());
+
+  auto bad_version = bytes;
+  h = header;
+  h.version = NHG_ABI_VERSION + 1;
+  std::memcpy(bad_version.data(), &h, sizeof(h));
+  auto version_error = decode_kernel_event(bad_version);
+  ASSERT_FALSE(version_error.has_value());
+  EXPECT_NE(version_error.error().message.find("ABI version"), std::string::npos);
+
+  auto bad_type = bytes;
+  h = header;
+  h.type = 200;
+  std::memcpy(bad_type.data(), &h, sizeof(h));
+  auto type_error = decode_kernel_event(bad_type);
+  ASSERT_FALSE(type_error.has_value());
+  EXPECT_NE(type_error.error().message.find("unknown type 200"), std::string::npos);
+}
+
+TEST(KernelEventDecoder, UnterminatedStringsStayInsideTheirField) {
+  auto bytes = golden("credential_open.bin");
+  // Fill name, parent and requested_path with non-NUL bytes: the decoder must stop at each field.
+  std::memset(bytes.data() + offsetof(nhg_file_event, name), 'A', NHG_NAME_LEN);
+  std::memset(bytes.data() + offsetof(nhg_file_event, parent), 'B', NHG_NAME_LEN);
+  std::memset(bytes.data() + offsetof(nhg_file_event, requested_path), 'C', NHG_PATH_LEN);
+  auto event = decode_kernel_event(bytes);
+  ASSERT_TRUE(event.has_value());
+  const auto& open = std::get<FileOpenEvent>(*event);
+  EXPECT_EQ(open.name, std::string(NHG_NAME_LEN, 'A'));
+  EXPECT_EQ(open.parent, std::string(NHG_NAME_LEN, 'B'));
+  EXPECT_EQ(open.requested_path, std::string(NHG_PATH_LEN, 'C'));
+}
+
+TEST(KernelEventDecoder, RejectsUnknownSyscall) {
+  auto bytes = golden("credential_open.bin");
+  const uint16_t bogus = 77;
+  std::memcpy(bytes.data() + offsetof(nhg_file_event, syscall), &bogus, sizeof(bogus));
+  EXPECT_FALSE(decode_kernel_event(bytes).has_value());
+}
+
+}  // namespace
