@@ -356,6 +356,23 @@ TEST_F(CatalogueTest, MatchPathPositivesAndNegatives) {
   EXPECT_EQ(catalogue->match_path(root_ + "/home/bob/.aws/credentials")->credential_id, 0u);
 }
 
+TEST_F(CatalogueTest, SymlinkedHomeMatchesByItsCanonicalPathToo) {
+  fs::remove_all(root_ + "/home/bob");
+  fs::create_directories(root_ + "/data/bob");
+  fs::create_directory_symlink(root_ + "/data/bob", root_ + "/home/bob");
+  const std::string planted = plant("/data/bob/.netrc");
+  auto catalogue = make();
+  const auto homes = catalogue->homes();
+  EXPECT_NE(std::find(homes.begin(), homes.end(), root_ + "/data/bob"), homes.end());
+  EXPECT_EQ(catalogue->match_path(root_ + "/data/bob/.netrc")->credential_class, CredentialClass::netrc);
+  EXPECT_EQ(catalogue->match_path(root_ + "/home/bob/.netrc")->credential_class, CredentialClass::netrc);
+  auto resolved = catalogue->resolve();
+  ASSERT_TRUE(resolved.has_value());
+  ASSERT_EQ(resolved->size(), 1u) << "one file, one entry";
+  EXPECT_EQ(resolved->front().path, root_ + "/home/bob/.netrc");
+  EXPECT_EQ(resolved->front().aliases, std::vector<std::string>{planted});
+}
+
 TEST_F(CatalogueTest, NewHomeIsPickedUpOnRescan) {
   fs::remove_all(root_ + "/home/bob");
   auto catalogue = make();

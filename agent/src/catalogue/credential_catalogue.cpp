@@ -6,6 +6,7 @@
 #include <sys/sysmacros.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <mutex>
 #include <set>
@@ -253,6 +254,13 @@ Result<void> CredentialCatalogue::expand_locked() {
     if (!seen.insert(prefix).second) continue;
     if (!is_directory(prefix.empty() ? std::string("/") : prefix)) continue;
     homes.push_back(prefix);
+    // A home reached through a symlink (/home -> /data/home) is also catalogued under its
+    // canonical path: the agent hands match_path() resolved paths.
+    if (char* real = ::realpath(prefix.empty() ? "/" : prefix.c_str(), nullptr); real != nullptr) {
+      std::string canonical = std::string(real) == "/" ? std::string() : std::string(real);
+      std::free(real);
+      if (seen.insert(canonical).second) homes.push_back(std::move(canonical));
+    }
   }
 
   std::vector<ExpandedPattern> expanded;

@@ -9,8 +9,9 @@
 //
 // Patterns are absolute paths or glob(3) patterns. A pattern starting with "~/" is expanded once
 // per home directory: the homes listed in the passwd file plus /root, deduplicated, keeping only
-// those that exist as directories. System and nologin accounts count too: a service's home is where
-// its cloud credentials usually live.
+// those that exist as directories (a home reached through a symlink is added under its canonical
+// path too). System and nologin accounts count too: a service's home is where its cloud credentials
+// usually live.
 //
 // Every path this class accepts or returns is a real filesystem path. CatalogueOptions::root is
 // prepended to every pattern and home (tests build a fake root in a temporary directory; in
@@ -121,7 +122,8 @@ class CredentialCatalogue {
   // by the last create()/resolve(). First match in catalogue order wins.
   std::optional<CatalogueMatch> match_path(std::string_view absolute_path) const;
 
-  // The current home directories (root-prefixed), in passwd order with /root included.
+  // The current home directories (root-prefixed), in passwd order, /root last unless listed, each
+  // followed by its canonical path when that differs.
   std::vector<std::string> homes() const;
 
   // path -> credential_id of every path ever resolved; persist it to keep ids across restarts.
