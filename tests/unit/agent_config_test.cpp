@@ -138,6 +138,26 @@ TEST(AgentConfig, FullFileSetsEveryField) {
   EXPECT_EQ(c.credentials[2].credential_class, CredentialClass::custom);
 }
 
+TEST(AgentConfig, CredentialsBecomeCatalogueEntries) {
+  auto config = load_agent_config(kFixtures + "valid_full.yaml");
+  ASSERT_TRUE(config.has_value());
+  const auto entries = catalogue_entries(*config);
+  ASSERT_EQ(entries.size(), 3u);
+  EXPECT_EQ(entries[0].pattern, "/etc/payments/gcp-sa.json");
+  EXPECT_EQ(entries[0].credential_class, CredentialClass::gcp);
+  EXPECT_EQ(entries[0].owner, "payments.service");
+  EXPECT_EQ(entries[1].pattern, "/srv/app/*.env");
+  EXPECT_EQ(entries[2].pattern, "~/.config/tool/token\\[1\\]");
+  // Accepted by the catalogue as they are.
+  const std::string passwd = std::string(NHIGUARD_TEST_FIXTURES) + "/catalogue/passwd";
+  auto built = catalogue::CredentialCatalogue::create(
+      catalogue::CatalogueOptions{.root = "/nonexistent-root", .passwd_path = passwd, .entries = entries});
+  ASSERT_TRUE(built.has_value()) << built.error().message;
+  const auto rules = (*built)->name_rules();
+  EXPECT_NE(std::find(rules.begin(), rules.end(), catalogue::NameRule{"tool", "token[1]"}), rules.end());
+  EXPECT_NE(std::find(rules.begin(), rules.end(), catalogue::NameRule{"payments", "gcp-sa.json"}), rules.end());
+}
+
 TEST(AgentConfig, EventLogPathFollowsStateDir) {
   auto config = parse_agent_config("state_dir: /data/nhg\n", "inline");
   ASSERT_TRUE(config.has_value());

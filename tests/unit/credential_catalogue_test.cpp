@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <thread>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -382,6 +384,32 @@ TEST_F(CatalogueTest, NewHomeIsPickedUpOnRescan) {
   ASSERT_TRUE(resolved.has_value());
   EXPECT_EQ(resolved->size(), 1u);
   EXPECT_TRUE(catalogue->match_path(root_ + "/home/bob/.netrc").has_value());
+}
+
+TEST_F(CatalogueTest, ConcurrentResolveAndMatch) {
+  plant("/home/alice/.aws/credentials");
+  plant("/home/bob/.netrc");
+  auto catalogue = make();
+  std::atomic<bool> stop{false};
+  std::atomic<int> misses{0};
+  std::vector<std::thread> matchers;
+  for (int t = 0; t < 4; ++t) {
+    matchers.emplace_back([&] {
+      while (!stop) {
+        if (!catalogue->match_path(root_ + "/home/alice/.aws/credentials")) ++misses;
+        (void)catalogue->name_rules();
+        (void)catalogue->id_table();
+      }
+    });
+  }
+  for (int i = 0; i < 50; ++i) {
+    auto resolved = catalogue->resolve();
+    ASSERT_TRUE(resolved.has_value());
+    ASSERT_EQ(resolved->size(), 2u);
+  }
+  stop = true;
+  for (auto& thread : matchers) thread.join();
+  EXPECT_EQ(misses.load(), 0);
 }
 
 TEST(CatalogueBuiltins, EveryBuiltinIsAbsoluteOrHomeRelative) {

@@ -580,6 +580,17 @@ Result<AgentConfig> fold(ConfigParse parse, std::string_view source, int code) {
 
 }  // namespace
 
+std::vector<catalogue::CatalogueEntry> catalogue_entries(const AgentConfig& config) {
+  std::vector<catalogue::CatalogueEntry> entries;
+  entries.reserve(config.credentials.size());
+  for (const CredentialConfig& credential : config.credentials) {
+    entries.push_back(catalogue::CatalogueEntry{.pattern = credential.pattern,
+                                                .credential_class = credential.credential_class,
+                                                .owner = credential.owner});
+  }
+  return entries;
+}
+
 ConfigParse load_agent_config_collecting(const std::string& path) {
   auto content = read_file(path);
   if (!content) {

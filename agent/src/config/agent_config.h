@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "catalogue/credential_catalogue.h"
 #include "catalogue/credential_class.h"
 #include "common/result.h"
 
@@ -99,5 +100,8 @@ ConfigParse load_agent_config_collecting(const std::string& path);
 // line per error; its code is errno for an unreadable file, EINVAL otherwise.
 Result<AgentConfig> parse_agent_config(std::string_view yaml, std::string_view source_name);
 Result<AgentConfig> load_agent_config(const std::string& path);
+
+// The config's credentials as catalogue entries (pattern, class, owner), in file order.
+std::vector<catalogue::CatalogueEntry> catalogue_entries(const AgentConfig& config);
 
 }  // namespace nhiguard::config
