@@ -90,6 +90,15 @@ Result<ExeHash> ExeHashCache::hash_pid(pid_t pid) {
   return hash_path(path);
 }
 
+Result<ExeHash> ExeHashCache::hash_proc_dir(int proc_pid_dir_fd, pid_t pid) {
+  const std::string what = "/proc/" + std::to_string(pid) + "/exe";
+  const int fd = ::openat(proc_pid_dir_fd, "exe", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(Error::from_current_errno("open " + what));
+  auto result = hash_open_file(fd, what);
+  ::close(fd);
+  return result;
+}
+
 Result<ExeHash> ExeHashCache::hash_path(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return fail(Error::from_current_errno("open " + path));

@@ -63,6 +63,9 @@ class ExeHashCache {
   // The executable of process `pid`, via <proc_root>/PID/exe. ENOENT/ESRCH when the process is
   // gone, EACCES without the right to inspect it.
   Result<ExeHash> hash_pid(pid_t pid);
+  // The executable behind an open /proc/PID directory (ProcessDir::fd()): opens "exe" relative
+  // to it, so the answer is about that process even if the pid has since been reused.
+  Result<ExeHash> hash_proc_dir(int proc_pid_dir_fd, pid_t pid);
   // The file at `path` (symlinks followed).
   Result<ExeHash> hash_path(const std::string& path);
 

@@ -1,0 +1,194 @@
+#include "identity/identity_resolver.h"
+
+#include <unistd.h>
+
+#include <array>
+
+namespace nhiguard::identity {
+namespace {
+
+std::string this_host() {
+  std::array<char, 256> buf{};
+  if (::gethostname(buf.data(), buf.size() - 1) != 0) return "localhost";
+  return std::string(buf.data());
+}
+
+}  // namespace
+
+IdentityResolver::IdentityResolver(Options options, CgroupIndex* cgroups, ExeHashCache* hashes)
+    : options_(std::move(options)), cgroups_(cgroups), hashes_(hashes) {
+  if (options_.host.empty()) options_.host = this_host();
+  if (options_.max_cached == 0) options_.max_cached = 1;
+  long ticks = options_.clock_ticks_per_second > 0 ? options_.clock_ticks_per_second : ::sysconf(_SC_CLK_TCK);
+  if (ticks <= 0) ticks = 100;  // USER_HZ is 100 on every architecture the agent supports
+  ns_per_tick_ = 1'000'000'000ull / static_cast<uint64_t>(ticks);
+}
+
+std::shared_ptr<const ResolvedIdentity> IdentityResolver::lookup_cache(const KernelFacts& facts) {
+  std::lock_guard lock(mu_);
+  auto it = cache_.find({facts.pid, facts.start_ns});
+  if (it == cache_.end()) return nullptr;
+  const Entry& entry = it->second.first;
+  // Same key, different cgroup or comm: the process moved or exec'd since; resolve afresh.
+  if ((facts.cgroup_id != 0 && facts.cgroup_id != entry.cgroup_id) || (!facts.comm.empty() && facts.comm != entry.comm)) {
+    lru_.erase(it->second.second);
+    cache_.erase(it);
+    return nullptr;
+  }
+  lru_.splice(lru_.begin(), lru_, it->second.second);
+  ++stats_.hits;
+  return entry.identity;
+}
+
+void IdentityResolver::store(const KernelFacts& facts, std::shared_ptr<const ResolvedIdentity> identity) {
+  std::lock_guard lock(mu_);
+  const Key key{facts.pid, facts.start_ns};
+  if (auto it = cache_.find(key); it != cache_.end()) {
+    lru_.erase(it->second.second);
+    cache_.erase(it);
+  }
+  while (cache_.size() >= options_.max_cached) {
+    cache_.erase(lru_.back());
+    lru_.pop_back();
+  }
+  lru_.push_front(key);
+  cache_.emplace(key, std::pair{Entry{std::move(identity), facts.cgroup_id, facts.comm}, lru_.begin()});
+}
+
+WorkloadIdentity IdentityResolver::workload_for(const KernelFacts& facts, const std::string& proc_cgroup_path,
+                                                std::vector<std::string>& notes) const {
+  std::string path;
+  if (cgroups_ != nullptr && facts.cgroup_id != 0) {
+    if (auto p = cgroups_->path_of(facts.cgroup_id); p) {
+      path = std::move(*p);
+    } else {
+      notes.push_back("cgroup id " + std::to_string(facts.cgroup_id) + ": " + p.error().message);
+    }
+  }
+  // /proc's path is "now", the id is "at the event"; the path stands in only when the id fails.
+  if (path.empty() && !proc_cgroup_path.empty()) path = proc_cgroup_path;
+  return make_workload_identity(options_.trust_domain, options_.host, path, facts.cgroup_id, facts.uid);
+}
+
+std::shared_ptr<const ResolvedIdentity> IdentityResolver::from_kernel_only(const KernelFacts& facts, std::string why) {
+  auto out = std::make_shared<ResolvedIdentity>();
+  out->notes.push_back(std::move(why));
+  out->workload = workload_for(facts, "", out->notes);
+  out->pid = facts.pid;
+  out->start_ns = facts.start_ns;
+  out->ppid = facts.ppid;
+  out->uid = facts.uid;
+  out->euid = facts.euid;
+  out->gid = facts.gid;
+  out->comm = facts.comm;
+  out->exe = facts.exe;
+  if (facts.audit_session_id != UINT32_MAX) out->audit_session_id = facts.audit_session_id;
+  out->resolved_from_proc = false;
+  std::lock_guard lock(mu_);
+  ++stats_.from_kernel_only;
+  return out;
+}
+
+std::shared_ptr<const ResolvedIdentity> IdentityResolver::resolve(const KernelFacts& facts) {
+  if (auto hit = lookup_cache(facts)) return hit;
+
+  const std::string pid_text = "pid " + std::to_string(facts.pid);
+  if (facts.start_ns == 0) {
+    // Without a start time nothing proves /proc/PID is this process.
+    return from_kernel_only(facts, pid_text + ": no start time to verify /proc against");
+  }
+  auto dir = ProcessDir::open(options_.proc_root, static_cast<pid_t>(facts.pid));
+  if (!dir) return from_kernel_only(facts, pid_text + " gone: " + dir.error().message);
+  auto info = dir->info();
+  if (!info) return from_kernel_only(facts, pid_text + " unreadable: " + info.error().message);
+
+  // /proc reports the start in whole ticks, truncated; allow one tick either way for a start
+  // taken from a slightly different clock read (a pid is never reused within 10 ms).
+  const uint64_t expected = ns_to_ticks(facts.start_ns);
+  const uint64_t actual = info->start_time_ticks;
+  if ((actual > expected ? actual - expected : expected - actual) > 1) {
+    return from_kernel_only(facts, pid_text + " reused: /proc start " + std::to_string(actual) +
+                                       " ticks, event start " + std::to_string(expected) + " ticks");
+  }
+
+  auto out = std::make_shared<ResolvedIdentity>();
+  out->workload = workload_for(facts, info->cgroup_path, out->notes);
+  out->pid = facts.pid;
+  out->start_ns = facts.start_ns;
+  out->ppid = facts.ppid != 0 ? facts.ppid : static_cast<uint32_t>(info->ppid);
+  out->uid = facts.uid;
+  out->euid = facts.euid;
+  out->gid = facts.gid;
+  out->comm = facts.comm.empty() ? info->comm : facts.comm;
+  out->exe = info->exe.empty() ? facts.exe : info->exe;
+  out->exe_deleted = info->exe_deleted;
+  out->cmdline = std::move(info->cmdline);
+  out->cmdline_truncated = info->cmdline_truncated;
+  out->session_id = info->session_id;
+  out->audit_session_id = info->audit_session_id;
+  if (!out->audit_session_id && facts.audit_session_id != UINT32_MAX) out->audit_session_id = facts.audit_session_id;
+  out->login_uid = info->login_uid;
+  if (options_.hash_executables && hashes_ != nullptr) {
+    if (auto h = hashes_->hash_proc_dir(dir->fd(), dir->pid()); h) {
+      out->exe_sha256 = h->sha256;
+      out->exe_too_large = h->too_large;
+    } else {
+      out->notes.push_back("exe hash: " + h.error().message);
+    }
+  }
+  out->ancestry = read_ancestry_from_parent(options_.proc_root, info->ppid, info->start_time_ticks, options_.ancestry_depth);
+  out->resolved_from_proc = true;
+
+  // Reads through the directory fd fail once the process is reaped; a final stat through it
+  // confirms it lived through all of the above, so nothing read belongs to a successor.
+  if (auto again = dir->stat(); !again || again->start_time_ticks != actual) {
+    return from_kernel_only(facts, pid_text + " exited while being resolved");
+  }
+
+  {
+    std::lock_guard lock(mu_);
+    ++stats_.from_proc;
+  }
+  store(facts, out);
+  return out;
+}
+
+Result<std::shared_ptr<const ResolvedIdentity>> IdentityResolver::resolve_live(pid_t pid) {
+  auto dir = ProcessDir::open(options_.proc_root, pid);
+  if (!dir) return fail(std::move(dir.error()));
+  auto info = dir->info();
+  if (!info) return fail(std::move(info.error()));
+  KernelFacts facts;
+  facts.pid = static_cast<uint32_t>(pid);
+  // The tick's first ns: ns_to_ticks of it gives back the same tick.
+  facts.start_ns = info->start_time_ticks * ns_per_tick_;
+  facts.ppid = static_cast<uint32_t>(info->ppid);
+  facts.uid = info->uid;
+  facts.euid = info->euid;
+  facts.gid = info->gid;
+  facts.comm = info->comm;
+  if (cgroups_ != nullptr && !info->cgroup_path.empty() && !info->cgroup_deleted) {
+    if (auto id = cgroups_->id_of(info->cgroup_path); id) facts.cgroup_id = *id;
+  }
+  return resolve(facts);
+}
+
+void IdentityResolver::forget(uint32_t pid, uint64_t start_ns) {
+  std::lock_guard lock(mu_);
+  if (auto it = cache_.find({pid, start_ns}); it != cache_.end()) {
+    lru_.erase(it->second.second);
+    cache_.erase(it);
+  }
+}
+
+size_t IdentityResolver::cache_size() const {
+  std::lock_guard lock(mu_);
+  return cache_.size();
+}
+
+IdentityResolver::Stats IdentityResolver::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+}  // namespace nhiguard::identity

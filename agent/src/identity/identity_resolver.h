@@ -1,0 +1,140 @@
+// IdentityResolver: from what the kernel said about a process to who it is.
+//
+// Input is the kernel's view at the probe (pid, start time, cgroup id, uid, comm); output is a
+// ResolvedIdentity: the workload (classified from the cgroup path, with its URI) plus what /proc
+// adds — exe and its SHA-256, cmdline, sessions, ancestry.
+//
+// Never the wrong process: a pid is reused, so /proc/PID is trusted only when its start time
+// (stat field 22, clock ticks) matches the kernel's start_ns, and all of /proc/PID is read through
+// one open directory (ProcessDir). When the process is gone or the pid now belongs to another
+// process, the identity is built from the kernel's fields and the cgroup id alone, and says so
+// with resolved_from_proc = false.
+//
+// Which source wins: the kernel's fields describe the moment of the event, /proc describes now.
+// uid/euid/gid, comm and the cgroup (by id, through CgroupIndex) come from the kernel; /proc's
+// cgroup path is used only when the id cannot be resolved. exe, cmdline, sessions and ancestry
+// exist only in /proc.
+//
+// Caching: resolutions from /proc are cached per (pid, start_ns), at most Options::max_cached,
+// least recently used first out. A cached identity is reused only while the kernel still reports
+// the same cgroup id and comm; call forget() on exec (new image, same key) and exit.
+//
+// Thread-safety: resolve, resolve_live, forget and the accessors may be called concurrently; the
+// CgroupIndex and ExeHashCache given must outlive the resolver (they are thread-safe).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "identity/cgroup_index.h"
+#include "identity/exe_hash_cache.h"
+#include "identity/process_info.h"
+#include "identity/workload_identity.h"
+
+namespace nhiguard::identity {
+
+// The kernel's fields for one process, as carried by an event.
+struct KernelFacts {
+  uint32_t pid = 0;        // tgid
+  uint64_t start_ns = 0;   // CLOCK_BOOTTIME ns of the group leader's start; 0 = unknown (never trusted against /proc)
+  uint64_t cgroup_id = 0;  // cgroup v2 id; 0 = unknown
+  uint32_t ppid = 0;
+  uint32_t uid = 0;
+  uint32_t euid = 0;
+  uint32_t gid = 0;
+  uint32_t audit_session_id = UINT32_MAX;  // UINT32_MAX = unset
+  std::string comm;
+  std::string exe;  // the last exec's filename, when the caller knows it
+};
+
+struct ResolvedIdentity {
+  WorkloadIdentity workload;
+  uint32_t pid = 0;
+  uint64_t start_ns = 0;
+  uint32_t ppid = 0;
+  uint32_t uid = 0, euid = 0, gid = 0;
+  std::string comm;
+  std::string exe;
+  bool exe_deleted = false;
+  std::string exe_sha256;      // empty when not hashed (see exe_too_large and notes)
+  bool exe_too_large = false;
+  std::vector<std::string> cmdline;
+  bool cmdline_truncated = false;
+  uint32_t session_id = 0;                    // stat field 6 (setsid session); 0 when not from /proc
+  std::optional<uint32_t> audit_session_id;   // audit session (login), from /proc or the kernel
+  std::optional<uint32_t> login_uid;
+  std::vector<Ancestor> ancestry;             // nearest first; empty when not from /proc
+  bool resolved_from_proc = false;
+  std::vector<std::string> notes;             // why /proc was not used, and any partial failure
+};
+
+class IdentityResolver {
+ public:
+  struct Options {
+    std::string proc_root = "/proc";
+    std::string trust_domain = "nhiguard.local";
+    std::string host;  // empty: this host's name (gethostname)
+    size_t max_cached = 8192;
+    size_t ancestry_depth = 32;
+    bool hash_executables = true;
+    long clock_ticks_per_second = 0;  // 0: sysconf(_SC_CLK_TCK)
+  };
+
+  struct Stats {
+    uint64_t hits = 0;
+    uint64_t from_proc = 0;
+    uint64_t from_kernel_only = 0;  // process gone, pid reused, or /proc unreadable
+  };
+
+  // `cgroups` and `hashes` may be null (no cgroup2 / hashing disabled); they are not owned.
+  IdentityResolver(Options options, CgroupIndex* cgroups, ExeHashCache* hashes);
+
+  std::shared_ptr<const ResolvedIdentity> resolve(const KernelFacts& facts);
+
+  // For a pid named by an operator (no event): reads the start time, uids and cgroup from /proc
+  // first, then resolves as above. Fails when the process does not exist.
+  Result<std::shared_ptr<const ResolvedIdentity>> resolve_live(pid_t pid);
+
+  void forget(uint32_t pid, uint64_t start_ns);
+  size_t cache_size() const;
+  Stats stats() const;
+  const Options& options() const { return options_; }
+
+  // Converts a CLOCK_BOOTTIME ns start time to /proc's clock ticks, as the kernel does (truncating).
+  uint64_t ns_to_ticks(uint64_t ns) const { return ns / ns_per_tick_; }
+
+ private:
+  using Key = std::pair<uint32_t, uint64_t>;
+  struct Entry {
+    std::shared_ptr<const ResolvedIdentity> identity;
+    uint64_t cgroup_id = 0;
+    std::string comm;
+  };
+
+  std::shared_ptr<const ResolvedIdentity> lookup_cache(const KernelFacts& facts);
+  void store(const KernelFacts& facts, std::shared_ptr<const ResolvedIdentity> identity);
+  WorkloadIdentity workload_for(const KernelFacts& facts, const std::string& proc_cgroup_path,
+                                std::vector<std::string>& notes) const;
+  std::shared_ptr<const ResolvedIdentity> from_kernel_only(const KernelFacts& facts, std::string why);
+
+  Options options_;
+  CgroupIndex* cgroups_;
+  ExeHashCache* hashes_;
+  uint64_t ns_per_tick_ = 10'000'000;
+
+  mutable std::mutex mu_;  // guards lru_, cache_, stats_
+  std::list<Key> lru_;     // most recent first
+  std::map<Key, std::pair<Entry, std::list<Key>::iterator>> cache_;
+  Stats stats_;
+};
+
+}  // namespace nhiguard::identity
