@@ -4,6 +4,10 @@
 
 #include <array>
 
+#include <spdlog/spdlog.h>
+
+#include "identity/mountinfo.h"
+
 namespace nhiguard::identity {
 namespace {
 
@@ -15,6 +19,29 @@ std::string this_host() {
 
 }  // namespace
 
+IdentityResolver::IdentityResolver(Options options) : IdentityResolver(std::move(options), nullptr, nullptr) {
+  std::string root = options_.cgroup_root;
+  if (root.empty()) {
+    if (auto mount = find_cgroup2_mount(); mount) {
+      root = *mount;
+    } else {
+      // Identities still resolve from /proc's cgroup path; only processes already gone lose theirs.
+      spdlog::warn("identity: no cgroup2 mount ({}); cgroup ids will not be resolved", mount.error().message);
+    }
+  }
+  if (!root.empty()) {
+    owned_cgroups_ = std::make_unique<CgroupIndex>(root);
+    cgroups_ = owned_cgroups_.get();
+  }
+  if (options_.hash_executables) {
+    ExeHashCache::Options hash_options;
+    hash_options.max_file_size = options_.max_exe_hash_bytes;
+    hash_options.proc_root = options_.proc_root;
+    owned_hashes_ = std::make_unique<ExeHashCache>(hash_options);
+    hashes_ = owned_hashes_.get();
+  }
+}
+
 IdentityResolver::IdentityResolver(Options options, CgroupIndex* cgroups, ExeHashCache* hashes)
     : options_(std::move(options)), cgroups_(cgroups), hashes_(hashes) {
   if (options_.host.empty()) options_.host = this_host();
@@ -24,7 +51,7 @@ IdentityResolver::IdentityResolver(Options options, CgroupIndex* cgroups, ExeHas
   ns_per_tick_ = 1'000'000'000ull / static_cast<uint64_t>(ticks);
 }
 
-std::shared_ptr<const ResolvedIdentity> IdentityResolver::lookup_cache(const KernelFacts& facts) {
+std::shared_ptr<const ResolvedIdentity> IdentityResolver::lookup_cache(const KernelProcessFacts& facts) {
   std::lock_guard lock(mu_);
   auto it = cache_.find({facts.pid, facts.start_ns});
   if (it == cache_.end()) return nullptr;
@@ -40,7 +67,7 @@ std::shared_ptr<const ResolvedIdentity> IdentityResolver::lookup_cache(const Ker
   return entry.identity;
 }
 
-void IdentityResolver::store(const KernelFacts& facts, std::shared_ptr<const ResolvedIdentity> identity) {
+void IdentityResolver::store(const KernelProcessFacts& facts, std::shared_ptr<const ResolvedIdentity> identity) {
   std::lock_guard lock(mu_);
   const Key key{facts.pid, facts.start_ns};
   if (auto it = cache_.find(key); it != cache_.end()) {
@@ -55,7 +82,7 @@ void IdentityResolver::store(const KernelFacts& facts, std::shared_ptr<const Res
   cache_.emplace(key, std::pair{Entry{std::move(identity), facts.cgroup_id, facts.comm}, lru_.begin()});
 }
 
-WorkloadIdentity IdentityResolver::workload_for(const KernelFacts& facts, const std::string& proc_cgroup_path,
+WorkloadIdentity IdentityResolver::workload_for(const KernelProcessFacts& facts, const std::string& proc_cgroup_path,
                                                 std::vector<std::string>& notes) const {
   std::string path;
   if (cgroups_ != nullptr && facts.cgroup_id != 0) {
@@ -70,27 +97,33 @@ WorkloadIdentity IdentityResolver::workload_for(const KernelFacts& facts, const 
   return make_workload_identity(options_.trust_domain, options_.host, path, facts.cgroup_id, facts.uid);
 }
 
-std::shared_ptr<const ResolvedIdentity> IdentityResolver::from_kernel_only(const KernelFacts& facts, std::string why) {
-  auto out = std::make_shared<ResolvedIdentity>();
-  out->notes.push_back(std::move(why));
-  out->workload = workload_for(facts, "", out->notes);
-  out->pid = facts.pid;
-  out->start_ns = facts.start_ns;
-  out->ppid = facts.ppid;
-  out->uid = facts.uid;
-  out->euid = facts.euid;
-  out->gid = facts.gid;
-  out->comm = facts.comm;
-  out->exe = facts.exe;
-  if (facts.audit_session_id != UINT32_MAX) out->audit_session_id = facts.audit_session_id;
-  out->resolved_from_proc = false;
+ResolvedIdentity IdentityResolver::from_kernel_only(const KernelProcessFacts& facts, std::string why) {
+  ResolvedIdentity out;
+  out.notes.push_back(std::move(why));
+  out.workload = workload_for(facts, "", out.notes);
+  ProcessIdentity& p = out.process;
+  p.pid = facts.pid;
+  p.tid = facts.tid;
+  p.start_ns = facts.start_ns;
+  p.ppid = facts.ppid;
+  p.uid = facts.uid;
+  p.euid = facts.euid;
+  p.gid = facts.gid;
+  p.comm = facts.comm;
+  p.exe = facts.exe;
+  if (facts.audit_session_id != UINT32_MAX) p.audit_session_id = facts.audit_session_id;
+  out.resolved_from_proc = false;
   std::lock_guard lock(mu_);
   ++stats_.from_kernel_only;
   return out;
 }
 
-std::shared_ptr<const ResolvedIdentity> IdentityResolver::resolve(const KernelFacts& facts) {
-  if (auto hit = lookup_cache(facts)) return hit;
+ResolvedIdentity IdentityResolver::resolve(const KernelProcessFacts& facts) {
+  if (auto hit = lookup_cache(facts)) {
+    ResolvedIdentity copy = *hit;
+    copy.process.tid = facts.tid;  // the cache is per process; the thread is per event
+    return copy;
+  }
 
   const std::string pid_text = "pid " + std::to_string(facts.pid);
   if (facts.start_ns == 0) {
@@ -113,30 +146,32 @@ std::shared_ptr<const ResolvedIdentity> IdentityResolver::resolve(const KernelFa
 
   auto out = std::make_shared<ResolvedIdentity>();
   out->workload = workload_for(facts, info->cgroup_path, out->notes);
-  out->pid = facts.pid;
-  out->start_ns = facts.start_ns;
-  out->ppid = facts.ppid != 0 ? facts.ppid : static_cast<uint32_t>(info->ppid);
-  out->uid = facts.uid;
-  out->euid = facts.euid;
-  out->gid = facts.gid;
-  out->comm = facts.comm.empty() ? info->comm : facts.comm;
-  out->exe = info->exe.empty() ? facts.exe : info->exe;
-  out->exe_deleted = info->exe_deleted;
-  out->cmdline = std::move(info->cmdline);
-  out->cmdline_truncated = info->cmdline_truncated;
-  out->session_id = info->session_id;
-  out->audit_session_id = info->audit_session_id;
-  if (!out->audit_session_id && facts.audit_session_id != UINT32_MAX) out->audit_session_id = facts.audit_session_id;
-  out->login_uid = info->login_uid;
+  ProcessIdentity& p = out->process;
+  p.pid = facts.pid;
+  p.tid = facts.tid;
+  p.start_ns = facts.start_ns;
+  p.ppid = facts.ppid != 0 ? facts.ppid : static_cast<uint32_t>(info->ppid);
+  p.uid = facts.uid;
+  p.euid = facts.euid;
+  p.gid = facts.gid;
+  p.comm = facts.comm.empty() ? info->comm : facts.comm;
+  p.exe = info->exe.empty() ? facts.exe : info->exe;
+  p.exe_deleted = info->exe_deleted;
+  p.cmdline = std::move(info->cmdline);
+  p.cmdline_truncated = info->cmdline_truncated;
+  p.session_id = info->session_id;
+  p.audit_session_id = info->audit_session_id;
+  if (!p.audit_session_id && facts.audit_session_id != UINT32_MAX) p.audit_session_id = facts.audit_session_id;
+  p.login_uid = info->login_uid;
   if (options_.hash_executables && hashes_ != nullptr) {
     if (auto h = hashes_->hash_proc_dir(dir->fd(), dir->pid()); h) {
-      out->exe_sha256 = h->sha256;
-      out->exe_too_large = h->too_large;
+      p.exe_sha256 = h->sha256;
+      p.exe_too_large = h->too_large;
     } else {
       out->notes.push_back("exe hash: " + h.error().message);
     }
   }
-  out->ancestry = read_ancestry_from_parent(options_.proc_root, info->ppid, info->start_time_ticks, options_.ancestry_depth);
+  p.ancestry = read_ancestry_from_parent(options_.proc_root, info->ppid, info->start_time_ticks, options_.ancestry_depth);
   out->resolved_from_proc = true;
 
   // Reads through the directory fd fail once the process is reaped; a final stat through it
@@ -150,16 +185,17 @@ std::shared_ptr<const ResolvedIdentity> IdentityResolver::resolve(const KernelFa
     ++stats_.from_proc;
   }
   store(facts, out);
-  return out;
+  return *out;
 }
 
-Result<std::shared_ptr<const ResolvedIdentity>> IdentityResolver::resolve_live(pid_t pid) {
+Result<ResolvedIdentity> IdentityResolver::resolve_live(pid_t pid) {
   auto dir = ProcessDir::open(options_.proc_root, pid);
   if (!dir) return fail(std::move(dir.error()));
   auto info = dir->info();
   if (!info) return fail(std::move(info.error()));
-  KernelFacts facts;
+  KernelProcessFacts facts;
   facts.pid = static_cast<uint32_t>(pid);
+  facts.tid = static_cast<uint32_t>(pid);
   // The tick's first ns: ns_to_ticks of it gives back the same tick.
   facts.start_ns = info->start_time_ticks * ns_per_tick_;
   facts.ppid = static_cast<uint32_t>(info->ppid);

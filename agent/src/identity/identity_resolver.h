@@ -19,8 +19,9 @@
 // least recently used first out. A cached identity is reused only while the kernel still reports
 // the same cgroup id and comm; call forget() on exec (new image, same key) and exit.
 //
-// Thread-safety: resolve, resolve_live, forget and the accessors may be called concurrently; the
-// CgroupIndex and ExeHashCache given must outlive the resolver (they are thread-safe).
+// Thread-safety: resolve, resolve_live, forget and the accessors may be called concurrently. A
+// CgroupIndex and ExeHashCache passed in must outlive the resolver (both are thread-safe). Results
+// are values: callers may amend them (e.g. fill exe from their own exec record) freely.
 #pragma once
 
 #include <sys/types.h>
@@ -42,12 +43,13 @@
 
 namespace nhiguard::identity {
 
-// The kernel's fields for one process, as carried by an event.
-struct KernelFacts {
+// The kernel's fields for one process, as carried by an event (events::KernelProcess).
+struct KernelProcessFacts {
   uint32_t pid = 0;        // tgid
+  uint32_t tid = 0;
+  uint32_t ppid = 0;
   uint64_t start_ns = 0;   // CLOCK_BOOTTIME ns of the group leader's start; 0 = unknown (never trusted against /proc)
   uint64_t cgroup_id = 0;  // cgroup v2 id; 0 = unknown
-  uint32_t ppid = 0;
   uint32_t uid = 0;
   uint32_t euid = 0;
   uint32_t gid = 0;
@@ -56,38 +58,49 @@ struct KernelFacts {
   std::string exe;  // the last exec's filename, when the caller knows it
 };
 
-struct ResolvedIdentity {
-  WorkloadIdentity workload;
+// The process half of an identity: who ran, what image, from where.
+struct ProcessIdentity {
   uint32_t pid = 0;
+  uint32_t tid = 0;
   uint64_t start_ns = 0;
   uint32_t ppid = 0;
   uint32_t uid = 0, euid = 0, gid = 0;
   std::string comm;
   std::string exe;
   bool exe_deleted = false;
-  std::string exe_sha256;      // empty when not hashed (see exe_too_large and notes)
+  std::string exe_sha256;      // empty when not hashed (see exe_too_large and ResolvedIdentity::notes)
   bool exe_too_large = false;
   std::vector<std::string> cmdline;
   bool cmdline_truncated = false;
   uint32_t session_id = 0;                    // stat field 6 (setsid session); 0 when not from /proc
-  std::optional<uint32_t> audit_session_id;   // audit session (login), from /proc or the kernel
+  std::optional<uint32_t> audit_session_id;   // audit (login) session, from /proc or the kernel
   std::optional<uint32_t> login_uid;
   std::vector<Ancestor> ancestry;             // nearest first; empty when not from /proc
+};
+
+struct ResolvedIdentity {
+  WorkloadIdentity workload;
+  ProcessIdentity process;
   bool resolved_from_proc = false;
-  std::vector<std::string> notes;             // why /proc was not used, and any partial failure
+  std::vector<std::string> notes;  // why /proc was not used, and any partial failure (exe hash, cgroup id)
+};
+
+struct IdentityResolverOptions {
+  std::string trust_domain = "nhiguard.local";
+  std::string host;  // empty: this host's name (gethostname)
+  std::string proc_root = "/proc";
+  // The owning constructor's CgroupIndex root; empty: the cgroup2 mount from /proc/self/mountinfo.
+  std::string cgroup_root;
+  size_t max_cached = 8192;
+  size_t ancestry_depth = 32;
+  bool hash_executables = true;
+  uint64_t max_exe_hash_bytes = 256ull * 1024 * 1024;
+  long clock_ticks_per_second = 0;  // 0: sysconf(_SC_CLK_TCK)
 };
 
 class IdentityResolver {
  public:
-  struct Options {
-    std::string proc_root = "/proc";
-    std::string trust_domain = "nhiguard.local";
-    std::string host;  // empty: this host's name (gethostname)
-    size_t max_cached = 8192;
-    size_t ancestry_depth = 32;
-    bool hash_executables = true;
-    long clock_ticks_per_second = 0;  // 0: sysconf(_SC_CLK_TCK)
-  };
+  using Options = IdentityResolverOptions;
 
   struct Stats {
     uint64_t hits = 0;
@@ -95,19 +108,22 @@ class IdentityResolver {
     uint64_t from_kernel_only = 0;  // process gone, pid reused, or /proc unreadable
   };
 
-  // `cgroups` and `hashes` may be null (no cgroup2 / hashing disabled); they are not owned.
+  // Owns its CgroupIndex (absent, with a warning, when no cgroup2 mount is found) and ExeHashCache.
+  explicit IdentityResolver(Options options);
+  // Uses the given index and hash cache, which may be null and must outlive the resolver.
   IdentityResolver(Options options, CgroupIndex* cgroups, ExeHashCache* hashes);
 
-  std::shared_ptr<const ResolvedIdentity> resolve(const KernelFacts& facts);
+  ResolvedIdentity resolve(const KernelProcessFacts& facts);
 
   // For a pid named by an operator (no event): reads the start time, uids and cgroup from /proc
   // first, then resolves as above. Fails when the process does not exist.
-  Result<std::shared_ptr<const ResolvedIdentity>> resolve_live(pid_t pid);
+  Result<ResolvedIdentity> resolve_live(pid_t pid);
 
   void forget(uint32_t pid, uint64_t start_ns);
   size_t cache_size() const;
   Stats stats() const;
   const Options& options() const { return options_; }
+  CgroupIndex* cgroup_index() const { return cgroups_; }
 
   // Converts a CLOCK_BOOTTIME ns start time to /proc's clock ticks, as the kernel does (truncating).
   uint64_t ns_to_ticks(uint64_t ns) const { return ns / ns_per_tick_; }
@@ -120,15 +136,17 @@ class IdentityResolver {
     std::string comm;
   };
 
-  std::shared_ptr<const ResolvedIdentity> lookup_cache(const KernelFacts& facts);
-  void store(const KernelFacts& facts, std::shared_ptr<const ResolvedIdentity> identity);
-  WorkloadIdentity workload_for(const KernelFacts& facts, const std::string& proc_cgroup_path,
+  std::shared_ptr<const ResolvedIdentity> lookup_cache(const KernelProcessFacts& facts);
+  void store(const KernelProcessFacts& facts, std::shared_ptr<const ResolvedIdentity> identity);
+  WorkloadIdentity workload_for(const KernelProcessFacts& facts, const std::string& proc_cgroup_path,
                                 std::vector<std::string>& notes) const;
-  std::shared_ptr<const ResolvedIdentity> from_kernel_only(const KernelFacts& facts, std::string why);
+  ResolvedIdentity from_kernel_only(const KernelProcessFacts& facts, std::string why);
 
   Options options_;
-  CgroupIndex* cgroups_;
-  ExeHashCache* hashes_;
+  std::unique_ptr<CgroupIndex> owned_cgroups_;
+  std::unique_ptr<ExeHashCache> owned_hashes_;
+  CgroupIndex* cgroups_ = nullptr;
+  ExeHashCache* hashes_ = nullptr;
   uint64_t ns_per_tick_ = 10'000'000;
 
   mutable std::mutex mu_;  // guards lru_, cache_, stats_
