@@ -25,7 +25,7 @@ trap cleanup EXIT
 
 check() {  # check DESCRIPTION COMMAND...
   local what=$1; shift
-  if "$@"; then echo "ok   - $what"; else echo "FAIL - $what"; failures=$((failures + 1)); fi
+  if "$@" > /dev/null 2>&1; then echo "ok   - $what"; else echo "FAIL - $what"; failures=$((failures + 1)); fi
 }
 
 [ -n "$cg_root" ] || { echo "no cgroup2 mount"; exit 1; }
@@ -54,6 +54,7 @@ set +e
 "$agent" --config "$tmp/missing.yaml" 2> "$tmp/err1"; rc_missing=$?
 printf 'state_dir: 5\nbogus_key: 1\nrescan_interval: often\n' > "$tmp/bad.yaml"
 "$agent" --config "$tmp/bad.yaml" 2> "$tmp/err2"; rc_bad=$?
+chmod 711 "$tmp"; chmod 644 "$tmp/agent.yaml"  # readable by the unprivileged user: the failure must be privileges
 setpriv --reuid=65534 --regid=65534 --clear-groups "$agent" --config "$tmp/agent.yaml" 2> "$tmp/err3"; rc_user=$?
 "$agent" --check > "$tmp/check.txt" 2>&1; rc_check=$?
 set -e
@@ -92,7 +93,7 @@ run_in payments.service cat "$tmp/home/late/.aws/credentials" > /dev/null
 events=$tmp/state/events.jsonl
 for _ in $(seq 100); do [ "$(wc -l < "$events" 2>/dev/null || echo 0)" -ge 5 ] && break; sleep 0.1; done
 sleep 0.5
-check "every line is valid JSON" jq -e . "$events" > /dev/null
+check "every line is valid JSON" jq -e . "$events"
 n_payments=$(jq -s "[.[] | select(.type == \"credential_access\" and .credential.path == \"$cred\" and .workload.name == \"payments.service\")] | length" "$events")
 check "two reads of the planted credential from payments.service (got $n_payments)" [ "$n_payments" -eq 2 ]
 check "fields of the access line" jq -e -s --arg cred "$cred" '
@@ -101,13 +102,13 @@ check "fields of the access line" jq -e -s --arg cred "$cred" '
     and $e.access == "read" and $e.process.pid > 0 and ($e.process.start_time | type) == "number"
     and ($e.process.exe | test("cat$")) and $e.process.uid == 0 and ($e.process.cmdline | type) == "array"
     and $e.workload.kind == "systemd" and $e.workload.id == "payments.service"
-    and ($e.workload.uri | startswith("spiffe://e2e.test/host/e2e-host/systemd/payments.service"))' "$events" > /dev/null
+    and ($e.workload.uri | startswith("spiffe://e2e.test/host/e2e-host/systemd/payments.service"))' "$events"
 check "relative path is reported as the process passed it" \
-  jq -e -s '[.[] | select(.requested_path == ".aws/credentials")] | length == 1' "$events" > /dev/null
+  jq -e -s '[.[] | select(.requested_path == ".aws/credentials")] | length == 1' "$events"
 check "odd bytes in the path are escaped, not lost" \
-  jq -e -s '[.[] | select(.workload.name == "other.service" and (.requested_path | test("odd\\\\x0aname\\\\xff\\\\\\\\x$")))] | length == 1' "$events" > /dev/null
+  jq -e -s '[.[] | select(.workload.name == "other.service" and (.requested_path | test("odd\\\\x0aname\\\\xff\\\\\\\\x$")))] | length == 1' "$events"
 check "credential created after start is detected on read" \
-  jq -e -s --arg p "$tmp/home/late/.aws/credentials" '[.[] | select(.credential.path == $p and .access == "read")] | length == 1' "$events" > /dev/null
+  jq -e -s --arg p "$tmp/home/late/.aws/credentials" '[.[] | select(.credential.path == $p and .access == "read")] | length == 1' "$events"
 check "non-credential opens produce no line" \
   bash -c "! grep -q '/etc/hostname' '$events'"
 check "no byte of the credential in events or log" \

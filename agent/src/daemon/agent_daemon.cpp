@@ -1,0 +1,334 @@
+#include "daemon/agent_daemon.h"
+
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "daemon/credential_access_record.h"
+#include "events/json_escape.h"
+#include "kernel/host_prerequisites.h"
+
+namespace nhiguard::daemon {
+namespace {
+
+uint64_t clock_ns(clockid_t clock) {
+  timespec ts{};
+  clock_gettime(clock, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+std::unexpected<StartFailure> start_failure(StartFailureKind kind, std::string message) {
+  return std::unexpected(StartFailure{kind, std::move(message)});
+}
+
+Result<void> make_private_dir(const std::string& path) {
+  std::string partial;
+  for (size_t pos = 0; pos != std::string::npos;) {
+    pos = path.find('/', pos + 1);
+    partial = path.substr(0, pos);
+    if (mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST) return fail(Error::from_current_errno("mkdir " + partial));
+  }
+  return {};
+}
+
+constexpr auto kHousekeepingInterval = std::chrono::seconds(5);
+
+}  // namespace
+
+AgentDaemon::AgentDaemon(config::AgentConfig config) : config_(std::move(config)) {}
+AgentDaemon::~AgentDaemon() = default;
+
+std::expected<void, StartFailure> AgentDaemon::start() {
+  using enum StartFailureKind;
+  auto privileges = kernel::check_privileges();
+  if (!privileges.ok()) {
+    return start_failure(prerequisites, fmt::format("insufficient privileges: missing {} (run as root, or grant "
+                                                    "these capabilities)",
+                                                    fmt::join(privileges.missing, ", ")));
+  }
+  if (auto btf = kernel::check_kernel_btf(); !btf) return start_failure(prerequisites, btf.error().message);
+  for (auto mounted : {kernel::ensure_bpffs(), kernel::ensure_tracefs()}) {
+    if (!mounted) return start_failure(prerequisites, mounted.error().message);
+  }
+
+  features_ = kernel::probe_kernel_features();
+  for (const auto& f : features_.features) {
+    spdlog::info("kernel feature {}: {}{}", f.name, f.supported ? "supported" : "unsupported",
+                 f.supported ? "" : " (" + f.error + ")");
+  }
+  if (!features_.all_required_supported()) {
+    return start_failure(kernel_refused, "the kernel lacks a required BPF feature (see `nhiguard-agent --check`)");
+  }
+  if (!features_.supports("task_pt_regs")) {
+    spdlog::warn("bpf_task_pt_regs is unavailable: events will carry the inode match but not the path the process "
+                 "passed or its open flags");
+  }
+
+  if (auto made = make_private_dir(config_.state_dir); !made) return start_failure(runtime, made.error().message);
+
+  catalogue::CatalogueOptions options;
+  options.entries = config::catalogue_entries(config_);
+  {
+    std::ifstream ids(config_.state_dir + "/credential_ids.json");
+    if (ids) {
+      try {
+        options.initial_ids = nlohmann::json::parse(ids).get<std::map<std::string, uint32_t>>();
+      } catch (const std::exception& e) {
+        spdlog::warn("{}/credential_ids.json is unreadable ({}); credential ids restart from 1", config_.state_dir,
+                     e.what());
+      }
+    }
+  }
+  auto catalogue = catalogue::CredentialCatalogue::create(std::move(options));
+  if (!catalogue) return start_failure(configuration, "credential catalogue: " + catalogue.error().message);
+  catalogue_ = std::move(*catalogue);
+
+  event_log_ = std::make_unique<events::JsonLineWriter>(events::JsonLineWriterOptions{
+      .path = config_.event_log.path,
+      .mirror_stdout = config_.event_log.stdout_mirror,
+      .max_bytes = config_.event_log.max_bytes,
+      .keep = config_.event_log.keep,
+  });
+  if (auto opened = event_log_->open(); !opened) return start_failure(runtime, "event log: " + opened.error().message);
+
+  identities_ = std::make_unique<identity::IdentityResolver>(identity::IdentityResolverOptions{
+      .trust_domain = config_.trust_domain,
+      .host = config_.hostname,
+  });
+
+  kernel::SensorOptions sensor_options{
+      .pin_dir = config_.bpf.pin_dir,
+      .ringbuf_bytes = config_.bpf.ringbuf_bytes,
+      .ignore_tgid = static_cast<uint32_t>(getpid()),
+      .read_syscall_args = features_.supports("task_pt_regs"),
+  };
+  auto sensor = kernel::KernelSensor::start(sensor_options, [this](std::span<const std::byte> r) { on_record(r); });
+  if (!sensor) return start_failure(kernel_refused, "sensor: " + sensor.error().message);
+  sensor_ = std::move(*sensor);
+
+  // Adopt what an earlier agent pinned, then make it equal to the catalogue: nothing is cleared
+  // blindly, and every entry that goes is named in the log.
+  if (auto pinned = sensor_->credentials(); pinned && !pinned->empty()) {
+    spdlog::info("adopting {} pinned credential inode(s) from {}", pinned->size(), config_.bpf.pin_dir);
+  }
+  if (auto synced = sync_catalogue("start"); !synced) return start_failure(runtime, synced.error().message);
+  if (auto counters = sensor_->counters(); counters) reported_counters_ = *counters;
+
+  spdlog::info("sensor attached: programs [{}], {} credential file(s) watched, {} candidate name rule(s), events to {}",
+               fmt::join(sensor_->attached_programs(), ", "), credentials_by_id_.size(), catalogue_->name_rules().size(),
+               config_.event_log.path);
+  next_rescan_ = std::chrono::steady_clock::now() + config_.rescan_interval;
+  next_housekeeping_ = std::chrono::steady_clock::now() + kHousekeepingInterval;
+  return {};
+}
+
+Result<void> AgentDaemon::sync_catalogue(const char* why) {
+  last_sync_boot_ns_ = clock_ns(CLOCK_BOOTTIME);
+  auto resolved = catalogue_->resolve();
+  if (!resolved) return fail(Error::plain("resolve credential catalogue: " + resolved.error().message));
+
+  std::map<uint32_t, catalogue::ResolvedCredential> by_id;
+  std::map<std::pair<uint64_t, uint64_t>, uint32_t> by_inode;
+  for (auto& credential : *resolved) {
+    by_inode[{credential.dev, credential.ino}] = credential.credential_id;
+    by_id.emplace(credential.credential_id, std::move(credential));
+  }
+  size_t added = 0;
+  size_t removed = 0;
+  for (const auto& [inode, id] : by_inode) {
+    const auto& credential = by_id.at(id);
+    auto known = credential_id_by_inode_.find(inode);
+    if (known != credential_id_by_inode_.end() && known->second == id) continue;
+    nhg_inode_key key{.dev = inode.first, .ino = inode.second};
+    auto ok = sensor_->upsert_credential(key, {.credential_id = id,
+                                               .class_id = static_cast<uint32_t>(credential.credential_class)});
+    if (!ok) return fail(ok.error());
+    ++added;
+    spdlog::debug("watching credential {} ({}) inode {}:{}", credential.path, catalogue::to_string(credential.credential_class),
+                  inode.first, inode.second);
+  }
+  // Kernel entries the catalogue no longer has (deleted file, or pinned by an earlier agent for a
+  // file that is gone): remove them, each logged.
+  auto pinned = sensor_->credentials();
+  if (!pinned) return fail(pinned.error());
+  for (const auto& [key, value] : *pinned) {
+    if (by_inode.contains({key.dev, key.ino})) continue;
+    auto ok = sensor_->remove_credential(key);
+    if (!ok) return fail(ok.error());
+    ++removed;
+    auto old = credentials_by_id_.find(value.credential_id);
+    spdlog::info("no longer watching inode {}:{} (credential id {}{}): the file is gone from the catalogue", key.dev,
+                 key.ino, value.credential_id, old != credentials_by_id_.end() ? ", was " + old->second.path : "");
+  }
+  credentials_by_id_ = std::move(by_id);
+  credential_id_by_inode_ = std::move(by_inode);
+
+  std::vector<kernel::CandidateName> names;
+  for (const auto& rule : catalogue_->name_rules()) names.push_back({rule.parent, rule.name});
+  if (auto ok = sensor_->set_candidate_names(names); !ok) return fail(ok.error());
+  if (added || removed) {
+    spdlog::info("credential catalogue sync ({}): {} watched, {} added, {} removed", why, credentials_by_id_.size(),
+                 added, removed);
+    persist_credential_ids();
+  }
+  return {};
+}
+
+void AgentDaemon::persist_credential_ids() {
+  const std::string path = config_.state_dir + "/credential_ids.json";
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << nlohmann::json(catalogue_->id_table()).dump();
+    if (!out) {
+      spdlog::warn("cannot write {}: credential ids will be renumbered after a restart", tmp);
+      return;
+    }
+  }
+  if (rename(tmp.c_str(), path.c_str()) != 0) spdlog::warn("rename {} -> {}: {}", tmp, path, strerror(errno));
+}
+
+void AgentDaemon::on_record(std::span<const std::byte> record) {
+  auto event = events::decode_kernel_event(record);
+  if (!event) {
+    // Counted and logged, at most once per power of two so a broken stream cannot flood the log.
+    ++decode_errors_;
+    if ((decode_errors_ & (decode_errors_ - 1)) == 0) {
+      spdlog::error("undecodable kernel record #{}: {}", decode_errors_, event.error().message);
+    }
+    return;
+  }
+  std::visit(
+      [this](const auto& e) {
+        using T = std::decay_t<decltype(e)>;
+        if constexpr (std::is_same_v<T, events::ExecEvent>) {
+          processes_.on_exec(e);
+        } else if constexpr (std::is_same_v<T, events::ForkEvent>) {
+          processes_.on_fork(e);
+        } else if constexpr (std::is_same_v<T, events::ExitEvent>) {
+          processes_.on_exit(e);
+        } else {
+          on_file_open(e);
+        }
+      },
+      *event);
+}
+
+void AgentDaemon::on_file_open(const events::FileOpenEvent& event) {
+  processes_.observe(event.process);
+  auto known = credential_id_by_inode_.find({event.dev, event.ino});
+  if (known == credential_id_by_inode_.end() && !event.by_inode) {
+    // A candidate: a file whose name says credential and whose inode we do not watch yet. Resolve
+    // the catalogue again unless that already happened after this open.
+    if (last_sync_boot_ns_ < event.ts_ns) {
+      if (auto synced = sync_catalogue("candidate"); !synced) {
+        spdlog::error("catalogue sync after candidate {}/{} failed: {}", event.parent, event.name, synced.error().message);
+      }
+    }
+    known = credential_id_by_inode_.find({event.dev, event.ino});
+    if (known == credential_id_by_inode_.end()) {
+      ++candidates_dismissed_;
+      spdlog::debug("open of {}/{} (inode {}:{}) by pid {} matches a credential name but no catalogued path",
+                    events::escape_bytes(event.parent), events::escape_bytes(event.name), event.dev, event.ino,
+                    event.process.tgid);
+      return;
+    }
+  }
+  const catalogue::ResolvedCredential* credential = nullptr;
+  if (known != credential_id_by_inode_.end()) {
+    credential = &credentials_by_id_.at(known->second);
+  } else if (auto by_id = credentials_by_id_.find(event.credential_id); by_id != credentials_by_id_.end()) {
+    credential = &by_id->second;
+  }
+  if (!credential) {
+    // The kernel matched an inode the agent no longer lists (a sync raced this open): still report it.
+    catalogue::ResolvedCredential unknown{.credential_id = event.credential_id, .path = "", .dev = event.dev, .ino = event.ino};
+    emit_credential_access(event, unknown);
+    return;
+  }
+  emit_credential_access(event, *credential);
+}
+
+void AgentDaemon::emit_credential_access(const events::FileOpenEvent& event,
+                                         const catalogue::ResolvedCredential& credential) {
+  std::string exe_from_exec;
+  if (auto known = processes_.find({event.process.tgid, event.process.start_ns})) exe_from_exec = known->exe;
+  auto identity = identities_->resolve(identity::KernelProcessFacts{
+      .pid = event.process.tgid,
+      .tid = event.process.tid,
+      .ppid = event.process.ppid,
+      .start_ns = event.process.start_ns,
+      .cgroup_id = event.process.cgroup_id,
+      .uid = event.process.uid,
+      .euid = event.process.euid,
+      .gid = event.process.gid,
+      .audit_session_id = event.process.audit_session_id,
+      .comm = event.process.comm,
+      .exe = exe_from_exec,  // used when /proc no longer has the process
+  });
+  const uint64_t wall_ns = clock_ns(CLOCK_REALTIME) - (clock_ns(CLOCK_BOOTTIME) - event.ts_ns);
+  auto line = build_credential_access_record(event, credential, identity, config_.hostname, wall_ns);
+  if (auto written = event_log_->write(line); !written) {
+    spdlog::error("event log: {} (the event for pid {} and {} is lost from the file)", written.error().message,
+                  event.process.tgid, credential.path);
+  } else {
+    ++events_written_;
+  }
+  spdlog::info("credential access: {} {} ({}) by pid {} {} of {} {}", event.writable() ? "write" : "read",
+               credential.path, catalogue::to_string(credential.credential_class), event.process.tgid,
+               events::escape_bytes(identity.process.exe), identity::to_string(identity.workload.kind),
+               identity.workload.name);
+}
+
+void AgentDaemon::check_counters() {
+  auto counters = sensor_->counters();
+  if (!counters) {
+    spdlog::warn("cannot read drop counters: {}", counters.error().message);
+    return;
+  }
+  const uint64_t new_drops = counters->ringbuf_drops() - reported_counters_.ringbuf_drops();
+  if (new_drops > 0) {
+    spdlog::error("{} kernel event(s) dropped since the last check: the ring buffer ({} bytes) was full; raise "
+                  "bpf.ringbuf_bytes",
+                  new_drops, config_.bpf.ringbuf_bytes);
+  }
+  const uint64_t fd_failures = counters->values[NHG_CTR_FD_LOOKUP_FAILED] - reported_counters_.values[NHG_CTR_FD_LOOKUP_FAILED];
+  if (fd_failures > 0) spdlog::warn("{} open(s) whose file the sensor could not read from the fd table", fd_failures);
+  reported_counters_ = *counters;
+}
+
+int AgentDaemon::run(const std::atomic<bool>& stop) {
+  while (!stop.load()) {
+    auto polled = sensor_->poll(200);
+    if (!polled) {
+      spdlog::critical("ring buffer: {}; stopping", polled.error().message);
+      return 1;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= next_rescan_) {
+      if (auto synced = sync_catalogue("rescan"); !synced) {
+        spdlog::error("periodic catalogue rescan failed: {}; keeping the previous set", synced.error().message);
+      }
+      next_rescan_ = now + config_.rescan_interval;
+    }
+    if (now >= next_housekeeping_) {
+      check_counters();
+      processes_.expire(clock_ns(CLOCK_BOOTTIME));
+      next_housekeeping_ = now + kHousekeepingInterval;
+    }
+  }
+  check_counters();
+  spdlog::info("stopping: {} credential access event(s) written, {} candidate(s) dismissed, {} undecodable record(s); "
+               "pinned detection maps stay in {}",
+               events_written_, candidates_dismissed_, decode_errors_, config_.bpf.pin_dir);
+  return 0;
+}
+
+}  // namespace nhiguard::daemon
