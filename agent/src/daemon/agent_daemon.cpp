@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/filesystem.h"
 #include "daemon/credential_access_record.h"
 #include "events/json_escape.h"
 #include "kernel/host_prerequisites.h"
@@ -26,16 +27,6 @@ uint64_t clock_ns(clockid_t clock) {
 
 std::unexpected<StartFailure> start_failure(StartFailureKind kind, std::string message) {
   return std::unexpected(StartFailure{kind, std::move(message)});
-}
-
-Result<void> make_private_dir(const std::string& path) {
-  std::string partial;
-  for (size_t pos = 0; pos != std::string::npos;) {
-    pos = path.find('/', pos + 1);
-    partial = path.substr(0, pos);
-    if (mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST) return fail(Error::from_current_errno("mkdir " + partial));
-  }
-  return {};
 }
 
 constexpr auto kHousekeepingInterval = std::chrono::seconds(5);
@@ -71,7 +62,7 @@ std::expected<void, StartFailure> AgentDaemon::start() {
                  "passed or its open flags");
   }
 
-  if (auto made = make_private_dir(config_.state_dir); !made) return start_failure(runtime, made.error().message);
+  if (auto made = make_directories(config_.state_dir); !made) return start_failure(runtime, made.error().message);
 
   catalogue::CatalogueOptions options;
   options.entries = config::catalogue_entries(config_);

@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/filesystem.h"
+
 namespace nhiguard::events {
 namespace {
 
@@ -20,15 +22,7 @@ constexpr mode_t kDirMode = 0700;
 Result<void> create_parent_directories(const std::string& path) {
   const std::size_t last_slash = path.rfind('/');
   if (last_slash == std::string::npos || last_slash == 0) return {};
-  const std::string parent = path.substr(0, last_slash);
-  for (std::size_t slash = parent.find('/', 1);; slash = parent.find('/', slash + 1)) {
-    const std::string prefix = parent.substr(0, slash);
-    if (::mkdir(prefix.c_str(), kDirMode) != 0 && errno != EEXIST) {
-      return fail(Error::from_current_errno("create directory " + prefix));
-    }
-    if (slash == std::string::npos) break;
-  }
-  return {};
+  return make_directories(path.substr(0, last_slash), kDirMode);
 }
 
 // Writes all of data, retrying on EINTR and short writes. Returns 0 or the errno that stopped it,

@@ -11,6 +11,7 @@
 #include <set>
 #include <spdlog/spdlog.h>
 
+#include "common/filesystem.h"
 #include "kernel/libbpf_logging.h"
 #include "nhiguard_sensor.skel.h"
 
@@ -21,18 +22,6 @@ constexpr uint32_t kNameAnyParent = 1;  // sensor.bpf.c NHG_NAME_ANY_PARENT
 constexpr uint32_t kNameByParent = 2;   // sensor.bpf.c NHG_NAME_BY_PARENT
 
 Error libbpf_error(int err, const std::string& what) { return Error::from_errno(err < 0 ? -err : err, what); }
-
-Result<void> make_dirs(const std::string& path) {
-  std::string partial;
-  for (size_t pos = 0; pos != std::string::npos;) {
-    pos = path.find('/', pos + 1);
-    partial = path.substr(0, pos);
-    if (mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST) {
-      return fail(Error::from_current_errno("mkdir " + partial));
-    }
-  }
-  return {};
-}
 
 // A pinned map from an earlier agent is reused only when its shape matches this build's
 // definition; otherwise libbpf would refuse the whole load. Detection maps are rebuilt from the
@@ -100,7 +89,7 @@ Result<void> KernelSensor::load(const SensorOptions& options) {
   skel_->rodata->read_syscall_args = options.read_syscall_args;
 
   if (!options.pin_dir.empty()) {
-    if (auto made = make_dirs(options.pin_dir); !made) return fail(made.error());
+    if (auto made = make_directories(options.pin_dir); !made) return fail(made.error());
     for (bpf_map* map : {skel_->maps.nhg_credentials, skel_->maps.nhg_candidate_names,
                          skel_->maps.nhg_candidate_pairs, skel_->maps.nhg_counters}) {
       const std::string path = options.pin_dir + "/" + bpf_map__name(map);
