@@ -201,10 +201,13 @@ void AgentDaemon::on_record(std::span<const std::byte> record) {
         using T = std::decay_t<decltype(e)>;
         if constexpr (std::is_same_v<T, events::ExecEvent>) {
           processes_.on_exec(e);
+          // Same (pid, start) after exec, but a new image and cmdline: drop the cached identity.
+          identities_->forget(e.process.tgid, e.process.start_ns);
         } else if constexpr (std::is_same_v<T, events::ForkEvent>) {
           processes_.on_fork(e);
         } else if constexpr (std::is_same_v<T, events::ExitEvent>) {
           processes_.on_exit(e);
+          identities_->forget(e.process.tgid, e.process.start_ns);
         } else {
           on_file_open(e);
         }
