@@ -8,10 +8,21 @@ build=${NHIGUARD_BUILD_DIR:-$top/build}
 "$top/scripts/build.sh"
 cd "$build"
 status=0
+passed=0
+failed=0
+skipped=0
 for label in unit bpf e2e; do
   echo "=== ctest -L $label"
-  ctest -L "^${label}\$" --output-on-failure --timeout 600 || status=1
+  log=$(mktemp)
+  ctest -L "^${label}\$" --output-on-failure --timeout 600 2>&1 | tee "$log" || status=1
+  summary=$(grep -E '^[0-9]+% tests passed' "$log" || echo "0% tests passed, 0 tests failed out of 0")
+  total=$(sed -E 's/.* out of ([0-9]+).*/\1/' <<< "$summary")
+  fails=$(sed -E 's/.*, ([0-9]+) tests failed.*/\1/' <<< "$summary")
+  skips=$(grep -c '\*\*\*Skipped' "$log" || true)
+  echo "$label: $((total - fails - skips)) passed, $fails failed, $skips skipped"
+  [ "$total" -gt 0 ] || { echo "$label: no test ran"; status=1; }
+  passed=$((passed + total - fails - skips)); failed=$((failed + fails)); skipped=$((skipped + skips))
+  rm -f "$log"
 done
-echo "=== all tiers"
-ctest --timeout 600 -N | tail -1
+echo "all tiers: $passed passed, $failed failed, $skipped skipped"
 exit $status
