@@ -24,5 +24,5 @@ for label in unit bpf e2e; do
   passed=$((passed + total - fails - skips)); failed=$((failed + fails)); skipped=$((skipped + skips))
   rm -f "$log"
 done
-echo "all tiers: $passed passed, $failed failed, $skipped skipped"
+echo "total: $passed passed, $failed failed, $skipped skipped"
 exit $status
