@@ -275,10 +275,10 @@ void AgentDaemon::emit_credential_access(const events::FileOpenEvent& event,
   } else {
     ++events_written_;
   }
-  spdlog::info("credential access: {} {} ({}) by pid {} {} of {} {}", event.writable() ? "write" : "read",
-               credential.path, catalogue::to_string(credential.credential_class), event.process.tgid,
-               events::escape_bytes(identity.process.exe), identity::to_string(identity.workload.kind),
-               identity.workload.name);
+  spdlog::info("credential access: {} {} ({}, id {}) by pid {} {} uid {} of {}", line["access"].get<std::string>(),
+               events::escape_bytes(credential.path), catalogue::to_string(credential.credential_class),
+               credential.credential_id, event.process.tgid, events::escape_bytes(identity.process.exe),
+               event.process.uid, identity.workload.uri);
 }
 
 void AgentDaemon::check_counters() {
