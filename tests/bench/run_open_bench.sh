@@ -13,6 +13,8 @@
 #   SCENARIOS="a b c d"
 #   SETTLE=2          seconds to wait after a tool reports ready (its start-up work) before timing
 #   BENCH_CPU=auto    CPU to pin open_throughput to: auto = the last CPU, -1 = no pinning
+#   TOOL_CPU=         if set, run the agent, auditd and bpftrace under `taskset -c TOOL_CPU`
+#                     (e.g. 0 with BENCH_CPU=1: keeps a busy consumer off the benchmark's CPU)
 #   BPF_STATS=1       after the table, one more nhiguard run with kernel.bpf_stats_enabled=1 to
 #                     show the sensor's own time per openat (run_time_ns / run_cnt)
 #   KEEP_TMP=0        1 keeps the temp dir (logs, events, audit log) for inspection
@@ -31,6 +33,7 @@ ROUNDS=${ROUNDS:-3}
 SCENARIOS=${SCENARIOS:-a b c d}
 BENCH_CPU=${BENCH_CPU:-auto}
 SETTLE=${SETTLE:-2}
+TOOL_CPU=${TOOL_CPU:-}
 BPF_STATS=${BPF_STATS:-1}
 KEEP_TMP=${KEEP_TMP:-0}
 
@@ -52,6 +55,8 @@ if [[ $BENCH_CPU == auto ]]; then BENCH_CPU=$(($(nproc) - 1)); fi
 CPU_ARGS=()
 if [[ $BENCH_CPU -ge 0 ]]; then CPU_ARGS=(--cpu "$BENCH_CPU"); fi
 OPENS_PER_RUN=$((WARMUP + REPS * ITERATIONS))
+TOOL_PREFIX=()
+if [[ -n $TOOL_CPU ]]; then TOOL_PREFIX=(taskset -c "$TOOL_CPU"); fi
 
 # ---------------------------------------------------------------- state, cleanup
 TMP=""
@@ -178,7 +183,7 @@ event_log: {path: $TMP/events.jsonl, max_bytes: 0}
 bpf: {pin_dir: $PIN_DIR}
 credentials: [{path: $CRED, class: aws}]
 EOF
-  "$AGENT" --config "$TMP/agent.yaml" 2>"$TMP/agent.log" >/dev/null &
+  "${TOOL_PREFIX[@]}" "$AGENT" --config "$TMP/agent.yaml" 2>"$TMP/agent.log" >/dev/null &
   AGENT_PID=$!
   local deadline=$((SECONDS + READY_TIMEOUT))
   until grep -q "sensor attached" "$TMP/agent.log" 2>/dev/null || [[ -e $TMP/events.jsonl ]]; do
@@ -227,7 +232,7 @@ start_c() {
         -e 's|^\(space_left_action\|admin_space_left_action\|disk_full_action\|disk_error_action\) = .*|\1 = IGNORE|' \
         /etc/audit/auditd.conf >"$TMP/audit/auditd.conf"
     chmod 600 "$TMP/audit/auditd.conf"
-    auditd -n -c "$TMP/audit" >"$TMP/audit/auditd.out" 2>&1 &
+    "${TOOL_PREFIX[@]}" auditd -n -c "$TMP/audit" >"$TMP/audit/auditd.out" 2>&1 &
     AUDITD_PID=$!
     local deadline=$((SECONDS + READY_TIMEOUT))
     until [[ $(auditctl -s 2>/dev/null | awk '$1=="pid"{print $2}') == "$AUDITD_PID" ]]; do
@@ -260,7 +265,7 @@ stop_c() { stop_audit; }
 # ---- (d) bpftrace, open_match.bt
 start_d() {
   command -v bpftrace >/dev/null || { REASON="bpftrace not installed"; return 1; }
-  bpftrace "$BT_SCRIPT" "$CRED_INO" "$CRED_KDEV" >"$TMP/bpftrace.out" 2>"$TMP/bpftrace.err" &
+  "${TOOL_PREFIX[@]}" bpftrace "$BT_SCRIPT" "$CRED_INO" "$CRED_KDEV" >"$TMP/bpftrace.out" 2>"$TMP/bpftrace.err" &
   BT_PID=$!
   local deadline=$((SECONDS + READY_TIMEOUT))
   # "Attaching N probes..." comes first; BEGIN's line is printed only once every probe is attached.
@@ -282,7 +287,7 @@ stop_d() {
 }
 
 # ---------------------------------------------------------------- preflight
-log "open_throughput: $BENCH; agent: $AGENT; iterations=$ITERATIONS reps=$REPS warmup=$WARMUP rounds=$ROUNDS cpu=$BENCH_CPU"
+log "open_throughput: $BENCH; agent: $AGENT; iterations=$ITERATIONS reps=$REPS warmup=$WARMUP rounds=$ROUNDS cpu=$BENCH_CPU tool_cpu=${TOOL_CPU:-any}"
 log "credential: $CRED (ino $CRED_INO, kernel dev $CRED_KDEV); non-credential: $PLAIN ($(stat -c %s "$PLAIN") bytes each)"
 if command -v bpftool >/dev/null; then
   others=$(bpftool prog show 2>/dev/null | awk '/ name /{for(i=1;i<=NF;i++) if($i=="name") print $(i+1)}' | grep -E '^(sensor_|tracepoint__|kprobe__)' | sort | uniq -c | tr '\n' ' ' || true)
