@@ -10,7 +10,8 @@
 #   REPS=5            repetitions per run (open_throughput reports their median)
 #   WARMUP=10000      untimed open+close pairs before the repetitions
 #   ROUNDS=3          rounds of all scenarios; even rounds run them in reverse order (drift)
-#   SCENARIOS="a b c d"
+#   SCENARIOS="a b c d e"  e: reference floor, a bpftrace program on sys_exit_openat whose filter
+#                     never matches: what any syscall-exit tracepoint costs before doing any work
 #   SETTLE=2          seconds to wait after a tool reports ready (its start-up work) before timing
 #   BENCH_CPU=auto    CPU to pin open_throughput to: auto = the last CPU, -1 = no pinning
 #   TOOL_CPU=         if set, run the agent, auditd and bpftrace under `taskset -c TOOL_CPU`
@@ -30,7 +31,7 @@ ITERATIONS=${ITERATIONS:-50000}
 REPS=${REPS:-5}
 WARMUP=${WARMUP:-10000}
 ROUNDS=${ROUNDS:-3}
-SCENARIOS=${SCENARIOS:-a b c d}
+SCENARIOS=${SCENARIOS:-a b c d e}
 BENCH_CPU=${BENCH_CPU:-auto}
 SETTLE=${SETTLE:-2}
 TOOL_CPU=${TOOL_CPU:-}
@@ -286,6 +287,26 @@ stop_d() {
   D_EVENTS=${n:-0}
 }
 
+# ---- (e) floor: an attached sys_exit_openat program that does nothing (filter never true)
+start_e() {
+  command -v bpftrace >/dev/null || { REASON="bpftrace not installed"; return 1; }
+  "${TOOL_PREFIX[@]}" bpftrace -e 'BEGIN { printf("open_match: attached\n"); }
+    tracepoint:syscalls:sys_exit_openat /args->ret == -4095/ { @never = count(); }' \
+    >"$TMP/floor.out" 2>"$TMP/floor.err" &
+  BT_PID=$!
+  local deadline=$((SECONDS + READY_TIMEOUT))
+  until grep -q "open_match: attached" "$TMP/floor.out"; do
+    if ! kill -0 "$BT_PID" 2>/dev/null; then
+      wait "$BT_PID" 2>/dev/null || true; BT_PID=""
+      REASON="bpftrace exited: $(grep -v WARNING "$TMP/floor.err" | tail -n1)"; return 1
+    fi
+    if [[ $SECONDS -ge $deadline ]]; then stop_bpftrace; REASON="bpftrace not attached after ${READY_TIMEOUT}s"; return 1; fi
+    sleep 0.1
+  done
+}
+events_e() { echo "-"; }
+stop_e() { stop_bpftrace; }
+
 # ---------------------------------------------------------------- preflight
 log "open_throughput: $BENCH; agent: $AGENT; iterations=$ITERATIONS reps=$REPS warmup=$WARMUP rounds=$ROUNDS cpu=$BENCH_CPU tool_cpu=${TOOL_CPU:-any}"
 log "credential: $CRED (ino $CRED_INO, kernel dev $CRED_KDEV); non-credential: $PLAIN ($(stat -c %s "$PLAIN") bytes each)"
@@ -331,7 +352,7 @@ ratio() { [[ -n $1 && -n $2 ]] && awk -v x="$1" -v y="$2" 'BEGIN{printf "%.3f", 
 
 A_NC=$(median "${RES_NC[a]:-}")
 A_C=$(median "${RES_C[a]:-}")
-declare -A LABEL=([a]="(a) no agent" [b]="(b) nhiguard" [c]="(c) auditd -w" [d]="(d) bpftrace")
+declare -A LABEL=([a]="(a) no agent" [b]="(b) nhiguard" [c]="(c) auditd -w" [d]="(d) bpftrace" [e]="(e) tp floor")
 echo
 echo "openat+close ns/op, median over $ROUNDS round(s) of each run's median of $REPS x $ITERATIONS; events per credential run (expected $OPENS_PER_RUN each)"
 printf '%-16s %12s %8s %12s %8s  %s\n' scenario non-cred ratio cred ratio "events on the credential run, per round"
@@ -345,6 +366,7 @@ for s in "${ORDER[@]}"; do
   printf '%-16s %12s %8s %12s %8s  %s\n' "${LABEL[$s]:-$s}" "$nc" "$(ratio "$nc" "$A_NC")" "$c" "$(ratio "$c" "$A_C")" "${EVENTS[$s]%;}"
 done
 for s in "${ORDER[@]}"; do [[ -n ${NOTE[$s]:-} ]] && echo "note ($s): ${NOTE[$s]}"; done
+[[ " ${ORDER[*]} " == *" e "* ]] && echo "(e) is a reference, not a contender: an empty sys_exit_openat program, the floor of any syscall-tracepoint sensor"
 echo "targets: (b) <= 1.03 non-credential, <= 1.10 credential, and below (c) and (d)"
 
 # ---------------------------------------------------------------- where nhiguard's time goes
