@@ -23,6 +23,7 @@
 #define NHG_PATH_LEN 256    /* path as the process passed it (truncated, flagged) */
 #define NHG_NAME_LEN 64     /* one dentry name */
 #define NHG_EXEC_PATH_LEN 256
+#define NHG_CMDLINE_LEN 256  /* argv of the opener, NUL-separated (truncated, flagged) */
 
 /* Record types: the first field of every ring-buffer record. */
 enum nhg_event_type {
@@ -46,6 +47,8 @@ enum nhg_open_syscall {
 enum nhg_file_event_flags {
 	NHG_FILE_PATH_TRUNCATED = 1u << 0, /* requested_path was longer than NHG_PATH_LEN - 1 */
 	NHG_FILE_PATH_MISSING = 1u << 1,   /* requested_path could not be read */
+	NHG_FILE_CMDLINE_TRUNCATED = 1u << 2, /* the argv area was longer than NHG_CMDLINE_LEN */
+	NHG_FILE_CMDLINE_MISSING = 1u << 3,   /* the argv area could not be read (kernel thread, paged out) */
 };
 
 /* Drop / error counters, one slot each in the per-CPU `nhg_counters` array. */
@@ -111,10 +114,14 @@ struct nhg_file_event {
 	__s32 fd;            /* the syscall's return value */
 	__u16 syscall;       /* enum nhg_open_syscall */
 	__u16 flags;         /* enum nhg_file_event_flags */
-	__u32 pad0;
+	__u16 cmdline_len;   /* bytes of cmdline used, including argument NULs */
+	__u16 pad0;
 	char name[NHG_NAME_LEN];        /* the dentry's own name */
 	char parent[NHG_NAME_LEN];      /* the parent dentry's name */
 	char requested_path[NHG_PATH_LEN];
+	/* The opener's argv as the kernel holds it, so a process that exits before the agent reads
+	 * /proc is still reported with its command line. */
+	char cmdline[NHG_CMDLINE_LEN];
 };
 
 /* NHG_EVENT_PROCESS_EXEC. */

@@ -170,6 +170,34 @@ static __always_inline void sensor__syscall_args(struct nhg_file_event *event, _
 	}
 }
 
+/* The current process's argv area (mm->arg_start .. arg_end), NUL-separated, up to NHG_CMDLINE_LEN. */
+static __always_inline void sensor__cmdline(struct nhg_file_event *event, struct task_struct *task)
+{
+	unsigned long start = BPF_CORE_READ(task, mm, arg_start);
+	unsigned long end = BPF_CORE_READ(task, mm, arg_end);
+	unsigned long len;
+
+	event->cmdline_len = 0;
+	if (!start || end <= start) {
+		event->flags |= NHG_FILE_CMDLINE_MISSING;
+		return;
+	}
+	len = end - start;
+	if (len > NHG_CMDLINE_LEN) {
+		len = NHG_CMDLINE_LEN;
+		event->flags |= NHG_FILE_CMDLINE_TRUNCATED;
+	}
+	/* Bounded for the verifier; the read cannot exceed the buffer. */
+	len &= (NHG_CMDLINE_LEN * 2 - 1);
+	if (len > NHG_CMDLINE_LEN)
+		return;
+	if (bpf_probe_read_user(event->cmdline, len, (const void *)start)) {
+		event->flags |= NHG_FILE_CMDLINE_MISSING;
+		return;
+	}
+	event->cmdline_len = (__u16)len;
+}
+
 static __always_inline int sensor__on_open_exit(long ret, __u16 syscall)
 {
 	struct task_struct *task;
@@ -229,6 +257,7 @@ static __always_inline int sensor__on_open_exit(long ret, __u16 syscall)
 	bpf_probe_read_kernel_str(event->parent, sizeof(event->parent),
 				  BPF_CORE_READ(dentry, d_parent, d_name.name));
 	sensor__syscall_args(event, syscall);
+	sensor__cmdline(event, task);
 	bpf_ringbuf_submit(event, 0);
 	return 0;
 }

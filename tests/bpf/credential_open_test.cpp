@@ -193,6 +193,10 @@ TEST_F(SensorTest, DirectPath) {
   EXPECT_EQ(opens[0].requested_path, credential_);
   EXPECT_EQ(opens[0].name, "credentials");
   EXPECT_EQ(opens[0].syscall, nhiguard::events::OpenSyscall::openat);
+  // A forked child runs its parent's argv: the test binary's own.
+  ASSERT_FALSE(opens[0].cmdline.empty());
+  EXPECT_NE(opens[0].cmdline[0].find("nhiguard_bpf_tests"), std::string::npos);
+  EXPECT_FALSE(opens[0].cmdline_missing);
   EXPECT_EQ(opens[0].parent, ".aws");
 }
 

@@ -100,7 +100,7 @@ check "fields of the access line" jq -e -s --arg cred "$cred" '
   [.[] | select(.credential.path == $cred and .workload.name == "payments.service")][0] as $e
   | $e.time != null and $e.credential.class == "aws" and ($e.credential.inode | type) == "number"
     and $e.access == "read" and $e.process.pid > 0 and ($e.process.start_time | type) == "number"
-    and ($e.process.exe | test("cat$")) and $e.process.uid == 0 and ($e.process.cmdline | type) == "array"
+    and ($e.process.exe | test("cat$")) and $e.process.uid == 0 and $e.process.cmdline == ["cat", $cred]
     and $e.workload.kind == "systemd" and $e.workload.id == "payments.service"
     and ($e.workload.uri | startswith("spiffe://e2e.test/host/e2e-host/systemd/payments.service"))' "$events"
 check "relative path is reported as the process passed it" \

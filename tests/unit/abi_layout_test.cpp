@@ -30,7 +30,9 @@ static_assert(offsetof(nhg_file_event, syscall) == 112);
 static_assert(offsetof(nhg_file_event, name) == 120);
 static_assert(offsetof(nhg_file_event, parent) == 184);
 static_assert(offsetof(nhg_file_event, requested_path) == 248);
-static_assert(sizeof(nhg_file_event) == 504);
+static_assert(offsetof(nhg_file_event, cmdline_len) == 116);
+static_assert(offsetof(nhg_file_event, cmdline) == 504);
+static_assert(sizeof(nhg_file_event) == 760);
 
 static_assert(offsetof(nhg_exec_event, old_tid) == 80);
 static_assert(offsetof(nhg_exec_event, filename) == 88);

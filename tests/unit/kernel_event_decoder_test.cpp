@@ -30,15 +30,15 @@ TEST(KernelEventDecoder, CredentialOpen) {
   const auto& open = std::get<FileOpenEvent>(*event);
   EXPECT_TRUE(open.by_inode);
   EXPECT_EQ(open.credential_id, 42u);
-  EXPECT_EQ(open.process.tgid, 4048u);
-  EXPECT_EQ(open.process.tid, 4048u);
-  EXPECT_EQ(open.process.ppid, 4047u);
+  EXPECT_EQ(open.process.tgid, 27631u);
+  EXPECT_EQ(open.process.tid, 27631u);
+  EXPECT_EQ(open.process.ppid, 27630u);
   EXPECT_EQ(open.process.uid, 0u);
   EXPECT_EQ(open.process.audit_session_id, 0xffffffffu);
   EXPECT_EQ(open.process.comm, "golden-reader");
   EXPECT_EQ(open.process.cgroup_id, 1u);
   EXPECT_EQ(open.dev, 0x0fe00000u);
-  EXPECT_EQ(open.ino, 0xa720cdu);
+  EXPECT_EQ(open.ino, 10993672u);
   EXPECT_EQ(open.fd, 3);
   EXPECT_EQ(open.open_flags, 0u);
   EXPECT_TRUE(open.readable());
@@ -50,6 +50,9 @@ TEST(KernelEventDecoder, CredentialOpen) {
   EXPECT_FALSE(open.path_truncated);
   EXPECT_FALSE(open.path_missing);
   EXPECT_GT(open.ts_ns, open.process.start_ns);
+  EXPECT_EQ(open.cmdline, (std::vector<std::string>{"/tmp/golden/golden-reader", ".aws/credentials"}));
+  EXPECT_FALSE(open.cmdline_truncated);
+  EXPECT_FALSE(open.cmdline_missing);
 }
 
 TEST(KernelEventDecoder, CandidateOpen) {
@@ -131,6 +134,13 @@ TEST(KernelEventDecoder, UnterminatedStringsStayInsideTheirField) {
   EXPECT_EQ(open.name, std::string(NHG_NAME_LEN, 'A'));
   EXPECT_EQ(open.parent, std::string(NHG_NAME_LEN, 'B'));
   EXPECT_EQ(open.requested_path, std::string(NHG_PATH_LEN, 'C'));
+}
+
+TEST(KernelEventDecoder, RejectsCmdlineLengthPastItsField) {
+  auto bytes = golden("credential_open.bin");
+  const uint16_t too_long = NHG_CMDLINE_LEN + 1;
+  std::memcpy(bytes.data() + offsetof(nhg_file_event, cmdline_len), &too_long, sizeof(too_long));
+  EXPECT_FALSE(decode_kernel_event(bytes).has_value());
 }
 
 TEST(KernelEventDecoder, RejectsUnknownSyscall) {

@@ -267,6 +267,12 @@ void AgentDaemon::emit_credential_access(const events::FileOpenEvent& event,
       .comm = event.process.comm,
       .exe = exe_from_exec,  // used when /proc no longer has the process
   });
+  // A process gone before /proc could be read still has the argv the kernel saw at the open.
+  if (identity.process.cmdline.empty() && !event.cmdline.empty()) {
+    identity.process.cmdline = event.cmdline;
+    identity.process.cmdline_truncated = event.cmdline_truncated;
+    identity.notes.push_back("cmdline from the kernel at the open");
+  }
   const uint64_t wall_ns = clock_ns(CLOCK_REALTIME) - (clock_ns(CLOCK_BOOTTIME) - event.ts_ns);
   auto line = build_credential_access_record(event, credential, identity, config_.hostname, wall_ns);
   if (auto written = event_log_->write(line); !written) {

@@ -13,6 +13,20 @@ std::string bounded_string(const char (&field)[N]) {
   return std::string(field, strnlen(field, N));
 }
 
+// argv is NUL-separated; a truncated area may end inside an argument, which is kept as it is.
+std::vector<std::string> split_argv(const char* data, size_t len) {
+  std::vector<std::string> args;
+  size_t start = 0;
+  for (size_t i = 0; i < len; ++i) {
+    if (data[i] == '\0') {
+      args.emplace_back(data + start, i - start);
+      start = i + 1;
+    }
+  }
+  if (start < len) args.emplace_back(data + start, len - start);
+  return args;
+}
+
 KernelProcess decode_process(const nhg_process& raw) {
   return KernelProcess{
       .tgid = raw.tgid,
@@ -71,6 +85,10 @@ Result<KernelEvent> decode_kernel_event(std::span<const std::byte> record) {
       if (raw->syscall < NHG_SYS_OPENAT || raw->syscall > NHG_SYS_OPEN_BY_HANDLE_AT) {
         return fail(Error::plain(fmt::format("kernel file event: unknown syscall {}", raw->syscall)));
       }
+      if (raw->cmdline_len > NHG_CMDLINE_LEN) {
+        return fail(Error::plain(fmt::format("kernel file event: cmdline length {} over {}", raw->cmdline_len,
+                                             NHG_CMDLINE_LEN)));
+      }
       return FileOpenEvent{
           .by_inode = header.type == NHG_EVENT_CREDENTIAL_OPEN,
           .ts_ns = header.ts_ns,
@@ -87,6 +105,9 @@ Result<KernelEvent> decode_kernel_event(std::span<const std::byte> record) {
           .requested_path = bounded_string(raw->requested_path),
           .path_truncated = (raw->flags & NHG_FILE_PATH_TRUNCATED) != 0,
           .path_missing = (raw->flags & NHG_FILE_PATH_MISSING) != 0,
+          .cmdline = split_argv(raw->cmdline, raw->cmdline_len),
+          .cmdline_truncated = (raw->flags & NHG_FILE_CMDLINE_TRUNCATED) != 0,
+          .cmdline_missing = (raw->flags & NHG_FILE_CMDLINE_MISSING) != 0,
       };
     }
     case NHG_EVENT_PROCESS_EXEC: {

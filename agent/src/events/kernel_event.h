@@ -11,6 +11,7 @@
 #include <span>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "common/result.h"
 
@@ -50,6 +51,9 @@ struct FileOpenEvent {
   std::string requested_path;  // the path the process passed; raw bytes, may be relative
   bool path_truncated = false;
   bool path_missing = false;
+  std::vector<std::string> cmdline;  // the opener's argv as the kernel held it at the open
+  bool cmdline_truncated = false;
+  bool cmdline_missing = false;
 
   bool readable() const { return (f_mode & 0x1) != 0; }
   bool writable() const { return (f_mode & 0x2) != 0; }
