@@ -342,7 +342,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
     RES_NC[$s]+="$(field median_ns "$nc_line") "
     RES_C[$s]+="$(field median_ns "$c_line") "
     EVENTS[$s]+="${ev// /,};"
-    log "round $round ($s): non-credential $(field median_ns "$nc_line") ns/op (min $(field min_ns "$nc_line")), credential $(field median_ns "$c_line") ns/op (min $(field min_ns "$c_line")), events: $ev"
+    log "round $round ($s): non-credential $(field median_ns "$nc_line") ns/op (min $(field min_ns "$nc_line")), credential $(field median_ns "$c_line") ns/op (min $(field min_ns "$c_line")), events: $ev (loadavg $(cut -d' ' -f1 /proc/loadavg))"
   done
 done
 
