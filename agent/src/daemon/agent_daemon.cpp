@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/clock.h"
 #include "common/filesystem.h"
 #include "daemon/credential_access_record.h"
 #include "events/json_escape.h"
@@ -18,12 +19,6 @@
 
 namespace nhiguard::daemon {
 namespace {
-
-uint64_t clock_ns(clockid_t clock) {
-  timespec ts{};
-  clock_gettime(clock, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 std::unexpected<StartFailure> start_failure(StartFailureKind kind, std::string message) {
   return std::unexpected(StartFailure{kind, std::move(message)});
@@ -273,7 +268,7 @@ void AgentDaemon::emit_credential_access(const events::FileOpenEvent& event,
     identity.process.cmdline_truncated = event.cmdline_truncated;
     identity.notes.push_back("cmdline from the kernel at the open");
   }
-  const uint64_t wall_ns = clock_ns(CLOCK_REALTIME) - (clock_ns(CLOCK_BOOTTIME) - event.ts_ns);
+  const uint64_t wall_ns = boot_to_wall_ns(event.ts_ns);
   auto line = build_credential_access_record(event, credential, identity, config_.hostname, wall_ns);
   if (auto written = event_log_->write(line); !written) {
     spdlog::error("event log: {} (the event for pid {} and {} is lost from the file)", written.error().message,

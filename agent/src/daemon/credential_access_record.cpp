@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "common/clock.h"
 #include "events/json_escape.h"
 
 namespace nhiguard::daemon {
@@ -69,14 +70,6 @@ json process_json(const identity::ResolvedIdentity& identity) {
 }
 
 }  // namespace
-
-std::string format_rfc3339_ns(uint64_t wall_time_ns) {
-  const time_t seconds = static_cast<time_t>(wall_time_ns / 1'000'000'000ull);
-  tm utc{};
-  gmtime_r(&seconds, &utc);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z", utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday,
-                     utc.tm_hour, utc.tm_min, utc.tm_sec, wall_time_ns % 1'000'000'000ull);
-}
 
 json build_credential_access_record(const events::FileOpenEvent& event, const catalogue::ResolvedCredential& credential,
                                     const identity::ResolvedIdentity& identity, std::string_view host,

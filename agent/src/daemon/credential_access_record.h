@@ -24,7 +24,4 @@ nlohmann::json build_credential_access_record(const events::FileOpenEvent& event
                                               const identity::ResolvedIdentity& identity, std::string_view host,
                                               uint64_t wall_time_ns);
 
-// RFC 3339 UTC with nanoseconds: "2026-11-22T07:53:01.123456789Z".
-std::string format_rfc3339_ns(uint64_t wall_time_ns);
-
 }  // namespace nhiguard::daemon
