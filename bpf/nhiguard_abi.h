@@ -32,6 +32,7 @@ enum nhg_event_type {
 	NHG_EVENT_PROCESS_EXEC = 3,
 	NHG_EVENT_PROCESS_FORK = 4,
 	NHG_EVENT_PROCESS_EXIT = 5,
+	NHG_EVENT_EGRESS = 6,          /* a connect/sendmsg of a tainted process, or a denied one */
 };
 
 /* Which syscall opened the file. */
@@ -49,6 +50,7 @@ enum nhg_file_event_flags {
 	NHG_FILE_PATH_MISSING = 1u << 1,   /* requested_path could not be read */
 	NHG_FILE_CMDLINE_TRUNCATED = 1u << 2, /* the argv area was longer than NHG_CMDLINE_LEN */
 	NHG_FILE_CMDLINE_MISSING = 1u << 3,   /* the argv area could not be read (kernel thread, paged out) */
+	NHG_FILE_DENIED = 1u << 4,            /* a deny_credential rule matched: the reader was SIGKILLed */
 };
 
 /* Drop / error counters, one slot each in the per-CPU `nhg_counters` array. */
@@ -58,6 +60,9 @@ enum nhg_counter {
 	NHG_CTR_FD_LOOKUP_FAILED = 2,     /* open succeeded but the fd table did not yield a file */
 	NHG_CTR_CREDENTIAL_OPENS = 3,     /* credential opens seen (emitted or not) */
 	NHG_CTR_CANDIDATE_OPENS = 4,      /* name-table hits seen */
+	NHG_CTR_RINGBUF_DROP_EGRESS = 5,  /* ring buffer reservation failed for an egress event */
+	NHG_CTR_EGRESS_DENIED = 6,        /* connects/sendmsgs/packets refused by an egress block */
+	NHG_CTR_CREDENTIAL_DENIED = 7,    /* readers killed by a deny_credential rule */
 	NHG_CTR__COUNT = 8,               /* array size; room to add counters without resizing */
 };
 
@@ -101,6 +106,14 @@ struct nhg_credential_value {
 struct nhg_name_key {
 	char parent[NHG_NAME_LEN];
 	char name[NHG_NAME_LEN];
+};
+
+/* Key of the name table's prefilter: a name's length and its first 8 bytes (zero-padded,
+ * little-endian as loaded from memory). */
+struct nhg_name_prefix_key {
+	__u32 len;
+	__u32 pad;
+	__u64 head;
 };
 
 /* NHG_EVENT_CREDENTIAL_OPEN and NHG_EVENT_CANDIDATE_OPEN. */
@@ -149,6 +162,83 @@ struct nhg_exit_event {
 	struct nhg_process proc;
 	__s32 exit_code; /* task->exit_code: wait status encoding */
 	__u32 pad0;
+};
+
+/* ---- Enforcement (pinned; every entry expires in the kernel at expires_at_ns) ---- */
+
+/* Value of nhg_taint, keyed by tgid: this process (or an ancestor it inherited from) opened a
+ * credential for reading. */
+struct nhg_taint {
+	__u64 start_ns;      /* the tainted process's start_boottime: a reused tgid is not tainted */
+	__u64 tainted_at_ns; /* CLOCK_BOOTTIME of the read */
+	__u32 credential_id;
+	__u32 source_tgid;   /* the process that read it (differs from the key when inherited) */
+};
+
+enum nhg_egress_block_mode {
+	NHG_BLOCK_ALL = 1,    /* every connect/sendmsg and packet of the cgroup */
+	NHG_BLOCK_LISTED = 2, /* only destinations in nhg_egress_dests for this cgroup */
+};
+
+/* Value of nhg_egress_blocks, keyed by cgroup id (__u64). Applies to the cgroup and every
+ * cgroup below it. */
+struct nhg_egress_block {
+	__u64 expires_at_ns; /* CLOCK_BOOTTIME; the programs ignore the entry from then on */
+	__u32 mode;          /* enum nhg_egress_block_mode */
+	__u32 rule_id;       /* agent's short id of the action, for events */
+};
+
+/* Key of nhg_egress_dests (LPM trie): prefixlen counts bits of data[] from its start, so the
+ * cgroup id and port are always matched whole (prefixlen >= 80) and the address by its prefix.
+ * IPv4 addresses are stored IPv4-mapped (::ffff:a.b.c.d). port 0 = any port. */
+struct nhg_egress_dest_key {
+	__u32 prefixlen;
+	__u8 cgroup_id[8]; /* host order bytes of the cgroup id */
+	__u8 port[2];      /* network byte order */
+	__u8 addr[16];     /* network byte order */
+};
+
+/* Key of nhg_credential_denies: reading this credential from this cgroup (or below) kills the
+ * reader on open. */
+struct nhg_deny_key {
+	__u32 credential_id;
+	__u32 pad;
+	__u64 cgroup_id;
+};
+
+struct nhg_deny_value {
+	__u64 expires_at_ns;
+	__u32 rule_id;
+	__u32 pad;
+};
+
+enum nhg_egress_hook {
+	NHG_HOOK_CONNECT4 = 1,
+	NHG_HOOK_CONNECT6 = 2,
+	NHG_HOOK_SENDMSG4 = 3,
+	NHG_HOOK_SENDMSG6 = 4,
+};
+
+enum nhg_verdict {
+	NHG_VERDICT_ALLOWED = 1,
+	NHG_VERDICT_DENIED = 2,
+};
+
+/* NHG_EVENT_EGRESS. cgroup hooks cannot read the task struct: proc.start_ns comes from the taint
+ * entry (0 when untainted), proc.ppid/euid/gid/sessionid are 0. */
+struct nhg_egress_event {
+	struct nhg_event_header hdr;
+	struct nhg_process proc;
+	__u8 addr[16];       /* destination, network byte order; IPv4 mapped into IPv6 */
+	__u16 port;          /* destination port, host byte order */
+	__u16 family;        /* AF_INET / AF_INET6 */
+	__u16 protocol;      /* IPPROTO_TCP / IPPROTO_UDP / ... */
+	__u16 hook;          /* enum nhg_egress_hook */
+	__u32 verdict;       /* enum nhg_verdict */
+	__u32 rule_id;       /* the block that denied it, 0 when allowed */
+	__u32 taint_credential_id; /* 0 when the process is not tainted */
+	__u32 taint_source_tgid;
+	__u64 tainted_at_ns;
 };
 
 #endif /* NHIGUARD_BPF_ABI_H */

@@ -13,6 +13,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "nhiguard_abi.h"
+#include "maps.bpf.h"
 #include "process.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -30,27 +31,31 @@ const volatile bool read_syscall_args = true;    /* false where bpf_task_pt_regs
 #define NHG_NAME_BY_PARENT 2u   /* look up (parent, name) in nhg_candidate_pairs */
 
 struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 8 << 20); /* resized by the loader from config */
-} nhg_events SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, NHG_CTR__COUNT);
-	__type(key, __u32);
-	__type(value, __u64);
-} nhg_counters SEC(".maps");
-
-struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
 	__type(key, struct nhg_inode_key);
 	__type(value, struct nhg_credential_value);
 } nhg_credentials SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct nhg_deny_key);
+	__type(value, struct nhg_deny_value);
+} nhg_credential_denies SEC(".maps");
+
 struct nhg_name_only_key {
 	char name[NHG_NAME_LEN];
 };
+
+/* Cheap first filter of the name table: (length, first 8 bytes) of every candidate name. Nearly
+ * every open misses here after one fixed-size read, before any string is copied. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct nhg_name_prefix_key);
+	__type(value, __u32);
+} nhg_candidate_prefixes SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -74,23 +79,17 @@ struct nhg_sys_exit_args {
 	long ret;
 };
 
-static __always_inline void sensor__count(__u32 counter)
-{
-	__u64 *value = bpf_map_lookup_elem(&nhg_counters, &counter);
-	if (value)
-		*value += 1;
-}
-
 /* The struct file an fd refers to in the current task, or NULL. */
 static __always_inline struct file *sensor__fd_file(struct task_struct *task, long fd)
 {
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	/* task is a BTF pointer: these are direct (fault-safe) loads, not helper calls. */
+	struct fdtable *fdt = task->files->fdt;
 	struct file **fds;
 	struct file *file = NULL;
 
-	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+	if (!fdt || fd >= fdt->max_fds)
 		return NULL;
-	fds = BPF_CORE_READ(fdt, fd);
+	fds = fdt->fd;
 	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]))
 		return NULL;
 	return file;
@@ -99,11 +98,24 @@ static __always_inline struct file *sensor__fd_file(struct task_struct *task, lo
 /* Does the opened file's name (and maybe its parent's) match the candidate table? */
 static __always_inline bool sensor__candidate(struct dentry *dentry)
 {
+	struct nhg_name_prefix_key prefix = {};
 	struct nhg_name_only_key name = {};
 	struct nhg_name_key pair = {};
+	struct qstr d_name;
 	__u32 *flags;
 
-	bpf_probe_read_kernel_str(name.name, sizeof(name.name), BPF_CORE_READ(dentry, d_name.name));
+	if (bpf_core_read(&d_name, sizeof(d_name), &dentry->d_name))
+		return false;
+	if (d_name.len >= NHG_NAME_LEN)
+		return false;
+	prefix.len = d_name.len;
+	bpf_probe_read_kernel(&prefix.head, sizeof(prefix.head), d_name.name);
+	if (d_name.len < 8)
+		prefix.head &= (1ull << (8 * d_name.len)) - 1; /* little-endian: keep the name's bytes */
+	if (!bpf_map_lookup_elem(&nhg_candidate_prefixes, &prefix))
+		return false;
+
+	bpf_probe_read_kernel_str(name.name, sizeof(name.name), d_name.name);
 	flags = bpf_map_lookup_elem(&nhg_candidate_names, &name);
 	if (!flags)
 		return false;
@@ -198,6 +210,42 @@ static __always_inline void sensor__cmdline(struct nhg_file_event *event, struct
 	event->cmdline_len = (__u16)len;
 }
 
+/* Taints the current process with the credential it just opened for reading. */
+static __always_inline void sensor__taint(struct task_struct *task, __u32 credential_id)
+{
+	__u32 tgid = (__u32)(bpf_get_current_pid_tgid() >> 32);
+	struct nhg_taint *current = bpf_map_lookup_elem(&nhg_taint, &tgid);
+
+	/* A reader that loops over the same file would otherwise rewrite the entry on every open. */
+	if (current && current->credential_id == credential_id && current->source_tgid == tgid)
+		return;
+	struct nhg_taint taint = {
+		.start_ns = BPF_CORE_READ(task, group_leader, start_boottime),
+		.tainted_at_ns = bpf_ktime_get_boot_ns(),
+		.credential_id = credential_id,
+		.source_tgid = tgid,
+	};
+
+	bpf_map_update_elem(&nhg_taint, &tgid, &taint, BPF_ANY);
+}
+
+/* Is reading this credential denied to the current cgroup or one of its ancestors? */
+static __always_inline bool sensor__denied(__u32 credential_id)
+{
+	struct nhg_deny_key key = { .credential_id = credential_id };
+	struct nhg_deny_value *deny;
+
+	for (int level = 1; level <= NHG_MAX_CGROUP_DEPTH; level++) {
+		key.cgroup_id = bpf_get_current_ancestor_cgroup_id(level);
+		if (!key.cgroup_id)
+			break;
+		deny = bpf_map_lookup_elem(&nhg_credential_denies, &key);
+		if (deny && maps__in_force(deny->expires_at_ns))
+			return true;
+	}
+	return false;
+}
+
 static __always_inline int sensor__on_open_exit(long ret, __u16 syscall)
 {
 	struct task_struct *task;
@@ -206,6 +254,8 @@ static __always_inline int sensor__on_open_exit(long ret, __u16 syscall)
 	struct nhg_inode_key key;
 	struct dentry *dentry;
 	struct file *file;
+	__u32 credential_id = 0;
+	bool denied = false;
 	__u32 f_mode;
 	__u16 type;
 
@@ -216,7 +266,7 @@ static __always_inline int sensor__on_open_exit(long ret, __u16 syscall)
 	task = bpf_get_current_task_btf();
 	file = sensor__fd_file(task, ret);
 	if (!file) {
-		sensor__count(NHG_CTR_FD_LOOKUP_FAILED);
+		maps__count(NHG_CTR_FD_LOOKUP_FAILED);
 		return 0;
 	}
 	f_mode = BPF_CORE_READ(file, f_mode);
@@ -224,34 +274,48 @@ static __always_inline int sensor__on_open_exit(long ret, __u16 syscall)
 	 * would read the bytes is an open of its own and is matched then. */
 	if (!(f_mode & (FMODE_READ | FMODE_WRITE)))
 		return 0;
-	key.dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
-	key.ino = BPF_CORE_READ(file, f_inode, i_ino);
+	{
+		struct inode *inode = BPF_CORE_READ(file, f_inode);
+
+		key.dev = BPF_CORE_READ(inode, i_sb, s_dev);
+		key.ino = BPF_CORE_READ(inode, i_ino);
+	}
 	dentry = BPF_CORE_READ(file, f_path.dentry);
 
 	credential = bpf_map_lookup_elem(&nhg_credentials, &key);
 	if (credential) {
 		type = NHG_EVENT_CREDENTIAL_OPEN;
-		sensor__count(NHG_CTR_CREDENTIAL_OPENS);
+		maps__count(NHG_CTR_CREDENTIAL_OPENS);
+		credential_id = credential->credential_id;
+		/* The kill is synchronous: the signal is pending before the syscall returns, so the
+		 * reader dies without reading a byte. */
+		if (sensor__denied(credential_id)) {
+			bpf_send_signal(9 /* SIGKILL */);
+			denied = true;
+			maps__count(NHG_CTR_CREDENTIAL_DENIED);
+		} else if (f_mode & FMODE_READ) {
+			sensor__taint(task, credential_id);
+		}
 	} else if (sensor__candidate(dentry)) {
 		type = NHG_EVENT_CANDIDATE_OPEN;
-		sensor__count(NHG_CTR_CANDIDATE_OPENS);
+		maps__count(NHG_CTR_CANDIDATE_OPENS);
 	} else {
 		return 0;
 	}
 
 	event = bpf_ringbuf_reserve(&nhg_events, sizeof(*event), 0);
 	if (!event) {
-		sensor__count(NHG_CTR_RINGBUF_DROP_FILE);
+		maps__count(NHG_CTR_RINGBUF_DROP_FILE);
 		return 0;
 	}
 	process__header(&event->hdr, type, sizeof(*event));
 	process__describe(&event->proc, task);
 	event->file = key;
-	event->credential_id = credential ? credential->credential_id : 0;
+	event->credential_id = credential_id;
 	event->f_mode = f_mode;
 	event->fd = (__s32)ret;
 	event->syscall = syscall;
-	event->flags = 0;
+	event->flags = denied ? NHG_FILE_DENIED : 0;
 	event->pad0 = 0;
 	bpf_probe_read_kernel_str(event->name, sizeof(event->name), BPF_CORE_READ(dentry, d_name.name));
 	bpf_probe_read_kernel_str(event->parent, sizeof(event->parent),
@@ -300,7 +364,7 @@ int BPF_PROG(sensor_process_exec, struct task_struct *task, pid_t old_pid, struc
 
 	event = bpf_ringbuf_reserve(&nhg_events, sizeof(*event), 0);
 	if (!event) {
-		sensor__count(NHG_CTR_RINGBUF_DROP_PROCESS);
+		maps__count(NHG_CTR_RINGBUF_DROP_PROCESS);
 		return 0;
 	}
 	process__header(&event->hdr, NHG_EVENT_PROCESS_EXEC, sizeof(*event));
@@ -325,9 +389,22 @@ int BPF_PROG(sensor_process_fork, struct task_struct *parent, struct task_struct
 	/* New threads share the process key of their leader: only new processes are events. */
 	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
 		return 0;
+	/* Taint follows the credential into children (a shell that read a token and then runs curl). */
+	{
+		__u32 parent_tgid = BPF_CORE_READ(parent, tgid);
+		__u32 child_tgid = BPF_CORE_READ(child, tgid);
+		struct nhg_taint *taint = bpf_map_lookup_elem(&nhg_taint, &parent_tgid);
+
+		if (taint) {
+			struct nhg_taint inherited = *taint;
+
+			inherited.start_ns = BPF_CORE_READ(child, start_boottime);
+			bpf_map_update_elem(&nhg_taint, &child_tgid, &inherited, BPF_ANY);
+		}
+	}
 	event = bpf_ringbuf_reserve(&nhg_events, sizeof(*event), 0);
 	if (!event) {
-		sensor__count(NHG_CTR_RINGBUF_DROP_PROCESS);
+		maps__count(NHG_CTR_RINGBUF_DROP_PROCESS);
 		return 0;
 	}
 	process__header(&event->hdr, NHG_EVENT_PROCESS_FORK, sizeof(*event));
@@ -349,9 +426,14 @@ int sensor_process_exit(void *ctx)
 	 * whichever thread it is (the leader may have exited earlier). */
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
+	{
+		__u32 tgid = BPF_CORE_READ(task, tgid);
+
+		bpf_map_delete_elem(&nhg_taint, &tgid);
+	}
 	event = bpf_ringbuf_reserve(&nhg_events, sizeof(*event), 0);
 	if (!event) {
-		sensor__count(NHG_CTR_RINGBUF_DROP_PROCESS);
+		maps__count(NHG_CTR_RINGBUF_DROP_PROCESS);
 		return 0;
 	}
 	process__header(&event->hdr, NHG_EVENT_PROCESS_EXIT, sizeof(*event));

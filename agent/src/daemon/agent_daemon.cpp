@@ -276,7 +276,9 @@ void AgentDaemon::emit_credential_access(const events::FileOpenEvent& event,
   } else {
     ++events_written_;
   }
-  spdlog::info("credential access: {} {} ({}, id {}) by pid {} {} uid {} of {}", line["access"].get<std::string>(),
+  // The JSON line is the record; the log line repeats it for people at debug level, so a flood of
+  // reads does not double the agent's work.
+  spdlog::debug("credential access: {} {} ({}, id {}) by pid {} {} uid {} of {}", line["access"].get<std::string>(),
                events::escape_bytes(credential.path), catalogue::to_string(credential.credential_class),
                credential.credential_id, event.process.tgid, events::escape_bytes(identity.process.exe),
                event.process.uid, identity.workload.uri);

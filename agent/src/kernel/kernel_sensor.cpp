@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,6 +14,8 @@
 
 #include "common/filesystem.h"
 #include "kernel/libbpf_logging.h"
+#include "identity/mountinfo.h"
+#include "nhiguard_egress.skel.h"
 #include "nhiguard_sensor.skel.h"
 
 namespace nhiguard::kernel {
@@ -44,6 +47,15 @@ void drop_incompatible_pin(bpf_map* map, const std::string& pin_path) {
   }
 }
 
+Result<void> pin_map(bpf_map* map, const std::string& pin_dir) {
+  const std::string path = pin_dir + "/" + bpf_map__name(map);
+  drop_incompatible_pin(map, path);
+  if (int err = bpf_map__set_pin_path(map, path.c_str()); err != 0) {
+    return fail(libbpf_error(err, "set pin path " + path));
+  }
+  return {};
+}
+
 int on_record(void* ctx, void* data, size_t size) {
   auto* handler = static_cast<KernelSensor::RecordHandler*>(ctx);
   (*handler)(std::span<const std::byte>(static_cast<const std::byte*>(data), size));
@@ -69,7 +81,7 @@ Result<std::unique_ptr<KernelSensor>> KernelSensor::start(const SensorOptions& o
   std::unique_ptr<KernelSensor> sensor(new KernelSensor());
   sensor->handler_ = std::move(handler);
   if (auto loaded = sensor->load(options); !loaded) return fail(loaded.error());
-  if (auto attached = sensor->attach(); !attached) return fail(attached.error());
+  if (auto attached = sensor->attach(options); !attached) return fail(attached.error());
   sensor->ring_ = ring_buffer__new(bpf_map__fd(sensor->skel_->maps.nhg_events), on_record, &sensor->handler_, nullptr);
   if (!sensor->ring_) return fail(Error::from_current_errno("ring_buffer__new for nhg_events"));
   return sensor;
@@ -91,40 +103,114 @@ Result<void> KernelSensor::load(const SensorOptions& options) {
   if (!options.pin_dir.empty()) {
     if (auto made = make_directories(options.pin_dir); !made) return fail(made.error());
     for (bpf_map* map : {skel_->maps.nhg_credentials, skel_->maps.nhg_candidate_names,
-                         skel_->maps.nhg_candidate_pairs, skel_->maps.nhg_counters}) {
-      const std::string path = options.pin_dir + "/" + bpf_map__name(map);
-      drop_incompatible_pin(map, path);
-      if (int err = bpf_map__set_pin_path(map, path.c_str()); err != 0) {
-        return fail(libbpf_error(err, "set pin path " + path));
-      }
+                         skel_->maps.nhg_candidate_pairs, skel_->maps.nhg_candidate_prefixes,
+                         skel_->maps.nhg_counters, skel_->maps.nhg_taint,
+                         skel_->maps.nhg_credential_denies}) {
+      if (auto pinned = pin_map(map, options.pin_dir); !pinned) return pinned;
     }
   }
   if (int err = nhiguard_sensor__load(skel_); err != 0) {
     return fail(libbpf_error(err, "load BPF programs of nhiguard_sensor (the verifier log above says why)"));
   }
+  return load_egress(options);
+}
+
+Result<void> KernelSensor::load_egress(const SensorOptions& options) {
+  egress_ = nhiguard_egress__open();
+  if (!egress_) return fail(Error::from_current_errno("open BPF object nhiguard_egress"));
+  egress_->rodata->report_all_egress = options.report_all_egress;
+  // One ring buffer, one counter array, one taint table for both objects.
+  if (int err = bpf_map__reuse_fd(egress_->maps.nhg_events, bpf_map__fd(skel_->maps.nhg_events)); err != 0) {
+    return fail(libbpf_error(err, "share the ring buffer with nhiguard_egress"));
+  }
+  for (auto [mine, shared] : {std::pair{egress_->maps.nhg_counters, skel_->maps.nhg_counters},
+                              std::pair{egress_->maps.nhg_taint, skel_->maps.nhg_taint}}) {
+    if (int err = bpf_map__reuse_fd(mine, bpf_map__fd(shared)); err != 0) {
+      return fail(libbpf_error(err, std::string("share map ") + bpf_map__name(shared) + " with nhiguard_egress"));
+    }
+  }
+  if (!options.pin_dir.empty()) {
+    for (bpf_map* map : {egress_->maps.nhg_egress_blocks, egress_->maps.nhg_egress_dests}) {
+      if (auto pinned = pin_map(map, options.pin_dir); !pinned) return pinned;
+    }
+  }
+  if (int err = nhiguard_egress__load(egress_); err != 0) {
+    return fail(libbpf_error(err, "load BPF programs of nhiguard_egress (the verifier log above says why)"));
+  }
   return {};
 }
 
-Result<void> KernelSensor::attach() {
+Result<void> KernelSensor::attach(const SensorOptions& options) {
+  const std::string link_dir = options.pin_dir.empty() ? "" : options.pin_dir + "/links";
+  if (!link_dir.empty()) {
+    if (auto made = make_directories(link_dir); !made) return made;
+  }
   bpf_program* prog;
   bpf_object__for_each_program(prog, skel_->obj) {
     if (!bpf_program__autoload(prog)) continue;
-    bpf_link* link = bpf_program__attach(prog);
-    if (!link) {
-      return fail(Error::from_current_errno(fmt::format("attach {} ({})", bpf_program__name(prog),
-                                                        bpf_program__section_name(prog))));
-    }
-    // The skeleton's destroy() detaches links it knows; keep ours in the skeleton's slots.
-    for (int i = 0; i < skel_->skeleton->prog_cnt; ++i) {
-      if (*skel_->skeleton->progs[i].prog == prog) *skel_->skeleton->progs[i].link = link;
-    }
-    attached_.push_back(bpf_program__name(prog));
+    if (auto attached = attach_pinned(prog, -1, link_dir); !attached) return attached;
   }
+  std::string cgroup_root = options.cgroup2_root;
+  if (cgroup_root.empty()) {
+    auto found = identity::find_cgroup2_mount();
+    if (!found) return fail(Error::plain("egress hooks need cgroup v2: " + found.error().message));
+    cgroup_root = *found;
+  }
+  const int cgroup_fd = open(cgroup_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (cgroup_fd < 0) return fail(Error::from_current_errno("open cgroup v2 root " + cgroup_root));
+  bpf_object__for_each_program(prog, egress_->obj) {
+    if (auto attached = attach_pinned(prog, cgroup_fd, link_dir); !attached) {
+      close(cgroup_fd);
+      return attached;
+    }
+  }
+  close(cgroup_fd);
+  return {};
+}
+
+// Attaches one program (to the cgroup when cgroup_fd >= 0) and pins its link, so the program keeps
+// running, and enforcing, when the agent is gone. A link pinned by an earlier agent is taken over:
+// cgroup links are switched to the new program atomically; other links are replaced after the new
+// one is attached, so there is no moment without the program.
+Result<void> KernelSensor::attach_pinned(bpf_program* prog, int cgroup_fd, const std::string& link_dir) {
+  const std::string name = bpf_program__name(prog);
+  const std::string pin_path = link_dir.empty() ? "" : link_dir + "/" + name;
+  bpf_link* previous = pin_path.empty() ? nullptr : bpf_link__open(pin_path.c_str());
+  if (previous && cgroup_fd >= 0) {
+    if (bpf_link__update_program(previous, prog) == 0) {
+      links_.push_back(previous);
+      attached_.push_back(name + " (adopted)");
+      return {};
+    }
+    spdlog::warn("pinned link {} could not take the new program ({}); attaching anew", pin_path, strerror(errno));
+  }
+  bpf_link* link = cgroup_fd >= 0 ? bpf_program__attach_cgroup(prog, cgroup_fd) : bpf_program__attach(prog);
+  if (!link) {
+    const int err = errno;
+    if (previous) bpf_link__destroy(previous);
+    return fail(Error::from_errno(err, fmt::format("attach {} ({})", name, bpf_program__section_name(prog))));
+  }
+  if (previous) {
+    bpf_link__unpin(previous);
+    bpf_link__destroy(previous);
+  }
+  if (!pin_path.empty()) {
+    unlink(pin_path.c_str());
+    if (int err = bpf_link__pin(link, pin_path.c_str()); err != 0) {
+      bpf_link__destroy(link);
+      return fail(libbpf_error(err, "pin link " + pin_path));
+    }
+  }
+  links_.push_back(link);
+  attached_.push_back(name);
   return {};
 }
 
 KernelSensor::~KernelSensor() {
   if (ring_) ring_buffer__free(ring_);
+  // Closing a pinned link leaves it attached: the pin holds it until the next agent takes it over.
+  for (bpf_link* link : links_) bpf_link__destroy(link);
+  if (egress_) nhiguard_egress__destroy(egress_);
   if (skel_) nhiguard_sensor__destroy(skel_);
 }
 
@@ -181,7 +267,22 @@ Result<void> KernelSensor::set_candidate_names(const std::vector<CandidateName>&
       pairs.emplace(entry.parent, entry.name);
     }
   }
+  const int prefixes_fd = bpf_map__fd(skel_->maps.nhg_candidate_prefixes);
+  std::set<std::pair<uint32_t, uint64_t>> prefixes;
+  for (const auto& [name, flags] : name_flags) {
+    nhg_name_prefix_key key{};
+    key.len = static_cast<uint32_t>(name.size());
+    std::memcpy(&key.head, name.data(), std::min<size_t>(name.size(), sizeof(key.head)));
+    prefixes.emplace(key.len, key.head);
+  }
   // Add the new entries first, then delete stale ones, so no name is unwatched in between.
+  for (const auto& [len, head] : prefixes) {
+    nhg_name_prefix_key key{.len = len, .pad = 0, .head = head};
+    const uint32_t one = 1;
+    if (bpf_map_update_elem(prefixes_fd, &key, &one, BPF_ANY) != 0) {
+      return fail(Error::from_current_errno("add candidate name prefix"));
+    }
+  }
   for (const auto& [name, flags] : name_flags) {
     NameOnlyKey key;
     copy_name(key.name, name);
@@ -219,6 +320,14 @@ Result<void> KernelSensor::set_candidate_names(const std::vector<CandidateName>&
     }
   }
   for (const auto& key : stale_pairs) bpf_map_delete_elem(pairs_fd, &key);
+  std::vector<nhg_name_prefix_key> stale_prefixes;
+  nhg_name_prefix_key prefix_key{};
+  nhg_name_prefix_key prefix_next{};
+  for (const void* prev = nullptr; bpf_map_get_next_key(prefixes_fd, prev, &prefix_next) == 0; prev = &prefix_key) {
+    prefix_key = prefix_next;
+    if (!prefixes.contains({prefix_key.len, prefix_key.head})) stale_prefixes.push_back(prefix_key);
+  }
+  for (const auto& key : stale_prefixes) bpf_map_delete_elem(prefixes_fd, &key);
   return {};
 }
 

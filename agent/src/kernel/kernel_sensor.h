@@ -23,7 +23,10 @@
 #include "nhiguard_abi.h"
 
 struct nhiguard_sensor;
+struct nhiguard_egress;
 struct ring_buffer;
+struct bpf_link;
+struct bpf_program;
 
 namespace nhiguard::kernel {
 
@@ -32,6 +35,8 @@ struct SensorOptions {
   uint32_t ringbuf_bytes = 8u << 20;              // power of two, multiple of the page size
   uint32_t ignore_tgid = 0;                       // opens by this process are not reported
   bool read_syscall_args = true;                  // needs bpf_task_pt_regs (kernel 5.15+)
+  bool report_all_egress = false;                 // egress events for untainted, allowed processes too
+  std::string cgroup2_root;                       // empty: found in /proc/self/mountinfo
 };
 
 // A (parent directory name, file name) pair for files that may appear later; parent "" = any.
@@ -75,9 +80,13 @@ class KernelSensor {
  private:
   KernelSensor() = default;
   Result<void> load(const SensorOptions& options);
-  Result<void> attach();
+  Result<void> load_egress(const SensorOptions& options);
+  Result<void> attach(const SensorOptions& options);
+  Result<void> attach_pinned(bpf_program* prog, int cgroup_fd, const std::string& link_dir);
 
   nhiguard_sensor* skel_ = nullptr;
+  nhiguard_egress* egress_ = nullptr;
+  std::vector<bpf_link*> links_;
   ring_buffer* ring_ = nullptr;
   RecordHandler handler_;
   std::vector<std::string> attached_;

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Maps shared by the sensor and egress objects. Each object declares them; the loader makes the
+ * second object reuse the first's (pinned maps by pin path, the ring buffer by fd), so there is one
+ * ring buffer, one counter array and one taint table.
+ */
+#ifndef NHIGUARD_MAPS_BPF_H
+#define NHIGUARD_MAPS_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+#include "nhiguard_abi.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20); /* resized by the loader from config */
+} nhg_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NHG_CTR__COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} nhg_counters SEC(".maps");
+
+/* tgid -> the credential it (or the ancestor it inherited from) read. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 32768);
+	__type(key, __u32);
+	__type(value, struct nhg_taint);
+} nhg_taint SEC(".maps");
+
+/* How deep the enforcement lookups walk up the cgroup tree (a block on a service applies to the
+ * cgroups below it). */
+#define NHG_MAX_CGROUP_DEPTH 16
+
+static __always_inline void maps__count(__u32 counter)
+{
+	__u64 *value = bpf_map_lookup_elem(&nhg_counters, &counter);
+	if (value)
+		*value += 1;
+}
+
+/* An enforcement entry holds until its CLOCK_BOOTTIME expiry, whether or not an agent runs. */
+static __always_inline bool maps__in_force(__u64 expires_at_ns)
+{
+	return bpf_ktime_get_boot_ns() < expires_at_ns;
+}
+
+#endif /* NHIGUARD_MAPS_BPF_H */
