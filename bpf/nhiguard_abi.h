@@ -196,6 +196,7 @@ struct nhg_egress_dest_key {
 	__u8 cgroup_id[8]; /* host order bytes of the cgroup id */
 	__u8 port[2];      /* network byte order */
 	__u8 addr[16];     /* network byte order */
+	__u8 pad[2];       /* never inside a prefix: prefixlen <= 208 */
 };
 
 /* Key of nhg_credential_denies: reading this credential from this cgroup (or below) kills the

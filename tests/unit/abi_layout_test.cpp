@@ -45,12 +45,25 @@ static_assert(sizeof(nhg_fork_event) == 96);
 static_assert(offsetof(nhg_exit_event, exit_code) == 80);
 static_assert(sizeof(nhg_exit_event) == 88);
 
+static_assert(offsetof(nhg_egress_event, addr) == 80);
+static_assert(offsetof(nhg_egress_event, port) == 96);
+static_assert(offsetof(nhg_egress_event, verdict) == 104);
+static_assert(offsetof(nhg_egress_event, tainted_at_ns) == 120);
+static_assert(sizeof(nhg_egress_event) == 128);
+static_assert(sizeof(nhg_taint) == 24);
+static_assert(sizeof(nhg_egress_block) == 16);
+static_assert(sizeof(nhg_egress_dest_key) == 32);
+static_assert(sizeof(nhg_deny_key) == 16);
+static_assert(sizeof(nhg_deny_value) == 16);
+static_assert(sizeof(nhg_name_prefix_key) == 16);
+
 // Every record is a multiple of 8 bytes so the ring buffer keeps the next header aligned.
 TEST(AbiLayout, RecordsAreEightByteMultiples) {
   EXPECT_EQ(sizeof(nhg_file_event) % 8, 0u);
   EXPECT_EQ(sizeof(nhg_exec_event) % 8, 0u);
   EXPECT_EQ(sizeof(nhg_fork_event) % 8, 0u);
   EXPECT_EQ(sizeof(nhg_exit_event) % 8, 0u);
+  EXPECT_EQ(sizeof(nhg_egress_event) % 8, 0u);
 }
 
 TEST(AbiLayout, EnumValuesAreStable) {

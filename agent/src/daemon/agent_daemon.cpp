@@ -203,6 +203,8 @@ void AgentDaemon::on_record(std::span<const std::byte> record) {
         } else if constexpr (std::is_same_v<T, events::ExitEvent>) {
           processes_.on_exit(e);
           identities_->forget(e.process.tgid, e.process.start_ns);
+        } else if constexpr (std::is_same_v<T, events::EgressEvent>) {
+          on_egress(e);
         } else {
           on_file_open(e);
         }
@@ -282,6 +284,40 @@ void AgentDaemon::emit_credential_access(const events::FileOpenEvent& event,
                events::escape_bytes(credential.path), catalogue::to_string(credential.credential_class),
                credential.credential_id, event.process.tgid, events::escape_bytes(identity.process.exe),
                event.process.uid, identity.workload.uri);
+}
+
+void AgentDaemon::on_egress(const events::EgressEvent& event) {
+  std::string exe_from_exec;
+  uint64_t start_ns = event.process.start_ns;
+  if (start_ns == 0) {
+    // Untainted egress carries no start time: the process table knows the tgid's current holder.
+    if (auto live = processes_.find_live(event.process.tgid)) start_ns = live->key.start_ns;
+  }
+  if (auto known = processes_.find({event.process.tgid, start_ns})) exe_from_exec = known->exe;
+  auto identity = identities_->resolve(identity::KernelProcessFacts{
+      .pid = event.process.tgid,
+      .tid = event.process.tid,
+      .start_ns = start_ns,
+      .cgroup_id = event.process.cgroup_id,
+      .uid = event.process.uid,
+      .gid = event.process.gid,
+      .comm = event.process.comm,
+      .exe = exe_from_exec,
+  });
+  const catalogue::ResolvedCredential* taint = nullptr;
+  if (auto it = credentials_by_id_.find(event.taint_credential_id); it != credentials_by_id_.end()) taint = &it->second;
+  auto line = build_egress_record(event, taint, identity, config_.hostname, boot_to_wall_ns(event.ts_ns));
+  if (auto written = event_log_->write(line); !written) {
+    spdlog::error("event log: {} (egress event of pid {} lost from the file)", written.error().message,
+                  event.process.tgid);
+  } else {
+    ++events_written_;
+  }
+  if (event.denied) {
+    spdlog::info("egress denied: pid {} {} of {} to {} port {} ({}), block rule {}", event.process.tgid,
+                 events::escape_bytes(identity.process.exe), identity.workload.uri, event.address_string(), event.port,
+                 events::to_string(event.hook), event.rule_id);
+  }
 }
 
 void AgentDaemon::check_counters() {

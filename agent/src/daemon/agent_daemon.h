@@ -49,6 +49,7 @@ class AgentDaemon {
  private:
   void on_record(std::span<const std::byte> record);
   void on_file_open(const events::FileOpenEvent& event);
+  void on_egress(const events::EgressEvent& event);
   // Re-resolves the catalogue and makes the kernel's credential map equal to it.
   Result<void> sync_catalogue(const char* why);
   void persist_credential_ids();

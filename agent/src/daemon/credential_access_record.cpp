@@ -71,6 +71,42 @@ json process_json(const identity::ResolvedIdentity& identity) {
 
 }  // namespace
 
+json build_egress_record(const events::EgressEvent& event, const catalogue::ResolvedCredential* taint,
+                         const identity::ResolvedIdentity& identity, std::string_view host, uint64_t wall_time_ns) {
+  const char* protocol = event.protocol == 6 ? "tcp" : event.protocol == 17 ? "udp" : "other";
+  json record = {
+      {"time", format_rfc3339_ns(wall_time_ns)},
+      {"type", "egress"},
+      {"host", std::string(host)},
+      {"destination",
+       {{"address", event.address_string()},
+        {"port", event.port},
+        {"family", event.family == 10 ? "ipv6" : "ipv4"},
+        {"protocol", protocol}}},
+      {"hook", events::to_string(event.hook)},
+      {"verdict", event.denied ? "denied" : "allowed"},
+      {"process", process_json(identity)},
+      {"workload", workload_json(identity.workload)},
+  };
+  if (event.denied) record["block_rule_id"] = event.rule_id;
+  if (event.taint_credential_id != 0) {
+    json tainted = {
+        {"credential_id", event.taint_credential_id},
+        {"source_pid", event.taint_source_tgid},
+        {"inherited", event.taint_source_tgid != event.process.tgid},
+        {"read_at", format_rfc3339_ns(boot_to_wall_ns(event.tainted_at_ns))},
+    };
+    if (taint) {
+      tainted["class"] = catalogue::to_string(taint->credential_class);
+      tainted["path"] = escape_bytes(taint->path);
+    }
+    record["tainted_by"] = std::move(tainted);
+  } else {
+    record["tainted_by"] = nullptr;
+  }
+  return record;
+}
+
 json build_credential_access_record(const events::FileOpenEvent& event, const catalogue::ResolvedCredential& credential,
                                     const identity::ResolvedIdentity& identity, std::string_view host,
                                     uint64_t wall_time_ns) {
@@ -95,6 +131,7 @@ json build_credential_access_record(const events::FileOpenEvent& event, const ca
       {"process", process_json(identity)},
       {"workload", workload_json(identity.workload)},
   };
+  if (event.denied) record["denied"] = true;
   if (!credential.aliases.empty()) {
     json aliases = json::array();
     for (const auto& alias : credential.aliases) aliases.push_back(escape_bytes(alias));

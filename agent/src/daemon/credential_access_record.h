@@ -18,6 +18,13 @@
 
 namespace nhiguard::daemon {
 
+// The JSON line for one egress attempt ("type": "egress"): destination, verdict, the process and
+// workload, and, when the process was tainted, the credential it (or an ancestor) read before.
+// `taint` is the catalogue entry of that credential, or null when unknown.
+nlohmann::json build_egress_record(const events::EgressEvent& event, const catalogue::ResolvedCredential* taint,
+                                   const identity::ResolvedIdentity& identity, std::string_view host,
+                                   uint64_t wall_time_ns);
+
 // wall_time_ns: the event's time on CLOCK_REALTIME (the kernel stamps CLOCK_BOOTTIME).
 nlohmann::json build_credential_access_record(const events::FileOpenEvent& event,
                                               const catalogue::ResolvedCredential& credential,

@@ -60,6 +60,11 @@ std::optional<ProcessRecord> ProcessTable::find(ProcessKey key) const {
   return std::nullopt;
 }
 
+std::optional<ProcessRecord> ProcessTable::find_live(uint32_t tgid) const {
+  if (auto live = live_by_tgid_.find(tgid); live != live_by_tgid_.end()) return find(live->second);
+  return std::nullopt;
+}
+
 std::vector<ProcessRecord> ProcessTable::ancestry(ProcessKey key, size_t max_depth) const {
   std::vector<ProcessRecord> chain;
   auto current = find(key);

@@ -51,6 +51,8 @@ class ProcessTable {
   void observe(const events::KernelProcess& process);
 
   std::optional<ProcessRecord> find(ProcessKey key) const;
+  // The process that currently holds this tgid, if the table knows it.
+  std::optional<ProcessRecord> find_live(uint32_t tgid) const;
   // The chain of known parents, nearest first, at most max_depth long.
   std::vector<ProcessRecord> ancestry(ProcessKey key, size_t max_depth = 32) const;
 

@@ -1,5 +1,8 @@
 #include "events/kernel_event.h"
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
 #include <cstring>
 #include <fmt/format.h>
 
@@ -56,6 +59,26 @@ Result<Raw> copy_record(std::span<const std::byte> record, const nhg_event_heade
 
 }  // namespace
 
+std::string_view to_string(EgressHook hook) {
+  switch (hook) {
+    case EgressHook::connect4: return "connect4";
+    case EgressHook::connect6: return "connect6";
+    case EgressHook::sendmsg4: return "sendmsg4";
+    case EgressHook::sendmsg6: return "sendmsg6";
+  }
+  return "unknown";
+}
+
+std::string EgressEvent::address_string() const {
+  char buffer[INET6_ADDRSTRLEN] = {};
+  if (family == AF_INET) {
+    inet_ntop(AF_INET, &address[12], buffer, sizeof(buffer));
+  } else {
+    inet_ntop(AF_INET6, address.data(), buffer, sizeof(buffer));
+  }
+  return buffer;
+}
+
 std::string_view to_string(OpenSyscall syscall) {
   switch (syscall) {
     case OpenSyscall::openat: return "openat";
@@ -108,6 +131,7 @@ Result<KernelEvent> decode_kernel_event(std::span<const std::byte> record) {
           .cmdline = split_argv(raw->cmdline, raw->cmdline_len),
           .cmdline_truncated = (raw->flags & NHG_FILE_CMDLINE_TRUNCATED) != 0,
           .cmdline_missing = (raw->flags & NHG_FILE_CMDLINE_MISSING) != 0,
+          .denied = (raw->flags & NHG_FILE_DENIED) != 0,
       };
     }
     case NHG_EVENT_PROCESS_EXEC: {
@@ -135,6 +159,31 @@ Result<KernelEvent> decode_kernel_event(std::span<const std::byte> record) {
       auto raw = copy_record<nhg_exit_event>(record, header);
       if (!raw) return fail(raw.error());
       return ExitEvent{.ts_ns = header.ts_ns, .process = decode_process(raw->proc), .exit_code = raw->exit_code};
+    }
+    case NHG_EVENT_EGRESS: {
+      auto raw = copy_record<nhg_egress_event>(record, header);
+      if (!raw) return fail(raw.error());
+      if (raw->hook < NHG_HOOK_CONNECT4 || raw->hook > NHG_HOOK_SENDMSG6 ||
+          (raw->verdict != NHG_VERDICT_ALLOWED && raw->verdict != NHG_VERDICT_DENIED) ||
+          (raw->family != AF_INET && raw->family != AF_INET6)) {
+        return fail(Error::plain(fmt::format("kernel egress event: hook {} verdict {} family {} out of range", raw->hook,
+                                             raw->verdict, raw->family)));
+      }
+      EgressEvent event{
+          .ts_ns = header.ts_ns,
+          .process = decode_process(raw->proc),
+          .port = raw->port,
+          .family = raw->family,
+          .protocol = raw->protocol,
+          .hook = static_cast<EgressHook>(raw->hook),
+          .denied = raw->verdict == NHG_VERDICT_DENIED,
+          .rule_id = raw->rule_id,
+          .taint_credential_id = raw->taint_credential_id,
+          .taint_source_tgid = raw->taint_source_tgid,
+          .tainted_at_ns = raw->tainted_at_ns,
+      };
+      std::memcpy(event.address.data(), raw->addr, sizeof(raw->addr));
+      return event;
     }
     default:
       return fail(Error::plain(fmt::format("kernel event: unknown type {} ({} bytes)", header.type, record.size())));

@@ -6,6 +6,7 @@
 // unit tests from golden byte blobs without a kernel.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -54,6 +55,7 @@ struct FileOpenEvent {
   std::vector<std::string> cmdline;  // the opener's argv as the kernel held it at the open
   bool cmdline_truncated = false;
   bool cmdline_missing = false;
+  bool denied = false;  // a deny_credential rule matched: the kernel SIGKILLed the reader
 
   bool readable() const { return (f_mode & 0x1) != 0; }
   bool writable() const { return (f_mode & 0x2) != 0; }
@@ -80,7 +82,28 @@ struct ExitEvent {
   int32_t exit_code = 0;  // wait-status encoding
 };
 
-using KernelEvent = std::variant<FileOpenEvent, ExecEvent, ForkEvent, ExitEvent>;
+enum class EgressHook : uint16_t { connect4 = 1, connect6 = 2, sendmsg4 = 3, sendmsg6 = 4 };
+std::string_view to_string(EgressHook hook);
+
+// A connect/sendmsg of a tainted process, or one an egress block denied.
+struct EgressEvent {
+  uint64_t ts_ns = 0;
+  KernelProcess process;  // start_ns only when tainted; ppid/euid/audit session not available here
+  std::array<uint8_t, 16> address{};  // IPv4 mapped into IPv6
+  uint16_t port = 0;
+  uint16_t family = 0;    // AF_INET / AF_INET6
+  uint16_t protocol = 0;  // IPPROTO_*
+  EgressHook hook = EgressHook::connect4;
+  bool denied = false;
+  uint32_t rule_id = 0;
+  uint32_t taint_credential_id = 0;  // 0: not tainted
+  uint32_t taint_source_tgid = 0;
+  uint64_t tainted_at_ns = 0;
+
+  std::string address_string() const;  // "192.0.2.7" or "2001:db8::1"
+};
+
+using KernelEvent = std::variant<FileOpenEvent, ExecEvent, ForkEvent, ExitEvent, EgressEvent>;
 
 // Decodes one ring-buffer record. Errors name what was wrong (short record, size mismatch,
 // unknown type, ABI version) so a bad record is counted and logged, never misread.

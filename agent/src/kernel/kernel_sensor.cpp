@@ -348,4 +348,99 @@ Result<SensorCounters> KernelSensor::counters() const {
 
 std::vector<std::string> KernelSensor::attached_programs() const { return attached_; }
 
+namespace {
+
+template <typename Key, typename Value>
+Result<std::vector<std::pair<Key, Value>>> dump_map(int fd, const char* name) {
+  std::vector<std::pair<Key, Value>> out;
+  Key key{};
+  Key next{};
+  for (const void* prev = nullptr; bpf_map_get_next_key(fd, prev, &next) == 0; prev = &key) {
+    Value value{};
+    if (bpf_map_lookup_elem(fd, &next, &value) == 0) out.emplace_back(next, value);
+    key = next;
+  }
+  if (errno != ENOENT) return fail(Error::from_current_errno(std::string("iterate ") + name));
+  return out;
+}
+
+nhg_egress_dest_key dest_key(uint64_t cgroup_id, const containment::EgressDestination& dest) {
+  nhg_egress_dest_key key{};
+  // The cgroup id and port are matched whole; the address by its prefix.
+  key.prefixlen = 8 * (sizeof(key.cgroup_id) + sizeof(key.port)) + dest.prefix_bits;
+  std::memcpy(key.cgroup_id, &cgroup_id, sizeof(key.cgroup_id));
+  key.port[0] = static_cast<uint8_t>(dest.port >> 8);
+  key.port[1] = static_cast<uint8_t>(dest.port & 0xff);
+  std::memcpy(key.addr, dest.address.data(), sizeof(key.addr));
+  return key;
+}
+
+}  // namespace
+
+Result<void> KernelSensor::apply_egress_block(const EgressBlockSpec& spec) {
+  const int dests_fd = bpf_map__fd(egress_->maps.nhg_egress_dests);
+  // Destinations first: a listed block must never be in force without its list.
+  for (const auto& dest : spec.destinations) {
+    const nhg_egress_dest_key key = dest_key(spec.cgroup_id, dest);
+    const uint32_t rule = spec.rule_id;
+    if (bpf_map_update_elem(dests_fd, &key, &rule, BPF_ANY) != 0) {
+      return fail(Error::from_current_errno(fmt::format("add destination {} for cgroup {}", dest.to_string(), spec.cgroup_id)));
+    }
+  }
+  nhg_egress_block block{.expires_at_ns = spec.expires_at_boot_ns,
+                         .mode = spec.destinations.empty() ? NHG_BLOCK_ALL : NHG_BLOCK_LISTED,
+                         .rule_id = spec.rule_id};
+  if (bpf_map_update_elem(bpf_map__fd(egress_->maps.nhg_egress_blocks), &spec.cgroup_id, &block, BPF_ANY) != 0) {
+    return fail(Error::from_current_errno(fmt::format("add egress block for cgroup {}", spec.cgroup_id)));
+  }
+  return {};
+}
+
+Result<void> KernelSensor::remove_egress_block(uint64_t cgroup_id) {
+  if (bpf_map_delete_elem(bpf_map__fd(egress_->maps.nhg_egress_blocks), &cgroup_id) != 0 && errno != ENOENT) {
+    return fail(Error::from_current_errno(fmt::format("remove egress block of cgroup {}", cgroup_id)));
+  }
+  const int dests_fd = bpf_map__fd(egress_->maps.nhg_egress_dests);
+  auto dests = dump_map<nhg_egress_dest_key, uint32_t>(dests_fd, "nhg_egress_dests");
+  if (!dests) return fail(dests.error());
+  for (const auto& [key, rule] : *dests) {
+    uint64_t id;
+    std::memcpy(&id, key.cgroup_id, sizeof(id));
+    if (id == cgroup_id && bpf_map_delete_elem(dests_fd, &key) != 0 && errno != ENOENT) {
+      return fail(Error::from_current_errno(fmt::format("remove a listed destination of cgroup {}", cgroup_id)));
+    }
+  }
+  return {};
+}
+
+Result<std::vector<std::pair<uint64_t, nhg_egress_block>>> KernelSensor::egress_blocks() const {
+  return dump_map<uint64_t, nhg_egress_block>(bpf_map__fd(egress_->maps.nhg_egress_blocks), "nhg_egress_blocks");
+}
+
+Result<void> KernelSensor::apply_credential_deny(const nhg_deny_key& key, const nhg_deny_value& value) {
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.nhg_credential_denies), &key, &value, BPF_ANY) != 0) {
+    return fail(Error::from_current_errno(
+        fmt::format("add credential deny (credential {}, cgroup {})", key.credential_id, key.cgroup_id)));
+  }
+  return {};
+}
+
+Result<void> KernelSensor::remove_credential_deny(const nhg_deny_key& key) {
+  if (bpf_map_delete_elem(bpf_map__fd(skel_->maps.nhg_credential_denies), &key) != 0 && errno != ENOENT) {
+    return fail(Error::from_current_errno(
+        fmt::format("remove credential deny (credential {}, cgroup {})", key.credential_id, key.cgroup_id)));
+  }
+  return {};
+}
+
+Result<std::vector<std::pair<nhg_deny_key, nhg_deny_value>>> KernelSensor::credential_denies() const {
+  return dump_map<nhg_deny_key, nhg_deny_value>(bpf_map__fd(skel_->maps.nhg_credential_denies), "nhg_credential_denies");
+}
+
+std::optional<nhg_taint> KernelSensor::taint_of(uint32_t tgid) const {
+  nhg_taint taint{};
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.nhg_taint), &tgid, &taint) != 0) return std::nullopt;
+  return taint;
+}
+
 }  // namespace nhiguard::kernel

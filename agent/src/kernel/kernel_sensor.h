@@ -15,11 +15,13 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "common/result.h"
+#include "containment/egress_destination.h"
 #include "nhiguard_abi.h"
 
 struct nhiguard_sensor;
@@ -43,6 +45,15 @@ struct SensorOptions {
 struct CandidateName {
   std::string parent;
   std::string name;
+};
+
+// One egress block as the kernel holds it: a cgroup (and everything below it), until a CLOCK_BOOTTIME
+// expiry, for all destinations or only the listed ones.
+struct EgressBlockSpec {
+  uint64_t cgroup_id = 0;
+  uint64_t expires_at_boot_ns = 0;
+  uint32_t rule_id = 0;
+  std::vector<containment::EgressDestination> destinations;  // empty: all egress
 };
 
 struct SensorCounters {
@@ -73,6 +84,16 @@ class KernelSensor {
   Result<void> set_candidate_names(const std::vector<CandidateName>& names);
 
   Result<SensorCounters> counters() const;
+
+  // Enforcement. Each write is visible to the programs at once and is pinned, so it outlives the
+  // agent and expires in the kernel at its expiry.
+  Result<void> apply_egress_block(const EgressBlockSpec& block);
+  Result<void> remove_egress_block(uint64_t cgroup_id);  // and its listed destinations
+  Result<std::vector<std::pair<uint64_t, nhg_egress_block>>> egress_blocks() const;
+  Result<void> apply_credential_deny(const nhg_deny_key& key, const nhg_deny_value& value);
+  Result<void> remove_credential_deny(const nhg_deny_key& key);
+  Result<std::vector<std::pair<nhg_deny_key, nhg_deny_value>>> credential_denies() const;
+  std::optional<nhg_taint> taint_of(uint32_t tgid) const;
 
   // Names of the attached programs, for status output.
   std::vector<std::string> attached_programs() const;
