@@ -47,6 +47,31 @@ void drop_incompatible_pin(bpf_map* map, const std::string& pin_path) {
   }
 }
 
+template <typename Key, typename Value>
+Result<std::vector<std::pair<Key, Value>>> dump_map(int fd, const char* name) {
+  std::vector<std::pair<Key, Value>> out;
+  Key key{};
+  Key next{};
+  for (const void* prev = nullptr; bpf_map_get_next_key(fd, prev, &next) == 0; prev = &key) {
+    Value value{};
+    if (bpf_map_lookup_elem(fd, &next, &value) == 0) out.emplace_back(next, value);
+    key = next;
+  }
+  if (errno != ENOENT) return fail(Error::from_current_errno(std::string("iterate ") + name));
+  return out;
+}
+
+nhg_egress_dest_key dest_key(uint64_t cgroup_id, const containment::EgressDestination& dest) {
+  nhg_egress_dest_key key{};
+  // The cgroup id and port are matched whole; the address by its prefix.
+  key.prefixlen = 8 * (sizeof(key.cgroup_id) + sizeof(key.port)) + dest.prefix_bits;
+  std::memcpy(key.cgroup_id, &cgroup_id, sizeof(key.cgroup_id));
+  key.port[0] = static_cast<uint8_t>(dest.port >> 8);
+  key.port[1] = static_cast<uint8_t>(dest.port & 0xff);
+  std::memcpy(key.addr, dest.address.data(), sizeof(key.addr));
+  return key;
+}
+
 Result<void> pin_map(bpf_map* map, const std::string& pin_dir) {
   const std::string path = pin_dir + "/" + bpf_map__name(map);
   drop_incompatible_pin(map, path);
@@ -234,22 +259,6 @@ Result<void> KernelSensor::remove_credential(const nhg_inode_key& key) {
   return {};
 }
 
-Result<std::vector<std::pair<nhg_inode_key, nhg_credential_value>>> KernelSensor::credentials() const {
-  std::vector<std::pair<nhg_inode_key, nhg_credential_value>> out;
-  const int fd = bpf_map__fd(skel_->maps.nhg_credentials);
-  nhg_inode_key key{};
-  nhg_inode_key next{};
-  const void* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    nhg_credential_value value{};
-    if (bpf_map_lookup_elem(fd, &next, &value) == 0) out.emplace_back(next, value);
-    key = next;
-    prev = &key;
-  }
-  if (errno != ENOENT) return fail(Error::from_current_errno("iterate nhg_credentials"));
-  return out;
-}
-
 Result<void> KernelSensor::set_candidate_names(const std::vector<CandidateName>& names) {
   const int names_fd = bpf_map__fd(skel_->maps.nhg_candidate_names);
   const int pairs_fd = bpf_map__fd(skel_->maps.nhg_candidate_pairs);
@@ -348,34 +357,6 @@ Result<SensorCounters> KernelSensor::counters() const {
 
 std::vector<std::string> KernelSensor::attached_programs() const { return attached_; }
 
-namespace {
-
-template <typename Key, typename Value>
-Result<std::vector<std::pair<Key, Value>>> dump_map(int fd, const char* name) {
-  std::vector<std::pair<Key, Value>> out;
-  Key key{};
-  Key next{};
-  for (const void* prev = nullptr; bpf_map_get_next_key(fd, prev, &next) == 0; prev = &key) {
-    Value value{};
-    if (bpf_map_lookup_elem(fd, &next, &value) == 0) out.emplace_back(next, value);
-    key = next;
-  }
-  if (errno != ENOENT) return fail(Error::from_current_errno(std::string("iterate ") + name));
-  return out;
-}
-
-nhg_egress_dest_key dest_key(uint64_t cgroup_id, const containment::EgressDestination& dest) {
-  nhg_egress_dest_key key{};
-  // The cgroup id and port are matched whole; the address by its prefix.
-  key.prefixlen = 8 * (sizeof(key.cgroup_id) + sizeof(key.port)) + dest.prefix_bits;
-  std::memcpy(key.cgroup_id, &cgroup_id, sizeof(key.cgroup_id));
-  key.port[0] = static_cast<uint8_t>(dest.port >> 8);
-  key.port[1] = static_cast<uint8_t>(dest.port & 0xff);
-  std::memcpy(key.addr, dest.address.data(), sizeof(key.addr));
-  return key;
-}
-
-}  // namespace
 
 Result<void> KernelSensor::apply_egress_block(const EgressBlockSpec& spec) {
   const int dests_fd = bpf_map__fd(egress_->maps.nhg_egress_dests);
@@ -411,6 +392,10 @@ Result<void> KernelSensor::remove_egress_block(uint64_t cgroup_id) {
     }
   }
   return {};
+}
+
+Result<std::vector<std::pair<nhg_inode_key, nhg_credential_value>>> KernelSensor::credentials() const {
+  return dump_map<nhg_inode_key, nhg_credential_value>(bpf_map__fd(skel_->maps.nhg_credentials), "nhg_credentials");
 }
 
 Result<std::vector<std::pair<uint64_t, nhg_egress_block>>> KernelSensor::egress_blocks() const {
