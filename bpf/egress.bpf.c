@@ -157,7 +157,7 @@ static __always_inline int egress__sock_addr(struct bpf_sock_addr *ctx, __u16 ho
 		event->taint_source_tgid = 0;
 		event->tainted_at_ns = 0;
 	}
-	bpf_ringbuf_submit(event, 0);
+	bpf_ringbuf_submit(event, maps__submit_flags());
 	return block ? 0 : 1;
 }
 

@@ -32,6 +32,34 @@ struct {
 	__type(value, struct nhg_taint);
 } nhg_taint SEC(".maps");
 
+/* Per-CPU time of the last consumer wake-up (CLOCK_MONOTONIC ns). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} nhg_last_wakeup SEC(".maps");
+
+/* The agent is woken at most once per NHG_WAKEUP_INTERVAL_NS per CPU; records in between wait for
+ * that wake-up or the agent's poll timeout. Waking the consumer for every record costs an IPI and
+ * a context switch per event, which under a burst of reads dominated the open path. */
+#define NHG_WAKEUP_INTERVAL_NS 1000000ull
+
+static __always_inline __u64 maps__submit_flags(void)
+{
+	__u32 zero = 0;
+	__u64 *last = bpf_map_lookup_elem(&nhg_last_wakeup, &zero);
+	__u64 now = bpf_ktime_get_ns();
+
+	if (!last)
+		return 0;
+	if (now - *last >= NHG_WAKEUP_INTERVAL_NS) {
+		*last = now;
+		return BPF_RB_FORCE_WAKEUP;
+	}
+	return BPF_RB_NO_WAKEUP;
+}
+
 /* How deep the enforcement lookups walk up the cgroup tree (a block on a service applies to the
  * cgroups below it). */
 #define NHG_MAX_CGROUP_DEPTH 16

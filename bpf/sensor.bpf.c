@@ -322,7 +322,7 @@ static __always_inline int sensor__on_open_exit(long ret, __u16 syscall)
 				  BPF_CORE_READ(dentry, d_parent, d_name.name));
 	sensor__syscall_args(event, syscall);
 	sensor__cmdline(event, task);
-	bpf_ringbuf_submit(event, 0);
+	bpf_ringbuf_submit(event, maps__submit_flags());
 	return 0;
 }
 
@@ -377,7 +377,7 @@ int BPF_PROG(sensor_process_exec, struct task_struct *task, pid_t old_pid, struc
 		event->filename[0] = '\0';
 	else if (len == sizeof(event->filename))
 		event->flags |= NHG_FILE_PATH_TRUNCATED;
-	bpf_ringbuf_submit(event, 0);
+	bpf_ringbuf_submit(event, maps__submit_flags());
 	return 0;
 }
 
@@ -412,7 +412,7 @@ int BPF_PROG(sensor_process_fork, struct task_struct *parent, struct task_struct
 	event->child_tgid = BPF_CORE_READ(child, tgid);
 	event->pad0 = 0;
 	event->child_start_ns = BPF_CORE_READ(child, start_boottime);
-	bpf_ringbuf_submit(event, 0);
+	bpf_ringbuf_submit(event, maps__submit_flags());
 	return 0;
 }
 
@@ -440,6 +440,6 @@ int sensor_process_exit(void *ctx)
 	process__describe(&event->proc, task);
 	event->exit_code = BPF_CORE_READ(task, exit_code);
 	event->pad0 = 0;
-	bpf_ringbuf_submit(event, 0);
+	bpf_ringbuf_submit(event, maps__submit_flags());
 	return 0;
 }

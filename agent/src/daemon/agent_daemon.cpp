@@ -339,7 +339,7 @@ void AgentDaemon::check_counters() {
 
 int AgentDaemon::run(const std::atomic<bool>& stop) {
   while (!stop.load()) {
-    auto polled = sensor_->poll(200);
+    auto polled = sensor_->poll(20);
     if (!polled) {
       spdlog::critical("ring buffer: {}; stopping", polled.error().message);
       return 1;

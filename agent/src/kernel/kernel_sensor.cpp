@@ -242,7 +242,11 @@ KernelSensor::~KernelSensor() {
 Result<int> KernelSensor::poll(int timeout_ms) {
   int n = ring_buffer__poll(ring_, timeout_ms);
   if (n < 0 && n != -EINTR) return fail(libbpf_error(n, "poll ring buffer nhg_events"));
-  return n < 0 ? 0 : n;
+  // The programs wake the agent at most once per millisecond per CPU (maps.bpf.h): records
+  // submitted without a wake-up are taken here, so none waits longer than one poll timeout.
+  int rest = ring_buffer__consume(ring_);
+  if (rest < 0 && rest != -EINTR) return fail(libbpf_error(rest, "consume ring buffer nhg_events"));
+  return (n < 0 ? 0 : n) + (rest < 0 ? 0 : rest);
 }
 
 Result<void> KernelSensor::upsert_credential(const nhg_inode_key& key, const nhg_credential_value& value) {

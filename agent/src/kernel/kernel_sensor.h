@@ -73,7 +73,8 @@ class KernelSensor {
   KernelSensor(const KernelSensor&) = delete;
   KernelSensor& operator=(const KernelSensor&) = delete;
 
-  // Consumes available records, waiting up to timeout_ms for the first. Returns how many.
+  // Consumes available records, waiting up to timeout_ms for a wake-up. Returns how many. Records
+  // may arrive without a wake-up (rate-limited in the kernel): call this at least every ~50 ms.
   Result<int> poll(int timeout_ms);
 
   Result<void> upsert_credential(const nhg_inode_key& key, const nhg_credential_value& value);
