@@ -112,31 +112,29 @@ using Key = std::pair<pid_t, uint64_t>;  // (pid, start tick): the process key
 
 Key key_of(pid_t pid, uint64_t start_ns) { return {pid, start_ns / ns_per_clock_tick()}; }
 
-// The members of the session `sid` and of the subtree below `roots` in `table`.
-std::vector<StatEntry> members_of(const std::map<pid_t, StatEntry>& table, uint32_t sid, std::set<Key> roots) {
-  std::set<Key> in = std::move(roots);
-  for (const auto& [pid, e] : table) {
-    if (e.session == sid) in.insert(key_of(pid, e.start_ns));
-  }
-  // Close over the ppid links: a process whose live parent is a member is a member. A parent entry
-  // with a later start than the child is a reused pid, not the parent.
+// The members of session `sid` in `table`, plus the subtree below the processes of `subtree`
+// (the offender, and the descendants found by earlier scans). `subtree` grows with the
+// descendants found; only the offender's line counts, not the descendants of other members.
+std::vector<StatEntry> members_of(const std::map<pid_t, StatEntry>& table, uint32_t sid, std::set<Key>& subtree) {
+  // Close over the ppid links: a process whose live parent is in the subtree is in it. A parent
+  // entry that started after the child is a reused pid, not the parent.
   bool grew = true;
   while (grew) {
     grew = false;
     for (const auto& [pid, e] : table) {
       const Key k = key_of(pid, e.start_ns);
-      if (in.contains(k)) continue;
+      if (subtree.contains(k)) continue;
       auto parent = table.find(e.ppid);
       if (parent == table.end() || parent->second.start_ns > e.start_ns) continue;
-      if (in.contains(key_of(parent->first, parent->second.start_ns))) {
-        in.insert(k);
+      if (subtree.contains(key_of(parent->first, parent->second.start_ns))) {
+        subtree.insert(k);
         grew = true;
       }
     }
   }
   std::vector<StatEntry> out;
   for (const auto& [pid, e] : table) {
-    if (in.contains(key_of(pid, e.start_ns))) out.push_back(e);
+    if (e.session == sid || subtree.contains(key_of(pid, e.start_ns))) out.push_back(e);
   }
   return out;
 }
@@ -163,13 +161,15 @@ Result<std::vector<KilledProcess>> kill_session(pid_t pid, uint64_t expected_sta
   if (sid == 0) return fail(Error{EINVAL, fmt::format("pid {} has session id 0 (a kernel thread)", pid)});
 
   // Up front: the whole set is checked before the first signal.
-  std::set<Key> roots{key_of(pid, offender.start_ns)};
-  std::vector<StatEntry> members = members_of(scan_processes(), sid, roots);
+  std::set<Key> subtree{key_of(pid, offender.start_ns)};
+  std::vector<StatEntry> members = members_of(scan_processes(), sid, subtree);
   for (const auto& m : members) {
     auto checked = protected_targets.check_process(m.pid, m.start_ns);
     if (!checked && checked.error().code == EPERM) {
-      return fail(Error{EPERM, fmt::format("kill_session of pid {} (session {}) refused, nothing killed: member {}",
-                                           pid, sid, checked.error().message)});
+      std::string why = checked.error().message;
+      if (why.starts_with("refused: ")) why.erase(0, 9);
+      return fail(Error{EPERM, fmt::format("refused: kill_session of pid {} (session {}), nothing killed: member {}",
+                                           pid, sid, why)});
     }
   }
 
@@ -183,7 +183,7 @@ Result<std::vector<KilledProcess>> kill_session(pid_t pid, uint64_t expected_sta
     if (round > 0) {
       // Members found by a later scan were forked after the check: check them too, and leave a
       // protected one alone (the earlier kills stand; they were checked).
-      members = members_of(scan_processes(), sid, done);
+      members = members_of(scan_processes(), sid, subtree);
     }
     bool any_new = false;
     for (const auto& m : members) {

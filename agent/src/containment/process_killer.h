@@ -14,7 +14,11 @@
 // called setsid to leave the session stay included). The whole set is checked against
 // ProtectedTargets first and the action is refused, with nothing killed, when any member is
 // protected. After the kills the process table is scanned again (a member may have forked
-// meanwhile) until no new member appears or kMaxSessionRounds rounds have run.
+// meanwhile) until no new member appears or kMaxSessionRounds rounds have run. A child forked
+// by a member after the first scan is found through its parent while that parent is still in the
+// table (alive or a zombie); one that left the session and whose parent was already reaped is no
+// longer distinguishable from an outsider and is left alone — "never outside" wins over "all".
+// For a session that forks fast, freeze its cgroup first.
 //
 // Thread-safety: stateless; reads /proc and sends signals only.
 #pragma once
