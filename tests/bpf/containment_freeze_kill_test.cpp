@@ -125,6 +125,16 @@ TEST(ContainmentFreeze, FreezeStopsTheServiceAndThawResumesIt) {
   auto target = resolver->resolve_cgroup(cg.relative());
   ASSERT_TRUE(target) << target.error().message;
   EXPECT_EQ(target->cgroup_id, cg.id());
+  // --unit walks the real cgroupfs. Another test process may have its own freeze-me.service at
+  // the same time: then the answer is "several", and ours is among those listed.
+  auto by_unit = resolver->resolve_unit("freeze-me.service");
+  if (by_unit) {
+    EXPECT_EQ(by_unit->cgroup_path, cg.relative());
+    EXPECT_EQ(by_unit->cgroup_id, cg.id());
+  } else {
+    EXPECT_EQ(by_unit.error().code, ENOTUNIQ) << by_unit.error().message;
+    EXPECT_NE(by_unit.error().message.find(cg.relative()), std::string::npos) << by_unit.error().message;
+  }
   auto protect = ProtectedTargets::from_host({});
   ASSERT_TRUE(protect) << protect.error().message;
   ASSERT_TRUE(protect->check_cgroup_contents(resolver->cgroup2_root(), target->cgroup_path));

@@ -6,7 +6,6 @@
 #include <charconv>
 #include <filesystem>
 #include <fstream>
-#include <system_error>
 
 #include <fmt/format.h>
 
@@ -147,24 +146,20 @@ Result<void> ProtectedTargets::check_cgroup_contents(const std::string& cgroup2_
   if (auto r = check_cgroup(cgroup_path); !r) return r;
   namespace fs = std::filesystem;
   const std::string rel = normalize_cgroup_relpath(cgroup_path);
-  const fs::path top = fs::path(cgroup2_root) / rel.substr(1);
+  const fs::path top = rel == "/" ? fs::path(cgroup2_root) : fs::path(cgroup2_root) / rel.substr(1);
 
-  // Each directory of the subtree, the top included.
+  // Each directory of the subtree, the top included; one removed meanwhile holds nothing.
   std::vector<fs::path> dirs{top};
-  std::error_code ec;
-  fs::recursive_directory_iterator it(top, fs::directory_options::skip_permission_denied, ec), end;
-  if (ec) return fail(Error::from_errno(ec.value(), "walk " + top.string()));
-  for (; it != end; it.increment(ec)) {
-    if (ec) break;  // a cgroup removed during the walk: what is left is still checked
-    if (!it->is_directory(ec) || it->is_symlink(ec)) continue;
-    const std::string name = it->path().filename().string();
+  std::string unit_found;
+  auto walked = walk_directories(top.string(), [&](const std::string& below) {
+    const fs::path dir = top / below;
     for (const auto& unit : snapshot_.break_glass.units) {
-      if (name == unit) {
-        return fail(refused(fmt::format("cgroup {} contains break-glass unit {} ({})", rel, unit, it->path().string())));
-      }
+      if (unit_found.empty() && dir.filename() == unit) unit_found = unit + " (" + dir.string() + ")";
     }
-    dirs.push_back(it->path());
-  }
+    dirs.push_back(dir);
+  });
+  if (!walked) return fail(walked.error());
+  if (!unit_found.empty()) return fail(refused(fmt::format("cgroup {} contains break-glass unit {}", rel, unit_found)));
   for (const auto& dir : dirs) {
     std::ifstream procs(dir / "cgroup.procs");
     std::string line;

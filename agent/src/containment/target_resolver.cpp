@@ -1,13 +1,13 @@
 #include "containment/target_resolver.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <filesystem>
-#include <system_error>
 #include <vector>
 
 #include <fmt/format.h>
@@ -40,6 +40,44 @@ uint64_t ns_per_clock_tick() {
 uint64_t start_ticks_to_ns(uint64_t ticks) { return ticks * ns_per_clock_tick(); }
 
 bool same_start(uint64_t a_ns, uint64_t b_ns) { return a_ns / ns_per_clock_tick() == b_ns / ns_per_clock_tick(); }
+
+Result<void> walk_directories(const std::string& top, const std::function<void(const std::string&)>& visit,
+                              size_t max_depth) {
+  struct Pending {
+    std::string relative;
+    size_t depth;
+  };
+  const int top_fd = ::open(top.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (top_fd < 0) return fail(Error::from_current_errno("open " + top));
+  ::close(top_fd);
+  std::vector<Pending> stack{{"", 0}};
+  while (!stack.empty()) {
+    Pending cur = std::move(stack.back());
+    stack.pop_back();
+    const std::string path = cur.relative.empty() ? top : top + "/" + cur.relative;
+    DIR* dir = ::opendir(path.c_str());
+    if (!dir) continue;  // removed meanwhile, or unreadable: nothing to find there
+    std::vector<std::string> children;
+    while (const dirent* ent = ::readdir(dir)) {
+      const std::string_view name(ent->d_name);
+      if (name == "." || name == "..") continue;
+      bool is_dir = ent->d_type == DT_DIR;
+      if (ent->d_type == DT_UNKNOWN) {
+        struct stat st {};
+        is_dir = ::fstatat(::dirfd(dir), ent->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+      }
+      if (is_dir) children.emplace_back(name);
+    }
+    ::closedir(dir);
+    std::sort(children.begin(), children.end(), std::greater<>());  // popped in name order
+    for (auto& child : children) {
+      std::string rel = cur.relative.empty() ? child : cur.relative + "/" + child;
+      visit(rel);
+      if (cur.depth + 1 < max_depth) stack.push_back({std::move(rel), cur.depth + 1});
+    }
+  }
+  return {};
+}
 
 TargetResolver::TargetResolver(std::string cgroup2_root, std::string proc_root)
     : root_(strip_trailing_slashes(std::move(cgroup2_root))), proc_root_(std::move(proc_root)) {}
@@ -135,27 +173,12 @@ Result<ActionTarget> TargetResolver::resolve_unit(std::string_view name) const {
     return fail(Error{EINVAL, fmt::format("{} is not a unit name (expected NAME.service, NAME.scope or NAME.slice)",
                                           name)});
   }
-  namespace fs = std::filesystem;
   std::vector<std::string> matches;
-  std::error_code ec;
-  fs::recursive_directory_iterator it(root_, fs::directory_options::skip_permission_denied, ec), end;
-  if (ec) return fail(Error::from_errno(ec.value(), "walk " + root_));
-  for (; it != end; it.increment(ec)) {
-    if (ec) {
-      // The walk cannot go on (a cgroup removed under it ends the iteration): report rather
-      // than answer from a partial tree.
-      return fail(Error::from_errno(ec.value(), "walk " + root_ + " for unit " + std::string(name)));
-    }
-    std::error_code type_ec;
-    if (it->is_symlink(type_ec) || !it->is_directory(type_ec)) continue;
-    if (static_cast<size_t>(it.depth()) >= kMaxWalkDepth) {
-      it.disable_recursion_pending();
-      continue;
-    }
-    if (it->path().filename() == name) {
-      matches.push_back("/" + it->path().lexically_relative(root_).string());
-    }
-  }
+  auto walked = walk_directories(root_, [&](const std::string& rel) {
+    const size_t slash = rel.rfind('/');
+    if (std::string_view(rel).substr(slash == std::string::npos ? 0 : slash + 1) == name) matches.push_back("/" + rel);
+  }, kMaxWalkDepth);
+  if (!walked) return fail(walked.error());
   if (matches.empty()) {
     return fail(Error{ENOENT, fmt::format("unknown unit {}: no cgroup named so under {}", name, root_)});
   }

@@ -27,6 +27,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,6 +43,13 @@ uint64_t ns_per_clock_tick();
 uint64_t start_ticks_to_ns(uint64_t ticks);
 // True when both starts fall in the same clock tick.
 bool same_start(uint64_t a_ns, uint64_t b_ns);
+
+// Calls visit(relative) for every directory below `top` (not `top` itself), depth first, with
+// `relative` the path below `top` ("a/b"). Symlinks are not followed; a directory that vanishes
+// mid-walk (a cgroup removed meanwhile) is skipped, since it holds nothing any more. Directories
+// deeper than `max_depth` are not entered. Fails only when `top` itself cannot be opened.
+Result<void> walk_directories(const std::string& top, const std::function<void(const std::string&)>& visit,
+                              size_t max_depth = 64);
 
 // The operator's choice: exactly one of unit, cgroup, pid.
 struct TargetRequest {
