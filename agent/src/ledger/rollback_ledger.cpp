@@ -1,0 +1,638 @@
+#include "ledger/rollback_ledger.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <utility>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+#include "common/filesystem.h"
+#include "ledger/ulid.h"
+
+namespace nhiguard::ledger {
+
+using containment::ActionKind;
+using containment::ActionState;
+using containment::RollbackHandle;
+
+namespace {
+
+// Schema migrations, applied in order, each in its own transaction together with the bump of
+// PRAGMA user_version to its number. Append only: a shipped migration never changes, a later issue
+// adds {2, "ALTER TABLE actions ADD COLUMN ..."}. Enum columns hold the numeric values of
+// ActionKind / ActionState (never renumbered, see action.h) and are validated in code rather than
+// by CHECK constraints, which SQLite cannot alter when a kind is added. Unsigned 64-bit fields are
+// stored bit-for-bit in INTEGER (int64) columns.
+struct Migration {
+  int version;
+  const char* sql;
+};
+
+constexpr Migration kMigrations[] = {
+    {1, R"sql(
+CREATE TABLE actions (
+  handle                 TEXT PRIMARY KEY NOT NULL,
+  action                 INTEGER NOT NULL,
+  state                  INTEGER NOT NULL,
+  rule                   TEXT NOT NULL,
+  reason                 TEXT NOT NULL,
+  trigger_event_ids      TEXT NOT NULL,  -- JSON array of strings
+  dry_run                INTEGER NOT NULL,
+  created_at_ns          INTEGER NOT NULL,
+  expires_at_ns          INTEGER,        -- NULL: no expiry (irreversible)
+  expires_at_boot_ns     INTEGER NOT NULL,
+  updated_at_ns          INTEGER NOT NULL,
+  rollback_operation     TEXT NOT NULL,
+  last_error             TEXT NOT NULL,
+  target_unit            TEXT NOT NULL,
+  target_cgroup_path     TEXT NOT NULL,
+  target_cgroup_id       INTEGER NOT NULL,
+  target_pid             INTEGER NOT NULL,
+  target_pid_start_ns    INTEGER NOT NULL,
+  target_session_id      INTEGER NOT NULL,
+  target_credential_path TEXT NOT NULL,
+  target_credential_id   INTEGER NOT NULL,
+  target_destinations    TEXT NOT NULL,  -- JSON array of "CIDR[:port]"
+  target_workload_uri    TEXT NOT NULL
+);
+CREATE INDEX actions_by_created ON actions(created_at_ns, handle);
+CREATE INDEX actions_by_expiry ON actions(state, expires_at_ns);
+CREATE INDEX actions_by_cgroup ON actions(target_cgroup_id);
+CREATE TABLE action_history (
+  seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+  handle     TEXT NOT NULL REFERENCES actions(handle),
+  from_state INTEGER,                  -- NULL: the row that recorded the action
+  to_state   INTEGER NOT NULL,
+  at_ns      INTEGER NOT NULL,
+  actor      TEXT NOT NULL,
+  note       TEXT NOT NULL
+);
+CREATE INDEX history_by_handle ON action_history(handle, seq);
+)sql"},
+};
+
+constexpr int kLatestVersion = kMigrations[std::size(kMigrations) - 1].version;
+static_assert(kLatestVersion == RollbackLedger::kSchemaVersion, "add the migration and bump kSchemaVersion together");
+
+// Another process (nhiguardctl reading, a second agent by mistake) may hold the write lock briefly.
+constexpr int kBusyTimeoutMs = 5000;
+
+constexpr const char* kActionColumns =
+    "handle, action, state, rule, reason, trigger_event_ids, dry_run, created_at_ns, expires_at_ns, "
+    "expires_at_boot_ns, updated_at_ns, rollback_operation, last_error, target_unit, target_cgroup_path, "
+    "target_cgroup_id, target_pid, target_pid_start_ns, target_session_id, target_credential_path, "
+    "target_credential_id, target_destinations, target_workload_uri";
+
+int64_t now_ns() { return static_cast<int64_t>(clock_ns(CLOCK_REALTIME)); }
+
+// SQLite result codes as errnos, so callers can tell disk full from a locked or corrupt file.
+int errno_for(sqlite3* db, int rc) {
+  if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE) return EEXIST;
+  switch (rc & 0xff) {
+    case SQLITE_FULL: return ENOSPC;
+    case SQLITE_READONLY: return EROFS;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: return EBUSY;
+    case SQLITE_NOMEM: return ENOMEM;
+    case SQLITE_PERM:
+    case SQLITE_AUTH: return EACCES;
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT: return EUCLEAN;
+    case SQLITE_CONSTRAINT:
+    case SQLITE_MISMATCH:
+    case SQLITE_RANGE: return EINVAL;
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN: {
+      const int sys = db ? sqlite3_system_errno(db) : 0;
+      return sys != 0 ? sys : EIO;
+    }
+    default: return EIO;
+  }
+}
+
+Error sqlite_error(sqlite3* db, int rc, std::string_view what) {
+  // sqlite3_errmsg carries the detail (a trigger's message, "disk I/O error"); it describes the
+  // connection's last call, which is this one: callers hold the ledger's mutex.
+  const char* detail = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  std::string message = fmt::format("{}: {}", what, detail);
+  if ((rc & 0xff) == SQLITE_NOTADB || (rc & 0xff) == SQLITE_CORRUPT) {
+    message += " (the ledger file is damaged or is not an nhiguard ledger; move it aside to start a new one)";
+  }
+  return Error{errno_for(db, rc), std::move(message)};
+}
+
+// A prepared statement, finalized on scope exit.
+class Statement {
+ public:
+  Statement(sqlite3* db, std::string_view sql) {
+    rc_ = sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &stmt_, nullptr);
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  int prepare_status() const { return rc_; }
+  sqlite3_stmt* get() const { return stmt_; }
+
+  void bind(int index, int64_t value) { sqlite3_bind_int64(stmt_, index, value); }
+  void bind(int index, std::string_view text) {
+    // An empty string_view may have a null data(), which SQLite would store as NULL.
+    sqlite3_bind_text(stmt_, index, text.empty() ? "" : text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+  }
+  void bind_null(int index) { sqlite3_bind_null(stmt_, index); }
+
+  int step() { return sqlite3_step(stmt_); }
+
+  int64_t int_at(int column) const { return sqlite3_column_int64(stmt_, column); }
+  bool is_null(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
+  std::string text_at(int column) const {
+    const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, column));
+    return text ? std::string(text, static_cast<size_t>(sqlite3_column_bytes(stmt_, column))) : std::string();
+  }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_ = SQLITE_OK;
+};
+
+Result<void> exec(sqlite3* db, const char* sql, std::string_view what) {
+  const int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return fail(sqlite_error(db, rc, what));
+  return {};
+}
+
+// BEGIN IMMEDIATE takes the write lock up front, so a read-then-write (transition) cannot lose a
+// race with another process between its SELECT and its UPDATE. Rolled back unless committed.
+class Transaction {
+ public:
+  explicit Transaction(sqlite3* db) : db_(db) {}
+  ~Transaction() {
+    if (open_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  Result<void> begin(std::string_view what) {
+    auto started = exec(db_, "BEGIN IMMEDIATE", what);
+    open_ = started.has_value();
+    return started;
+  }
+  Result<void> commit(std::string_view what) {
+    auto done = exec(db_, "COMMIT", what);
+    // A failed COMMIT may leave the transaction open (SQLITE_BUSY); the destructor rolls it back.
+    if (done) open_ = false;
+    return done;
+  }
+
+ private:
+  sqlite3* db_;
+  bool open_ = false;
+};
+
+Result<std::string> to_json_array(const std::vector<std::string>& items, std::string_view what) {
+  try {
+    return nlohmann::json(items).dump();
+  } catch (const nlohmann::json::exception& e) {
+    // Only invalid UTF-8 gets here: refuse it loudly rather than store a lossy replacement.
+    return fail(Error{EINVAL, fmt::format("{}: {}", what, e.what())});
+  }
+}
+
+Result<std::vector<std::string>> from_json_array(const std::string& text, std::string_view what) {
+  try {
+    return nlohmann::json::parse(text).get<std::vector<std::string>>();
+  } catch (const nlohmann::json::exception& e) {
+    return fail(Error{EUCLEAN, fmt::format("{}: {}", what, e.what())});
+  }
+}
+
+Result<RollbackHandle> read_handle(const Statement& row) {
+  RollbackHandle h;
+  h.handle = row.text_at(0);
+  const auto kind = static_cast<ActionKind>(row.int_at(1));
+  const auto state = static_cast<ActionState>(row.int_at(2));
+  if (containment::to_string(kind) == "unknown" || containment::to_string(state) == "unknown") {
+    return fail(Error{EUCLEAN, fmt::format("ledger row {}: unknown action {} or state {}", h.handle, row.int_at(1),
+                                           row.int_at(2))});
+  }
+  h.action = kind;
+  h.state = state;
+  h.rule = row.text_at(3);
+  h.reason = row.text_at(4);
+  auto triggers = from_json_array(row.text_at(5), fmt::format("ledger row {} trigger_event_ids", h.handle));
+  if (!triggers) return fail(std::move(triggers.error()));
+  h.trigger_event_ids = std::move(*triggers);
+  h.dry_run = row.int_at(6) != 0;
+  h.created_at_ns = row.int_at(7);
+  if (!row.is_null(8)) h.expires_at_ns = row.int_at(8);
+  h.expires_at_boot_ns = static_cast<uint64_t>(row.int_at(9));
+  h.updated_at_ns = row.int_at(10);
+  h.rollback_operation = row.text_at(11);
+  h.last_error = row.text_at(12);
+  auto& t = h.target;
+  t.unit = row.text_at(13);
+  t.cgroup_path = row.text_at(14);
+  t.cgroup_id = static_cast<uint64_t>(row.int_at(15));
+  t.pid = static_cast<uint32_t>(row.int_at(16));
+  t.pid_start_ns = static_cast<uint64_t>(row.int_at(17));
+  t.session_id = static_cast<uint32_t>(row.int_at(18));
+  t.credential_path = row.text_at(19);
+  t.credential_id = static_cast<uint32_t>(row.int_at(20));
+  auto destinations = from_json_array(row.text_at(21), fmt::format("ledger row {} target_destinations", h.handle));
+  if (!destinations) return fail(std::move(destinations.error()));
+  t.destinations = std::move(*destinations);
+  t.workload_uri = row.text_at(22);
+  return h;
+}
+
+// Steps a SELECT of kActionColumns to the end.
+Result<std::vector<RollbackHandle>> read_all(sqlite3* db, Statement& stmt, std::string_view what) {
+  std::vector<RollbackHandle> out;
+  for (;;) {
+    const int rc = stmt.step();
+    if (rc == SQLITE_DONE) return out;
+    if (rc != SQLITE_ROW) return fail(sqlite_error(db, rc, what));
+    auto handle = read_handle(stmt);
+    if (!handle) return fail(std::move(handle.error()));
+    out.push_back(std::move(*handle));
+  }
+}
+
+Error invalid_handle(std::string_view handle) {
+  return Error{EINVAL, fmt::format("invalid handle id '{}' (expected rb_ followed by 26 characters of Crockford "
+                                   "base32)",
+                                   handle)};
+}
+
+Error unknown_handle(std::string_view handle) { return Error{ENOENT, fmt::format("unknown handle {}", handle)}; }
+
+Result<void> check_actor(std::string_view actor) {
+  if (is_known_actor(actor)) return {};
+  return fail(Error{EINVAL, fmt::format("unknown actor '{}' (expected one of {})", actor, fmt::join(kActors, ", "))});
+}
+
+constexpr ActionState kAllStates[] = {ActionState::held,         ActionState::active,   ActionState::expired,
+                                      ActionState::rolled_back,  ActionState::failed,   ActionState::irreversible,
+                                      ActionState::rejected};
+
+std::string allowed_targets(ActionKind kind, ActionState from) {
+  std::vector<std::string_view> names;
+  for (ActionState to : kAllStates) {
+    if (is_allowed_transition(kind, from, to)) names.push_back(containment::to_string(to));
+  }
+  return names.empty() ? std::string("nothing") : fmt::format("{}", fmt::join(names, ", "));
+}
+
+// Creates the directory (0700) and the file (0600) before SQLite sees the path: SQLite would create
+// the file with 0644 & ~umask, readable by every local user. An existing file is tightened to 0600;
+// a symlink or non-regular file is refused.
+Result<void> prepare_file(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  if (slash != std::string::npos && slash > 0) {
+    if (auto made = make_directories(path.substr(0, slash), 0700); !made) return made;
+  }
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return fail(Error::from_current_errno("open ledger " + path));
+  struct stat st{};
+  Result<void> result;
+  if (fstat(fd, &st) != 0) {
+    result = fail(Error::from_current_errno("stat ledger " + path));
+  } else if (!S_ISREG(st.st_mode)) {
+    result = fail(Error{EINVAL, "open ledger " + path + ": not a regular file"});
+  } else if ((st.st_mode & 07777) != 0600 && fchmod(fd, 0600) != 0) {
+    result = fail(Error::from_current_errno("chmod 0600 ledger " + path));
+  }
+  ::close(fd);
+  return result;
+}
+
+Result<int> user_version(sqlite3* db, std::string_view what) {
+  Statement stmt(db, "PRAGMA user_version");
+  if (stmt.prepare_status() != SQLITE_OK) return fail(sqlite_error(db, stmt.prepare_status(), what));
+  const int rc = stmt.step();
+  if (rc != SQLITE_ROW) return fail(sqlite_error(db, rc, what));
+  return static_cast<int>(stmt.int_at(0));
+}
+
+Result<void> migrate(sqlite3* db, const std::string& path) {
+  for (const Migration& m : kMigrations) {
+    const std::string what = fmt::format("migrate ledger {} to schema {}", path, m.version);
+    Transaction txn(db);
+    if (auto begun = txn.begin(what); !begun) return begun;
+    // Read inside the write transaction: another process may have migrated meanwhile.
+    auto current = user_version(db, what);
+    if (!current) return fail(std::move(current.error()));
+    if (*current > kLatestVersion) {
+      return fail(Error{ENOTSUP, fmt::format("open ledger {}: schema version {} is newer than this agent's {}; "
+                                             "refusing to use it",
+                                             path, *current, kLatestVersion)});
+    }
+    if (*current >= m.version) continue;
+    if (auto applied = exec(db, m.sql, what); !applied) return applied;
+    if (auto bumped = exec(db, fmt::format("PRAGMA user_version = {}", m.version).c_str(), what); !bumped) {
+      return bumped;
+    }
+    if (auto committed = txn.commit(what); !committed) return committed;
+  }
+  return {};
+}
+
+}  // namespace
+
+bool is_known_actor(std::string_view actor) {
+  return std::find(std::begin(kActors), std::end(kActors), actor) != std::end(kActors);
+}
+
+bool is_allowed_transition(ActionKind kind, ActionState from, ActionState to) {
+  switch (from) {
+    case ActionState::held:
+      return (to == ActionState::active && containment::is_reversible(kind)) ||
+             (to == ActionState::irreversible && !containment::is_reversible(kind)) || to == ActionState::rejected ||
+             to == ActionState::failed;
+    case ActionState::active:
+      return to == ActionState::expired || to == ActionState::rolled_back || to == ActionState::failed;
+    default:  // terminal: never changes
+      return false;
+  }
+}
+
+Result<std::unique_ptr<RollbackLedger>> RollbackLedger::open(const std::string& path) {
+  if (path.empty()) return fail(Error{EINVAL, "open ledger: empty path"});
+  if (auto prepared = prepare_file(path); !prepared) return fail(std::move(prepared.error()));
+
+  sqlite3* db = nullptr;
+  // FULLMUTEX on top of our own mutex costs nothing measurable and keeps the connection safe even
+  // if a future method forgets the lock. NOFOLLOW: the path was just checked not to be a symlink.
+  const int rc = sqlite3_open_v2(path.c_str(), &db,
+                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_NOFOLLOW, nullptr);
+  if (rc != SQLITE_OK) {
+    Error error = sqlite_error(db, rc, "open ledger " + path);
+    sqlite3_close_v2(db);
+    return fail(std::move(error));
+  }
+  std::unique_ptr<RollbackLedger> ledger(new RollbackLedger(path, db));
+  sqlite3_extended_result_codes(db, 1);
+  sqlite3_busy_timeout(db, kBusyTimeoutMs);
+
+  // The first statement reads the header: a file that is not a database fails here (SQLITE_NOTADB).
+  {
+    const std::string what = "open ledger " + path + ": set WAL journal mode";
+    Statement stmt(db, "PRAGMA journal_mode=WAL");
+    if (stmt.prepare_status() != SQLITE_OK) return fail(sqlite_error(db, stmt.prepare_status(), what));
+    const int step = stmt.step();
+    if (step != SQLITE_ROW) return fail(sqlite_error(db, step, what));
+    if (const std::string mode = stmt.text_at(0); mode != "wal") {
+      return fail(Error{EIO, fmt::format("{}: journal mode is '{}'", what, mode)});
+    }
+  }
+  // FULL: a WAL commit is fsynced before COMMIT returns. A security record must not lose the last
+  // action on power loss (NORMAL could).
+  if (auto r = exec(db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON", "open ledger " + path); !r) {
+    return fail(std::move(r.error()));
+  }
+  // Catch a damaged file now with a clear message, not halfway through a rollback. The ledger is
+  // small (one row per action), so this is cheap.
+  {
+    const std::string what = "open ledger " + path + ": integrity check";
+    Statement stmt(db, "PRAGMA quick_check(1)");
+    if (stmt.prepare_status() != SQLITE_OK) return fail(sqlite_error(db, stmt.prepare_status(), what));
+    const int step = stmt.step();
+    if (step != SQLITE_ROW) return fail(sqlite_error(db, step, what));
+    if (const std::string verdict = stmt.text_at(0); verdict != "ok") {
+      return fail(Error{EUCLEAN, fmt::format("{}: {} (the ledger file is damaged; move it aside to start a new one)",
+                                             what, verdict)});
+    }
+  }
+  if (auto migrated = migrate(db, path); !migrated) return fail(std::move(migrated.error()));
+  return ledger;
+}
+
+RollbackLedger::~RollbackLedger() { sqlite3_close_v2(db_); }
+
+Result<void> RollbackLedger::record(const RollbackHandle& h, std::string_view actor, std::string_view note) {
+  const std::string what = fmt::format("ledger record {}", h.handle);
+  if (!is_handle_id(h.handle)) return fail(invalid_handle(h.handle));
+  if (auto ok = check_actor(actor); !ok) return ok;
+  const bool reversible = containment::is_reversible(h.action);
+  const bool initial_ok = h.state == ActionState::held || h.state == ActionState::failed ||
+                          (h.state == ActionState::active && reversible) ||
+                          (h.state == ActionState::irreversible && !reversible);
+  if (containment::to_string(h.action) == "unknown" || !initial_ok) {
+    return fail(Error{EINVAL, fmt::format("{}: a new {} action cannot start in state {} (held, failed, {})", what,
+                                          containment::to_string(h.action), containment::to_string(h.state),
+                                          reversible ? "active" : "irreversible")});
+  }
+  auto triggers = to_json_array(h.trigger_event_ids, what + " trigger_event_ids");
+  if (!triggers) return fail(std::move(triggers.error()));
+  auto destinations = to_json_array(h.target.destinations, what + " target destinations");
+  if (!destinations) return fail(std::move(destinations.error()));
+
+  std::lock_guard lock(mutex_);
+  Transaction txn(db_);
+  if (auto begun = txn.begin(what); !begun) return begun;
+  {
+    Statement insert(db_, fmt::format("INSERT INTO actions ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+                                      "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
+                                      kActionColumns));
+    if (insert.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, insert.prepare_status(), what));
+    const auto& t = h.target;
+    insert.bind(1, h.handle);
+    insert.bind(2, static_cast<int64_t>(h.action));
+    insert.bind(3, static_cast<int64_t>(h.state));
+    insert.bind(4, h.rule);
+    insert.bind(5, h.reason);
+    insert.bind(6, *triggers);
+    insert.bind(7, int64_t{h.dry_run});
+    insert.bind(8, h.created_at_ns);
+    if (h.expires_at_ns) {
+      insert.bind(9, *h.expires_at_ns);
+    } else {
+      insert.bind_null(9);
+    }
+    insert.bind(10, static_cast<int64_t>(h.expires_at_boot_ns));
+    insert.bind(11, h.updated_at_ns);
+    insert.bind(12, h.rollback_operation);
+    insert.bind(13, h.last_error);
+    insert.bind(14, t.unit);
+    insert.bind(15, t.cgroup_path);
+    insert.bind(16, static_cast<int64_t>(t.cgroup_id));
+    insert.bind(17, int64_t{t.pid});
+    insert.bind(18, static_cast<int64_t>(t.pid_start_ns));
+    insert.bind(19, int64_t{t.session_id});
+    insert.bind(20, t.credential_path);
+    insert.bind(21, int64_t{t.credential_id});
+    insert.bind(22, *destinations);
+    insert.bind(23, t.workload_uri);
+    if (const int rc = insert.step(); rc != SQLITE_DONE) {
+      Error error = sqlite_error(db_, rc, what);
+      if (error.code == EEXIST) error.message = what + ": handle already recorded";
+      return fail(std::move(error));
+    }
+  }
+  {
+    Statement history(db_, "INSERT INTO action_history (handle, from_state, to_state, at_ns, actor, note) "
+                           "VALUES (?1, NULL, ?2, ?3, ?4, ?5)");
+    if (history.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, history.prepare_status(), what));
+    history.bind(1, h.handle);
+    history.bind(2, static_cast<int64_t>(h.state));
+    history.bind(3, now_ns());
+    history.bind(4, actor);
+    history.bind(5, note);
+    if (const int rc = history.step(); rc != SQLITE_DONE) return fail(sqlite_error(db_, rc, what));
+  }
+  return txn.commit(what);
+}
+
+Result<RollbackHandle> RollbackLedger::get_locked(std::string_view handle, std::string_view operation) {
+  const std::string what = fmt::format("{} {}", operation, handle);
+  Statement select(db_, fmt::format("SELECT {} FROM actions WHERE handle = ?1", kActionColumns));
+  if (select.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, select.prepare_status(), what));
+  select.bind(1, handle);
+  auto rows = read_all(db_, select, what);
+  if (!rows) return fail(std::move(rows.error()));
+  if (rows->empty()) return fail(unknown_handle(handle));
+  return std::move(rows->front());
+}
+
+Result<RollbackHandle> RollbackLedger::get(std::string_view handle) {
+  if (!is_handle_id(handle)) return fail(invalid_handle(handle));
+  std::lock_guard lock(mutex_);
+  return get_locked(handle, "ledger get");
+}
+
+Result<std::vector<RollbackHandle>> RollbackLedger::list(const ListFilter& filter) {
+  std::string sql = fmt::format("SELECT {} FROM actions", kActionColumns);
+  std::vector<std::string> conditions;
+  if (!filter.states.empty()) {
+    std::vector<int> values;
+    for (ActionState s : filter.states) values.push_back(static_cast<int>(s));
+    conditions.push_back(fmt::format("state IN ({})", fmt::join(values, ", ")));
+  }
+  if (filter.action) conditions.push_back(fmt::format("action = {}", static_cast<int>(*filter.action)));
+  if (!conditions.empty()) sql += fmt::format(" WHERE {}", fmt::join(conditions, " AND "));
+  // Handle ids are ULIDs: within one created_at they still order by creation.
+  sql += " ORDER BY created_at_ns DESC, handle DESC";
+  if (filter.limit > 0) sql += fmt::format(" LIMIT {}", filter.limit);
+
+  std::lock_guard lock(mutex_);
+  Statement select(db_, sql);
+  if (select.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, select.prepare_status(), "ledger list"));
+  return read_all(db_, select, "ledger list");
+}
+
+Result<RollbackHandle> RollbackLedger::transition(std::string_view handle, ActionState to, std::string_view actor,
+                                                  std::string_view note, std::string last_error) {
+  auto outcome = transition_outcome(handle, to, actor, note, std::move(last_error));
+  if (!outcome) return fail(std::move(outcome.error()));
+  return std::move(outcome->handle);
+}
+
+Result<TransitionOutcome> RollbackLedger::transition_outcome(std::string_view handle, ActionState to,
+                                                             std::string_view actor, std::string_view note,
+                                                             std::string last_error) {
+  if (!is_handle_id(handle)) return fail(invalid_handle(handle));
+  if (auto ok = check_actor(actor); !ok) return fail(std::move(ok.error()));
+  const std::string what = fmt::format("ledger transition {} to {}", handle, containment::to_string(to));
+
+  std::lock_guard lock(mutex_);
+  // The read happens inside the write transaction, so two callers (here or in another process)
+  // cannot both see `active` and both write a change.
+  Transaction txn(db_);
+  if (auto begun = txn.begin(what); !begun) return fail(std::move(begun.error()));
+  auto current = get_locked(handle, "ledger transition");
+  if (!current) return fail(std::move(current.error()));
+
+  TransitionOutcome outcome{*current, current->state, false};
+  if (containment::is_terminal(current->state)) return outcome;  // idempotent: nothing to write
+  if (!is_allowed_transition(current->action, current->state, to)) {
+    return fail(Error{EINVAL, fmt::format("illegal transition of {} ({}) from {} to {}: a {} {} action can become {}",
+                                          handle, containment::to_string(current->action),
+                                          containment::to_string(current->state), containment::to_string(to),
+                                          containment::to_string(current->state),
+                                          containment::to_string(current->action),
+                                          allowed_targets(current->action, current->state))});
+  }
+
+  const int64_t at = now_ns();
+  RollbackHandle& updated = outcome.handle;
+  updated.state = to;
+  updated.updated_at_ns = at;
+  if (!last_error.empty()) updated.last_error = std::move(last_error);
+  {
+    Statement update(db_, "UPDATE actions SET state = ?1, updated_at_ns = ?2, last_error = ?3 WHERE handle = ?4");
+    if (update.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, update.prepare_status(), what));
+    update.bind(1, static_cast<int64_t>(to));
+    update.bind(2, at);
+    update.bind(3, updated.last_error);
+    update.bind(4, handle);
+    if (const int rc = update.step(); rc != SQLITE_DONE) return fail(sqlite_error(db_, rc, what));
+  }
+  {
+    Statement history(db_, "INSERT INTO action_history (handle, from_state, to_state, at_ns, actor, note) "
+                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    if (history.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, history.prepare_status(), what));
+    history.bind(1, handle);
+    history.bind(2, static_cast<int64_t>(outcome.previous));
+    history.bind(3, static_cast<int64_t>(to));
+    history.bind(4, at);
+    history.bind(5, actor);
+    history.bind(6, note);
+    if (const int rc = history.step(); rc != SQLITE_DONE) return fail(sqlite_error(db_, rc, what));
+  }
+  if (auto committed = txn.commit(what); !committed) return fail(std::move(committed.error()));
+  outcome.changed = true;
+  return outcome;
+}
+
+Result<std::vector<RollbackHandle>> RollbackLedger::due_for_expiry(int64_t now_wall_ns) {
+  std::lock_guard lock(mutex_);
+  Statement select(db_, fmt::format("SELECT {} FROM actions WHERE state = ?1 AND expires_at_ns IS NOT NULL AND "
+                                    "expires_at_ns <= ?2 ORDER BY expires_at_ns, handle",
+                                    kActionColumns));
+  if (select.prepare_status() != SQLITE_OK) {
+    return fail(sqlite_error(db_, select.prepare_status(), "ledger due_for_expiry"));
+  }
+  select.bind(1, static_cast<int64_t>(ActionState::active));
+  select.bind(2, now_wall_ns);
+  auto rows = read_all(db_, select, "ledger due_for_expiry");
+  if (!rows) return rows;
+  // is_reversible is the one definition of which kinds expire; an irreversible row should never be
+  // active (record refuses it), this keeps a hand-edited one from reaching the sweeper.
+  std::erase_if(*rows, [](const RollbackHandle& h) { return !containment::is_reversible(h.action); });
+  return rows;
+}
+
+Result<std::vector<HistoryEntry>> RollbackLedger::history(std::string_view handle) {
+  if (!is_handle_id(handle)) return fail(invalid_handle(handle));
+  const std::string what = fmt::format("ledger history {}", handle);
+  std::lock_guard lock(mutex_);
+  Statement select(db_, "SELECT seq, handle, from_state, to_state, at_ns, actor, note FROM action_history "
+                        "WHERE handle = ?1 ORDER BY seq");
+  if (select.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, select.prepare_status(), what));
+  select.bind(1, handle);
+  std::vector<HistoryEntry> out;
+  for (;;) {
+    const int rc = select.step();
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return fail(sqlite_error(db_, rc, what));
+    HistoryEntry e;
+    e.seq = select.int_at(0);
+    e.handle = select.text_at(1);
+    if (!select.is_null(2)) e.from_state = static_cast<ActionState>(select.int_at(2));
+    e.to_state = static_cast<ActionState>(select.int_at(3));
+    e.at_ns = select.int_at(4);
+    e.actor = select.text_at(5);
+    e.note = select.text_at(6);
+    out.push_back(std::move(e));
+  }
+  // record() always writes a first row, so no rows means no such handle.
+  if (out.empty()) return fail(unknown_handle(handle));
+  return out;
+}
+
+}  // namespace nhiguard::ledger
