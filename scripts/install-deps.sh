@@ -13,4 +13,4 @@ apt-get install -y --no-install-recommends \
   libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev \
   libssl-dev libsqlite3-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc \
   libgtest-dev libgmock-dev \
-  iproute2 procps util-linux jq
+  iproute2 procps util-linux jq socat python3

@@ -15,6 +15,7 @@
 #include "common/filesystem.h"
 #include "daemon/credential_access_record.h"
 #include "events/json_escape.h"
+#include "identity/mountinfo.h"
 #include "kernel/host_prerequisites.h"
 
 namespace nhiguard::daemon {
@@ -25,6 +26,7 @@ std::unexpected<StartFailure> start_failure(StartFailureKind kind, std::string m
 }
 
 constexpr auto kHousekeepingInterval = std::chrono::seconds(5);
+constexpr auto kSweepInterval = std::chrono::seconds(1);
 
 }  // namespace
 
@@ -107,12 +109,107 @@ std::expected<void, StartFailure> AgentDaemon::start() {
   if (auto synced = sync_catalogue("start"); !synced) return start_failure(runtime, synced.error().message);
   if (auto counters = sensor_->counters(); counters) reported_counters_ = *counters;
 
-  spdlog::info("sensor attached: programs [{}], {} credential file(s) watched, {} candidate name rule(s), events to {}",
+  // Containment: the ledger, the safety checks and the executor, then reconcile what an earlier
+  // agent left pinned in the kernel with what the ledger says.
+  auto cgroup_root = identity::find_cgroup2_mount();
+  if (!cgroup_root) return start_failure(prerequisites, "cgroup v2: " + cgroup_root.error().message);
+  cgroup2_root_ = *cgroup_root;
+  auto ledger = ledger::RollbackLedger::open(config_.state_dir + "/ledger.db");
+  if (!ledger) return start_failure(runtime, "rollback ledger: " + ledger.error().message);
+  ledger_ = std::move(*ledger);
+  auto protected_targets = containment::ProtectedTargets::from_host({});
+  if (!protected_targets) return start_failure(runtime, "protected targets: " + protected_targets.error().message);
+  protected_ = std::make_unique<containment::ProtectedTargets>(std::move(*protected_targets));
+  resolver_ = std::make_unique<containment::TargetResolver>(cgroup2_root_);
+  executor_ = std::make_unique<ContainmentExecutor>(*sensor_, *ledger_, *protected_, *resolver_, cgroup2_root_,
+                                                    [this](std::string_view path) { return find_credential(path); });
+  executor_->reconcile();
+
+  control_ = std::make_unique<Control>(*this);
+  control_server_ = std::make_unique<control::ControlServer>(
+      control::ControlServerOptions{.socket_path = config_.control_socket}, *control_);
+  if (auto listening = control_server_->start(); !listening) {
+    return start_failure(runtime, "control socket " + config_.control_socket + ": " + listening.error().message);
+  }
+
+  spdlog::info("sensor attached: programs [{}], {} credential file(s) watched, {} candidate name rule(s), events to {}, "
+               "control socket {}",
                fmt::join(sensor_->attached_programs(), ", "), credentials_by_id_.size(), catalogue_->name_rules().size(),
-               config_.event_log.path);
+               config_.event_log.path, config_.control_socket);
   next_rescan_ = std::chrono::steady_clock::now() + config_.rescan_interval;
   next_housekeeping_ = std::chrono::steady_clock::now() + kHousekeepingInterval;
+  next_sweep_ = std::chrono::steady_clock::now() + kSweepInterval;
   return {};
+}
+
+std::optional<catalogue::ResolvedCredential> AgentDaemon::find_credential(std::string_view path) {
+  std::lock_guard lock(credentials_mutex_);
+  for (const auto& [id, credential] : credentials_by_id_) {
+    if (credential.path == path) return credential;
+    for (const auto& alias : credential.aliases) {
+      if (alias == path) return credential;
+    }
+  }
+  return std::nullopt;
+}
+
+nlohmann::json AgentDaemon::status_json() {
+  nlohmann::json features = nlohmann::json::object();
+  for (const auto& f : features_.features) features[f.name] = f.supported;
+  nlohmann::json counters = nlohmann::json::object();
+  if (auto c = sensor_->counters(); c) {
+    counters["ringbuf_drops"] = c->ringbuf_drops();
+    counters["credential_opens"] = c->values[NHG_CTR_CREDENTIAL_OPENS];
+    counters["egress_denied"] = c->values[NHG_CTR_EGRESS_DENIED];
+    counters["credential_denied"] = c->values[NHG_CTR_CREDENTIAL_DENIED];
+  }
+  size_t active = 0;
+  if (auto listed = ledger_->list({.states = {containment::ActionState::active}}); listed) active = listed->size();
+  size_t watched = 0;
+  {
+    std::lock_guard lock(credentials_mutex_);
+    watched = credentials_by_id_.size();
+  }
+  return {
+      {"version", NHIGUARD_VERSION},
+      {"host", config_.hostname},
+      {"mode", config::to_string(config_.mode)},
+      {"programs", sensor_->attached_programs()},
+      {"features", features},
+      {"credentials_watched", watched},
+      {"events_written", events_written_.load()},
+      {"candidates_dismissed", candidates_dismissed_.load()},
+      {"undecodable_records", decode_errors_.load()},
+      {"kernel_counters", counters},
+      {"active_actions", active},
+      {"pin_dir", config_.bpf.pin_dir},
+      {"ledger", ledger_->path()},
+  };
+}
+
+Result<nlohmann::json> AgentDaemon::Control::status() { return daemon_.status_json(); }
+
+Result<std::vector<containment::RollbackHandle>> AgentDaemon::Control::actions(const control::ActionsRequest& request) {
+  ledger::ListFilter filter{.limit = request.limit};
+  if (request.state) filter.states = {*request.state};
+  return daemon_.ledger_->list(filter);
+}
+
+Result<containment::RollbackHandle> AgentDaemon::Control::contain(const control::ContainRequest& request) {
+  ContainRequestSpec spec{
+      .action = request.action,
+      .target = {.unit = request.target.unit, .cgroup = request.target.cgroup,
+                 .pid = static_cast<pid_t>(request.target.pid.value_or(0))},
+      .credential_path = request.target.credential,
+      .destinations = request.target.destinations,
+      .ttl = request.ttl.value_or(std::chrono::minutes(15)),
+      .reason = request.reason,
+  };
+  return daemon_.executor_->contain(spec, "nhiguardctl");
+}
+
+Result<containment::RollbackHandle> AgentDaemon::Control::rollback(std::string_view handle) {
+  return daemon_.executor_->rollback(handle, "nhiguardctl");
 }
 
 Result<void> AgentDaemon::sync_catalogue(const char* why) {
@@ -153,8 +250,11 @@ Result<void> AgentDaemon::sync_catalogue(const char* why) {
     spdlog::info("no longer watching inode {}:{} (credential id {}{}): the file is gone from the catalogue", key.dev,
                  key.ino, value.credential_id, old != credentials_by_id_.end() ? ", was " + old->second.path : "");
   }
-  credentials_by_id_ = std::move(by_id);
-  credential_id_by_inode_ = std::move(by_inode);
+  {
+    std::lock_guard lock(credentials_mutex_);
+    credentials_by_id_ = std::move(by_id);
+    credential_id_by_inode_ = std::move(by_inode);
+  }
 
   std::vector<kernel::CandidateName> names;
   for (const auto& rule : catalogue_->name_rules()) names.push_back({rule.parent, rule.name});
@@ -185,9 +285,9 @@ void AgentDaemon::on_record(std::span<const std::byte> record) {
   auto event = events::decode_kernel_event(record);
   if (!event) {
     // Counted and logged, at most once per power of two so a broken stream cannot flood the log.
-    ++decode_errors_;
-    if ((decode_errors_ & (decode_errors_ - 1)) == 0) {
-      spdlog::error("undecodable kernel record #{}: {}", decode_errors_, event.error().message);
+    const uint64_t n = ++decode_errors_;
+    if ((n & (n - 1)) == 0) {
+      spdlog::error("undecodable kernel record #{}: {}", n, event.error().message);
     }
     return;
   }
@@ -351,16 +451,21 @@ int AgentDaemon::run(const std::atomic<bool>& stop) {
       }
       next_rescan_ = now + config_.rescan_interval;
     }
+    if (now >= next_sweep_) {
+      executor_->sweep();
+      next_sweep_ = now + kSweepInterval;
+    }
     if (now >= next_housekeeping_) {
       check_counters();
       processes_.expire(clock_ns(CLOCK_BOOTTIME));
       next_housekeeping_ = now + kHousekeepingInterval;
     }
   }
+  control_server_->stop();
   check_counters();
-  spdlog::info("stopping: {} credential access event(s) written, {} candidate(s) dismissed, {} undecodable record(s); "
-               "pinned detection maps stay in {}",
-               events_written_, candidates_dismissed_, decode_errors_, config_.bpf.pin_dir);
+  spdlog::info("stopping: {} event(s) written, {} candidate(s) dismissed, {} undecodable record(s); pinned programs "
+               "and maps stay in {}, so active containment holds until its TTL",
+               events_written_.load(), candidates_dismissed_.load(), decode_errors_.load(), config_.bpf.pin_dir);
   return 0;
 }
 

@@ -14,11 +14,17 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <span>
 #include <string>
 
 #include "catalogue/credential_catalogue.h"
+#include "containment/protected_targets.h"
+#include "containment/target_resolver.h"
+#include "control/control_server.h"
+#include "daemon/containment_executor.h"
+#include "ledger/rollback_ledger.h"
 #include "config/agent_config.h"
 #include "daemon/process_table.h"
 #include "events/event_log.h"
@@ -54,6 +60,21 @@ class AgentDaemon {
   Result<void> sync_catalogue(const char* why);
   void persist_credential_ids();
   void check_counters();
+  std::optional<catalogue::ResolvedCredential> find_credential(std::string_view path);
+  nlohmann::json status_json();
+
+  // The control socket's view of the agent; its calls run on the server's thread.
+  class Control : public control::ControlHandler {
+   public:
+    explicit Control(AgentDaemon& daemon) : daemon_(daemon) {}
+    Result<nlohmann::json> status() override;
+    Result<std::vector<containment::RollbackHandle>> actions(const control::ActionsRequest& request) override;
+    Result<containment::RollbackHandle> contain(const control::ContainRequest& request) override;
+    Result<containment::RollbackHandle> rollback(std::string_view handle) override;
+
+   private:
+    AgentDaemon& daemon_;
+  };
   void emit_credential_access(const events::FileOpenEvent& event, const catalogue::ResolvedCredential& credential);
 
   config::AgentConfig config_;
@@ -62,17 +83,26 @@ class AgentDaemon {
   std::unique_ptr<events::JsonLineWriter> event_log_;
   std::unique_ptr<identity::IdentityResolver> identities_;
   std::unique_ptr<kernel::KernelSensor> sensor_;
+  std::unique_ptr<ledger::RollbackLedger> ledger_;
+  std::unique_ptr<containment::ProtectedTargets> protected_;
+  std::unique_ptr<containment::TargetResolver> resolver_;
+  std::unique_ptr<ContainmentExecutor> executor_;
+  std::unique_ptr<Control> control_;
+  std::unique_ptr<control::ControlServer> control_server_;
+  std::string cgroup2_root_;
   ProcessTable processes_;
+  std::mutex credentials_mutex_;  // guards the two maps below against the control thread's lookups
 
   std::map<uint32_t, catalogue::ResolvedCredential> credentials_by_id_;
   std::map<std::pair<uint64_t, uint64_t>, uint32_t> credential_id_by_inode_;
   uint64_t last_sync_boot_ns_ = 0;
   std::chrono::steady_clock::time_point next_rescan_;
   std::chrono::steady_clock::time_point next_housekeeping_;
+  std::chrono::steady_clock::time_point next_sweep_;
   kernel::SensorCounters reported_counters_;
-  uint64_t decode_errors_ = 0;
-  uint64_t events_written_ = 0;
-  uint64_t candidates_dismissed_ = 0;
+  std::atomic<uint64_t> decode_errors_ = 0;
+  std::atomic<uint64_t> events_written_ = 0;
+  std::atomic<uint64_t> candidates_dismissed_ = 0;
 };
 
 }  // namespace nhiguard::daemon
