@@ -1,5 +1,7 @@
 #include "containment/cgroup_freezer.h"
 
+#include "common/text.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
@@ -86,12 +88,7 @@ Result<void> set_and_wait(const std::string& cgroup_dir, bool want_frozen, std::
 Result<CgroupEvents> parse_cgroup_events(std::string_view text) {
   CgroupEvents ev;
   bool have_frozen = false;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string_view::npos) end = text.size();
-    const std::string_view line = text.substr(pos, end - pos);
-    pos = end + 1;
+  for (const std::string_view line : split_lines(text)) {
     const size_t space = line.find(' ');
     if (space == std::string_view::npos) continue;
     const std::string_view key = line.substr(0, space), value = line.substr(space + 1);

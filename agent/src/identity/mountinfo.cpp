@@ -1,5 +1,7 @@
 #include "identity/mountinfo.h"
 
+#include "common/text.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -83,14 +85,9 @@ std::string unescape_mount_field(std::string_view field) {
 
 Result<std::vector<MountEntry>> parse_mountinfo(std::string_view text) {
   std::vector<MountEntry> mounts;
-  size_t pos = 0;
   size_t line_no = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string_view::npos) end = text.size();
-    const std::string_view line = text.substr(pos, end - pos);
+  for (const std::string_view line : split_lines(text)) {
     ++line_no;
-    pos = end + 1;
     if (line.find_first_not_of(' ') == std::string_view::npos) continue;
     auto entry = parse_line(line, line_no);
     if (!entry) return fail(std::move(entry.error()));

@@ -1,5 +1,7 @@
 #include "identity/process_info.h"
 
+#include "common/text.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -64,12 +66,7 @@ Result<ProcStat> parse_proc_stat(std::string_view text) {
 Result<ProcIds> parse_proc_status_ids(std::string_view text) {
   ProcIds ids;
   bool have_uid = false, have_gid = false;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string_view::npos) end = text.size();
-    const std::string_view line = text.substr(pos, end - pos);
-    pos = end + 1;
+  for (const std::string_view line : split_lines(text)) {
     const bool is_uid = line.starts_with("Uid:");
     const bool is_gid = line.starts_with("Gid:");
     if (!is_uid && !is_gid) continue;
@@ -102,12 +99,7 @@ Result<ProcIds> parse_proc_status_ids(std::string_view text) {
 }
 
 std::optional<ProcCgroup> parse_proc_cgroup(std::string_view text) {
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string_view::npos) end = text.size();
-    const std::string_view line = text.substr(pos, end - pos);
-    pos = end + 1;
+  for (const std::string_view line : split_lines(text)) {
     // The path is everything after "0::": it may itself contain ':'.
     if (!line.starts_with("0::")) continue;
     ProcCgroup cg;
