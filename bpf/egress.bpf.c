@@ -107,7 +107,9 @@ static __always_inline int egress__sock_addr(struct bpf_sock_addr *ctx, __u16 ho
 	}
 	dest.port_be = (__u16)ctx->user_port;
 
-	for (int level = 1; level <= NHG_MAX_CGROUP_DEPTH && !block; level++) {
+	const bool enforcing = maps__enforcing(NHG_ENF_EGRESS_BLOCKS);
+
+	for (int level = 1; level <= NHG_MAX_CGROUP_DEPTH && !block && enforcing; level++) {
 		__u64 id = bpf_get_current_ancestor_cgroup_id(level);
 
 		if (!id)
@@ -192,6 +194,8 @@ int egress_skb(struct __sk_buff *skb)
 	struct nhg_egress_block *block = NULL;
 	struct egress_dest dest = {};
 
+	if (!maps__enforcing(NHG_ENF_EGRESS_BLOCKS))
+		return 1;
 	if (skb->family == AF_INET) {
 		egress__map_v4(&dest, skb->remote_ip4);
 	} else if (skb->family == AF_INET6) {

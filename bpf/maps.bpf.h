@@ -32,6 +32,20 @@ struct {
 	__type(value, struct nhg_taint);
 } nhg_taint SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NHG_ENF__COUNT);
+	__type(key, __u32);
+	__type(value, __u32);
+} nhg_enforcement_counts SEC(".maps");
+
+static __always_inline bool maps__enforcing(__u32 slot)
+{
+	__u32 *count = bpf_map_lookup_elem(&nhg_enforcement_counts, &slot);
+
+	return count && *count > 0;
+}
+
 /* Per-CPU time of the last consumer wake-up (CLOCK_MONOTONIC ns). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

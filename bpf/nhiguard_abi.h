@@ -51,6 +51,7 @@ enum nhg_file_event_flags {
 	NHG_FILE_CMDLINE_TRUNCATED = 1u << 2, /* the argv area was longer than NHG_CMDLINE_LEN */
 	NHG_FILE_CMDLINE_MISSING = 1u << 3,   /* the argv area could not be read (kernel thread, paged out) */
 	NHG_FILE_DENIED = 1u << 4,            /* a deny_credential rule matched: the reader was SIGKILLed */
+	NHG_FILE_CMDLINE_OMITTED = 1u << 5,   /* a repeat read by the same process: its argv came with the first */
 };
 
 /* Drop / error counters, one slot each in the per-CPU `nhg_counters` array. */
@@ -165,6 +166,14 @@ struct nhg_exit_event {
 };
 
 /* ---- Enforcement (pinned; every entry expires in the kernel at expires_at_ns) ---- */
+
+/* Slots of nhg_enforcement_counts: how many entries each enforcement map holds, kept by the agent,
+ * so the hot paths skip the cgroup-ancestor walk entirely while nothing is enforced. */
+enum nhg_enforcement_slot {
+	NHG_ENF_CREDENTIAL_DENIES = 0,
+	NHG_ENF_EGRESS_BLOCKS = 1,
+	NHG_ENF__COUNT = 4,
+};
 
 /* Value of nhg_taint, keyed by tgid: this process (or an ancestor it inherited from) opened a
  * credential for reading. */

@@ -210,15 +210,16 @@ static __always_inline void sensor__cmdline(struct nhg_file_event *event, struct
 	event->cmdline_len = (__u16)len;
 }
 
-/* Taints the current process with the credential it just opened for reading. */
-static __always_inline void sensor__taint(struct task_struct *task, __u32 credential_id)
+/* Taints the current process with the credential it just opened for reading. Returns true when it
+ * already was, by its own earlier read of the same credential (a repeat reader). */
+static __always_inline bool sensor__taint(struct task_struct *task, __u32 credential_id)
 {
 	__u32 tgid = (__u32)(bpf_get_current_pid_tgid() >> 32);
 	struct nhg_taint *current = bpf_map_lookup_elem(&nhg_taint, &tgid);
 
 	/* A reader that loops over the same file would otherwise rewrite the entry on every open. */
 	if (current && current->credential_id == credential_id && current->source_tgid == tgid)
-		return;
+		return true;
 	struct nhg_taint taint = {
 		.start_ns = BPF_CORE_READ(task, group_leader, start_boottime),
 		.tainted_at_ns = bpf_ktime_get_boot_ns(),
@@ -227,6 +228,7 @@ static __always_inline void sensor__taint(struct task_struct *task, __u32 creden
 	};
 
 	bpf_map_update_elem(&nhg_taint, &tgid, &taint, BPF_ANY);
+	return false;
 }
 
 /* Is reading this credential denied to the current cgroup or one of its ancestors? */
@@ -235,6 +237,8 @@ static __always_inline bool sensor__denied(__u32 credential_id)
 	struct nhg_deny_key key = { .credential_id = credential_id };
 	struct nhg_deny_value *deny;
 
+	if (!maps__enforcing(NHG_ENF_CREDENTIAL_DENIES))
+		return false;
 	for (int level = 1; level <= NHG_MAX_CGROUP_DEPTH; level++) {
 		key.cgroup_id = bpf_get_current_ancestor_cgroup_id(level);
 		if (!key.cgroup_id)
@@ -256,6 +260,7 @@ static __always_inline int sensor__on_open_exit(long ret, __u16 syscall)
 	struct file *file;
 	__u32 credential_id = 0;
 	bool denied = false;
+	bool repeat = false;
 	__u32 f_mode;
 	__u16 type;
 
@@ -294,7 +299,7 @@ static __always_inline int sensor__on_open_exit(long ret, __u16 syscall)
 			denied = true;
 			maps__count(NHG_CTR_CREDENTIAL_DENIED);
 		} else if (f_mode & FMODE_READ) {
-			sensor__taint(task, credential_id);
+			repeat = sensor__taint(task, credential_id);
 		}
 	} else if (sensor__candidate(dentry)) {
 		type = NHG_EVENT_CANDIDATE_OPEN;
@@ -321,7 +326,12 @@ static __always_inline int sensor__on_open_exit(long ret, __u16 syscall)
 	bpf_probe_read_kernel_str(event->parent, sizeof(event->parent),
 				  BPF_CORE_READ(dentry, d_parent, d_name.name));
 	sensor__syscall_args(event, syscall);
-	sensor__cmdline(event, task);
+	if (repeat) {
+		event->cmdline_len = 0;
+		event->flags |= NHG_FILE_CMDLINE_OMITTED;
+	} else {
+		sensor__cmdline(event, task);
+	}
 	bpf_ringbuf_submit(event, maps__submit_flags());
 	return 0;
 }

@@ -314,6 +314,7 @@ void AgentDaemon::on_record(std::span<const std::byte> record) {
 
 void AgentDaemon::on_file_open(const events::FileOpenEvent& event) {
   processes_.observe(event.process);
+  if (!event.cmdline.empty()) processes_.remember_cmdline({event.process.tgid, event.process.start_ns}, event.cmdline);
   auto known = credential_id_by_inode_.find({event.dev, event.ino});
   if (known == credential_id_by_inode_.end() && !event.by_inode) {
     // A candidate: a file whose name says credential and whose inode we do not watch yet. Resolve
@@ -350,7 +351,11 @@ void AgentDaemon::on_file_open(const events::FileOpenEvent& event) {
 void AgentDaemon::emit_credential_access(const events::FileOpenEvent& event,
                                          const catalogue::ResolvedCredential& credential) {
   std::string exe_from_exec;
-  if (auto known = processes_.find({event.process.tgid, event.process.start_ns})) exe_from_exec = known->exe;
+  std::vector<std::string> kernel_cmdline = event.cmdline;
+  if (auto known = processes_.find({event.process.tgid, event.process.start_ns})) {
+    exe_from_exec = known->exe;
+    if (kernel_cmdline.empty()) kernel_cmdline = known->cmdline;  // a repeat read omits the argv
+  }
   auto identity = identities_->resolve(identity::KernelProcessFacts{
       .pid = event.process.tgid,
       .tid = event.process.tid,
@@ -365,8 +370,8 @@ void AgentDaemon::emit_credential_access(const events::FileOpenEvent& event,
       .exe = exe_from_exec,  // used when /proc no longer has the process
   });
   // A process gone before /proc could be read still has the argv the kernel saw at the open.
-  if (identity.process.cmdline.empty() && !event.cmdline.empty()) {
-    identity.process.cmdline = event.cmdline;
+  if (identity.process.cmdline.empty() && !kernel_cmdline.empty()) {
+    identity.process.cmdline = kernel_cmdline;
     identity.process.cmdline_truncated = event.cmdline_truncated;
     identity.notes.push_back("cmdline from the kernel at the open");
   }

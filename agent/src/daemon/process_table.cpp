@@ -26,6 +26,10 @@ ProcessRecord& ProcessTable::upsert(const events::KernelProcess& process) {
 
 void ProcessTable::observe(const events::KernelProcess& process) { upsert(process); }
 
+void ProcessTable::remember_cmdline(ProcessKey key, const std::vector<std::string>& cmdline) {
+  if (auto it = entries_.find(key); it != entries_.end()) it->second.cmdline = cmdline;
+}
+
 void ProcessTable::on_fork(const events::ForkEvent& event) {
   upsert(event.parent);
   const ProcessKey child{event.child_tgid, event.child_start_ns};
@@ -45,6 +49,7 @@ void ProcessTable::on_fork(const events::ForkEvent& event) {
 void ProcessTable::on_exec(const events::ExecEvent& event) {
   ProcessRecord& record = upsert(event.process);
   record.exe = event.filename;
+  record.cmdline.clear();  // a new image, a new argv
   record.exec_ns = event.ts_ns;
 }
 

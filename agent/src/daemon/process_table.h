@@ -32,6 +32,7 @@ struct ProcessRecord {
   uint64_t cgroup_id = 0;
   std::string comm;
   std::string exe;    // last exec's filename, as the kernel gave it
+  std::vector<std::string> cmdline;  // argv from the kernel's first credential event of this image
   uint64_t exec_ns = 0;
   bool exited = false;
   uint64_t exit_ns = 0;
@@ -49,6 +50,8 @@ class ProcessTable {
   // Records a process seen in another event (e.g. a credential open) when exec/fork came before the
   // agent started.
   void observe(const events::KernelProcess& process);
+  // Remembers the argv the kernel sent with a credential event (repeat reads omit it).
+  void remember_cmdline(ProcessKey key, const std::vector<std::string>& cmdline);
 
   std::optional<ProcessRecord> find(ProcessKey key) const;
   // The process that currently holds this tgid, if the table knows it.

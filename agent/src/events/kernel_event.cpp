@@ -131,6 +131,7 @@ Result<KernelEvent> decode_kernel_event(std::span<const std::byte> record) {
           .cmdline = split_argv(raw->cmdline, raw->cmdline_len),
           .cmdline_truncated = (raw->flags & NHG_FILE_CMDLINE_TRUNCATED) != 0,
           .cmdline_missing = (raw->flags & NHG_FILE_CMDLINE_MISSING) != 0,
+          .cmdline_omitted = (raw->flags & NHG_FILE_CMDLINE_OMITTED) != 0,
           .denied = (raw->flags & NHG_FILE_DENIED) != 0,
       };
     }

@@ -55,6 +55,7 @@ struct FileOpenEvent {
   std::vector<std::string> cmdline;  // the opener's argv as the kernel held it at the open
   bool cmdline_truncated = false;
   bool cmdline_missing = false;
+  bool cmdline_omitted = false;  // a repeat read: the argv came with this process's first read
   bool denied = false;  // a deny_credential rule matched: the kernel SIGKILLed the reader
 
   bool readable() const { return (f_mode & 0x1) != 0; }

@@ -129,7 +129,7 @@ Result<void> KernelSensor::load(const SensorOptions& options) {
     if (auto made = make_directories(options.pin_dir); !made) return fail(made.error());
     for (bpf_map* map : {skel_->maps.nhg_credentials, skel_->maps.nhg_candidate_names,
                          skel_->maps.nhg_candidate_pairs, skel_->maps.nhg_candidate_prefixes,
-                         skel_->maps.nhg_counters, skel_->maps.nhg_taint,
+                         skel_->maps.nhg_counters, skel_->maps.nhg_taint, skel_->maps.nhg_enforcement_counts,
                          skel_->maps.nhg_credential_denies}) {
       if (auto pinned = pin_map(map, options.pin_dir); !pinned) return pinned;
     }
@@ -149,7 +149,8 @@ Result<void> KernelSensor::load_egress(const SensorOptions& options) {
     return fail(libbpf_error(err, "share the ring buffer with nhiguard_egress"));
   }
   for (auto [mine, shared] : {std::pair{egress_->maps.nhg_counters, skel_->maps.nhg_counters},
-                              std::pair{egress_->maps.nhg_taint, skel_->maps.nhg_taint}}) {
+                              std::pair{egress_->maps.nhg_taint, skel_->maps.nhg_taint},
+                              std::pair{egress_->maps.nhg_enforcement_counts, skel_->maps.nhg_enforcement_counts}}) {
     if (int err = bpf_map__reuse_fd(mine, bpf_map__fd(shared)); err != 0) {
       return fail(libbpf_error(err, std::string("share map ") + bpf_map__name(shared) + " with nhiguard_egress"));
     }
@@ -162,7 +163,8 @@ Result<void> KernelSensor::load_egress(const SensorOptions& options) {
   if (int err = nhiguard_egress__load(egress_); err != 0) {
     return fail(libbpf_error(err, "load BPF programs of nhiguard_egress (the verifier log above says why)"));
   }
-  return {};
+  // Pinned enforcement adopted from an earlier agent must be counted before the programs run.
+  return refresh_enforcement_counts();
 }
 
 Result<void> KernelSensor::attach(const SensorOptions& options) {
@@ -362,6 +364,22 @@ Result<SensorCounters> KernelSensor::counters() const {
 std::vector<std::string> KernelSensor::attached_programs() const { return attached_; }
 
 
+// The programs skip their cgroup-ancestor walks while a count is 0; the counts follow the maps.
+Result<void> KernelSensor::refresh_enforcement_counts() {
+  auto blocks = egress_blocks();
+  if (!blocks) return fail(blocks.error());
+  auto denies = credential_denies();
+  if (!denies) return fail(denies.error());
+  const int fd = bpf_map__fd(skel_->maps.nhg_enforcement_counts);
+  for (auto [slot, count] : {std::pair{uint32_t{NHG_ENF_CREDENTIAL_DENIES}, static_cast<uint32_t>(denies->size())},
+                             std::pair{uint32_t{NHG_ENF_EGRESS_BLOCKS}, static_cast<uint32_t>(blocks->size())}}) {
+    if (bpf_map_update_elem(fd, &slot, &count, BPF_ANY) != 0) {
+      return fail(Error::from_current_errno(fmt::format("update enforcement count {}", slot)));
+    }
+  }
+  return {};
+}
+
 Result<void> KernelSensor::apply_egress_block(const EgressBlockSpec& spec) {
   const int dests_fd = bpf_map__fd(egress_->maps.nhg_egress_dests);
   // Destinations first: a listed block must never be in force without its list.
@@ -378,7 +396,7 @@ Result<void> KernelSensor::apply_egress_block(const EgressBlockSpec& spec) {
   if (bpf_map_update_elem(bpf_map__fd(egress_->maps.nhg_egress_blocks), &spec.cgroup_id, &block, BPF_ANY) != 0) {
     return fail(Error::from_current_errno(fmt::format("add egress block for cgroup {}", spec.cgroup_id)));
   }
-  return {};
+  return refresh_enforcement_counts();
 }
 
 Result<void> KernelSensor::remove_egress_block(uint64_t cgroup_id) {
@@ -395,7 +413,7 @@ Result<void> KernelSensor::remove_egress_block(uint64_t cgroup_id) {
       return fail(Error::from_current_errno(fmt::format("remove a listed destination of cgroup {}", cgroup_id)));
     }
   }
-  return {};
+  return refresh_enforcement_counts();
 }
 
 Result<std::vector<std::pair<nhg_inode_key, nhg_credential_value>>> KernelSensor::credentials() const {
@@ -411,7 +429,7 @@ Result<void> KernelSensor::apply_credential_deny(const nhg_deny_key& key, const 
     return fail(Error::from_current_errno(
         fmt::format("add credential deny (credential {}, cgroup {})", key.credential_id, key.cgroup_id)));
   }
-  return {};
+  return refresh_enforcement_counts();
 }
 
 Result<void> KernelSensor::remove_credential_deny(const nhg_deny_key& key) {
@@ -419,7 +437,7 @@ Result<void> KernelSensor::remove_credential_deny(const nhg_deny_key& key) {
     return fail(Error::from_current_errno(
         fmt::format("remove credential deny (credential {}, cgroup {})", key.credential_id, key.cgroup_id)));
   }
-  return {};
+  return refresh_enforcement_counts();
 }
 
 Result<std::vector<std::pair<nhg_deny_key, nhg_deny_value>>> KernelSensor::credential_denies() const {

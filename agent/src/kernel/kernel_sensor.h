@@ -105,6 +105,7 @@ class KernelSensor {
   Result<void> load_egress(const SensorOptions& options);
   Result<void> attach(const SensorOptions& options);
   Result<void> attach_pinned(bpf_program* prog, int cgroup_fd, const std::string& link_dir);
+  Result<void> refresh_enforcement_counts();
 
   nhiguard_sensor* skel_ = nullptr;
   nhiguard_egress* egress_ = nullptr;
