@@ -72,6 +72,19 @@ nhg_egress_dest_key dest_key(uint64_t cgroup_id, const containment::EgressDestin
   return key;
 }
 
+// Deletes every key of the map for which keep(key) is false (a table replaced by a new set).
+template <typename Key, typename Value, typename Keep>
+Result<void> delete_keys_unless(int fd, const char* name, Keep keep) {
+  auto entries = dump_map<Key, Value>(fd, name);
+  if (!entries) return fail(entries.error());
+  for (const auto& [key, value] : *entries) {
+    if (!keep(key) && bpf_map_delete_elem(fd, &key) != 0 && errno != ENOENT) {
+      return fail(Error::from_current_errno(std::string("delete a stale entry of ") + name));
+    }
+  }
+  return {};
+}
+
 Result<void> pin_map(bpf_map* map, const std::string& pin_dir) {
   const std::string path = pin_dir + "/" + bpf_map__name(map);
   drop_incompatible_pin(map, path);
@@ -314,35 +327,19 @@ Result<void> KernelSensor::set_candidate_names(const std::vector<CandidateName>&
       return fail(Error::from_current_errno("add candidate pair " + parent + "/" + name));
     }
   }
-  std::vector<NameOnlyKey> stale_names;
-  NameOnlyKey name_key{};
-  NameOnlyKey name_next{};
-  for (const void* prev = nullptr; bpf_map_get_next_key(names_fd, prev, &name_next) == 0; prev = &name_key) {
-    name_key = name_next;
-    if (!name_flags.contains(std::string(name_key.name, strnlen(name_key.name, NHG_NAME_LEN)))) {
-      stale_names.push_back(name_key);
-    }
-  }
-  for (const auto& key : stale_names) bpf_map_delete_elem(names_fd, &key);
-  std::vector<nhg_name_key> stale_pairs;
-  nhg_name_key pair_key{};
-  nhg_name_key pair_next{};
-  for (const void* prev = nullptr; bpf_map_get_next_key(pairs_fd, prev, &pair_next) == 0; prev = &pair_key) {
-    pair_key = pair_next;
-    if (!pairs.contains({std::string(pair_key.parent, strnlen(pair_key.parent, NHG_NAME_LEN)),
-                         std::string(pair_key.name, strnlen(pair_key.name, NHG_NAME_LEN))})) {
-      stale_pairs.push_back(pair_key);
-    }
-  }
-  for (const auto& key : stale_pairs) bpf_map_delete_elem(pairs_fd, &key);
-  std::vector<nhg_name_prefix_key> stale_prefixes;
-  nhg_name_prefix_key prefix_key{};
-  nhg_name_prefix_key prefix_next{};
-  for (const void* prev = nullptr; bpf_map_get_next_key(prefixes_fd, prev, &prefix_next) == 0; prev = &prefix_key) {
-    prefix_key = prefix_next;
-    if (!prefixes.contains({prefix_key.len, prefix_key.head})) stale_prefixes.push_back(prefix_key);
-  }
-  for (const auto& key : stale_prefixes) bpf_map_delete_elem(prefixes_fd, &key);
+  auto stale_names = delete_keys_unless<NameOnlyKey, uint32_t>(names_fd, "nhg_candidate_names", [&](const NameOnlyKey& key) {
+    return name_flags.contains(std::string(key.name, strnlen(key.name, NHG_NAME_LEN)));
+  });
+  if (!stale_names) return fail(stale_names.error());
+  auto stale_pairs = delete_keys_unless<nhg_name_key, uint32_t>(pairs_fd, "nhg_candidate_pairs", [&](const nhg_name_key& key) {
+    return pairs.contains({std::string(key.parent, strnlen(key.parent, NHG_NAME_LEN)),
+                           std::string(key.name, strnlen(key.name, NHG_NAME_LEN))});
+  });
+  if (!stale_pairs) return fail(stale_pairs.error());
+  auto stale_prefixes = delete_keys_unless<nhg_name_prefix_key, uint32_t>(
+      prefixes_fd, "nhg_candidate_prefixes",
+      [&](const nhg_name_prefix_key& key) { return prefixes.contains({key.len, key.head}); });
+  if (!stale_prefixes) return fail(stale_prefixes.error());
   return {};
 }
 
