@@ -262,6 +262,9 @@ TEST(AgentConfig, ValueChecks) {
   EXPECT_FALSE(errors_of("bpf: {ringbuf_bytes: 1024}").empty()) << "below the page size";
   EXPECT_FALSE(errors_of("bpf: {ringbuf_bytes: 0}").empty());
   EXPECT_FALSE(errors_of("bpf: {ringbuf_bytes: 2GiB}").empty());
+  EXPECT_TRUE(parse_agent_config("bpf: {report_all_egress: true}", "t").value().bpf.report_all_egress);
+  EXPECT_FALSE(parse_agent_config("", "t").value().bpf.report_all_egress) << "egress of untainted processes is opt-in";
+  EXPECT_FALSE(errors_of("bpf: {report_all_egress: often}").empty());
   EXPECT_FALSE(errors_of("control_socket: /" + std::string(120, 's')).empty()) << "sun_path is 108 bytes";
   EXPECT_TRUE(errors_of("collector: {address: '[2001:db8::1]:7443'}").empty());
   EXPECT_TRUE(errors_of("collector: {address: 'unix:/run/nhiguard/collector.sock'}").empty());
@@ -295,6 +298,7 @@ TEST(AgentConfig, ShippedDefaultConfigParsesToTheDefaults) {
   EXPECT_EQ(shipped->event_log.max_bytes, defaults.event_log.max_bytes);
   EXPECT_EQ(shipped->event_log.keep, defaults.event_log.keep);
   EXPECT_EQ(shipped->bpf.pin_dir, defaults.bpf.pin_dir);
+  EXPECT_EQ(shipped->bpf.report_all_egress, defaults.bpf.report_all_egress);
   EXPECT_EQ(shipped->bpf.ringbuf_bytes, defaults.bpf.ringbuf_bytes);
   EXPECT_EQ(shipped->rescan_interval, defaults.rescan_interval);
   EXPECT_TRUE(shipped->credentials.empty());

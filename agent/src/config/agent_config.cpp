@@ -405,10 +405,12 @@ class Parser {
 
   void parse_bpf(const YAML::Node& node, const std::string& parent, BpfConfig& out) {
     if (node.IsNull() || !expect_map(node, parent)) return;
-    static constexpr std::array<std::string_view, 2> keys = {"pin_dir", "ringbuf_bytes"};
+    static constexpr std::array<std::string_view, 3> keys = {"pin_dir", "ringbuf_bytes", "report_all_egress"};
     for_each_key(node, parent, keys, [&](const std::string& key, const YAML::Node& value, const std::string& field) {
       if (key == "pin_dir") {
         assign(out.pin_dir, absolute_path(value, field));
+      } else if (key == "report_all_egress") {
+        assign(out.report_all_egress, bool_value(value, field));
       } else if (key == "ringbuf_bytes") {
         const auto size = size_value(value, field);
         if (!size) return;

@@ -48,6 +48,7 @@ struct EventLogConfig {
 struct BpfConfig {
   std::string pin_dir = "/sys/fs/bpf/nhiguard";
   uint32_t ringbuf_bytes = 8u << 20;  // power of two, multiple of the page size
+  bool report_all_egress = false;     // egress lines for untainted, allowed connects too (noisy)
 };
 
 // An extra catalogued credential. `pattern` is ready for the catalogue: a `path:` entry has its glob

@@ -96,6 +96,7 @@ std::expected<void, StartFailure> AgentDaemon::start() {
       .ringbuf_bytes = config_.bpf.ringbuf_bytes,
       .ignore_tgid = static_cast<uint32_t>(getpid()),
       .read_syscall_args = features_.supports("task_pt_regs"),
+      .report_all_egress = config_.bpf.report_all_egress,
   };
   auto sensor = kernel::KernelSensor::start(sensor_options, [this](std::span<const std::byte> r) { on_record(r); });
   if (!sensor) return start_failure(kernel_refused, "sensor: " + sensor.error().message);
