@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <chrono>
 #include <fstream>
@@ -317,29 +318,60 @@ TEST(ContainmentKill, KillSessionKillsTheSessionAndNothingOutside) {
 }
 
 TEST(ContainmentKill, KillSessionHoldingTheAgentIsRefusedWhole) {
-  // A child that stays in the test's own session: that session holds the agent (this process),
+  // The agent is played by a helper that leads a session of its own, so the test does not depend
+  // on the session the test runner inherits (under a CI harness that session's leader may sit
+  // outside this pid namespace, where /proc shows session id 0). The helper forks a child that
+  // stays in its session and asks to kill that session: the session holds the agent (the helper),
   // so the whole action is refused and the child survives.
-  TestCgroup cg("same-session.service");
-  const pid_t child = spawn_in_cgroup(cg, []() -> int { sleep_forever(); });
-  ChildGuard guard{child};
-  auto protect = ProtectedTargets::from_host({});
-  ASSERT_TRUE(protect);
-  auto r = kill_session(child, start_of(child), *protect);
-  ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, EPERM);
-  EXPECT_NE(r.error().message.find("nothing killed"), std::string::npos) << r.error().message;
-  // The first protected member found: the agent, or one of its ancestors in the same session.
-  EXPECT_TRUE(r.error().message.find("the agent itself") != std::string::npos ||
-              r.error().message.find("ancestor of the agent") != std::string::npos)
-      << r.error().message;
-  std::this_thread::sleep_for(50ms);
-  EXPECT_EQ(waitpid(child, nullptr, WNOHANG), 0) << "a refused kill_session killed something";
+  struct Outcome {
+    std::atomic<int> stage{0};  // 1 = the helper ran every step
+    std::atomic<pid_t> child{0};
+    std::atomic<int> refused_code{0};
+    std::atomic<int> wrong_start_code{0};
+    std::atomic<int> child_alive_after{0};
+    char message[512]{};
+  };
+  void* mem = mmap(nullptr, sizeof(Outcome), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(mem, MAP_FAILED);
+  auto* out = new (mem) Outcome();
 
-  // A wrong start for the offender is refused before anything is scanned.
-  auto wrong = kill_session(child, start_of(child) + ns_per_clock_tick(), *protect);
-  ASSERT_FALSE(wrong);
-  EXPECT_EQ(wrong.error().code, ESRCH);
-  EXPECT_EQ(waitpid(child, nullptr, WNOHANG), 0);
+  TestCgroup cg("same-session.service");
+  const pid_t agent = spawn_in_cgroup(cg, [&]() -> int {
+    if (setsid() < 0) return 10;
+    const pid_t child = fork();
+    if (child < 0) return 11;
+    if (child == 0) sleep_forever();
+    out->child.store(child);
+    auto protect = ProtectedTargets::from_host({});
+    if (!protect) return 12;
+    auto facts = read_process_facts("/proc", child);
+    if (!facts) return 13;
+    auto r = kill_session(child, facts->start_ns, *protect);
+    if (r) return 14;
+    out->refused_code.store(r.error().code);
+    std::snprintf(out->message, sizeof(out->message), "%s", r.error().message.c_str());
+    std::this_thread::sleep_for(50ms);
+    out->child_alive_after.store(waitpid(child, nullptr, WNOHANG) == 0 ? 1 : 0);
+    // A wrong start for the offender is refused before anything is scanned.
+    auto wrong = kill_session(child, facts->start_ns + ns_per_clock_tick(), *protect);
+    if (wrong) return 15;
+    out->wrong_start_code.store(wrong.error().code);
+    out->stage.store(1);
+    kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
+    return 0;
+  });
+  ChildGuard guard{agent};
+  EXPECT_EQ(wait_for_exit(agent), 0) << "the helper stopped early";
+  guard.pid = 0;
+  ASSERT_EQ(out->stage.load(), 1);
+  const std::string message(out->message);
+  EXPECT_EQ(out->refused_code.load(), EPERM) << message;
+  EXPECT_NE(message.find("nothing killed"), std::string::npos) << message;
+  EXPECT_NE(message.find("the agent itself"), std::string::npos) << message;
+  EXPECT_EQ(out->child_alive_after.load(), 1) << "a refused kill_session killed something";
+  EXPECT_EQ(out->wrong_start_code.load(), ESRCH);
+  munmap(mem, sizeof(Outcome));
 }
 
 }  // namespace

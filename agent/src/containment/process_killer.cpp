@@ -158,7 +158,15 @@ Result<std::vector<KilledProcess>> kill_session(pid_t pid, uint64_t expected_sta
   auto offender_fd = open_verified(pid, expected_start_ns, &offender);
   if (!offender_fd) return fail(offender_fd.error());
   const uint32_t sid = offender.session;
-  if (sid == 0) return fail(Error{EINVAL, fmt::format("pid {} has session id 0 (a kernel thread)", pid)});
+  // Session id 0 is a kernel thread, or a process whose session leader lives outside the agent's
+  // pid namespace: its session cannot be told apart from others led from outside, so nothing is
+  // guessed and nothing is killed.
+  if (sid == 0) {
+    return fail(Error{EINVAL, fmt::format("refused: kill_session of pid {}, nothing killed: its session id is 0 (a "
+                                          "kernel thread, or a session led from outside the agent's pid namespace), "
+                                          "so the session cannot be delimited; use kill-process or freeze",
+                                          pid)});
+  }
 
   // Up front: the whole set is checked before the first signal.
   std::set<Key> subtree{key_of(pid, offender.start_ns)};
