@@ -1,10 +1,7 @@
 #include "ledger/rollback_ledger.h"
 
-#include <fcntl.h>
 #include <sqlite3.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -14,7 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/clock.h"
-#include "common/filesystem.h"
+#include "common/sqlite_db.h"
 #include "ledger/ulid.h"
 
 namespace nhiguard::ledger {
@@ -25,17 +22,18 @@ using containment::RollbackHandle;
 
 namespace {
 
+using sqlite::exec;
+using sqlite::Migration;
+using sqlite::sqlite_error;
+using sqlite::Statement;
+using sqlite::Transaction;
+
 // Schema migrations, applied in order, each in its own transaction together with the bump of
 // PRAGMA user_version to its number. Append only: a shipped migration never changes, a later issue
 // adds {2, "ALTER TABLE actions ADD COLUMN ..."}. Enum columns hold the numeric values of
 // ActionKind / ActionState (never renumbered, see action.h) and are validated in code rather than
 // by CHECK constraints, which SQLite cannot alter when a kind is added. Unsigned 64-bit fields are
 // stored bit-for-bit in INTEGER (int64) columns.
-struct Migration {
-  int version;
-  const char* sql;
-};
-
 constexpr Migration kMigrations[] = {
     {1, R"sql(
 CREATE TABLE actions (
@@ -82,9 +80,6 @@ CREATE INDEX history_by_handle ON action_history(handle, seq);
 constexpr int kLatestVersion = kMigrations[std::size(kMigrations) - 1].version;
 static_assert(kLatestVersion == RollbackLedger::kSchemaVersion, "add the migration and bump kSchemaVersion together");
 
-// Another process (nhiguardctl reading, a second agent by mistake) may hold the write lock briefly.
-constexpr int kBusyTimeoutMs = 5000;
-
 constexpr const char* kActionColumns =
     "handle, action, state, rule, reason, trigger_event_ids, dry_run, created_at_ns, expires_at_ns, "
     "expires_at_boot_ns, updated_at_ns, rollback_operation, last_error, target_unit, target_cgroup_path, "
@@ -92,107 +87,6 @@ constexpr const char* kActionColumns =
     "target_credential_id, target_destinations, target_workload_uri";
 
 int64_t now_ns() { return static_cast<int64_t>(clock_ns(CLOCK_REALTIME)); }
-
-// SQLite result codes as errnos, so callers can tell disk full from a locked or corrupt file.
-int errno_for(sqlite3* db, int rc) {
-  if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE) return EEXIST;
-  switch (rc & 0xff) {
-    case SQLITE_FULL: return ENOSPC;
-    case SQLITE_READONLY: return EROFS;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED: return EBUSY;
-    case SQLITE_NOMEM: return ENOMEM;
-    case SQLITE_PERM:
-    case SQLITE_AUTH: return EACCES;
-    case SQLITE_NOTADB:
-    case SQLITE_CORRUPT: return EUCLEAN;
-    case SQLITE_CONSTRAINT:
-    case SQLITE_MISMATCH:
-    case SQLITE_RANGE: return EINVAL;
-    case SQLITE_IOERR:
-    case SQLITE_CANTOPEN: {
-      const int sys = db ? sqlite3_system_errno(db) : 0;
-      return sys != 0 ? sys : EIO;
-    }
-    default: return EIO;
-  }
-}
-
-Error sqlite_error(sqlite3* db, int rc, std::string_view what) {
-  // sqlite3_errmsg carries the detail (a trigger's message, "disk I/O error"); it describes the
-  // connection's last call, which is this one: callers hold the ledger's mutex.
-  const char* detail = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-  std::string message = fmt::format("{}: {}", what, detail);
-  if ((rc & 0xff) == SQLITE_NOTADB || (rc & 0xff) == SQLITE_CORRUPT) {
-    message += " (the ledger file is damaged or is not an nhiguard ledger; move it aside to start a new one)";
-  }
-  return Error{errno_for(db, rc), std::move(message)};
-}
-
-// A prepared statement, finalized on scope exit.
-class Statement {
- public:
-  Statement(sqlite3* db, std::string_view sql) {
-    rc_ = sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &stmt_, nullptr);
-  }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-
-  int prepare_status() const { return rc_; }
-  sqlite3_stmt* get() const { return stmt_; }
-
-  void bind(int index, int64_t value) { sqlite3_bind_int64(stmt_, index, value); }
-  void bind(int index, std::string_view text) {
-    // An empty string_view may have a null data(), which SQLite would store as NULL.
-    sqlite3_bind_text(stmt_, index, text.empty() ? "" : text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
-  }
-  void bind_null(int index) { sqlite3_bind_null(stmt_, index); }
-
-  int step() { return sqlite3_step(stmt_); }
-
-  int64_t int_at(int column) const { return sqlite3_column_int64(stmt_, column); }
-  bool is_null(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
-  std::string text_at(int column) const {
-    const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, column));
-    return text ? std::string(text, static_cast<size_t>(sqlite3_column_bytes(stmt_, column))) : std::string();
-  }
-
- private:
-  sqlite3_stmt* stmt_ = nullptr;
-  int rc_ = SQLITE_OK;
-};
-
-Result<void> exec(sqlite3* db, const char* sql, std::string_view what) {
-  const int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) return fail(sqlite_error(db, rc, what));
-  return {};
-}
-
-// BEGIN IMMEDIATE takes the write lock up front, so a read-then-write (transition) cannot lose a
-// race with another process between its SELECT and its UPDATE. Rolled back unless committed.
-class Transaction {
- public:
-  explicit Transaction(sqlite3* db) : db_(db) {}
-  ~Transaction() {
-    if (open_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-  }
-  Result<void> begin(std::string_view what) {
-    auto started = exec(db_, "BEGIN IMMEDIATE", what);
-    open_ = started.has_value();
-    return started;
-  }
-  Result<void> commit(std::string_view what) {
-    auto done = exec(db_, "COMMIT", what);
-    // A failed COMMIT may leave the transaction open (SQLITE_BUSY); the destructor rolls it back.
-    if (done) open_ = false;
-    return done;
-  }
-
- private:
-  sqlite3* db_;
-  bool open_ = false;
-};
 
 Result<std::string> to_json_array(const std::vector<std::string>& items, std::string_view what) {
   try {
@@ -288,60 +182,6 @@ std::string allowed_targets(ActionKind kind, ActionState from) {
   return names.empty() ? std::string("nothing") : fmt::format("{}", fmt::join(names, ", "));
 }
 
-// Creates the directory (0700) and the file (0600) before SQLite sees the path: SQLite would create
-// the file with 0644 & ~umask, readable by every local user. An existing file is tightened to 0600;
-// a symlink or non-regular file is refused.
-Result<void> prepare_file(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  if (slash != std::string::npos && slash > 0) {
-    if (auto made = make_directories(path.substr(0, slash), 0700); !made) return made;
-  }
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return fail(Error::from_current_errno("open ledger " + path));
-  struct stat st{};
-  Result<void> result;
-  if (fstat(fd, &st) != 0) {
-    result = fail(Error::from_current_errno("stat ledger " + path));
-  } else if (!S_ISREG(st.st_mode)) {
-    result = fail(Error{EINVAL, "open ledger " + path + ": not a regular file"});
-  } else if ((st.st_mode & 07777) != 0600 && fchmod(fd, 0600) != 0) {
-    result = fail(Error::from_current_errno("chmod 0600 ledger " + path));
-  }
-  ::close(fd);
-  return result;
-}
-
-Result<int> user_version(sqlite3* db, std::string_view what) {
-  Statement stmt(db, "PRAGMA user_version");
-  if (stmt.prepare_status() != SQLITE_OK) return fail(sqlite_error(db, stmt.prepare_status(), what));
-  const int rc = stmt.step();
-  if (rc != SQLITE_ROW) return fail(sqlite_error(db, rc, what));
-  return static_cast<int>(stmt.int_at(0));
-}
-
-Result<void> migrate(sqlite3* db, const std::string& path) {
-  for (const Migration& m : kMigrations) {
-    const std::string what = fmt::format("migrate ledger {} to schema {}", path, m.version);
-    Transaction txn(db);
-    if (auto begun = txn.begin(what); !begun) return begun;
-    // Read inside the write transaction: another process may have migrated meanwhile.
-    auto current = user_version(db, what);
-    if (!current) return fail(std::move(current.error()));
-    if (*current > kLatestVersion) {
-      return fail(Error{ENOTSUP, fmt::format("open ledger {}: schema version {} is newer than this agent's {}; "
-                                             "refusing to use it",
-                                             path, *current, kLatestVersion)});
-    }
-    if (*current >= m.version) continue;
-    if (auto applied = exec(db, m.sql, what); !applied) return applied;
-    if (auto bumped = exec(db, fmt::format("PRAGMA user_version = {}", m.version).c_str(), what); !bumped) {
-      return bumped;
-    }
-    if (auto committed = txn.commit(what); !committed) return committed;
-  }
-  return {};
-}
-
 }  // namespace
 
 bool is_known_actor(std::string_view actor) {
@@ -362,54 +202,9 @@ bool is_allowed_transition(ActionKind kind, ActionState from, ActionState to) {
 }
 
 Result<std::unique_ptr<RollbackLedger>> RollbackLedger::open(const std::string& path) {
-  if (path.empty()) return fail(Error{EINVAL, "open ledger: empty path"});
-  if (auto prepared = prepare_file(path); !prepared) return fail(std::move(prepared.error()));
-
-  sqlite3* db = nullptr;
-  // FULLMUTEX on top of our own mutex costs nothing measurable and keeps the connection safe even
-  // if a future method forgets the lock. NOFOLLOW: the path was just checked not to be a symlink.
-  const int rc = sqlite3_open_v2(path.c_str(), &db,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_NOFOLLOW, nullptr);
-  if (rc != SQLITE_OK) {
-    Error error = sqlite_error(db, rc, "open ledger " + path);
-    sqlite3_close_v2(db);
-    return fail(std::move(error));
-  }
-  std::unique_ptr<RollbackLedger> ledger(new RollbackLedger(path, db));
-  sqlite3_extended_result_codes(db, 1);
-  sqlite3_busy_timeout(db, kBusyTimeoutMs);
-
-  // The first statement reads the header: a file that is not a database fails here (SQLITE_NOTADB).
-  {
-    const std::string what = "open ledger " + path + ": set WAL journal mode";
-    Statement stmt(db, "PRAGMA journal_mode=WAL");
-    if (stmt.prepare_status() != SQLITE_OK) return fail(sqlite_error(db, stmt.prepare_status(), what));
-    const int step = stmt.step();
-    if (step != SQLITE_ROW) return fail(sqlite_error(db, step, what));
-    if (const std::string mode = stmt.text_at(0); mode != "wal") {
-      return fail(Error{EIO, fmt::format("{}: journal mode is '{}'", what, mode)});
-    }
-  }
-  // FULL: a WAL commit is fsynced before COMMIT returns. A security record must not lose the last
-  // action on power loss (NORMAL could).
-  if (auto r = exec(db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON", "open ledger " + path); !r) {
-    return fail(std::move(r.error()));
-  }
-  // Catch a damaged file now with a clear message, not halfway through a rollback. The ledger is
-  // small (one row per action), so this is cheap.
-  {
-    const std::string what = "open ledger " + path + ": integrity check";
-    Statement stmt(db, "PRAGMA quick_check(1)");
-    if (stmt.prepare_status() != SQLITE_OK) return fail(sqlite_error(db, stmt.prepare_status(), what));
-    const int step = stmt.step();
-    if (step != SQLITE_ROW) return fail(sqlite_error(db, step, what));
-    if (const std::string verdict = stmt.text_at(0); verdict != "ok") {
-      return fail(Error{EUCLEAN, fmt::format("{}: {} (the ledger file is damaged; move it aside to start a new one)",
-                                             what, verdict)});
-    }
-  }
-  if (auto migrated = migrate(db, path); !migrated) return fail(std::move(migrated.error()));
-  return ledger;
+  auto db = sqlite::open_durable(path, {.label = "ledger", .migrations = kMigrations});
+  if (!db) return fail(std::move(db.error()));
+  return std::unique_ptr<RollbackLedger>(new RollbackLedger(path, *db));
 }
 
 RollbackLedger::~RollbackLedger() { sqlite3_close_v2(db_); }
