@@ -842,5 +842,31 @@ TEST_F(LedgerStore, IllegalTransitionNamesWhatIsAllowed) {
   EXPECT_EQ(ledger->get(h.handle)->state, held);
 }
 
+TEST_F(LedgerStore, HistoryAfterFollowsEveryHandleInCommitOrder) {
+  auto ledger = open_ledger();
+  RollbackHandle a = make_handle(ActionKind::block_egress, ActionState::active);
+  RollbackHandle b = make_handle(ActionKind::freeze, ActionState::active);
+  ASSERT_TRUE(ledger->record(a));
+  ASSERT_TRUE(ledger->record(b));
+  ASSERT_TRUE(ledger->transition(a.handle, ActionState::rolled_back, "collector", "undo"));
+
+  auto all = ledger->history_after(0, 100);
+  ASSERT_TRUE(all) << all.error().message;
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0].handle, a.handle);
+  EXPECT_EQ((*all)[1].handle, b.handle);
+  EXPECT_EQ((*all)[2].handle, a.handle);
+  EXPECT_EQ((*all)[2].to_state, ActionState::rolled_back);
+
+  // A follower that already reported the first entry sees the rest, page by page.
+  auto page = ledger->history_after((*all)[0].seq, 1);
+  ASSERT_TRUE(page);
+  ASSERT_EQ(page->size(), 1u);
+  EXPECT_EQ(page->front().seq, (*all)[1].seq);
+  auto rest = ledger->history_after((*all)[2].seq, 100);
+  ASSERT_TRUE(rest);
+  EXPECT_TRUE(rest->empty());
+}
+
 }  // namespace
 }  // namespace nhiguard::ledger

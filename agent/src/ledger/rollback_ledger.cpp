@@ -157,6 +157,25 @@ Result<std::vector<RollbackHandle>> read_all(sqlite3* db, Statement& stmt, std::
   }
 }
 
+// Steps a SELECT of (seq, handle, from_state, to_state, at_ns, actor, note) to the end.
+Result<std::vector<HistoryEntry>> read_history(sqlite3* db, Statement& select, std::string_view what) {
+  std::vector<HistoryEntry> out;
+  for (;;) {
+    const int rc = select.step();
+    if (rc == SQLITE_DONE) return out;
+    if (rc != SQLITE_ROW) return fail(sqlite_error(db, rc, what));
+    HistoryEntry e;
+    e.seq = select.int_at(0);
+    e.handle = select.text_at(1);
+    if (!select.is_null(2)) e.from_state = static_cast<ActionState>(select.int_at(2));
+    e.to_state = static_cast<ActionState>(select.int_at(3));
+    e.at_ns = select.int_at(4);
+    e.actor = select.text_at(5);
+    e.note = select.text_at(6);
+    out.push_back(std::move(e));
+  }
+}
+
 Error invalid_handle(std::string_view handle) {
   return Error{EINVAL, fmt::format("invalid handle id '{}' (expected rb_ followed by 26 characters of Crockford "
                                    "base32)",
@@ -410,24 +429,21 @@ Result<std::vector<HistoryEntry>> RollbackLedger::history(std::string_view handl
                         "WHERE handle = ?1 ORDER BY seq");
   if (select.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, select.prepare_status(), what));
   select.bind(1, handle);
-  std::vector<HistoryEntry> out;
-  for (;;) {
-    const int rc = select.step();
-    if (rc == SQLITE_DONE) break;
-    if (rc != SQLITE_ROW) return fail(sqlite_error(db_, rc, what));
-    HistoryEntry e;
-    e.seq = select.int_at(0);
-    e.handle = select.text_at(1);
-    if (!select.is_null(2)) e.from_state = static_cast<ActionState>(select.int_at(2));
-    e.to_state = static_cast<ActionState>(select.int_at(3));
-    e.at_ns = select.int_at(4);
-    e.actor = select.text_at(5);
-    e.note = select.text_at(6);
-    out.push_back(std::move(e));
-  }
+  auto out = read_history(db_, select, what);
   // record() always writes a first row, so no rows means no such handle.
-  if (out.empty()) return fail(unknown_handle(handle));
+  if (out && out->empty()) return fail(unknown_handle(handle));
   return out;
+}
+
+Result<std::vector<HistoryEntry>> RollbackLedger::history_after(int64_t after_seq, size_t limit) {
+  const std::string what = fmt::format("ledger history after {}", after_seq);
+  std::lock_guard lock(mutex_);
+  Statement select(db_, "SELECT seq, handle, from_state, to_state, at_ns, actor, note FROM action_history "
+                        "WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+  if (select.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, select.prepare_status(), what));
+  select.bind(1, after_seq);
+  select.bind(2, static_cast<int64_t>(limit));
+  return read_history(db_, select, what);
 }
 
 }  // namespace nhiguard::ledger

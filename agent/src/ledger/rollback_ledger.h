@@ -135,6 +135,10 @@ class RollbackLedger {
   // Every state change of `handle`, oldest first. Unknown handle: ENOENT as get().
   Result<std::vector<HistoryEntry>> history(std::string_view handle);
 
+  // State changes of every handle after history position `after_seq`, oldest first, at most
+  // `limit` of them: how the reporter follows the ledger (it keeps the last position it reported).
+  Result<std::vector<HistoryEntry>> history_after(int64_t after_seq, size_t limit);
+
   const std::string& path() const { return path_; }
 
  private:
