@@ -1,0 +1,67 @@
+#include "daemon/persisted_mode.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+#include "common/filesystem.h"
+
+namespace nhiguard::daemon {
+
+Result<std::optional<ModeOverride>> load_mode_override(const std::string& path) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return std::optional<ModeOverride>{};
+    return fail(Error::from_current_errno("read mode override " + path));
+  }
+  std::ifstream in(path);
+  if (!in) return fail(Error::from_current_errno("read mode override " + path));
+  std::stringstream text;
+  text << in.rdbuf();
+  try {
+    const auto json = nlohmann::json::parse(text.str());
+    ModeOverride out;
+    const auto mode = json.at("mode").get<std::string>();
+    if (mode == "observe") {
+      out.mode = config::AgentMode::observe;
+    } else if (mode == "policy") {
+      out.mode = config::AgentMode::policy;
+    } else {
+      return fail(Error{EINVAL, "mode override " + path + ": unknown mode '" + mode + "'"});
+    }
+    out.set_by = json.value("set_by", "");
+    out.command_id = json.value("command_id", "");
+    out.set_at_ns = json.value("set_at_ns", int64_t{0});
+    return std::optional<ModeOverride>(std::move(out));
+  } catch (const nlohmann::json::exception& e) {
+    return fail(Error{EINVAL, "mode override " + path + ": " + e.what()});
+  }
+}
+
+Result<void> save_mode_override(const std::string& path, const ModeOverride& mode) {
+  const nlohmann::json json = {
+      {"mode", config::to_string(mode.mode)},
+      {"set_by", mode.set_by},
+      {"command_id", mode.command_id},
+      {"set_at", format_rfc3339_ns(static_cast<uint64_t>(mode.set_at_ns))},
+      {"set_at_ns", mode.set_at_ns},
+  };
+  auto written = write_file_atomically(path, json.dump() + "\n", 0600);
+  if (!written) return fail(Error{written.error().code, "save mode override: " + written.error().message});
+  return {};
+}
+
+Result<void> clear_mode_override(const std::string& path) {
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return fail(Error::from_current_errno("remove mode override " + path));
+  }
+  return {};
+}
+
+}  // namespace nhiguard::daemon

@@ -1,0 +1,37 @@
+// PersistedMode: the agent mode a collector imposed (`nhiguardctl --collector ... mode observe
+// --all`, the fleet kill switch, or a per-agent mode), kept in <state_dir>/mode.json so that an
+// agent restarted while the collector is unreachable still obeys it. agent.yaml's `mode` applies
+// again only when the collector says so (it requires no mode any more).
+//
+// File: one JSON object {"mode": "observe"|"policy", "set_by": "...", "command_id": "...",
+// "set_at": RFC 3339}, mode 0600, replaced atomically (write to a temporary file, fsync, rename,
+// fsync the directory), so a crash leaves either the old or the new file, never a torn one.
+//
+// Thread-safety: the functions are reentrant; callers serialise writes to one path.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "common/result.h"
+#include "config/agent_config.h"
+
+namespace nhiguard::daemon {
+
+struct ModeOverride {
+  config::AgentMode mode = config::AgentMode::observe;
+  std::string set_by;      // "collector (fleet)", "collector (agent)", the operator's name when known
+  std::string command_id;  // the collector command that set it; empty when set by a Welcome
+  int64_t set_at_ns = 0;   // CLOCK_REALTIME
+};
+
+// The override in `path`; none when the file does not exist. A file that cannot be read or parsed
+// is an error naming it (the caller decides; the daemon then keeps the safer observe mode).
+Result<std::optional<ModeOverride>> load_mode_override(const std::string& path);
+
+Result<void> save_mode_override(const std::string& path, const ModeOverride& mode);
+
+// Removes the file; a missing file is not an error.
+Result<void> clear_mode_override(const std::string& path);
+
+}  // namespace nhiguard::daemon
