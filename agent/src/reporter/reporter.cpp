@@ -1,0 +1,179 @@
+#include "reporter/reporter.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "reporter/wire_records.h"
+
+namespace nhiguard::reporter {
+namespace {
+
+constexpr std::string_view kLedgerMark = "ledger_history";
+
+}  // namespace
+
+Result<std::unique_ptr<Reporter>> Reporter::open(ReporterOptions options, ledger::RollbackLedger& ledger,
+                                                 CommandHandler& handler) {
+  auto outbox = Outbox::open({.path = options.outbox_path, .max_bytes = options.outbox_max_bytes});
+  if (!outbox) return fail(std::move(outbox.error()));
+  std::unique_ptr<Reporter> reporter(new Reporter(std::move(options), std::move(*outbox), ledger));
+  const auto& collector = reporter->options_.collector;
+  if (!collector.address.empty()) {
+    reporter->link_ = std::make_unique<CollectorLink>(
+        CollectorLinkOptions{
+            .address = collector.address,
+            .pki_dir = collector.pki,
+            .insecure = collector.insecure,
+            .hostname = reporter->options_.hostname,
+            .trust_domain = reporter->options_.trust_domain,
+        },
+        *reporter->outbox_, handler);
+  }
+  return reporter;
+}
+
+Reporter::Reporter(ReporterOptions options, std::unique_ptr<Outbox> outbox, ledger::RollbackLedger& ledger)
+    : options_(std::move(options)), outbox_(std::move(outbox)), ledger_(ledger) {}
+
+Reporter::~Reporter() { stop(); }
+
+void Reporter::start() {
+  const auto stats = outbox_->stats();
+  if (!link_) {
+    spdlog::info("no collector configured (collector.address): reports are kept in the outbox {} ({} pending, at "
+                 "most {} bytes; when full, the oldest low-value reports make room)",
+                 outbox_->path(), stats.last_seq - stats.acked_seq, stats.max_bytes);
+    return;
+  }
+  spdlog::info("reporting to collector {} ({}) from outbox {} ({} pending)", options_.collector.address,
+               options_.collector.insecure ? "plaintext, collector.insecure" : "mTLS with " + options_.collector.pki,
+               outbox_->path(), stats.last_seq - stats.acked_seq);
+  link_->start();
+}
+
+void Reporter::stop() {
+  flush();
+  if (link_) link_->stop();
+}
+
+void Reporter::add(Report report) {
+  std::lock_guard lock(mutex_);
+  if (queue_.size() >= kMaxQueued) {
+    // The outbox has refused writes for a while: keep what matters, count what goes.
+    auto low = std::find_if(queue_.begin(), queue_.end(), [](const Report& r) { return r.droppable; });
+    if (low != queue_.end()) {
+      queue_.erase(low);
+      ++queue_dropped_;
+      ++queue_dropped_total_;
+    } else if (report.droppable) {
+      ++queue_dropped_;
+      ++queue_dropped_total_;
+      return;
+    }
+  }
+  queue_.push_back(std::move(report));
+}
+
+void Reporter::flush() {
+  std::lock_guard flushing(flush_mutex_);
+  std::vector<Report> batch;
+  uint64_t dropped_before_outbox = 0;
+  {
+    std::lock_guard lock(mutex_);
+    batch.swap(queue_);
+    dropped_before_outbox = queue_dropped_;
+  }
+  // New ledger history, as ActionUpdates, with the position they bring the mark to.
+  std::vector<std::pair<std::string, int64_t>> marks;
+  auto position = outbox_->mark(kLedgerMark);
+  if (!position) {
+    spdlog::error("reporter: {}", position.error().message);
+  } else if (auto history = ledger_.history_after(*position, kLedgerBatch); !history) {
+    spdlog::error("reporter: {}; action updates follow at the next flush", history.error().message);
+  } else if (!history->empty()) {
+    for (const auto& change : *history) {
+      auto handle = ledger_.get(change.handle);
+      if (!handle) {
+        spdlog::error("reporter: action update {} of {}: {}", change.seq, change.handle, handle.error().message);
+        continue;
+      }
+      batch.push_back(action_update_report(*handle, change));
+    }
+    marks.emplace_back(std::string(kLedgerMark), history->back().seq);
+  }
+  if (dropped_before_outbox > 0) {
+    batch.push_back(alert_report("outbox_unwritable",
+                                 fmt::format("{} low-value report(s) dropped while the outbox could not be written",
+                                             dropped_before_outbox),
+                                 dropped_before_outbox));
+  }
+  if (batch.empty()) return;
+
+  auto appended = outbox_->append(batch, marks);
+  if (!appended) {
+    uint64_t failures = 0;
+    size_t waiting = 0;
+    {
+      std::lock_guard lock(mutex_);
+      failures = ++flush_failures_;
+      // Put the batch back in front of what arrived meanwhile (the alert and the action updates are
+      // made again from their sources next time).
+      if (dropped_before_outbox > 0) batch.pop_back();
+      std::erase_if(batch, [](const Report& r) { return r.kind == ReportKind::action_update; });
+      batch.insert(batch.end(), std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+      queue_ = std::move(batch);
+      waiting = queue_.size();
+    }
+    if ((failures & (failures - 1)) == 0) {  // 1st, 2nd, 4th, 8th ... failure
+      spdlog::error("reporter: {} (failure #{}); {} report(s) wait in memory and are written at the next attempt",
+                    appended.error().message, failures, waiting);
+    }
+    return;
+  }
+  {
+    std::lock_guard lock(mutex_);
+    queue_dropped_ -= dropped_before_outbox;
+    if (appended->dropped > 0) {
+      // The drop markers carry the exact ranges; the alert is what an operator's console shows.
+      const auto stats = outbox_->stats();
+      queue_.push_back(alert_report(
+          "outbox_full",
+          fmt::format("outbox {} reached its {} bytes: {} low-value report(s) dropped ({} in total); the collector "
+                      "has been unreachable or slow",
+                      outbox_->path(), stats.max_bytes, appended->dropped, stats.dropped_total),
+          appended->dropped));
+    }
+  }
+  if (link_) link_->notify();
+}
+
+nlohmann::json Reporter::status() {
+  const auto stats = outbox_->stats();
+  nlohmann::json collector = link_ ? link_->status() : nlohmann::json{{"state", "disabled"}};
+  size_t queued = 0;
+  uint64_t queue_dropped = 0;
+  {
+    std::lock_guard lock(mutex_);
+    queued = queue_.size();
+    queue_dropped = queue_dropped_total_;
+  }
+  collector["outbox"] = {
+      {"path", outbox_->path()},
+      {"outbox_id", stats.stream_id},
+      {"last_sequence", stats.last_seq},
+      {"acked_sequence", stats.acked_seq},
+      {"pending_reports", stats.last_seq - stats.acked_seq},
+      {"rows", stats.rows},
+      {"bytes", stats.bytes},
+      {"max_bytes", stats.max_bytes},
+      {"dropped_total", stats.dropped_total + queue_dropped},
+      {"over_capacity", stats.over_capacity},
+      {"queued_in_memory", queued},
+  };
+  return collector;
+}
+
+}  // namespace nhiguard::reporter

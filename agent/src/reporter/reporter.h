@@ -1,0 +1,82 @@
+// Reporter: everything the agent tells the collector, in one place. It owns the durable outbox
+// (<state_dir>/outbox.db) and, when collector.address is set, the CollectorLink that sends it.
+//
+// Feeding: producers on the event loop hand reports to add() (credential accesses, egress,
+// decisions, alerts); flush(), called by the event loop after every poll, writes them together with
+// every new entry of the rollback ledger's history (as ActionUpdates) into the outbox in one
+// transaction, with the ledger position as an outbox mark, so a crash neither loses nor repeats an
+// action update. Then the link is woken. Until flush() succeeds the reports wait in memory; a flush
+// that fails (disk full) is retried at the next one, and past kMaxQueued queued reports the oldest
+// low-value ones are dropped and counted (reported as an alert once the outbox takes writes again).
+// When the outbox itself fills and drops reports (drop markers, see outbox.h), an `outbox_full`
+// alert follows them.
+//
+// Without a collector address the outbox is still written (bounded, low-value reports dropped
+// first), so a collector configured later receives what happened meanwhile.
+//
+// Thread-safety: add(), flush(), status() may be called from any thread; flush() is meant for the
+// event loop. Commands from the collector run on the link's worker thread through the
+// CommandHandler.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "common/result.h"
+#include "config/agent_config.h"
+#include "ledger/rollback_ledger.h"
+#include "reporter/collector_link.h"
+#include "reporter/outbox.h"
+
+namespace nhiguard::reporter {
+
+struct ReporterOptions {
+  std::string outbox_path;
+  uint64_t outbox_max_bytes = 256ull << 20;
+  config::CollectorConfig collector;
+  std::string hostname;
+  std::string trust_domain;
+};
+
+class Reporter {
+ public:
+  static constexpr size_t kMaxQueued = 100'000;
+  static constexpr size_t kLedgerBatch = 512;
+
+  static Result<std::unique_ptr<Reporter>> open(ReporterOptions options, ledger::RollbackLedger& ledger,
+                                                CommandHandler& handler);
+  ~Reporter();
+
+  // Starts the link (when a collector is configured).
+  void start();
+  // Writes what is queued, then stops the link; unsent reports stay in the outbox.
+  void stop();
+
+  void add(Report report);
+  void flush();
+
+  // {"collector": link status or {"state": "disabled"}, "outbox": {...}}
+  nlohmann::json status();
+
+ private:
+  Reporter(ReporterOptions options, std::unique_ptr<Outbox> outbox, ledger::RollbackLedger& ledger);
+
+  const ReporterOptions options_;
+  std::unique_ptr<Outbox> outbox_;
+  ledger::RollbackLedger& ledger_;
+  std::unique_ptr<CollectorLink> link_;
+
+  std::mutex mutex_;  // guards queue_ and the counters below
+  std::vector<Report> queue_;
+  uint64_t queue_dropped_ = 0;        // dropped before reaching the outbox, not yet reported
+  uint64_t queue_dropped_total_ = 0;
+  uint64_t flush_failures_ = 0;
+  std::mutex flush_mutex_;  // one flush at a time (the ledger position is read, then written)
+};
+
+}  // namespace nhiguard::reporter
