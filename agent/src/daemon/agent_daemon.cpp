@@ -14,9 +14,11 @@
 #include "common/clock.h"
 #include "common/filesystem.h"
 #include "daemon/credential_access_record.h"
+#include "daemon/persisted_mode.h"
 #include "events/json_escape.h"
 #include "identity/mountinfo.h"
 #include "kernel/host_prerequisites.h"
+#include "reporter/wire_records.h"
 
 namespace nhiguard::daemon {
 namespace {
@@ -125,6 +127,7 @@ std::expected<void, StartFailure> AgentDaemon::start() {
   executor_ = std::make_unique<ContainmentExecutor>(*sensor_, *ledger_, *protected_, *resolver_, cgroup2_root_,
                                                     [this](std::string_view path) { return find_credential(path); });
   executor_->reconcile();
+  if (auto reporting = start_reporter(); !reporting) return reporting;
 
   control_ = std::make_unique<Control>(*this);
   control_server_ = std::make_unique<control::ControlServer>(
@@ -141,6 +144,58 @@ std::expected<void, StartFailure> AgentDaemon::start() {
   next_housekeeping_ = std::chrono::steady_clock::now() + kHousekeepingInterval;
   next_sweep_ = std::chrono::steady_clock::now() + kSweepInterval;
   return {};
+}
+
+std::expected<void, StartFailure> AgentDaemon::start_reporter() {
+  const std::string mode_file = config_.state_dir + "/mode.json";
+  mode_.store(config_.mode);
+  if (auto imposed = load_mode_override(mode_file); !imposed) {
+    // Whoever wrote it meant to restrict the agent: the safer mode until a collector says otherwise.
+    spdlog::error("{}; running in observe mode until a collector sets the mode", imposed.error().message);
+    mode_.store(config::AgentMode::observe);
+  } else if (*imposed) {
+    const ModeOverride& m = **imposed;
+    spdlog::warn("mode {} set by {} at {} is in force (agent.yaml says {}) until a collector lifts it",
+                 config::to_string(m.mode), m.set_by, format_rfc3339_ns(static_cast<uint64_t>(m.set_at_ns)),
+                 config::to_string(config_.mode));
+    mode_.store(m.mode);
+  }
+  AgentOperations operations{
+      .approve = [](std::string_view handle, std::string_view, std::string_view) -> Result<containment::RollbackHandle> {
+        return fail(Error{ENOTSUP, fmt::format("approve {}: this agent has no policy engine to carry out held "
+                                               "actions",
+                                               handle)});
+      },
+      .reject = [this](std::string_view handle, std::string_view actor, std::string_view note) {
+        return ledger_->transition(handle, containment::ActionState::rejected, actor, note);
+      },
+      .rollback = [this](std::string_view handle, std::string_view actor, std::string_view note) {
+        return executor_->rollback(handle, actor, note);
+      },
+      .mode = [this] { return mode(); },
+      .set_mode = [this](config::AgentMode m) { set_mode(m); },
+  };
+  collector_commands_ = std::make_unique<CollectorCommands>(operations, *ledger_, mode_file, config_.mode);
+  auto reporter = reporter::Reporter::open(
+      reporter::ReporterOptions{
+          .outbox_path = config_.state_dir + "/outbox.db",
+          .collector = config_.collector,
+          .hostname = config_.hostname,
+          .trust_domain = config_.trust_domain,
+      },
+      *ledger_, *collector_commands_);
+  if (!reporter) return start_failure(StartFailureKind::runtime, "reporter outbox: " + reporter.error().message);
+  reporter_ = std::move(*reporter);
+  reporter_->start();
+  return {};
+}
+
+void AgentDaemon::set_mode(config::AgentMode mode) {
+  const auto previous = mode_.exchange(mode);
+  if (previous != mode) {
+    spdlog::warn("agent mode {} -> {}{}", config::to_string(previous), config::to_string(mode),
+                 mode == config::AgentMode::observe ? ": holds and containments are now recorded as dry runs" : "");
+  }
 }
 
 std::optional<catalogue::ResolvedCredential> AgentDaemon::find_credential(std::string_view path) {
@@ -174,7 +229,7 @@ nlohmann::json AgentDaemon::status_json() {
   return {
       {"version", NHIGUARD_VERSION},
       {"host", config_.hostname},
-      {"mode", config::to_string(config_.mode)},
+      {"mode", config::to_string(mode_.load())},
       {"programs", sensor_->attached_programs()},
       {"features", features},
       {"credentials_watched", watched},
@@ -185,6 +240,7 @@ nlohmann::json AgentDaemon::status_json() {
       {"active_actions", active},
       {"pin_dir", config_.bpf.pin_dir},
       {"ledger", ledger_->path()},
+      {"collector", reporter_->status()},
   };
 }
 
@@ -384,6 +440,7 @@ void AgentDaemon::emit_credential_access(const events::FileOpenEvent& event,
   } else {
     ++events_written_;
   }
+  reporter_->add(reporter::credential_access_report(event, credential, identity, static_cast<int64_t>(wall_ns), ""));
   // The JSON line is the record; the log line repeats it for people at debug level, so a flood of
   // reads does not double the agent's work.
   spdlog::debug("credential access: {} {} ({}, id {}) by pid {} {} uid {} of {}", line["access"].get<std::string>(),
@@ -412,13 +469,15 @@ void AgentDaemon::on_egress(const events::EgressEvent& event) {
   });
   const catalogue::ResolvedCredential* taint = nullptr;
   if (auto it = credentials_by_id_.find(event.taint_credential_id); it != credentials_by_id_.end()) taint = &it->second;
-  auto line = build_egress_record(event, taint, identity, config_.hostname, boot_to_wall_ns(event.ts_ns));
+  const uint64_t wall_ns = boot_to_wall_ns(event.ts_ns);
+  auto line = build_egress_record(event, taint, identity, config_.hostname, wall_ns);
   if (auto written = event_log_->write(line); !written) {
     spdlog::error("event log: {} (egress event of pid {} lost from the file)", written.error().message,
                   event.process.tgid);
   } else {
     ++events_written_;
   }
+  reporter_->add(reporter::egress_report(event, taint, identity, static_cast<int64_t>(wall_ns), ""));
   if (event.denied) {
     spdlog::info("egress denied: pid {} {} of {} to {} port {} ({}), block rule {}", event.process.tgid,
                  events::escape_bytes(identity.process.exe), identity.workload.uri, event.address_string(), event.port,
@@ -437,6 +496,11 @@ void AgentDaemon::check_counters() {
     spdlog::error("{} kernel event(s) dropped since the last check: the ring buffer ({} bytes) was full; raise "
                   "bpf.ringbuf_bytes",
                   new_drops, config_.bpf.ringbuf_bytes);
+    reporter_->add(reporter::alert_report(
+        "ringbuf_drops",
+        fmt::format("{} kernel event(s) dropped: the ring buffer ({} bytes) was full", new_drops,
+                    config_.bpf.ringbuf_bytes),
+        new_drops));
   }
   const uint64_t fd_failures = counters->values[NHG_CTR_FD_LOOKUP_FAILED] - reported_counters_.values[NHG_CTR_FD_LOOKUP_FAILED];
   if (fd_failures > 0) spdlog::warn("{} open(s) whose file the sensor could not read from the fd table", fd_failures);
@@ -451,6 +515,9 @@ int AgentDaemon::run(const std::atomic<bool>& stop) {
       return 1;
     }
     const auto now = std::chrono::steady_clock::now();
+    // Everything this iteration produced (events, ledger changes) goes to the outbox before any of it
+    // is sent.
+    reporter_->flush();
     if (now >= next_rescan_) {
       if (auto synced = sync_catalogue("rescan"); !synced) {
         spdlog::error("periodic catalogue rescan failed: {}; keeping the previous set", synced.error().message);
@@ -469,6 +536,7 @@ int AgentDaemon::run(const std::atomic<bool>& stop) {
   }
   control_server_->stop();
   check_counters();
+  reporter_->stop();
   spdlog::info("stopping: {} event(s) written, {} candidate(s) dismissed, {} undecodable record(s); pinned programs "
                "and maps stay in {}, so active containment holds until its TTL",
                events_written_.load(), candidates_dismissed_.load(), decode_errors_.load(), config_.bpf.pin_dir);

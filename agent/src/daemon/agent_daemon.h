@@ -23,6 +23,7 @@
 #include "containment/protected_targets.h"
 #include "containment/target_resolver.h"
 #include "control/control_server.h"
+#include "daemon/collector_commands.h"
 #include "daemon/containment_executor.h"
 #include "ledger/rollback_ledger.h"
 #include "config/agent_config.h"
@@ -32,6 +33,7 @@
 #include "identity/identity_resolver.h"
 #include "kernel/feature_probe.h"
 #include "kernel/kernel_sensor.h"
+#include "reporter/reporter.h"
 
 namespace nhiguard::daemon {
 
@@ -51,6 +53,11 @@ class AgentDaemon {
   std::expected<void, StartFailure> start();
   // Runs until `stop` becomes true; returns the process exit code.
   int run(const std::atomic<bool>& stop);
+
+  // Run-time operations (after start()); thread-safe.
+  // The agent mode: in `observe` the agent detects and reports but never contains automatically.
+  void set_mode(config::AgentMode mode);
+  config::AgentMode mode() const { return mode_.load(); }
 
  private:
   void on_record(std::span<const std::byte> record);
@@ -76,6 +83,9 @@ class AgentDaemon {
     AgentDaemon& daemon_;
   };
   void emit_credential_access(const events::FileOpenEvent& event, const catalogue::ResolvedCredential& credential);
+  // The reporter and the collector's commands; the mode a collector imposed (mode.json) replaces
+  // agent.yaml's until a collector lifts it.
+  std::expected<void, StartFailure> start_reporter();
 
   config::AgentConfig config_;
   kernel::FeatureReport features_;
@@ -103,6 +113,10 @@ class AgentDaemon {
   std::atomic<uint64_t> decode_errors_ = 0;
   std::atomic<uint64_t> events_written_ = 0;
   std::atomic<uint64_t> candidates_dismissed_ = 0;
+
+  std::atomic<config::AgentMode> mode_{config::AgentMode::policy};
+  std::unique_ptr<CollectorCommands> collector_commands_;
+  std::unique_ptr<reporter::Reporter> reporter_;  // declared last: stopped first, before what it reads
 };
 
 }  // namespace nhiguard::daemon

@@ -224,7 +224,8 @@ Result<void> ContainmentExecutor::undo_locked(const RollbackHandle& handle) {
   return {};
 }
 
-Result<RollbackHandle> ContainmentExecutor::rollback(std::string_view handle_id, std::string_view actor) {
+Result<RollbackHandle> ContainmentExecutor::rollback(std::string_view handle_id, std::string_view actor,
+                                                     std::string_view note) {
   std::lock_guard lock(mutex_);
   auto handle = ledger_.get(handle_id);
   if (!handle) return fail(handle.error());
@@ -237,7 +238,7 @@ Result<RollbackHandle> ContainmentExecutor::rollback(std::string_view handle_id,
     spdlog::error("rollback of {} failed: {}; the action stays active", handle->handle, undone.error().message);
     return fail(undone.error());
   }
-  auto done = ledger_.transition(handle->handle, ActionState::rolled_back, actor, "rolled back");
+  auto done = ledger_.transition(handle->handle, ActionState::rolled_back, actor, note);
   if (!done) return fail(done.error());
   spdlog::warn("rolled back {}: {} {} (by {})", done->handle, containment::to_string(done->action),
                done->target.describe(), actor);

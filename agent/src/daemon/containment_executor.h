@@ -59,8 +59,10 @@ class ContainmentExecutor {
   Result<containment::RollbackHandle> contain(const ContainRequestSpec& request, std::string_view actor);
 
   // Undoes an active action; idempotent (an expired or rolled-back handle is returned as it is).
-  // Irreversible actions report that they cannot be rolled back (EPERM).
-  Result<containment::RollbackHandle> rollback(std::string_view handle, std::string_view actor);
+  // Irreversible actions report that they cannot be rolled back (EPERM). `note` goes to the ledger
+  // history (the collector passes the command that asked for it).
+  Result<containment::RollbackHandle> rollback(std::string_view handle, std::string_view actor,
+                                               std::string_view note = "rolled back");
 
   // Expires every action whose TTL has passed: removes its kernel state and marks it `expired`.
   void sweep();
