@@ -15,6 +15,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "common/service_notify.h"
 #include "config/agent_config.h"
 #include "daemon/agent_daemon.h"
 #include "kernel/feature_probe.h"
@@ -58,6 +59,14 @@ int run_check() {
     return 4;
   }
   return 0;
+}
+
+// Under systemd (Type=notify) tells it about start-up and stop; elsewhere does nothing. A failed
+// send is logged and the agent carries on: systemd then reports the start as timed out.
+void notify_or_warn(std::string_view state) {
+  if (auto sent = nhiguard::notify_service_manager(state); !sent) {
+    spdlog::warn("{} (the service manager was not told: {})", sent.error().message, state.substr(0, state.find('\n')));
+  }
 }
 
 }  // namespace
@@ -112,5 +121,10 @@ int main(int argc, char** argv) {
     spdlog::critical("not starting: {}", started.error().message);
     return static_cast<int>(started.error().kind);
   }
-  return daemon.run(g_stop);
+  // start() returns only once the sensor is attached and the control socket listens: from here on
+  // `systemctl start` may return and nhiguardctl works.
+  notify_or_warn("READY=1\nSTATUS=sensor attached, control socket listening");
+  const int exit_code = daemon.run(g_stop);
+  notify_or_warn("STOPPING=1");
+  return exit_code;
 }

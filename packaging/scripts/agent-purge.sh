@@ -1,0 +1,14 @@
+    # Purge: the agent's data (ledger, outbox, evidence, host secret, event logs) and its pins. Removing
+    # the pin directory unpins every program, link and map: the programs detach and all enforcement
+    # still in the kernel ends now. Only the packaged default locations are touched; a state_dir or
+    # bpf.pin_dir moved in agent.yaml is the administrator's to remove.
+    rm -rf /var/lib/nhiguard /var/log/nhiguard /run/nhiguard
+    if [ -z "${DPKG_ROOT:-}" ] && [ -d /sys/fs/bpf/nhiguard ] &&
+       [ "$(stat -f -c %T /sys/fs/bpf 2>/dev/null)" = bpf_fs ]; then
+      rm -rf /sys/fs/bpf/nhiguard
+      echo "nhiguard-agent: removed the pinned kernel state under /sys/fs/bpf/nhiguard"
+    fi
+    # /etc/nhiguard/pki was made by postinst; certificates an operator put there are kept.
+    rmdir /etc/nhiguard/pki 2>/dev/null ||
+      { [ -d /etc/nhiguard/pki ] && echo "nhiguard-agent: kept /etc/nhiguard/pki (it holds files)"; } || true
+    rmdir /etc/nhiguard 2>/dev/null || true
