@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test command: installs dependencies, builds, and runs every test tier (unit, bpf, e2e).
-# bpf and e2e need root and a kernel with BTF; they do not skip on such a machine.
+# The test command: installs dependencies, builds, and runs every test tier (unit, bpf, e2e, package).
+# bpf and e2e need root and a kernel with BTF; package needs root and Debian's mirror (debootstrap).
+# None of them skips on such a machine.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${NHIGUARD_BUILD_DIR:-$top/build}
@@ -11,7 +12,7 @@ status=0
 passed=0
 failed=0
 skipped=0
-for label in unit bpf e2e; do
+for label in unit bpf e2e package; do
   echo "=== ctest -L $label"
   log=$(mktemp)
   ctest -L "^${label}\$" --output-on-failure --timeout 600 2>&1 | tee "$log" || status=1
