@@ -1,4 +1,5 @@
-// nhiguardctl: the operator's command line for the local agent, over its control socket.
+// nhiguardctl: the operator's command line for the local agent, over its control socket, and for
+// the fleet, through a collector (--collector ADDR, mTLS with the operator certificate).
 //
 //   nhiguardctl [--socket PATH] [--json] [--timeout DUR] status
 //   nhiguardctl actions [--state STATE] [--limit N]
@@ -6,14 +7,21 @@
 //                       [--unit NAME] [--cgroup PATH] [--pid PID] [--credential PATH]
 //                       [--to CIDR[:PORT]]... [--ttl DUR] --reason TEXT
 //   nhiguardctl rollback|approve|reject HANDLE
+//   nhiguardctl --collector ADDR [--pki DIR] [--insecure] agents | incidents | actions
+//               | approve|reject|rollback HANDLE [--wait DUR] | mode observe|policy --agent ID|--all
+//   nhiguardctl certs init DIR [--agent NAME]... [--collector-san NAME]... [--operator NAME]
 //
-// Exit codes (scripts depend on them): 0 ok; 1 the agent answered with an error (printed with its
-// code); 2 usage or validation error, found before anything is sent; 3 the agent cannot be reached.
+// Exit codes (scripts depend on them): 0 ok; 1 the agent or collector answered with an error
+// (printed with its code), or the agent reported that a collector command failed; 2 usage or
+// validation error, found before anything is sent; 3 the agent or collector cannot be reached.
 // Everything that can be checked here is checked here, with the same rules the agent applies
 // (control::validate_contain_request), so a typo never reaches the agent and the message names
 // the option the operator typed.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -24,11 +32,13 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "collector_client.h"
 #include "config/duration.h"
 #include "containment/action.h"
 #include "control/control_client.h"
 #include "control/control_protocol.h"
 #include "ledger/ulid.h"
+#include "pki/fleet_pki.h"
 
 namespace {
 
@@ -59,6 +69,22 @@ struct Options {
   std::string reason;
 
   std::string handle;
+
+  // Collector.
+  std::string collector;
+  std::string pki_dir = "/etc/nhiguard/pki";
+  bool insecure = false;
+  std::string wait = "10s";
+  std::string mode;
+  std::string agent_id;
+  bool all_agents = false;
+
+  // certs init.
+  std::string certs_dir;
+  std::vector<std::string> cert_agents;
+  std::vector<std::string> collector_sans;
+  std::string operator_name = "operator";
+  std::string hostname;
 };
 
 int usage_error(const std::string& message) {
@@ -99,17 +125,8 @@ std::string clip(std::string text, size_t width) {
   return text + "...";
 }
 
-void print_actions_table(const json& actions) {
-  if (actions.empty()) {
-    fmt::print("no actions\n");
-    return;
-  }
-  const std::vector<std::string> header = {"HANDLE", "ACTION", "STATE", "TARGET", "EXPIRES", "REASON"};
-  std::vector<std::vector<std::string>> rows;
-  for (const auto& a : actions) {
-    rows.push_back({string_field(a, "handle"), cli_action_name(string_field(a, "action")), string_field(a, "state"),
-                    clip(target_text(a), 60), string_field(a, "expires_at"), clip(string_field(a, "reason"), 60)});
-  }
+// Columns padded to their widest cell; the last column is not padded.
+void print_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> widths(header.size());
   for (size_t i = 0; i < header.size(); ++i) {
     widths[i] = header[i].size();
@@ -124,6 +141,24 @@ void print_actions_table(const json& actions) {
   };
   print_row(header);
   for (const auto& row : rows) print_row(row);
+}
+
+void print_actions_table(const json& actions) {
+  if (actions.empty()) {
+    fmt::print("no actions\n");
+    return;
+  }
+  // Actions listed by a collector come from several agents: name each one's agent.
+  const bool with_agent = actions.front().contains("agent_id");
+  std::vector<std::string> header = {"HANDLE", "ACTION", "STATE", "TARGET", "EXPIRES", "REASON"};
+  if (with_agent) header.insert(header.begin() + 1, "AGENT");
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& a : actions) {
+    rows.push_back({string_field(a, "handle"), cli_action_name(string_field(a, "action")), string_field(a, "state"),
+                    clip(target_text(a), 60), string_field(a, "expires_at"), clip(string_field(a, "reason"), 60)});
+    if (with_agent) rows.back().insert(rows.back().begin() + 1, string_field(a, "agent_id"));
+  }
+  print_table(header, rows);
 }
 
 // One line saying what happened to one action.
@@ -228,6 +263,110 @@ int run(const Options& o, control::Method method, const json& params) {
   return kExitOk;
 }
 
+
+// The collector's answer to one command, or the exit code for its failure.
+int collector_failure(const nhiguard::Error& error) {
+  fmt::print(stderr, "nhiguardctl: {}\n", error.message);
+  return error.code == ECONNREFUSED ? kExitUnreachable : kExitServerError;
+}
+
+void print_agents(const json& result) {
+  fmt::print("fleet mode: {}\n", result["fleet_mode"].get<std::string>() == "observe"
+                                     ? "observe (kill switch ON: no automated containment on any agent)"
+                                     : "per agent");
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& a : result["agents"]) {
+    rows.push_back({a["agent_id"].get<std::string>(), a["connected"].get<bool>() ? "yes" : "no", string_field(a, "mode"),
+                    string_field(a, "required_mode"), string_field(a, "last_seen"),
+                    std::to_string(a["acked_through"].get<uint64_t>()), std::to_string(a["reports_stored"].get<uint64_t>()),
+                    std::to_string(a["reports_lost"].get<uint64_t>()),
+                    std::to_string(a["pending_commands"].get<uint64_t>()), string_field(a, "version")});
+  }
+  if (rows.empty()) {
+    fmt::print("no agents\n");
+    return;
+  }
+  print_table({"AGENT", "CONNECTED", "MODE", "REQUIRED", "LAST SEEN", "ACKED", "STORED", "LOST", "PENDING", "VERSION"},
+              rows);
+}
+
+void print_incidents(const json& incidents) {
+  if (incidents.empty()) {
+    fmt::print("no incidents\n");
+    return;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& d : incidents) {
+    rows.push_back({string_field(d, "time"), string_field(d, "agent_id"), string_field(d, "rule"),
+                    string_field(d, "outcome") + (d.value("dry_run", false) ? " (dry run)" : ""),
+                    string_field(d, "handle"), clip(string_field(d, "identity"), 60), clip(string_field(d, "reason"), 60)});
+  }
+  print_table({"TIME", "AGENT", "RULE", "OUTCOME", "HANDLE", "IDENTITY", "REASON"}, rows);
+}
+
+// "command 01J... (rollback rb_...) for agent web-1: done, ok: rolled back"
+std::string describe_command(const json& c) {
+  std::string line = fmt::format("command {} ({} {}) for agent {}: {}", string_field(c, "command_id"),
+                                 string_field(c, "kind"), c.contains("handle") ? string_field(c, "handle")
+                                                                               : string_field(c, "mode"),
+                                 string_field(c, "agent_id"), string_field(c, "state"));
+  if (c.contains("result")) {
+    line += fmt::format(", {}", string_field(c["result"], "status"));
+    const std::string message = string_field(c["result"], "message", "");
+    if (!message.empty()) line += ": " + message;
+  } else if (string_field(c, "state") != "done") {
+    line += c["state"] == "pending" ? " (the agent is not connected; delivered when it reconnects)"
+                                    : " (sent; the agent has not answered yet)";
+  }
+  return line;
+}
+
+// A command whose result the agent reported as anything but ok is a failure for scripts.
+bool command_failed(const json& c) { return c.contains("result") && string_field(c["result"], "status") != "ok"; }
+
+int run_collector(const Options& o, const std::function<nhiguard::Result<json>(nhiguard::ctl::CollectorClient&)>& call,
+                  const std::function<int(const json&)>& print) {
+  auto timeout = nhiguard::config::parse_duration(o.timeout);
+  if (!timeout || timeout->count() <= 0) {
+    return usage_error(fmt::format("invalid --timeout '{}': {}", o.timeout,
+                                   timeout ? "must be greater than 0" : duration_problem(timeout.error())));
+  }
+  auto client = nhiguard::ctl::CollectorClient::connect({o.collector, o.pki_dir, o.insecure, *timeout});
+  if (!client) {
+    fmt::print(stderr, "nhiguardctl: {}\n", client.error().message);
+    return kExitUsage;
+  }
+  auto result = call(*client);
+  if (!result) return collector_failure(result.error());
+  return print(*result);
+}
+
+int run_certs_init(const Options& o) {
+  nhiguard::pki::InitOptions init;
+  init.dir = o.certs_dir;
+  init.agents = o.cert_agents;
+  init.collector_sans = o.collector_sans;
+  init.operator_name = o.operator_name;
+  init.hostname = o.hostname;
+  if (init.hostname.empty()) {
+    char name[256] = {};
+    if (gethostname(name, sizeof name - 1) != 0) return usage_error("cannot read this host's name: pass --hostname");
+    init.hostname = name;
+  }
+  auto report = nhiguard::pki::init_pki(init);
+  if (!report) {
+    fmt::print(stderr, "nhiguardctl: {}\n", report.error().message);
+    return report.error().code == EINVAL ? kExitUsage : kExitServerError;
+  }
+  if (o.json_output) {
+    print_json({{"created", report->created}, {"kept", report->kept}});
+    return kExitOk;
+  }
+  for (const auto& path : report->created) fmt::print("created {}\n", path);
+  for (const auto& path : report->kept) fmt::print("kept    {}\n", path);
+  return kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -240,6 +379,11 @@ int main(int argc, char** argv) {
   app.add_option("--socket", o.socket_path, "The agent's control socket")->capture_default_str();
   app.add_flag("--json", o.json_output, "Machine-readable output (action objects as JSON)");
   app.add_option("--timeout", o.timeout, "How long to wait for the agent (duration, e.g. 10s)")->capture_default_str();
+
+  app.add_option("--collector", o.collector, "Talk to this collector (host:port) instead of the local agent");
+  app.add_option("--pki", o.pki_dir, "With --collector: directory with ca.pem, operator.pem, operator-key.pem")
+      ->capture_default_str();
+  app.add_flag("--insecure", o.insecure, "With --collector: plaintext, no certificates (labs and tests only)");
 
   auto* status = app.add_subcommand("status", "Show the agent's status");
 
@@ -266,12 +410,114 @@ int main(int argc, char** argv) {
   approve->add_option("handle", o.handle, "rb_ handle")->required();
   auto* reject = app.add_subcommand("reject", "Reject a held action");
   reject->add_option("handle", o.handle, "rb_ handle")->required();
+  for (auto* command : {rollback, approve, reject}) {
+    command->add_option("--wait", o.wait, "With --collector: how long to wait for the agent's result")
+        ->capture_default_str();
+    command->add_option("--reason", o.reason, "With --collector: why (recorded in the agent's ledger)");
+  }
+
+  auto* agents = app.add_subcommand("agents", "With --collector: the agents and their reporting state");
+  auto* incidents = app.add_subcommand("incidents", "With --collector: policy decisions reported by the agents");
+  incidents->add_option("--limit", o.limit, "At most this many, newest first")->capture_default_str();
+  auto* mode = app.add_subcommand("mode", "With --collector: set observe or policy mode on one agent or the fleet");
+  mode->add_option("mode", o.mode, "observe (no automated containment) or policy")
+      ->required()
+      ->check(CLI::IsMember({"observe", "policy"}));
+  auto* mode_agent = mode->add_option("--agent", o.agent_id, "One agent, by id");
+  auto* mode_all = mode->add_flag("--all", o.all_agents, "Every agent, and every agent that connects later");
+  mode_agent->excludes(mode_all);
+
+  auto* certs = app.add_subcommand("certs", "Certificates for mTLS between agents, collector and operators");
+  certs->require_subcommand(1);
+  auto* certs_init = certs->add_subcommand("init", "Create (or complete) the CA, collector, agent and operator "
+                                                   "certificates in DIR");
+  certs_init->add_option("dir", o.certs_dir, "Directory (created 0700)")->required();
+  certs_init->add_option("--agent", o.cert_agents, "Also an agent certificate for NAME under DIR/agents/NAME "
+                                                   "(repeatable)");
+  certs_init->add_option("--collector-san", o.collector_sans, "Another DNS name or IP of the collector (repeatable)");
+  certs_init->add_option("--operator", o.operator_name, "The operator certificate's name")->capture_default_str();
+  certs_init->add_option("--hostname", o.hostname, "This host's name (default: gethostname)");
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);  // prints help, version or the error
     return code == 0 ? kExitOk : kExitUsage;
+  }
+
+  if (certs_init->parsed()) return run_certs_init(o);
+
+  const bool needs_collector = agents->parsed() || incidents->parsed() || mode->parsed();
+  if (needs_collector && o.collector.empty()) return usage_error("agents, incidents and mode need --collector ADDR");
+  if (!o.collector.empty()) {
+    if (status->parsed() || contain->parsed())
+      return usage_error("status and contain act on the local agent: drop --collector");
+    if (agents->parsed()) {
+      return run_collector(o, [](auto& c) { return c.agents(); }, [&](const json& r) {
+        o.json_output ? print_json(r) : print_agents(r);
+        return kExitOk;
+      });
+    }
+    if (incidents->parsed()) {
+      const auto limit = static_cast<uint32_t>(std::min<size_t>(o.limit, 100000));
+      return run_collector(o, [&](auto& c) { return c.incidents(limit); }, [&](const json& r) {
+        o.json_output ? print_json(r) : print_incidents(r);
+        return kExitOk;
+      });
+    }
+    if (actions->parsed()) {
+      std::optional<nhiguard::v1::ActionState> state;
+      if (!o.state.empty()) {
+        auto parsed = nhiguard::containment::parse_action_state(o.state);
+        if (!parsed) return usage_error(fmt::format("invalid --state '{}'", o.state));
+        state = static_cast<nhiguard::v1::ActionState>(*parsed);
+      }
+      const auto limit = static_cast<uint32_t>(std::min<size_t>(o.limit, 100000));
+      return run_collector(o, [&](auto& c) { return c.actions(state, limit); }, [&](const json& r) {
+        o.json_output ? print_json(r) : print_actions_table(r);
+        return kExitOk;
+      });
+    }
+    if (mode->parsed()) {
+      if (o.agent_id.empty() && !o.all_agents) return usage_error("mode: name --agent ID or --all");
+      const auto wire = o.mode == "observe" ? nhiguard::v1::MODE_OBSERVE : nhiguard::v1::MODE_POLICY;
+      return run_collector(o, [&](auto& c) { return c.set_mode(wire, o.agent_id); }, [&](const json& r) {
+        if (o.json_output) {
+          print_json(r);
+        } else {
+          fmt::print("fleet mode: {}\n", r["fleet_mode"].get<std::string>() == "observe"
+                                             ? "observe (kill switch ON)"
+                                             : "per agent");
+          for (const auto& c : r["commands"]) fmt::print("{}\n", describe_command(c));
+          if (r["commands"].empty()) fmt::print("no agent known yet; agents that connect later get this mode\n");
+        }
+        return kExitOk;
+      });
+    }
+    for (auto [command, verb] : {std::pair{rollback, "rollback"}, std::pair{approve, "approve"},
+                                 std::pair{reject, "reject"}}) {
+      if (!command->parsed()) continue;
+      if (!nhiguard::ledger::is_handle_id(o.handle))
+        return usage_error(fmt::format("invalid handle '{}': expected rb_ followed by 26 upper-case Crockford "
+                                       "base32 characters",
+                                       o.handle));
+      auto wait = nhiguard::config::parse_duration(o.wait);
+      if (!wait || wait->count() < 0 || *wait > std::chrono::seconds(30))
+        return usage_error(fmt::format("invalid --wait '{}': a duration from 0s to 30s", o.wait));
+      const auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(*wait);
+      return run_collector(
+          o, [&](auto& c) { return c.action_command(verb, o.handle, o.reason, wait_ms); },
+          [&](const json& r) {
+            if (o.json_output) {
+              print_json(r);
+            } else {
+              if (r.contains("action")) fmt::print("{}\n", describe_action(r["action"]));
+              fmt::print("{}\n", describe_command(r["command"]));
+            }
+            return command_failed(r["command"]) ? kExitServerError : kExitOk;
+          });
+    }
+    return usage_error("no command given (try --help)");
   }
 
   if (status->parsed()) return run(o, control::Method::status, nullptr);

@@ -1,0 +1,92 @@
+#include "ingest/agent_ingest.h"
+
+#include <cerrno>
+
+#include <fmt/format.h>
+
+namespace nhiguard::collector {
+
+AgentIngest::AgentIngest(ReportStore& store, std::optional<std::string> certified_agent_id, std::string peer,
+                         IngestLimits limits)
+    : store_(store), certified_agent_id_(std::move(certified_agent_id)), peer_(std::move(peer)), limits_(limits) {}
+
+Result<AgentIngest::Step> AgentIngest::on_message(std::string_view bytes, int64_t now_ns) {
+  if (bytes.size() > limits_.max_message_bytes) {
+    return fail(Error{EMSGSIZE, fmt::format("message of {} bytes is above the limit of {} bytes", bytes.size(),
+                                            limits_.max_message_bytes)});
+  }
+  v1::AgentMessage message;
+  if (!message.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return fail(Error{EBADMSG, fmt::format("message of {} bytes is not a valid AgentMessage", bytes.size())});
+  }
+  switch (message.body_case()) {
+    case v1::AgentMessage::kHello:
+      if (said_hello()) return fail(Error{EINVAL, "a second hello on the same stream"});
+      return on_hello(message.hello(), now_ns);
+    case v1::AgentMessage::kReport:
+      if (!said_hello()) return fail(Error{EINVAL, "a report before the hello"});
+      return on_report(std::move(*message.mutable_report()), now_ns);
+    case v1::AgentMessage::BODY_NOT_SET:
+      break;
+  }
+  return fail(Error{EINVAL, said_hello() ? "a message that is neither a hello nor a report"
+                                         : "the first message must be a hello"});
+}
+
+Result<AgentIngest::Step> AgentIngest::on_hello(const v1::Hello& hello, int64_t now_ns) {
+  if (hello.agent_id().empty()) return fail(Error{EINVAL, "hello without agent_id"});
+  if (hello.outbox_id().empty()) return fail(Error{EINVAL, "hello without outbox_id"});
+  if (hello.lowest_pending_sequence() > hello.highest_sequence() + 1)
+    return fail(Error{EINVAL, fmt::format("hello: lowest_pending_sequence {} is above highest_sequence {} + 1",
+                                          hello.lowest_pending_sequence(), hello.highest_sequence())});
+  if (certified_agent_id_ && *certified_agent_id_ != hello.agent_id()) {
+    return fail(Error{EACCES, fmt::format("hello says agent '{}' but the certificate is for '{}'", hello.agent_id(),
+                                          *certified_agent_id_)});
+  }
+  AgentHello in{hello.agent_id(), peer_, hello, now_ns};
+  auto session = store_.open_session(in);
+  if (!session) return fail(std::move(session.error()));
+  auto commands = store_.undelivered_commands(hello.agent_id());
+  if (!commands) return fail(std::move(commands.error()));
+  agent_id_ = hello.agent_id();
+  outbox_id_ = hello.outbox_id();
+
+  Step step;
+  v1::Welcome welcome;
+  welcome.set_agent_id(agent_id_);
+  welcome.set_acked_through_sequence(session->acked_through);
+  welcome.set_required_mode(session->required_mode);
+  welcome.set_max_message_bytes(limits_.max_message_bytes);
+  welcome.set_server_time_unix_ns(now_ns);
+  step.welcome = std::move(welcome);
+  step.commands = std::move(*commands);
+  return step;
+}
+
+Result<AgentIngest::Step> AgentIngest::on_report(v1::Report&& report, int64_t now_ns) {
+  if (report.sequence() == 0) return fail(Error{EINVAL, "report with sequence 0 (sequences start at 1)"});
+  if (report.has_reports_dropped()) {
+    const auto& dropped = report.reports_dropped();
+    if (static_cast<uint32_t>(dropped.ranges_size()) > limits_.max_dropped_ranges)
+      return fail(Error{EINVAL, fmt::format("report {}: {} dropped ranges (at most {})", report.sequence(),
+                                            dropped.ranges_size(), limits_.max_dropped_ranges)});
+    for (const auto& range : dropped.ranges()) {
+      // Only reports written before this one can have been dropped before it.
+      if (range.first() == 0 || range.first() > range.last() || range.last() >= report.sequence())
+        return fail(Error{EINVAL, fmt::format("report {}: dropped range {}-{} is not within 1..{}", report.sequence(),
+                                              range.first(), range.last(), report.sequence() - 1)});
+    }
+  }
+  Step step;
+  IngestRecord record;
+  record.agent_id = agent_id_;
+  record.outbox_id = outbox_id_;
+  record.received_at_ns = now_ns;
+  // Re-serializing keeps unknown fields: a newer agent's additions are stored whole.
+  report.SerializeToString(&record.raw);
+  record.report = std::move(report);
+  step.record = std::move(record);
+  return step;
+}
+
+}  // namespace nhiguard::collector

@@ -1,0 +1,63 @@
+// The collector's side of one agent stream, without gRPC: turns the raw bytes of each AgentMessage
+// into what the stream must do — answer a Hello with a Welcome (and the commands waiting for that
+// agent), or queue a validated Report for storage. The gRPC service (server/agent_service.h) only
+// moves bytes; the fuzz target drives this class directly.
+//
+// Rules enforced here (each failure is an Error whose errno maps to a gRPC status, see
+// grpc_status_for_errno in server/): the first message is a Hello and there is only one (EINVAL);
+// agent_id and outbox_id are present (EINVAL); with a certificate, Hello.agent_id equals its CN
+// (EACCES); a message is at most max_message_bytes (EMSGSIZE) and parses as an AgentMessage
+// (EBADMSG); a report has a sequence > 0 (EINVAL); a ReportsDropped lists at most
+// max_dropped_ranges ranges, each with 1 <= first <= last < the report's own sequence (EINVAL).
+// A report whose body this collector does not know is accepted and stored whole.
+//
+// Thread-safety: one instance per stream, used by that stream's reader only.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "store/report_store.h"
+
+namespace nhiguard::collector {
+
+struct IngestLimits {
+  uint32_t max_message_bytes = 4u << 20;
+  uint32_t max_dropped_ranges = 10000;
+};
+
+class AgentIngest {
+ public:
+  // `certified_agent_id`: the CN of the agent's verified certificate; none with --insecure, when
+  // Hello.agent_id is trusted instead.
+  AgentIngest(ReportStore& store, std::optional<std::string> certified_agent_id, std::string peer,
+              IngestLimits limits = {});
+
+  struct Step {
+    std::optional<v1::Welcome> welcome;  // after the Hello
+    std::vector<v1::Command> commands;   // after the Hello: undelivered commands, oldest first
+    std::optional<IngestRecord> record;  // after a Report
+  };
+  Result<Step> on_message(std::string_view bytes, int64_t now_ns);
+
+  bool said_hello() const { return !agent_id_.empty(); }
+  const std::string& agent_id() const { return agent_id_; }
+  const std::string& outbox_id() const { return outbox_id_; }
+
+ private:
+  Result<Step> on_hello(const v1::Hello& hello, int64_t now_ns);
+  Result<Step> on_report(v1::Report&& report, int64_t now_ns);
+
+  ReportStore& store_;
+  std::optional<std::string> certified_agent_id_;
+  std::string peer_;
+  IngestLimits limits_;
+  std::string agent_id_;  // set by the Hello
+  std::string outbox_id_;
+};
+
+}  // namespace nhiguard::collector

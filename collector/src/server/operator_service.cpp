@@ -1,0 +1,219 @@
+#include "server/operator_service.h"
+
+#include <time.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/clock.h"
+#include "ledger/ulid.h"
+#include "server/grpc_status.h"
+#include "server/peer_identity.h"
+
+namespace nhiguard::collector {
+namespace {
+
+constexpr uint32_t kDefaultLimit = 1000;
+constexpr uint32_t kMaxWaitMs = 30000;
+
+int64_t now_ns() { return static_cast<int64_t>(clock_ns(CLOCK_REALTIME)); }
+
+// Authenticates the operator or answers the refusal (logged).
+Result<PeerIdentity> operator_identity(grpc::ServerContext* context, bool insecure, std::string_view call) {
+  auto identity = authenticate_peer(*context, pki::Role::operator_, insecure);
+  if (!identity) spdlog::warn("operator call {} refused: {}", call, identity.error().message);
+  return identity;
+}
+
+std::string_view state_name(v1::ActionState state) {
+  switch (state) {
+    case v1::ACTION_STATE_HELD: return "held";
+    case v1::ACTION_STATE_ACTIVE: return "active";
+    case v1::ACTION_STATE_EXPIRED: return "expired";
+    case v1::ACTION_STATE_ROLLED_BACK: return "rolled_back";
+    case v1::ACTION_STATE_FAILED: return "failed";
+    case v1::ACTION_STATE_IRREVERSIBLE: return "irreversible";
+    case v1::ACTION_STATE_REJECTED: return "rejected";
+    default: return "unknown";
+  }
+}
+
+}  // namespace
+
+Result<v1::CommandStatus> OperatorServiceImpl::issue(const std::string& agent_id, v1::Command command) {
+  command.set_command_id(ledger::new_ulid());
+  command.set_issued_at_unix_ns(now_ns());
+  auto status = store_.add_command({agent_id, command});
+  if (!status) return fail(std::move(status.error()));
+  const bool delivered = streams_.deliver(agent_id, command);
+  spdlog::info("command {} ({} {}) for agent {} by {}: {}", command.command_id(), status->kind(),
+               status->handle().empty() ? v1::Mode_Name(status->mode()) : status->handle(), agent_id,
+               command.issued_by(), delivered ? "sent" : "queued until the agent connects");
+  return status;
+}
+
+Result<v1::CommandStatus> OperatorServiceImpl::wait_for(const std::string& command_id, uint32_t wait_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::min(wait_ms, kMaxWaitMs));
+  for (;;) {
+    const uint64_t seen = waiters_.generation();
+    auto status = store_.get_command(command_id);
+    if (!status) return status;
+    if (status->state() == v1::COMMAND_STATE_DONE || std::chrono::steady_clock::now() >= deadline) return status;
+    waiters_.wait(seen, deadline);
+  }
+}
+
+grpc::Status OperatorServiceImpl::ListAgents(grpc::ServerContext* context, const v1::ListAgentsRequest*,
+                                             v1::ListAgentsResponse* response) {
+  if (auto who = operator_identity(context, insecure_, "ListAgents"); !who) return to_status(who.error());
+  auto agents = store_.list_agents();
+  if (!agents) return to_status(agents.error());
+  auto fleet = store_.fleet_mode();
+  if (!fleet) return to_status(fleet.error());
+  for (auto& agent : *agents) *response->add_agents() = std::move(agent);
+  response->set_fleet_mode(*fleet);
+  return grpc::Status::OK;
+}
+
+grpc::Status OperatorServiceImpl::ListIncidents(grpc::ServerContext* context, const v1::ListIncidentsRequest* request,
+                                                v1::ListIncidentsResponse* response) {
+  if (auto who = operator_identity(context, insecure_, "ListIncidents"); !who) return to_status(who.error());
+  auto incidents = store_.list_decisions(request->agent_id(), request->limit() ? request->limit() : kDefaultLimit);
+  if (!incidents) return to_status(incidents.error());
+  for (auto& incident : *incidents) *response->add_incidents() = std::move(incident);
+  return grpc::Status::OK;
+}
+
+grpc::Status OperatorServiceImpl::ListActions(grpc::ServerContext* context, const v1::ListActionsRequest* request,
+                                              v1::ListActionsResponse* response) {
+  if (auto who = operator_identity(context, insecure_, "ListActions"); !who) return to_status(who.error());
+  ActionQuery query;
+  query.agent_id = request->agent_id();
+  for (int state : request->states()) query.states.push_back(static_cast<v1::ActionState>(state));
+  query.limit = request->limit() ? request->limit() : kDefaultLimit;
+  query.with_history = request->with_history();
+  auto actions = store_.list_actions(query);
+  if (!actions) return to_status(actions.error());
+  for (auto& action : *actions) *response->add_actions() = std::move(action);
+  return grpc::Status::OK;
+}
+
+grpc::Status OperatorServiceImpl::action_command(grpc::ServerContext* context, ActionVerb verb,
+                                                 const v1::ActionCommandRequest& request,
+                                                 v1::CommandStatus* response) {
+  static constexpr std::string_view kNames[] = {"approve", "reject", "rollback"};
+  const std::string_view name = kNames[static_cast<int>(verb)];
+  auto who = operator_identity(context, insecure_, std::string(name));
+  if (!who) return to_status(who.error());
+  if (!ledger::is_handle_id(request.handle()))
+    return {grpc::StatusCode::INVALID_ARGUMENT,
+            fmt::format("'{}' is not a rollback handle (rb_ followed by a 26-character ULID)", request.handle())};
+  auto action = store_.find_action(request.handle());
+  if (!action) return to_status(action.error());
+  const auto state = action->action().state();
+  std::string refusal;
+  if ((verb == ActionVerb::approve || verb == ActionVerb::reject) && state != v1::ACTION_STATE_HELD)
+    refusal = fmt::format("{} is {}, only a held action can be {}d", request.handle(), state_name(state),
+                          name == "approve" ? "approve" : "reject");
+  if (verb == ActionVerb::rollback && state == v1::ACTION_STATE_HELD)
+    refusal = fmt::format("{} is held: nothing to roll back (reject it instead)", request.handle());
+  if (verb == ActionVerb::rollback && state == v1::ACTION_STATE_IRREVERSIBLE)
+    refusal = fmt::format("{} is irreversible ({}): it cannot be rolled back", request.handle(),
+                          v1::ActionKind_Name(action->action().action()));
+  if (!refusal.empty()) {
+    spdlog::warn("{} by {} refused: {}", name, who->common_name, refusal);
+    return {grpc::StatusCode::FAILED_PRECONDITION, refusal};
+  }
+  v1::Command command;
+  command.set_issued_by(who->common_name.empty() ? "insecure-loopback" : who->common_name);
+  v1::ActionCommand* body = verb == ActionVerb::approve  ? command.mutable_approve()
+                            : verb == ActionVerb::reject ? command.mutable_reject()
+                                                         : command.mutable_rollback();
+  body->set_handle(request.handle());
+  body->set_reason(request.reason());
+  auto status = issue(action->agent_id(), std::move(command));
+  if (!status) return to_status(status.error());
+  if (request.wait_ms() > 0) {
+    auto waited = wait_for(status->command_id(), request.wait_ms());
+    if (!waited) return to_status(waited.error());
+    *response = std::move(*waited);
+  } else {
+    *response = std::move(*status);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status OperatorServiceImpl::Approve(grpc::ServerContext* context, const v1::ActionCommandRequest* request,
+                                          v1::CommandStatus* response) {
+  return action_command(context, ActionVerb::approve, *request, response);
+}
+grpc::Status OperatorServiceImpl::Reject(grpc::ServerContext* context, const v1::ActionCommandRequest* request,
+                                         v1::CommandStatus* response) {
+  return action_command(context, ActionVerb::reject, *request, response);
+}
+grpc::Status OperatorServiceImpl::Rollback(grpc::ServerContext* context, const v1::ActionCommandRequest* request,
+                                           v1::CommandStatus* response) {
+  return action_command(context, ActionVerb::rollback, *request, response);
+}
+
+grpc::Status OperatorServiceImpl::SetMode(grpc::ServerContext* context, const v1::SetModeRequest* request,
+                                          v1::SetModeResponse* response) {
+  auto who = operator_identity(context, insecure_, "SetMode");
+  if (!who) return to_status(who.error());
+  const v1::Mode mode = request->mode();
+  if (mode != v1::MODE_OBSERVE && mode != v1::MODE_POLICY)
+    return {grpc::StatusCode::INVALID_ARGUMENT, "mode must be observe or policy"};
+  auto fleet = store_.fleet_mode();
+  if (!fleet) return to_status(fleet.error());
+  std::vector<std::string> targets;
+  if (request->target_case() == v1::SetModeRequest::kAll && request->all()) {
+    auto agents = store_.list_agents();
+    if (!agents) return to_status(agents.error());
+    // The kill switch is stored before any command goes out, so an agent connecting meanwhile
+    // already gets it in its Welcome.
+    const v1::Mode new_fleet = mode == v1::MODE_OBSERVE ? v1::MODE_OBSERVE : v1::MODE_UNSPECIFIED;
+    if (auto ok = store_.set_fleet_mode(new_fleet); !ok) return to_status(ok.error());
+    *fleet = new_fleet;
+    for (const auto& agent : *agents) {
+      if (auto ok = store_.set_required_mode(agent.agent_id(), mode); !ok) return to_status(ok.error());
+      targets.push_back(agent.agent_id());
+    }
+    spdlog::warn("fleet mode set to {} by {} ({} known agent(s)): {}", mode == v1::MODE_OBSERVE ? "observe" : "policy",
+                 who->common_name, targets.size(),
+                 mode == v1::MODE_OBSERVE ? "kill switch ON, no automated containment anywhere" : "kill switch off");
+  } else if (request->target_case() == v1::SetModeRequest::kAgentId && !request->agent_id().empty()) {
+    if (mode == v1::MODE_POLICY && *fleet == v1::MODE_OBSERVE)
+      return {grpc::StatusCode::FAILED_PRECONDITION,
+              "the fleet kill switch is on (observe for every agent): turn it off with `mode policy --all` first"};
+    if (auto ok = store_.set_required_mode(request->agent_id(), mode); !ok) return to_status(ok.error());
+    targets.push_back(request->agent_id());
+  } else {
+    return {grpc::StatusCode::INVALID_ARGUMENT, "name one agent (--agent ID) or the whole fleet (--all)"};
+  }
+  response->set_fleet_mode(*fleet);
+  for (const auto& agent_id : targets) {
+    v1::Command command;
+    command.set_issued_by(who->common_name.empty() ? "insecure-loopback" : who->common_name);
+    command.mutable_set_mode()->set_mode(mode);
+    command.mutable_set_mode()->set_fleet_wide(request->target_case() == v1::SetModeRequest::kAll);
+    auto status = issue(agent_id, std::move(command));
+    if (!status) return to_status(status.error());
+    *response->add_commands() = std::move(*status);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status OperatorServiceImpl::GetCommand(grpc::ServerContext* context, const v1::GetCommandRequest* request,
+                                             v1::CommandStatus* response) {
+  if (auto who = operator_identity(context, insecure_, "GetCommand"); !who) return to_status(who.error());
+  auto status = request->wait_ms() > 0 ? wait_for(request->command_id(), request->wait_ms())
+                                       : store_.get_command(request->command_id());
+  if (!status) return to_status(status.error());
+  *response = std::move(*status);
+  return grpc::Status::OK;
+}
+
+}  // namespace nhiguard::collector

@@ -1,0 +1,52 @@
+// OperatorService: what `nhiguardctl --collector` calls. Every call needs an operator certificate
+// (see peer_identity.h); each refusal and each command is logged with the operator's CN.
+//
+// Commands are stored first (so they survive a collector restart and reach an offline agent when it
+// reconnects), then handed to the agent's live stream if there is one. With wait_ms, the call waits
+// (bounded by 30 s) for the agent's result before answering.
+//
+// Action commands are checked against the action's last known state: approve and reject need
+// `held`; rollback refuses `held` (reject it instead) and irreversible actions. Mode: `--all` with
+// observe turns the fleet kill switch on (every agent, connected or not, and every agent that
+// connects later, must run in observe); `--all` with policy turns it off and asks every known agent
+// for policy. A per-agent `policy` while the kill switch is on is refused (FAILED_PRECONDITION).
+#pragma once
+
+#include "nhiguard/v1/operator.grpc.pb.h"
+#include "server/agent_streams.h"
+#include "server/ingest_pipeline.h"
+#include "store/report_store.h"
+
+namespace nhiguard::collector {
+
+class OperatorServiceImpl final : public v1::OperatorService::Service {
+ public:
+  OperatorServiceImpl(ReportStore& store, AgentStreams& streams, CommandWaiters& waiters, bool insecure)
+      : store_(store), streams_(streams), waiters_(waiters), insecure_(insecure) {}
+
+  grpc::Status ListAgents(grpc::ServerContext*, const v1::ListAgentsRequest*, v1::ListAgentsResponse*) override;
+  grpc::Status ListIncidents(grpc::ServerContext*, const v1::ListIncidentsRequest*,
+                             v1::ListIncidentsResponse*) override;
+  grpc::Status ListActions(grpc::ServerContext*, const v1::ListActionsRequest*, v1::ListActionsResponse*) override;
+  grpc::Status Approve(grpc::ServerContext*, const v1::ActionCommandRequest*, v1::CommandStatus*) override;
+  grpc::Status Reject(grpc::ServerContext*, const v1::ActionCommandRequest*, v1::CommandStatus*) override;
+  grpc::Status Rollback(grpc::ServerContext*, const v1::ActionCommandRequest*, v1::CommandStatus*) override;
+  grpc::Status SetMode(grpc::ServerContext*, const v1::SetModeRequest*, v1::SetModeResponse*) override;
+  grpc::Status GetCommand(grpc::ServerContext*, const v1::GetCommandRequest*, v1::CommandStatus*) override;
+
+ private:
+  enum class ActionVerb { approve, reject, rollback };
+  grpc::Status action_command(grpc::ServerContext* context, ActionVerb verb, const v1::ActionCommandRequest& request,
+                              v1::CommandStatus* response);
+  // Stores and delivers one command; `operator_cn` goes into issued_by.
+  Result<v1::CommandStatus> issue(const std::string& agent_id, v1::Command command);
+  // Polls the command until done or `wait_ms` passed.
+  Result<v1::CommandStatus> wait_for(const std::string& command_id, uint32_t wait_ms);
+
+  ReportStore& store_;
+  AgentStreams& streams_;
+  CommandWaiters& waiters_;
+  bool insecure_;
+};
+
+}  // namespace nhiguard::collector
