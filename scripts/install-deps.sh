@@ -14,4 +14,4 @@ apt-get install -y --no-install-recommends \
   libssl-dev libsqlite3-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc \
   libgtest-dev libgmock-dev \
   iproute2 procps util-linux jq socat python3 \
-  file rpm debootstrap lintian rpmlint
+  file rpm debootstrap lintian rpmlint systemd-container

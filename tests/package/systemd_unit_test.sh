@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# package: the installed agent under systemd itself, with the packaged unit's capabilities,
+# hardening and syscall filter. A Debian 12 root (the cached debootstrap base) gets the .deb and
+# boots its own systemd in systemd-nspawn; the test then checks, inside: Type=notify start at boot,
+# the capability set the agent really holds, credential files under a 0700 home (ProtectHome=
+# read-only), pins on bpffs (ReadWritePaths), freeze through cgroupfs, kill of another user's
+# process (CAP_KILL), adoption of active actions across `systemctl restart`, and the removal
+# behaviour: `dpkg -r` rolls back the freeze, keeps pins and the egress block; `dpkg --purge`
+# removes the pins. The container has its own cgroup namespace (under a test cgroup) and its own
+# bpffs instance: nothing of the host's /sys/fs/bpf/nhiguard is touched.
+# Usage: systemd_unit_test.sh BUILD_DIR SOURCE_DIR VERSION RELEASE
+set -euo pipefail
+build=$(realpath "$1")
+version=$3
+release=$4
+deb=$build/packages/nhiguard-agent_${version}-${release}_amd64.deb
+base=$build/package-test/bookworm-base.tar
+mirror=${NHIGUARD_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+work=$(mktemp -d /var/tmp/nhiguard-pkgunit.XXXXXX)
+root=$work/root
+cg_root=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
+cg_test=$cg_root/nhiguard-pkgunit-$$
+nspawn_pid=
+failures=0
+
+cleanup() {
+  if [ -n "$nspawn_pid" ] && kill -0 "$nspawn_pid" 2>/dev/null; then
+    kill -TERM "$nspawn_pid" 2>/dev/null || true   # the container shuts down
+    for _ in $(seq 100); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$nspawn_pid" 2>/dev/null || true
+  fi
+  if [ -d "$cg_test" ]; then
+    [ -f "$cg_test/cgroup.kill" ] && echo 1 > "$cg_test/cgroup.kill" 2>/dev/null || true
+    for _ in $(seq 50); do
+      find "$cg_test" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+      [ -d "$cg_test" ] || break; sleep 0.1
+    done
+  fi
+  [ -n "${KEEP_TMP:-}" ] || rm -rf --one-file-system "$work"
+}
+trap cleanup EXIT
+
+check() {  # check DESCRIPTION COMMAND...
+  local what=$1; shift
+  if "$@" > "$work/check.out" 2>&1; then
+    echo "ok   - $what"
+  else
+    echo "FAIL - $what"; sed 's/^/       /' "$work/check.out" | head -20; failures=$((failures + 1))
+  fi
+}
+in_root() { chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive LC_ALL=C "$@"; }
+# Runs a shell command inside the booted container (all its namespaces).
+inside() { nsenter -t "$leader" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C sh -c "$1"; }
+
+[ -f "$deb" ] || { echo "FAIL - $deb is missing (cmake --build $build --target package)"; exit 1; }
+if [ ! -f "$base" ]; then
+  mkdir -p "$(dirname "$base")"
+  debootstrap --variant=minbase --include=systemd bookworm "$work/base" "$mirror" > "$work/debootstrap.log" 2>&1 ||
+    { tail -20 "$work/debootstrap.log"; exit 1; }
+  tar -C "$work/base" -cf "$base.tmp" . && mv "$base.tmp" "$base"
+  rm -rf --one-file-system "$work/base"
+fi
+
+# --- the root: the package and its Depends, a service user with a credential in a 0700 home
+mkdir -p "$root"
+tar -C "$root" -xf "$base"
+cp /etc/resolv.conf "$root/etc/resolv.conf"
+cp "$deb" "$root/tmp/"
+dep_names=$(dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed -E 's/\(.*\)//; s/\|.*//; s/[[:space:]]//g' | grep -v '^$')
+{ in_root apt-get update -qq && in_root apt-get install -y -qq --no-install-recommends $dep_names dbus &&
+  in_root dpkg -i "/tmp/$(basename "$deb")"; } > "$work/install.log" 2>&1 || { tail -20 "$work/install.log"; exit 1; }
+in_root useradd -m -s /bin/sh svc
+mkdir -p "$root/home/svc/.aws" "$root/root/.aws"
+echo '[default]' > "$root/home/svc/.aws/credentials"
+echo '[default]' > "$root/root/.aws/credentials"
+chmod 700 "$root/home/svc" "$root/home/svc/.aws"; chmod 600 "$root/home/svc/.aws/credentials"
+in_root chown -R svc:svc /home/svc
+echo nhiguard-pkgunit > "$root/etc/hostname"
+
+# --- boot it. nspawn's own syscall filter would refuse bpf() to everything in the container;
+# the unit's filter is what is under test, so the container lets these through.
+mkdir "$cg_test"
+nspawn_args=(-D "$root" -b --register=no --capability=all --console=read-only
+             --system-call-filter="bpf perf_event_open open_by_handle_at" -M "nhgpkg$$")
+if [ ! -d /run/systemd/system ]; then
+  # No systemd on this host to hand out a scope: the container lives in the test's cgroup.
+  nspawn_args+=(--keep-unit)
+  export SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1
+fi
+(echo "$BASHPID" > "$cg_test/cgroup.procs" && exec systemd-nspawn "${nspawn_args[@]}") > "$work/nspawn.log" 2>&1 &
+nspawn_pid=$!
+leader=
+for _ in $(seq 150); do
+  leader=$(pgrep -P "$nspawn_pid" -x systemd || true)
+  [ -n "$leader" ] && break; sleep 0.2
+done
+[ -n "$leader" ] || { echo "FAIL - the container did not boot"; cat "$work/nspawn.log"; exit 1; }
+inside 'timeout 60 systemctl is-system-running --wait' > /dev/null 2>&1 || true
+
+# --- started at boot, ready, with exactly the unit's capabilities
+check "nhiguard-agent.service is active after boot" inside 'systemctl is-active nhiguard-agent'
+check "it told systemd it is ready (Type=notify status line)" \
+  sh -c "nsenter -t $leader -a systemctl show -p StatusText nhiguard-agent | grep -q 'sensor attached, control socket listening'"
+# Emulate a systemd host, which mounts bpffs at boot (a container's systemd does not); the agent
+# pins there from now on, and its pins outlive it.
+inside 'mount -t bpf bpf /sys/fs/bpf && systemctl restart nhiguard-agent'
+check "active again on the host-wide bpffs" inside 'systemctl is-active nhiguard-agent'
+agent_pid=$(inside 'systemctl show -p MainPID --value nhiguard-agent')
+# CAP_KILL 5, CAP_DAC_READ_SEARCH 2, CAP_SYS_PTRACE 19, CAP_SYS_ADMIN 21, CAP_PERFMON 38, CAP_BPF 39
+expected_caps=$(printf '%016x' $(( (1 << 2) | (1 << 5) | (1 << 19) | (1 << 21) | (1 << 38) | (1 << 39) )))
+check "the agent holds exactly CAP_BPF CAP_PERFMON CAP_SYS_ADMIN CAP_SYS_PTRACE CAP_DAC_READ_SEARCH CAP_KILL" \
+  inside "grep -qx 'CapEff:	$expected_caps' /proc/$agent_pid/status && grep -qx 'CapBnd:	$expected_caps' /proc/$agent_pid/status"
+check "no new privileges, a seccomp filter" \
+  inside "grep -qx 'NoNewPrivs:	1' /proc/$agent_pid/status && grep -qx 'Seccomp:	2' /proc/$agent_pid/status"
+check "pins under /sys/fs/bpf/nhiguard" inside 'test -e /sys/fs/bpf/nhiguard/nhg_credentials'
+check "both credentials watched, one in a 0700 home (ProtectHome=read-only, CAP_DAC_READ_SEARCH)" \
+  inside 'nhiguardctl --json status | grep -q "\"credentials_watched\": 2"'
+check "a read of the credential is reported" \
+  inside 'su -s /bin/sh svc -c "cat /home/svc/.aws/credentials" >/dev/null; sleep 1; grep -q "/home/svc/.aws/credentials" /var/lib/nhiguard/events.jsonl'
+
+# --- containment under the unit's restrictions
+inside 'systemd-run --unit frozen --quiet sleep 1000; systemd-run --unit blocked --quiet sleep 1000;
+        systemd-run --unit victim --uid=svc --quiet sleep 1000; sleep 0.5'
+check "freeze (cgroupfs writable)" \
+  inside 'nhiguardctl contain freeze --unit frozen.service --ttl 1h --reason "package test" &&
+          test "$(cat /sys/fs/cgroup/system.slice/frozen.service/cgroup.freeze)" = 1'
+check "block-egress (pinned map written)" \
+  inside 'nhiguardctl contain block-egress --unit blocked.service --ttl 1h --reason "package test"'
+check "kill-process of another user's process (CAP_KILL)" \
+  inside 'nhiguardctl contain kill-process --pid "$(systemctl show -p MainPID --value victim)" --reason "package test" &&
+          sleep 0.5 && ! systemctl is-active victim'
+inside 'systemctl restart nhiguard-agent'
+check "after systemctl restart, both reversible actions are still active (adopted)" \
+  inside 'test "$(nhiguardctl actions --state active | grep -c -E "freeze|block-egress")" = 2 &&
+          test "$(cat /sys/fs/cgroup/system.slice/frozen.service/cgroup.freeze)" = 1'
+check "the agent's journal has no denied operation" \
+  sh -c "! nsenter -t $leader -a journalctl -u nhiguard-agent --no-pager | grep -v 'kernel feature' |
+         grep -E 'Operation not permitted|Permission denied|Read-only file system|Bad system call'"
+
+# --- removal: the freeze is rolled back, the egress block stays in the kernel until its TTL
+inside 'DEBIAN_FRONTEND=noninteractive dpkg -r nhiguard-agent' > "$work/remove.log" 2>&1 || true
+sed 's/^/# /' "$work/remove.log"
+check "dpkg -r rolled back the freeze before stopping the agent" grep -q 'rolled back freeze rb_' "$work/remove.log"
+check "the frozen service runs again" inside 'test "$(cat /sys/fs/cgroup/system.slice/frozen.service/cgroup.freeze)" = 0'
+check "the agent is stopped" sh -c "! nsenter -t $leader -a systemctl is-active nhiguard-agent"
+blocked_cgid=$(stat -c %i "/proc/$leader/root/sys/fs/cgroup/system.slice/blocked.service")
+check "the egress block is still pinned (cgroup id $blocked_cgid)" \
+  sh -c "bpftool -j map dump pinned /proc/$leader/root/sys/fs/bpf/nhiguard/nhg_egress_blocks | grep -q '\"key\":$blocked_cgid'"
+inside 'DEBIAN_FRONTEND=noninteractive dpkg --purge nhiguard-agent' > "$work/purge.log" 2>&1 || true
+sed 's/^/# /' "$work/purge.log"
+check "dpkg --purge removed the pins" inside '! test -e /sys/fs/bpf/nhiguard'
+check "dpkg --purge removed the state" inside '! test -e /var/lib/nhiguard && ! test -e /etc/nhiguard'
+
+echo "failures: $failures"
+[ "$failures" -eq 0 ]
