@@ -1,0 +1,98 @@
+#include "collector_test_client.h"
+
+#include <fstream>
+#include <sstream>
+
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/support/byte_buffer.h>
+
+namespace nhiguard::testing {
+namespace {
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
+std::shared_ptr<grpc::Channel> collector_channel(const std::string& address, const std::string& pki_dir,
+                                                 const std::string& cert_base, bool insecure) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  args.SetMaxSendMessageSize(64 << 20);
+  // Each channel gets its own connection, so N simulated agents are N connections.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  if (insecure) return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = slurp(pki_dir + "/ca.pem");
+  if (!cert_base.empty()) {
+    ssl.pem_cert_chain = slurp(pki_dir + "/" + cert_base + ".pem");
+    ssl.pem_private_key = slurp(pki_dir + "/" + cert_base + "-key.pem");
+  }
+  return grpc::CreateCustomChannel(address, grpc::SslCredentials(ssl), args);
+}
+
+RawAgentStream::RawAgentStream(const std::shared_ptr<grpc::Channel>& channel, std::chrono::milliseconds deadline)
+    : stub_(channel) {
+  context_.set_deadline(std::chrono::system_clock::now() + deadline);
+  call_ = stub_.PrepareCall(&context_, "/nhiguard.v1.AgentService/Connect", &queue_);
+  call_->StartCall(this);
+  started_ = wait();
+}
+
+RawAgentStream::~RawAgentStream() {
+  if (!finished_) {
+    context_.TryCancel();
+    finish();
+  }
+  queue_.Shutdown();
+  void* tag;
+  bool ok;
+  while (queue_.Next(&tag, &ok)) {
+  }
+}
+
+bool RawAgentStream::wait() {
+  void* tag = nullptr;
+  bool ok = false;
+  return queue_.Next(&tag, &ok) && ok;
+}
+
+bool RawAgentStream::write_bytes(const std::string& bytes) {
+  if (!started_ || finished_) return false;
+  grpc::Slice slice(bytes);
+  grpc::ByteBuffer buffer(&slice, 1);
+  call_->Write(buffer, this);
+  return wait();
+}
+
+std::optional<v1::CollectorMessage> RawAgentStream::read() {
+  if (!started_ || finished_) return std::nullopt;
+  grpc::ByteBuffer buffer;
+  call_->Read(&buffer, this);
+  if (!wait()) return std::nullopt;
+  std::vector<grpc::Slice> slices;
+  if (!buffer.Dump(&slices).ok()) return std::nullopt;
+  std::string bytes;
+  for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  v1::CollectorMessage message;
+  if (!message.ParseFromString(bytes)) return std::nullopt;
+  return message;
+}
+
+grpc::Status RawAgentStream::finish() {
+  if (finished_) return status_;
+  finished_ = true;
+  if (!started_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "call did not start");
+  call_->WritesDone(this);
+  wait();  // fails harmlessly when the server already ended the call
+  call_->Finish(&status_, this);
+  wait();
+  return status_;
+}
+
+}  // namespace nhiguard::testing
