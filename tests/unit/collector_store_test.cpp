@@ -286,7 +286,10 @@ TEST_F(CollectorStoreTest, EverythingSurvivesReopening) {
   ASSERT_EQ(agents->size(), 1u);
   EXPECT_TRUE((*agents)[0].connected());
   EXPECT_EQ((*agents)[0].acked_through_sequence(), 2u);
-  ASSERT_TRUE(store_->close_session("web-1", kNow + 10));
+  // A connection that was replaced (another peer) closing late leaves the newer one connected.
+  ASSERT_TRUE(store_->close_session("web-1", "ipv4:127.0.0.1:9999", kNow + 10));
+  EXPECT_TRUE(store_->list_agents().value()[0].connected());
+  ASSERT_TRUE(store_->close_session("web-1", "ipv4:127.0.0.1:5000", kNow + 10));
   EXPECT_FALSE(store_->list_agents().value()[0].connected());
   EXPECT_EQ(hello("web-1", "ob1", 2, 0).acked_through, 2u);
 }

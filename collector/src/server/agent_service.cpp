@@ -101,6 +101,13 @@ grpc::Status AgentServiceImpl::Connect(grpc::ServerContext* context,
     }
   });
   for (auto& command : hello->commands) stream->push_command(std::move(command));
+  // A command queued between the hello's query and add() found no live stream: ask again now that
+  // operators can reach this one (push_command drops the ones already queued).
+  if (auto late = store_.undelivered_commands(ingest.agent_id()); late) {
+    for (auto& command : *late) stream->push_command(std::move(command));
+  } else {
+    spdlog::warn("agent {}: {}", ingest.agent_id(), late.error().message);
+  }
 
   grpc::Status status = grpc::Status::OK;
   uint64_t reports = 0;
@@ -133,7 +140,7 @@ grpc::Status AgentServiceImpl::Connect(grpc::ServerContext* context,
   writer.join();
   stream->detach();
   streams_.remove(stream);
-  if (auto ok = store_.close_session(ingest.agent_id(), now_ns()); !ok)
+  if (auto ok = store_.close_session(ingest.agent_id(), peer, now_ns()); !ok)
     spdlog::warn("agent {}: {}", ingest.agent_id(), ok.error().message);
   spdlog::info("agent {} disconnected ({} reports on this stream, acked through {})", ingest.agent_id(), reports,
                stream->last_acked());

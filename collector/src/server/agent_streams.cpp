@@ -14,6 +14,7 @@ void AgentStream::push_ack(uint64_t acked_through) {
 void AgentStream::push_command(v1::Command command) {
   {
     std::lock_guard lock(mutex_);
+    if (!pushed_commands_.insert(command.command_id()).second) return;
     commands_.push_back(std::move(command));
   }
   wake_.notify_one();

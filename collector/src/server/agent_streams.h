@@ -20,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 
 #include <grpcpp/server_context.h>
@@ -37,6 +38,8 @@ class AgentStream {
   const std::string& outbox_id() const { return outbox_id_; }
 
   void push_ack(uint64_t acked_through);
+  // Queues a command once: a command already pushed on this stream (by the hello and again by a
+  // concurrent operator call) is not sent twice.
   void push_command(v1::Command command);
   // The next message to write, or none once closed (after everything queued before close()).
   std::optional<v1::CollectorMessage> next();
@@ -58,6 +61,7 @@ class AgentStream {
   uint64_t ack_pending_ = 0;  // 0: nothing new to ack
   uint64_t ack_sent_ = 0;
   std::deque<v1::Command> commands_;
+  std::set<std::string> pushed_commands_;
   bool closed_ = false;
 };
 

@@ -49,6 +49,8 @@ Result<v1::CommandStatus> OperatorServiceImpl::issue(const std::string& agent_id
   auto status = store_.add_command({agent_id, command});
   if (!status) return fail(std::move(status.error()));
   const bool delivered = streams_.deliver(agent_id, command);
+  // Handed to the agent's live stream: its writer sends it next (the store says so once written).
+  if (delivered) status->set_state(v1::COMMAND_STATE_SENT);
   spdlog::info("command {} ({} {}) for agent {} by {}: {}", command.command_id(), status->kind(),
                status->handle().empty() ? v1::Mode_Name(status->mode()) : status->handle(), agent_id,
                command.issued_by(), delivered ? "sent" : "queued until the agent connects");

@@ -83,7 +83,8 @@ class ReportStore {
   // Registers (or updates) the agent, marks it connected, and answers the hello: acked_through for
   // its outbox (recording a lost gap as described above) and the mode the collector requires of it.
   virtual Result<AgentSession> open_session(const AgentHello& hello) = 0;
-  virtual Result<void> close_session(std::string_view agent_id, int64_t now_ns) = 0;
+  // Marks the agent disconnected, unless a newer connection (another peer) has taken over since.
+  virtual Result<void> close_session(std::string_view agent_id, std::string_view peer, int64_t now_ns) = 0;
 
   // Stores a batch in one transaction: idempotent per (agent, outbox, sequence). Decisions, action
   // updates (with their history), command results (completing the command) and declared drops go to

@@ -353,12 +353,13 @@ ON CONFLICT (agent_id) DO UPDATE SET hostname = ?2, agent_version = ?3, reported
   return session;
 }
 
-Result<void> SqliteReportStore::close_session(std::string_view agent_id, int64_t now_ns) {
+Result<void> SqliteReportStore::close_session(std::string_view agent_id, std::string_view peer, int64_t now_ns) {
   std::lock_guard lock(mutex_);
-  Statement update(db_, "UPDATE agents SET connected = 0, last_seen_ns = ?2 WHERE agent_id = ?1");
+  Statement update(db_, "UPDATE agents SET connected = 0, last_seen_ns = ?2 WHERE agent_id = ?1 AND peer = ?3");
   if (auto ok = checked(db_, update, "close session"); !ok) return fail(std::move(ok.error()));
   update.bind(1, agent_id);
   update.bind(2, now_ns);
+  update.bind(3, peer);
   return run(db_, update, fmt::format("close session of agent {}", agent_id));
 }
 

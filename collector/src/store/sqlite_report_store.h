@@ -28,7 +28,7 @@ class SqliteReportStore final : public ReportStore {
   ~SqliteReportStore() override;
 
   Result<AgentSession> open_session(const AgentHello& hello) override;
-  Result<void> close_session(std::string_view agent_id, int64_t now_ns) override;
+  Result<void> close_session(std::string_view agent_id, std::string_view peer, int64_t now_ns) override;
   Result<StoreOutcome> store_reports(std::span<const IngestRecord> records) override;
   Result<v1::CommandStatus> add_command(const CommandRecord& record) override;
   Result<std::vector<v1::Command>> undelivered_commands(std::string_view agent_id) override;
