@@ -221,7 +221,7 @@ TEST(WireRecords, StoredRowsBecomeSequencedReports) {
   marker.report.payload = drop_marker_payload(50, 59, counts, 1, 2);
   wire = to_wire(marker);
   ASSERT_TRUE(wire) << wire.error().message;
-  EXPECT_EQ(wire->sequence(), 50u);
+  EXPECT_EQ(wire->sequence(), 59u) << "sent under the last sequence it covers";
   ASSERT_TRUE(wire->has_reports_dropped());
   ASSERT_EQ(wire->reports_dropped().ranges_size(), 1);
   EXPECT_EQ(wire->reports_dropped().ranges(0).first(), 50u);

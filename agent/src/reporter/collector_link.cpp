@@ -46,7 +46,7 @@ std::string describe(const grpc::Status& status) {
 // place, so the sequence stays gap-free and the loss is visible.
 v1::Report replacement_alert(const StoredReport& row, const std::string& why) {
   v1::Report out;
-  out.set_sequence(row.seq);
+  out.set_sequence(row.seq_end);
   out.set_created_at_unix_ns(row.stored_wall_ns);
   auto* alert = out.mutable_alert();
   alert->set_kind("unsendable_report");

@@ -261,7 +261,9 @@ Result<v1::Report> to_wire(const StoredReport& stored) {
     return fail(Error{EBADMSG, fmt::format("outbox report {} ({}): payload is not a Report body", stored.seq,
                                            stored.report.type)});
   }
-  out.set_sequence(stored.seq);
+  // A drop marker goes out under the last sequence it covers, so every range it lists ends at or
+  // before the report's own sequence (it took the place of the reports it lists).
+  out.set_sequence(stored.seq_end);
   out.set_created_at_unix_ns(stored.stored_wall_ns);
   return out;
 }

@@ -4,7 +4,8 @@
 // A report's outbox payload is a serialised nhiguard.v1.Report holding only its body (the event,
 // the action update, ...); the sequence and the outbox time are filled in when it is sent
 // (to_wire), so the bytes stored are the bytes sent. Drop markers, which the outbox makes itself,
-// become ReportsDropped.
+// become ReportsDropped sent under the last sequence they cover, listing the whole range they
+// replaced (the range ends at the report's own sequence).
 //
 // Strings that came from the kernel or /proc are escaped exactly as in the JSON event lines
 // (events::escape_bytes). Secret values never appear; credentials are described by class, path,
