@@ -158,6 +158,17 @@ TEST(AgentConfig, CredentialsBecomeCatalogueEntries) {
   EXPECT_NE(std::find(rules.begin(), rules.end(), catalogue::NameRule{"payments", "gcp-sa.json"}), rules.end());
 }
 
+TEST(AgentConfig, OutboxBoundIsASizeWithAFloor) {
+  auto config = parse_agent_config("collector:\n  outbox_max_bytes: 16MiB\n", "inline");
+  ASSERT_TRUE(config.has_value()) << config.error().message;
+  EXPECT_EQ(config->collector.outbox_max_bytes, 16u << 20);
+  EXPECT_EQ(parse_agent_config("", "inline")->collector.outbox_max_bytes, 256u << 20);
+  const auto tiny = parse_agent_config_collecting("collector:\n  outbox_max_bytes: 1KiB\n", "inline");
+  ASSERT_EQ(tiny.errors.size(), 1u);
+  EXPECT_EQ(tiny.errors[0].field, "collector.outbox_max_bytes");
+  EXPECT_NE(tiny.errors[0].message.find("at least 65536 bytes"), std::string::npos) << tiny.errors[0].message;
+}
+
 TEST(AgentConfig, EventLogPathFollowsStateDir) {
   auto config = parse_agent_config("state_dir: /data/nhg\n", "inline");
   ASSERT_TRUE(config.has_value());

@@ -173,6 +173,25 @@ TEST_F(CollectorStoreTest, DeclaredDropsAreCountedAndLetTheAckAdvance) {
   EXPECT_EQ((*agents)[0].reports_stored(), 2u);
 }
 
+TEST_F(CollectorStoreTest, ADropMarkerUnderItsLastSequenceLetsTheAckAdvance) {
+  // The agent's outbox replaced reports 2..4 by one marker sent as report 4.
+  hello("web-1", "ob1");
+  store({event("web-1", "ob1", 1)});
+  v1::Report marker;
+  marker.set_sequence(4);
+  auto* range = marker.mutable_reports_dropped()->add_ranges();
+  range->set_first(2);
+  range->set_last(4);
+  marker.mutable_reports_dropped()->set_count(3);
+  auto outcome = store({record("web-1", "ob1", marker)});
+  EXPECT_EQ(ack_of(outcome, "web-1", "ob1"), 4u);
+  auto next = store({event("web-1", "ob1", 5)});
+  EXPECT_EQ(ack_of(next, "web-1", "ob1"), 5u);
+  auto agents = store_->list_agents();
+  ASSERT_TRUE(agents);
+  EXPECT_EQ((*agents)[0].reports_dropped(), 3u);
+}
+
 TEST_F(CollectorStoreTest, HelloRecordsWhatAnEarlierCollectorAckedAsLost) {
   // The agent's outbox holds 10..12; 1..9 were acked by a collector whose database is gone.
   auto session = hello("web-1", "ob1", 12, 10);

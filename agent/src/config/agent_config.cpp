@@ -349,7 +349,7 @@ class Parser {
 
   void parse_collector(const YAML::Node& node, const std::string& parent, CollectorConfig& out) {
     if (node.IsNull() || !expect_map(node, parent)) return;
-    static constexpr std::array<std::string_view, 3> keys = {"address", "pki", "insecure"};
+    static constexpr std::array<std::string_view, 4> keys = {"address", "pki", "insecure", "outbox_max_bytes"};
     for_each_key(node, parent, keys, [&](const std::string& key, const YAML::Node& value, const std::string& field) {
       if (key == "address") {
         if (auto address = string_value(value, field)) {
@@ -365,6 +365,14 @@ class Parser {
         assign(out.pki, absolute_path(value, field));
       } else if (key == "insecure") {
         assign(out.insecure, bool_value(value, field));
+      } else if (key == "outbox_max_bytes") {
+        if (auto size = size_value(value, field)) {
+          if (*size < kMinOutboxBytes) {
+            error(value, field, fmt::format("at least {} bytes (64KiB)", kMinOutboxBytes));
+          } else {
+            out.outbox_max_bytes = *size;
+          }
+        }
       }
     });
   }

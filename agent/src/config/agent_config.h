@@ -36,7 +36,9 @@ struct CollectorConfig {
   std::string address;                  // host:port; empty = no collector (local only)
   std::string pki = "/etc/nhiguard/pki";  // directory with ca.pem, agent.pem, agent-key.pem
   bool insecure = false;                // plaintext gRPC; for tests and labs only
+  uint64_t outbox_max_bytes = 256ull << 20;  // bound of <state_dir>/outbox.db's reports; >= kMinOutboxBytes
 };
+inline constexpr uint64_t kMinOutboxBytes = 64u << 10;
 
 struct EventLogConfig {
   std::string path;                       // "" in the struct = <state_dir>/events.jsonl (filled by the parser)

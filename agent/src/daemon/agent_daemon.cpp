@@ -179,6 +179,7 @@ std::expected<void, StartFailure> AgentDaemon::start_reporter() {
   auto reporter = reporter::Reporter::open(
       reporter::ReporterOptions{
           .outbox_path = config_.state_dir + "/outbox.db",
+          .outbox_max_bytes = config_.collector.outbox_max_bytes,
           .collector = config_.collector,
           .hostname = config_.hostname,
           .trust_domain = config_.trust_domain,

@@ -11,7 +11,7 @@
 
 #include "common/clock.h"
 #include "nhiguard/v1/agent.grpc.pb.h"
-#include "reporter/agent_pki.h"
+#include "pki/fleet_pki.h"
 #include "reporter/backoff.h"
 #include "reporter/wire_records.h"
 
@@ -177,14 +177,19 @@ std::string CollectorLink::run_session() {
     credentials = grpc::InsecureChannelCredentials();
     agent_id = options_.hostname;
   } else {
-    auto pki = load_agent_pki(options_.pki_dir);
+    // Read at every attempt: renewed certificates are used without restarting the agent.
+    auto pki = pki::load_tls_material(options_.pki_dir, "agent");
     if (!pki) return fmt::format("collector.pki {}: {}", options_.pki_dir, pki.error().message);
+    auto identity = pki::read_certificate_identity(pki->cert_pem);
+    if (!identity) {
+      return fmt::format("collector.pki {}/agent.pem: {}", options_.pki_dir, identity.error().message);
+    }
     grpc::SslCredentialsOptions tls;
     tls.pem_root_certs = pki->ca_pem;
     tls.pem_cert_chain = pki->cert_pem;
     tls.pem_private_key = pki->key_pem;
     credentials = grpc::SslCredentials(tls);
-    agent_id = pki->common_name;
+    agent_id = identity->common_name;  // the collector knows the agent by its certificate's CN
   }
   {
     std::lock_guard lock(mutex_);

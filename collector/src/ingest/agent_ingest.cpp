@@ -71,10 +71,11 @@ Result<AgentIngest::Step> AgentIngest::on_report(v1::Report&& report, int64_t no
       return fail(Error{EINVAL, fmt::format("report {}: {} dropped ranges (at most {})", report.sequence(),
                                             dropped.ranges_size(), limits_.max_dropped_ranges)});
     for (const auto& range : dropped.ranges()) {
-      // Only reports written before this one can have been dropped before it.
-      if (range.first() == 0 || range.first() > range.last() || range.last() >= report.sequence())
+      // Reports written before this one, or this one itself: a drop marker goes out under the last
+      // sequence of the run it replaced.
+      if (range.first() == 0 || range.first() > range.last() || range.last() > report.sequence())
         return fail(Error{EINVAL, fmt::format("report {}: dropped range {}-{} is not within 1..{}", report.sequence(),
-                                              range.first(), range.last(), report.sequence() - 1)});
+                                              range.first(), range.last(), report.sequence())});
     }
   }
   Step step;

@@ -8,7 +8,8 @@
 // agent_id and outbox_id are present (EINVAL); with a certificate, Hello.agent_id equals its CN
 // (EACCES); a message is at most max_message_bytes (EMSGSIZE) and parses as an AgentMessage
 // (EBADMSG); a report has a sequence > 0 (EINVAL); a ReportsDropped lists at most
-// max_dropped_ranges ranges, each with 1 <= first <= last < the report's own sequence (EINVAL).
+// max_dropped_ranges ranges, each with 1 <= first <= last <= the report's own sequence (EINVAL; the
+// agent's drop marker goes out under the last sequence it replaced, see proto/README.md).
 // A report whose body this collector does not know is accepted and stored whole.
 //
 // Thread-safety: one instance per stream, used by that stream's reader only.
