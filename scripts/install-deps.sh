@@ -13,5 +13,5 @@ apt-get install -y --no-install-recommends \
   libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev \
   libssl-dev libsqlite3-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc \
   libgtest-dev libgmock-dev \
-  iproute2 procps util-linux jq socat python3 \
+  iproute2 procps util-linux jq socat python3 sqlite3 \
   file rpm debootstrap lintian rpmlint systemd-container
