@@ -23,6 +23,7 @@
 #include "containment/action.h"
 #include "ledger/rollback_ledger.h"
 #include "ledger/ulid.h"
+#include "sqlite_side_connection.h"
 
 namespace nhiguard::ledger {
 namespace {
@@ -97,19 +98,7 @@ class LedgerTestBase : public ::testing::Test {
   }
 
   // Runs `sql` on a separate connection; empty on success, else SQLite's message.
-  std::string execute(const std::string& sql) const {
-    sqlite3* db = nullptr;
-    std::string error;
-    if (sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
-      error = sqlite3_errmsg(db);
-    } else {
-      char* message = nullptr;
-      if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &message) != SQLITE_OK) error = message ? message : "?";
-      sqlite3_free(message);
-    }
-    sqlite3_close(db);
-    return error;
-  }
+  std::string execute(const std::string& sql) const { return test_support::execute_sql(path_, sql); }
 
   std::filesystem::path root_;
   std::string path_;

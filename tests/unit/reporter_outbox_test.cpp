@@ -18,6 +18,7 @@
 
 #include "ledger/ulid.h"
 #include "reporter/outbox.h"
+#include "sqlite_side_connection.h"
 
 namespace nhiguard::reporter {
 namespace {
@@ -74,19 +75,7 @@ class OutboxTest : public ::testing::Test {
     EXPECT_EQ(next, stats.last_seq + 1);
   }
 
-  std::string execute(const std::string& sql) const {
-    sqlite3* db = nullptr;
-    std::string error;
-    if (sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
-      error = sqlite3_errmsg(db);
-    } else {
-      char* message = nullptr;
-      if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &message) != SQLITE_OK) error = message ? message : "?";
-      sqlite3_free(message);
-    }
-    sqlite3_close(db);
-    return error;
-  }
+  std::string execute(const std::string& sql) const { return test_support::execute_sql(path_, sql); }
 
   std::filesystem::path root_;
   std::string path_;
