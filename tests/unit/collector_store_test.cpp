@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include "store/open_report_store.h"
 #include "store/sqlite_report_store.h"
@@ -212,6 +213,11 @@ TEST_F(CollectorStoreTest, ANewOutboxStartsANewSequenceSpace) {
   EXPECT_EQ(outcome.stored, 1u);
   EXPECT_EQ(ack_of(outcome, "web-1", "ob2"), 1u);
   EXPECT_EQ(store_->count_reports("web-1").value(), 3u);
+  // The listing's counter (kept per outbox) agrees with the rows, duplicates not counted.
+  store({event("web-1", "ob2", 1)});
+  auto agents = store_->list_agents();
+  ASSERT_TRUE(agents);
+  EXPECT_EQ((*agents)[0].reports_stored(), 3u);
   // And the old outbox keeps its own watermark.
   EXPECT_EQ(hello("web-1", "ob1", 2, 0).acked_through, 2u);
 }
@@ -311,6 +317,26 @@ TEST_F(CollectorStoreTest, EverythingSurvivesReopening) {
   ASSERT_TRUE(store_->close_session("web-1", "ipv4:127.0.0.1:5000", kNow + 10));
   EXPECT_FALSE(store_->list_agents().value()[0].connected());
   EXPECT_EQ(hello("web-1", "ob1", 2, 0).acked_through, 2u);
+}
+
+TEST_F(CollectorStoreTest, SchemaOneIsMigratedWithItsCountsFilled) {
+  hello("web-1", "ob1");
+  store({event("web-1", "ob1", 1), event("web-1", "ob1", 2)});
+  store_.reset();
+  // Turn the file back into schema 1 (before the per-outbox counter).
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &raw), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(raw, "ALTER TABLE outboxes DROP COLUMN reports_stored; PRAGMA user_version = 1;", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(raw);
+  sqlite3_close(raw);
+  reopen();
+  auto agents = store_->list_agents();
+  ASSERT_TRUE(agents) << agents.error().message;
+  EXPECT_EQ((*agents)[0].reports_stored(), 2u);
+  store({event("web-1", "ob1", 3)});
+  EXPECT_EQ(store_->list_agents().value()[0].reports_stored(), 3u);
 }
 
 TEST_F(CollectorStoreTest, UnknownBodiesAreKeptWhole) {

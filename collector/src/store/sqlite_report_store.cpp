@@ -116,6 +116,13 @@ CREATE TABLE commands (
 CREATE INDEX commands_by_agent ON commands(agent_id, state, issued_at_ns);
 CREATE INDEX commands_by_handle ON commands(handle, issued_at_ns);
 )sql"},
+    // Listing agents counted every report row; a per-outbox counter, kept by store_reports in the
+    // same transaction, answers at once however large the store grows.
+    {2, R"sql(
+ALTER TABLE outboxes ADD COLUMN reports_stored INTEGER NOT NULL DEFAULT 0;
+UPDATE outboxes SET reports_stored =
+  (SELECT COUNT(*) FROM reports r WHERE r.agent_id = outboxes.agent_id AND r.outbox_id = outboxes.outbox_id);
+)sql"},
 };
 static_assert(kMigrations[std::size(kMigrations) - 1].version == SqliteReportStore::kSchemaVersion);
 
@@ -392,10 +399,10 @@ ON CONFLICT (agent_id, handle) DO UPDATE SET action = ?3, state = ?4, created_at
     if (auto ok = checked(db_, *stmt, what); !ok) return fail(std::move(ok.error()));
   }
 
-  std::map<std::pair<std::string, std::string>, bool> touched;
+  std::map<std::pair<std::string, std::string>, uint64_t> stored_per_outbox;  // every outbox of the batch
   for (const IngestRecord& r : records) {
     const v1::Report& report = r.report;
-    touched[{r.agent_id, r.outbox_id}] = true;
+    uint64_t& stored_here = stored_per_outbox[{r.agent_id, r.outbox_id}];
     insert.reset();
     insert.bind(1, r.agent_id);
     insert.bind(2, r.outbox_id);
@@ -411,6 +418,7 @@ ON CONFLICT (agent_id, handle) DO UPDATE SET action = ?3, state = ?4, created_at
       continue;
     }
     ++outcome.stored;
+    ++stored_here;
 
     switch (report.body_case()) {
       case v1::Report::kDecision: {
@@ -483,11 +491,13 @@ ON CONFLICT (agent_id, handle) DO UPDATE SET action = ?3, state = ?4, created_at
   }
 
   Statement read(db_, "SELECT acked_through FROM outboxes WHERE agent_id = ?1 AND outbox_id = ?2");
-  Statement write(db_, "UPDATE outboxes SET acked_through = ?3 WHERE agent_id = ?1 AND outbox_id = ?2");
+  Statement write(db_,
+                  "UPDATE outboxes SET acked_through = ?3, reports_stored = reports_stored + ?4 "
+                  "WHERE agent_id = ?1 AND outbox_id = ?2");
   for (Statement* stmt : {&read, &write}) {
     if (auto ok = checked(db_, *stmt, what); !ok) return fail(std::move(ok.error()));
   }
-  for (const auto& [key, unused] : touched) {
+  for (const auto& [key, stored_here] : stored_per_outbox) {
     read.reset();
     read.bind(1, key.first);
     read.bind(2, key.second);
@@ -498,11 +508,12 @@ ON CONFLICT (agent_id, handle) DO UPDATE SET action = ?3, state = ?4, created_at
     const auto before = static_cast<uint64_t>(read.int_at(0));
     auto after = advance_watermark(db_, key.first, key.second, before);
     if (!after) return fail(std::move(after.error()));
-    if (*after != before) {
+    if (*after != before || stored_here != 0) {
       write.reset();
       write.bind(1, key.first);
       write.bind(2, key.second);
       write.bind(3, static_cast<int64_t>(*after));
+      write.bind(4, static_cast<int64_t>(stored_here));
       if (auto ok = run(db_, write, what); !ok) return fail(std::move(ok.error()));
     }
     outcome.acks.push_back({key.first, key.second, *after});
@@ -621,7 +632,7 @@ Result<std::vector<v1::AgentSummary>> SqliteReportStore::list_agents() {
 SELECT a.agent_id, a.hostname, a.agent_version, a.reported_mode, a.required_mode, a.connected, a.first_seen_ns,
        a.last_seen_ns, a.outbox_id, a.peer,
        (SELECT acked_through FROM outboxes o WHERE o.agent_id = a.agent_id AND o.outbox_id = a.outbox_id),
-       (SELECT COUNT(*) FROM reports r WHERE r.agent_id = a.agent_id),
+       (SELECT COALESCE(SUM(reports_stored), 0) FROM outboxes o WHERE o.agent_id = a.agent_id),
        (SELECT COALESCE(SUM(last - first + 1), 0) FROM lost_ranges l WHERE l.agent_id = a.agent_id),
        (SELECT COUNT(*) FROM commands c WHERE c.agent_id = a.agent_id AND c.state IN (?1, ?2)),
        (SELECT value FROM settings WHERE key = ?3)

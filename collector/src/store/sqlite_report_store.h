@@ -22,7 +22,7 @@ namespace nhiguard::collector {
 
 class SqliteReportStore final : public ReportStore {
  public:
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   static Result<std::unique_ptr<SqliteReportStore>> open(const std::string& path);
   ~SqliteReportStore() override;
