@@ -7,6 +7,7 @@
 
 #include "ingest/agent_ingest.h"
 #include "store/sqlite_report_store.h"
+#include "temp_dir.h"
 
 namespace nhiguard::collector {
 namespace {
@@ -16,16 +17,9 @@ constexpr int64_t kNow = 1'800'000'000'000'000'000;
 class AgentIngestTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "nhiguard-ingest-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    root_ = tmpl;
-    auto store = SqliteReportStore::open((root_ / "c.db").string());
+    auto store = SqliteReportStore::open((root_.path() / "c.db").string());
     ASSERT_TRUE(store) << store.error().message;
     store_ = std::move(*store);
-  }
-  void TearDown() override {
-    store_.reset();
-    std::filesystem::remove_all(root_);
   }
 
   static std::string hello_bytes(const std::string& agent, const std::string& outbox = "ob1") {
@@ -42,8 +36,8 @@ class AgentIngestTest : public ::testing::Test {
     return message.SerializeAsString();
   }
 
-  std::filesystem::path root_;
-  std::unique_ptr<SqliteReportStore> store_;
+  testing::TempDir root_{"nhiguard-ingest"};
+  std::unique_ptr<SqliteReportStore> store_;  // declared after root_: closed before it is removed
 };
 
 TEST_F(AgentIngestTest, HelloThenReports) {

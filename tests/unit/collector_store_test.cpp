@@ -11,6 +11,7 @@
 
 #include "store/open_report_store.h"
 #include "store/sqlite_report_store.h"
+#include "temp_dir.h"
 
 namespace nhiguard::collector {
 namespace {
@@ -21,15 +22,8 @@ constexpr const char* kHandle = "rb_01M817TFR2MH3X8ZQCFFZ5NYEY";
 class CollectorStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "nhiguard-collector-store-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    root_ = tmpl;
-    path_ = (root_ / "db" / "collector.db").string();
+    path_ = (root_.path() / "db" / "collector.db").string();  // "db" does not exist yet
     reopen();
-  }
-  void TearDown() override {
-    store_.reset();
-    std::filesystem::remove_all(root_);
   }
 
   void reopen() {
@@ -114,9 +108,9 @@ class CollectorStoreTest : public ::testing::Test {
     return 0;
   }
 
-  std::filesystem::path root_;
+  testing::TempDir root_{"nhiguard-collector-store"};
   std::string path_;
-  std::unique_ptr<SqliteReportStore> store_;
+  std::unique_ptr<SqliteReportStore> store_;  // declared after root_: closed before it is removed
 };
 
 TEST_F(CollectorStoreTest, FileIsPrivate) {

@@ -12,6 +12,7 @@
 
 #include "identity/mountinfo.h"
 #include "pki/fleet_pki.h"
+#include "temp_dir.h"
 
 namespace nhiguard::pki {
 namespace {
@@ -19,13 +20,9 @@ namespace {
 class FleetPkiTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "nhiguard-pki-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    root_ = tmpl;
-    options_.dir = (root_ / "pki").string();
+    options_.dir = (root_.path() / "pki").string();
     options_.hostname = "web-1";
   }
-  void TearDown() override { std::filesystem::remove_all(root_); }
 
   std::string read(const std::string& name) { return identity::read_text_file(options_.dir + "/" + name).value(); }
   mode_t mode_of(const std::string& name) {
@@ -55,7 +52,7 @@ class FleetPkiTest : public ::testing::Test {
     return ok;
   }
 
-  std::filesystem::path root_;
+  testing::TempDir root_{"nhiguard-pki"};
   InitOptions options_;
 };
 
