@@ -6,8 +6,9 @@
 # read-only), pins on bpffs (ReadWritePaths), freeze through cgroupfs, kill of another user's
 # process (CAP_KILL), adoption of active actions across `systemctl restart`, and the removal
 # behaviour: `dpkg -r` rolls back the freeze, keeps pins and the egress block; `dpkg --purge`
-# removes the pins. The container has its own cgroup namespace (under a test cgroup) and its own
-# bpffs instance: nothing of the host's /sys/fs/bpf/nhiguard is touched.
+# removes the pins. The container has its own cgroup namespace (under a test cgroup), its own
+# network namespace (loopback only), and its own bpffs instance mounted at its /sys/fs/bpf before it
+# boots, as systemd does on a host: nothing of the host's /sys/fs/bpf/nhiguard is touched.
 # Usage: systemd_unit_test.sh BUILD_DIR SOURCE_DIR VERSION RELEASE
 set -euo pipefail
 build=$(realpath "$1")
@@ -18,6 +19,7 @@ base=$build/package-test/bookworm-base.tar
 mirror=${NHIGUARD_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 work=$(mktemp -d /var/tmp/nhiguard-pkgunit.XXXXXX)
 root=$work/root
+bpffs=$work/bpffs
 cg_root=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
 cg_test=$cg_root/nhiguard-pkgunit-$$
 nspawn_pid=
@@ -29,6 +31,7 @@ cleanup() {
     for _ in $(seq 100); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 0.2; done
     kill -KILL "$nspawn_pid" 2>/dev/null || true
   fi
+  mountpoint -q "$bpffs" 2>/dev/null && umount -l "$bpffs"
   if [ -d "$cg_test" ]; then
     [ -f "$cg_test/cgroup.kill" ] && echo 1 > "$cg_test/cgroup.kill" 2>/dev/null || true
     for _ in $(seq 50); do
@@ -65,10 +68,15 @@ fi
 mkdir -p "$root"
 tar -C "$root" -xf "$base"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
-cp "$deb" "$root/tmp/"
-dep_names=$(dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed -E 's/\(.*\)//; s/\|.*//; s/[[:space:]]//g' | grep -v '^$')
+# The collector's package joins when the build has it.
+collector_deb=$build/packages/nhiguard-collector_${version}-${release}_amd64.deb
+debs=("$deb"); [ -f "$collector_deb" ] && debs+=("$collector_deb")
+cp "${debs[@]}" "$root/tmp/"
+dep_names=$(for d in "${debs[@]}"; do dpkg-deb -f "$d" Depends; echo ,; done |
+            tr ',' '\n' | sed -E 's/\(.*\)//; s/\|.*//; s/[[:space:]]//g' | grep -v '^$' | sort -u)
 { in_root apt-get update -qq && in_root apt-get install -y -qq --no-install-recommends $dep_names dbus &&
-  in_root dpkg -i "/tmp/$(basename "$deb")"; } > "$work/install.log" 2>&1 || { tail -20 "$work/install.log"; exit 1; }
+  for d in "${debs[@]}"; do in_root dpkg -i "/tmp/$(basename "$d")" || exit 1; done; } > "$work/install.log" 2>&1 ||
+  { tail -20 "$work/install.log"; exit 1; }
 in_root useradd -m -s /bin/sh svc
 mkdir -p "$root/home/svc/.aws" "$root/root/.aws"
 echo '[default]' > "$root/home/svc/.aws/credentials"
@@ -79,9 +87,11 @@ echo nhiguard-pkgunit > "$root/etc/hostname"
 
 # --- boot it. nspawn's own syscall filter would refuse bpf() to everything in the container;
 # the unit's filter is what is under test, so the container lets these through.
-mkdir "$cg_test"
-nspawn_args=(-D "$root" -b --register=no --capability=all --console=read-only
-             --system-call-filter="bpf perf_event_open open_by_handle_at" -M "nhgpkg$$")
+mkdir "$cg_test" "$bpffs"
+mount -t bpf bpf "$bpffs"   # a new bpffs instance, the container's /sys/fs/bpf
+nspawn_args=(-D "$root" -b --register=no --capability=all --console=read-only --private-network
+             --system-call-filter="bpf perf_event_open open_by_handle_at" -M "nhgpkg$$"
+             --bind="$bpffs:/sys/fs/bpf")
 if [ ! -d /run/systemd/system ]; then
   # No systemd on this host to hand out a scope: the container lives in the test's cgroup.
   nspawn_args+=(--keep-unit)
@@ -95,16 +105,13 @@ for _ in $(seq 150); do
   [ -n "$leader" ] && break; sleep 0.2
 done
 [ -n "$leader" ] || { echo "FAIL - the container did not boot"; cat "$work/nspawn.log"; exit 1; }
-inside 'timeout 60 systemctl is-system-running --wait' > /dev/null 2>&1 || true
+for _ in $(seq 300); do inside 'test -S /run/systemd/private' 2>/dev/null && break; sleep 0.2; done
+inside 'timeout 120 systemctl is-system-running --wait' > /dev/null 2>&1 || true
 
 # --- started at boot, ready, with exactly the unit's capabilities
 check "nhiguard-agent.service is active after boot" inside 'systemctl is-active nhiguard-agent'
 check "it told systemd it is ready (Type=notify status line)" \
   sh -c "nsenter -t $leader -a systemctl show -p StatusText nhiguard-agent | grep -q 'sensor attached, control socket listening'"
-# Emulate a systemd host, which mounts bpffs at boot (a container's systemd does not); the agent
-# pins there from now on, and its pins outlive it.
-inside 'mount -t bpf bpf /sys/fs/bpf && systemctl restart nhiguard-agent'
-check "active again on the host-wide bpffs" inside 'systemctl is-active nhiguard-agent'
 agent_pid=$(inside 'systemctl show -p MainPID --value nhiguard-agent')
 # CAP_KILL 5, CAP_DAC_READ_SEARCH 2, CAP_SYS_PTRACE 19, CAP_SYS_ADMIN 21, CAP_PERFMON 38, CAP_BPF 39
 expected_caps=$(printf '%016x' $(( (1 << 2) | (1 << 5) | (1 << 19) | (1 << 21) | (1 << 38) | (1 << 39) )))
@@ -112,7 +119,7 @@ check "the agent holds exactly CAP_BPF CAP_PERFMON CAP_SYS_ADMIN CAP_SYS_PTRACE 
   inside "grep -qx 'CapEff:	$expected_caps' /proc/$agent_pid/status && grep -qx 'CapBnd:	$expected_caps' /proc/$agent_pid/status"
 check "no new privileges, a seccomp filter" \
   inside "grep -qx 'NoNewPrivs:	1' /proc/$agent_pid/status && grep -qx 'Seccomp:	2' /proc/$agent_pid/status"
-check "pins under /sys/fs/bpf/nhiguard" inside 'test -e /sys/fs/bpf/nhiguard/nhg_credentials'
+check "pins under /sys/fs/bpf/nhiguard" test -e "$bpffs/nhiguard/nhg_credentials"
 check "both credentials watched, one in a 0700 home (ProtectHome=read-only, CAP_DAC_READ_SEARCH)" \
   inside 'nhiguardctl --json status | grep -q "\"credentials_watched\": 2"'
 check "a read of the credential is reported" \
@@ -137,6 +144,28 @@ check "the agent's journal has no denied operation" \
   sh -c "! nsenter -t $leader -a journalctl -u nhiguard-agent --no-pager | grep -v 'kernel feature' |
          grep -E 'Operation not permitted|Permission denied|Read-only file system|Bad system call'"
 
+# --- the collector, unprivileged: waits for its PKI, then runs as a dynamic user with no capability
+if [ -f "$collector_deb" ]; then
+  check "collector not started at boot without its PKI (condition unmet, not failed)" \
+    inside 'test "$(systemctl show -p ConditionResult --value nhiguard-collector)" = no &&
+            ! systemctl is-failed nhiguard-collector'
+  inside 'nhiguardctl certs init /etc/nhiguard/pki --agent nhiguard-pkgunit' > "$work/certs.log" 2>&1 || cat "$work/certs.log"
+  check "collector active once the PKI exists" \
+    inside 'systemctl start nhiguard-collector && sleep 1 && systemctl is-active nhiguard-collector'
+  collector_pid=$(inside 'systemctl show -p MainPID --value nhiguard-collector')
+  check "collector: a dynamic user, no capability, no new privileges, seccomp" \
+    inside "! grep -q '^Uid:	0' /proc/$collector_pid/status && grep -qx 'CapEff:	0000000000000000' /proc/$collector_pid/status &&
+            grep -qx 'CapBnd:	0000000000000000' /proc/$collector_pid/status && grep -qx 'NoNewPrivs:	1' /proc/$collector_pid/status &&
+            grep -qx 'Seccomp:	2' /proc/$collector_pid/status"
+  check "collector: listening with mTLS, its store in the state directory" \
+    inside 'journalctl -u nhiguard-collector --no-pager | grep -q "listening on .*mTLS" &&
+            test -s /var/lib/private/nhiguard-collector/collector.db'
+  inside 'DEBIAN_FRONTEND=noninteractive dpkg --purge nhiguard-collector' > "$work/purge-collector.log" 2>&1 || true
+  check "collector purged: stopped, its state removed" \
+    inside '! systemctl is-active nhiguard-collector && ! test -e /var/lib/private/nhiguard-collector &&
+            ! test -e /var/lib/nhiguard-collector'
+fi
+
 # --- removal: the freeze is rolled back, the egress block stays in the kernel until its TTL
 inside 'DEBIAN_FRONTEND=noninteractive dpkg -r nhiguard-agent' > "$work/remove.log" 2>&1 || true
 sed 's/^/# /' "$work/remove.log"
@@ -145,11 +174,17 @@ check "the frozen service runs again" inside 'test "$(cat /sys/fs/cgroup/system.
 check "the agent is stopped" sh -c "! nsenter -t $leader -a systemctl is-active nhiguard-agent"
 blocked_cgid=$(stat -c %i "/proc/$leader/root/sys/fs/cgroup/system.slice/blocked.service")
 check "the egress block is still pinned (cgroup id $blocked_cgid)" \
-  sh -c "bpftool -j map dump pinned /proc/$leader/root/sys/fs/bpf/nhiguard/nhg_egress_blocks | grep -q '\"key\":$blocked_cgid'"
+  sh -c "bpftool -j map dump pinned '$bpffs/nhiguard/nhg_egress_blocks' | grep -q '\"key\":$blocked_cgid'"
 inside 'DEBIAN_FRONTEND=noninteractive dpkg --purge nhiguard-agent' > "$work/purge.log" 2>&1 || true
 sed 's/^/# /' "$work/purge.log"
-check "dpkg --purge removed the pins" inside '! test -e /sys/fs/bpf/nhiguard'
-check "dpkg --purge removed the state" inside '! test -e /var/lib/nhiguard && ! test -e /etc/nhiguard'
+check "dpkg --purge removed the pins" test ! -e "$bpffs/nhiguard"
+check "dpkg --purge removed the state and configuration" \
+  inside '! test -e /var/lib/nhiguard && ! test -e /var/log/nhiguard && ! test -e /etc/nhiguard/agent.yaml'
+if [ -f "$collector_deb" ]; then
+  check "dpkg --purge kept the operator's PKI" inside 'test -s /etc/nhiguard/pki/ca.pem'
+else
+  check "dpkg --purge removed /etc/nhiguard" inside '! test -e /etc/nhiguard'
+fi
 
 echo "failures: $failures"
 [ "$failures" -eq 0 ]
