@@ -173,12 +173,33 @@ std::string describe_action(const json& a) {
   return line;
 }
 
+// The reporter's state in one line a person reads first: where reports go, whether they get there,
+// and what waits in the outbox. --json has every field.
+std::string collector_summary(const json& c) {
+  const json outbox = c.value("outbox", json::object());
+  const auto pending = outbox.value("pending_reports", uint64_t{0});
+  const auto dropped = outbox.value("dropped_total", uint64_t{0});
+  std::string line = c.value("state", "?") == "disabled"
+                         ? "none configured"
+                         : fmt::format("{} {} ({})", c.value("state", "?"), c.value("address", "?"), c.value("transport", "?"));
+  line += fmt::format("; outbox {} pending", pending);
+  if (dropped > 0) line += fmt::format(", {} dropped when full", dropped);
+  if (const std::string error = c.value("last_error", ""); !error.empty() && c.value("state", "") != "connected") {
+    line += fmt::format("; last error: {}", error);
+  }
+  return line;
+}
+
 void print_status(const json& status) {
   if (!status.is_object()) {
     fmt::print("{}\n", status.dump(2, ' ', false, json::error_handler_t::replace));
     return;
   }
   for (const auto& [key, value] : status.items()) {
+    if (key == "collector" && value.is_object()) {
+      fmt::print("collector: {}\n", collector_summary(value));
+      continue;
+    }
     fmt::print("{}: {}\n", key,
                value.is_string() ? value.get<std::string>() : value.dump(-1, ' ', false, json::error_handler_t::replace));
   }

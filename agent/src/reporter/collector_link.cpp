@@ -22,6 +22,8 @@ constexpr auto kWelcomeTimeout = std::chrono::seconds(10);
 constexpr auto kReminderInterval = std::chrono::minutes(1);
 // Reports per take from the outbox: small enough to notice acks and stop requests between writes.
 constexpr size_t kBatchReports = 128;
+// Commands waiting for the worker; a collector that sends more is answered by redelivery later.
+constexpr size_t kMaxQueuedCommands = 1024;
 // Used until the Welcome states the collector's limit.
 constexpr uint32_t kDefaultMaxMessageBytes = 4u << 20;
 
@@ -394,6 +396,12 @@ void CollectorLink::read_loop(Session& session) {
       }
       case v1::CollectorMessage::kCommand: {
         std::lock_guard lock(mutex_);
+        if (commands_.size() >= kMaxQueuedCommands) {
+          // The collector delivers a command again until its result is stored: nothing is lost.
+          spdlog::warn("collector {}: {} commands already wait here; command {} is left for redelivery",
+                       options_.address, commands_.size(), message.command().command_id());
+          break;
+        }
         commands_.push_back(message.command());
         commands_ready_.notify_one();
         break;
