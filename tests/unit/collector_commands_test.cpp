@@ -11,6 +11,7 @@
 #include "daemon/collector_commands.h"
 #include "daemon/persisted_mode.h"
 #include "ledger/ulid.h"
+#include "temp_dir.h"
 
 namespace nhiguard::daemon {
 namespace {
@@ -22,9 +23,6 @@ using containment::RollbackHandle;
 class CollectorCommandsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "nhiguard-commands-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    root_ = tmpl;
     auto ledger = ledger::RollbackLedger::open((root_ / "ledger.db").string());
     ASSERT_TRUE(ledger) << ledger.error().message;
     ledger_ = std::move(*ledger);
@@ -52,7 +50,6 @@ class CollectorCommandsTest : public ::testing::Test {
   void TearDown() override {
     commands_.reset();
     ledger_.reset();
-    std::filesystem::remove_all(root_);
   }
 
   std::string record(ActionState state, ActionKind kind = ActionKind::block_egress) {
@@ -89,7 +86,8 @@ class CollectorCommandsTest : public ::testing::Test {
     return c;
   }
 
-  std::filesystem::path root_;
+  testing::TempDir tmp_{"nhiguard-commands"};
+  const std::filesystem::path root_ = tmp_.path();
   std::unique_ptr<ledger::RollbackLedger> ledger_;
   std::string mode_file_;
   std::unique_ptr<CollectorCommands> commands_;

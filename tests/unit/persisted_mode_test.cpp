@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "daemon/persisted_mode.h"
+#include "temp_dir.h"
 
 namespace nhiguard::daemon {
 namespace {
@@ -17,13 +18,10 @@ namespace {
 class PersistedModeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "nhiguard-mode-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    root_ = tmpl;
     path_ = (root_ / "mode.json").string();
   }
-  void TearDown() override { std::filesystem::remove_all(root_); }
-  std::filesystem::path root_;
+  testing::TempDir tmp_{"nhiguard-mode"};
+  const std::filesystem::path root_ = tmp_.path();
   std::string path_;
 };
 

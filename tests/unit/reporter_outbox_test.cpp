@@ -19,6 +19,7 @@
 #include "ledger/ulid.h"
 #include "reporter/outbox.h"
 #include "sqlite_side_connection.h"
+#include "temp_dir.h"
 
 namespace nhiguard::reporter {
 namespace {
@@ -26,12 +27,8 @@ namespace {
 class OutboxTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "nhiguard-outbox-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    root_ = tmpl;
     path_ = (root_ / "state" / "outbox.db").string();  // "state" does not exist yet
   }
-  void TearDown() override { std::filesystem::remove_all(root_); }
 
   std::unique_ptr<Outbox> open_outbox(uint64_t max_bytes = 1 << 20) {
     auto outbox = Outbox::open({.path = path_, .max_bytes = max_bytes});
@@ -77,7 +74,8 @@ class OutboxTest : public ::testing::Test {
 
   std::string execute(const std::string& sql) const { return test_support::execute_sql(path_, sql); }
 
-  std::filesystem::path root_;
+  testing::TempDir tmp_{"nhiguard-outbox"};
+  const std::filesystem::path root_ = tmp_.path();
   std::string path_;
 };
 

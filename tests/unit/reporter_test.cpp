@@ -11,6 +11,7 @@
 #include "ledger/ulid.h"
 #include "reporter/reporter.h"
 #include "reporter/wire_records.h"
+#include "temp_dir.h"
 
 namespace nhiguard::reporter {
 namespace {
@@ -28,14 +29,10 @@ class NoCommands : public CommandHandler {
 class ReporterTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "nhiguard-reporter-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    root_ = tmpl;
     auto ledger = ledger::RollbackLedger::open((root_ / "ledger.db").string());
     ASSERT_TRUE(ledger) << ledger.error().message;
     ledger_ = std::move(*ledger);
   }
-  void TearDown() override { std::filesystem::remove_all(root_); }
 
   std::unique_ptr<Reporter> open_reporter(uint64_t max_bytes = 1 << 20) {
     auto reporter = Reporter::open({.outbox_path = (root_ / "outbox.db").string(), .outbox_max_bytes = max_bytes},
@@ -63,7 +60,8 @@ class ReporterTest : public ::testing::Test {
     return h.handle;
   }
 
-  std::filesystem::path root_;
+  testing::TempDir tmp_{"nhiguard-reporter"};
+  const std::filesystem::path root_ = tmp_.path();
   std::unique_ptr<ledger::RollbackLedger> ledger_;
   NoCommands handler_;
 };
