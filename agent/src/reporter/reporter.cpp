@@ -88,21 +88,29 @@ void Reporter::flush() {
   }
   // New ledger history, as ActionUpdates, with the position they bring the mark to.
   std::vector<std::pair<std::string, int64_t>> marks;
-  auto position = outbox_->mark(kLedgerMark);
-  if (!position) {
-    spdlog::error("reporter: {}", position.error().message);
-  } else if (auto history = ledger_.history_after(*position, kLedgerBatch); !history) {
-    spdlog::error("reporter: {}; action updates follow at the next flush", history.error().message);
-  } else if (!history->empty()) {
-    for (const auto& change : *history) {
-      auto handle = ledger_.get(change.handle);
-      if (!handle) {
-        spdlog::error("reporter: action update {} of {}: {}", change.seq, change.handle, handle.error().message);
-        continue;
-      }
-      batch.push_back(action_update_report(*handle, change));
+  if (!ledger_position_) {
+    // Read once; afterwards it only moves with the appends below.
+    auto position = outbox_->mark(kLedgerMark);
+    if (!position) {
+      spdlog::error("reporter: {}; action updates follow at the next flush", position.error().message);
+    } else {
+      ledger_position_ = *position;
     }
-    marks.emplace_back(std::string(kLedgerMark), history->back().seq);
+  }
+  if (ledger_position_) {
+    if (auto history = ledger_.history_after(*ledger_position_, kLedgerBatch); !history) {
+      spdlog::error("reporter: {}; action updates follow at the next flush", history.error().message);
+    } else if (!history->empty()) {
+      for (const auto& change : *history) {
+        auto handle = ledger_.get(change.handle);
+        if (!handle) {
+          spdlog::error("reporter: action update {} of {}: {}", change.seq, change.handle, handle.error().message);
+          continue;
+        }
+        batch.push_back(action_update_report(*handle, change));
+      }
+      marks.emplace_back(std::string(kLedgerMark), history->back().seq);
+    }
   }
   if (dropped_before_outbox > 0) {
     batch.push_back(alert_report("outbox_unwritable",
@@ -133,6 +141,7 @@ void Reporter::flush() {
     }
     return;
   }
+  if (!marks.empty()) ledger_position_ = marks.front().second;
   {
     std::lock_guard lock(mutex_);
     queue_dropped_ -= dropped_before_outbox;

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -76,7 +77,9 @@ class Reporter {
   uint64_t queue_dropped_ = 0;        // dropped before reaching the outbox, not yet reported
   uint64_t queue_dropped_total_ = 0;
   uint64_t flush_failures_ = 0;
-  std::mutex flush_mutex_;  // one flush at a time (the ledger position is read, then written)
+  std::mutex flush_mutex_;  // one flush at a time; guards ledger_position_
+  // The ledger history position already in the outbox (its mark), cached after the first read.
+  std::optional<int64_t> ledger_position_;
 };
 
 }  // namespace nhiguard::reporter
