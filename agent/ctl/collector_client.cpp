@@ -168,11 +168,12 @@ Result<json> CollectorClient::agents() {
               {"agents", std::move(agents)}};
 }
 
-Result<json> CollectorClient::incidents(uint32_t limit) {
+Result<json> CollectorClient::incidents(uint32_t limit, const std::string& agent_id) {
   grpc::ClientContext context;
   set_deadline(context, timeout_);
   v1::ListIncidentsRequest request;
   request.set_limit(limit);
+  request.set_agent_id(agent_id);
   v1::ListIncidentsResponse response;
   auto status = stub_->ListIncidents(&context, request, &response);
   if (!status.ok()) return fail(call_error(status, "incidents"));
@@ -201,10 +202,12 @@ Result<json> CollectorClient::incidents(uint32_t limit) {
   return out;
 }
 
-Result<json> CollectorClient::actions(std::optional<v1::ActionState> state, uint32_t limit) {
+Result<json> CollectorClient::actions(std::optional<v1::ActionState> state, uint32_t limit,
+                                      const std::string& agent_id) {
   grpc::ClientContext context;
   set_deadline(context, timeout_);
   v1::ListActionsRequest request;
+  request.set_agent_id(agent_id);
   if (state) request.add_states(*state);
   request.set_limit(limit);
   v1::ListActionsResponse response;

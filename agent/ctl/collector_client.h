@@ -37,8 +37,10 @@ class CollectorClient {
   static Result<CollectorClient> connect(const CollectorEndpoint& endpoint);
 
   Result<nlohmann::json> agents();                                     // {"fleet_mode": ..., "agents": [...]}
-  Result<nlohmann::json> incidents(uint32_t limit);                    // [decision objects]
-  Result<nlohmann::json> actions(std::optional<v1::ActionState> state, uint32_t limit);  // [action objects]
+  // agent_id empty: every agent.
+  Result<nlohmann::json> incidents(uint32_t limit, const std::string& agent_id);  // [decision objects]
+  Result<nlohmann::json> actions(std::optional<v1::ActionState> state, uint32_t limit,
+                                 const std::string& agent_id);  // [action objects]
   // verb: "approve", "reject", "rollback". Waits up to `wait` for the agent's result.
   // {"command": {...}, "action": {...}} (action: as the agent reported it after the command, if known)
   Result<nlohmann::json> action_command(const std::string& verb, const std::string& handle, const std::string& reason,

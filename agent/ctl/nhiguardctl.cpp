@@ -440,6 +440,8 @@ int main(int argc, char** argv) {
   auto* agents = app.add_subcommand("agents", "With --collector: the agents and their reporting state");
   auto* incidents = app.add_subcommand("incidents", "With --collector: policy decisions reported by the agents");
   incidents->add_option("--limit", o.limit, "At most this many, newest first")->capture_default_str();
+  incidents->add_option("--agent", o.agent_id, "Only this agent's");
+  actions->add_option("--agent", o.agent_id, "With --collector: only this agent's");
   auto* mode = app.add_subcommand("mode", "With --collector: set observe or policy mode on one agent or the fleet");
   mode->add_option("mode", o.mode, "observe (no automated containment) or policy")
       ->required()
@@ -473,6 +475,10 @@ int main(int argc, char** argv) {
   if (!o.collector.empty()) {
     if (status->parsed() || contain->parsed())
       return usage_error("status and contain act on the local agent: drop --collector");
+  } else if (actions->parsed() && !o.agent_id.empty()) {
+    return usage_error("actions --agent needs --collector ADDR (the local agent lists only its own)");
+  }
+  if (!o.collector.empty()) {
     if (agents->parsed()) {
       return run_collector(o, [](auto& c) { return c.agents(); }, [&](const json& r) {
         o.json_output ? print_json(r) : print_agents(r);
@@ -481,7 +487,7 @@ int main(int argc, char** argv) {
     }
     if (incidents->parsed()) {
       const auto limit = static_cast<uint32_t>(std::min<size_t>(o.limit, 100000));
-      return run_collector(o, [&](auto& c) { return c.incidents(limit); }, [&](const json& r) {
+      return run_collector(o, [&](auto& c) { return c.incidents(limit, o.agent_id); }, [&](const json& r) {
         o.json_output ? print_json(r) : print_incidents(r);
         return kExitOk;
       });
@@ -494,7 +500,7 @@ int main(int argc, char** argv) {
         state = static_cast<nhiguard::v1::ActionState>(*parsed);
       }
       const auto limit = static_cast<uint32_t>(std::min<size_t>(o.limit, 100000));
-      return run_collector(o, [&](auto& c) { return c.actions(state, limit); }, [&](const json& r) {
+      return run_collector(o, [&](auto& c) { return c.actions(state, limit, o.agent_id); }, [&](const json& r) {
         o.json_output ? print_json(r) : print_actions_table(r);
         return kExitOk;
       });

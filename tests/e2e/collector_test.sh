@@ -106,6 +106,10 @@ wait "$serve_pid"; serve_pid=
 grep -q "^command rollback $handle" "$tmp/serve.out" && ok "agent received the rollback" || bad "serve: $(cat "$tmp/serve.out")"
 octl --json actions --state rolled_back | jq -e ".[] | select(.handle == \"$handle\")" > /dev/null \
   && ok "collector shows rolled_back" || bad "state not rolled_back"
+[ "$(octl --json actions --agent web-2 | jq length)" = 0 ] && [ "$(octl --json actions --agent e2e-host | jq length)" = 1 ] \
+  && ok "actions --agent filters by agent" || bad "actions --agent"
+rc=0; "$ctl" actions --agent e2e-host > /dev/null 2>&1 || rc=$?
+[ "$rc" -eq 2 ] && ok "actions --agent without --collector: usage error" || bad "actions --agent locally: exit $rc"
 
 # --- kill switch while the agent is offline: queued, and in the Welcome when it reconnects
 octl mode observe --all > "$tmp/mode.out" 2>&1 || bad "mode observe --all: $(cat "$tmp/mode.out")"

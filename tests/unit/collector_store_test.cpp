@@ -240,6 +240,19 @@ TEST_F(CollectorStoreTest, ActionKeepsItsLatestStateAndFullHistory) {
   EXPECT_EQ(store_->find_action("rb_01M817TFR2MH3X8ZQCFFZ5NYEZ").error().code, ENOENT);
 }
 
+TEST_F(CollectorStoreTest, AHandleClaimedByTwoAgentsIsNotCommanded) {
+  hello("web-1", "ob1");
+  hello("evil", "ob1");
+  store({action_update("web-1", 1, v1::ACTION_STATE_UNSPECIFIED, v1::ACTION_STATE_ACTIVE)});
+  ASSERT_TRUE(store_->find_action(kHandle));
+  // Another agent reports the same handle (later, as if newer): commands must not follow it.
+  store({action_update("evil", 1, v1::ACTION_STATE_UNSPECIFIED, v1::ACTION_STATE_ACTIVE)});
+  auto found = store_->find_action(kHandle);
+  ASSERT_FALSE(found);
+  EXPECT_EQ(found.error().code, ENOTSUP);
+  EXPECT_NE(found.error().message.find("evil, web-1"), std::string::npos) << found.error().message;
+}
+
 TEST_F(CollectorStoreTest, CommandsWaitForTheirResultAndOnlyTheirAgentCompletesThem) {
   hello("web-1", "ob1");
   hello("web-2", "ob1");

@@ -108,7 +108,8 @@ class ReportStore {
   virtual Result<bool> agent_exists(std::string_view agent_id) = 0;
   virtual Result<std::vector<v1::StoredDecision>> list_decisions(std::string_view agent_id, uint32_t limit) = 0;
   virtual Result<std::vector<v1::StoredAction>> list_actions(const ActionQuery& query) = 0;
-  // The action with this handle (with history and commands); ENOENT when no agent reported it.
+  // The action with this handle (with history and commands); ENOENT when no agent reported it,
+  // ENOTSUP when more than one agent did (see the SQLite store: never guess where a command goes).
   virtual Result<v1::StoredAction> find_action(std::string_view handle) = 0;
   // Reports stored for the agent (every outbox), for checks and the benchmark.
   virtual Result<uint64_t> count_reports(std::string_view agent_id) = 0;

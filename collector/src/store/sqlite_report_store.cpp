@@ -770,15 +770,25 @@ Result<std::vector<v1::StoredAction>> SqliteReportStore::list_actions(const Acti
 Result<v1::StoredAction> SqliteReportStore::find_action(std::string_view handle) {
   std::lock_guard lock(mutex_);
   const std::string what = fmt::format("look up action {}", handle);
-  Statement select(db_, "SELECT agent_id, body FROM actions WHERE handle = ?1 ORDER BY updated_at_ns DESC LIMIT 1");
+  Statement select(db_, "SELECT agent_id, body FROM actions WHERE handle = ?1 ORDER BY agent_id LIMIT 3");
   if (auto ok = checked(db_, select, what); !ok) return fail(std::move(ok.error()));
   select.bind(1, handle);
-  const int rc = select.step();
+  int rc = select.step();
   if (rc == SQLITE_DONE) return fail(Error{ENOENT, fmt::format("no agent reported an action {}", handle)});
   if (rc != SQLITE_ROW) return fail(sqlite_error(db_, rc, what));
   v1::StoredAction a;
   a.set_agent_id(select.text_at(0));
-  auto body = parse_stored<v1::RollbackHandle>(select.text_at(1), what);
+  const std::string body_bytes = select.text_at(1);
+  // Handles are ULIDs made by the agent that acted: two agents reporting one means a broken or
+  // hostile agent. Commanding either could miss the real action, so neither is chosen.
+  std::vector<std::string> agents = {a.agent_id()};
+  while ((rc = select.step()) == SQLITE_ROW) agents.push_back(select.text_at(0));
+  if (rc != SQLITE_DONE) return fail(sqlite_error(db_, rc, what));
+  if (agents.size() > 1)
+    return fail(Error{ENOTSUP, fmt::format("action {} was reported by more than one agent ({}): not choosing which one "
+                                           "to command; check those agents",
+                                           handle, fmt::join(agents, ", "))});
+  auto body = parse_stored<v1::RollbackHandle>(body_bytes, what);
   if (!body) return fail(std::move(body.error()));
   *a.mutable_action() = std::move(*body);
   if (auto ok = fill_action_details(db_, a, true); !ok) return fail(std::move(ok.error()));
