@@ -99,6 +99,14 @@ jq -e ".[] | select(.handle == \"$handle\" and .state == \"active\" and .agent_i
   && ok "action reported active with the contract fields" || bad "actions: $(cat "$tmp/actions.json")"
 if octl approve $handle > "$tmp/out" 2>&1; then bad "approve of an active action accepted"; else
   grep -q "only a held action can be approved" "$tmp/out" && ok "approve of an active action refused" || bad "approve: $(cat "$tmp/out")"; fi
+expect_log "operator call approve by operator failed: $handle is active, only a held action can be approved"
+rc=0; octl mode observe --agent ghost > "$tmp/out" 2>&1 || rc=$?
+[ "$rc" -eq 1 ] && grep -q "NOT_FOUND" "$tmp/out" && grep -q "unknown agent ghost" "$tmp/out" \
+  && ok "mode for an unknown agent: NOT_FOUND" || bad "unknown agent: exit $rc: $(cat "$tmp/out")"
+expect_log "operator call SetMode by operator failed: unknown agent ghost"
+rc=0; octl rollback rb_01JD0000000000000000000NXP > "$tmp/out" 2>&1 || rc=$?
+[ "$rc" -eq 1 ] && grep -q "NOT_FOUND" "$tmp/out" && ok "rollback of a handle no agent reported: NOT_FOUND" \
+  || bad "unknown handle: exit $rc: $(cat "$tmp/out")"
 octl rollback $handle --wait 10s --reason "e2e" > "$tmp/rollback.out" 2>&1 || bad "rollback: $(cat "$tmp/rollback.out")"
 grep -q "rolled_back" "$tmp/rollback.out" && grep -q "done, ok: rolled back" "$tmp/rollback.out" \
   && ok "rollback done by the agent: $(head -1 "$tmp/rollback.out")" || bad "rollback output: $(cat "$tmp/rollback.out")"

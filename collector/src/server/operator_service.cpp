@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 
 #include <fmt/format.h>
@@ -26,6 +27,13 @@ Result<PeerIdentity> operator_identity(grpc::ServerContext* context, bool insecu
   auto identity = authenticate_peer(*context, pki::Role::operator_, insecure);
   if (!identity) spdlog::warn("operator call {} refused: {}", call, identity.error().message);
   return identity;
+}
+
+// A call that passed authentication but failed: logged with who asked, answered with its status.
+grpc::Status failed(std::string_view call, const PeerIdentity& who, const Error& error) {
+  spdlog::warn("operator call {} by {} failed: {}", call, who.common_name.empty() ? who.peer : who.common_name,
+               error.message);
+  return to_status(error);
 }
 
 std::string_view state_name(v1::ActionState state) {
@@ -70,11 +78,12 @@ Result<v1::CommandStatus> OperatorServiceImpl::wait_for(const std::string& comma
 
 grpc::Status OperatorServiceImpl::ListAgents(grpc::ServerContext* context, const v1::ListAgentsRequest*,
                                              v1::ListAgentsResponse* response) {
-  if (auto who = operator_identity(context, insecure_, "ListAgents"); !who) return to_status(who.error());
+  auto who = operator_identity(context, insecure_, "ListAgents");
+  if (!who) return to_status(who.error());
   auto agents = store_.list_agents();
-  if (!agents) return to_status(agents.error());
+  if (!agents) return failed("ListAgents", *who, agents.error());
   auto fleet = store_.fleet_mode();
-  if (!fleet) return to_status(fleet.error());
+  if (!fleet) return failed("ListAgents", *who, fleet.error());
   for (auto& agent : *agents) *response->add_agents() = std::move(agent);
   response->set_fleet_mode(*fleet);
   return grpc::Status::OK;
@@ -82,23 +91,25 @@ grpc::Status OperatorServiceImpl::ListAgents(grpc::ServerContext* context, const
 
 grpc::Status OperatorServiceImpl::ListIncidents(grpc::ServerContext* context, const v1::ListIncidentsRequest* request,
                                                 v1::ListIncidentsResponse* response) {
-  if (auto who = operator_identity(context, insecure_, "ListIncidents"); !who) return to_status(who.error());
+  auto who = operator_identity(context, insecure_, "ListIncidents");
+  if (!who) return to_status(who.error());
   auto incidents = store_.list_decisions(request->agent_id(), request->limit() ? request->limit() : kDefaultLimit);
-  if (!incidents) return to_status(incidents.error());
+  if (!incidents) return failed("ListIncidents", *who, incidents.error());
   for (auto& incident : *incidents) *response->add_incidents() = std::move(incident);
   return grpc::Status::OK;
 }
 
 grpc::Status OperatorServiceImpl::ListActions(grpc::ServerContext* context, const v1::ListActionsRequest* request,
                                               v1::ListActionsResponse* response) {
-  if (auto who = operator_identity(context, insecure_, "ListActions"); !who) return to_status(who.error());
+  auto who = operator_identity(context, insecure_, "ListActions");
+  if (!who) return to_status(who.error());
   ActionQuery query;
   query.agent_id = request->agent_id();
   for (int state : request->states()) query.states.push_back(static_cast<v1::ActionState>(state));
   query.limit = request->limit() ? request->limit() : kDefaultLimit;
   query.with_history = request->with_history();
   auto actions = store_.list_actions(query);
-  if (!actions) return to_status(actions.error());
+  if (!actions) return failed("ListActions", *who, actions.error());
   for (auto& action : *actions) *response->add_actions() = std::move(action);
   return grpc::Status::OK;
 }
@@ -111,10 +122,11 @@ grpc::Status OperatorServiceImpl::action_command(grpc::ServerContext* context, A
   auto who = operator_identity(context, insecure_, std::string(name));
   if (!who) return to_status(who.error());
   if (!ledger::is_handle_id(request.handle()))
-    return {grpc::StatusCode::INVALID_ARGUMENT,
-            fmt::format("'{}' is not a rollback handle (rb_ followed by a 26-character ULID)", request.handle())};
+    return failed(name, *who,
+                  Error{EINVAL, fmt::format("'{}' is not a rollback handle (rb_ followed by a 26-character ULID)",
+                                            request.handle())});
   auto action = store_.find_action(request.handle());
-  if (!action) return to_status(action.error());
+  if (!action) return failed(name, *who, action.error());
   const auto state = action->action().state();
   std::string refusal;
   if ((verb == ActionVerb::approve || verb == ActionVerb::reject) && state != v1::ACTION_STATE_HELD)
@@ -125,10 +137,7 @@ grpc::Status OperatorServiceImpl::action_command(grpc::ServerContext* context, A
   if (verb == ActionVerb::rollback && state == v1::ACTION_STATE_IRREVERSIBLE)
     refusal = fmt::format("{} is irreversible ({}): it cannot be rolled back", request.handle(),
                           v1::ActionKind_Name(action->action().action()));
-  if (!refusal.empty()) {
-    spdlog::warn("{} by {} refused: {}", name, who->common_name, refusal);
-    return {grpc::StatusCode::FAILED_PRECONDITION, refusal};
-  }
+  if (!refusal.empty()) return failed(name, *who, Error{ENOTSUP, refusal});
   v1::Command command;
   command.set_issued_by(who->common_name.empty() ? "insecure-loopback" : who->common_name);
   v1::ActionCommand* body = verb == ActionVerb::approve  ? command.mutable_approve()
@@ -137,10 +146,10 @@ grpc::Status OperatorServiceImpl::action_command(grpc::ServerContext* context, A
   body->set_handle(request.handle());
   body->set_reason(request.reason());
   auto status = issue(action->agent_id(), std::move(command));
-  if (!status) return to_status(status.error());
+  if (!status) return failed(name, *who, status.error());
   if (request.wait_ms() > 0) {
     auto waited = wait_for(status->command_id(), request.wait_ms());
-    if (!waited) return to_status(waited.error());
+    if (!waited) return failed(name, *who, waited.error());
     *response = std::move(*waited);
   } else {
     *response = std::move(*status);
@@ -167,20 +176,20 @@ grpc::Status OperatorServiceImpl::SetMode(grpc::ServerContext* context, const v1
   if (!who) return to_status(who.error());
   const v1::Mode mode = request->mode();
   if (mode != v1::MODE_OBSERVE && mode != v1::MODE_POLICY)
-    return {grpc::StatusCode::INVALID_ARGUMENT, "mode must be observe or policy"};
+    return failed("SetMode", *who, Error{EINVAL, "mode must be observe or policy"});
   auto fleet = store_.fleet_mode();
-  if (!fleet) return to_status(fleet.error());
+  if (!fleet) return failed("SetMode", *who, fleet.error());
   std::vector<std::string> targets;
   if (request->target_case() == v1::SetModeRequest::kAll && request->all()) {
     auto agents = store_.list_agents();
-    if (!agents) return to_status(agents.error());
+    if (!agents) return failed("SetMode", *who, agents.error());
     // The kill switch is stored before any command goes out, so an agent connecting meanwhile
     // already gets it in its Welcome.
     const v1::Mode new_fleet = mode == v1::MODE_OBSERVE ? v1::MODE_OBSERVE : v1::MODE_UNSPECIFIED;
-    if (auto ok = store_.set_fleet_mode(new_fleet); !ok) return to_status(ok.error());
+    if (auto ok = store_.set_fleet_mode(new_fleet); !ok) return failed("SetMode", *who, ok.error());
     *fleet = new_fleet;
     for (const auto& agent : *agents) {
-      if (auto ok = store_.set_required_mode(agent.agent_id(), mode); !ok) return to_status(ok.error());
+      if (auto ok = store_.set_required_mode(agent.agent_id(), mode); !ok) return failed("SetMode", *who, ok.error());
       targets.push_back(agent.agent_id());
     }
     spdlog::warn("fleet mode set to {} by {} ({} known agent(s)): {}", mode == v1::MODE_OBSERVE ? "observe" : "policy",
@@ -188,12 +197,13 @@ grpc::Status OperatorServiceImpl::SetMode(grpc::ServerContext* context, const v1
                  mode == v1::MODE_OBSERVE ? "kill switch ON, no automated containment anywhere" : "kill switch off");
   } else if (request->target_case() == v1::SetModeRequest::kAgentId && !request->agent_id().empty()) {
     if (mode == v1::MODE_POLICY && *fleet == v1::MODE_OBSERVE)
-      return {grpc::StatusCode::FAILED_PRECONDITION,
-              "the fleet kill switch is on (observe for every agent): turn it off with `mode policy --all` first"};
-    if (auto ok = store_.set_required_mode(request->agent_id(), mode); !ok) return to_status(ok.error());
+      return failed("SetMode", *who,
+                    Error{ENOTSUP, "the fleet kill switch is on (observe for every agent): turn it off with `mode "
+                                   "policy --all` first"});
+    if (auto ok = store_.set_required_mode(request->agent_id(), mode); !ok) return failed("SetMode", *who, ok.error());
     targets.push_back(request->agent_id());
   } else {
-    return {grpc::StatusCode::INVALID_ARGUMENT, "name one agent (--agent ID) or the whole fleet (--all)"};
+    return failed("SetMode", *who, Error{EINVAL, "name one agent (--agent ID) or the whole fleet (--all)"});
   }
   response->set_fleet_mode(*fleet);
   for (const auto& agent_id : targets) {
@@ -202,7 +212,7 @@ grpc::Status OperatorServiceImpl::SetMode(grpc::ServerContext* context, const v1
     command.mutable_set_mode()->set_mode(mode);
     command.mutable_set_mode()->set_fleet_wide(request->target_case() == v1::SetModeRequest::kAll);
     auto status = issue(agent_id, std::move(command));
-    if (!status) return to_status(status.error());
+    if (!status) return failed("SetMode", *who, status.error());
     *response->add_commands() = std::move(*status);
   }
   return grpc::Status::OK;
@@ -210,10 +220,11 @@ grpc::Status OperatorServiceImpl::SetMode(grpc::ServerContext* context, const v1
 
 grpc::Status OperatorServiceImpl::GetCommand(grpc::ServerContext* context, const v1::GetCommandRequest* request,
                                              v1::CommandStatus* response) {
-  if (auto who = operator_identity(context, insecure_, "GetCommand"); !who) return to_status(who.error());
+  auto who = operator_identity(context, insecure_, "GetCommand");
+  if (!who) return to_status(who.error());
   auto status = request->wait_ms() > 0 ? wait_for(request->command_id(), request->wait_ms())
                                        : store_.get_command(request->command_id());
-  if (!status) return to_status(status.error());
+  if (!status) return failed("GetCommand", *who, status.error());
   *response = std::move(*status);
   return grpc::Status::OK;
 }
