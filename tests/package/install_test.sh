@@ -17,12 +17,12 @@ release=$4
 next_release=$((release + 1))
 packages=$build/packages
 deb=$packages/nhiguard-agent_${version}-${release}_amd64.deb
-cache=$build/package-test
-base=$cache/bookworm-base.tar
-mirror=${NHIGUARD_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+base=$build/package-test/bookworm-base.tar
 work=$(mktemp -d /var/tmp/nhiguard-pkgtest.XXXXXX)
 root=$work/root
 failures=0
+# shellcheck source=common.sh
+source "$(dirname "$0")/common.sh"
 
 cleanup() {
   for m in "$root/sys/fs/bpf" "$root/proc"; do
@@ -32,14 +32,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-check() {  # check DESCRIPTION COMMAND...
-  local what=$1; shift
-  if "$@" > "$work/check.out" 2>&1; then
-    echo "ok   - $what"
-  else
-    echo "FAIL - $what"; sed 's/^/       /' "$work/check.out" | head -20; failures=$((failures + 1))
-  fi
-}
 in_root() { chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive LC_ALL=C "$@"; }
 same_lines() {  # same_lines FILE_A FILE_B: equal as sorted sets, differences shown
   diff <(sort -u "$1") <(sort -u "$2")
@@ -56,14 +48,7 @@ deb_next=$work/next/nhiguard-agent_${version}-${next_release}_amd64.deb
 check "cpack builds the next revision ${version}-${next_release}" test -f "$deb_next"
 
 # --- a fresh Debian 12 root
-mkdir -p "$cache"
-if [ ! -f "$base" ] || [ -n "$(find "$base" -mtime +7)" ]; then
-  echo "# debootstrap bookworm (minbase + systemd) from $mirror"
-  debootstrap --variant=minbase --include=systemd bookworm "$work/base" "$mirror" > "$work/debootstrap.log" 2>&1 ||
-    { tail -20 "$work/debootstrap.log"; exit 1; }
-  tar -C "$work/base" -cf "$base.tmp" . && mv "$base.tmp" "$base"
-  rm -rf --one-file-system "$work/base"
-fi
+ensure_debian_base "$base"
 mkdir -p "$root"
 tar -C "$root" -xf "$base"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
@@ -72,9 +57,8 @@ mkdir -p "$root/sys/fs/bpf"
 mount -t bpf bpf "$root/sys/fs/bpf"   # a new bpffs instance, private to this root
 cp "$deb" "$deb_next" "$root/tmp/"
 
-depends=$(dpkg-deb -f "$deb" Depends)
-echo "# Depends: $depends"
-dep_names=$(tr ',' '\n' <<< "$depends" | sed -E 's/\(.*\)//; s/\|.*//; s/[[:space:]]//g' | grep -v '^$')
+echo "# Depends: $(dpkg-deb -f "$deb" Depends)"
+dep_names=$(package_dependencies "$deb")
 in_root apt-get update -qq > "$work/apt.log" 2>&1 &&
   in_root apt-get install -y -qq --no-install-recommends $dep_names >> "$work/apt.log" 2>&1 ||
   { tail -20 "$work/apt.log"; exit 1; }

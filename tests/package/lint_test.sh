@@ -12,6 +12,8 @@ packages=$build/packages
 work=$(mktemp -d /tmp/nhiguard-pkglint.XXXXXX)
 trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$work"' EXIT
 failures=0
+# shellcheck source=common.sh
+source "$(dirname "$0")/common.sh"
 
 # Justified in README; anything else fails the test.
 allowed_lintian=(
@@ -24,14 +26,6 @@ allowed_rpmlint=(
   no-manual-page-for-binary       # rpmlint 2.4.0 bug: it records man sections, not page names; both pages ship
 )
 
-check() {  # check DESCRIPTION COMMAND...
-  local what=$1; shift
-  if "$@" > "$work/check.out" 2>&1; then
-    echo "ok   - $what"
-  else
-    echo "FAIL - $what"; sed 's/^/       /' "$work/check.out" | head -30; failures=$((failures + 1))
-  fi
-}
 
 no_output() {  # no_output COMMAND...: succeeds when COMMAND prints nothing; shows what it printed
   local out

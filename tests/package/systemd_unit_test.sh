@@ -16,7 +16,6 @@ version=$3
 release=$4
 deb=$build/packages/nhiguard-agent_${version}-${release}_amd64.deb
 base=$build/package-test/bookworm-base.tar
-mirror=${NHIGUARD_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 work=$(mktemp -d /var/tmp/nhiguard-pkgunit.XXXXXX)
 root=$work/root
 bpffs=$work/bpffs
@@ -24,6 +23,8 @@ cg_root=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
 cg_test=$cg_root/nhiguard-pkgunit-$$
 nspawn_pid=
 failures=0
+# shellcheck source=common.sh
+source "$(dirname "$0")/common.sh"
 
 cleanup() {
   if [ -n "$nspawn_pid" ] && kill -0 "$nspawn_pid" 2>/dev/null; then
@@ -43,26 +44,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-check() {  # check DESCRIPTION COMMAND...
-  local what=$1; shift
-  if "$@" > "$work/check.out" 2>&1; then
-    echo "ok   - $what"
-  else
-    echo "FAIL - $what"; sed 's/^/       /' "$work/check.out" | head -20; failures=$((failures + 1))
-  fi
-}
 in_root() { chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive LC_ALL=C "$@"; }
 # Runs a shell command inside the booted container (all its namespaces).
 inside() { nsenter -t "$leader" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C sh -c "$1"; }
 
 [ -f "$deb" ] || { echo "FAIL - $deb is missing (cmake --build $build --target package)"; exit 1; }
-if [ ! -f "$base" ]; then
-  mkdir -p "$(dirname "$base")"
-  debootstrap --variant=minbase --include=systemd bookworm "$work/base" "$mirror" > "$work/debootstrap.log" 2>&1 ||
-    { tail -20 "$work/debootstrap.log"; exit 1; }
-  tar -C "$work/base" -cf "$base.tmp" . && mv "$base.tmp" "$base"
-  rm -rf --one-file-system "$work/base"
-fi
+ensure_debian_base "$base"
 
 # --- the root: the package and its Depends, a service user with a credential in a 0700 home
 mkdir -p "$root"
@@ -72,8 +59,7 @@ cp /etc/resolv.conf "$root/etc/resolv.conf"
 collector_deb=$build/packages/nhiguard-collector_${version}-${release}_amd64.deb
 debs=("$deb"); [ -f "$collector_deb" ] && debs+=("$collector_deb")
 cp "${debs[@]}" "$root/tmp/"
-dep_names=$(for d in "${debs[@]}"; do dpkg-deb -f "$d" Depends; echo ,; done |
-            tr ',' '\n' | sed -E 's/\(.*\)//; s/\|.*//; s/[[:space:]]//g' | grep -v '^$' | sort -u)
+dep_names=$(package_dependencies "${debs[@]}")
 { in_root apt-get update -qq && in_root apt-get install -y -qq --no-install-recommends $dep_names dbus &&
   for d in "${debs[@]}"; do in_root dpkg -i "/tmp/$(basename "$d")" || exit 1; done; } > "$work/install.log" 2>&1 ||
   { tail -20 "$work/install.log"; exit 1; }
