@@ -42,6 +42,10 @@ int main(int argc, char** argv) {
   app.add_option("--max-message-bytes", max_message_bytes, "largest message accepted from an agent")
       ->check(CLI::Range(1024u, 64u << 20));
   app.add_option("--max-agents", options.max_agents, "concurrent agent streams")->check(CLI::Range(1, 100000));
+  app.add_option("--retain-days", options.retain_days,
+                 "delete credential-access and egress reports older than this many days (0: keep all); "
+                 "decisions, actions, history and commands are always kept")
+      ->check(CLI::Range(0u, 36500u));
   app.add_option("--port-file", port_file, "write the port listened on to this file (useful with port 0)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));

@@ -326,14 +326,17 @@ TEST_F(CollectorStoreTest, EverythingSurvivesReopening) {
   EXPECT_EQ(hello("web-1", "ob1", 2, 0).acked_through, 2u);
 }
 
-TEST_F(CollectorStoreTest, SchemaOneIsMigratedWithItsCountsFilled) {
+TEST_F(CollectorStoreTest, SchemaOneIsMigratedToTheLatestWithItsCountsFilled) {
   hello("web-1", "ob1");
   store({event("web-1", "ob1", 1), event("web-1", "ob1", 2)});
   store_.reset();
-  // Turn the file back into schema 1 (before the per-outbox counter).
+  // Turn the file back into schema 1 (before the per-outbox counter and the retention index).
   sqlite3* raw = nullptr;
   ASSERT_EQ(sqlite3_open(path_.c_str(), &raw), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(raw, "ALTER TABLE outboxes DROP COLUMN reports_stored; PRAGMA user_version = 1;", nullptr,
+  ASSERT_EQ(sqlite3_exec(raw,
+                         "DROP INDEX reports_by_kind_received; ALTER TABLE outboxes DROP COLUMN reports_stored; "
+                         "PRAGMA user_version = 1;",
+                         nullptr,
                          nullptr, nullptr),
             SQLITE_OK)
       << sqlite3_errmsg(raw);
@@ -344,6 +347,32 @@ TEST_F(CollectorStoreTest, SchemaOneIsMigratedWithItsCountsFilled) {
   EXPECT_EQ((*agents)[0].reports_stored(), 2u);
   store({event("web-1", "ob1", 3)});
   EXPECT_EQ(store_->list_agents().value()[0].reports_stored(), 3u);
+}
+
+TEST_F(CollectorStoreTest, RetentionPrunesOldEventsOnlyAndResendsStayDuplicates) {
+  hello("web-1", "ob1");
+  auto old_event = event("web-1", "ob1", 1);
+  old_event.received_at_ns = kNow - 100;
+  store({old_event, event("web-1", "ob1", 2),
+         action_update("web-1", 3, v1::ACTION_STATE_UNSPECIFIED, v1::ACTION_STATE_ACTIVE)});
+  auto pruned = store_->prune_events(kNow - 50, 1000);
+  ASSERT_TRUE(pruned) << pruned.error().message;
+  EXPECT_EQ(*pruned, 1u);  // only the old event; the newer event and the action update stay
+  EXPECT_EQ(store_->count_reports("web-1").value(), 2u);
+  EXPECT_TRUE(store_->find_action(kHandle));
+  // A late resend of the pruned report is a duplicate: its sequence is below the watermark.
+  auto resent = store({event("web-1", "ob1", 1)});
+  EXPECT_EQ(resent.stored, 0u);
+  EXPECT_EQ(resent.duplicates, 1u);
+  EXPECT_EQ(ack_of(resent, "web-1", "ob1"), 3u);
+  EXPECT_EQ(store_->count_reports("web-1").value(), 2u);
+  // The batch limit holds.
+  auto later = event("web-1", "ob1", 4);
+  later.received_at_ns = kNow - 10;
+  auto later2 = event("web-1", "ob1", 5);
+  later2.received_at_ns = kNow - 10;
+  store({later, later2});
+  EXPECT_EQ(store_->prune_events(kNow + 1, 1).value(), 1u);
 }
 
 TEST_F(CollectorStoreTest, UnknownBodiesAreKeptWhole) {

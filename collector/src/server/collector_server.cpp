@@ -1,5 +1,7 @@
 #include "server/collector_server.h"
 
+#include <time.h>
+
 #include <cerrno>
 
 #include <fmt/format.h>
@@ -8,6 +10,7 @@
 #include <grpcpp/server_builder.h>
 #include <spdlog/spdlog.h>
 
+#include "common/clock.h"
 #include "pki/fleet_pki.h"
 #include "store/open_report_store.h"
 
@@ -62,15 +65,52 @@ Result<std::unique_ptr<CollectorServer>> CollectorServer::start(const CollectorO
                                                  "host:port)",
                                                  options.listen)});
   }
-  spdlog::info("nhiguard-collector listening on {} (port {}), {}, store {}", options.listen, self->port_,
-               options.insecure ? "PLAINTEXT (--insecure)" : "mTLS with " + options.pki_dir + "/ca.pem",
-               options.db_url);
+  spdlog::info("nhiguard-collector listening on {} (port {}), {}, store {}, events kept {}", options.listen,
+               self->port_, options.insecure ? "PLAINTEXT (--insecure)" : "mTLS with " + options.pki_dir + "/ca.pem",
+               options.db_url,
+               options.retain_days ? fmt::format("{} day(s)", options.retain_days) : std::string("forever"));
+  if (options.retain_days > 0) {
+    CollectorServer* raw = self.get();
+    self->pruner_ = std::thread([raw, days = options.retain_days] { raw->prune_loop(days); });
+  }
   return self;
+}
+
+void CollectorServer::prune_loop(uint32_t retain_days) {
+  constexpr uint32_t kChunk = 10000;
+  constexpr auto kInterval = std::chrono::minutes(10);
+  std::unique_lock lock(prune_mutex_);
+  while (!prune_stop_) {
+    lock.unlock();
+    const int64_t cutoff = static_cast<int64_t>(clock_ns(CLOCK_REALTIME)) -
+                           static_cast<int64_t>(retain_days) * 86400LL * 1'000'000'000LL;
+    uint64_t total = 0;
+    for (;;) {
+      auto pruned = store_->prune_events(cutoff, kChunk);
+      if (!pruned) {
+        spdlog::warn("retention: {}; retrying in 10 minutes", pruned.error().message);
+        break;
+      }
+      total += *pruned;
+      if (*pruned < kChunk) break;
+      std::lock_guard stopping(prune_mutex_);
+      if (prune_stop_) break;
+    }
+    if (total > 0) spdlog::info("retention: deleted {} event report(s) older than {} day(s)", total, retain_days);
+    lock.lock();
+    prune_wake_.wait_for(lock, kInterval, [&] { return prune_stop_; });
+  }
 }
 
 void CollectorServer::shutdown(std::chrono::milliseconds grace) {
   if (stopped_) return;
   stopped_ = true;
+  {
+    std::lock_guard lock(prune_mutex_);
+    prune_stop_ = true;
+  }
+  prune_wake_.notify_all();
+  if (pruner_.joinable()) pruner_.join();
   agent_service_->stop_accepting();
   // Agent streams never end on their own: cancel them so Shutdown does not wait out the grace.
   streams_.cancel_all();

@@ -5,11 +5,17 @@
 // Lifecycle: start() listens (port 0 picks a free port, see port()); shutdown() stops accepting,
 // lets in-flight calls end for up to `grace`, cancels the rest, then commits what the pipeline
 // still holds and closes the store. Not copyable; shutdown() from one thread.
+//
+// Retention (retain_days > 0): a pruner thread deletes event reports older than that at start and
+// every 10 minutes, in transactions of at most 10,000 rows so ingest is never held up for long.
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include <grpcpp/server.h>
 
@@ -27,6 +33,7 @@ struct CollectorOptions {
   bool insecure = false;
   IngestLimits limits;
   int max_agents = 1024;  // concurrent agent streams (each holds a server thread)
+  uint32_t retain_days = 0;  // delete event reports older than this (0: keep everything); see prune_events
 };
 
 class CollectorServer {
@@ -40,6 +47,7 @@ class CollectorServer {
 
  private:
   CollectorServer() = default;
+  void prune_loop(uint32_t retain_days);
 
   std::unique_ptr<ReportStore> store_;
   CommandWaiters waiters_;
@@ -50,6 +58,10 @@ class CollectorServer {
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   bool stopped_ = false;
+  std::mutex prune_mutex_;
+  std::condition_variable prune_wake_;
+  bool prune_stop_ = false;
+  std::thread pruner_;
 };
 
 }  // namespace nhiguard::collector

@@ -111,8 +111,15 @@ class ReportStore {
   // The action with this handle (with history and commands); ENOENT when no agent reported it,
   // ENOTSUP when more than one agent did (see the SQLite store: never guess where a command goes).
   virtual Result<v1::StoredAction> find_action(std::string_view handle) = 0;
-  // Reports stored for the agent (every outbox), for checks and the benchmark.
+  // Report rows kept for the agent (every outbox), for checks and the benchmark.
   virtual Result<uint64_t> count_reports(std::string_view agent_id) = 0;
+
+  // Retention: deletes up to `max_rows` event reports (credential_access, egress) received before
+  // `received_before_ns`, oldest first, in one transaction; returns how many. Decisions, action
+  // updates, command results, drops, alerts, actions, history and commands are never pruned (the
+  // audit trail), and acks stay correct: a pruned sequence is below its outbox's watermark, and
+  // anything at or below the watermark is a duplicate however often it is resent.
+  virtual Result<uint64_t> prune_events(int64_t received_before_ns, uint32_t max_rows) = 0;
 };
 
 }  // namespace nhiguard::collector

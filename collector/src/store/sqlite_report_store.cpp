@@ -123,6 +123,10 @@ ALTER TABLE outboxes ADD COLUMN reports_stored INTEGER NOT NULL DEFAULT 0;
 UPDATE outboxes SET reports_stored =
   (SELECT COUNT(*) FROM reports r WHERE r.agent_id = outboxes.agent_id AND r.outbox_id = outboxes.outbox_id);
 )sql"},
+    // Retention (prune_events) deletes old event reports by kind and age.
+    {3, R"sql(
+CREATE INDEX reports_by_kind_received ON reports(kind, received_at_ns);
+)sql"},
 };
 static_assert(kMigrations[std::size(kMigrations) - 1].version == SqliteReportStore::kSchemaVersion);
 
@@ -399,10 +403,38 @@ ON CONFLICT (agent_id, handle) DO UPDATE SET action = ?3, state = ?4, created_at
     if (auto ok = checked(db_, *stmt, what); !ok) return fail(std::move(ok.error()));
   }
 
-  std::map<std::pair<std::string, std::string>, uint64_t> stored_per_outbox;  // every outbox of the batch
+  Statement read(db_, "SELECT acked_through FROM outboxes WHERE agent_id = ?1 AND outbox_id = ?2");
+  Statement write(db_,
+                  "UPDATE outboxes SET acked_through = ?3, reports_stored = reports_stored + ?4 "
+                  "WHERE agent_id = ?1 AND outbox_id = ?2");
+  for (Statement* stmt : {&read, &write}) {
+    if (auto ok = checked(db_, *stmt, what); !ok) return fail(std::move(ok.error()));
+  }
+  struct OutboxState {
+    uint64_t acked_before = 0;  // the watermark when this batch began
+    uint64_t stored = 0;        // new reports in this batch
+  };
+  std::map<std::pair<std::string, std::string>, OutboxState> outboxes;  // every outbox of the batch
   for (const IngestRecord& r : records) {
     const v1::Report& report = r.report;
-    uint64_t& stored_here = stored_per_outbox[{r.agent_id, r.outbox_id}];
+    auto [slot, first_seen] = outboxes.try_emplace({r.agent_id, r.outbox_id});
+    OutboxState& outbox = slot->second;
+    if (first_seen) {
+      read.reset();
+      read.bind(1, r.agent_id);
+      read.bind(2, r.outbox_id);
+      const int rc = read.step();
+      if (rc == SQLITE_DONE)
+        return fail(Error{ENOENT, fmt::format("{}: agent {} outbox {} has no session", what, r.agent_id, r.outbox_id)});
+      if (rc != SQLITE_ROW) return fail(sqlite_error(db_, rc, what));
+      outbox.acked_before = static_cast<uint64_t>(read.int_at(0));
+    }
+    // At or below the watermark: stored (or accounted for) before, whether or not its row is still
+    // kept (old events may be pruned): a late resend is a duplicate, never a new report.
+    if (report.sequence() <= outbox.acked_before) {
+      ++outcome.duplicates;
+      continue;
+    }
     insert.reset();
     insert.bind(1, r.agent_id);
     insert.bind(2, r.outbox_id);
@@ -418,7 +450,7 @@ ON CONFLICT (agent_id, handle) DO UPDATE SET action = ?3, state = ?4, created_at
       continue;
     }
     ++outcome.stored;
-    ++stored_here;
+    ++outbox.stored;
 
     switch (report.body_case()) {
       case v1::Report::kDecision: {
@@ -490,22 +522,9 @@ ON CONFLICT (agent_id, handle) DO UPDATE SET action = ?3, state = ?4, created_at
     }
   }
 
-  Statement read(db_, "SELECT acked_through FROM outboxes WHERE agent_id = ?1 AND outbox_id = ?2");
-  Statement write(db_,
-                  "UPDATE outboxes SET acked_through = ?3, reports_stored = reports_stored + ?4 "
-                  "WHERE agent_id = ?1 AND outbox_id = ?2");
-  for (Statement* stmt : {&read, &write}) {
-    if (auto ok = checked(db_, *stmt, what); !ok) return fail(std::move(ok.error()));
-  }
-  for (const auto& [key, stored_here] : stored_per_outbox) {
-    read.reset();
-    read.bind(1, key.first);
-    read.bind(2, key.second);
-    const int rc = read.step();
-    if (rc == SQLITE_DONE)
-      return fail(Error{ENOENT, fmt::format("{}: agent {} outbox {} has no session", what, key.first, key.second)});
-    if (rc != SQLITE_ROW) return fail(sqlite_error(db_, rc, what));
-    const auto before = static_cast<uint64_t>(read.int_at(0));
+  for (const auto& [key, outbox] : outboxes) {
+    const uint64_t before = outbox.acked_before;
+    const uint64_t stored_here = outbox.stored;
     auto after = advance_watermark(db_, key.first, key.second, before);
     if (!after) return fail(std::move(after.error()));
     if (*after != before || stored_here != 0) {
@@ -793,6 +812,21 @@ Result<v1::StoredAction> SqliteReportStore::find_action(std::string_view handle)
   *a.mutable_action() = std::move(*body);
   if (auto ok = fill_action_details(db_, a, true); !ok) return fail(std::move(ok.error()));
   return a;
+}
+
+Result<uint64_t> SqliteReportStore::prune_events(int64_t received_before_ns, uint32_t max_rows) {
+  std::lock_guard lock(mutex_);
+  const char* what = "prune old events";
+  Statement prune(db_, R"sql(
+DELETE FROM reports WHERE (agent_id, outbox_id, sequence) IN (
+  SELECT agent_id, outbox_id, sequence FROM reports
+  WHERE kind IN ('credential_access', 'egress') AND received_at_ns < ?1
+  ORDER BY received_at_ns LIMIT ?2))sql");
+  if (auto ok = checked(db_, prune, what); !ok) return fail(std::move(ok.error()));
+  prune.bind(1, received_before_ns);
+  prune.bind(2, static_cast<int64_t>(max_rows));
+  if (auto ok = run(db_, prune, what); !ok) return fail(std::move(ok.error()));
+  return static_cast<uint64_t>(sqlite3_changes(db_));
 }
 
 Result<uint64_t> SqliteReportStore::count_reports(std::string_view agent_id) {

@@ -22,7 +22,7 @@ namespace nhiguard::collector {
 
 class SqliteReportStore final : public ReportStore {
  public:
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   static Result<std::unique_ptr<SqliteReportStore>> open(const std::string& path);
   ~SqliteReportStore() override;
@@ -43,6 +43,7 @@ class SqliteReportStore final : public ReportStore {
   Result<std::vector<v1::StoredAction>> list_actions(const ActionQuery& query) override;
   Result<v1::StoredAction> find_action(std::string_view handle) override;
   Result<uint64_t> count_reports(std::string_view agent_id) override;
+  Result<uint64_t> prune_events(int64_t received_before_ns, uint32_t max_rows) override;
 
   const std::string& path() const { return path_; }
 
