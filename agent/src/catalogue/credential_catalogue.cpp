@@ -192,6 +192,12 @@ Result<void> validate_entry(const CatalogueEntry& e) {
 
 }  // namespace
 
+std::string catalogue_pattern(std::string_view written, bool is_glob) {
+  if (is_glob) return std::string(written);
+  if (written.starts_with("~/")) return "~" + escape_glob(written.substr(1));
+  return escape_glob(written);
+}
+
 std::string escape_glob(std::string_view literal) {
   std::string out;
   out.reserve(literal.size());

@@ -70,6 +70,10 @@ struct CatalogueEntry {
 // Escapes glob(3)/fnmatch(3) metacharacters (* ? [ ] \) so a literal path can be used as a pattern.
 std::string escape_glob(std::string_view literal);
 
+// The catalogue pattern of a path or glob as written in agent.yaml or a policy: a glob is kept as
+// written; a literal path has its metacharacters escaped ("~/" kept as the home marker).
+std::string catalogue_pattern(std::string_view written, bool is_glob);
+
 // The kernel's encoding of a device number, (major << 20) | minor: what BPF programs read from
 // sb->s_dev. glibc's st_dev uses a different layout (see kernel_dev in the .cpp).
 uint64_t kernel_dev(dev_t user_dev);

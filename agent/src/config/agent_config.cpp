@@ -17,57 +17,12 @@
 
 #include "catalogue/credential_catalogue.h"
 #include "config/duration.h"
+#include "config/yaml_schema.h"
 
 namespace nhiguard::config {
 namespace {
 
 using catalogue::CredentialClass;
-
-std::string describe(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Null: return "null";
-    case YAML::NodeType::Scalar: return fmt::format("'{}'", node.Scalar());
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a mapping";
-    default: return "nothing";
-  }
-}
-
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
-std::string join_field(std::string_view parent, std::string_view key) {
-  return parent.empty() ? std::string(key) : fmt::format("{}.{}", parent, key);
-}
-
-std::string strip_trailing_slashes(std::string path) {
-  while (path.size() > 1 && path.back() == '/') path.pop_back();
-  return path;
-}
-
-bool has_dotdot_component(std::string_view path) {
-  std::size_t start = 0;
-  while (start <= path.size()) {
-    const std::size_t slash = path.find('/', start);
-    const std::size_t end = slash == std::string_view::npos ? path.size() : slash;
-    if (path.substr(start, end - start) == "..") return true;
-    if (slash == std::string_view::npos) break;
-    start = slash + 1;
-  }
-  return false;
-}
 
 // Byte sizes: a plain number of bytes, or a number with a binary suffix (K/KiB, M/MiB, G/GiB).
 std::optional<uint64_t> parse_size(std::string_view text) {
@@ -137,9 +92,9 @@ std::string default_hostname() {
 }
 
 // Walks the document with a fixed schema, collecting every error instead of stopping at one.
-class Parser {
+class Parser : public YamlSchemaReader {
  public:
-  explicit Parser(std::string_view source) : source_(source) {}
+  explicit Parser(std::string_view source) : YamlSchemaReader(source) {}
 
   ConfigParse parse(const YAML::Node& root) {
     ConfigParse out;
@@ -212,10 +167,7 @@ class Parser {
     }
     if (out.config.hostname.empty()) out.config.hostname = default_hostname();
     if (!event_log_path_set) out.config.event_log.path = out.config.state_dir + "/events.jsonl";
-    out.errors = std::move(errors_);
-    std::stable_sort(out.errors.begin(), out.errors.end(), [](const ConfigError& a, const ConfigError& b) {
-      return std::tie(a.line, a.column) < std::tie(b.line, b.column);
-    });
+    out.errors = take_errors();
     return out;
   }
 
@@ -224,94 +176,9 @@ class Parser {
       "policy_dir", "state_dir", "control_socket", "mode",        "trust_domain",   "hostname",
       "collector",  "event_log", "bpf",            "credentials", "rescan_interval"};
 
-  using KeyHandler = std::function<void(const std::string& key, const YAML::Node& value, const std::string& field)>;
-
-  void error(const YAML::Mark& mark, std::string field, std::string message) {
-    // yaml-cpp marks are 0-based and -1 when the node has no position.
-    errors_.push_back(ConfigError{std::string(source_), mark.line >= 0 ? mark.line + 1 : 0,
-                                  mark.column >= 0 ? mark.column + 1 : 0, std::move(field), std::move(message)});
-  }
-  void error(const YAML::Node& at, std::string field, std::string message) {
-    // An empty value ("mode:") is a null node whose mark points past it, often at the next line;
-    // the key it belongs to is where the reader should look.
-    const bool use_key = (at.IsNull() || at.Mark().line < 0) && key_mark_.line >= 0;
-    error(use_key ? key_mark_ : at.Mark(), std::move(field), std::move(message));
-  }
-
   template <typename T>
   static void assign(T& target, std::optional<T> value) {
     if (value) target = std::move(*value);
-  }
-
-  // Calls handle for every known key of a mapping; reports unknown, duplicate and non-scalar keys.
-  template <std::size_t N>
-  void for_each_key(const YAML::Node& map, std::string_view parent, const std::array<std::string_view, N>& allowed,
-                    const KeyHandler& handle) {
-    std::set<std::string> seen;
-    for (auto it = map.begin(); it != map.end(); ++it) {
-      // Copies, not references: yaml-cpp's iterator hands out a temporary pair.
-      const YAML::Node key_node = it->first;
-      const YAML::Node value = it->second;
-      if (!key_node.IsScalar()) {
-        error(key_node, std::string(parent), fmt::format("keys must be plain names, got {}", describe(key_node)));
-        continue;
-      }
-      const std::string key = key_node.Scalar();
-      const std::string field = join_field(parent, key);
-      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
-        std::string message = "unknown key";
-        std::size_t best = 3;
-        for (const std::string_view candidate : allowed) {
-          const std::size_t distance = edit_distance(key, candidate);
-          if (distance < best) {
-            best = distance;
-            message = fmt::format("unknown key (did you mean '{}'?)", candidate);
-          }
-        }
-        error(key_node, field, message);
-        continue;
-      }
-      if (!seen.insert(key).second) {
-        error(key_node, field, "duplicate key");
-        continue;
-      }
-      const YAML::Mark outer = std::exchange(key_mark_, key_node.Mark());
-      handle(key, value, field);
-      key_mark_ = outer;
-    }
-  }
-
-  bool expect_map(const YAML::Node& node, const std::string& field) {
-    if (node.IsMap()) return true;
-    error(node, field, fmt::format("expected a mapping, got {}", describe(node)));
-    return false;
-  }
-
-  std::optional<std::string> string_value(const YAML::Node& node, const std::string& field) {
-    if (!node.IsScalar()) {
-      error(node, field, fmt::format("expected a string, got {}", describe(node)));
-      return std::nullopt;
-    }
-    return node.Scalar();
-  }
-
-  std::optional<std::string> absolute_path(const YAML::Node& node, const std::string& field) {
-    auto path = string_value(node, field);
-    if (!path) return std::nullopt;
-    if (path->empty() || path->front() != '/') {
-      error(node, field, fmt::format("expected an absolute path, got '{}'", *path));
-      return std::nullopt;
-    }
-    return strip_trailing_slashes(std::move(*path));
-  }
-
-  std::optional<bool> bool_value(const YAML::Node& node, const std::string& field) {
-    bool value = false;
-    if (!node.IsScalar() || !YAML::convert<bool>::decode(node, value)) {
-      error(node, field, fmt::format("expected true or false, got {}", describe(node)));
-      return std::nullopt;
-    }
-    return value;
   }
 
   std::optional<uint64_t> size_value(const YAML::Node& node, const std::string& field) {
@@ -322,29 +189,6 @@ class Parser {
             fmt::format("expected a size in bytes (e.g. 8388608, 8MiB, 512KiB), got {}", describe(node)));
     }
     return value;
-  }
-
-  std::optional<uint64_t> count_value(const YAML::Node& node, const std::string& field) {
-    const bool digits_only = node.IsScalar() && !node.Scalar().empty() && node.Scalar().size() <= 9 &&
-                             node.Scalar().find_first_not_of("0123456789") == std::string::npos;
-    if (!digits_only) {
-      error(node, field, fmt::format("expected a whole number, got {}", describe(node)));
-      return std::nullopt;
-    }
-    return std::stoull(node.Scalar());
-  }
-
-  std::optional<std::chrono::milliseconds> duration_value(const YAML::Node& node, const std::string& field) {
-    if (!node.IsScalar()) {
-      error(node, field, fmt::format("expected a duration (e.g. 30s, 5m, 1h), got {}", describe(node)));
-      return std::nullopt;
-    }
-    auto parsed = parse_duration(node.Scalar());
-    if (!parsed) {
-      error(node, field, parsed.error().message);
-      return std::nullopt;
-    }
-    return *parsed;
   }
 
   void parse_collector(const YAML::Node& node, const std::string& parent, CollectorConfig& out) {
@@ -453,30 +297,14 @@ class Parser {
       for_each_key(item, item_field, keys, [&](const std::string& key, const YAML::Node& value, const std::string& field) {
         if (key == "path" || key == "glob") {
           ++patterns;
-          auto text = string_value(value, field);
+          auto text = credential_pattern(value, field);
           if (!text) {
-            valid = false;
-            return;
-          }
-          if (text->empty() || (text->front() != '/' && !text->starts_with("~/"))) {
-            error(value, field, fmt::format("expected an absolute path or one starting with ~/, got '{}'", *text));
-            valid = false;
-            return;
-          }
-          if (has_dotdot_component(*text)) {
-            error(value, field, "must not contain '..'");
             valid = false;
             return;
           }
           credential.is_glob = key == "glob";
           credential.written = *text;
-          if (credential.is_glob) {
-            credential.pattern = *text;
-          } else if (text->starts_with("~/")) {
-            credential.pattern = "~" + catalogue::escape_glob(text->substr(1));
-          } else {
-            credential.pattern = catalogue::escape_glob(*text);
-          }
+          credential.pattern = catalogue::catalogue_pattern(*text, credential.is_glob);
         } else if (key == "class") {
           auto text = string_value(value, field);
           if (!text) {
@@ -511,9 +339,6 @@ class Parser {
     }
   }
 
-  std::string_view source_;
-  std::vector<ConfigError> errors_;
-  YAML::Mark key_mark_ = YAML::Mark::null_mark();  // the key whose value is being parsed
 };
 
 }  // namespace
@@ -526,66 +351,21 @@ std::string_view to_string(AgentMode mode) {
   return "unknown";
 }
 
-std::string ConfigError::to_string() const {
-  std::string out = source;
-  if (line > 0) out += fmt::format(":{}:{}", line, column);
-  out += ": ";
-  if (!field.empty()) out += field + ": ";
-  out += message;
-  return out;
-}
-
 ConfigParse parse_agent_config_collecting(std::string_view yaml, std::string_view source_name) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(yaml));
-  } catch (const YAML::ParserException& e) {
+  auto root = load_yaml(yaml, source_name);
+  if (!root) {
     ConfigParse out;
-    out.errors.push_back(ConfigError{std::string(source_name), e.mark.line >= 0 ? e.mark.line + 1 : 0,
-                                     e.mark.column >= 0 ? e.mark.column + 1 : 0, "",
-                                     "invalid YAML: " + e.msg});
-    return out;
-  } catch (const YAML::Exception& e) {
-    ConfigParse out;
-    out.errors.push_back(ConfigError{std::string(source_name), 0, 0, "", std::string("invalid YAML: ") + e.what()});
+    out.errors.push_back(std::move(root.error()));
     return out;
   }
-  return Parser(source_name).parse(root);
+  return Parser(source_name).parse(*root);
 }
 
 namespace {
 
-// Reads the whole file, keeping errno for the message (std::ifstream would lose it).
-Result<std::string> read_file(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return fail(Error::from_current_errno("cannot read"));
-  std::string content;
-  char buffer[8192];
-  for (;;) {
-    const ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::close(fd);
-      return fail(Error::from_errno(err, "cannot read"));
-    }
-    if (n == 0) break;
-    content.append(buffer, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  return content;
-}
-
 Result<AgentConfig> fold(ConfigParse parse, std::string_view source, int code) {
   if (parse.ok()) return std::move(parse.config);
-  std::string message;
-  if (parse.errors.size() == 1) {
-    message = parse.errors.front().to_string();
-  } else {
-    message = fmt::format("{} errors in {}:", parse.errors.size(), source);
-    for (const ConfigError& e : parse.errors) message += "\n  " + e.to_string();
-  }
-  return fail(Error{code, std::move(message)});
+  return fail(Error{code, format_errors(parse.errors, source)});
 }
 
 }  // namespace
@@ -602,7 +382,7 @@ std::vector<catalogue::CatalogueEntry> catalogue_entries(const AgentConfig& conf
 }
 
 ConfigParse load_agent_config_collecting(const std::string& path) {
-  auto content = read_file(path);
+  auto content = read_text_file(path);
   if (!content) {
     ConfigParse out;
     out.errors.push_back(ConfigError{path, 0, 0, "", content.error().message});
@@ -616,7 +396,7 @@ Result<AgentConfig> parse_agent_config(std::string_view yaml, std::string_view s
 }
 
 Result<AgentConfig> load_agent_config(const std::string& path) {
-  auto content = read_file(path);
+  auto content = read_text_file(path);
   if (!content) return fail(Error{content.error().code, path + ": " + content.error().message});
   return fold(parse_agent_config_collecting(*content, path), path, EINVAL);
 }

@@ -23,6 +23,7 @@
 #include "catalogue/credential_catalogue.h"
 #include "catalogue/credential_class.h"
 #include "common/result.h"
+#include "config/yaml_schema.h"
 
 namespace nhiguard::config {
 
@@ -75,18 +76,6 @@ struct AgentConfig {
   BpfConfig bpf;
   std::vector<CredentialConfig> credentials;
   std::chrono::milliseconds rescan_interval = std::chrono::seconds(30);
-};
-
-// One problem in a config file. line and column are 1-based; 0 when unknown (e.g. unreadable file).
-struct ConfigError {
-  std::string source;
-  int line = 0;
-  int column = 0;
-  std::string field;  // "collector.address", "credentials[2].class"; "" for the whole document
-  std::string message;
-
-  // "source:line:column: field: message" (parts that are unknown are left out).
-  std::string to_string() const;
 };
 
 // The full outcome: the config (defaults where a key was missing or invalid) and every error.
