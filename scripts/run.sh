@@ -42,4 +42,10 @@ if [ ! -f "$config" ] || cmp -s "$config" "$top/packaging/agent.yaml"; then
   sed "s|^  address: \"\"|  address: \"$listen\"|" "$top/packaging/agent.yaml" > "$config.tmp"
   chmod 0600 "$config.tmp" && mv "$config.tmp" "$config"
 fi
+# The shipped policy (alert mode, canaries): policy_dir of packaging/agent.yaml. A file the operator
+# already has is kept as it is.
+mkdir -p -m 0700 /etc/nhiguard/policy.d
+for policy in "$top"/packaging/policy.d/*.yaml; do
+  [ -f "/etc/nhiguard/policy.d/$(basename "$policy")" ] || install -m 0600 "$policy" /etc/nhiguard/policy.d/
+done
 "$build/agent/nhiguard-agent" --config "$config" --events-stdout

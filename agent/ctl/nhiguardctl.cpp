@@ -7,13 +7,18 @@
 //                       [--unit NAME] [--cgroup PATH] [--pid PID] [--credential PATH]
 //                       [--to CIDR[:PORT]]... [--ttl DUR] --reason TEXT
 //   nhiguardctl rollback|approve|reject HANDLE
+//   nhiguardctl mode observe|policy                (the local agent)
+//   nhiguardctl policy check FILE...            (local: no agent, no root)
+//   nhiguardctl policy learn --for DUR          (0s stops learning)
+//   nhiguardctl policy suggest [--output FILE]
 //   nhiguardctl --collector ADDR [--pki DIR] [--insecure] agents | incidents | actions
 //               | approve|reject|rollback HANDLE [--wait DUR] | mode observe|policy --agent ID|--all
 //   nhiguardctl certs init DIR [--agent NAME]... [--collector-san NAME]... [--operator NAME]
 //
 // Exit codes (scripts depend on them): 0 ok; 1 the agent or collector answered with an error
-// (printed with its code), or the agent reported that a collector command failed; 2 usage or
-// validation error, found before anything is sent; 3 the agent or collector cannot be reached.
+// (printed with its code), the agent reported that a collector command failed, or `policy check`
+// found errors in the policy; 2 usage or validation error, found before anything is sent; 3 the
+// agent or collector cannot be reached.
 // Everything that can be checked here is checked here, with the same rules the agent applies
 // (control::validate_contain_request), so a typo never reaches the agent and the message names
 // the option the operator typed.
@@ -23,6 +28,7 @@
 #include <cstdint>
 #include <functional>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <string>
@@ -39,6 +45,7 @@
 #include "control/control_protocol.h"
 #include "ledger/ulid.h"
 #include "pki/fleet_pki.h"
+#include "policy/policy.h"
 
 namespace {
 
@@ -85,6 +92,9 @@ struct Options {
   std::vector<std::string> collector_sans;
   std::string operator_name = "operator";
   std::string hostname;
+  std::vector<std::string> policy_files;
+  std::string learn_for;
+  std::string output;
 };
 
 int usage_error(const std::string& message) {
@@ -275,6 +285,30 @@ int run(const Options& o, control::Method method, const json& params) {
       o.json_output ? print_json(list) : print_actions_table(list);
       break;
     }
+    case control::Method::learn:
+    case control::Method::set_mode:
+      o.json_output ? print_json(result) : print_status(result);
+      break;
+    case control::Method::suggest: {
+      const std::string policy = result.contains("policy") && result["policy"].is_string()
+                                     ? result["policy"].get<std::string>() : std::string();
+      if (o.output.empty() || o.output == "-") {
+        fmt::print("{}", policy);
+        break;
+      }
+      FILE* out = std::fopen(o.output.c_str(), "wx");  // never overwrite a policy file by accident
+      if (!out) {
+        fmt::print(stderr, "nhiguardctl: cannot create {}: {}\n", o.output, std::strerror(errno));
+        return kExitServerError;
+      }
+      const bool written = std::fwrite(policy.data(), 1, policy.size(), out) == policy.size();
+      if (std::fclose(out) != 0 || !written) {
+        fmt::print(stderr, "nhiguardctl: cannot write {}\n", o.output);
+        return kExitServerError;
+      }
+      fmt::print(stderr, "wrote {} (check it with: nhiguardctl policy check {})\n", o.output, o.output);
+      break;
+    }
     default: {
       json action = result.contains("action") ? result["action"] : result;
       o.json_output ? print_json(action) : fmt::print("{}\n", describe_action(action));
@@ -390,6 +424,22 @@ int run_certs_init(const Options& o) {
 
 }  // namespace
 
+// `policy check`: parse and validate, locally; every error on its own line.
+int check_policy(const Options& o) {
+  auto parsed = nhiguard::policy::load_policy_files(o.policy_files);
+  if (!parsed.ok()) {
+    for (const auto& error : parsed.errors) fmt::print(stderr, "{}\n", error.to_string());
+    fmt::print(stderr, "{} error(s) in {} file(s)\n", parsed.errors.size(), o.policy_files.size());
+    return kExitServerError;
+  }
+  const auto& p = parsed.policy;
+  fmt::print("ok: {} file(s), {} rule(s), {} credential entr{}, {} canar{}, {} identit{}, {} protected\n",
+             o.policy_files.size(), p.rules.size(), p.credentials.size(), p.credentials.size() == 1 ? "y" : "ies",
+             p.canaries.size(), p.canaries.size() == 1 ? "y" : "ies", p.identities.size(),
+             p.identities.size() == 1 ? "y" : "ies", p.protected_identities.size());
+  return kExitOk;
+}
+
 int main(int argc, char** argv) {
   Options o;
   CLI::App app{"nhiguardctl: operate the local nhiguard agent (status, actions, containment, rollback)"};
@@ -442,7 +492,9 @@ int main(int argc, char** argv) {
   incidents->add_option("--limit", o.limit, "At most this many, newest first")->capture_default_str();
   incidents->add_option("--agent", o.agent_id, "Only this agent's");
   actions->add_option("--agent", o.agent_id, "With --collector: only this agent's");
-  auto* mode = app.add_subcommand("mode", "With --collector: set observe or policy mode on one agent or the fleet");
+  auto* mode = app.add_subcommand("mode", "Set observe or policy mode on the local agent (observe: holds and "
+                                          "containments become recorded dry runs), or with --collector on one agent "
+                                          "or the fleet");
   mode->add_option("mode", o.mode, "observe (no automated containment) or policy")
       ->required()
       ->check(CLI::IsMember({"observe", "policy"}));
@@ -461,6 +513,16 @@ int main(int argc, char** argv) {
   certs_init->add_option("--operator", o.operator_name, "The operator certificate's name")->capture_default_str();
   certs_init->add_option("--hostname", o.hostname, "This host's name (default: gethostname)");
 
+  auto* policy = app.add_subcommand("policy", "Check policy files, learn, suggest a policy");
+  policy->require_subcommand(1);
+  auto* policy_check = policy->add_subcommand("check", "Validate policy files (no agent needed); every error with "
+                                                       "file, line and field");
+  policy_check->add_option("files", o.policy_files, "Policy files (YAML)")->required();
+  auto* policy_learn = policy->add_subcommand("learn", "Record who reads which credential and egresses where");
+  policy_learn->add_option("--for", o.learn_for, "How long to learn (e.g. 1h, 7d; 0s stops)")->required();
+  auto* policy_suggest = policy->add_subcommand("suggest", "Write a policy allowing exactly what was learned");
+  policy_suggest->add_option("--output", o.output, "Write to this new file instead of stdout");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -470,11 +532,14 @@ int main(int argc, char** argv) {
 
   if (certs_init->parsed()) return run_certs_init(o);
 
-  const bool needs_collector = agents->parsed() || incidents->parsed() || mode->parsed();
-  if (needs_collector && o.collector.empty()) return usage_error("agents, incidents and mode need --collector ADDR");
+  const bool needs_collector =
+      agents->parsed() || incidents->parsed() || (mode->parsed() && (mode_agent->count() > 0 || mode_all->count() > 0));
+  if (needs_collector && o.collector.empty()) {
+    return usage_error("agents, incidents and mode --agent/--all need --collector ADDR");
+  }
   if (!o.collector.empty()) {
-    if (status->parsed() || contain->parsed())
-      return usage_error("status and contain act on the local agent: drop --collector");
+    if (status->parsed() || contain->parsed() || policy->parsed())
+      return usage_error("status, contain and policy act on the local agent: drop --collector");
   } else if (actions->parsed() && !o.agent_id.empty()) {
     return usage_error("actions --agent needs --collector ADDR (the local agent lists only its own)");
   }
@@ -548,6 +613,15 @@ int main(int argc, char** argv) {
   }
 
   if (status->parsed()) return run(o, control::Method::status, nullptr);
+  if (policy_check->parsed()) return check_policy(o);
+  if (policy_suggest->parsed()) return run(o, control::Method::suggest, nullptr);
+  if (policy_learn->parsed()) {
+    auto duration = nhiguard::config::parse_duration(o.learn_for);
+    if (!duration) return usage_error(fmt::format("invalid --for '{}': {}", o.learn_for, duration_problem(duration.error())));
+    if (*duration > control::kMaxLearningPeriod) return usage_error("invalid --for: at most 30d");
+    return run(o, control::Method::learn, control::to_params(control::LearnRequest{*duration}));
+  }
+  if (mode->parsed()) return run(o, control::Method::set_mode, control::to_params(control::ModeRequest{o.mode}));
 
   if (actions->parsed()) {
     control::ActionsRequest request;
@@ -555,7 +629,7 @@ int main(int argc, char** argv) {
       auto state = nhiguard::containment::parse_action_state(o.state);
       if (!state) {
         return usage_error(fmt::format("invalid --state '{}' (expected held, active, expired, rolled_back, failed, "
-                                       "irreversible or rejected)",
+                                       "irreversible, rejected or dry_run)",
                                        o.state));
       }
       request.state = *state;

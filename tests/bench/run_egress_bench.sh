@@ -31,8 +31,10 @@ cleanup() {
 trap cleanup EXIT
 
 start_agent() {
+  mkdir -p "$tmp/policy.d"
   cat > "$tmp/agent.yaml" <<YAML
 state_dir: $tmp/state
+policy_dir: $tmp/policy.d
 control_socket: $tmp/agent.sock
 event_log:
   path: $tmp/events.jsonl

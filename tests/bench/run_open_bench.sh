@@ -126,7 +126,7 @@ trap 'exit 143' TERM
 # ---------------------------------------------------------------- fixture
 TMP=$(mktemp -d /tmp/nhg-open-bench.XXXXXX)
 HOME_DIR=$TMP/home
-mkdir -p "$HOME_DIR/.aws" "$TMP/state" "$TMP/audit"
+mkdir -p "$HOME_DIR/.aws" "$TMP/state" "$TMP/policy.d" "$TMP/audit"
 CRED=$HOME_DIR/.aws/credentials
 PLAIN=$HOME_DIR/.aws/notes.txt   # same directory, same size, a name no credential rule knows
 printf '[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n' >"$CRED"
@@ -177,9 +177,10 @@ start_b() {
   [[ -x $AGENT ]] || { REASON="agent binary not found: $AGENT"; return 1; }
   "$AGENT" --check >"$TMP/agent-check.txt" 2>&1 || { REASON="$AGENT --check failed: $(tail -n1 "$TMP/agent-check.txt")"; return 1; }
   rm -rf "$PIN_DIR" "$TMP/events.jsonl" "$TMP/state"
-  mkdir -p "$TMP/state"
+  mkdir -p "$TMP/state" "$TMP/policy.d"
   cat >"$TMP/agent.yaml" <<EOF
 state_dir: $TMP/state
+policy_dir: $TMP/policy.d
 event_log: {path: $TMP/events.jsonl, max_bytes: 0}
 bpf: {pin_dir: $PIN_DIR}
 credentials: [{path: $CRED, class: aws}]

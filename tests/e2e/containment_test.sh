@@ -6,6 +6,7 @@
 # expired; rollback restores; deny-credential kills the reader; freeze stops and thaw resumes.
 # Usage: containment_test.sh AGENT SRC_DIR
 set -euo pipefail
+source "$(dirname "$0")/support.sh"
 agent=$1
 ctl=$(dirname "$agent")/nhiguardctl
 tmp=$(mktemp -d /tmp/nhiguard-e2e-contain.XXXXXX)
@@ -25,42 +26,22 @@ failures=0
 cleanup() {
   [ -n "$agent_pid" ] && kill -9 "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null || true
   [ -n "$listener_pid" ] && kill "$listener_pid" 2>/dev/null || true
-  for cg in "$cg_top"/*/ "$cg_top"; do
-    [ -d "$cg" ] || continue
-    echo 0 > "$cg/cgroup.freeze" 2>/dev/null || true
-    [ -f "$cg/cgroup.kill" ] && echo 1 > "$cg/cgroup.kill" 2>/dev/null || true
-    for _ in $(seq 50); do rmdir "$cg" 2>/dev/null && break; sleep 0.1; done
-  done
+  remove_test_cgroups "$cg_top"
   ip netns del "$netns" 2>/dev/null || true
   ip link del "$host_if" 2>/dev/null || true
   rm -rf "$pin_dir"; [ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"
 }
 trap cleanup EXIT
 
-check() {  # check DESCRIPTION COMMAND...
-  local what=$1; shift
-  if "$@" > /dev/null 2>&1; then echo "ok   - $what"; else echo "FAIL - $what"; failures=$((failures + 1)); fi
-}
-
 # --- the remote host: a namespace, a veth pair, a TCP listener appending what it receives
-ip netns add "$netns"
-ip link add "$host_if" type veth peer name "${host_if}p"
-ip link set "${host_if}p" netns "$netns"
-ip addr add "10.202.$n.1/24" dev "$host_if"
-ip link set "$host_if" up
-ip -n "$netns" addr add "$remote/24" dev "${host_if}p"
-ip -n "$netns" link set "${host_if}p" up
-ip -n "$netns" link set lo up
-: > "$tmp/received"
-ip netns exec "$netns" socat -u "TCP-LISTEN:$port,fork,reuseaddr" "OPEN:$tmp/received,append" &
-listener_pid=$!
-for _ in $(seq 50); do ip netns exec "$netns" ss -ltn | grep -q ":$port" && break; sleep 0.1; done
+start_remote "$netns" "$host_if" "10.202.$n" "$port" "$tmp/received"
 
-mkdir -p "$tmp/home/svc/.aws" "$tmp/state"
+mkdir -p "$tmp/home/svc/.aws" "$tmp/state" "$tmp/policy.d"
 printf '[default]\naws_access_key_id = AKIAE2ECONTAIN%s\n' "$$" > "$tmp/home/svc/.aws/credentials"
 cred=$tmp/home/svc/.aws/credentials
 cat > "$tmp/agent.yaml" <<YAML
 state_dir: $tmp/state
+policy_dir: $tmp/policy.d
 control_socket: $sock
 hostname: e2e-host
 event_log:

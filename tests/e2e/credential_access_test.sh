@@ -4,6 +4,7 @@
 # credential created after start, escaping of odd path bytes, that no credential byte leaks, and
 # the agent's clear failures (bad config, not root). Usage: credential_access_test.sh AGENT SRC_DIR
 set -euo pipefail
+source "$(dirname "$0")/support.sh"
 agent=$1
 tmp=$(mktemp -d /tmp/nhiguard-e2e.XXXXXX)
 pin_dir=/sys/fs/bpf/nhiguard-e2e-$$
@@ -23,18 +24,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-check() {  # check DESCRIPTION COMMAND...
-  local what=$1; shift
-  if "$@" > /dev/null 2>&1; then echo "ok   - $what"; else echo "FAIL - $what"; failures=$((failures + 1)); fi
-}
 
 [ -n "$cg_root" ] || { echo "no cgroup2 mount"; exit 1; }
 secret="AKIAE2ETESTSECRET$$"
-mkdir -p "$tmp/home/svc/.aws" "$tmp/state"
+mkdir -p "$tmp/home/svc/.aws" "$tmp/state" "$tmp/policy.d"
 printf '[default]\naws_access_key_id = %s\naws_secret_access_key = %sVALUE\n' "$secret" "$secret" > "$tmp/home/svc/.aws/credentials"
 cred="$tmp/home/svc/.aws/credentials"
 cat > "$tmp/agent.yaml" <<YAML
 state_dir: $tmp/state
+policy_dir: $tmp/policy.d
 trust_domain: e2e.test
 hostname: e2e-host
 event_log:

@@ -25,8 +25,10 @@ check() {  # check DESCRIPTION COMMAND...
   if "$@" > /dev/null 2>&1; then echo "ok   - $what"; else echo "FAIL - $what"; failures=$((failures + 1)); fi
 }
 
+mkdir -p "$tmp/policy.d"
 cat > "$tmp/agent.yaml" <<YAML
 state_dir: $tmp/state
+policy_dir: $tmp/policy.d
 control_socket: $sock
 hostname: e2e-notify
 bpf:

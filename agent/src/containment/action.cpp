@@ -18,7 +18,7 @@ constexpr std::pair<ActionState, std::string_view> kStates[] = {
     {ActionState::held, "held"},           {ActionState::active, "active"},
     {ActionState::expired, "expired"},     {ActionState::rolled_back, "rolled_back"},
     {ActionState::failed, "failed"},       {ActionState::irreversible, "irreversible"},
-    {ActionState::rejected, "rejected"},
+    {ActionState::rejected, "rejected"},   {ActionState::dry_run, "dry_run"},
 };
 
 }  // namespace
@@ -59,7 +59,7 @@ std::optional<ActionState> parse_action_state(std::string_view text) {
 
 bool is_terminal(ActionState state) {
   return state == ActionState::expired || state == ActionState::rolled_back || state == ActionState::failed ||
-         state == ActionState::irreversible || state == ActionState::rejected;
+         state == ActionState::irreversible || state == ActionState::rejected || state == ActionState::dry_run;
 }
 
 std::string ActionTarget::describe() const {

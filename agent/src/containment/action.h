@@ -41,6 +41,7 @@ enum class ActionState : uint8_t {
   failed = 5,        // could not be applied (or its kernel state vanished): see last_error
   irreversible = 6,  // applied, and nothing can undo it (kill_process, kill_session)
   rejected = 7,      // a held action a person declined
+  dry_run = 8,       // "would have": a policy decision recorded in full, nothing applied
 };
 std::string_view to_string(ActionState state);
 std::optional<ActionState> parse_action_state(std::string_view text);

@@ -25,6 +25,7 @@ constexpr std::pair<ErrorCode, std::string_view> kErrorCodes[] = {
 constexpr std::pair<Method, std::string_view> kMethods[] = {
     {Method::status, "status"},     {Method::actions, "actions"}, {Method::contain, "contain"},
     {Method::rollback, "rollback"}, {Method::approve, "approve"}, {Method::reject, "reject"},
+    {Method::learn, "learn"},       {Method::suggest, "suggest"}, {Method::set_mode, "set_mode"},
 };
 
 std::unexpected<ProtocolError> invalid(std::string message) {
@@ -246,7 +247,7 @@ std::expected<ActionsRequest, ProtocolError> parse_actions_params(const json& ra
     auto state = containment::parse_action_state(*text);
     if (!state) {
       return invalid(fmt::format("unknown state '{}' (expected held, active, expired, rolled_back, failed, "
-                                 "irreversible or rejected)",
+                                 "irreversible, rejected or dry_run)",
                                  *text));
     }
     request.state = *state;
@@ -375,33 +376,26 @@ std::expected<Request, RequestError> parse_request(std::string_view line) {
   request.method = *method;
 
   const json params = value.contains("params") ? value.at("params") : json();
+  auto with = [&](auto parsed) -> std::expected<Request, RequestError> {
+    if (!parsed) return error(parsed.error());
+    request.params = std::move(*parsed);
+    return request;
+  };
   switch (request.method) {
-    case Method::status: {
+    case Method::status:
+    case Method::suggest: {
       auto p = params_object(params, {}, "params");
       if (!p) return error(p.error());
       request.params = std::monostate{};
       break;
     }
-    case Method::actions: {
-      auto p = parse_actions_params(params);
-      if (!p) return error(p.error());
-      request.params = std::move(*p);
-      break;
-    }
-    case Method::contain: {
-      auto p = parse_contain_params(params);
-      if (!p) return error(p.error());
-      request.params = std::move(*p);
-      break;
-    }
+    case Method::actions: return with(parse_actions_params(params));
+    case Method::contain: return with(parse_contain_params(params));
     case Method::rollback:
     case Method::approve:
-    case Method::reject: {
-      auto p = parse_handle_params(params);
-      if (!p) return error(p.error());
-      request.params = std::move(*p);
-      break;
-    }
+    case Method::reject: return with(parse_handle_params(params));
+    case Method::learn: return with(parse_learn_params(params));
+    case Method::set_mode: return with(parse_mode_params(params));
   }
   return request;
 }
@@ -430,6 +424,36 @@ json to_params(const ContainRequest& request) {
 }
 
 json to_params(const HandleRequest& request) { return {{"handle", request.handle}}; }
+
+json to_params(const LearnRequest& request) { return {{"duration", config::format_duration(request.duration)}}; }
+
+json to_params(const ModeRequest& request) { return {{"mode", request.mode}}; }
+
+std::expected<LearnRequest, ProtocolError> parse_learn_params(const json& raw) {
+  auto params = params_object(raw, {"duration"}, "params");
+  if (!params) return std::unexpected(params.error());
+  if (!params->contains("duration")) return invalid("duration is required (e.g. \"1h\"; \"0s\" stops learning)");
+  auto text = get_string(*params, "duration", "duration");
+  if (!text) return std::unexpected(text.error());
+  auto duration = config::parse_duration(*text);
+  if (!duration) return invalid("duration: " + duration.error().message);
+  if (*duration < std::chrono::milliseconds::zero() || *duration > kMaxLearningPeriod) {
+    return invalid("duration: at most 30d");
+  }
+  return LearnRequest{*duration};
+}
+
+std::expected<ModeRequest, ProtocolError> parse_mode_params(const json& raw) {
+  auto params = params_object(raw, {"mode"}, "params");
+  if (!params) return std::unexpected(params.error());
+  if (!params->contains("mode")) return invalid("mode is required (observe or policy)");
+  auto text = get_string(*params, "mode", "mode");
+  if (!text) return std::unexpected(text.error());
+  if (*text != "observe" && *text != "policy") {
+    return invalid(fmt::format("unknown mode '{}' (expected observe or policy)", *text));
+  }
+  return ModeRequest{*text};
+}
 
 json make_request(uint64_t id, Method method, json params) {
   json request = {{"id", id}, {"method", to_string(method)}};

@@ -20,6 +20,9 @@
 //   rollback  {"handle": "rb_<ULID>"}                      -> {"action": action}
 //   approve   {"handle": "rb_<ULID>"}                      -> {"action": action}
 //   reject    {"handle": "rb_<ULID>"}                      -> {"action": action}
+//   learn     {"duration": "1h"}  (0s stops learning)       -> the learning summary
+//   suggest   {}                                           -> {"policy": "<YAML>", "learning": summary}
+//   set_mode  {"mode": "observe" | "policy"}                -> {"mode": "...", "previous": "..."}
 // `action` is the contract's action object (containment::to_json). A contain target is
 // {"unit"?, "cgroup"?, "pid"?, "credential"?, "destinations"?}; which fields an action needs is
 // spelled out at validate_contain_request().
@@ -63,7 +66,7 @@ enum class ErrorCode {
   invalid_argument,  // the request is malformed or fails validation
   refused,           // not allowed: peer not permitted, protected target, safety gate
   internal,          // the agent failed; the message says how
-  unavailable,       // not possible now or not implemented yet (approve/reject before issue 4)
+  unavailable,       // not possible now, or not offered by this handler
 };
 std::string_view to_string(ErrorCode code);
 std::optional<ErrorCode> parse_error_code(std::string_view text);
@@ -80,7 +83,7 @@ struct ProtocolError {
   static ProtocolError from(const Error& error) { return {error_code_from_errno(error.code), error.message}; }
 };
 
-enum class Method { status, actions, contain, rollback, approve, reject };
+enum class Method { status, actions, contain, rollback, approve, reject, learn, suggest, set_mode };
 std::string_view to_string(Method method);
 std::optional<Method> parse_method(std::string_view text);
 
@@ -115,7 +118,19 @@ struct HandleRequest {
   std::string handle;  // "rb_" + ULID, checked with ledger::is_handle_id
 };
 
-using RequestParams = std::variant<std::monostate, ActionsRequest, ContainRequest, HandleRequest>;
+// params of "learn": how long to learn from now; zero stops a running period.
+struct LearnRequest {
+  std::chrono::milliseconds duration{0};
+};
+inline constexpr std::chrono::milliseconds kMaxLearningPeriod = std::chrono::hours(24 * 30);
+
+// params of "set_mode": the agent mode (agent.yaml `mode`), "observe" or "policy".
+struct ModeRequest {
+  std::string mode;
+};
+
+using RequestParams = std::variant<std::monostate, ActionsRequest, ContainRequest, HandleRequest, LearnRequest,
+                                   ModeRequest>;
 
 struct Request {
   uint64_t id = 0;
@@ -150,6 +165,8 @@ Result<void> validate_contain_request(const ContainRequest& request, FieldSpelli
 std::expected<ActionsRequest, ProtocolError> parse_actions_params(const nlohmann::json& params);
 std::expected<ContainRequest, ProtocolError> parse_contain_params(const nlohmann::json& params);
 std::expected<HandleRequest, ProtocolError> parse_handle_params(const nlohmann::json& params);
+std::expected<LearnRequest, ProtocolError> parse_learn_params(const nlohmann::json& params);
+std::expected<ModeRequest, ProtocolError> parse_mode_params(const nlohmann::json& params);
 
 // One request line (without its '\n') -> Request. Never throws.
 std::expected<Request, RequestError> parse_request(std::string_view line);
@@ -158,6 +175,8 @@ std::expected<Request, RequestError> parse_request(std::string_view line);
 nlohmann::json to_params(const ActionsRequest& request);
 nlohmann::json to_params(const ContainRequest& request);
 nlohmann::json to_params(const HandleRequest& request);
+nlohmann::json to_params(const LearnRequest& request);
+nlohmann::json to_params(const ModeRequest& request);
 
 // A request object {"id", "method", "params"}.
 nlohmann::json make_request(uint64_t id, Method method, nlohmann::json params);

@@ -81,17 +81,29 @@ struct ControlServer::Connection {
 };
 
 Result<containment::RollbackHandle> ControlHandler::approve(std::string_view) {
-  return fail(Error{ENOSYS, "approve is not available: held actions arrive with the policy engine"});
+  return fail(Error{ENOSYS, "approve is not offered here: this handler has no held actions"});
 }
 
 Result<containment::RollbackHandle> ControlHandler::reject(std::string_view) {
-  return fail(Error{ENOSYS, "reject is not available: held actions arrive with the policy engine"});
+  return fail(Error{ENOSYS, "reject is not offered here: this handler has no held actions"});
 }
+
+Result<json> ControlHandler::learn(std::chrono::milliseconds) {
+  return fail(Error{ENOSYS, "learn is not offered here"});
+}
+
+Result<json> ControlHandler::suggest() { return fail(Error{ENOSYS, "suggest is not offered here"}); }
+
+Result<json> ControlHandler::set_mode(std::string_view) { return fail(Error{ENOSYS, "set_mode is not offered here"}); }
 
 json dispatch_request(ControlHandler& handler, const Request& request) {
   auto action_result = [&](const Result<containment::RollbackHandle>& result) {
     if (!result) return make_error_response(request.id, handler_error(result.error()));
     return make_ok_response(request.id, {{"action", containment::to_json(*result)}});
+  };
+  auto object_result = [&](Result<json> result) {
+    if (!result) return make_error_response(request.id, handler_error(result.error()));
+    return make_ok_response(request.id, std::move(*result));
   };
   try {
     switch (request.method) {
@@ -111,6 +123,9 @@ json dispatch_request(ControlHandler& handler, const Request& request) {
       case Method::rollback: return action_result(handler.rollback(std::get<HandleRequest>(request.params).handle));
       case Method::approve: return action_result(handler.approve(std::get<HandleRequest>(request.params).handle));
       case Method::reject: return action_result(handler.reject(std::get<HandleRequest>(request.params).handle));
+      case Method::learn: return object_result(handler.learn(std::get<LearnRequest>(request.params).duration));
+      case Method::suggest: return object_result(handler.suggest());
+      case Method::set_mode: return object_result(handler.set_mode(std::get<ModeRequest>(request.params).mode));
     }
   } catch (const std::exception& e) {
     // The server thread must survive a handler bug; the client learns what happened.

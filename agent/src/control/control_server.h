@@ -56,13 +56,21 @@ class ControlHandler {
   virtual Result<containment::RollbackHandle> contain(const ContainRequest& request) = 0;
   // Undoes the action; idempotent: a terminal handle is returned as it is. ENOENT for no such handle.
   virtual Result<containment::RollbackHandle> rollback(std::string_view handle) = 0;
-  // Held actions (issue 4). Until a handler implements them they answer `unavailable`.
+  // Held actions: approve executes one, reject declines it. Handlers without held actions (and
+  // the methods below, when not offered) answer `unavailable`.
   virtual Result<containment::RollbackHandle> approve(std::string_view handle);
   virtual Result<containment::RollbackHandle> reject(std::string_view handle);
+  // Learning mode: start (or stop, with zero) a learning period; the summary object.
+  virtual Result<nlohmann::json> learn(std::chrono::milliseconds duration);
+  // The allow-list policy of what was learned: {"policy": YAML text, "learning": summary}.
+  virtual Result<nlohmann::json> suggest();
+  // The agent mode at run time ("observe" or "policy"): {"mode", "previous"}.
+  virtual Result<nlohmann::json> set_mode(std::string_view mode);
 };
 
 // One parsed request -> its response object, by calling `handler`. Results: status -> the handler's
-// object; actions -> {"actions": [...]}; contain/rollback/approve/reject -> {"action": {...}}.
+// object; actions -> {"actions": [...]}; contain/rollback/approve/reject -> {"action": {...}};
+// learn/suggest/set_mode -> the handler's object.
 nlohmann::json dispatch_request(ControlHandler& handler, const Request& request);
 
 // One request line (without '\n') -> its response object: parse_request, then dispatch_request.

@@ -13,8 +13,12 @@
 
 #include "common/clock.h"
 #include "common/filesystem.h"
+#include "config/duration.h"
+#include "daemon/canary_planter.h"
 #include "daemon/credential_access_record.h"
 #include "daemon/persisted_mode.h"
+#include "daemon/decision_record.h"
+#include "ledger/ulid.h"
 #include "events/json_escape.h"
 #include "identity/mountinfo.h"
 #include "kernel/host_prerequisites.h"
@@ -29,14 +33,71 @@ std::unexpected<StartFailure> start_failure(StartFailureKind kind, std::string m
 
 constexpr auto kHousekeepingInterval = std::chrono::seconds(5);
 constexpr auto kSweepInterval = std::chrono::seconds(1);
+// Identical triggers (same trigger, identity, credential and destination) within this period are
+// one decision: a process reading a file in a loop must not flood the log or the ledger.
+constexpr auto kTriggerQuietPeriod = std::chrono::seconds(60);
+
+policy::IdentityFacts identity_facts(const identity::ResolvedIdentity& resolved) {
+  const auto& w = resolved.workload;
+  const auto& p = resolved.process;
+  return policy::IdentityFacts{
+      .uri = w.uri,
+      .kind = std::string(identity::to_string(w.kind)),
+      .unit = !w.unit.empty() ? w.unit : (w.kind == identity::WorkloadKind::systemd_service ? w.name : ""),
+      .container_id = w.container_id,
+      .pod_uid = w.pod_uid,
+      .exe = p.exe,
+      .uid = p.uid,
+      .cgroup_path = w.cgroup_path,
+      .cgroup_id = w.cgroup_id,
+      .pid = p.pid,
+      .pid_start_ns = p.start_ns,
+      .comm = p.comm,
+  };
+}
+
+policy::CredentialFacts credential_facts(const catalogue::ResolvedCredential& credential) {
+  return {credential.credential_id, credential.path, credential.aliases, credential.credential_class};
+}
+
+std::string new_event_id() { return "ev_" + ledger::new_ulid(); }
 
 }  // namespace
 
 AgentDaemon::AgentDaemon(config::AgentConfig config) : config_(std::move(config)) {}
 AgentDaemon::~AgentDaemon() = default;
 
+std::expected<void, StartFailure> AgentDaemon::load_policy() {
+  auto parsed = policy::load_policy_dir(config_.policy_dir);
+  if (!parsed.ok()) {
+    return start_failure(StartFailureKind::configuration,
+                         "policy in " + config_.policy_dir + ": " + config::format_errors(parsed.errors, config_.policy_dir));
+  }
+  const auto& p = parsed.policy;
+  if (p.rules.empty()) {
+    spdlog::warn("policy: no rules in {} ({} file(s)): detection only, nothing is decided", config_.policy_dir,
+                 p.sources.size());
+  } else {
+    std::vector<std::string> rules;
+    for (const auto& rule : p.rules) {
+      rules.push_back(fmt::format("{} ({} {}{})", rule.name, policy::to_string(rule.trigger), policy::to_string(rule.mode),
+                                  rule.dry_run ? ", dry run" : ""));
+    }
+    spdlog::info("policy: {} file(s) from {}: rules [{}], {} credential entries, {} canaries, {} identities, {} "
+                 "protected; rate limit {} per {}",
+                 p.sources.size(), config_.policy_dir, fmt::join(rules, "; "), p.credentials.size(), p.canaries.size(),
+                 p.identities.size(), p.protected_identities.size(), p.rate_limit.max_actions,
+                 config::format_duration(p.rate_limit.window));
+  }
+  engine_ = std::make_unique<policy::DecisionEngine>(std::make_shared<const policy::Policy>(std::move(parsed.policy)));
+  mode_.store(config_.mode);
+  return {};
+}
+
 std::expected<void, StartFailure> AgentDaemon::start() {
   using enum StartFailureKind;
+  // A bad policy is a configuration error, reported before anything needs root.
+  if (auto loaded = load_policy(); !loaded) return loaded;
   auto privileges = kernel::check_privileges();
   if (!privileges.ok()) {
     return start_failure(prerequisites, fmt::format("insufficient privileges: missing {} (run as root, or grant "
@@ -63,8 +124,33 @@ std::expected<void, StartFailure> AgentDaemon::start() {
 
   if (auto made = make_directories(config_.state_dir); !made) return start_failure(runtime, made.error().message);
 
+  const policy::Policy& active_policy = engine_->policy();
+  for (const auto& canary : active_policy.canaries) {
+    if (!canary.plant) continue;
+    auto planted = plant_canary(canary.path, canary.credential_class);
+    if (!planted) {
+      spdlog::error("canary {} ({}): {}; it is watched only if it exists", canary.path, canary.origin.to_string(),
+                    planted.error().message);
+    } else if (*planted) {
+      spdlog::info("planted canary {} ({})", canary.path, catalogue::to_string(canary.credential_class));
+    }
+  }
+
   catalogue::CatalogueOptions options;
   options.entries = config::catalogue_entries(config_);
+  // The policy's own files and canaries are watched too, or their triggers could never fire.
+  for (const auto& credential : active_policy.credentials) {
+    if (credential.selector.kind == policy::CredentialSelector::Kind::catalogue) continue;
+    options.entries.push_back({.pattern = catalogue::catalogue_pattern(
+                                   credential.selector.pattern,
+                                   credential.selector.kind == policy::CredentialSelector::Kind::glob),
+                               .credential_class = credential.credential_class,
+                               .owner = credential.owner});
+  }
+  for (const auto& canary : active_policy.canaries) {
+    options.entries.push_back({.pattern = catalogue::catalogue_pattern(canary.path, false),
+                               .credential_class = canary.credential_class});
+  }
   {
     std::ifstream ids(config_.state_dir + "/credential_ids.json");
     if (ids) {
@@ -120,7 +206,19 @@ std::expected<void, StartFailure> AgentDaemon::start() {
   auto ledger = ledger::RollbackLedger::open(config_.state_dir + "/ledger.db");
   if (!ledger) return start_failure(runtime, "rollback ledger: " + ledger.error().message);
   ledger_ = std::move(*ledger);
-  auto protected_targets = containment::ProtectedTargets::from_host({});
+  // Protected identities the kernel-side checks can name (literal units, uids) also become
+  // break-glass entries, so even a manual contain refuses them.
+  containment::BreakGlass break_glass;
+  for (const auto& selector : active_policy.protected_identities) {
+    const bool single_key = !selector.container && !selector.pod && !selector.exe && !selector.uri &&
+                            (selector.unit.has_value() != selector.uid.has_value());
+    if (!single_key) continue;
+    if (selector.unit && selector.unit->find_first_of("*?[\\") == std::string::npos) {
+      break_glass.units.push_back(*selector.unit);
+    }
+    if (selector.uid) break_glass.uids.push_back(*selector.uid);
+  }
+  auto protected_targets = containment::ProtectedTargets::from_host(std::move(break_glass));
   if (!protected_targets) return start_failure(runtime, "protected targets: " + protected_targets.error().message);
   protected_ = std::make_unique<containment::ProtectedTargets>(std::move(*protected_targets));
   resolver_ = std::make_unique<containment::TargetResolver>(cgroup2_root_);
@@ -128,6 +226,14 @@ std::expected<void, StartFailure> AgentDaemon::start() {
                                                     [this](std::string_view path) { return find_credential(path); });
   executor_->reconcile();
   if (auto reporting = start_reporter(); !reporting) return reporting;
+
+  if (auto text = config::read_text_file(config_.state_dir + "/learned.json"); text) {
+    auto parsed = nlohmann::json::parse(*text, nullptr, false);
+    if (auto loaded = parsed.is_discarded() ? fail(Error{EINVAL, "not JSON"}) : learned_.load_json(parsed); !loaded) {
+      spdlog::warn("{}/learned.json is unreadable ({}); the learned set starts empty", config_.state_dir,
+                   loaded.error().message);
+    }
+  }
 
   control_ = std::make_unique<Control>(*this);
   control_server_ = std::make_unique<control::ControlServer>(
@@ -161,16 +267,14 @@ std::expected<void, StartFailure> AgentDaemon::start_reporter() {
     mode_.store(m.mode);
   }
   AgentOperations operations{
-      .approve = [](std::string_view handle, std::string_view, std::string_view) -> Result<containment::RollbackHandle> {
-        return fail(Error{ENOTSUP, fmt::format("approve {}: this agent has no policy engine to carry out held "
-                                               "actions",
-                                               handle)});
+      .approve = [this](std::string_view handle, std::string_view actor, std::string_view note) {
+        return approve(handle, actor, note);
       },
       .reject = [this](std::string_view handle, std::string_view actor, std::string_view note) {
-        return ledger_->transition(handle, containment::ActionState::rejected, actor, note);
+        return reject(handle, actor, note);
       },
       .rollback = [this](std::string_view handle, std::string_view actor, std::string_view note) {
-        return executor_->rollback(handle, actor, note);
+        return rollback(handle, actor, note);
       },
       .mode = [this] { return mode(); },
       .set_mode = [this](config::AgentMode m) { set_mode(m); },
@@ -227,10 +331,26 @@ nlohmann::json AgentDaemon::status_json() {
     std::lock_guard lock(credentials_mutex_);
     watched = credentials_by_id_.size();
   }
+  size_t held = 0;
+  if (auto listed = ledger_->list({.states = {containment::ActionState::held}}); listed) held = listed->size();
+  const auto& p = engine_->policy();
+  nlohmann::json decisions = {
+      {"observe", decisions_[1].load()}, {"alert", decisions_[2].load()},   {"hold", decisions_[3].load()},
+      {"contain", decisions_[4].load()}, {"suppressed", decisions_suppressed_.load()},
+      {"not_carried_out", decisions_failed_.load()},
+  };
   return {
       {"version", NHIGUARD_VERSION},
       {"host", config_.hostname},
       {"mode", config::to_string(mode_.load())},
+      {"policy", {{"dir", config_.policy_dir}, {"files", p.sources}, {"rules", p.rules.size()},
+                  {"credentials", p.credentials.size()}, {"canaries", p.canaries.size()},
+                  {"rate_limit", {{"max_actions", p.rate_limit.max_actions},
+                                  {"window", config::format_duration(p.rate_limit.window)},
+                                  {"recent", rate_limiter_.recent(std::chrono::steady_clock::now(), p.rate_limit.window)}}}}},
+      {"decisions", decisions},
+      {"held_actions", held},
+      {"learning", learned_.summary(static_cast<int64_t>(clock_ns(CLOCK_REALTIME)))},
       {"programs", sensor_->attached_programs()},
       {"features", features},
       {"credentials_watched", watched},
@@ -267,7 +387,80 @@ Result<containment::RollbackHandle> AgentDaemon::Control::contain(const control:
 }
 
 Result<containment::RollbackHandle> AgentDaemon::Control::rollback(std::string_view handle) {
-  return daemon_.executor_->rollback(handle, "nhiguardctl");
+  return daemon_.rollback(handle, "nhiguardctl");
+}
+
+Result<containment::RollbackHandle> AgentDaemon::Control::approve(std::string_view handle) {
+  return daemon_.approve(handle, "nhiguardctl");
+}
+
+Result<containment::RollbackHandle> AgentDaemon::Control::reject(std::string_view handle) {
+  return daemon_.reject(handle, "nhiguardctl");
+}
+
+Result<nlohmann::json> AgentDaemon::Control::learn(std::chrono::milliseconds duration) { return daemon_.learn(duration); }
+
+Result<nlohmann::json> AgentDaemon::Control::suggest() { return daemon_.suggest_policy(); }
+
+Result<nlohmann::json> AgentDaemon::Control::set_mode(std::string_view mode) {
+  const auto previous = daemon_.mode();
+  daemon_.set_mode(mode == "observe" ? config::AgentMode::observe : config::AgentMode::policy);
+  return nlohmann::json{{"mode", config::to_string(daemon_.mode())}, {"previous", config::to_string(previous)}};
+}
+
+Result<containment::RollbackHandle> AgentDaemon::approve(std::string_view handle, std::string_view actor,
+                                                     std::string_view note) {
+  return executor_->approve(handle, actor, note);
+}
+
+Result<containment::RollbackHandle> AgentDaemon::reject(std::string_view handle, std::string_view actor,
+                                                    std::string_view note) {
+  return executor_->reject(handle, actor, note);
+}
+
+Result<containment::RollbackHandle> AgentDaemon::rollback(std::string_view handle, std::string_view actor,
+                                                      std::string_view note) {
+  return executor_->rollback(handle, actor, note);
+}
+
+nlohmann::json AgentDaemon::learn(std::chrono::milliseconds duration) {
+  const int64_t now = static_cast<int64_t>(clock_ns(CLOCK_REALTIME));
+  if (duration.count() == 0) {
+    learned_.stop();
+    spdlog::info("learning stopped");
+  } else {
+    learned_.start(now, now + std::chrono::duration_cast<std::chrono::nanoseconds>(duration).count());
+    spdlog::info("learning for {}: credential readers and tainted egress are recorded for `nhiguardctl policy suggest`",
+                 config::format_duration(duration));
+  }
+  persist_learned();
+  return learned_.summary(now);
+}
+
+nlohmann::json AgentDaemon::suggest_policy() {
+  const int64_t now = static_cast<int64_t>(clock_ns(CLOCK_REALTIME));
+  auto summary = learned_.summary(now);
+  const std::string comment = fmt::format(
+      "Suggested by nhiguardctl policy suggest on {} at {}: allows exactly what was seen while learning\n"
+      "({} observation(s) since {}). Review it, then put it in the policy_dir beside the default policy.",
+      config_.hostname, format_rfc3339_ns(static_cast<uint64_t>(now)), summary["observations"].get<uint64_t>(),
+      summary["since"].is_string() ? summary["since"].get<std::string>() : "never");
+  return {{"policy", learned_.suggest_yaml(comment)}, {"learning", std::move(summary)}};
+}
+
+void AgentDaemon::persist_learned() {
+  const std::string path = config_.state_dir + "/learned.json";
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << learned_.to_json().dump();
+    if (!out) {
+      spdlog::warn("cannot write {}: what was learned lives only in memory until the next try", tmp);
+      return;
+    }
+  }
+  chmod(tmp.c_str(), 0600);
+  if (rename(tmp.c_str(), path.c_str()) != 0) spdlog::warn("rename {} -> {}: {}", tmp, path, strerror(errno));
 }
 
 Result<void> AgentDaemon::sync_catalogue(const char* why) {
@@ -403,11 +596,21 @@ void AgentDaemon::on_file_open(const events::FileOpenEvent& event) {
     emit_credential_access(event, unknown);
     return;
   }
-  emit_credential_access(event, *credential);
+  const catalogue::ResolvedCredential read = *credential;  // sync_catalogue may replace the map meanwhile
+  auto [identity, event_id] = emit_credential_access(event, read);
+  // A denied open was killed by the kernel before it read a byte: containment already holds. A
+  // write-only open (a tool storing a new credential) reads nothing.
+  if (event.denied || !event.readable()) return;
+  evaluate(policy::TriggerInput{.event = policy::TriggerInput::Event::credential_read,
+                                .event_ids = {event_id},
+                                .event_boot_ns = event.ts_ns,
+                                .identity = identity_facts(identity),
+                                .credential = credential_facts(read)},
+           identity);
 }
 
-void AgentDaemon::emit_credential_access(const events::FileOpenEvent& event,
-                                         const catalogue::ResolvedCredential& credential) {
+std::pair<identity::ResolvedIdentity, std::string> AgentDaemon::emit_credential_access(
+    const events::FileOpenEvent& event, const catalogue::ResolvedCredential& credential) {
   std::string exe_from_exec;
   std::vector<std::string> kernel_cmdline = event.cmdline;
   if (auto known = processes_.find({event.process.tgid, event.process.start_ns})) {
@@ -435,19 +638,22 @@ void AgentDaemon::emit_credential_access(const events::FileOpenEvent& event,
   }
   const uint64_t wall_ns = boot_to_wall_ns(event.ts_ns);
   auto line = build_credential_access_record(event, credential, identity, config_.hostname, wall_ns);
+  std::string event_id = new_event_id();
+  line["event_id"] = event_id;
   if (auto written = event_log_->write(line); !written) {
     spdlog::error("event log: {} (the event for pid {} and {} is lost from the file)", written.error().message,
                   event.process.tgid, credential.path);
   } else {
     ++events_written_;
   }
-  reporter_->add(reporter::credential_access_report(event, credential, identity, static_cast<int64_t>(wall_ns), ""));
+  reporter_->add(reporter::credential_access_report(event, credential, identity, static_cast<int64_t>(wall_ns), event_id));
   // The JSON line is the record; the log line repeats it for people at debug level, so a flood of
   // reads does not double the agent's work.
   spdlog::debug("credential access: {} {} ({}, id {}) by pid {} {} uid {} of {}", line["access"].get<std::string>(),
                events::escape_bytes(credential.path), catalogue::to_string(credential.credential_class),
                credential.credential_id, event.process.tgid, events::escape_bytes(identity.process.exe),
                event.process.uid, identity.workload.uri);
+  return {std::move(identity), std::move(event_id)};
 }
 
 void AgentDaemon::on_egress(const events::EgressEvent& event) {
@@ -472,17 +678,147 @@ void AgentDaemon::on_egress(const events::EgressEvent& event) {
   if (auto it = credentials_by_id_.find(event.taint_credential_id); it != credentials_by_id_.end()) taint = &it->second;
   const uint64_t wall_ns = boot_to_wall_ns(event.ts_ns);
   auto line = build_egress_record(event, taint, identity, config_.hostname, wall_ns);
+  const std::string event_id = new_event_id();
+  line["event_id"] = event_id;
   if (auto written = event_log_->write(line); !written) {
     spdlog::error("event log: {} (egress event of pid {} lost from the file)", written.error().message,
                   event.process.tgid);
   } else {
     ++events_written_;
   }
-  reporter_->add(reporter::egress_report(event, taint, identity, static_cast<int64_t>(wall_ns), ""));
+  reporter_->add(reporter::egress_report(event, taint, identity, static_cast<int64_t>(wall_ns), event_id));
   if (event.denied) {
     spdlog::info("egress denied: pid {} {} of {} to {} port {} ({}), block rule {}", event.process.tgid,
                  events::escape_bytes(identity.process.exe), identity.workload.uri, event.address_string(), event.port,
                  events::to_string(event.hook), event.rule_id);
+  }
+  if (event.denied || !taint) return;
+  policy::DestinationFacts destination{.address = event.address, .port = event.port};
+  destination.text = event.family == 10 ? fmt::format("[{}]:{}", event.address_string(), event.port)
+                                        : fmt::format("{}:{}", event.address_string(), event.port);
+  evaluate(policy::TriggerInput{.event = policy::TriggerInput::Event::tainted_egress,
+                                .event_ids = {event_id},
+                                .event_boot_ns = event.ts_ns,
+                                .identity = identity_facts(identity),
+                                .credential = credential_facts(*taint),
+                                .destination = destination},
+           identity);
+}
+
+policy::GateFacts AgentDaemon::gate_facts(const policy::TriggerInput& input) {
+  policy::GateFacts facts;
+  const auto& identity = input.identity;
+  // Only a refusal (EPERM) means protected; a vanished process or cgroup is not a protection.
+  if (!identity.cgroup_path.empty()) {
+    if (auto ok = protected_->check_cgroup(identity.cgroup_path); !ok && ok.error().code == EPERM) {
+      facts.target_protected = true;
+      facts.target_protected_reason = ok.error().message;
+    } else if (ok) {
+      auto contents = protected_->check_cgroup_contents(cgroup2_root_, identity.cgroup_path);
+      if (!contents && contents.error().code == EPERM) {
+        facts.cgroup_hosts_protected = true;
+        facts.cgroup_hosts_protected_reason = contents.error().message;
+      }
+    }
+  }
+  if (!facts.target_protected && identity.pid != 0) {
+    if (auto ok = protected_->check_process(static_cast<pid_t>(identity.pid), identity.pid_start_ns);
+        !ok && ok.error().code == EPERM) {
+      facts.target_protected = true;
+      facts.target_protected_reason = ok.error().message;
+    }
+  }
+  if (input.credential) facts.learned_readers = learned_.readers_of(*input.credential);
+  facts.recent_automated_actions =
+      rate_limiter_.recent(std::chrono::steady_clock::now(), engine_->policy().rate_limit.window);
+  facts.agent_observe_mode = mode_.load() == config::AgentMode::observe;
+  return facts;
+}
+
+void AgentDaemon::evaluate(const policy::TriggerInput& input, const identity::ResolvedIdentity& identity) {
+  const int64_t now_wall = static_cast<int64_t>(clock_ns(CLOCK_REALTIME));
+  if (input.credential) {
+    if (input.event == policy::TriggerInput::Event::credential_read) {
+      learned_.record_read(now_wall, *input.credential, input.identity);
+    } else if (input.destination) {
+      learned_.record_egress(now_wall, input.identity, *input.destination);
+    }
+  }
+  auto trigger = engine_->trigger_of(input);
+  if (!trigger) return;
+
+  const auto now = std::chrono::steady_clock::now();
+  const std::string key = fmt::format("{}|{}|{}|{}|{}", policy::to_string(*trigger), input.identity.uri,
+                                      input.identity.cgroup_id, input.credential ? input.credential->id : 0,
+                                      input.destination ? input.destination->text : "");
+  if (auto seen = recent_triggers_.find(key); seen != recent_triggers_.end() && now - seen->second < kTriggerQuietPeriod) {
+    ++decisions_suppressed_;
+    return;
+  }
+  recent_triggers_[key] = now;
+
+  auto decision = engine_->decide(input, gate_facts(input));
+  if (!decision) return;
+  carry_out(*decision, input, identity);
+}
+
+void AgentDaemon::carry_out(const policy::Decision& decision, const policy::TriggerInput& input,
+                            const identity::ResolvedIdentity& resolved) {
+  std::optional<containment::RollbackHandle> handle;
+  std::string error;
+  if (decision.outcome >= policy::Outcome::hold && decision.action) {
+    const auto& identity = input.identity;
+    ContainRequestSpec spec;
+    spec.action = *decision.action;
+    if (containment::is_reversible(spec.action)) {
+      spec.target.cgroup = identity.cgroup_path;
+      spec.ttl = decision.ttl;
+    } else {
+      spec.target.pid = static_cast<pid_t>(identity.pid);
+      spec.pid_start_ns = identity.pid_start_ns;
+    }
+    if (spec.action == containment::ActionKind::deny_credential && input.credential) {
+      spec.credential_path = input.credential->path;
+    }
+    spec.reason = decision.reason;
+    spec.rule = decision.rule;
+    spec.trigger_event_ids = input.event_ids;
+    spec.workload_uri = identity.uri;
+    Result<containment::RollbackHandle> result;
+    if (decision.dry_run) {
+      result = executor_->record_dry_run(spec, "agent");
+    } else if (decision.outcome == policy::Outcome::hold) {
+      result = executor_->hold(spec, "agent");
+    } else {
+      result = executor_->contain(spec, "agent");
+      if (result) rate_limiter_.record(std::chrono::steady_clock::now());
+    }
+    if (result) {
+      handle = std::move(*result);
+    } else {
+      error = result.error().message;
+      ++decisions_failed_;
+    }
+  }
+  ++decisions_[static_cast<int>(decision.outcome)];
+  const containment::RollbackHandle* h = handle ? &*handle : nullptr;
+  const uint64_t now_wall = clock_ns(CLOCK_REALTIME);
+  const std::string decision_id = "dc_" + ledger::new_ulid();
+  auto record = build_decision_record(decision, input, h, error, config_.hostname, now_wall);
+  record["decision_id"] = decision_id;
+  reporter_->add(reporter::decision_report(decision_to_wire(decision, input, resolved, h, decision_id, now_wall),
+                                           input.event_boot_ns));
+  if (auto written = event_log_->write(record); !written) {
+    spdlog::error("event log: {} (the decision record of rule {} is lost from the file)", written.error().message,
+                  decision.rule);
+  } else {
+    ++events_written_;
+  }
+  const std::string line = decision_log_line(decision, h, error);
+  if (!error.empty() || decision.outcome >= policy::Outcome::hold || decision.alert) {
+    spdlog::warn("{}", line);
+  } else {
+    spdlog::info("{}", line);
   }
 }
 
@@ -531,6 +867,8 @@ int AgentDaemon::run(const std::atomic<bool>& stop) {
     }
     if (now >= next_housekeeping_) {
       check_counters();
+      if (learned_.take_dirty()) persist_learned();
+      std::erase_if(recent_triggers_, [&](const auto& entry) { return now - entry.second >= kTriggerQuietPeriod; });
       processes_.expire(clock_ns(CLOCK_BOOTTIME));
       next_housekeeping_ = now + kHousekeepingInterval;
     }

@@ -7,7 +7,16 @@
 //
 // run(): polls the ring buffer; keeps the process table; turns credential opens (and candidates
 // the catalogue confirms) into one JSON line each; rescans the catalogue on its interval; reports
-// ring-buffer drops as they happen. Single-threaded: everything here runs on the caller's thread.
+// ring-buffer drops as they happen. Every credential read and tainted egress also goes through the
+// policy: the decision engine decides, the containment executor carries the decision out (contain,
+// hold, or a dry run recorded in the ledger), and one "decision" line plus one log line explain it.
+//
+// Threads: the event loop runs on the caller's thread; the control socket's thread calls the
+// run-time operations below (set_mode, approve, reject, rollback, learning), which are thread-safe
+// so the collector's command channel can call them too.
+//
+// Start-up refuses a policy_dir with any policy error (every error listed, exit category
+// configuration): the agent never runs half-configured.
 #pragma once
 
 #include <atomic>
@@ -34,6 +43,9 @@
 #include "kernel/feature_probe.h"
 #include "kernel/kernel_sensor.h"
 #include "reporter/reporter.h"
+#include "policy/decision_engine.h"
+#include "policy/learned_set.h"
+#include "policy/rate_limiter.h"
 
 namespace nhiguard::daemon {
 
@@ -54,10 +66,21 @@ class AgentDaemon {
   // Runs until `stop` becomes true; returns the process exit code.
   int run(const std::atomic<bool>& stop);
 
-  // Run-time operations (after start()); thread-safe.
-  // The agent mode: in `observe` the agent detects and reports but never contains automatically.
+  // Run-time operations (after start()); thread-safe. `actor` is one of ledger::kActors.
+  // The agent mode: in `observe` every hold and contain becomes a recorded dry run.
   void set_mode(config::AgentMode mode);
   config::AgentMode mode() const { return mode_.load(); }
+  // `note` goes to the ledger history (the collector names the command that asked).
+  Result<containment::RollbackHandle> approve(std::string_view handle, std::string_view actor,
+                                              std::string_view note = "approved");
+  Result<containment::RollbackHandle> reject(std::string_view handle, std::string_view actor,
+                                             std::string_view note = "rejected");
+  Result<containment::RollbackHandle> rollback(std::string_view handle, std::string_view actor,
+                                               std::string_view note = "rolled back");
+  // Starts (or, with zero, stops) a learning period; the learning summary.
+  nlohmann::json learn(std::chrono::milliseconds duration);
+  // {"policy": the allow-list policy of what was learned (YAML), "learning": summary}.
+  nlohmann::json suggest_policy();
 
  private:
   void on_record(std::span<const std::byte> record);
@@ -69,6 +92,13 @@ class AgentDaemon {
   void check_counters();
   std::optional<catalogue::ResolvedCredential> find_credential(std::string_view path);
   nlohmann::json status_json();
+  // Policy: learning, trigger, gates, decision, then the executor; one record and one log line.
+  void evaluate(const policy::TriggerInput& input, const identity::ResolvedIdentity& identity);
+  policy::GateFacts gate_facts(const policy::TriggerInput& input);
+  void carry_out(const policy::Decision& decision, const policy::TriggerInput& input,
+                 const identity::ResolvedIdentity& identity);
+  void persist_learned();
+  std::expected<void, StartFailure> load_policy();
 
   // The control socket's view of the agent; its calls run on the server's thread.
   class Control : public control::ControlHandler {
@@ -78,11 +108,18 @@ class AgentDaemon {
     Result<std::vector<containment::RollbackHandle>> actions(const control::ActionsRequest& request) override;
     Result<containment::RollbackHandle> contain(const control::ContainRequest& request) override;
     Result<containment::RollbackHandle> rollback(std::string_view handle) override;
+    Result<containment::RollbackHandle> approve(std::string_view handle) override;
+    Result<containment::RollbackHandle> reject(std::string_view handle) override;
+    Result<nlohmann::json> learn(std::chrono::milliseconds duration) override;
+    Result<nlohmann::json> suggest() override;
+    Result<nlohmann::json> set_mode(std::string_view mode) override;
 
    private:
     AgentDaemon& daemon_;
   };
-  void emit_credential_access(const events::FileOpenEvent& event, const catalogue::ResolvedCredential& credential);
+  // Writes the event line; returns the identity it resolved and the line's event id.
+  std::pair<identity::ResolvedIdentity, std::string> emit_credential_access(
+      const events::FileOpenEvent& event, const catalogue::ResolvedCredential& credential);
   // The reporter and the collector's commands; the mode a collector imposed (mode.json) replaces
   // agent.yaml's until a collector lifts it.
   std::expected<void, StartFailure> start_reporter();
@@ -115,6 +152,15 @@ class AgentDaemon {
   std::atomic<uint64_t> candidates_dismissed_ = 0;
 
   std::atomic<config::AgentMode> mode_{config::AgentMode::policy};
+  std::unique_ptr<policy::DecisionEngine> engine_;
+  policy::ActionRateLimiter rate_limiter_;
+  policy::LearnedSet learned_;
+  // Quiet period per (trigger, identity, credential, destination): a burst of identical triggers
+  // is one decision, the rest are counted.
+  std::map<std::string, std::chrono::steady_clock::time_point> recent_triggers_;
+  std::atomic<uint64_t> decisions_[5] = {};  // by policy::Outcome (1..4)
+  std::atomic<uint64_t> decisions_suppressed_ = 0;
+  std::atomic<uint64_t> decisions_failed_ = 0;
   std::unique_ptr<CollectorCommands> collector_commands_;
   std::unique_ptr<reporter::Reporter> reporter_;  // declared last: stopped first, before what it reads
 };

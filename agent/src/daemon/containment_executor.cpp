@@ -42,7 +42,8 @@ uint32_t ContainmentExecutor::kernel_rule_id(std::string_view handle) {
 
 Result<RollbackHandle> ContainmentExecutor::contain(const ContainRequestSpec& request, std::string_view actor) {
   std::lock_guard lock(mutex_);
-  auto result = contain_locked(request, actor);
+  auto prepared = prepare_locked(request);
+  auto result = prepared ? apply_locked(std::move(*prepared), actor, /*record=*/true, "applying") : prepared;
   if (!result) {
     spdlog::warn("containment {} refused or failed: {} (reason given: {})", containment::to_string(request.action),
                  result.error().message, request.reason);
@@ -50,7 +51,96 @@ Result<RollbackHandle> ContainmentExecutor::contain(const ContainRequestSpec& re
   return result;
 }
 
-Result<RollbackHandle> ContainmentExecutor::contain_locked(const ContainRequestSpec& request, std::string_view actor) {
+Result<RollbackHandle> ContainmentExecutor::hold(const ContainRequestSpec& request, std::string_view actor) {
+  std::lock_guard lock(mutex_);
+  auto handle = record_unapplied_locked(request, actor, ActionState::held, "held for approval");
+  if (handle) {
+    spdlog::warn("held {}: {} {} waits for approval (nhiguardctl approve|reject {}); rule {}, reason: {}",
+                 handle->handle, containment::to_string(handle->action), handle->target.describe(), handle->handle,
+                 handle->rule, handle->reason);
+  }
+  return handle;
+}
+
+Result<RollbackHandle> ContainmentExecutor::record_dry_run(const ContainRequestSpec& request, std::string_view actor) {
+  std::lock_guard lock(mutex_);
+  return record_unapplied_locked(request, actor, ActionState::dry_run, "dry run: would have applied");
+}
+
+Result<RollbackHandle> ContainmentExecutor::record_unapplied_locked(const ContainRequestSpec& request,
+                                                                    std::string_view actor, ActionState state,
+                                                                    std::string_view note) {
+  auto handle = prepare_locked(request);
+  if (!handle) return handle;
+  handle->state = state;
+  handle->dry_run = state == ActionState::dry_run;
+  if (auto recorded = ledger_.record(*handle, actor, note); !recorded) return fail(recorded.error());
+  return handle;
+}
+
+Result<RollbackHandle> ContainmentExecutor::approve(std::string_view handle_id, std::string_view actor,
+                                                   std::string_view note) {
+  std::lock_guard lock(mutex_);
+  auto handle = ledger_.get(handle_id);
+  if (!handle) return fail(handle.error());
+  if (handle->state != ActionState::held) {
+    return fail(invalid(fmt::format("{} is {}, not held: there is nothing to approve", handle->handle,
+                                    containment::to_string(handle->state))));
+  }
+  if (auto ok = check_target_locked(*handle); !ok) {
+    (void)ledger_.transition(handle->handle, ActionState::failed, actor, fmt::format("{}: refused", note),
+                             ok.error().message);
+    return fail(ok.error());
+  }
+  auto applied = apply_locked(std::move(*handle), actor, /*record=*/false, note);
+  if (applied) spdlog::warn("approved {} (by {})", applied->handle, actor);
+  return applied;
+}
+
+Result<RollbackHandle> ContainmentExecutor::reject(std::string_view handle_id, std::string_view actor,
+                                                  std::string_view note) {
+  std::lock_guard lock(mutex_);
+  auto outcome = ledger_.transition_outcome(handle_id, ActionState::rejected, actor, note);
+  if (!outcome) return fail(outcome.error());
+  if (outcome->changed) {
+    spdlog::warn("rejected {}: {} {} (by {})", outcome->handle.handle, containment::to_string(outcome->handle.action),
+                 outcome->handle.target.describe(), actor);
+  }
+  return std::move(outcome->handle);
+}
+
+Result<void> ContainmentExecutor::check_target_locked(const RollbackHandle& handle) {
+  const auto& target = handle.target;
+  switch (handle.action) {
+    case ActionKind::block_egress:
+    case ActionKind::freeze: {
+      if (auto ok = protected_.check_cgroup(target.cgroup_path); !ok) return ok;
+      if (auto ok = protected_.check_cgroup_contents(cgroup2_root_, target.cgroup_path); !ok) return ok;
+      break;
+    }
+    case ActionKind::deny_credential:
+      if (auto ok = protected_.check_cgroup(target.cgroup_path); !ok) return ok;
+      break;
+    case ActionKind::kill_process:
+    case ActionKind::kill_session:
+      if (auto ok = protected_.check_process(static_cast<pid_t>(target.pid), target.pid_start_ns); !ok) return ok;
+      break;
+  }
+  if (handle.action == ActionKind::block_egress) {
+    // One block per cgroup in the kernel: a second would silently replace the first's entry.
+    auto active = ledger_.list({.states = {ActionState::active}, .action = ActionKind::block_egress});
+    if (!active) return fail(active.error());
+    for (const auto& other : *active) {
+      if (other.target.cgroup_id == target.cgroup_id) {
+        return fail(Error{EEXIST, fmt::format("cgroup {} is already blocked by {}; roll that back first",
+                                              target.cgroup_path, other.handle)});
+      }
+    }
+  }
+  return {};
+}
+
+Result<RollbackHandle> ContainmentExecutor::prepare_locked(const ContainRequestSpec& request) {
   const bool reversible = containment::is_reversible(request.action);
   if (request.reason.empty()) return fail(invalid("a reason is required"));
   if (reversible && (request.ttl <= std::chrono::milliseconds::zero() || request.ttl > kMaxTtl)) {
@@ -60,6 +150,13 @@ Result<RollbackHandle> ContainmentExecutor::contain_locked(const ContainRequestS
   auto resolved = resolver_.resolve(request.target);
   if (!resolved) return fail(resolved.error());
   containment::ActionTarget target = *resolved;
+  if (request.target.pid != 0 && request.pid_start_ns != 0 &&
+      !containment::same_start(target.pid_start_ns, request.pid_start_ns)) {
+    return fail(Error{ESRCH, fmt::format("pid {} is no longer the process the decision was about (it exited and the "
+                                         "pid was reused)",
+                                         request.target.pid)});
+  }
+  target.workload_uri = request.workload_uri;
 
   RollbackHandle handle;
   handle.handle = ledger::new_handle_id();
@@ -69,7 +166,6 @@ Result<RollbackHandle> ContainmentExecutor::contain_locked(const ContainRequestS
   handle.trigger_event_ids = request.trigger_event_ids;
   handle.created_at_ns = static_cast<int64_t>(clock_ns(CLOCK_REALTIME));
   handle.updated_at_ns = handle.created_at_ns;
-  const uint32_t rule_id = kernel_rule_id(handle.handle);
   if (reversible) {
     const auto ttl_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(request.ttl).count();
     handle.expires_at_ns = handle.created_at_ns + ttl_ns;
@@ -78,12 +174,9 @@ Result<RollbackHandle> ContainmentExecutor::contain_locked(const ContainRequestS
 
   switch (request.action) {
     case ActionKind::block_egress:
-    case ActionKind::freeze: {
+    case ActionKind::freeze:
       if (target.cgroup_path.empty()) return fail(invalid("this action needs --unit or --cgroup"));
-      if (auto ok = protected_.check_cgroup(target.cgroup_path); !ok) return fail(ok.error());
-      if (auto ok = protected_.check_cgroup_contents(cgroup2_root_, target.cgroup_path); !ok) return fail(ok.error());
       break;
-    }
     case ActionKind::deny_credential: {
       if (request.credential_path.empty()) return fail(invalid("deny_credential needs --credential"));
       auto credential = credential_lookup_(request.credential_path);
@@ -94,45 +187,32 @@ Result<RollbackHandle> ContainmentExecutor::contain_locked(const ContainRequestS
       }
       target.credential_path = credential->path;
       target.credential_id = credential->credential_id;
-      if (auto ok = protected_.check_cgroup(target.cgroup_path); !ok) return fail(ok.error());
       break;
     }
     case ActionKind::kill_process:
     case ActionKind::kill_session:
       if (target.pid == 0) return fail(invalid("this action needs --pid"));
-      if (auto ok = protected_.check_process(static_cast<pid_t>(target.pid), target.pid_start_ns); !ok) {
-        return fail(ok.error());
-      }
       break;
   }
 
-  std::vector<containment::EgressDestination> destinations;
   if (request.action == ActionKind::block_egress) {
     for (const auto& text : request.destinations) {
       auto parsed = containment::parse_egress_destination(text);
       if (!parsed) return fail(parsed.error());
-      destinations.push_back(*parsed);
       target.destinations.push_back(parsed->to_string());
-    }
-    // One block per cgroup in the kernel: a second would silently replace the first's entry.
-    auto active = ledger_.list({.states = {ActionState::active}, .action = ActionKind::block_egress});
-    if (!active) return fail(active.error());
-    for (const auto& other : *active) {
-      if (other.target.cgroup_id == target.cgroup_id) {
-        return fail(Error{EEXIST, fmt::format("cgroup {} is already blocked by {}; roll that back first",
-                                              target.cgroup_path, other.handle)});
-      }
     }
   } else if (!request.destinations.empty()) {
     return fail(invalid("destinations apply to block_egress only"));
   }
   handle.target = target;
+  if (auto ok = check_target_locked(handle); !ok) return fail(ok.error());
 
   switch (request.action) {
     case ActionKind::block_egress:
       handle.rollback_operation =
           fmt::format("delete nhg_egress_blocks[cgroup {}]{}", target.cgroup_id,
-                      destinations.empty() ? "" : fmt::format(" and its {} listed destination(s)", destinations.size()));
+                      target.destinations.empty() ? "" : fmt::format(" and its {} listed destination(s)",
+                                                                     target.destinations.size()));
       break;
     case ActionKind::deny_credential:
       handle.rollback_operation = fmt::format("delete nhg_credential_denies[credential {}, cgroup {}]",
@@ -146,23 +226,43 @@ Result<RollbackHandle> ContainmentExecutor::contain_locked(const ContainRequestS
       handle.rollback_operation = "none: a killed process cannot be restored";
       break;
   }
+  return handle;
+}
 
-  if (!reversible) {
+Result<RollbackHandle> ContainmentExecutor::apply_locked(RollbackHandle handle, std::string_view actor, bool record,
+                                                        std::string_view note) {
+  const auto& target = handle.target;
+  if (!containment::is_reversible(handle.action)) {
     std::string killed;
-    if (request.action == ActionKind::kill_process) {
+    if (handle.action == ActionKind::kill_process) {
       auto ok = containment::kill_process(static_cast<pid_t>(target.pid), target.pid_start_ns, protected_);
-      if (!ok) return fail(ok.error());
+      if (!ok) {
+        if (!record) (void)ledger_.transition(handle.handle, ActionState::failed, actor, note, ok.error().message);
+        return fail(ok.error());
+      }
       killed = fmt::format("pid {}", target.pid);
     } else {
       auto ok = containment::kill_session(static_cast<pid_t>(target.pid), target.pid_start_ns, protected_);
-      if (!ok) return fail(ok.error());
+      if (!ok) {
+        if (!record) (void)ledger_.transition(handle.handle, ActionState::failed, actor, note, ok.error().message);
+        return fail(ok.error());
+      }
       std::vector<std::string> pids;
       for (const auto& p : *ok) pids.push_back(std::to_string(p.pid));
       killed = fmt::format("pids {}", fmt::join(pids, ","));
     }
-    handle.state = ActionState::irreversible;
-    handle.rollback_operation += fmt::format(" (killed {})", killed);
-    if (auto recorded = ledger_.record(handle, actor, "applied"); !recorded) {
+    Result<void> recorded;
+    if (record) {
+      handle.state = ActionState::irreversible;
+      handle.rollback_operation += fmt::format(" (killed {})", killed);
+      recorded = ledger_.record(handle, actor, "applied");
+    } else {
+      auto moved = ledger_.transition(handle.handle, ActionState::irreversible, actor,
+                                      fmt::format("{}: killed {}", note, killed));
+      if (moved) handle = *moved;
+      else recorded = fail(moved.error());
+    }
+    if (!recorded) {
       spdlog::error("{} {} of {} was carried out ({}) but the ledger could not record it: {}", handle.handle,
                     containment::to_string(handle.action), target.describe(), killed, recorded.error().message);
       return fail(recorded.error());
@@ -172,23 +272,44 @@ Result<RollbackHandle> ContainmentExecutor::contain_locked(const ContainRequestS
     return handle;
   }
 
-  handle.state = ActionState::active;
-  if (auto recorded = ledger_.record(handle, actor, "applying"); !recorded) return fail(recorded.error());
+  // The TTL runs from the moment the action takes effect (for a held one: its approval).
+  const int64_t ttl_ns = handle.expires_at_ns.value_or(handle.created_at_ns) - handle.created_at_ns;
+  if (record) {
+    handle.state = ActionState::active;
+    if (auto recorded = ledger_.record(handle, actor, note); !recorded) return fail(recorded.error());
+  } else {
+    const int64_t now = static_cast<int64_t>(clock_ns(CLOCK_REALTIME));
+    auto activated = ledger_.activate(handle.handle, now + ttl_ns, clock_ns(CLOCK_BOOTTIME) + static_cast<uint64_t>(ttl_ns),
+                                      actor, note);
+    if (!activated) return fail(activated.error());
+    handle = *activated;
+  }
   Result<void> applied;
-  switch (request.action) {
-    case ActionKind::block_egress:
-      applied = sensor_.apply_egress_block({.cgroup_id = target.cgroup_id,
+  switch (handle.action) {
+    case ActionKind::block_egress: {
+      std::vector<containment::EgressDestination> destinations;
+      for (const auto& text : handle.target.destinations) {
+        auto parsed = containment::parse_egress_destination(text);
+        if (!parsed) {
+          applied = fail(parsed.error());
+          break;
+        }
+        destinations.push_back(*parsed);
+      }
+      if (!applied) break;
+      applied = sensor_.apply_egress_block({.cgroup_id = handle.target.cgroup_id,
                                             .expires_at_boot_ns = handle.expires_at_boot_ns,
-                                            .rule_id = rule_id,
+                                            .rule_id = kernel_rule_id(handle.handle),
                                             .destinations = destinations});
       break;
+    }
     case ActionKind::deny_credential:
       applied = sensor_.apply_credential_deny(
-          {.credential_id = target.credential_id, .pad = 0, .cgroup_id = target.cgroup_id},
-          {.expires_at_ns = handle.expires_at_boot_ns, .rule_id = rule_id, .pad = 0});
+          {.credential_id = handle.target.credential_id, .pad = 0, .cgroup_id = handle.target.cgroup_id},
+          {.expires_at_ns = handle.expires_at_boot_ns, .rule_id = kernel_rule_id(handle.handle), .pad = 0});
       break;
     case ActionKind::freeze:
-      applied = containment::freeze(cgroup2_root_ + target.cgroup_path);
+      applied = containment::freeze(cgroup2_root_ + handle.target.cgroup_path);
       break;
     default:
       break;
@@ -198,7 +319,7 @@ Result<RollbackHandle> ContainmentExecutor::contain_locked(const ContainRequestS
     return fail(applied.error());
   }
   spdlog::warn("contained {}: {} {} until {}; rule {}, reason: {}; rollback: {}", handle.handle,
-               containment::to_string(handle.action), target.describe(),
+               containment::to_string(handle.action), handle.target.describe(),
                format_rfc3339_ns(static_cast<uint64_t>(*handle.expires_at_ns)), handle.rule, handle.reason,
                handle.rollback_operation);
   return handle;

@@ -13,6 +13,10 @@
 // after it with or without an agent; freeze has no kernel-side expiry: the sweeper thaws it, and a
 // restarted agent thaws what expired while it was down.
 //
+// Held actions (policy `hold`) are recorded with their target resolved and checked; approve()
+// checks again, then applies them as contain() would. Dry runs are recorded in state `dry_run`
+// and never touch the kernel.
+//
 // Thread-safety: all public methods serialize on one mutex (the control socket thread and the
 // event loop both call in).
 #pragma once
@@ -44,6 +48,8 @@ struct ContainRequestSpec {
   std::string reason;
   std::string rule = "manual";
   std::vector<std::string> trigger_event_ids;
+  uint64_t pid_start_ns = 0;   // with target.pid: the process key the decision saw (0 = any start)
+  std::string workload_uri;    // the identity, for the record
 };
 
 class ContainmentExecutor {
@@ -57,6 +63,24 @@ class ContainmentExecutor {
   // Applies the action and returns its handle. Refusals (protected target, unknown unit, bad
   // destination, an active block already on that cgroup) are errors with nothing applied.
   Result<containment::RollbackHandle> contain(const ContainRequestSpec& request, std::string_view actor);
+
+  // A policy `hold`: resolves and checks the target as contain() would, and records the handle in
+  // state `held` with nothing applied. Its TTL starts when a person approves it.
+  Result<containment::RollbackHandle> hold(const ContainRequestSpec& request, std::string_view actor);
+
+  // A dry run: the handle contain() would have made, recorded in state `dry_run` (dry_run set),
+  // nothing applied. A target contain() would refuse is refused here the same way.
+  Result<containment::RollbackHandle> record_dry_run(const ContainRequestSpec& request, std::string_view actor);
+
+  // Executes a held action: re-checks the target (it may have become protected, or already be
+  // blocked), sets its expiry from now, marks it active (or irreversible) and applies it. A failure
+  // to apply leaves it `failed` with the error. Not held: EINVAL; approving twice is an error.
+  Result<containment::RollbackHandle> approve(std::string_view handle, std::string_view actor,
+                                              std::string_view note = "approved");
+
+  // Declines a held action (held -> rejected); idempotent on a terminal handle.
+  Result<containment::RollbackHandle> reject(std::string_view handle, std::string_view actor,
+                                             std::string_view note = "rejected");
 
   // Undoes an active action; idempotent (an expired or rolled-back handle is returned as it is).
   // Irreversible actions report that they cannot be rolled back (EPERM). `note` goes to the ledger
@@ -77,7 +101,18 @@ class ContainmentExecutor {
 
  private:
   Result<void> undo_locked(const containment::RollbackHandle& handle);
-  Result<containment::RollbackHandle> contain_locked(const ContainRequestSpec& request, std::string_view actor);
+  // Validates, resolves and checks the request and builds its handle (state not yet decided).
+  Result<containment::RollbackHandle> prepare_locked(const ContainRequestSpec& request);
+  // prepare_locked, then records the handle in `state` (held or dry_run) with nothing applied.
+  Result<containment::RollbackHandle> record_unapplied_locked(const ContainRequestSpec& request,
+                                                              std::string_view actor, containment::ActionState state,
+                                                              std::string_view note);
+  // The protected-target and one-block-per-cgroup checks of a prepared or stored handle.
+  Result<void> check_target_locked(const containment::RollbackHandle& handle);
+  // Applies a handle to the kernel / cgroupfs / processes: records it first (reversible kinds,
+  // `record` true) or transitions it afterwards (held ones), per the ordering above.
+  Result<containment::RollbackHandle> apply_locked(containment::RollbackHandle handle, std::string_view actor,
+                                                   bool record, std::string_view note);
 
   std::mutex mutex_;
   kernel::KernelSensor& sensor_;

@@ -189,9 +189,9 @@ Result<void> check_actor(std::string_view actor) {
   return fail(Error{EINVAL, fmt::format("unknown actor '{}' (expected one of {})", actor, fmt::join(kActors, ", "))});
 }
 
-constexpr ActionState kAllStates[] = {ActionState::held,         ActionState::active,   ActionState::expired,
-                                      ActionState::rolled_back,  ActionState::failed,   ActionState::irreversible,
-                                      ActionState::rejected};
+constexpr ActionState kAllStates[] = {ActionState::held,        ActionState::active,       ActionState::expired,
+                                      ActionState::rolled_back, ActionState::failed,       ActionState::irreversible,
+                                      ActionState::rejected,    ActionState::dry_run};
 
 std::string allowed_targets(ActionKind kind, ActionState from) {
   std::vector<std::string_view> names;
@@ -234,10 +234,12 @@ Result<void> RollbackLedger::record(const RollbackHandle& h, std::string_view ac
   if (auto ok = check_actor(actor); !ok) return ok;
   const bool reversible = containment::is_reversible(h.action);
   const bool initial_ok = h.state == ActionState::held || h.state == ActionState::failed ||
+                          (h.state == ActionState::dry_run && h.dry_run) ||
                           (h.state == ActionState::active && reversible) ||
                           (h.state == ActionState::irreversible && !reversible);
   if (containment::to_string(h.action) == "unknown" || !initial_ok) {
-    return fail(Error{EINVAL, fmt::format("{}: a new {} action cannot start in state {} (held, failed, {})", what,
+    return fail(Error{EINVAL, fmt::format("{}: a new {} action cannot start in state {} (held, failed, dry_run "
+                                          "with dry_run set, {})", what,
                                           containment::to_string(h.action), containment::to_string(h.state),
                                           reversible ? "active" : "irreversible")});
   }
@@ -349,6 +351,26 @@ Result<RollbackHandle> RollbackLedger::transition(std::string_view handle, Actio
 Result<TransitionOutcome> RollbackLedger::transition_outcome(std::string_view handle, ActionState to,
                                                              std::string_view actor, std::string_view note,
                                                              std::string last_error) {
+  return transition_with_expiry(handle, to, actor, note, std::move(last_error), std::nullopt);
+}
+
+Result<RollbackHandle> RollbackLedger::activate(std::string_view handle, int64_t expires_at_ns,
+                                                uint64_t expires_at_boot_ns, std::string_view actor,
+                                                std::string_view note) {
+  auto outcome = transition_with_expiry(handle, ActionState::active, actor, note, {},
+                                        std::pair{expires_at_ns, expires_at_boot_ns});
+  if (!outcome) return fail(std::move(outcome.error()));
+  if (!outcome->changed) {
+    return fail(Error{EINVAL, fmt::format("{} is {}, not held: there is nothing to approve", handle,
+                                          containment::to_string(outcome->handle.state))});
+  }
+  return std::move(outcome->handle);
+}
+
+Result<TransitionOutcome> RollbackLedger::transition_with_expiry(std::string_view handle, ActionState to,
+                                                                 std::string_view actor, std::string_view note,
+                                                                 std::string last_error,
+                                                                 std::optional<std::pair<int64_t, uint64_t>> expiry) {
   if (!is_handle_id(handle)) return fail(invalid_handle(handle));
   if (auto ok = check_actor(actor); !ok) return fail(std::move(ok.error()));
   const std::string what = fmt::format("ledger transition {} to {}", handle, containment::to_string(to));
@@ -377,13 +399,24 @@ Result<TransitionOutcome> RollbackLedger::transition_outcome(std::string_view ha
   updated.state = to;
   updated.updated_at_ns = at;
   if (!last_error.empty()) updated.last_error = std::move(last_error);
+  if (expiry) {
+    updated.expires_at_ns = expiry->first;
+    updated.expires_at_boot_ns = expiry->second;
+  }
   {
-    Statement update(db_, "UPDATE actions SET state = ?1, updated_at_ns = ?2, last_error = ?3 WHERE handle = ?4");
+    Statement update(db_, "UPDATE actions SET state = ?1, updated_at_ns = ?2, last_error = ?3, expires_at_ns = ?5, "
+                          "expires_at_boot_ns = ?6 WHERE handle = ?4");
     if (update.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, update.prepare_status(), what));
     update.bind(1, static_cast<int64_t>(to));
     update.bind(2, at);
     update.bind(3, updated.last_error);
     update.bind(4, handle);
+    if (updated.expires_at_ns) {
+      update.bind(5, *updated.expires_at_ns);
+    } else {
+      update.bind_null(5);
+    }
+    update.bind(6, static_cast<int64_t>(updated.expires_at_boot_ns));
     if (const int rc = update.step(); rc != SQLITE_DONE) return fail(sqlite_error(db_, rc, what));
   }
   {

@@ -31,8 +31,9 @@
 // nothing; TransitionOutcome::changed says which happened. Every other pair (held -> expired,
 // held -> rolled_back, active -> active, active -> held, ...) is illegal: EINVAL, nothing written.
 //
-// Record: a new handle must have a valid id (is_handle_id) and start in held, active, irreversible
-// or failed; `active` only for reversible kinds and `irreversible` only for kill_*.
+// Record: a new handle must have a valid id (is_handle_id) and start in held, active, irreversible,
+// failed or dry_run; `active` only for reversible kinds, `irreversible` only for kill_*, `dry_run`
+// only with dry_run set (a "would have" decision: terminal, never swept, nothing to roll back).
 //
 // Errors: every failure is an Error naming the operation and the handle ("ledger transition
 // rb_... active -> rolled_back: database or disk is full"), with an errno: ENOENT unknown handle,
@@ -127,6 +128,12 @@ class RollbackLedger {
                                                std::string_view actor, std::string_view note,
                                                std::string last_error = {});
 
+  // held -> active for an approved action, with the expiry it gets now (its TTL starts at
+  // approval), in one transaction. A handle that is not held: EINVAL (terminal ones included).
+  Result<containment::RollbackHandle> activate(std::string_view handle, int64_t expires_at_ns,
+                                               uint64_t expires_at_boot_ns, std::string_view actor,
+                                               std::string_view note);
+
   // Active actions of reversible kinds whose expires_at_ns <= now_wall_ns, soonest expiry first.
   // Held, terminal, irreversible and expiry-less actions are never due. The caller (the sweeper)
   // removes the kernel state, then transitions each to expired.
@@ -144,6 +151,10 @@ class RollbackLedger {
  private:
   RollbackLedger(std::string path, sqlite3* db) : path_(std::move(path)), db_(db) {}
 
+  Result<TransitionOutcome> transition_with_expiry(std::string_view handle, containment::ActionState to,
+                                                   std::string_view actor, std::string_view note,
+                                                   std::string last_error,
+                                                   std::optional<std::pair<int64_t, uint64_t>> expiry);
   Result<containment::RollbackHandle> get_locked(std::string_view handle, std::string_view operation);
 
   std::string path_;

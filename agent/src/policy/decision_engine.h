@@ -66,6 +66,7 @@ struct TriggerInput {
   enum class Event : uint8_t { credential_read, tainted_egress };
   Event event = Event::credential_read;
   std::vector<std::string> event_ids;
+  uint64_t event_boot_ns = 0;  // when the kernel saw the event (CLOCK_BOOTTIME); for reports
   IdentityFacts identity;
   std::optional<CredentialFacts> credential;    // read: the file; egress: the credential it read
   std::optional<DestinationFacts> destination;  // egress only

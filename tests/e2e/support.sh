@@ -1,0 +1,38 @@
+# Helpers shared by the e2e scripts; sourced, not a test (only *_test.sh files are tests).
+# The caller sets `failures=0` before the first check.
+
+check() {  # check DESCRIPTION COMMAND...: one "ok"/"FAIL" line, failures counted
+  local what=$1; shift
+  if "$@" > /dev/null 2>&1; then echo "ok   - $what"; else echo "FAIL - $what"; failures=$((failures + 1)); fi
+}
+
+# start_remote NETNS HOST_IF NET PORT RECEIVED: the "remote host" of a test — network namespace
+# NETNS joined by a veth pair (HOST_IF on this side as NET.1/24, NET.2 inside), with a TCP listener
+# on PORT appending what it receives to RECEIVED. Sets listener_pid; the caller's cleanup kills it
+# and deletes NETNS and HOST_IF.
+start_remote() {
+  local ns=$1 host_if=$2 net=$3 port=$4 received=$5
+  ip netns add "$ns"
+  ip link add "$host_if" type veth peer name "${host_if}p"
+  ip link set "${host_if}p" netns "$ns"
+  ip addr add "$net.1/24" dev "$host_if"
+  ip link set "$host_if" up
+  ip -n "$ns" addr add "$net.2/24" dev "${host_if}p"
+  ip -n "$ns" link set "${host_if}p" up
+  ip -n "$ns" link set lo up
+  : > "$received"
+  ip netns exec "$ns" socat -u "TCP-LISTEN:$port,fork,reuseaddr" "OPEN:$received,append" &
+  listener_pid=$!
+  for _ in $(seq 50); do ip netns exec "$ns" ss -ltn | grep -q ":$port" && break; sleep 0.1; done
+}
+
+# remove_test_cgroups TOP: thaws, kills and removes every cgroup directly below TOP, then TOP.
+remove_test_cgroups() {
+  local cg
+  for cg in "$1"/*/ "$1"; do
+    [ -d "$cg" ] || continue
+    echo 0 > "$cg/cgroup.freeze" 2>/dev/null || true
+    [ -f "$cg/cgroup.kill" ] && echo 1 > "$cg/cgroup.kill" 2>/dev/null || true
+    for _ in $(seq 50); do rmdir "$cg" 2>/dev/null && break; sleep 0.1; done
+  done
+}
