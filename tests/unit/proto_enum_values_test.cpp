@@ -32,7 +32,8 @@ TEST(ProtoEnumValues, ActionStateMatchesTheLedger) {
   EXPECT_EQ(nhiguard::v1::ACTION_STATE_FAILED, static_cast<int>(ActionState::failed));
   EXPECT_EQ(nhiguard::v1::ACTION_STATE_IRREVERSIBLE, static_cast<int>(ActionState::irreversible));
   EXPECT_EQ(nhiguard::v1::ACTION_STATE_REJECTED, static_cast<int>(ActionState::rejected));
-  EXPECT_EQ(nhiguard::v1::ActionState_MAX, static_cast<int>(ActionState::rejected));
+  EXPECT_EQ(nhiguard::v1::ACTION_STATE_DRY_RUN, static_cast<int>(ActionState::dry_run));
+  EXPECT_EQ(nhiguard::v1::ActionState_MAX, static_cast<int>(ActionState::dry_run));
 }
 
 TEST(ProtoEnumValues, CredentialClassMatchesTheCatalogue) {

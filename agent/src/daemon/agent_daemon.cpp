@@ -814,6 +814,14 @@ void AgentDaemon::carry_out(const policy::Decision& decision, const policy::Trig
   } else {
     ++events_written_;
   }
+  for (const auto& gate : decision.gates) {
+    if (gate.gate == "rate_limit" && gate.tripped) {
+      // The circuit breaker is open: a person should know even before looking at the held action.
+      spdlog::error("rate limit reached: {}; automated containment is held for approval until the window passes",
+                    gate.detail);
+      reporter_->add(reporter::alert_report("policy_rate_limit", gate.detail, 1));
+    }
+  }
   const std::string line = decision_log_line(decision, h, error);
   if (!error.empty() || decision.outcome >= policy::Outcome::hold || decision.alert) {
     spdlog::warn("{}", line);
