@@ -38,8 +38,10 @@ drained() { [ "$(status | jq -r .collector.outbox.pending_reports)" = 0 ]; }
 mkdir -p "$tmp/home/.aws"
 printf '[default]\naws_access_key_id = AKIABENCHDELAY\n' > "$tmp/home/.aws/credentials"
 cred=$tmp/home/.aws/credentials
+mkdir -p "$tmp/policy.d"
 cat > "$tmp/agent.yaml" <<YAML
 state_dir: $tmp/state
+policy_dir: $tmp/policy.d
 control_socket: $tmp/agent.sock
 event_log:
   path: $tmp/state/events.jsonl

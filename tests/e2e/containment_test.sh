@@ -6,7 +6,7 @@
 # expired; rollback restores; deny-credential kills the reader; freeze stops and thaw resumes.
 # Usage: containment_test.sh AGENT SRC_DIR
 set -euo pipefail
-source "$(dirname "$0")/support.sh"
+source "$(dirname "$0")/lib/support.sh"
 agent=$1
 ctl=$(dirname "$agent")/nhiguardctl
 tmp=$(mktemp -d /tmp/nhiguard-e2e-contain.XXXXXX)

@@ -4,7 +4,7 @@
 # credential created after start, escaping of odd path bytes, that no credential byte leaks, and
 # the agent's clear failures (bad config, not root). Usage: credential_access_test.sh AGENT SRC_DIR
 set -euo pipefail
-source "$(dirname "$0")/support.sh"
+source "$(dirname "$0")/lib/support.sh"
 agent=$1
 tmp=$(mktemp -d /tmp/nhiguard-e2e.XXXXXX)
 pin_dir=/sys/fs/bpf/nhiguard-e2e-$$

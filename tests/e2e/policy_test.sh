@@ -9,7 +9,7 @@
 # writes a policy that `policy check` accepts; a bad policy keeps the agent from starting.
 # Usage: policy_test.sh AGENT SRC_DIR
 set -euo pipefail
-source "$(dirname "$0")/support.sh"
+source "$(dirname "$0")/lib/support.sh"
 agent=$1
 src=$2
 ctl=$(dirname "$agent")/nhiguardctl

@@ -51,8 +51,10 @@ printf '[default]\naws_access_key_id = AKIAE2ECOLLECT%s\n' "$$" > "$tmp/home/svc
 cred=$tmp/home/svc/.aws/credentials
 
 write_agent_config() {  # write_agent_config STATE_DIR [extra YAML]
+  mkdir -p "$tmp/policy.d"
   cat > "$tmp/agent.yaml" <<YAML
 state_dir: $1
+policy_dir: $tmp/policy.d
 control_socket: $1/agent.sock
 hostname: e2e-host
 event_log:
