@@ -18,6 +18,8 @@
 #include "common/service_notify.h"
 #include "config/agent_config.h"
 #include "daemon/agent_daemon.h"
+#include "daemon/canary_planter.h"
+#include "policy/policy.h"
 #include "kernel/feature_probe.h"
 #include "kernel/host_prerequisites.h"
 
@@ -69,6 +71,30 @@ void notify_or_warn(std::string_view state) {
   }
 }
 
+// --plant-canaries: creates the policy's missing `plant: true` canaries and exits, for installers
+// whose service sandbox keeps the running agent from writing where canaries belong (home
+// directories). Exit 0 when every one exists afterwards, 1 otherwise, 2 for a bad policy.
+int run_plant_canaries(const nhiguard::config::AgentConfig& config) {
+  auto parsed = nhiguard::policy::load_policy_dir(config.policy_dir);
+  if (!parsed.ok()) {
+    std::cerr << "nhiguard-agent: invalid policy in " << config.policy_dir << ":\n"
+              << nhiguard::config::format_errors(parsed.errors, config.policy_dir) << "\n";
+    return 2;
+  }
+  int status = 0;
+  for (const auto& canary : parsed.policy.canaries) {
+    if (!canary.plant) continue;
+    auto planted = nhiguard::daemon::plant_canary(canary.path, canary.credential_class);
+    if (!planted) {
+      std::cerr << "nhiguard-agent: canary " << canary.path << ": " << planted.error().message << "\n";
+      status = 1;
+    } else {
+      std::cout << (*planted ? "planted " : "present ") << canary.path << "\n";
+    }
+  }
+  return status;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -77,11 +103,14 @@ int main(int argc, char** argv) {
   bool check = false;
   bool version = false;
   bool events_stdout = false;
+  bool plant_canaries = false;
   std::string log_level = "info";
   app.add_option("--config", config_path, "agent configuration (YAML)");
   app.add_flag("--check", check, "probe which BPF programs this kernel accepts, print them and exit");
   app.add_flag("--version", version, "print the version and exit");
   app.add_flag("--events-stdout", events_stdout, "also write every event line to stdout");
+  app.add_flag("--plant-canaries", plant_canaries,
+               "create the policy's missing canary files (plant: true) and exit (for installers)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   try {
@@ -109,6 +138,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (events_stdout) config->event_log.stdout_mirror = true;
+  if (plant_canaries) return run_plant_canaries(*config);
 
   struct sigaction action {};
   action.sa_handler = request_stop;

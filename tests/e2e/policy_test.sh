@@ -99,6 +99,10 @@ event_log:
 bpf:
   pin_dir: $pin_dir
 YAML
+check "--plant-canaries plants the policy's canaries and exits" \
+  bash -c "'$agent' --config '$tmp/agent.yaml' --plant-canaries | grep -qx 'planted $tmp/canary/credentials.old'"
+check "--plant-canaries again: already present" \
+  bash -c "'$agent' --config '$tmp/agent.yaml' --plant-canaries | grep -qx 'present $tmp/canary/credentials.old'"
 "$agent" --config "$tmp/agent.yaml" 2>> "$tmp/agent.log" &
 agent_pid=$!
 for _ in $(seq 100); do [ -S "$sock" ] && "$ctl" --socket "$sock" status > /dev/null 2>&1 && break; sleep 0.1; done
