@@ -442,9 +442,13 @@ nlohmann::json AgentDaemon::suggest_policy() {
   auto summary = learned_.summary(now);
   const std::string comment = fmt::format(
       "Suggested by nhiguardctl policy suggest on {} at {}: allows exactly what was seen while learning\n"
-      "({} observation(s) since {}). Review it, then put it in the policy_dir beside the default policy.",
+      "({} observation(s) since {}{}). Review it, then put it in the policy_dir beside the default policy.",
       config_.hostname, format_rfc3339_ns(static_cast<uint64_t>(now)), summary["observations"].get<uint64_t>(),
-      summary["since"].is_string() ? summary["since"].get<std::string>() : "never");
+      summary["since"].is_string() ? summary["since"].get<std::string>() : "never",
+      summary["dropped"].get<uint64_t>() == 0
+          ? std::string()
+          : fmt::format("; {} did not fit the learned set's bounds and are missing here",
+                        summary["dropped"].get<uint64_t>()));
   return {{"policy", learned_.suggest_yaml(comment)}, {"learning", std::move(summary)}};
 }
 

@@ -93,10 +93,17 @@ bool LearnedSet::record_read(int64_t now_ns, const CredentialFacts& credential, 
   std::lock_guard lock(mutex_);
   if (now_ns >= until_ns_ || credential.path.empty()) return false;
   ++observations_;
-  auto& entry = credentials_[credential.path];
-  entry.credential_class = credential.credential_class;
   auto selector = learned_selector(identity);
-  const bool added = entry.readers.emplace(selector.describe(), selector).second;
+  auto found = credentials_.find(credential.path);
+  if (found == credentials_.end()) {
+    if (credentials_.size() >= kMaxCredentials) return ++dropped_, false;
+    found = credentials_.emplace(credential.path, Credential{}).first;
+  }
+  auto& entry = found->second;
+  entry.credential_class = credential.credential_class;
+  const std::string key = selector.describe();
+  if (!entry.readers.contains(key) && entry.readers.size() >= kMaxReadersPerCredential) return ++dropped_, false;
+  const bool added = entry.readers.emplace(key, selector).second;
   dirty_ |= added;
   return added;
 }
@@ -106,8 +113,16 @@ bool LearnedSet::record_egress(int64_t now_ns, const IdentityFacts& identity, co
   if (now_ns >= until_ns_ || destination.text.empty()) return false;
   ++observations_;
   auto selector = learned_selector(identity);
-  auto& entry = identities_[selector.describe()];
-  entry.selector = selector;
+  const std::string key = selector.describe();
+  auto found = identities_.find(key);
+  if (found == identities_.end()) {
+    if (identities_.size() >= kMaxIdentities) return ++dropped_, false;
+    found = identities_.emplace(key, Identity{selector, {}}).first;
+  }
+  auto& entry = found->second;
+  if (!entry.destinations.contains(destination.text) && entry.destinations.size() >= kMaxDestinationsPerIdentity) {
+    return ++dropped_, false;
+  }
   const bool added = entry.destinations.insert(destination.text).second;
   dirty_ |= added;
   return added;
@@ -135,6 +150,7 @@ json LearnedSet::summary(int64_t now_ns) const {
       {"credentials", credentials_.size()},
       {"identities", identities_.size()},
       {"observations", observations_},
+      {"dropped", dropped_},
   };
 }
 
@@ -152,8 +168,13 @@ json LearnedSet::to_json() const {
   for (const auto& [key, entry] : identities_) {
     identities.push_back({{"match", selector_json(entry.selector)}, {"egress", entry.destinations}});
   }
-  return {{"version", 1},          {"since_ns", since_ns_},          {"until_ns", until_ns_},
-          {"observations", observations_}, {"credentials", std::move(credentials)}, {"identities", std::move(identities)}};
+  return {{"version", 1},
+          {"since_ns", since_ns_},
+          {"until_ns", until_ns_},
+          {"observations", observations_},
+          {"dropped", dropped_},
+          {"credentials", std::move(credentials)},
+          {"identities", std::move(identities)}};
 }
 
 Result<void> LearnedSet::load_json(const json& value) {
@@ -182,6 +203,7 @@ Result<void> LearnedSet::load_json(const json& value) {
     since_ns_ = value.at("since_ns").get<int64_t>();
     until_ns_ = value.at("until_ns").get<int64_t>();
     observations_ = value.at("observations").get<uint64_t>();
+    dropped_ = value.value("dropped", uint64_t{0});
     credentials_ = std::move(credentials);
     identities_ = std::move(identities);
     return {};

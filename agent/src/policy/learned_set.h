@@ -11,6 +11,10 @@
 // writes a complete policy document (version 1, credentials with their readers, identities with
 // their egress) that `nhiguardctl policy check` accepts.
 //
+// Bounded: at most kMaxCredentials credentials with kMaxReadersPerCredential readers each, and
+// kMaxIdentities identities with kMaxDestinationsPerIdentity destinations each; what does not fit
+// is counted (summary "dropped"), never silently lost, and the suggested policy says so.
+//
 // Thread-safety: internally locked; every method may be called from any thread.
 #pragma once
 
@@ -35,6 +39,11 @@ IdentitySelector learned_selector(const IdentityFacts& identity);
 
 class LearnedSet {
  public:
+  static constexpr size_t kMaxCredentials = 4096;
+  static constexpr size_t kMaxReadersPerCredential = 256;
+  static constexpr size_t kMaxIdentities = 4096;
+  static constexpr size_t kMaxDestinationsPerIdentity = 256;
+
   // Learning from now_ns until until_ns (CLOCK_REALTIME ns); extends or restarts a running period.
   void start(int64_t now_ns, int64_t until_ns);
   void stop();
@@ -48,7 +57,8 @@ class LearnedSet {
   // descriptions (IdentitySelector::describe of learned_selector).
   std::set<std::string> readers_of(const CredentialFacts& credential) const;
 
-  // {"learning": bool, "since": ..., "until": ..., "credentials": N, "identities": N, "observations": N}
+  // {"learning": bool, "since", "until", "credentials": N, "identities": N, "observations": N,
+  //  "dropped": N}
   nlohmann::json summary(int64_t now_ns) const;
 
   nlohmann::json to_json() const;
@@ -75,6 +85,7 @@ class LearnedSet {
   int64_t since_ns_ = 0;
   int64_t until_ns_ = 0;
   uint64_t observations_ = 0;
+  uint64_t dropped_ = 0;  // observations that did not fit the bounds
   std::map<std::string, Credential> credentials_;  // by path
   std::map<std::string, Identity> identities_;     // by selector describe()
   bool dirty_ = false;
