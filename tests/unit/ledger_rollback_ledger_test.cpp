@@ -859,3 +859,75 @@ TEST_F(LedgerStore, HistoryAfterFollowsEveryHandleInCommitOrder) {
 
 }  // namespace
 }  // namespace nhiguard::ledger
+
+// ---- Policy decisions: dry runs and held actions approved later. ----
+
+namespace nhiguard::ledger {
+namespace {
+
+TEST_F(LedgerStore, DryRunIsRecordedTerminalAndNeverDue) {
+  auto ledger = open_ledger();
+  ASSERT_TRUE(ledger);
+  auto would_have = make_handle(ActionKind::block_egress, ActionState::dry_run);
+  would_have.dry_run = true;
+  ASSERT_TRUE(ledger->record(would_have, "agent", "dry run"));
+  auto stored = ledger->get(would_have.handle);
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->state, ActionState::dry_run);
+  EXPECT_TRUE(stored->dry_run);
+
+  auto unflagged = make_handle(ActionKind::block_egress, ActionState::dry_run);
+  auto refused = ledger->record(unflagged, "agent");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, EINVAL);
+
+  // Terminal: a rollback changes nothing, and the sweeper never sees it.
+  auto outcome = ledger->transition_outcome(would_have.handle, ActionState::rolled_back, "nhiguardctl", "rollback");
+  ASSERT_TRUE(outcome);
+  EXPECT_FALSE(outcome->changed);
+  EXPECT_EQ(outcome->handle.state, ActionState::dry_run);
+  auto due = ledger->due_for_expiry(std::numeric_limits<int64_t>::max());
+  ASSERT_TRUE(due);
+  EXPECT_TRUE(due->empty());
+  for (ActionState to : {ActionState::held, ActionState::active, ActionState::expired, ActionState::rolled_back,
+                         ActionState::failed, ActionState::irreversible, ActionState::rejected}) {
+    EXPECT_FALSE(is_allowed_transition(ActionKind::block_egress, ActionState::dry_run, to));
+  }
+}
+
+TEST_F(LedgerStore, ActivateStartsAHeldActionsTtlAtApproval) {
+  auto ledger = open_ledger();
+  ASSERT_TRUE(ledger);
+  auto held = make_handle(ActionKind::block_egress, ActionState::held);
+  ASSERT_TRUE(ledger->record(held, "agent", "held"));
+  const int64_t new_expiry = *held.expires_at_ns + 3'600'000'000'000;
+  auto active = ledger->activate(held.handle, new_expiry, 99'000'000'000, "collector", "collector command X: ok");
+  ASSERT_TRUE(active) << active.error().message;
+  EXPECT_EQ(active->state, ActionState::active);
+  EXPECT_EQ(active->expires_at_ns, new_expiry);
+  EXPECT_EQ(active->expires_at_boot_ns, 99'000'000'000u);
+  auto stored = ledger->get(held.handle);
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->expires_at_ns, new_expiry);
+  auto history = ledger->history(held.handle);
+  ASSERT_TRUE(history);
+  ASSERT_EQ(history->size(), 2u);
+  EXPECT_EQ(history->back().from_state, ActionState::held);
+  EXPECT_EQ(history->back().to_state, ActionState::active);
+  EXPECT_EQ(history->back().actor, "collector");
+
+  auto again = ledger->activate(held.handle, new_expiry, 1, "nhiguardctl", "approved");
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, EINVAL);
+
+  auto declined = make_handle(ActionKind::freeze, ActionState::held);
+  ASSERT_TRUE(ledger->record(declined, "agent"));
+  ASSERT_TRUE(ledger->transition(declined.handle, ActionState::rejected, "nhiguardctl", "rejected"));
+  auto late = ledger->activate(declined.handle, new_expiry, 1, "nhiguardctl", "approved");
+  ASSERT_FALSE(late);
+  EXPECT_EQ(late.error().code, EINVAL);
+  EXPECT_NE(late.error().message.find("not held"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace nhiguard::ledger
