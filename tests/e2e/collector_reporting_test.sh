@@ -2,7 +2,8 @@
 # e2e: the real agent reporting to the real nhiguard-collector over mTLS on loopback (certificates
 # from `nhiguardctl certs init`). A service in a test cgroup reads a credential and is contained:
 # the events and the action reach the collector; `nhiguardctl --collector ... rollback` rolls the
-# kernel state back on the node and the new state shows at the collector. Then the collector is
+# kernel state back on the node and the new state shows at the collector; an unexpected reader's
+# action, held by the policy, is approved from the collector and carried out. Then the collector is
 # SIGKILLed while the agent keeps producing reports and restarted, and the agent is SIGKILLed while
 # it is sending and restarted: each time every report arrives exactly once (the collector holds
 # sequences 1..last of the agent's outbox, each once, and every credential read is there).
@@ -12,6 +13,15 @@ agent=$1
 # shellcheck source=lib/collector_env.sh
 source "$(dirname "$0")/lib/collector_env.sh"
 trap env_cleanup EXIT
+
+# payments.service may read the credential; any other reader is held for a person's approval.
+cat > "$tmp/policy.d/10-e2e.yaml" <<YAML
+version: 1
+credentials:
+  - {path: $cred, class: aws, readers: [{unit: payments.service}]}
+rules:
+  - {name: reader-hold, trigger: unexpected_reader, confidence: high, mode: hold, response: block_egress}
+YAML
 
 start_collector
 start_agent
@@ -42,6 +52,23 @@ check "the collector's history names the command that rolled it back" \
   bash -c "[ \$(sqlite3 '$collector_db' \"SELECT count(*) FROM action_history WHERE handle = '$handle' AND command_id != ''\") -ge 1 ]"
 check "a second rollback from the collector is a no-op success" ctlc rollback "$handle"
 
+# --- a held action approved from the collector
+mkdir -p "$cg_top/intruder.service"
+run_in intruder.service cat "$cred" > /dev/null
+held_is() {  # held_is STATE: the intruder's action is in STATE in the node's ledger
+  [ "$(ctl --json actions | jq -r --arg cg "/nhiguard-test-$$/intruder.service" \
+      '[.[] | select(.target.cgroup == $cg)][0].state // empty')" = "$1" ]
+}
+check "an unexpected reader is held for approval" wait_for 10 held_is held
+held=$(ctl --json actions | jq -r --arg cg "/nhiguard-test-$$/intruder.service" '[.[] | select(.target.cgroup == $cg)][0].handle')
+check "the held action shows at the collector" \
+  wait_for 10 bash -c "'$ctl_bin' --collector '$collector_addr' --pki '$tmp/pki' --json actions | jq -e --arg h '$held' '.[] | select(.handle == \$h) | .state == \"held\"'"
+check "nhiguardctl --collector approve succeeds" ctlc approve "$held"
+check "the node carried it out (active in its ledger)" wait_for 10 held_is active
+check "the approved state shows at the collector" \
+  wait_for 10 bash -c "'$ctl_bin' --collector '$collector_addr' --pki '$tmp/pki' --json actions | jq -e --arg h '$held' '.[] | select(.handle == \$h) | .state == \"active\"'"
+ctl rollback "$held" > /dev/null
+
 # exactly_once LABEL: every sequence the agent's outbox assigned is at the collector once, and the
 # collector has as many credential reads as the test made.
 exactly_once() {
@@ -53,7 +80,7 @@ exactly_once() {
   local reads; reads=$(db "SELECT count(*) FROM reports WHERE outbox_id = '$outbox' AND kind = 'credential_access'")
   check "$label: every credential read arrived once ($reads of $reads_made)" [ "$reads" = "$reads_made" ]
 }
-reads_made=3
+reads_made=4  # three by payments.service, one by the intruder
 
 # --- the collector dies while the agent keeps producing reports
 kill_collector

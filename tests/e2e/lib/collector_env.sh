@@ -5,6 +5,9 @@
 #
 # Ports: 20000 + (pid mod 20000), so concurrent sessions on one host do not collide.
 
+# shellcheck source=support.sh
+source "$(dirname "${BASH_SOURCE[0]}")/support.sh"
+
 bin_dir=$(dirname "$agent")
 ctl_bin=$bin_dir/nhiguardctl
 collector_bin=$(cd "$bin_dir/.." && pwd)/collector/nhiguard-collector
@@ -22,18 +25,8 @@ failures=0
 env_cleanup() {
   [ -n "$agent_pid" ] && kill -9 "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null || true
   [ -n "$collector_pid" ] && kill -9 "$collector_pid" 2>/dev/null && wait "$collector_pid" 2>/dev/null || true
-  for cg in "$cg_top"/*/ "$cg_top"; do
-    [ -d "$cg" ] || continue
-    echo 0 > "$cg/cgroup.freeze" 2>/dev/null || true
-    [ -f "$cg/cgroup.kill" ] && echo 1 > "$cg/cgroup.kill" 2>/dev/null || true
-    for _ in $(seq 50); do rmdir "$cg" 2>/dev/null && break; sleep 0.1; done
-  done
+  remove_test_cgroups "$cg_top"
   rm -rf "$pin_dir"; [ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"
-}
-
-check() {  # check DESCRIPTION COMMAND...
-  local what=$1; shift
-  if "$@" > /dev/null 2>&1; then echo "ok   - $what"; else echo "FAIL - $what"; failures=$((failures + 1)); fi
 }
 
 wait_for() {  # wait_for SECONDS COMMAND...: true once COMMAND succeeds
