@@ -153,9 +153,9 @@ void CollectorLink::run() {
     const auto now = std::chrono::steady_clock::now();
     if (failures == 1) {
       spdlog::warn("collector {}: {}; the agent keeps writing reports to its outbox {} ({} pending, through sequence "
-                   "{}) and retries in {:.1f}s",
+                   "{}) and retries in {}ms",
                    options_.address, why, outbox_.path(), pending.last_seq - pending.acked_seq, pending.last_seq,
-                   delay.count() / 1000.0);
+                   delay.count());
       last_reminder = now;
     } else if (now - last_reminder >= kReminderInterval) {
       spdlog::warn("collector {} still unreachable after {} attempts (last: {}); {} report(s) pending in the outbox",
