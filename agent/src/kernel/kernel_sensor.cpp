@@ -377,6 +377,19 @@ Result<void> KernelSensor::refresh_enforcement_counts() {
   return {};
 }
 
+Result<void> KernelSensor::raise_enforcement_count(uint32_t slot) {
+  const int fd = bpf_map__fd(skel_->maps.nhg_enforcement_counts);
+  uint32_t count = 0;
+  if (bpf_map_lookup_elem(fd, &slot, &count) != 0) {
+    return fail(Error::from_current_errno(fmt::format("read enforcement count {}", slot)));
+  }
+  ++count;
+  if (bpf_map_update_elem(fd, &slot, &count, BPF_ANY) != 0) {
+    return fail(Error::from_current_errno(fmt::format("raise enforcement count {}", slot)));
+  }
+  return {};
+}
+
 Result<void> KernelSensor::apply_egress_block(const EgressBlockSpec& spec) {
   const int dests_fd = bpf_map__fd(egress_->maps.nhg_egress_dests);
   // Destinations first: a listed block must never be in force without its list.
@@ -390,6 +403,8 @@ Result<void> KernelSensor::apply_egress_block(const EgressBlockSpec& spec) {
   nhg_egress_block block{.expires_at_ns = spec.expires_at_boot_ns,
                          .mode = spec.destinations.empty() ? NHG_BLOCK_ALL : NHG_BLOCK_LISTED,
                          .rule_id = spec.rule_id};
+  // The count first: the block is in force from the moment its entry appears.
+  if (auto raised = raise_enforcement_count(NHG_ENF_EGRESS_BLOCKS); !raised) return raised;
   if (bpf_map_update_elem(bpf_map__fd(egress_->maps.nhg_egress_blocks), &spec.cgroup_id, &block, BPF_ANY) != 0) {
     return fail(Error::from_current_errno(fmt::format("add egress block for cgroup {}", spec.cgroup_id)));
   }
@@ -422,6 +437,7 @@ Result<std::vector<std::pair<uint64_t, nhg_egress_block>>> KernelSensor::egress_
 }
 
 Result<void> KernelSensor::apply_credential_deny(const nhg_deny_key& key, const nhg_deny_value& value) {
+  if (auto raised = raise_enforcement_count(NHG_ENF_CREDENTIAL_DENIES); !raised) return raised;
   if (bpf_map_update_elem(bpf_map__fd(skel_->maps.nhg_credential_denies), &key, &value, BPF_ANY) != 0) {
     return fail(Error::from_current_errno(
         fmt::format("add credential deny (credential {}, cgroup {})", key.credential_id, key.cgroup_id)));

@@ -106,6 +106,9 @@ class KernelSensor {
   Result<void> attach(const SensorOptions& options);
   Result<void> attach_pinned(bpf_program* prog, int cgroup_fd, const std::string& link_dir);
   Result<void> refresh_enforcement_counts();
+  // Raises one count by one ahead of a new entry: a count above the truth only costs the programs
+  // a walk, one below it would let them skip an entry that is already in force.
+  Result<void> raise_enforcement_count(uint32_t slot);
 
   nhiguard_sensor* skel_ = nullptr;
   nhiguard_egress* egress_ = nullptr;
