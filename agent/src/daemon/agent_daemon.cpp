@@ -128,7 +128,14 @@ std::expected<void, StartFailure> AgentDaemon::start() {
   for (const auto& canary : active_policy.canaries) {
     if (!canary.plant) continue;
     auto planted = plant_canary(canary.path, canary.credential_class);
-    if (!planted) {
+    if (!planted && planted.error().code == EROFS) {
+      // Expected under the packaged unit (ProtectHome=read-only): the installer plants canaries
+      // with --plant-canaries, outside the sandbox. Not an error of the agent's.
+      spdlog::warn("canary {} is missing and this agent's sandbox keeps its directory read-only; `nhiguard-agent "
+                   "--config AGENT_YAML --plant-canaries`, run as root outside the service, plants it; until then "
+                   "it is not watched",
+                   canary.path);
+    } else if (!planted) {
       spdlog::error("canary {} ({}): {}; it is watched only if it exists", canary.path, canary.origin.to_string(),
                     planted.error().message);
     } else if (*planted) {
