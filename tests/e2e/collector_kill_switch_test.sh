@@ -67,8 +67,9 @@ start_collector
 kill_agent
 write_agent_config "$tmp/state-new"
 start_agent
-check "once connected, the new agent is in observe (required by the collector's Welcome)" \
-  wait_for 15 bash -c "'$ctl_bin' --socket '$sock' --json status | jq -e '.collector.state == \"connected\" and .mode == \"observe\"'"
+# The agent waits for the collector's first answer before it starts handling events.
+check "the new agent is in observe as soon as it runs (required by the collector's Welcome)" mode_is observe
+check "and connected" wait_for 15 connected
 check "the new agent has a new outbox" test -f "$tmp/state-new/outbox.db"
 intruder fourth.service
 check "the new agent takes no containment either" wait_for 10 only_dry_run fourth.service

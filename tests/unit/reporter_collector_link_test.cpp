@@ -221,7 +221,8 @@ TEST_F(CollectorLinkTest, ModeCommandRunsAndAWelcomeCarriesTheFleetMode) {
                                            .hostname = "other"},
                       **other_outbox, other_handler);
   other.start();
-  EXPECT_TRUE(eventually([&] { return other_handler.required() == config::AgentMode::observe; }));
+  ASSERT_TRUE(other.await_first_answer(10s));
+  EXPECT_EQ(other_handler.required(), config::AgentMode::observe) << "in force as soon as the first answer came";
   other.stop();
 }
 
@@ -231,6 +232,7 @@ TEST_F(CollectorLinkTest, ACollectorOfAnotherFleetIsRefusedAndNothingLeavesTheOu
   append_alerts(5);
   link_ = make_link(*outbox_, other_fleet);
   link_->start();
+  EXPECT_FALSE(link_->await_first_answer(10s)) << "the first attempt failed: no Welcome";
   ASSERT_TRUE(eventually([&] { return state() == "waiting"; })) << link_->status().dump();
   const std::string error = link_->status()["last_error"];
   EXPECT_NE(error.find("cannot connect"), std::string::npos) << error;

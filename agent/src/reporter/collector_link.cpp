@@ -102,6 +102,12 @@ void CollectorLink::notify() {
   wake_.notify_all();
 }
 
+bool CollectorLink::await_first_answer(std::chrono::milliseconds limit) {
+  std::unique_lock lock(mutex_);
+  wake_.wait_for(lock, limit, [&] { return welcomed_once_ || attempts_finished_ > 0 || stopping_.load(); });
+  return welcomed_once_;
+}
+
 void CollectorLink::set_state(std::string state, std::string error) {
   std::lock_guard lock(mutex_);
   state_ = std::move(state);
@@ -140,7 +146,9 @@ void CollectorLink::run() {
       std::lock_guard lock(mutex_);
       had_welcome = connected_since_ns_ != 0;
       connected_since_ns_ = 0;
+      ++attempts_finished_;
     }
+    wake_.notify_all();
     if (had_welcome) backoff.reset();
     const auto delay = backoff.next();
     uint32_t failures = 0;
@@ -287,7 +295,9 @@ std::string CollectorLink::run_session() {
       state_ = "connected";
       last_error_.clear();
       outbox_changed_ = true;
+      welcomed_once_ = true;
     }
+    wake_.notify_all();
     spdlog::info("collector {} connected as agent {} ({}); {} report(s) pending, sending from sequence {}",
                  options_.address, welcome.agent_id().empty() ? agent_id : welcome.agent_id(),
                  options_.insecure ? "plaintext" : "mTLS", resumed.last_seq - resumed.acked_seq, resumed.acked_seq + 1);

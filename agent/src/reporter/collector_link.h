@@ -83,6 +83,12 @@ class CollectorLink {
   // New reports are in the outbox.
   void notify();
 
+  // Waits until the first connection attempt has an answer: true once a Welcome was handled (the
+  // collector's required mode is in force), false when the first attempt failed or `limit` passed.
+  // The agent calls it at start so that a kill switch set while it was down (or before it was
+  // installed) applies before it contains anything.
+  bool await_first_answer(std::chrono::milliseconds limit);
+
   // {"address", "state": connecting|connected|waiting|stopped, "agent_id", "last_error",
   //  "connected_since", "consecutive_failures", "next_attempt_in_ms", "reports_sent", "acks"}.
   nlohmann::json status();
@@ -123,6 +129,8 @@ class CollectorLink {
   uint64_t reports_sent_ = 0;
   uint64_t acks_ = 0;
   uint64_t commands_executed_ = 0;
+  uint64_t attempts_finished_ = 0;
+  bool welcomed_once_ = false;
 };
 
 }  // namespace nhiguard::reporter

@@ -19,7 +19,7 @@ Result<std::unique_ptr<Reporter>> Reporter::open(ReporterOptions options, ledger
                                                  CommandHandler& handler) {
   auto outbox = Outbox::open({.path = options.outbox_path, .max_bytes = options.outbox_max_bytes});
   if (!outbox) return fail(std::move(outbox.error()));
-  std::unique_ptr<Reporter> reporter(new Reporter(std::move(options), std::move(*outbox), ledger));
+  std::unique_ptr<Reporter> reporter(new Reporter(std::move(options), std::move(*outbox), ledger, handler));
   const auto& collector = reporter->options_.collector;
   if (!collector.address.empty()) {
     reporter->link_ = std::make_unique<CollectorLink>(
@@ -35,8 +35,9 @@ Result<std::unique_ptr<Reporter>> Reporter::open(ReporterOptions options, ledger
   return reporter;
 }
 
-Reporter::Reporter(ReporterOptions options, std::unique_ptr<Outbox> outbox, ledger::RollbackLedger& ledger)
-    : options_(std::move(options)), outbox_(std::move(outbox)), ledger_(ledger) {}
+Reporter::Reporter(ReporterOptions options, std::unique_ptr<Outbox> outbox, ledger::RollbackLedger& ledger,
+                   CommandHandler& handler)
+    : options_(std::move(options)), outbox_(std::move(outbox)), ledger_(ledger), handler_(handler) {}
 
 Reporter::~Reporter() { stop(); }
 
@@ -52,6 +53,12 @@ void Reporter::start() {
                options_.collector.insecure ? "plaintext, collector.insecure" : "mTLS with " + options_.collector.pki,
                outbox_->path(), stats.last_seq - stats.acked_seq);
   link_->start();
+  // The collector's required mode (the kill switch) must be in force before the agent contains
+  // anything; the sensor's events wait in the ring buffer meanwhile.
+  if (!link_->await_first_answer(kFirstAnswerWait)) {
+    spdlog::warn("collector {} has not answered yet: the agent runs in {} mode until it does",
+                 options_.collector.address, config::to_string(handler_.current_mode()));
+  }
 }
 
 void Reporter::stop() {

@@ -19,6 +19,7 @@
 // CommandHandler.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -48,12 +49,15 @@ class Reporter {
  public:
   static constexpr size_t kMaxQueued = 100'000;
   static constexpr size_t kLedgerBatch = 512;
+  // How long start() waits for the collector's first answer (its Welcome sets the required mode).
+  static constexpr std::chrono::milliseconds kFirstAnswerWait{3000};
 
   static Result<std::unique_ptr<Reporter>> open(ReporterOptions options, ledger::RollbackLedger& ledger,
                                                 CommandHandler& handler);
   ~Reporter();
 
-  // Starts the link (when a collector is configured).
+  // Starts the link (when a collector is configured) and waits up to kFirstAnswerWait for the
+  // collector's first answer, so a kill switch set meanwhile applies before any containment.
   void start();
   // Writes what is queued, then stops the link; unsent reports stay in the outbox.
   void stop();
@@ -65,11 +69,13 @@ class Reporter {
   nlohmann::json status();
 
  private:
-  Reporter(ReporterOptions options, std::unique_ptr<Outbox> outbox, ledger::RollbackLedger& ledger);
+  Reporter(ReporterOptions options, std::unique_ptr<Outbox> outbox, ledger::RollbackLedger& ledger,
+           CommandHandler& handler);
 
   const ReporterOptions options_;
   std::unique_ptr<Outbox> outbox_;
   ledger::RollbackLedger& ledger_;
+  CommandHandler& handler_;
   std::unique_ptr<CollectorLink> link_;
 
   std::mutex mutex_;  // guards queue_ and the counters below
