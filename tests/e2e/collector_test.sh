@@ -29,10 +29,10 @@ for binary in "$ctl" "$collector" "$probe"; do [ -x "$binary" ] || { echo "missi
 pki=$tmp/pki
 "$ctl" certs init "$pki" --hostname e2e-host --agent web-2 --agent web-3 > /dev/null || { echo "certs init failed"; exit 1; }
 
-start_collector() {
+start_collector() {  # start_collector [EXTRA ARGS...]
   rm -f "$tmp/port"
   "$collector" --listen 127.0.0.1:0 --db "sqlite:$tmp/collector.db" --pki "$pki" --port-file "$tmp/port" \
-    --max-message-bytes 65536 >> "$tmp/collector.log" 2>&1 &
+    --max-message-bytes 65536 "$@" >> "$tmp/collector.log" 2>&1 &
   collector_pid=$!
   for _ in $(seq 100); do [ -s "$tmp/port" ] && break; sleep 0.1; done
   [ -s "$tmp/port" ] || { echo "collector did not start:"; cat "$tmp/collector.log"; exit 1; }
@@ -138,6 +138,17 @@ octl agents > "$tmp/agents.txt" 2>&1 || bad "agents after restart"
 grep -q "fleet mode: observe" "$tmp/agents.txt" && ok "kill switch persisted" || bad "$(cat "$tmp/agents.txt")"
 expect_probe OK "resume after restart" agents/web-2/agent agent web-2 send 1 outbox-a
 grep -q "welcome acked_through=80" "$tmp/probe.out" && ok "acked watermark persisted" || bad "$(cat "$tmp/probe.out")"
+kill -TERM "$collector_pid"; wait "$collector_pid"; collector_pid=
+
+# --- --max-agents: one stream more than allowed is refused, the one open keeps working
+start_collector --max-agents 1
+"$probe" "$addr" "$pki" agent agent e2e-host serve $handle 1 outbox-s > "$tmp/serve.out" 2>&1 &
+serve_pid=$!
+for _ in $(seq 100); do octl --json agents 2> /dev/null | jq -e '.agents[] | select(.agent_id == "e2e-host" and .connected)' > /dev/null && break; sleep 0.1; done
+expect_probe RESOURCE_EXHAUSTED "a second agent beyond --max-agents 1" agents/web-2/agent agent web-2 send 1 outbox-a
+expect_log "refused: 1 streams already open (--max-agents 1)"
+octl rollback $handle --wait 10s > /dev/null 2>&1 && ok "the open stream still takes commands" || bad "rollback under the limit"
+wait "$serve_pid"; serve_pid=
 kill -TERM "$collector_pid"; wait "$collector_pid"; collector_pid=
 
 if [ "$failures" -ne 0 ]; then

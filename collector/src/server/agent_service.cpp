@@ -4,6 +4,7 @@
 
 #include <thread>
 
+#include <fmt/format.h>
 #include <grpcpp/impl/rpc_service_method.h>
 #include <grpcpp/support/byte_buffer.h>
 #include <grpcpp/support/method_handler.h>
@@ -36,8 +37,13 @@ grpc::ByteBuffer to_buffer(const v1::CollectorMessage& message) {
 }  // namespace
 
 AgentServiceImpl::AgentServiceImpl(ReportStore& store, IngestPipeline& pipeline, AgentStreams& streams,
-                                   IngestLimits limits, bool insecure)
-    : store_(store), pipeline_(pipeline), streams_(streams), limits_(limits), insecure_(insecure) {
+                                   IngestLimits limits, bool insecure, int max_streams)
+    : store_(store),
+      pipeline_(pipeline),
+      streams_(streams),
+      limits_(limits),
+      insecure_(insecure),
+      max_streams_(max_streams) {
   using Stream = grpc::ServerReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>;
   AddMethod(new grpc::internal::RpcServiceMethod(
       kConnectMethod, grpc::internal::RpcMethod::BIDI_STREAMING,
@@ -52,6 +58,17 @@ grpc::Status AgentServiceImpl::Connect(grpc::ServerContext* context,
                                        grpc::ServerReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>* rw) {
   const std::string peer = context->peer();
   if (!accepting_) return {grpc::StatusCode::UNAVAILABLE, "collector shutting down"};
+  // Counted before anything else so that a flood of connections cannot get past the limit.
+  struct StreamSlot {
+    std::atomic<int>& active;
+    ~StreamSlot() { --active; }
+  } slot{active_streams_};
+  if (++active_streams_ > max_streams_) {
+    spdlog::warn("agent stream from {} refused: {} streams already open (--max-agents {})", peer, max_streams_,
+                 max_streams_);
+    return {grpc::StatusCode::RESOURCE_EXHAUSTED,
+            fmt::format("collector at its limit of {} agent streams; retry later", max_streams_)};
+  }
   auto identity = authenticate_peer(*context, pki::Role::agent, insecure_);
   if (!identity) {
     spdlog::warn("agent stream from {} refused: {}", peer, identity.error().message);

@@ -27,8 +27,9 @@ class AgentServiceImpl final : public grpc::Service {
  public:
   static constexpr const char* kConnectMethod = "/nhiguard.v1.AgentService/Connect";
 
+  // At most `max_streams` agent streams at once; one more is refused with RESOURCE_EXHAUSTED.
   AgentServiceImpl(ReportStore& store, IngestPipeline& pipeline, AgentStreams& streams, IngestLimits limits,
-                   bool insecure);
+                   bool insecure, int max_streams);
 
   grpc::Status Connect(grpc::ServerContext* context,
                        grpc::ServerReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>* stream);
@@ -42,6 +43,8 @@ class AgentServiceImpl final : public grpc::Service {
   AgentStreams& streams_;
   IngestLimits limits_;
   bool insecure_;
+  int max_streams_;
+  std::atomic<int> active_streams_{0};
   std::atomic<bool> accepting_{true};
 };
 

@@ -38,7 +38,7 @@ Result<std::unique_ptr<CollectorServer>> CollectorServer::start(const CollectorO
   self->store_ = std::move(*store);
   self->pipeline_ = std::make_unique<IngestPipeline>(*self->store_, self->waiters_, IngestPipeline::Options{});
   self->agent_service_ = std::make_unique<AgentServiceImpl>(*self->store_, *self->pipeline_, self->streams_,
-                                                            options.limits, options.insecure);
+                                                            options.limits, options.insecure, options.max_agents);
   self->operator_service_ =
       std::make_unique<OperatorServiceImpl>(*self->store_, self->streams_, self->waiters_, options.insecure);
 
@@ -51,8 +51,9 @@ Result<std::unique_ptr<CollectorServer>> CollectorServer::start(const CollectorO
   builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<uint64_t>(2ull * options.limits.max_message_bytes, INT32_MAX)));
   builder.SetMaxSendMessageSize(static_cast<int>(options.limits.max_message_bytes));
   grpc::ResourceQuota quota("nhiguard-collector");
-  // Each agent stream holds a thread (plus its writer thread); operators and gRPC need a few more.
-  quota.SetMaxThreads(options.max_agents + 64);
+  // Each agent stream holds a server thread (its writer is a thread of ours); operators, refused
+  // streams and gRPC itself need some more. AgentServiceImpl enforces max_agents exactly.
+  quota.SetMaxThreads(options.max_agents + 128);
   builder.SetResourceQuota(quota);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
