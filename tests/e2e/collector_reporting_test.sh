@@ -34,7 +34,7 @@ agent_id=$(status_field .collector.agent_id)
 for _ in 1 2 3; do read_credential; done
 check "the credential reads are stored at the collector" \
   wait_for 10 bash -c "[ \$(sqlite3 '$collector_db' \"SELECT count(*) FROM reports WHERE kind = 'credential_access'\") -ge 3 ]"
-handle=$(ctl --json contain freeze --unit payments.service --ttl 10m --reason "e2e: credential read" | jq -r .handle)
+handle=$(ctl --json contain freeze --cgroup "/nhiguard-test-$$/payments.service" --ttl 10m --reason "e2e: credential read" | jq -r .handle)
 check "contain returned a handle" bash -c "[[ '$handle' == rb_* ]]"
 check "the action reaches the collector as active" \
   wait_for 10 bash -c "'$ctl_bin' --collector '$collector_addr' --pki '$tmp/pki' --json actions | jq -e --arg h '$handle' '.[] | select(.handle == \$h) | .state == \"active\"'"
@@ -124,7 +124,7 @@ start_agent
 kill_collector
 for _ in $(seq 150); do read_credential; done
 reads_made=$((reads_made + 150))
-handle=$(ctl --json contain freeze --unit payments.service --ttl 10m --reason "e2e: while the outbox is full" | jq -r .handle)
+handle=$(ctl --json contain freeze --cgroup "/nhiguard-test-$$/payments.service" --ttl 10m --reason "e2e: while the outbox is full" | jq -r .handle)
 ctl rollback "$handle" > /dev/null
 dropped=$(status_field .collector.outbox.dropped_total)
 check "the full outbox dropped low-value reports and counts them ($dropped)" [ "$dropped" -gt 0 ]
