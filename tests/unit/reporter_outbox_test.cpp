@@ -367,6 +367,60 @@ TEST_F(OutboxTest, MarkersMergeAcrossEvictionRoundsAndReopen) {
   EXPECT_EQ(stats.dropped_total + rows.size() - 1, 80u);
 }
 
+TEST_F(OutboxTest, ActionsSplitDropRunsIntoSeparateMarkers) {
+  const uint64_t row = 1000 + 40 + Outbox::kRowOverheadBytes;
+  auto outbox = open_outbox(8 * row);
+  // 1 2 A 4 5 A 7: low-value runs broken by actions.
+  ASSERT_TRUE(outbox->append(std::vector<Report>{event("egress", 1000), event("egress", 1000), action(1000),
+                                                 event("egress", 1000), event("egress", 1000), action(1000),
+                                                 event("egress", 1000)}));
+  ASSERT_TRUE(outbox->take_for_send(0, 2, SIZE_MAX));  // 1 and 2 are on the wire
+  // Room for about two more: 4, 5 and 7 go (two runs, two markers), never 1 and 2, never an action.
+  ASSERT_TRUE(outbox->append(std::vector<Report>(3, action(1000))));
+  auto rows = all(*outbox);  // (releases the in-flight rows afterwards)
+  std::vector<std::pair<uint64_t, uint64_t>> markers;
+  for (const auto& r : rows) {
+    if (r.report.kind == ReportKind::dropped) markers.emplace_back(r.seq, r.seq_end);
+  }
+  ASSERT_EQ(markers.size(), 2u);
+  EXPECT_EQ(markers[0], std::make_pair(uint64_t{4}, uint64_t{5}));
+  EXPECT_EQ(markers[1], std::make_pair(uint64_t{7}, uint64_t{7}));
+  EXPECT_EQ(rows[0].report.kind, ReportKind::event);
+  EXPECT_EQ(rows[1].report.kind, ReportKind::event);
+  expect_gap_free(*outbox);
+
+  // After a disconnect 1 and 2 may go too; no room is left otherwise, so they are dropped, and the
+  // run [1, 2] is not adjacent to a marker (3 is an action): a third marker.
+  ASSERT_TRUE(outbox->append(std::vector<Report>{action(1000)}));
+  rows = all(*outbox);
+  ASSERT_EQ(rows[0].report.kind, ReportKind::dropped);
+  EXPECT_EQ(rows[0].seq, 1u);
+  EXPECT_EQ(rows[0].seq_end, 2u);
+  EXPECT_EQ(outbox->stats().dropped_total, 5u);
+  size_t actions = 0;
+  for (const auto& r : rows) actions += r.report.kind == ReportKind::action_update;
+  EXPECT_EQ(actions, 6u);
+  expect_gap_free(*outbox);
+}
+
+TEST_F(OutboxTest, ARunJustBeforeAMarkerJoinsIt) {
+  const uint64_t row = 1000 + 40 + Outbox::kRowOverheadBytes;
+  auto outbox = open_outbox(6 * row);
+  ASSERT_TRUE(outbox->append(std::vector<Report>(5, event("egress", 1000))));  // 1..5
+  ASSERT_TRUE(outbox->take_for_send(0, 2, SIZE_MAX));                          // 1, 2 in flight
+  ASSERT_TRUE(outbox->append(std::vector<Report>(2, action(1000))));            // 3.. become a marker
+  outbox->release_in_flight();
+  ASSERT_TRUE(outbox->append(std::vector<Report>(2, action(1000))));            // 1, 2 join it
+  auto rows = all(*outbox);
+  ASSERT_EQ(rows[0].report.kind, ReportKind::dropped);
+  EXPECT_EQ(rows[0].seq, 1u);
+  EXPECT_GE(rows[0].seq_end, 4u);
+  auto marker = nlohmann::json::parse(rows[0].report.payload);
+  EXPECT_EQ(marker["count"].get<uint64_t>(), rows[0].seq_end);
+  EXPECT_EQ(marker["first_seq"], 1);
+  expect_gap_free(*outbox);
+}
+
 TEST_F(OutboxTest, InconsistentFileIsRefused) {
   {
     auto outbox = open_outbox();

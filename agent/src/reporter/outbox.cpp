@@ -298,106 +298,102 @@ Result<uint64_t> Outbox::evict_locked(uint64_t needed, int64_t now_ns) {
   const uint64_t target = bytes_ + needed > low_water ? bytes_ + needed - low_water : 0;
   const uint64_t floor = std::max(in_flight_through_, acked_seq_);
 
-  Statement walk(db_, "SELECT seq, seq_end, kind, type, droppable, length(payload) FROM reports WHERE seq > ?1 "
-                      "ORDER BY seq");
-  if (walk.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, walk.prepare_status(), what));
-  walk.bind(1, static_cast<int64_t>(floor));
-  std::vector<RowHead> heads;
-  uint64_t reachable = 0;
-  for (int rc = walk.step(); rc != SQLITE_DONE; rc = walk.step()) {
-    if (rc != SQLITE_ROW) return fail(sqlite_error(db_, rc, what));
-    RowHead h{static_cast<uint64_t>(walk.int_at(0)), static_cast<uint64_t>(walk.int_at(1)),
-              static_cast<ReportKind>(walk.int_at(2)), walk.text_at(3), walk.int_at(4) != 0,
-              static_cast<uint64_t>(walk.int_at(5))};
-    if (h.droppable && h.kind != ReportKind::dropped) reachable += row_bytes(h.payload_bytes);
-    heads.push_back(std::move(h));
-    if (reachable >= target) break;  // enough droppable bytes in view
+  // Only droppable rows are read (index reports_droppable; markers are never droppable), oldest
+  // first, until enough bytes are found: an outbox full of undroppable reports costs one index probe.
+  std::vector<RowHead> picked;
+  {
+    Statement pick(db_, "SELECT seq, seq_end, type, length(payload) FROM reports WHERE droppable = 1 AND seq > ?1 "
+                        "ORDER BY seq");
+    if (pick.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, pick.prepare_status(), what));
+    pick.bind(1, static_cast<int64_t>(floor));
+    uint64_t found = 0;
+    for (int rc = pick.step(); rc != SQLITE_DONE && found < target; rc = pick.step()) {
+      if (rc != SQLITE_ROW) return fail(sqlite_error(db_, rc, what));
+      RowHead h{static_cast<uint64_t>(pick.int_at(0)), static_cast<uint64_t>(pick.int_at(1)), ReportKind::event,
+                pick.text_at(2), true, static_cast<uint64_t>(pick.int_at(3))};
+      found += row_bytes(h.payload_bytes);
+      picked.push_back(std::move(h));
+    }
   }
+  if (picked.empty()) return uint64_t{0};
 
-  // Each run of consecutive droppable rows becomes one marker; a run right after a marker (or a
-  // marker right after a run) joins it.
-  struct Marker {
-    uint64_t seq = 0;
-    uint64_t seq_end = 0;
-    DropCounts counts;
-    bool existing = false;          // a row already in the table
-    uint64_t old_payload_bytes = 0;  // for the byte accounting of an existing marker
+  // A marker row adjacent to a run (ending just before it or starting just after it) and not in
+  // flight joins the run's marker. Rows cover the sequence without gaps, so adjacency is by number.
+  auto adjacent_marker = [&](uint64_t seq, bool ending_at) -> Result<std::optional<std::pair<RowHead, DropCounts>>> {
+    Statement find(db_, ending_at ? "SELECT seq, seq_end, kind, length(payload), payload FROM reports "
+                                    "WHERE seq <= ?1 ORDER BY seq DESC LIMIT 1"
+                                  : "SELECT seq, seq_end, kind, length(payload), payload FROM reports WHERE seq = ?1");
+    if (find.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, find.prepare_status(), what));
+    find.bind(1, static_cast<int64_t>(seq));
+    const int rc = find.step();
+    if (rc == SQLITE_DONE) return std::optional<std::pair<RowHead, DropCounts>>{};
+    if (rc != SQLITE_ROW) return fail(sqlite_error(db_, rc, what));
+    RowHead h{static_cast<uint64_t>(find.int_at(0)), static_cast<uint64_t>(find.int_at(1)),
+              static_cast<ReportKind>(find.int_at(2)), {}, false, static_cast<uint64_t>(find.int_at(3))};
+    if (h.kind != ReportKind::dropped || h.seq <= floor || (ending_at && h.seq_end != seq)) {
+      return std::optional<std::pair<RowHead, DropCounts>>{};
+    }
+    auto counts = parse_drop_counts(find.text_at(4), h.seq);
+    if (!counts) return fail(std::move(counts.error()));
+    return std::optional<std::pair<RowHead, DropCounts>>(std::pair{std::move(h), std::move(*counts)});
   };
-  std::optional<Marker> open;
-  uint64_t freed = 0;
-  uint64_t dropped = 0;
 
-  auto flush = [&]() -> Result<void> {
-    if (!open) return {};
-    Marker m = std::move(*open);
-    open.reset();
-    const std::string payload = m.counts.payload(m.seq, m.seq_end);
-    // The rows the marker now covers, the marker itself included when it already existed.
+  uint64_t dropped = 0;
+  size_t i = 0;
+  while (i < picked.size()) {
+    // One run: consecutive picked rows whose sequences touch.
+    size_t j = i;
+    while (j + 1 < picked.size() && picked[j].seq_end + 1 == picked[j + 1].seq) ++j;
+    uint64_t first = picked[i].seq;
+    uint64_t last = picked[j].seq_end;
+    DropCounts counts;
+    for (size_t k = i; k <= j; ++k) {
+      counts.add(picked[k].type, 1, now_ns);
+      rows_ -= 1;
+      bytes_ -= row_bytes(picked[k].payload_bytes);
+    }
+    dropped += j - i + 1;
+    for (const bool before : {true, false}) {
+      auto marker = adjacent_marker(before ? first - 1 : last + 1, before);
+      if (!marker) return fail(std::move(marker.error()));
+      if (!*marker) continue;
+      const auto& [head, existing] = **marker;
+      counts.merge(existing);
+      rows_ -= 1;
+      bytes_ -= row_bytes(head.payload_bytes);
+      if (before) {
+        first = head.seq;
+      } else {
+        last = head.seq_end;
+      }
+    }
+    // The run's rows and the markers it absorbed are exactly the rows in [first, last].
     Statement del(db_, "DELETE FROM reports WHERE seq >= ?1 AND seq <= ?2");
     if (del.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, del.prepare_status(), what));
-    del.bind(1, static_cast<int64_t>(m.seq));
-    del.bind(2, static_cast<int64_t>(m.seq_end));
+    del.bind(1, static_cast<int64_t>(first));
+    del.bind(2, static_cast<int64_t>(last));
     if (const int rc = del.step(); rc != SQLITE_DONE) return fail(sqlite_error(db_, rc, what));
+    const std::string payload = counts.payload(first, last);
     Statement insert(db_, "INSERT INTO reports (seq, seq_end, kind, type, droppable, event_boot_ns, event_wall_ns, "
                           "stored_wall_ns, payload) VALUES (?1, ?2, ?3, ?4, 0, 0, ?5, ?5, ?6)");
     if (insert.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, insert.prepare_status(), what));
-    insert.bind(1, static_cast<int64_t>(m.seq));
-    insert.bind(2, static_cast<int64_t>(m.seq_end));
+    insert.bind(1, static_cast<int64_t>(first));
+    insert.bind(2, static_cast<int64_t>(last));
     insert.bind(3, static_cast<int64_t>(ReportKind::dropped));
     insert.bind(4, kDroppedType);
-    insert.bind(5, m.counts.last_dropped_ns);
+    insert.bind(5, counts.last_dropped_ns);
     insert.bind_blob(6, payload);
     if (const int rc = insert.step(); rc != SQLITE_DONE) return fail(sqlite_error(db_, rc, what));
     rows_ += 1;
     bytes_ += row_bytes(payload.size());
-    return {};
-  };
-
-  for (const RowHead& h : heads) {
-    if (freed >= target) break;
-    if (h.kind == ReportKind::dropped) {
-      // Load the marker's counts: it either extends the open run or starts a new one.
-      Statement read(db_, "SELECT payload FROM reports WHERE seq = ?1");
-      if (read.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, read.prepare_status(), what));
-      read.bind(1, static_cast<int64_t>(h.seq));
-      if (const int rc = read.step(); rc != SQLITE_ROW) return fail(sqlite_error(db_, rc, what));
-      auto counts = parse_drop_counts(read.text_at(0), h.seq);
-      if (!counts) return fail(std::move(counts.error()));
-      rows_ -= 1;
-      bytes_ -= row_bytes(h.payload_bytes);
-      if (open && open->seq_end + 1 == h.seq) {
-        open->seq_end = h.seq_end;
-        open->counts.merge(*counts);
-      } else {
-        if (auto ok = flush(); !ok) return fail(std::move(ok.error()));
-        open = Marker{h.seq, h.seq_end, std::move(*counts), true, h.payload_bytes};
-      }
-      continue;
-    }
-    if (!h.droppable) {
-      if (auto ok = flush(); !ok) return fail(std::move(ok.error()));
-      continue;
-    }
-    rows_ -= 1;
-    bytes_ -= row_bytes(h.payload_bytes);
-    freed += row_bytes(h.payload_bytes);
-    ++dropped;
-    if (!open || open->seq_end + 1 != h.seq) {
-      if (auto ok = flush(); !ok) return fail(std::move(ok.error()));
-      open = Marker{h.seq, h.seq_end, {}, false, 0};
-    }
-    open->seq_end = h.seq_end;
-    open->counts.add(h.type, 1, now_ns);
+    i = j + 1;
   }
-  if (auto ok = flush(); !ok) return fail(std::move(ok.error()));
 
   ++evictions_;
   dropped_total_ += dropped;
-  if (dropped > 0) {
-    spdlog::error("outbox {} is full ({} bytes allowed): dropped the {} oldest low-value report(s) not yet sent; drop "
-                  "markers report them to the collector; actions, decisions and notices are kept",
-                  options_.path, options_.max_bytes, dropped);
-  }
+  spdlog::error("outbox {} is full ({} bytes allowed): dropped the {} oldest low-value report(s) not yet sent; drop "
+                "markers report them to the collector; actions, decisions and notices are kept",
+                options_.path, options_.max_bytes, dropped);
   return dropped;
 }
 
