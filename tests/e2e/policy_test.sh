@@ -149,6 +149,12 @@ check "an allowed service still connects" send_from payments
 check "nhiguardctl actions lists the automatic handle" bash -c "'$ctl' --socket '$sock' --json actions | jq -e --arg h \"\$(jq -r .handle.handle <<< '$d1')\" \
   '.[] | select(.handle == \$h) | .rule == \"reader-enforce\" and .state == \"active\" and (.trigger_event_ids | length) == 1'"
 
+run_in intruder cat "$tmp/creds/aws" > /dev/null
+sleep 0.3
+check "the same trigger again within the quiet period is counted, not decided twice" bash -c \
+  "[ \$(jq -c 'select(.type == \"decision\" and .identity.unit == \"intruder.service\")' '$events' | wc -l) -eq 1 ] &&
+   '$ctl' --socket '$sock' --json status | jq -e '.decisions.suppressed >= 1 and .decisions.contain >= 1'"
+
 # --- 2. a tainted connect outside the identity's allowed egress is blocked
 run_in reporter bash -c "exec 4< '$tmp/creds/git'; read -r _ <&4; exec 3<>/dev/tcp/$remote/$port && printf y >&3" 2>/dev/null || true
 d2=$(decision "$(unit_is reporter)" || true)

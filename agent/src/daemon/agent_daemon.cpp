@@ -34,8 +34,11 @@ std::unexpected<StartFailure> start_failure(StartFailureKind kind, std::string m
 constexpr auto kHousekeepingInterval = std::chrono::seconds(5);
 constexpr auto kSweepInterval = std::chrono::seconds(1);
 // Identical triggers (same trigger, identity, credential and destination) within this period are
-// one decision: a process reading a file in a loop must not flood the log or the ledger.
-constexpr auto kTriggerQuietPeriod = std::chrono::seconds(60);
+// one decision, the rest are counted (status decisions.suppressed): a job that reads its token every
+// few seconds must not flood the log, the collector or the ledger, and an action a person rolled
+// back is not re-taken at once by the next identical read.
+constexpr auto kTriggerQuietPeriod = std::chrono::minutes(10);
+constexpr size_t kMaxQuietTriggers = 65536;
 
 policy::IdentityFacts identity_facts(const identity::ResolvedIdentity& resolved) {
   const auto& w = resolved.workload;
@@ -766,7 +769,11 @@ void AgentDaemon::evaluate(const policy::TriggerInput& input, const identity::Re
     ++decisions_suppressed_;
     return;
   }
-  recent_triggers_[key] = now;
+  if (recent_triggers_.size() >= kMaxQuietTriggers) {
+    std::erase_if(recent_triggers_, [&](const auto& entry) { return now - entry.second >= kTriggerQuietPeriod; });
+  }
+  // Past the bound every trigger is decided (nothing is suppressed that could not be remembered).
+  if (recent_triggers_.size() < kMaxQuietTriggers) recent_triggers_[key] = now;
 
   auto decision = engine_->decide(input, gate_facts(input));
   if (!decision) return;
