@@ -66,7 +66,15 @@ expect_probe PERMISSION_DENIED "agent certificate, hello for another agent" agen
 expect_log "presented no certificate"
 expect_log "has a certificate for role 'agent', this call needs 'operator'"
 expect_log "hello says agent 'web-2' but the certificate is for 'e2e-host'"
-# Plaintext against the mTLS port fails in the handshake.
+# An operator certificate from another CA (the server is still verified with ours): the handshake
+# refuses it before any call.
+"$ctl" certs init "$tmp/other-pki" --hostname elsewhere > /dev/null
+mkdir -p "$tmp/foreign" && cp "$pki/ca.pem" "$tmp/foreign/" && cp "$tmp/other-pki"/operator*.pem "$tmp/foreign/"
+rc=0; "$ctl" --collector "$addr" --pki "$tmp/foreign" mode observe --all > "$tmp/out" 2>&1 || rc=$?
+[ "$rc" -eq 3 ] && ok "operator certificate of another CA: refused in the handshake (exit 3)" \
+  || bad "foreign CA: exit $rc: $(cat "$tmp/out")"
+expect_log "grpc: Handshake failed"
+
 if "$ctl" --collector "$addr" --insecure agents > /dev/null 2>&1; then bad "plaintext client served"; else ok "plaintext client refused"; fi
 
 # --- reports: stored once, acked cumulatively, resumed after a reconnect
