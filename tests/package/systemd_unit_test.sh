@@ -70,6 +70,7 @@ echo '[default]' > "$root/root/.aws/credentials"
 chmod 700 "$root/home/svc" "$root/home/svc/.aws"; chmod 600 "$root/home/svc/.aws/credentials"
 in_root chown -R svc:svc /home/svc
 echo nhiguard-pkgunit > "$root/etc/hostname"
+printf '127.0.0.1 localhost\n::1 localhost ip6-localhost\n' > "$root/etc/hosts"   # debootstrap writes none
 
 # --- boot it. nspawn's own syscall filter would refuse bpf() to everything in the container;
 # the unit's filter is what is under test, so the container lets these through.
@@ -146,6 +147,18 @@ if [ -f "$collector_deb" ]; then
   check "collector: listening with mTLS, its store in the state directory" \
     inside 'journalctl -u nhiguard-collector --no-pager | grep -q "listening on .*mTLS" &&
             test -s /var/lib/private/nhiguard-collector/collector.db'
+  # The agent reports to it by name, over mTLS, from inside its own sandbox (name resolution and
+  # TCP under RestrictAddressFamilies=, its certificate read under ProtectSystem=strict).
+  inside 'sed -i "s|^  address: \"\"|  address: \"localhost:7443\"|" /etc/nhiguard/agent.yaml && systemctl restart nhiguard-agent'
+  for _ in $(seq 100); do
+    inside 'nhiguardctl --json status' 2>/dev/null | grep -q '"state": "connected"' && break; sleep 0.2
+  done
+  check "the agent connects to the collector (localhost:7443, mTLS) and its reports are acknowledged" \
+    sh -c "nsenter -t $leader -a nhiguardctl --json status > '$work/status.json' &&
+           jq -e '.collector.state == \"connected\" and .collector.transport == \"mtls\"' '$work/status.json' &&
+           { for i in \$(seq 50); do nsenter -t $leader -a nhiguardctl --json status |
+               jq -e '.collector.outbox.acked_sequence > 0' && exit 0; sleep 0.2; done; exit 1; }"
+  inside 'sed -i "s|^  address: \"localhost:7443\"|  address: \"\"|" /etc/nhiguard/agent.yaml && systemctl restart nhiguard-agent'
   inside 'DEBIAN_FRONTEND=noninteractive dpkg --purge nhiguard-collector' > "$work/purge-collector.log" 2>&1 || true
   check "collector purged: stopped, its state removed" \
     inside '! systemctl is-active nhiguard-collector && ! test -e /var/lib/private/nhiguard-collector &&
