@@ -107,9 +107,16 @@ check "the agent holds exactly CAP_BPF CAP_PERFMON CAP_SYS_ADMIN CAP_SYS_PTRACE 
 check "no new privileges, a seccomp filter" \
   inside "grep -qx 'NoNewPrivs:	1' /proc/$agent_pid/status && grep -qx 'Seccomp:	2' /proc/$agent_pid/status"
 check "pins under /sys/fs/bpf/nhiguard" test -e "$bpffs/nhiguard/nhg_credentials"
-check "both credentials watched, one in a 0700 home (ProtectHome=read-only, CAP_DAC_READ_SEARCH)" \
-  inside 'nhiguardctl --json status | grep -q "\"credentials_watched\": 2"'
-check "a read of the credential is reported" \
+# The policy's canaries to plant, planted before the agent started (ExecStartPre, outside the sandbox).
+planted=$(inside 'cat /var/lib/nhiguard/planted-canaries 2>/dev/null' || true)
+if grep -qs 'plant: true' "$root"/etc/nhiguard/policy.d/*.yaml; then
+  check "the policy's canaries were planted ($(echo $planted))" \
+    inside 'test -s /var/lib/nhiguard/planted-canaries &&
+            while read -r c; do test -f "$c" && test "$(stat -c %a "$c")" = 600 || exit 1; done < /var/lib/nhiguard/planted-canaries'
+fi
+check "credentials watched (the two planted here, and the canaries)" \
+  sh -c "nsenter -t $leader -a nhiguardctl --json status | jq -e '.credentials_watched >= 2'"
+check "a read of the credential in a 0700 home is reported (ProtectHome=read-only, CAP_DAC_READ_SEARCH)" \
   inside 'su -s /bin/sh svc -c "cat /home/svc/.aws/credentials" >/dev/null; sleep 1; grep -q "/home/svc/.aws/credentials" /var/lib/nhiguard/events.jsonl'
 
 # --- containment under the unit's restrictions
@@ -177,6 +184,10 @@ check "the egress block is still pinned (cgroup id $blocked_cgid)" \
 inside 'DEBIAN_FRONTEND=noninteractive dpkg --purge nhiguard-agent' > "$work/purge.log" 2>&1 || true
 sed 's/^/# /' "$work/purge.log"
 check "dpkg --purge removed the pins" test ! -e "$bpffs/nhiguard"
+for canary in $planted; do
+  check "dpkg --purge removed the canary it planted: $canary" inside "! test -e '$canary'"
+done
+check "dpkg --purge kept the operator's own credential" inside 'test -s /root/.aws/credentials'
 check "dpkg --purge removed the state and configuration" \
   inside '! test -e /var/lib/nhiguard && ! test -e /var/log/nhiguard && ! test -e /etc/nhiguard/agent.yaml'
 if [ -f "$collector_deb" ]; then
