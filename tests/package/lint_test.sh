@@ -102,10 +102,16 @@ for deb in "${debs[@]}"; do
     diff "$work/$package.deb-conffiles" "$work/$package.rpm-config"
   rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpm" 2>/dev/null | awk '$1 ~ /c/ && $1 !~ /n/' > "$work/$package.replaceable"
   check "$package: every %config is noreplace" test ! -s "$work/$package.replaceable"
+  # Every shared library its programs link (DT_NEEDED) is required by soname.
   rpm -qp --requires "$rpm" 2>/dev/null > "$work/$package.requires"
-  check "$package: the .rpm requires the shared libraries it links (libbpf, libsqlite3)" \
-    sh -c "grep -q '^libbpf.so' '$work/$package.requires' && grep -q '^libsqlite3.so' '$work/$package.requires' \
-           || [ '$package' != nhiguard-agent ]"
+  mkdir -p "$work/$package.payload"
+  dpkg-deb -x "$deb" "$work/$package.payload"
+  find "$work/$package.payload/usr" -path '*bin/*' -type f -perm -u+x -print0 |
+    xargs -0 readelf -d | sed -nE 's/.*\(NEEDED\).*\[(.*)\]/\1/p' | sort -u > "$work/$package.needed"
+  check "$package: the .rpm requires each of the $(wc -l < "$work/$package.needed") libraries its programs link" \
+    sh -c "test -s '$work/$package.needed' && while read -r so; do
+             grep -qxF \"\$so()(64bit)\" '$work/$package.requires' || { echo \"missing: \$so\"; exit 1; }
+           done < '$work/$package.needed'"
 done
 
 echo "failures: $failures"
