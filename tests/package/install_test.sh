@@ -10,6 +10,8 @@
 # Usage: install_test.sh BUILD_DIR SOURCE_DIR VERSION RELEASE
 # The debootstrapped base is cached as BUILD_DIR/package-test/bookworm-base.tar (refreshed weekly).
 set -euo pipefail
+# shellcheck source=common.sh
+source "$(dirname "$0")/common.sh"
 build=$(realpath "$1")
 src=$(realpath "$2")
 version=$3
@@ -21,8 +23,6 @@ base=$build/package-test/bookworm-base.tar
 work=$(mktemp -d /var/tmp/nhiguard-pkgtest.XXXXXX)
 root=$work/root
 failures=0
-# shellcheck source=common.sh
-source "$(dirname "$0")/common.sh"
 
 cleanup() {
   for m in "$root/sys/fs/bpf" "$root/proc"; do

@@ -4,6 +4,8 @@
 # carries the same payload as the .deb (paths and permission bits), apart from Debian's changelog.
 # Usage: lint_test.sh BUILD_DIR SOURCE_DIR VERSION RELEASE
 set -euo pipefail
+# shellcheck source=common.sh
+source "$(dirname "$0")/common.sh"
 build=$(realpath "$1")
 src=$(realpath "$2")
 version=$3
@@ -12,8 +14,6 @@ packages=$build/packages
 work=$(mktemp -d /tmp/nhiguard-pkglint.XXXXXX)
 trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$work"' EXIT
 failures=0
-# shellcheck source=common.sh
-source "$(dirname "$0")/common.sh"
 
 # Justified in README; anything else fails the test.
 allowed_lintian=(

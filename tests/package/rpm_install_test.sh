@@ -9,6 +9,8 @@
 # preset says "enable", %post enables the unit and %preun disables it on erase.
 # Usage: rpm_install_test.sh BUILD_DIR SOURCE_DIR VERSION RELEASE
 set -euo pipefail
+# shellcheck source=common.sh
+source "$(dirname "$0")/common.sh"
 build=$(realpath "$1")
 version=$3
 release=$4
@@ -18,8 +20,6 @@ base=$build/package-test/bookworm-base.tar
 work=$(mktemp -d /var/tmp/nhiguard-pkgrpm.XXXXXX)
 root=$work/root
 failures=0
-# shellcheck source=common.sh
-source "$(dirname "$0")/common.sh"
 trap '[ -n "${KEEP_TMP:-}" ] || rm -rf --one-file-system "$work"' EXIT
 
 rpm_root() { rpm --root "$root" --dbpath /var/lib/rpm "$@"; }

@@ -11,6 +11,8 @@
 # boots, as systemd does on a host: nothing of the host's /sys/fs/bpf/nhiguard is touched.
 # Usage: systemd_unit_test.sh BUILD_DIR SOURCE_DIR VERSION RELEASE
 set -euo pipefail
+# shellcheck source=common.sh
+source "$(dirname "$0")/common.sh"
 build=$(realpath "$1")
 version=$3
 release=$4
@@ -23,8 +25,6 @@ cg_root=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
 cg_test=$cg_root/nhiguard-pkgunit-$$
 nspawn_pid=
 failures=0
-# shellcheck source=common.sh
-source "$(dirname "$0")/common.sh"
 
 cleanup() {
   if [ -n "$nspawn_pid" ] && kill -0 "$nspawn_pid" 2>/dev/null; then
