@@ -314,6 +314,12 @@ TEST_F(OutboxTest, UndroppableReportsAreKeptBeyondTheBound) {
   EXPECT_EQ(outbox->stats().dropped_total, 3u);
   expect_gap_free(*outbox);
 
+  // The accounting survives a reopen.
+  outbox.reset();
+  outbox = open_outbox(max);
+  EXPECT_TRUE(outbox->stats().over_capacity);
+  EXPECT_EQ(outbox->stats().rows, 6u);
+
   // Acknowledging the actions and the marker frees the room: new reports are stored again.
   ASSERT_TRUE(outbox->acknowledge(8));
   EXPECT_FALSE(outbox->stats().over_capacity);

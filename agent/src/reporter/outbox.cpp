@@ -186,13 +186,15 @@ Result<void> Outbox::load_state() {
   uint64_t max_seq_end = 0;
   {
     Statement sums(db_, "SELECT count(*), coalesce(sum(length(payload)), 0), coalesce(min(seq), 0), "
-                        "coalesce(max(seq_end), 0) FROM reports");
+                        "coalesce(max(seq_end), 0), coalesce(sum(CASE WHEN droppable = 0 THEN 1 ELSE 0 END), 0), "
+                        "coalesce(sum(CASE WHEN droppable = 0 THEN length(payload) ELSE 0 END), 0) FROM reports");
     if (sums.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, sums.prepare_status(), what));
     if (const int rc = sums.step(); rc != SQLITE_ROW) return fail(sqlite_error(db_, rc, what));
     rows_ = static_cast<uint64_t>(sums.int_at(0));
     bytes_ = static_cast<uint64_t>(sums.int_at(1)) + rows_ * kRowOverheadBytes;
     min_seq = static_cast<uint64_t>(sums.int_at(2));
     max_seq_end = static_cast<uint64_t>(sums.int_at(3));
+    kept_bytes_ = static_cast<uint64_t>(sums.int_at(5)) + static_cast<uint64_t>(sums.int_at(4)) * kRowOverheadBytes;
   }
   // The rows must cover (acked_seq, last_seq]; anything else means the file was edited or is from
   // another program, and sending from it could skip or repeat reports.
@@ -221,12 +223,14 @@ Result<AppendResult> Outbox::append(std::span<const Report> reports,
   }
   std::lock_guard lock(mutex_);
   // Work on copies of the cached state; they replace it only once the transaction committed.
-  const uint64_t saved_last = last_seq_, saved_rows = rows_, saved_bytes = bytes_, saved_dropped = dropped_total_;
+  const uint64_t saved_last = last_seq_, saved_rows = rows_, saved_bytes = bytes_, saved_dropped = dropped_total_,
+                 saved_kept = kept_bytes_;
   auto restore = [&] {
     last_seq_ = saved_last;
     rows_ = saved_rows;
     bytes_ = saved_bytes;
     dropped_total_ = saved_dropped;
+    kept_bytes_ = saved_kept;
   };
   Transaction txn(db_);
   if (auto begun = txn.begin(what); !begun) return fail(std::move(begun.error()));
@@ -266,6 +270,7 @@ Result<AppendResult> Outbox::append(std::span<const Report> reports,
       if (const int rc = insert.step(); rc != SQLITE_DONE) return failed(sqlite_error(db_, rc, what));
       ++rows_;
       bytes_ += size;
+      if (!r.droppable) kept_bytes_ += size;
       if (bytes_ > options_.max_bytes && !over_capacity_logged_) {
         over_capacity_logged_ = true;
         spdlog::error("outbox {} holds more than its {} bytes in reports that are never dropped (actions, decisions, "
@@ -361,6 +366,7 @@ Result<uint64_t> Outbox::evict_locked(uint64_t needed, int64_t now_ns) {
       counts.merge(existing);
       rows_ -= 1;
       bytes_ -= row_bytes(head.payload_bytes);
+      kept_bytes_ -= row_bytes(head.payload_bytes);
       if (before) {
         first = head.seq;
       } else {
@@ -386,6 +392,7 @@ Result<uint64_t> Outbox::evict_locked(uint64_t needed, int64_t now_ns) {
     if (const int rc = insert.step(); rc != SQLITE_DONE) return fail(sqlite_error(db_, rc, what));
     rows_ += 1;
     bytes_ += row_bytes(payload.size());
+    kept_bytes_ += row_bytes(payload.size());
     i = j + 1;
   }
 
@@ -415,6 +422,7 @@ Result<void> Outbox::drop_new_locked(uint64_t seq, std::string_view type, int64_
       counts = std::move(*parsed);
       rows_ -= 1;
       bytes_ -= row_bytes(static_cast<uint64_t>(last.int_at(3)));
+      kept_bytes_ -= row_bytes(static_cast<uint64_t>(last.int_at(3)));
     }
   }
   counts.add(std::string(type), 1, now_ns);
@@ -431,6 +439,7 @@ Result<void> Outbox::drop_new_locked(uint64_t seq, std::string_view type, int64_
   if (const int rc = upsert.step(); rc != SQLITE_DONE) return fail(sqlite_error(db_, rc, what));
   rows_ += 1;
   bytes_ += row_bytes(payload.size());
+  kept_bytes_ += row_bytes(payload.size());
   dropped_total_ += 1;
   return {};
 }
@@ -489,16 +498,22 @@ Result<void> Outbox::acknowledge(uint64_t seq) {
   if (auto begun = txn.begin(what); !begun) return begun;
   uint64_t gone_rows = 0;
   uint64_t gone_bytes = 0;
+  uint64_t gone_kept = 0;
+  // `seq <= ?1` lets SQLite walk the primary key from the start instead of scanning every row.
   {
-    Statement sums(db_, "SELECT count(*), coalesce(sum(length(payload)), 0) FROM reports WHERE seq_end <= ?1");
+    Statement sums(db_, "SELECT count(*), coalesce(sum(length(payload)), 0), "
+                        "coalesce(sum(CASE WHEN droppable = 0 THEN length(payload) + ?2 ELSE 0 END), 0) "
+                        "FROM reports WHERE seq <= ?1 AND seq_end <= ?1");
     if (sums.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, sums.prepare_status(), what));
     sums.bind(1, static_cast<int64_t>(seq));
+    sums.bind(2, static_cast<int64_t>(kRowOverheadBytes));
     if (const int rc = sums.step(); rc != SQLITE_ROW) return fail(sqlite_error(db_, rc, what));
     gone_rows = static_cast<uint64_t>(sums.int_at(0));
     gone_bytes = static_cast<uint64_t>(sums.int_at(1)) + gone_rows * kRowOverheadBytes;
+    gone_kept = static_cast<uint64_t>(sums.int_at(2));
   }
   {
-    Statement del(db_, "DELETE FROM reports WHERE seq_end <= ?1");
+    Statement del(db_, "DELETE FROM reports WHERE seq <= ?1 AND seq_end <= ?1");
     if (del.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, del.prepare_status(), what));
     del.bind(1, static_cast<int64_t>(seq));
     if (const int rc = del.step(); rc != SQLITE_DONE) return fail(sqlite_error(db_, rc, what));
@@ -508,6 +523,7 @@ Result<void> Outbox::acknowledge(uint64_t seq) {
   acked_seq_ = seq;
   rows_ -= gone_rows;
   bytes_ -= gone_bytes;
+  kept_bytes_ -= gone_kept;
   if (bytes_ <= options_.max_bytes) over_capacity_logged_ = false;
   return {};
 }
@@ -519,12 +535,6 @@ void Outbox::release_in_flight() {
 
 OutboxStats Outbox::stats() {
   std::lock_guard lock(mutex_);
-  uint64_t undroppable = 0;
-  // Cheap enough for status calls: an index scan over the few undroppable rows.
-  Statement sums(db_, "SELECT coalesce(sum(length(payload)), 0), count(*) FROM reports WHERE droppable = 0");
-  if (sums.prepare_status() == SQLITE_OK && sums.step() == SQLITE_ROW) {
-    undroppable = static_cast<uint64_t>(sums.int_at(0)) + static_cast<uint64_t>(sums.int_at(1)) * kRowOverheadBytes;
-  }
   return OutboxStats{
       .stream_id = stream_id_,
       .last_seq = last_seq_,
@@ -535,7 +545,7 @@ OutboxStats Outbox::stats() {
       .max_bytes = options_.max_bytes,
       .dropped_total = dropped_total_,
       .evictions = evictions_,
-      .over_capacity = undroppable > options_.max_bytes,
+      .over_capacity = kept_bytes_ > options_.max_bytes,
   };
 }
 

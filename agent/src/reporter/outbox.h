@@ -165,6 +165,7 @@ class Outbox {
   // Derived from the rows at open and kept up to date.
   uint64_t rows_ = 0;
   uint64_t bytes_ = 0;
+  uint64_t kept_bytes_ = 0;  // the part of bytes_ in rows that are never dropped (incl. markers)
   uint64_t in_flight_through_ = 0;
   uint64_t evictions_ = 0;
   bool over_capacity_logged_ = false;  // said once per episode, not per append
