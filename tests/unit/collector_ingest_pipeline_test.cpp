@@ -61,7 +61,9 @@ TEST_F(IngestPipelineTest, EachStreamGetsItsOwnAckAndStopDrainsTheQueue) {
     IngestPipeline pipeline(*store_, waiters_, {.max_queued = 8, .max_batch = 3});
     for (uint64_t s = 1; s <= 20; ++s) {
       ASSERT_TRUE(pipeline.submit(record("web-1", s), one));
-      if (s <= 5) ASSERT_TRUE(pipeline.submit(record("web-2", s), two));
+      if (s <= 5) {
+        ASSERT_TRUE(pipeline.submit(record("web-2", s), two));
+      }
     }
     pipeline.stop();
     EXPECT_FALSE(pipeline.submit(record("web-1", 21), one));  // stopped: refused, not lost silently

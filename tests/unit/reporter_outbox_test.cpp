@@ -479,7 +479,9 @@ TEST_F(OutboxTest, ConcurrentAppendSendAndAcknowledge) {
       covered += row.seq_end - row.seq + 1;
       actions_seen += row.report.kind == ReportKind::action_update;
     }
-    if (!rows->empty()) ASSERT_TRUE(outbox->acknowledge(acked));
+    if (!rows->empty()) {
+      ASSERT_TRUE(outbox->acknowledge(acked));
+    }
     if (finished && rows->empty()) break;
   }
   producer.join();
