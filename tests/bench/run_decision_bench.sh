@@ -7,6 +7,7 @@
 # Usage (root): run_decision_bench.sh [AGENT [NHIGUARDCTL [DECISION_LATENCY]]]
 # Knobs: ITERATIONS (200), TOOL_CPU (0: the agent), BENCH_CPU (1: the reader and the bench), KEEP_TMP.
 set -euo pipefail
+source "$(dirname "$0")/../e2e/lib/support.sh"  # remove_test_cgroups
 build=${NHIGUARD_BUILD_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/build}
 agent=${1:-$build/agent/nhiguard-agent}
 ctl=${2:-$build/agent/nhiguardctl}
@@ -24,11 +25,7 @@ cg_top=$cg_root/nhiguard-bench-$$
 agent_pid=
 cleanup() {
   [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null || true
-  for cg in "$cg_top"/*/ "$cg_top"; do
-    [ -d "$cg" ] || continue
-    [ -f "$cg/cgroup.kill" ] && echo 1 > "$cg/cgroup.kill" 2>/dev/null || true
-    for _ in $(seq 50); do rmdir "$cg" 2>/dev/null && break; sleep 0.1; done
-  done
+  remove_test_cgroups "$cg_top"
   rm -rf "$pin_dir"
   [ -n "${KEEP_TMP:-}" ] && echo "kept $tmp" >&2 || rm -rf "$tmp"
 }

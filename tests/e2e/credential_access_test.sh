@@ -15,11 +15,7 @@ failures=0
 
 cleanup() {
   [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null || true
-  for cg in "$cg_top"/*/ "$cg_top"; do
-    [ -d "$cg" ] || continue
-    [ -f "$cg/cgroup.kill" ] && echo 1 > "$cg/cgroup.kill" 2>/dev/null || true
-    for _ in $(seq 50); do rmdir "$cg" 2>/dev/null && break; sleep 0.1; done
-  done
+  remove_test_cgroups "$cg_top"
   rm -rf "$pin_dir" "$tmp"
 }
 trap cleanup EXIT
