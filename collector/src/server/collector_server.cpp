@@ -119,7 +119,7 @@ void CollectorServer::shutdown(std::chrono::milliseconds grace) {
   server_->Wait();
   pipeline_->stop();
   const auto stats = pipeline_->stats();
-  spdlog::info("nhiguard-collector stopped: {} reports stored, {} duplicates skipped, {} batches ({} failed)",
+  spdlog::info("nhiguard-collector stopped: {} reports stored, {} duplicates already stored, {} batches ({} failed)",
                stats.stored, stats.duplicates, stats.batches, stats.failed_batches);
 }
 
