@@ -5,6 +5,7 @@
  * The result chooses which sensor paths load and is printed by `nhiguard-agent --check`.
  */
 #include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
@@ -28,6 +29,24 @@ int probe_task_pt_regs(void *ctx)
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 
 	return regs ? 0 : 1;
+}
+
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
+
+/* What the sensor's *_direct open programs do: a file pointer read from the fd table, cast to a
+ * BTF pointer, its fields loaded directly. */
+SEC("tracepoint/syscalls/sys_exit_openat")
+int probe_rdonly_cast(void *ctx)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct file **fds = task->files->fdt->fd;
+	struct file *raw = NULL;
+	struct file *file;
+
+	if (bpf_probe_read_kernel(&raw, sizeof(raw), fds) || !raw)
+		return 0;
+	file = bpf_rdonly_cast(raw, bpf_core_type_id_kernel(struct file));
+	return file->f_inode->i_sb->s_dev == 0 && file->f_path.dentry->d_name.len == 0;
 }
 
 struct {

@@ -103,6 +103,32 @@ struct nhg_credential_value {
 	__u32 class_id;      /* agent's credential class enum, informational in the kernel */
 };
 
+/* ---- Prefilters of the open path ----
+ * Two arrays the open programs read before any hash lookup. An array lookup is inlined by the
+ * verifier (a bounds check and a load) where a hash lookup is a call that hashes its key, and
+ * nearly every open in a system misses both tables; the agent keeps the arrays in step with the
+ * tables they guard (it raises a slot before adding an entry and lowers it after removing one, so a
+ * slot is never zero while an entry behind it exists). Both sides compute slots with these
+ * functions. */
+
+/* nhg_credential_filter: slot -> number of nhg_credentials entries hashing to it. */
+#define NHG_CREDENTIAL_FILTER_BITS 14
+#define NHG_CREDENTIAL_FILTER_SLOTS (1u << NHG_CREDENTIAL_FILTER_BITS)
+
+static inline __u32 nhg_credential_filter_slot(__u64 dev, __u64 ino)
+{
+	/* Multiplicative (Fibonacci) hashing: the top bits of the product mix every input bit. */
+	return (__u32)(((ino ^ (dev << 32)) * 0x9E3779B97F4A7C15ull) >> (64 - NHG_CREDENTIAL_FILTER_BITS));
+}
+
+/* nhg_candidate_filter: slot -> 1 while a candidate name of that length and first byte exists. */
+#define NHG_CANDIDATE_FILTER_SLOTS (NHG_NAME_LEN * 256)
+
+static inline __u32 nhg_candidate_filter_slot(__u32 len, __u8 first_byte)
+{
+	return ((len & (NHG_NAME_LEN - 1)) << 8) | first_byte;
+}
+
 /* Key of the name table: (parent directory name, file name); parent "" matches any directory. */
 struct nhg_name_key {
 	char parent[NHG_NAME_LEN];

@@ -24,6 +24,7 @@
 
 #include "events/kernel_event.h"
 #include "identity/cgroup_classifier.h"
+#include "kernel/feature_probe.h"
 #include "kernel/host_prerequisites.h"
 #include "kernel/kernel_sensor.h"
 #include "test_cgroup.h"
@@ -61,15 +62,36 @@ int read_all(int fd) {
   return n > 0 ? 0 : 11;
 }
 
+// The open programs come in two variants (sensor.bpf.c SENSOR_OPEN_EXIT); every case runs against
+// both: plain loads through bpf_rdonly_cast (kernel 6.2+) and bpf_probe_read_kernel (5.8+).
+struct DirectReads {
+  static constexpr bool kDirect = true;
+};
+struct ProbeReads {
+  static constexpr bool kDirect = false;
+};
+struct VariantNames {
+  template <typename Variant>
+  static std::string GetName(int) {
+    return Variant::kDirect ? "direct" : "probe_read";
+  }
+};
+
+template <typename Variant>
 class SensorTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    if (Variant::kDirect && !nhiguard::kernel::probe_kernel_features().supports("rdonly_cast")) {
+      skip_reason_ = "this kernel lacks bpf_rdonly_cast (6.2+): the direct variant cannot load here";
+      return;
+    }
     ASSERT_EQ(geteuid(), 0) << "the bpf tier needs root";
     ASSERT_TRUE(nhiguard::kernel::check_kernel_btf().has_value());
     ASSERT_TRUE(nhiguard::kernel::ensure_bpffs().has_value());
     ASSERT_TRUE(nhiguard::kernel::ensure_tracefs().has_value());
-    pin_dir_ = "/sys/fs/bpf/nhiguard-test-" + std::to_string(getpid());
-    nhiguard::kernel::SensorOptions options{.pin_dir = pin_dir_, .ringbuf_bytes = 1u << 20, .ignore_tgid = 0};
+    pin_dir_ = "/sys/fs/bpf/nhiguard-test-" + std::to_string(getpid()) + "-" + VariantNames::GetName<Variant>(0);
+    nhiguard::kernel::SensorOptions options{
+        .pin_dir = pin_dir_, .ringbuf_bytes = 1u << 20, .ignore_tgid = 0, .direct_file_reads = Variant::kDirect};
     auto sensor = nhiguard::kernel::KernelSensor::start(options, [](std::span<const std::byte> record) {
       auto event = nhiguard::events::decode_kernel_event(record);
       ASSERT_TRUE(event.has_value()) << event.error().message;
@@ -82,10 +104,11 @@ class SensorTest : public ::testing::Test {
 
   static void TearDownTestSuite() {
     sensor_.reset();
-    fs::remove_all(pin_dir_);
+    if (!pin_dir_.empty()) fs::remove_all(pin_dir_);
   }
 
   void SetUp() override {
+    if (!skip_reason_.empty()) GTEST_SKIP() << skip_reason_;
     ASSERT_TRUE(sensor_);
     {
       std::lock_guard lock(mutex_);
@@ -103,8 +126,9 @@ class SensorTest : public ::testing::Test {
   }
 
   void TearDown() override {
+    if (!sensor_) return;
     cgroup_.reset();
-    if (sensor_) (void)sensor_->remove_credential(key_);
+    (void)sensor_->remove_credential(key_);
     (void)sensor_->set_candidate_names({});
     fs::remove_all(dir_);
   }
@@ -174,6 +198,7 @@ class SensorTest : public ::testing::Test {
     EXPECT_EQ(workload.name, "payments.service");
   }
 
+  static inline std::string skip_reason_;
   static inline std::unique_ptr<nhiguard::kernel::KernelSensor> sensor_;
   static inline std::string pin_dir_;
   static inline std::mutex mutex_;
@@ -185,12 +210,15 @@ class SensorTest : public ::testing::Test {
   pid_t child_pid_ = 0;
 };
 
-TEST_F(SensorTest, DirectPath) {
-  auto events = run_child([&] { return read_all(open(credential_.c_str(), O_RDONLY)); });
-  expect_one_credential_read(events);
-  auto opens = file_events(events);
+using Variants = ::testing::Types<DirectReads, ProbeReads>;
+TYPED_TEST_SUITE(SensorTest, Variants, VariantNames);
+
+TYPED_TEST(SensorTest, DirectPath) {
+  auto events = this->run_child([&] { return read_all(open(this->credential_.c_str(), O_RDONLY)); });
+  this->expect_one_credential_read(events);
+  auto opens = this->file_events(events);
   ASSERT_EQ(opens.size(), 1u);
-  EXPECT_EQ(opens[0].requested_path, credential_);
+  EXPECT_EQ(opens[0].requested_path, this->credential_);
   EXPECT_EQ(opens[0].name, "credentials");
   EXPECT_EQ(opens[0].syscall, nhiguard::events::OpenSyscall::openat);
   // A forked child runs its parent's argv: the test binary's own.
@@ -200,103 +228,103 @@ TEST_F(SensorTest, DirectPath) {
   EXPECT_EQ(opens[0].parent, ".aws");
 }
 
-TEST_F(SensorTest, RelativePath) {
-  const std::string dir = (dir_ / "home").string();
-  auto events = run_child([&] {
+TYPED_TEST(SensorTest, RelativePath) {
+  const std::string dir = (this->dir_ / "home").string();
+  auto events = this->run_child([&] {
     if (chdir(dir.c_str()) != 0) return 12;
     return read_all(open(".aws/../.aws/credentials", O_RDONLY));
   });
-  expect_one_credential_read(events);
-  EXPECT_EQ(file_events(events)[0].requested_path, ".aws/../.aws/credentials");
+  this->expect_one_credential_read(events);
+  EXPECT_EQ(this->file_events(events)[0].requested_path, ".aws/../.aws/credentials");
 }
 
-TEST_F(SensorTest, Symlink) {
-  const std::string link = (dir_ / "innocent-looking").string();
-  fs::create_symlink(credential_, link);
-  auto events = run_child([&] { return read_all(open(link.c_str(), O_RDONLY)); });
-  expect_one_credential_read(events);
+TYPED_TEST(SensorTest, Symlink) {
+  const std::string link = (this->dir_ / "innocent-looking").string();
+  fs::create_symlink(this->credential_, link);
+  auto events = this->run_child([&] { return read_all(open(link.c_str(), O_RDONLY)); });
+  this->expect_one_credential_read(events);
 }
 
-TEST_F(SensorTest, HardLink) {
-  const std::string hard = (dir_ / "copy-of-config").string();
-  ASSERT_EQ(link(credential_.c_str(), hard.c_str()), 0);
-  auto events = run_child([&] { return read_all(open(hard.c_str(), O_RDONLY)); });
-  expect_one_credential_read(events);
-  EXPECT_EQ(file_events(events)[0].name, "copy-of-config");  // the link's own name, same inode
+TYPED_TEST(SensorTest, HardLink) {
+  const std::string hard = (this->dir_ / "copy-of-config").string();
+  ASSERT_EQ(link(this->credential_.c_str(), hard.c_str()), 0);
+  auto events = this->run_child([&] { return read_all(open(hard.c_str(), O_RDONLY)); });
+  this->expect_one_credential_read(events);
+  EXPECT_EQ(this->file_events(events)[0].name, "copy-of-config");  // the link's own name, same inode
 }
 
-TEST_F(SensorTest, ProcSelfFdReopenOfPathDescriptor) {
-  auto events = run_child([&] {
-    int path_fd = open(credential_.c_str(), O_PATH);
+TYPED_TEST(SensorTest, ProcSelfFdReopenOfPathDescriptor) {
+  auto events = this->run_child([&] {
+    int path_fd = open(this->credential_.c_str(), O_PATH);
     if (path_fd < 0) return 13;
     const std::string via = "/proc/self/fd/" + std::to_string(path_fd);
     return read_all(open(via.c_str(), O_RDONLY));
   });
-  expect_one_credential_read(events);
-  EXPECT_EQ(file_events(events)[0].requested_path.rfind("/proc/self/fd/", 0), 0u);
+  this->expect_one_credential_read(events);
+  EXPECT_EQ(this->file_events(events)[0].requested_path.rfind("/proc/self/fd/", 0), 0u);
 }
 
-TEST_F(SensorTest, BindMountElsewhere) {
-  const std::string target = (dir_ / "mnt-target").string();
+TYPED_TEST(SensorTest, BindMountElsewhere) {
+  const std::string target = (this->dir_ / "mnt-target").string();
   write_file(target, "");
-  auto events = run_child([&] {
+  auto events = this->run_child([&] {
     // A private mount namespace keeps the bind mount away from the host.
     if (unshare(CLONE_NEWNS) != 0) return 14;
     if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return 15;
-    if (mount(credential_.c_str(), target.c_str(), nullptr, MS_BIND, nullptr) != 0) return 16;
+    if (mount(this->credential_.c_str(), target.c_str(), nullptr, MS_BIND, nullptr) != 0) return 16;
     return read_all(open(target.c_str(), O_RDONLY));
   });
-  expect_one_credential_read(events);
-  EXPECT_EQ(file_events(events)[0].requested_path, target);
+  this->expect_one_credential_read(events);
+  EXPECT_EQ(this->file_events(events)[0].requested_path, target);
 }
 
-TEST_F(SensorTest, OpenatOnDirectoryFd) {
-  const std::string dir = (dir_ / "home/.aws").string();
-  auto events = run_child([&] {
+TYPED_TEST(SensorTest, OpenatOnDirectoryFd) {
+  const std::string dir = (this->dir_ / "home/.aws").string();
+  auto events = this->run_child([&] {
     int dir_fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY);
     if (dir_fd < 0) return 17;
     return read_all(openat(dir_fd, "credentials", O_RDONLY));
   });
-  expect_one_credential_read(events);
-  EXPECT_EQ(file_events(events)[0].requested_path, "credentials");
+  this->expect_one_credential_read(events);
+  EXPECT_EQ(this->file_events(events)[0].requested_path, "credentials");
 }
 
-TEST_F(SensorTest, Openat2Syscall) {
-  auto events = run_child([&] {
+TYPED_TEST(SensorTest, Openat2Syscall) {
+  auto events = this->run_child([&] {
     open_how how{.flags = O_RDONLY, .mode = 0, .resolve = 0};
-    return read_all(static_cast<int>(syscall(SYS_openat2, AT_FDCWD, credential_.c_str(), &how, sizeof(how))));
+    return read_all(static_cast<int>(syscall(SYS_openat2, AT_FDCWD, this->credential_.c_str(), &how, sizeof(how))));
   });
-  expect_one_credential_read(events);
-  EXPECT_EQ(file_events(events)[0].syscall, nhiguard::events::OpenSyscall::openat2);
+  this->expect_one_credential_read(events);
+  EXPECT_EQ(this->file_events(events)[0].syscall, nhiguard::events::OpenSyscall::openat2);
 }
 
-TEST_F(SensorTest, LegacyOpenSyscall) {
-  auto events = run_child([&] { return read_all(static_cast<int>(syscall(SYS_open, credential_.c_str(), O_RDONLY))); });
-  expect_one_credential_read(events);
-  EXPECT_EQ(file_events(events)[0].syscall, nhiguard::events::OpenSyscall::open);
+TYPED_TEST(SensorTest, LegacyOpenSyscall) {
+  auto events = this->run_child([&] { return read_all(static_cast<int>(syscall(SYS_open, this->credential_.c_str(), O_RDONLY))); });
+  this->expect_one_credential_read(events);
+  EXPECT_EQ(this->file_events(events)[0].syscall, nhiguard::events::OpenSyscall::open);
 }
 
-TEST_F(SensorTest, WriteOpenIsReportedAsWrite) {
-  auto events = run_child([&] {
-    int fd = open(credential_.c_str(), O_WRONLY | O_APPEND);
+TYPED_TEST(SensorTest, WriteOpenIsReportedAsWrite) {
+  auto events = this->run_child([&] {
+    int fd = open(this->credential_.c_str(), O_WRONLY | O_APPEND);
     if (fd < 0) return 18;
     close(fd);
     return 0;
   });
-  auto opens = file_events(events);
+  auto opens = this->file_events(events);
   ASSERT_EQ(opens.size(), 1u);
   EXPECT_TRUE(opens[0].writable());
   EXPECT_FALSE(opens[0].readable());
   EXPECT_EQ(opens[0].open_flags & O_ACCMODE, static_cast<uint32_t>(O_WRONLY));
 }
 
-TEST_F(SensorTest, NonCredentialOpensYieldNothing) {
-  const std::string notes = (dir_ / "home/notes.txt").string();
-  const std::string aws_dir = (dir_ / "home/.aws").string();
-  auto events = run_child([&] {
+TYPED_TEST(SensorTest, NonCredentialOpensYieldNothing) {
+  const std::string notes = (this->dir_ / "home/notes.txt").string();
+  const std::string aws_dir = (this->dir_ / "home/.aws").string();
+  auto events = this->run_child([&] {
     int rc = read_all(open(notes.c_str(), O_RDONLY));
     rc |= read_all(open("/etc/hostname", O_RDONLY));
-    int path_only = open(credential_.c_str(), O_PATH);  // cannot read: not an access
+    int path_only = open(this->credential_.c_str(), O_PATH);  // cannot read: not an access
     if (path_only < 0) return 19;
     close(path_only);
     int dir_fd = open(aws_dir.c_str(), O_RDONLY | O_DIRECTORY);
@@ -304,22 +332,22 @@ TEST_F(SensorTest, NonCredentialOpensYieldNothing) {
     close(dir_fd);
     return rc;
   });
-  EXPECT_TRUE(file_events(events).empty());
+  EXPECT_TRUE(this->file_events(events).empty());
 }
 
-TEST_F(SensorTest, CredentialCreatedAfterStartIsCandidateThenMatched) {
-  ASSERT_TRUE(sensor_->set_candidate_names({{".aws", "credentials"}, {"", ".vault-token"}}).has_value());
-  const std::string later_dir = (dir_ / "later/.aws").string();
+TYPED_TEST(SensorTest, CredentialCreatedAfterStartIsCandidateThenMatched) {
+  ASSERT_TRUE(this->sensor_->set_candidate_names({{".aws", "credentials"}, {"", ".vault-token"}}).has_value());
+  const std::string later_dir = (this->dir_ / "later/.aws").string();
   fs::create_directories(later_dir);
   const std::string later = later_dir + "/credentials";
-  auto created = run_child([&] {
+  auto created = this->run_child([&] {
     int fd = open(later.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (fd < 0) return 21;
     if (write(fd, "[x]\n", 4) != 4) return 22;
     close(fd);
     return 0;
   });
-  auto opens = file_events(created);
+  auto opens = this->file_events(created);
   ASSERT_EQ(opens.size(), 1u);
   EXPECT_FALSE(opens[0].by_inode);
   EXPECT_EQ(opens[0].name, "credentials");
@@ -329,39 +357,39 @@ TEST_F(SensorTest, CredentialCreatedAfterStartIsCandidateThenMatched) {
   EXPECT_EQ(opens[0].dev, later_key.dev);
 
   // What the agent does with a candidate: resolve it and add its inode; the next read is a match.
-  ASSERT_TRUE(sensor_->upsert_credential(later_key, {.credential_id = 99, .class_id = 1}).has_value());
-  auto read_later = run_child([&] { return read_all(open(later.c_str(), O_RDONLY)); });
-  auto reads = file_events(read_later);
+  ASSERT_TRUE(this->sensor_->upsert_credential(later_key, {.credential_id = 99, .class_id = 1}).has_value());
+  auto read_later = this->run_child([&] { return read_all(open(later.c_str(), O_RDONLY)); });
+  auto reads = this->file_events(read_later);
   ASSERT_EQ(reads.size(), 1u);
   EXPECT_TRUE(reads[0].by_inode);
   EXPECT_EQ(reads[0].credential_id, 99u);
-  (void)sensor_->remove_credential(later_key);
+  (void)this->sensor_->remove_credential(later_key);
 
   // A name that matches in any directory.
-  const std::string token = (dir_ / ".vault-token").string();
-  auto vault = run_child([&] {
+  const std::string token = (this->dir_ / ".vault-token").string();
+  auto vault = this->run_child([&] {
     int fd = open(token.c_str(), O_WRONLY | O_CREAT, 0600);
     if (fd < 0) return 23;
     close(fd);
     return 0;
   });
-  ASSERT_EQ(file_events(vault).size(), 1u);
-  EXPECT_EQ(file_events(vault)[0].name, ".vault-token");
+  ASSERT_EQ(this->file_events(vault).size(), 1u);
+  EXPECT_EQ(this->file_events(vault)[0].name, ".vault-token");
 
   // Same name under another parent: not a candidate.
-  const std::string other = (dir_ / "credentials").string();
-  auto unrelated = run_child([&] {
+  const std::string other = (this->dir_ / "credentials").string();
+  auto unrelated = this->run_child([&] {
     int fd = open(other.c_str(), O_WRONLY | O_CREAT, 0600);
     if (fd < 0) return 24;
     close(fd);
     return 0;
   });
-  EXPECT_TRUE(file_events(unrelated).empty());
+  EXPECT_TRUE(this->file_events(unrelated).empty());
 }
 
-TEST_F(SensorTest, ProcessLifecycleEvents) {
+TYPED_TEST(SensorTest, ProcessLifecycleEvents) {
   pid_t grandchild = 0;
-  auto events = run_child([&] {
+  auto events = this->run_child([&] {
     pid_t pid = fork();
     if (pid == 0) {
       execl("/bin/true", "true", nullptr);
@@ -375,7 +403,7 @@ TEST_F(SensorTest, ProcessLifecycleEvents) {
       saw_fork = true;
       grandchild = static_cast<pid_t>(fork_event->child_tgid);
       EXPECT_NE(fork_event->child_start_ns, 0u);
-      EXPECT_EQ(fork_event->parent.cgroup_id, cgroup_->id());
+      EXPECT_EQ(fork_event->parent.cgroup_id, this->cgroup_->id());
     }
   }
   ASSERT_TRUE(saw_fork);
@@ -384,13 +412,13 @@ TEST_F(SensorTest, ProcessLifecycleEvents) {
   bool saw_exit = false;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while ((!saw_exec || !saw_exit) && std::chrono::steady_clock::now() < deadline) {
-    ASSERT_TRUE(sensor_->poll(50).has_value());
-    std::lock_guard lock(mutex_);
-    for (const auto& e : events_) {
+    ASSERT_TRUE(this->sensor_->poll(50).has_value());
+    std::lock_guard lock(this->mutex_);
+    for (const auto& e : this->events_) {
       if (auto* exec = std::get_if<ExecEvent>(&e); exec && exec->process.tgid == static_cast<uint32_t>(grandchild)) {
         saw_exec = true;
         EXPECT_EQ(exec->filename, "/bin/true");
-        EXPECT_EQ(exec->process.cgroup_id, cgroup_->id());
+        EXPECT_EQ(exec->process.cgroup_id, this->cgroup_->id());
       }
       if (auto* exit = std::get_if<ExitEvent>(&e); exit && exit->process.tgid == static_cast<uint32_t>(grandchild)) {
         saw_exit = true;
@@ -402,26 +430,26 @@ TEST_F(SensorTest, ProcessLifecycleEvents) {
   EXPECT_TRUE(saw_exit);
 }
 
-TEST_F(SensorTest, NoDropsWhenIdle) {
-  auto before = sensor_->counters();
+TYPED_TEST(SensorTest, NoDropsWhenIdle) {
+  auto before = this->sensor_->counters();
   ASSERT_TRUE(before.has_value()) << before.error().message;
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  ASSERT_TRUE(sensor_->poll(0).has_value());
-  auto after = sensor_->counters();
+  ASSERT_TRUE(this->sensor_->poll(0).has_value());
+  auto after = this->sensor_->counters();
   ASSERT_TRUE(after.has_value());
   EXPECT_EQ(after->ringbuf_drops(), 0u);
   EXPECT_EQ(after->values[NHG_CTR_FD_LOOKUP_FAILED], 0u);
 }
 
-TEST_F(SensorTest, DetectionMapsArePinned) {
+TYPED_TEST(SensorTest, DetectionMapsArePinned) {
   for (const char* map : {"nhg_credentials", "nhg_candidate_names", "nhg_candidate_pairs", "nhg_counters"}) {
-    EXPECT_TRUE(fs::exists(pin_dir_ + "/" + map)) << map;
+    EXPECT_TRUE(fs::exists(this->pin_dir_ + "/" + map)) << map;
   }
-  auto listed = sensor_->credentials();
+  auto listed = this->sensor_->credentials();
   ASSERT_TRUE(listed.has_value());
   bool found = false;
   for (const auto& [key, value] : *listed) {
-    if (key.ino == key_.ino && key.dev == key_.dev) found = value.credential_id == kCredentialId;
+    if (key.ino == this->key_.ino && key.dev == this->key_.dev) found = value.credential_id == kCredentialId;
   }
   EXPECT_TRUE(found);
 }

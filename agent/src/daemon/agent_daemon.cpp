@@ -124,6 +124,10 @@ std::expected<void, StartFailure> AgentDaemon::start() {
     spdlog::warn("bpf_task_pt_regs is unavailable: events will carry the inode match but not the path the process "
                  "passed or its open flags");
   }
+  if (!features_.supports("rdonly_cast")) {
+    spdlog::info("bpf_rdonly_cast is unavailable (kernel before 6.2): the open programs read the opened file with "
+                 "bpf_probe_read_kernel, which costs each open ~0.3 us more; detection is the same");
+  }
 
   if (auto made = make_directories(config_.state_dir); !made) return start_failure(runtime, made.error().message);
 
@@ -194,6 +198,7 @@ std::expected<void, StartFailure> AgentDaemon::start() {
       .ringbuf_bytes = config_.bpf.ringbuf_bytes,
       .ignore_tgid = static_cast<uint32_t>(getpid()),
       .read_syscall_args = features_.supports("task_pt_regs"),
+      .direct_file_reads = features_.supports("rdonly_cast"),
       .report_all_egress = config_.bpf.report_all_egress,
   };
   auto sensor = kernel::KernelSensor::start(sensor_options, [this](std::span<const std::byte> r) { on_record(r); });

@@ -23,6 +23,8 @@ constexpr ProbeSpec kProbes[] = {
     {"probe_tp_btf", "BTF-typed tracepoints (process exec/fork)", true, true},
     {"probe_ringbuf_output", "BPF ring buffer", true, false},
     {"probe_task_pt_regs", "bpf_task_pt_regs (path and flags of an open, read on syscall exit)", false, false},
+    {"probe_rdonly_cast", "bpf_rdonly_cast (opened file read with plain loads; kernel 6.2+, else helper reads)", false,
+     false},
     {"probe_cgroup_connect4", "cgroup connect hooks (egress control)", false, false},
     {"probe_uprobe", "uprobes (SSL_write plaintext)", false, false},
     {"probe_fentry", "fentry/fexit trampolines (optional upgrade)", false, true},

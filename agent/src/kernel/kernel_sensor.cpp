@@ -11,6 +11,7 @@
 #include <map>
 #include <set>
 #include <spdlog/spdlog.h>
+#include <string_view>
 
 #include "common/filesystem.h"
 #include "kernel/libbpf_logging.h"
@@ -94,6 +95,36 @@ Result<void> pin_map(bpf_map* map, const std::string& pin_dir) {
   return {};
 }
 
+// Each open syscall has two programs (sensor.bpf.c SENSOR_OPEN_EXIT): "<name>" reads the opened
+// file with bpf_probe_read_kernel, "<name>_direct" with plain loads through bpf_rdonly_cast. Exactly
+// one of each pair is loaded.
+constexpr std::string_view kDirectSuffix = "_direct";
+
+void select_open_variant(bpf_object* obj, bool direct) {
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, obj) {
+    const std::string_view name = bpf_program__name(prog);
+    if (!name.ends_with(kDirectSuffix)) continue;
+    const std::string twin(name.substr(0, name.size() - kDirectSuffix.size()));
+    bpf_program__set_autoload(prog, direct);
+    if (bpf_program* other = bpf_object__find_program_by_name(obj, twin.c_str())) {
+      bpf_program__set_autoload(other, !direct);
+    }
+  }
+}
+
+// Both variants of a hook pin their link under the same name, so an agent that switches variants
+// (or an upgrade from one that had only the first) takes the link over instead of leaving the old
+// program attached beside the new one.
+std::string link_pin_name(std::string_view program_name) {
+  if (program_name.ends_with(kDirectSuffix)) program_name.remove_suffix(kDirectSuffix.size());
+  return std::string(program_name);
+}
+
+uint32_t candidate_slot_of(const std::string& name) {
+  return nhg_candidate_filter_slot(static_cast<uint32_t>(name.size()), static_cast<uint8_t>(name.front()));
+}
+
 int on_record(void* ctx, void* data, size_t size) {
   auto* handler = static_cast<KernelSensor::RecordHandler*>(ctx);
   (*handler)(std::span<const std::byte>(static_cast<const std::byte*>(data), size));
@@ -137,19 +168,23 @@ Result<void> KernelSensor::load(const SensorOptions& options) {
   bpf_map__set_max_entries(skel_->maps.nhg_events, options.ringbuf_bytes);
   skel_->rodata->ignore_tgid = options.ignore_tgid;
   skel_->rodata->read_syscall_args = options.read_syscall_args;
+  select_open_variant(skel_->obj, options.direct_file_reads);
 
   if (!options.pin_dir.empty()) {
     if (auto made = make_directories(options.pin_dir); !made) return fail(made.error());
     for (bpf_map* map : {skel_->maps.nhg_credentials, skel_->maps.nhg_candidate_names,
                          skel_->maps.nhg_candidate_pairs, skel_->maps.nhg_candidate_prefixes,
                          skel_->maps.nhg_counters, skel_->maps.nhg_taint, skel_->maps.nhg_enforcement_counts,
-                         skel_->maps.nhg_credential_denies}) {
+                         skel_->maps.nhg_credential_denies, skel_->maps.nhg_credential_filter,
+                         skel_->maps.nhg_candidate_filter}) {
       if (auto pinned = pin_map(map, options.pin_dir); !pinned) return pinned;
     }
   }
   if (int err = nhiguard_sensor__load(skel_); err != 0) {
     return fail(libbpf_error(err, "load BPF programs of nhiguard_sensor (the verifier log above says why)"));
   }
+  // Before any program is attached: a filter that says "no" for an existing entry would hide it.
+  if (auto rebuilt = rebuild_filters(); !rebuilt) return rebuilt;
   return load_egress(options);
 }
 
@@ -214,7 +249,7 @@ Result<void> KernelSensor::attach(const SensorOptions& options) {
 // one is attached, so there is no moment without the program.
 Result<void> KernelSensor::attach_pinned(bpf_program* prog, int cgroup_fd, const std::string& link_dir) {
   const std::string name = bpf_program__name(prog);
-  const std::string pin_path = link_dir.empty() ? "" : link_dir + "/" + name;
+  const std::string pin_path = link_dir.empty() ? "" : link_dir + "/" + link_pin_name(name);
   bpf_link* previous = pin_path.empty() ? nullptr : bpf_link__open(pin_path.c_str());
   if (previous && cgroup_fd >= 0) {
     if (bpf_link__update_program(previous, prog) == 0) {
@@ -265,6 +300,17 @@ Result<int> KernelSensor::poll(int timeout_ms) {
 }
 
 Result<void> KernelSensor::upsert_credential(const nhg_inode_key& key, const nhg_credential_value& value) {
+  // The filter slot is raised before the entry exists and lowered after it is gone: a count above
+  // the truth costs the programs one hash lookup, one below it would hide the credential.
+  if (!credential_keys_.contains({key.dev, key.ino})) {
+    const uint32_t slot = nhg_credential_filter_slot(key.dev, key.ino);
+    if (auto raised = write_filter_slot(skel_->maps.nhg_credential_filter, slot, credential_filter_[slot] + 1);
+        !raised) {
+      return raised;
+    }
+    ++credential_filter_[slot];
+    credential_keys_.insert({key.dev, key.ino});
+  }
   if (bpf_map_update_elem(bpf_map__fd(skel_->maps.nhg_credentials), &key, &value, BPF_ANY) != 0) {
     return fail(Error::from_current_errno(fmt::format("add credential inode {}:{} to nhg_credentials", key.dev, key.ino)));
   }
@@ -275,7 +321,63 @@ Result<void> KernelSensor::remove_credential(const nhg_inode_key& key) {
   if (bpf_map_delete_elem(bpf_map__fd(skel_->maps.nhg_credentials), &key) != 0 && errno != ENOENT) {
     return fail(Error::from_current_errno(fmt::format("remove credential inode {}:{}", key.dev, key.ino)));
   }
+  if (credential_keys_.erase({key.dev, key.ino}) != 0) {
+    const uint32_t slot = nhg_credential_filter_slot(key.dev, key.ino);
+    if (auto lowered = write_filter_slot(skel_->maps.nhg_credential_filter, slot, credential_filter_[slot] - 1);
+        !lowered) {
+      // The count stays above the truth: the programs do one needless lookup for this slot.
+      spdlog::warn("credential inode {}:{} removed, its filter slot not lowered: {}", key.dev, key.ino,
+                   lowered.error().message);
+      return {};
+    }
+    --credential_filter_[slot];
+  }
   return {};
+}
+
+Result<void> KernelSensor::write_filter_slot(bpf_map* map, uint32_t slot, uint32_t value) {
+  if (bpf_map_update_elem(bpf_map__fd(map), &slot, &value, BPF_ANY) != 0) {
+    return fail(Error::from_current_errno(fmt::format("set slot {} of {} to {}", slot, bpf_map__name(map), value)));
+  }
+  return {};
+}
+
+Result<void> KernelSensor::write_filter(bpf_map* map, const std::vector<uint32_t>& values) {
+  const int fd = bpf_map__fd(map);
+  std::vector<uint32_t> keys(values.size());
+  for (uint32_t i = 0; i < keys.size(); ++i) keys[i] = i;
+  uint32_t count = static_cast<uint32_t>(values.size());
+  if (bpf_map_update_batch(fd, keys.data(), values.data(), &count, nullptr) == 0) return {};
+  // Batch updates need kernel 5.6+; one update per slot does the same.
+  for (uint32_t i = 0; i < keys.size(); ++i) {
+    if (bpf_map_update_elem(fd, &keys[i], &values[i], BPF_ANY) != 0) {
+      return fail(Error::from_current_errno(fmt::format("write slot {} of {}", i, bpf_map__name(map))));
+    }
+  }
+  return {};
+}
+
+Result<void> KernelSensor::rebuild_filters() {
+  auto credentials = dump_map<nhg_inode_key, nhg_credential_value>(bpf_map__fd(skel_->maps.nhg_credentials),
+                                                                   "nhg_credentials");
+  if (!credentials) return fail(credentials.error());
+  credential_filter_.assign(NHG_CREDENTIAL_FILTER_SLOTS, 0);
+  credential_keys_.clear();
+  for (const auto& [key, value] : *credentials) {
+    ++credential_filter_[nhg_credential_filter_slot(key.dev, key.ino)];
+    credential_keys_.insert({key.dev, key.ino});
+  }
+  if (auto written = write_filter(skel_->maps.nhg_credential_filter, credential_filter_); !written) return written;
+
+  auto prefixes = dump_map<nhg_name_prefix_key, uint32_t>(bpf_map__fd(skel_->maps.nhg_candidate_prefixes),
+                                                          "nhg_candidate_prefixes");
+  if (!prefixes) return fail(prefixes.error());
+  candidate_filter_.assign(NHG_CANDIDATE_FILTER_SLOTS, 0);
+  for (const auto& [key, value] : *prefixes) {
+    if (key.len == 0 || key.len >= NHG_NAME_LEN) continue;
+    candidate_filter_[nhg_candidate_filter_slot(key.len, static_cast<uint8_t>(key.head & 0xff))] = 1;
+  }
+  return write_filter(skel_->maps.nhg_candidate_filter, candidate_filter_);
 }
 
 Result<void> KernelSensor::set_candidate_names(const std::vector<CandidateName>& names) {
@@ -303,7 +405,14 @@ Result<void> KernelSensor::set_candidate_names(const std::vector<CandidateName>&
     std::memcpy(&key.head, name.data(), std::min<size_t>(name.size(), sizeof(key.head)));
     prefixes.emplace(key.len, key.head);
   }
-  // Add the new entries first, then delete stale ones, so no name is unwatched in between.
+  // Add the new entries first, then delete stale ones, so no name is unwatched in between; the
+  // filter admits old and new names until the stale entries are gone.
+  std::vector<uint32_t> wanted_filter(NHG_CANDIDATE_FILTER_SLOTS, 0);
+  for (const auto& [name, flags] : name_flags) wanted_filter[candidate_slot_of(name)] = 1;
+  std::vector<uint32_t> both_filter = candidate_filter_;
+  for (size_t i = 0; i < both_filter.size(); ++i) both_filter[i] |= wanted_filter[i];
+  if (auto written = write_filter(skel_->maps.nhg_candidate_filter, both_filter); !written) return written;
+  candidate_filter_ = std::move(both_filter);
   for (const auto& [len, head] : prefixes) {
     nhg_name_prefix_key key{.len = len, .pad = 0, .head = head};
     const uint32_t one = 1;
@@ -340,6 +449,8 @@ Result<void> KernelSensor::set_candidate_names(const std::vector<CandidateName>&
       prefixes_fd, "nhg_candidate_prefixes",
       [&](const nhg_name_prefix_key& key) { return prefixes.contains({key.len, key.head}); });
   if (!stale_prefixes) return fail(stale_prefixes.error());
+  if (auto written = write_filter(skel_->maps.nhg_candidate_filter, wanted_filter); !written) return written;
+  candidate_filter_ = std::move(wanted_filter);
   return {};
 }
 

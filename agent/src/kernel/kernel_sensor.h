@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,7 @@ struct nhiguard_egress;
 struct ring_buffer;
 struct bpf_link;
 struct bpf_program;
+struct bpf_map;
 
 namespace nhiguard::kernel {
 
@@ -37,6 +39,7 @@ struct SensorOptions {
   uint32_t ringbuf_bytes = 8u << 20;              // power of two, multiple of the page size
   uint32_t ignore_tgid = 0;                       // opens by this process are not reported
   bool read_syscall_args = true;                  // needs bpf_task_pt_regs (kernel 5.15+)
+  bool direct_file_reads = true;                  // open programs use bpf_rdonly_cast (kernel 6.2+)
   bool report_all_egress = false;                 // egress events for untainted, allowed processes too
   std::string cgroup2_root;                       // empty: found in /proc/self/mountinfo
 };
@@ -109,6 +112,11 @@ class KernelSensor {
   // Raises one count by one ahead of a new entry: a count above the truth only costs the programs
   // a walk, one below it would let them skip an entry that is already in force.
   Result<void> raise_enforcement_count(uint32_t slot);
+  // The open path's prefilters (nhiguard_abi.h): rebuilt from the tables they guard at load (an
+  // earlier agent's pinned tables, or an agent that predates a filter), then kept in step.
+  Result<void> rebuild_filters();
+  Result<void> write_filter(bpf_map* map, const std::vector<uint32_t>& values);
+  Result<void> write_filter_slot(bpf_map* map, uint32_t slot, uint32_t value);
 
   nhiguard_sensor* skel_ = nullptr;
   nhiguard_egress* egress_ = nullptr;
@@ -116,6 +124,10 @@ class KernelSensor {
   ring_buffer* ring_ = nullptr;
   RecordHandler handler_;
   std::vector<std::string> attached_;
+  // What the kernel's filter arrays hold, so updates write only the slots that change.
+  std::vector<uint32_t> credential_filter_;                  // counts per slot
+  std::set<std::pair<uint64_t, uint64_t>> credential_keys_;  // (dev, ino) counted in it
+  std::vector<uint32_t> candidate_filter_;                   // 0/1 per slot
 };
 
 }  // namespace nhiguard::kernel

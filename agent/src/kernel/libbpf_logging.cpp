@@ -13,10 +13,16 @@ namespace nhiguard::kernel {
 namespace {
 
 int print_to_spdlog(enum libbpf_print_level level, const char* format, va_list args) {
-  char buffer[1024];
-  int n = vsnprintf(buffer, sizeof(buffer), format, args);
+  // A verifier log arrives as one message of many kilobytes, and its end says why a load failed:
+  // size the buffer to the message instead of cutting it.
+  va_list measure;
+  va_copy(measure, args);
+  const int n = vsnprintf(nullptr, 0, format, measure);
+  va_end(measure);
   if (n <= 0) return n;
-  std::string line(buffer, std::min<size_t>(static_cast<size_t>(n), sizeof(buffer) - 1));
+  std::string line(static_cast<size_t>(n) + 1, '\0');
+  vsnprintf(line.data(), line.size(), format, args);
+  line.resize(static_cast<size_t>(n));
   while (!line.empty() && line.back() == '\n') line.pop_back();
   switch (level) {
     case LIBBPF_WARN: spdlog::warn("libbpf: {}", line); break;
