@@ -14,8 +14,10 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -441,8 +443,51 @@ TYPED_TEST(SensorTest, NoDropsWhenIdle) {
   EXPECT_EQ(after->values[NHG_CTR_FD_LOOKUP_FAILED], 0u);
 }
 
+// Two credentials whose inodes share a slot of the open path's prefilter: removing one must leave
+// the slot counting the other, or the other would go unseen.
+TYPED_TEST(SensorTest, CredentialsSharingAFilterSlotStayMatchedOneByOne) {
+  const fs::path pool = this->dir_ / "pool";
+  fs::create_directories(pool);
+  std::map<uint32_t, std::string> by_slot;
+  std::string first;
+  std::string second;
+  for (int i = 0; i < 20000 && second.empty(); ++i) {
+    const std::string path = (pool / ("f" + std::to_string(i))).string();
+    write_file(path, "x");
+    const nhg_inode_key key = inode_key_of(path);
+    auto [it, inserted] = by_slot.emplace(nhg_credential_filter_slot(key.dev, key.ino), path);
+    if (!inserted) {
+      first = it->second;
+      second = path;
+    }
+  }
+  ASSERT_FALSE(second.empty()) << "no two of 20000 files share a filter slot";
+  const nhg_inode_key first_key = inode_key_of(first);
+  const nhg_inode_key second_key = inode_key_of(second);
+  ASSERT_TRUE(this->sensor_->upsert_credential(first_key, {.credential_id = 41, .class_id = 1}).has_value());
+  ASSERT_TRUE(this->sensor_->upsert_credential(second_key, {.credential_id = 42, .class_id = 1}).has_value());
+  // Upserting an existing key again must not count it twice.
+  ASSERT_TRUE(this->sensor_->upsert_credential(first_key, {.credential_id = 41, .class_id = 1}).has_value());
+
+  auto read_both = [&] {
+    auto events = this->run_child([&] {
+      int rc = read_all(open(first.c_str(), O_RDONLY));
+      return rc | read_all(open(second.c_str(), O_RDONLY));
+    });
+    std::set<uint32_t> ids;
+    for (const auto& open : this->file_events(events)) ids.insert(open.credential_id);
+    return ids;
+  };
+  EXPECT_EQ(read_both(), (std::set<uint32_t>{41, 42}));
+  ASSERT_TRUE(this->sensor_->remove_credential(first_key).has_value());
+  EXPECT_EQ(read_both(), (std::set<uint32_t>{42}));
+  ASSERT_TRUE(this->sensor_->remove_credential(second_key).has_value());
+  EXPECT_EQ(read_both(), (std::set<uint32_t>{}));
+}
+
 TYPED_TEST(SensorTest, DetectionMapsArePinned) {
-  for (const char* map : {"nhg_credentials", "nhg_candidate_names", "nhg_candidate_pairs", "nhg_counters"}) {
+  for (const char* map : {"nhg_credentials", "nhg_candidate_names", "nhg_candidate_pairs", "nhg_counters",
+                          "nhg_credential_filter", "nhg_candidate_filter"}) {
     EXPECT_TRUE(fs::exists(this->pin_dir_ + "/" + map)) << map;
   }
   auto listed = this->sensor_->credentials();
@@ -452,6 +497,70 @@ TYPED_TEST(SensorTest, DetectionMapsArePinned) {
     if (key.ino == this->key_.ino && key.dev == this->key_.dev) found = value.credential_id == kCredentialId;
   }
   EXPECT_TRUE(found);
+}
+
+// An agent that starts on tables pinned by an earlier one (a restart, or an upgrade from a build
+// without the prefilters) must rebuild the filters from the tables before its programs run:
+// here the filter pins are removed, as if they had never existed, and a credential and a candidate
+// name added by the first sensor are still seen by the second.
+TEST(SensorRestart, FiltersAreRebuiltFromPinnedTables) {
+  ASSERT_EQ(geteuid(), 0) << "the bpf tier needs root";
+  const std::string pin_dir = "/sys/fs/bpf/nhiguard-test-" + std::to_string(getpid()) + "-restart";
+  const fs::path dir = fs::path("/tmp") / ("nhiguard-bpf-" + std::to_string(getpid()) + "-restart");
+  fs::create_directories(dir / ".aws");
+  const std::string credential = (dir / ".aws/credentials").string();
+  write_file(credential, "[default]\n");
+  const nhg_inode_key key = inode_key_of(credential);
+
+  std::mutex mutex;
+  std::vector<FileOpenEvent> opens;
+  auto handler = [&](std::span<const std::byte> record) {
+    auto event = nhiguard::events::decode_kernel_event(record);
+    if (!event) return;
+    if (auto* open = std::get_if<FileOpenEvent>(&*event)) {
+      std::lock_guard lock(mutex);
+      opens.push_back(*open);
+    }
+  };
+  nhiguard::kernel::SensorOptions options{.pin_dir = pin_dir, .ringbuf_bytes = 1u << 20, .ignore_tgid = 0};
+  {
+    auto first = nhiguard::kernel::KernelSensor::start(options, handler);
+    ASSERT_TRUE(first.has_value()) << first.error().message;
+    ASSERT_TRUE((*first)->upsert_credential(key, {.credential_id = 5, .class_id = 1}).has_value());
+    ASSERT_TRUE((*first)->set_candidate_names({{"", "late-token"}}).has_value());
+  }
+  for (const char* filter : {"nhg_credential_filter", "nhg_candidate_filter"}) {
+    ASSERT_EQ(unlink((pin_dir + "/" + filter).c_str()), 0) << filter;
+  }
+  auto second = nhiguard::kernel::KernelSensor::start(options, handler);
+  ASSERT_TRUE(second.has_value()) << second.error().message;
+
+  const std::string late = (dir / "late-token").string();
+  pid_t pid = fork();
+  if (pid == 0) {
+    int rc = read_all(open(credential.c_str(), O_RDONLY));
+    int fd = open(late.c_str(), O_WRONLY | O_CREAT, 0600);
+    if (fd >= 0) close(fd);
+    _exit(rc | (fd < 0 ? 2 : 0));
+  }
+  EXPECT_EQ(wait_for_exit(pid), 0);
+  bool saw_credential = false;
+  bool saw_candidate = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while ((!saw_credential || !saw_candidate) && std::chrono::steady_clock::now() < deadline) {
+    ASSERT_TRUE((*second)->poll(50).has_value());
+    std::lock_guard lock(mutex);
+    for (const auto& open : opens) {
+      if (open.process.tgid != static_cast<uint32_t>(pid)) continue;
+      saw_credential |= open.by_inode && open.credential_id == 5;
+      saw_candidate |= !open.by_inode && open.name == "late-token";
+    }
+  }
+  EXPECT_TRUE(saw_credential) << "the pinned credential was not matched after the restart";
+  EXPECT_TRUE(saw_candidate) << "the pinned candidate name was not matched after the restart";
+  second->reset();
+  fs::remove_all(pin_dir);
+  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -75,3 +75,19 @@ TEST(AbiLayout, EnumValuesAreStable) {
   EXPECT_EQ(NHG_SYS_OPEN_BY_HANDLE_AT, 5);
   EXPECT_LE(NHG_CTR_CANDIDATE_OPENS, NHG_CTR__COUNT);
 }
+
+// The candidate filter folds a name's length into 6 bits: names are shorter than NHG_NAME_LEN, so
+// NHG_NAME_LEN must be a power of two for no two lengths to share a slot.
+static_assert((NHG_NAME_LEN & (NHG_NAME_LEN - 1)) == 0);
+
+// The kernel and the agent compute the same slots; these values pin the functions, so a change to
+// one side that the other does not follow fails here rather than as silently missed opens.
+TEST(AbiLayout, PrefilterSlotsAreStableAndInRange) {
+  EXPECT_EQ(nhg_credential_filter_slot(0, 0), 0u);
+  EXPECT_EQ(nhg_credential_filter_slot(0, 1), 0x9E3779B97F4A7C15ull >> (64 - NHG_CREDENTIAL_FILTER_BITS));
+  for (uint64_t ino = 1; ino < 100000; ino += 7) {
+    EXPECT_LT(nhg_credential_filter_slot(266338304, ino), NHG_CREDENTIAL_FILTER_SLOTS);
+  }
+  EXPECT_EQ(nhg_candidate_filter_slot(11, 'c'), (11u << 8) | 'c');
+  EXPECT_LT(nhg_candidate_filter_slot(NHG_NAME_LEN - 1, 0xff), NHG_CANDIDATE_FILTER_SLOTS);
+}

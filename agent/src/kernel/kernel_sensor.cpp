@@ -250,7 +250,10 @@ Result<void> KernelSensor::attach(const SensorOptions& options) {
 Result<void> KernelSensor::attach_pinned(bpf_program* prog, int cgroup_fd, const std::string& link_dir) {
   const std::string name = bpf_program__name(prog);
   const std::string pin_path = link_dir.empty() ? "" : link_dir + "/" + link_pin_name(name);
-  bpf_link* previous = pin_path.empty() ? nullptr : bpf_link__open(pin_path.c_str());
+  // Only an existing pin is opened: libbpf logs a failed open as a warning, which on a first start
+  // would read as a fault.
+  bpf_link* previous =
+      pin_path.empty() || access(pin_path.c_str(), F_OK) != 0 ? nullptr : bpf_link__open(pin_path.c_str());
   if (previous && cgroup_fd >= 0) {
     if (bpf_link__update_program(previous, prog) == 0) {
       links_.push_back(previous);
