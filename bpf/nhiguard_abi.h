@@ -54,6 +54,14 @@ enum nhg_file_event_flags {
 	NHG_FILE_CMDLINE_OMITTED = 1u << 5,   /* a repeat read by the same process: its argv came with the first */
 };
 
+/* A process that opens the same credential for reading again within NHG_REPEAT_WINDOW_NS of its
+ * last reported open, and before NHG_REPEAT_MAX_COALESCED such opens, is counted instead of
+ * reported; its next reported open carries the count (nhg_file_event.coalesced_opens). A loop of
+ * reads in one process then costs one record per window, not one per open, and cannot fill the
+ * ring buffer and push out the records of other processes. */
+#define NHG_REPEAT_WINDOW_NS 1000000000ull
+#define NHG_REPEAT_MAX_COALESCED 0xffffu
+
 /* Drop / error counters, one slot each in the per-CPU `nhg_counters` array. */
 enum nhg_counter {
 	NHG_CTR_RINGBUF_DROP_FILE = 0,    /* ring buffer reservation failed for a file event */
@@ -64,7 +72,8 @@ enum nhg_counter {
 	NHG_CTR_RINGBUF_DROP_EGRESS = 5,  /* ring buffer reservation failed for an egress event */
 	NHG_CTR_EGRESS_DENIED = 6,        /* connects/sendmsgs/packets refused by an egress block */
 	NHG_CTR_CREDENTIAL_DENIED = 7,    /* readers killed by a deny_credential rule */
-	NHG_CTR__COUNT = 8,               /* array size; room to add counters without resizing */
+	NHG_CTR_CREDENTIAL_OPENS_COALESCED = 8, /* repeat opens counted into a later record, not sent */
+	NHG_CTR__COUNT = 16,              /* array size; room to add counters without resizing */
 };
 
 /* Header of every record. size is the whole record in bytes, header included. */
@@ -155,7 +164,7 @@ struct nhg_file_event {
 	__u16 syscall;       /* enum nhg_open_syscall */
 	__u16 flags;         /* enum nhg_file_event_flags */
 	__u16 cmdline_len;   /* bytes of cmdline used, including argument NULs */
-	__u16 pad0;
+	__u16 coalesced_opens; /* repeat opens since the previous record of this process and credential */
 	char name[NHG_NAME_LEN];        /* the dentry's own name */
 	char parent[NHG_NAME_LEN];      /* the parent dentry's name */
 	char requested_path[NHG_PATH_LEN];
@@ -208,6 +217,9 @@ struct nhg_taint {
 	__u64 tainted_at_ns; /* CLOCK_BOOTTIME of the read */
 	__u32 credential_id;
 	__u32 source_tgid;   /* the process that read it (differs from the key when inherited) */
+	__u64 reported_at_ns; /* CLOCK_BOOTTIME of the last open of it that became a record */
+	__u32 coalesced;      /* repeat opens since then, counted instead of reported */
+	__u32 pad;
 };
 
 enum nhg_egress_block_mode {

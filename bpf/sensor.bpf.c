@@ -290,25 +290,47 @@ static __always_inline void sensor__cmdline(struct nhg_file_event *event, struct
 	event->cmdline_len = (__u16)len;
 }
 
-/* Taints the current process with the credential it just opened for reading. Returns true when it
- * already was, by its own earlier read of the same credential (a repeat reader). */
-static __always_inline bool sensor__taint(struct task_struct *task, __u32 credential_id)
+/* What sensor__taint found. */
+enum sensor__read_kind {
+	SENSOR_FIRST_READ = 0,       /* the process had not read this credential: a full record */
+	SENSOR_REPEAT_REPORTED = 1,  /* a repeat past the window: a record carrying the count */
+	SENSOR_REPEAT_COALESCED = 2, /* a repeat inside the window: counted, no record */
+};
+
+/* Taints the current process with the credential it just opened for reading, and says whether this
+ * open is a repeat by the same process (see NHG_REPEAT_WINDOW_NS). *coalesced receives the repeats
+ * counted since the last record, for a repeat that is reported. */
+static __always_inline enum sensor__read_kind sensor__taint(struct task_struct *task, __u32 credential_id,
+							     __u16 *coalesced)
 {
-	__u32 tgid = (__u32)(bpf_get_current_pid_tgid() >> 32);
+	__u32 tgid = (__u32)task->tgid;
 	struct nhg_taint *current = bpf_map_lookup_elem(&nhg_taint, &tgid);
+	__u64 now = bpf_ktime_get_boot_ns();
 
 	/* A reader that loops over the same file would otherwise rewrite the entry on every open. */
-	if (current && current->credential_id == credential_id && current->source_tgid == tgid)
-		return true;
+	if (current && current->credential_id == credential_id && current->source_tgid == tgid) {
+		__u32 count = current->coalesced;
+
+		if (now - current->reported_at_ns < NHG_REPEAT_WINDOW_NS && count < NHG_REPEAT_MAX_COALESCED) {
+			__sync_fetch_and_add(&current->coalesced, 1);
+			return SENSOR_REPEAT_COALESCED;
+		}
+		current->reported_at_ns = now;
+		/* Subtracting what was read keeps the increments of threads that raced with it. */
+		__sync_fetch_and_add(&current->coalesced, -count);
+		*coalesced = count > NHG_REPEAT_MAX_COALESCED ? NHG_REPEAT_MAX_COALESCED : (__u16)count;
+		return SENSOR_REPEAT_REPORTED;
+	}
 	struct nhg_taint taint = {
 		.start_ns = BPF_CORE_READ(task, group_leader, start_boottime),
-		.tainted_at_ns = bpf_ktime_get_boot_ns(),
+		.tainted_at_ns = now,
 		.credential_id = credential_id,
 		.source_tgid = tgid,
+		.reported_at_ns = now,
 	};
 
 	bpf_map_update_elem(&nhg_taint, &tgid, &taint, BPF_ANY);
-	return false;
+	return SENSOR_FIRST_READ;
 }
 
 /* Is reading this credential denied to the current cgroup or one of its ancestors? */
@@ -341,6 +363,7 @@ static __always_inline int sensor__on_open_exit(long ret, __u16 syscall, bool di
 	__u32 credential_id = 0;
 	bool denied = false;
 	bool repeat = false;
+	__u16 coalesced = 0;
 	__u16 type;
 
 	if (ret < 0)
@@ -371,7 +394,13 @@ static __always_inline int sensor__on_open_exit(long ret, __u16 syscall, bool di
 			denied = true;
 			maps__count(NHG_CTR_CREDENTIAL_DENIED);
 		} else if (opened.f_mode & FMODE_READ) {
-			repeat = sensor__taint(task, credential_id);
+			enum sensor__read_kind kind = sensor__taint(task, credential_id, &coalesced);
+
+			if (kind == SENSOR_REPEAT_COALESCED) {
+				maps__count(NHG_CTR_CREDENTIAL_OPENS_COALESCED);
+				return 0;
+			}
+			repeat = kind == SENSOR_REPEAT_REPORTED;
 		}
 	} else if (sensor__candidate(&opened)) {
 		type = NHG_EVENT_CANDIDATE_OPEN;
@@ -394,7 +423,7 @@ static __always_inline int sensor__on_open_exit(long ret, __u16 syscall, bool di
 	event->fd = (__s32)ret;
 	event->syscall = syscall;
 	event->flags = denied ? NHG_FILE_DENIED : 0;
-	event->pad0 = 0;
+	event->coalesced_opens = coalesced;
 	bpf_probe_read_kernel_str(event->name, sizeof(event->name), opened.name);
 	bpf_probe_read_kernel_str(event->parent, sizeof(event->parent),
 				  BPF_CORE_READ(dentry, d_parent, d_name.name));
@@ -473,6 +502,7 @@ int BPF_PROG(sensor_process_fork, struct task_struct *parent, struct task_struct
 			struct nhg_taint inherited = *taint;
 
 			inherited.start_ns = BPF_CORE_READ(child, start_boottime);
+			inherited.coalesced = 0; /* the parent's uncounted repeats are the parent's */
 			bpf_map_update_elem(&nhg_taint, &child_tgid, &inherited, BPF_ANY);
 		}
 	}

@@ -200,7 +200,9 @@ EOF
 events_b() {
   local n
   n=$(wait_drain "$OPENS_PER_RUN" agent_events)
-  echo "$n drops=$(agent_counter 0) seen=$(agent_counter 3)"
+  # Every open the program saw is a record, a repeat coalesced into a later record (one process
+  # reading in a loop: one record per second), or a ring-buffer drop.
+  echo "$n coalesced=$(agent_counter 8) drops=$(agent_counter 0) seen=$(agent_counter 3)"
 }
 stop_b() { stop_agent; rm -rf "$PIN_DIR"; }
 
@@ -374,24 +376,26 @@ echo "targets: (b) <= 1.03 non-credential, <= 1.10 credential, and below (c) and
 if [[ $BPF_STATS == 1 && " ${ORDER[*]} " == *" b "* && -z ${UNAVAILABLE[b]:-} ]]; then
   BPF_STATS_ORIG=$(sysctl -n kernel.bpf_stats_enabled)
   sysctl -q kernel.bpf_stats_enabled=1
-  prog_stats() {   # "run_time_ns run_cnt" of the agent's sensor_exit_openat
+  prog_stats() {   # "run_time_ns run_cnt name" of the agent's openat program (either variant)
     bpftool prog show -j 2>/dev/null | python3 -c '
 import json, sys
 pid = int(sys.argv[1])
-progs = [p for p in json.load(sys.stdin) if p.get("name") == "sensor_exit_openat"]
+names = ("sensor_exit_openat", "sensor_exit_openat_direct")
+progs = [p for p in json.load(sys.stdin) if p.get("name") in names]
 # Prefer the program our agent holds (bpftool lists holders as "pids"); else the only one there is.
 mine = [p for p in progs if any(q.get("pid") == pid for q in p.get("pids", []))] or progs[-1:]
-print(*(mine[0].get(k, 0) for k in ("run_time_ns", "run_cnt")) if mine else (0, 0))' "$AGENT_PID"
+print(*(mine[0].get(k, 0) for k in ("run_time_ns", "run_cnt", "name")) if mine else (0, 0, "?"))' "$AGENT_PID"
   }
   REASON=""
   if start_b; then
     sleep "$SETTLE"
     echo
-    echo "nhiguard sensor_exit_openat with kernel.bpf_stats_enabled=1 (stats add their own ~2 clock reads per run):"
+    read -r _ _ prog_name <<<"$(prog_stats)"
+    echo "nhiguard $prog_name with kernel.bpf_stats_enabled=1 (stats add their own ~2 clock reads per run):"
     for f in "$PLAIN" "$CRED"; do
-      read -r t0 c0 <<<"$(prog_stats)"
+      read -r t0 c0 _ <<<"$(prog_stats)"
       line=$(run_bench "$f")
-      read -r t1 c1 <<<"$(prog_stats)"
+      read -r t1 c1 _ <<<"$(prog_stats)"
       runs=$((c1 - c0))
       per=$([[ $runs -gt 0 ]] && awk -v t=$((t1 - t0)) -v c=$runs 'BEGIN{printf "%.1f", t/c}' || echo "?")
       printf '  %-15s %8s ns/op (open+close), program: %s runs, %s ns/run\n' \

@@ -443,6 +443,56 @@ TYPED_TEST(SensorTest, NoDropsWhenIdle) {
   EXPECT_EQ(after->values[NHG_CTR_FD_LOOKUP_FAILED], 0u);
 }
 
+// A process reading the same credential in a loop costs one record per window, not one per open;
+// every open is accounted for, in a record or in the coalesced counter.
+TYPED_TEST(SensorTest, RepeatReadsByOneProcessAreCoalesced) {
+  constexpr int kReads = 1000;
+  auto before = this->sensor_->counters();
+  ASSERT_TRUE(before.has_value());
+  auto events = this->run_child([&] {
+    int rc = 0;
+    for (int i = 0; i < kReads; ++i) rc |= read_all(open(this->credential_.c_str(), O_RDONLY));
+    return rc;
+  });
+  auto after = this->sensor_->counters();
+  ASSERT_TRUE(after.has_value());
+  auto opens = this->file_events(events);
+  ASSERT_GE(opens.size(), 1u);
+  EXPECT_LE(opens.size(), 3u) << "a 1000-read loop should take well under the 1 s window";
+  EXPECT_FALSE(opens[0].cmdline_omitted);
+  uint64_t in_records = 0;
+  for (const auto& open : opens) in_records += 1 + open.coalesced_opens;
+  const uint64_t coalesced = after->values[NHG_CTR_CREDENTIAL_OPENS_COALESCED] -
+                             before->values[NHG_CTR_CREDENTIAL_OPENS_COALESCED];
+  // Each coalesced open is counted once in the kernel; those already folded into a later record
+  // appear in both, the rest (after the last record) only in the counter.
+  uint64_t folded = 0;
+  for (const auto& open : opens) folded += open.coalesced_opens;
+  EXPECT_EQ(opens.size() + coalesced, static_cast<uint64_t>(kReads));
+  EXPECT_LE(in_records, static_cast<uint64_t>(kReads));
+  EXPECT_LE(folded, coalesced);
+}
+
+// Past the window, the next repeat is a record again and carries the count of the ones between.
+TYPED_TEST(SensorTest, RepeatReadAfterTheWindowCarriesTheCount) {
+  const auto window = std::chrono::nanoseconds(NHG_REPEAT_WINDOW_NS) + std::chrono::milliseconds(150);
+  auto events = this->run_child([&] {
+    int rc = read_all(open(this->credential_.c_str(), O_RDONLY));
+    std::this_thread::sleep_for(window);
+    for (int i = 0; i < 5; ++i) rc |= read_all(open(this->credential_.c_str(), O_RDONLY));
+    std::this_thread::sleep_for(window);
+    return rc | read_all(open(this->credential_.c_str(), O_RDONLY));
+  });
+  auto opens = this->file_events(events);
+  ASSERT_EQ(opens.size(), 3u);
+  EXPECT_EQ(opens[0].coalesced_opens, 0u);
+  EXPECT_FALSE(opens[0].cmdline_omitted);
+  EXPECT_EQ(opens[1].coalesced_opens, 0u);  // the first of the five: past the first window
+  EXPECT_TRUE(opens[1].cmdline_omitted);
+  EXPECT_EQ(opens[2].coalesced_opens, 4u);  // the other four of the five
+  EXPECT_TRUE(opens[2].cmdline_omitted);
+}
+
 // Two credentials whose inodes share a slot of the open path's prefilter: removing one must leave
 // the slot counting the other, or the other would go unseen.
 TYPED_TEST(SensorTest, CredentialsSharingAFilterSlotStayMatchedOneByOne) {

@@ -91,6 +91,17 @@ TEST(CredentialAccessRecord, WriteAndReadWriteAccess) {
   EXPECT_EQ(daemon::build_credential_access_record(event, credential, resolved(), "h", 0)["access"], "read_write");
 }
 
+// A record that stands for repeat opens the kernel coalesced says how many; a first read does not
+// carry the field at all.
+TEST(CredentialAccessRecord, CoalescedRepeatOpensAreCounted) {
+  catalogue::ResolvedCredential credential{.credential_id = 1, .path = "/x"};
+  auto event = open_event();
+  EXPECT_FALSE(daemon::build_credential_access_record(event, credential, resolved(), "h", 0).contains("coalesced_opens"));
+  event.coalesced_opens = 4096;
+  event.cmdline_omitted = true;
+  EXPECT_EQ(daemon::build_credential_access_record(event, credential, resolved(), "h", 0)["coalesced_opens"], 4096);
+}
+
 TEST(CredentialAccessRecord, KernelOnlyIdentityIsMarked) {
   auto id = resolved();
   id.resolved_from_proc = false;

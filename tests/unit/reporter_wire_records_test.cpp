@@ -51,6 +51,7 @@ TEST(WireRecords, CredentialAccessCarriesEveryFieldAndIsLowValueUnlessDenied) {
   event.process.tgid = 4048;
   event.dev = (254ull << 20) | 3;
   event.ino = 10953933;
+  event.coalesced_opens = 12;
   event.open_flags = 0x8000;
   event.f_mode = 0x1;
   event.syscall = events::OpenSyscall::openat2;
@@ -86,6 +87,7 @@ TEST(WireRecords, CredentialAccessCarriesEveryFieldAndIsLowValueUnlessDenied) {
   EXPECT_EQ(e.syscall(), "openat2");
   EXPECT_EQ(e.requested_path(), ".aws/credentials");
   EXPECT_FALSE(e.denied());
+  EXPECT_EQ(e.coalesced_opens(), 12u);
   EXPECT_EQ(e.process().pid(), 4048u);
   EXPECT_EQ(e.process().tid(), 4049u);
   EXPECT_EQ(e.process().start_time_boot_ns(), 4'638'473'412u);

@@ -336,6 +336,7 @@ nlohmann::json AgentDaemon::status_json() {
   if (auto c = sensor_->counters(); c) {
     counters["ringbuf_drops"] = c->ringbuf_drops();
     counters["credential_opens"] = c->values[NHG_CTR_CREDENTIAL_OPENS];
+    counters["credential_opens_coalesced"] = c->values[NHG_CTR_CREDENTIAL_OPENS_COALESCED];
     counters["egress_denied"] = c->values[NHG_CTR_EGRESS_DENIED];
     counters["credential_denied"] = c->values[NHG_CTR_CREDENTIAL_DENIED];
   }

@@ -132,6 +132,7 @@ Result<KernelEvent> decode_kernel_event(std::span<const std::byte> record) {
           .cmdline_truncated = (raw->flags & NHG_FILE_CMDLINE_TRUNCATED) != 0,
           .cmdline_missing = (raw->flags & NHG_FILE_CMDLINE_MISSING) != 0,
           .cmdline_omitted = (raw->flags & NHG_FILE_CMDLINE_OMITTED) != 0,
+          .coalesced_opens = raw->coalesced_opens,
           .denied = (raw->flags & NHG_FILE_DENIED) != 0,
       };
     }

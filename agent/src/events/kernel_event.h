@@ -56,6 +56,9 @@ struct FileOpenEvent {
   bool cmdline_truncated = false;
   bool cmdline_missing = false;
   bool cmdline_omitted = false;  // a repeat read: the argv came with this process's first read
+  // Repeat opens of this credential by this process since its previous record, counted in the
+  // kernel instead of reported one by one (NHG_REPEAT_WINDOW_NS).
+  uint32_t coalesced_opens = 0;
   bool denied = false;  // a deny_credential rule matched: the kernel SIGKILLed the reader
 
   bool readable() const { return (f_mode & 0x1) != 0; }
