@@ -102,19 +102,31 @@ struct nhg_sys_exit_args {
 	long ret;
 };
 
-/* The struct file an fd refers to in the current task, or NULL. */
-static __always_inline struct file *sensor__fd_file(struct task_struct *task, long fd)
+/* The struct file an fd refers to in the current task, or NULL. direct: a BTF pointer (see
+ * sensor__read_opened), read without a helper call where the kernel allows it. */
+static __always_inline struct file *sensor__fd_file(struct task_struct *task, long fd, bool direct)
 {
 	/* task is a BTF pointer: these are direct (fault-safe) loads, not helper calls. */
 	struct fdtable *fdt = task->files->fdt;
-	struct file **fds;
 	struct file *file = NULL;
 
 	if (!fdt || fd >= fdt->max_fds)
 		return NULL;
-	fds = fdt->fd;
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]))
+	if (direct && bpf_core_field_offset(struct kiocb, ki_filp) == 0) {
+		/* BTF cannot type one slot of the fd array (struct file **), but a struct kiocb
+		 * starts with a struct file pointer (ki_filp at offset 0, checked above against the
+		 * running kernel), so the slot cast to a kiocb yields the pointer by a fault-safe,
+		 * typed load instead of a bpf_probe_read_kernel call. Nothing else of the kiocb is
+		 * read. */
+		unsigned long slot = (unsigned long)fdt->fd + fd * sizeof(struct file *);
+		struct kiocb *as_kiocb = bpf_rdonly_cast((void *)slot, bpf_core_type_id_kernel(struct kiocb));
+
+		return as_kiocb->ki_filp;
+	}
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fdt->fd[fd]))
 		return NULL;
+	if (direct && file)
+		file = bpf_rdonly_cast(file, bpf_core_type_id_kernel(struct file));
 	return file;
 }
 
@@ -127,20 +139,19 @@ struct sensor__opened {
 	__u32 f_mode;
 };
 
-/* Reads the opened file's mode, (device, inode) and name. direct: the file pointer from the fd
- * table is cast to a BTF pointer (bpf_rdonly_cast), so each field is a plain load the JIT makes
- * fault-safe; otherwise each field is a bpf_probe_read_kernel call, which costs ~0.3 us more per
- * open. The two variants are separate programs; `direct` is a constant in each. */
+/* Reads the opened file's mode, (device, inode) and name. direct: file is a BTF pointer
+ * (bpf_rdonly_cast), so each field is a plain load the JIT makes fault-safe; otherwise each field
+ * is a bpf_probe_read_kernel call, which costs each open ~0.3 us more. The two variants are
+ * separate programs; `direct` is a constant in each. */
 static __always_inline void sensor__read_opened(struct file *file, bool direct, struct sensor__opened *out)
 {
 	if (direct) {
-		struct file *f = bpf_rdonly_cast(file, bpf_core_type_id_kernel(struct file));
-		struct inode *inode = f->f_inode;
+		struct inode *inode = file->f_inode;
 
-		out->f_mode = f->f_mode;
+		out->f_mode = file->f_mode;
 		out->key.dev = inode->i_sb->s_dev;
 		out->key.ino = inode->i_ino;
-		out->dentry = f->f_path.dentry;
+		out->dentry = file->f_path.dentry;
 		out->name_len = out->dentry->d_name.len;
 		out->name = out->dentry->d_name.name;
 	} else {
@@ -170,8 +181,31 @@ static __always_inline struct nhg_credential_value *sensor__credential(const str
 	return bpf_map_lookup_elem(&nhg_credentials, key);
 }
 
+/* The first 8 bytes of the opened file's name (bytes past its end are not cleared). A short name
+ * lives inside the dentry (d_shortname, kernel 6.14+): then a plain load reads it; otherwise a
+ * helper call does. */
+static __always_inline __u64 sensor__name_head(const struct sensor__opened *opened, bool direct)
+{
+	__u64 head = 0;
+
+	if (direct && bpf_core_field_exists(struct dentry, d_shortname)) {
+		struct dentry *dentry = opened->dentry;
+		unsigned long inline_name = (unsigned long)dentry + bpf_core_field_offset(struct dentry, d_shortname);
+
+		if ((unsigned long)opened->name == inline_name) {
+			head = dentry->d_shortname.words[0];
+			/* Keeps the compiler from merging this load and the helper's stack slot into one
+			 * load through two pointer types, which the verifier refuses. */
+			barrier_var(head);
+			return head;
+		}
+	}
+	bpf_probe_read_kernel(&head, sizeof(head), opened->name);
+	return head;
+}
+
 /* Does the opened file's name (and maybe its parent's) match the candidate table? */
-static __always_inline bool sensor__candidate(const struct sensor__opened *opened)
+static __always_inline bool sensor__candidate(const struct sensor__opened *opened, bool direct)
 {
 	struct nhg_name_prefix_key prefix = {};
 	struct nhg_name_only_key name = {};
@@ -185,7 +219,7 @@ static __always_inline bool sensor__candidate(const struct sensor__opened *opene
 	if (len == 0 || len >= NHG_NAME_LEN)
 		return false;
 	prefix.len = len;
-	bpf_probe_read_kernel(&prefix.head, sizeof(prefix.head), opened->name);
+	prefix.head = sensor__name_head(opened, direct);
 	if (len < 8)
 		prefix.head &= (1ull << (8 * len)) - 1; /* little-endian: keep the name's bytes */
 	slot = nhg_candidate_filter_slot(len, (__u8)prefix.head);
@@ -371,7 +405,7 @@ static __always_inline int sensor__on_open_exit(long ret, __u16 syscall, bool di
 	task = bpf_get_current_task_btf();
 	if ((__u32)task->tgid == ignore_tgid)
 		return 0;
-	file = sensor__fd_file(task, ret);
+	file = sensor__fd_file(task, ret, direct);
 	if (!file) {
 		maps__count(NHG_CTR_FD_LOOKUP_FAILED);
 		return 0;
@@ -402,7 +436,7 @@ static __always_inline int sensor__on_open_exit(long ret, __u16 syscall, bool di
 			}
 			repeat = kind == SENSOR_REPEAT_REPORTED;
 		}
-	} else if (sensor__candidate(&opened)) {
+	} else if (sensor__candidate(&opened, direct)) {
 		type = NHG_EVENT_CANDIDATE_OPEN;
 		maps__count(NHG_CTR_CANDIDATE_OPENS);
 	} else {
