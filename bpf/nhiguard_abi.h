@@ -217,8 +217,9 @@ struct nhg_taint {
 	__u64 tainted_at_ns; /* CLOCK_BOOTTIME of the read */
 	__u32 credential_id;
 	__u32 source_tgid;   /* the process that read it (differs from the key when inherited) */
-	__u64 reported_at_ns; /* CLOCK_BOOTTIME of the last open of it that became a record */
-	__u32 coalesced;      /* repeat opens since then, counted instead of reported */
+	struct nhg_inode_key file; /* the credential file source_tgid read: its repeat opens coalesce */
+	__u64 window_start_ns; /* CLOCK_BOOTTIME of the last record of it */
+	__u32 coalesced;       /* repeat opens since then, counted instead of reported */
 	__u32 pad;
 };
 

@@ -169,16 +169,14 @@ static __always_inline void sensor__read_opened(struct file *file, bool direct, 
 	}
 }
 
-/* The credential this inode is, or NULL. The filter answers "no" for nearly every file without
+/* May this inode be in nhg_credentials? The filter answers "no" for nearly every file without
  * hashing the key. */
-static __always_inline struct nhg_credential_value *sensor__credential(const struct nhg_inode_key *key)
+static __always_inline bool sensor__may_be_credential(const struct nhg_inode_key *key)
 {
 	__u32 slot = nhg_credential_filter_slot(key->dev, key->ino);
 	__u32 *count = bpf_map_lookup_elem(&nhg_credential_filter, &slot);
 
-	if (!count || !*count)
-		return NULL;
-	return bpf_map_lookup_elem(&nhg_credentials, key);
+	return count && *count;
 }
 
 /* The first 8 bytes of the opened file's name (bytes past its end are not cleared). A short name
@@ -324,47 +322,60 @@ static __always_inline void sensor__cmdline(struct nhg_file_event *event, struct
 	event->cmdline_len = (__u16)len;
 }
 
-/* What sensor__taint found. */
+/* What sensor__repeat found. */
 enum sensor__read_kind {
-	SENSOR_FIRST_READ = 0,       /* the process had not read this credential: a full record */
+	SENSOR_FIRST_READ = 0,       /* the process had not read this file last: a full record */
 	SENSOR_REPEAT_REPORTED = 1,  /* a repeat past the window: a record carrying the count */
 	SENSOR_REPEAT_COALESCED = 2, /* a repeat inside the window: counted, no record */
+	SENSOR_READ_UNCHECKED = 3,   /* not looked at yet */
 };
 
-/* Taints the current process with the credential it just opened for reading, and says whether this
- * open is a repeat by the same process (see NHG_REPEAT_WINDOW_NS). *coalesced receives the repeats
- * counted since the last record, for a repeat that is reported. */
-static __always_inline enum sensor__read_kind sensor__taint(struct task_struct *task, __u32 credential_id,
-							     __u16 *coalesced)
+/* Is this open a repeat by the process that last read this very file (see NHG_REPEAT_WINDOW_NS)?
+ * A coalesced repeat is counted here and needs nothing more; for a reported one, *coalesced
+ * receives the repeats counted since the last record. */
+static __always_inline enum sensor__read_kind sensor__repeat(struct task_struct *task,
+							      const struct nhg_inode_key *key, __u16 *coalesced)
 {
 	__u32 tgid = (__u32)task->tgid;
 	struct nhg_taint *current = bpf_map_lookup_elem(&nhg_taint, &tgid);
-	__u64 now = bpf_ktime_get_boot_ns();
+	__u64 now;
+	__u32 count;
 
-	/* A reader that loops over the same file would otherwise rewrite the entry on every open. */
-	if (current && current->credential_id == credential_id && current->source_tgid == tgid) {
-		__u32 count = current->coalesced;
-
-		if (now - current->reported_at_ns < NHG_REPEAT_WINDOW_NS && count < NHG_REPEAT_MAX_COALESCED) {
-			__sync_fetch_and_add(&current->coalesced, 1);
-			return SENSOR_REPEAT_COALESCED;
-		}
-		current->reported_at_ns = now;
-		/* Subtracting what was read keeps the increments of threads that raced with it. */
-		__sync_fetch_and_add(&current->coalesced, -count);
-		*coalesced = count > NHG_REPEAT_MAX_COALESCED ? NHG_REPEAT_MAX_COALESCED : (__u16)count;
-		return SENSOR_REPEAT_REPORTED;
+	if (!current || current->source_tgid != tgid || current->file.ino != key->ino ||
+	    current->file.dev != key->dev)
+		return SENSOR_FIRST_READ;
+	now = bpf_ktime_get_boot_ns();
+	count = current->coalesced;
+	if (now - current->window_start_ns < NHG_REPEAT_WINDOW_NS && count < NHG_REPEAT_MAX_COALESCED) {
+		__sync_fetch_and_add(&current->coalesced, 1);
+		maps__count(NHG_CTR_CREDENTIAL_OPENS);
+		maps__count(NHG_CTR_CREDENTIAL_OPENS_COALESCED);
+		return SENSOR_REPEAT_COALESCED;
 	}
+	current->window_start_ns = now;
+	/* Subtracting what was read keeps the increments of threads that raced with it. */
+	__sync_fetch_and_add(&current->coalesced, -count);
+	*coalesced = count > NHG_REPEAT_MAX_COALESCED ? NHG_REPEAT_MAX_COALESCED : (__u16)count;
+	return SENSOR_REPEAT_REPORTED;
+}
+
+/* Taints the current process with the credential it just opened for reading (its first read of
+ * this file, or a read of another credential since). */
+static __always_inline void sensor__taint(struct task_struct *task, __u32 credential_id,
+					  const struct nhg_inode_key *key)
+{
+	__u32 tgid = (__u32)task->tgid;
+	__u64 now = bpf_ktime_get_boot_ns();
 	struct nhg_taint taint = {
 		.start_ns = BPF_CORE_READ(task, group_leader, start_boottime),
 		.tainted_at_ns = now,
 		.credential_id = credential_id,
 		.source_tgid = tgid,
-		.reported_at_ns = now,
+		.file = *key,
+		.window_start_ns = now,
 	};
 
 	bpf_map_update_elem(&nhg_taint, &tgid, &taint, BPF_ANY);
-	return SENSOR_FIRST_READ;
 }
 
 /* Is reading this credential denied to the current cgroup or one of its ancestors? */
@@ -390,7 +401,8 @@ static __always_inline int sensor__on_open_exit(long ret, __u16 syscall, bool di
 {
 	struct task_struct *task;
 	struct nhg_file_event *event;
-	struct nhg_credential_value *credential;
+	struct nhg_credential_value *credential = NULL;
+	enum sensor__read_kind kind = SENSOR_READ_UNCHECKED;
 	struct sensor__opened opened = {};
 	struct dentry *dentry;
 	struct file *file;
@@ -416,7 +428,16 @@ static __always_inline int sensor__on_open_exit(long ret, __u16 syscall, bool di
 	if (!(opened.f_mode & (FMODE_READ | FMODE_WRITE)))
 		return 0;
 
-	credential = sensor__credential(&opened.key);
+	if (sensor__may_be_credential(&opened.key)) {
+		/* A repeat read is decided before the credential's own lookup, which it does not
+		 * need; unless a deny is in force anywhere, since a deny must see every open. */
+		if ((opened.f_mode & FMODE_READ) && !maps__enforcing(NHG_ENF_CREDENTIAL_DENIES)) {
+			kind = sensor__repeat(task, &opened.key, &coalesced);
+			if (kind == SENSOR_REPEAT_COALESCED)
+				return 0;
+		}
+		credential = bpf_map_lookup_elem(&nhg_credentials, &opened.key);
+	}
 	if (credential) {
 		type = NHG_EVENT_CREDENTIAL_OPEN;
 		maps__count(NHG_CTR_CREDENTIAL_OPENS);
@@ -428,12 +449,13 @@ static __always_inline int sensor__on_open_exit(long ret, __u16 syscall, bool di
 			denied = true;
 			maps__count(NHG_CTR_CREDENTIAL_DENIED);
 		} else if (opened.f_mode & FMODE_READ) {
-			enum sensor__read_kind kind = sensor__taint(task, credential_id, &coalesced);
-
-			if (kind == SENSOR_REPEAT_COALESCED) {
-				maps__count(NHG_CTR_CREDENTIAL_OPENS_COALESCED);
-				return 0;
+			if (kind == SENSOR_READ_UNCHECKED) {
+				kind = sensor__repeat(task, &opened.key, &coalesced);
+				if (kind == SENSOR_REPEAT_COALESCED)
+					return 0;
 			}
+			if (kind == SENSOR_FIRST_READ)
+				sensor__taint(task, credential_id, &opened.key);
 			repeat = kind == SENSOR_REPEAT_REPORTED;
 		}
 	} else if (sensor__candidate(&opened, direct)) {
