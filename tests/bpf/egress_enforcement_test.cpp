@@ -393,4 +393,36 @@ TEST_F(EgressTest, DenyCredentialKillsTheReaderBeforeItReads) {
   }), 0);
 }
 
+// Repeat reads by one process are coalesced in the kernel before the credential lookup; a deny
+// applied between two reads must still see the second one, inside the coalescing window.
+TEST_F(EgressTest, DenyAppliedBetweenTwoReadsKillsTheRepeatRead) {
+  int ready[2];
+  int go[2];
+  ASSERT_EQ(pipe(ready), 0);
+  ASSERT_EQ(pipe(go), 0);
+  pid_t reader = spawn_in_cgroup(*service_, [&] {
+    close(ready[0]);
+    close(go[1]);
+    char buffer[64];
+    int fd = open(credential_.c_str(), O_RDONLY);
+    if (fd < 0 || read(fd, buffer, sizeof(buffer)) <= 0) return 81;
+    close(fd);
+    char byte = 1;
+    if (write(ready[1], &byte, 1) != 1) return 82;
+    if (read(go[0], &byte, 1) != 1) return 83;
+    fd = open(credential_.c_str(), O_RDONLY);  // the repeat: killed on return from open
+    return fd >= 0 ? 84 : 85;
+  });
+  close(ready[1]);
+  close(go[0]);
+  char byte = 0;
+  ASSERT_EQ(read(ready[0], &byte, 1), 1);
+  const nhg_deny_key deny{.credential_id = kCredentialId, .pad = 0, .cgroup_id = service_->id()};
+  ASSERT_TRUE(sensor_->apply_credential_deny(deny, {.expires_at_ns = boot_ns() + 60'000'000'000ull, .rule_id = 9}).has_value());
+  ASSERT_EQ(write(go[1], &byte, 1), 1);
+  EXPECT_EQ(wait_for_exit(reader), 128 + SIGKILL);
+  close(ready[0]);
+  close(go[1]);
+}
+
 }  // namespace
