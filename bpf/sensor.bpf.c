@@ -8,8 +8,9 @@
  * a (parent name, file name) table; the agent then resolves them and adds their inodes.
  *
  * Every open in the system passes through here, so the common case (not a credential, not a
- * candidate name) is kept to one helper call and two inlined array reads: see the prefilters in
- * nhiguard_abi.h and sensor__read_opened below.
+ * candidate name) is kept to plain loads and two inlined array reads, with no helper call on
+ * kernels with bpf_rdonly_cast: see the prefilters in nhiguard_abi.h, sensor__fd_file,
+ * sensor__read_opened and sensor__name_head below.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
