@@ -52,6 +52,9 @@ enum nhg_file_event_flags {
 	NHG_FILE_CMDLINE_MISSING = 1u << 3,   /* the argv area could not be read (kernel thread, paged out) */
 	NHG_FILE_DENIED = 1u << 4,            /* a deny_credential rule matched: the reader was SIGKILLed */
 	NHG_FILE_CMDLINE_OMITTED = 1u << 5,   /* a repeat read by the same process: its argv came with the first */
+	NHG_FILE_REPEAT_SUMMARY = 1u << 6,    /* not an open: at the process's exit, the repeat opens counted
+					       * after its last record (coalesced_opens); syscall 0, fd -1,
+					       * no names or path */
 };
 
 /* A process that opens the same credential for reading again within NHG_REPEAT_WINDOW_NS of its

@@ -135,7 +135,7 @@ static __always_inline struct file *sensor__fd_file(struct task_struct *task, lo
 struct sensor__opened {
 	struct nhg_inode_key key;
 	struct dentry *dentry;
-	const unsigned char *name; /* dentry->d_name.name: a kernel address, read with helpers */
+	const unsigned char *name; /* dentry->d_name.name: a kernel address (see sensor__name_head) */
 	__u32 name_len;
 	__u32 f_mode;
 };
@@ -577,6 +577,41 @@ int BPF_PROG(sensor_process_fork, struct task_struct *parent, struct task_struct
 	return 0;
 }
 
+/* The repeat opens a process made after its last record of a credential would otherwise be known
+ * only as a count in nhg_counters: at its exit they become one record of their own. */
+static __always_inline void sensor__flush_repeats(struct task_struct *task, __u32 tgid)
+{
+	struct nhg_taint *taint = bpf_map_lookup_elem(&nhg_taint, &tgid);
+	struct nhg_file_event *event;
+	__u32 count;
+
+	if (!taint || taint->source_tgid != tgid)
+		return;
+	count = taint->coalesced;
+	if (count == 0)
+		return;
+	event = bpf_ringbuf_reserve(&nhg_events, sizeof(*event), 0);
+	if (!event) {
+		maps__count(NHG_CTR_RINGBUF_DROP_FILE);
+		return;
+	}
+	process__header(&event->hdr, NHG_EVENT_CREDENTIAL_OPEN, sizeof(*event));
+	process__describe(&event->proc, task);
+	event->file = taint->file;
+	event->credential_id = taint->credential_id;
+	event->open_flags = 0;
+	event->f_mode = FMODE_READ;
+	event->fd = -1;
+	event->syscall = 0;
+	event->flags = NHG_FILE_REPEAT_SUMMARY | NHG_FILE_PATH_MISSING | NHG_FILE_CMDLINE_OMITTED;
+	event->cmdline_len = 0;
+	event->coalesced_opens = count > NHG_REPEAT_MAX_COALESCED ? NHG_REPEAT_MAX_COALESCED : (__u16)count;
+	event->name[0] = '\0';
+	event->parent[0] = '\0';
+	event->requested_path[0] = '\0';
+	bpf_ringbuf_submit(event, maps__submit_flags());
+}
+
 SEC("tracepoint/sched/sched_process_exit")
 int sensor_process_exit(void *ctx)
 {
@@ -590,6 +625,7 @@ int sensor_process_exit(void *ctx)
 	{
 		__u32 tgid = BPF_CORE_READ(task, tgid);
 
+		sensor__flush_repeats(task, tgid);
 		bpf_map_delete_elem(&nhg_taint, &tgid);
 	}
 	event = bpf_ringbuf_reserve(&nhg_events, sizeof(*event), 0);

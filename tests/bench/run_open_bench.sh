@@ -167,7 +167,8 @@ events_a() { echo "-"; }
 stop_a() { return 0; }
 
 # ---- (b) nhiguard
-agent_events() { if [[ -f $TMP/events.jsonl ]]; then grep -c '"type":"credential_access"' "$TMP/events.jsonl" || true; else echo 0; fi; }
+# Records of opens: the summary line a reader gets at its exit (repeat_summary) is not an open.
+agent_events() { if [[ -f $TMP/events.jsonl ]]; then grep '"type":"credential_access"' "$TMP/events.jsonl" | grep -vc '"repeat_summary":true' || true; else echo 0; fi; }
 agent_counter() {   # sum over CPUs of nhg_counters[$1], from the pinned map
   bpftool map dump pinned "$PIN_DIR/nhg_counters" -j 2>/dev/null |
     python3 -c 'import json,sys; k=int(sys.argv[1]); print(sum(v["value"] for e in json.load(sys.stdin) if e["formatted"]["key"]==k for v in e["formatted"]["values"]))' "$1" 2>/dev/null ||

@@ -443,8 +443,9 @@ TYPED_TEST(SensorTest, NoDropsWhenIdle) {
   EXPECT_EQ(after->values[NHG_CTR_FD_LOOKUP_FAILED], 0u);
 }
 
-// A process reading the same credential in a loop costs one record per window, not one per open;
-// every open is accounted for, in a record or in the coalesced counter.
+// A process reading the same credential in a loop costs one record per window, not one per open,
+// and every open is accounted for: a record, or a repeat counted into a later record or into the
+// summary written at the process's exit.
 TYPED_TEST(SensorTest, RepeatReadsByOneProcessAreCoalesced) {
   constexpr int kReads = 1000;
   auto before = this->sensor_->counters();
@@ -456,21 +457,26 @@ TYPED_TEST(SensorTest, RepeatReadsByOneProcessAreCoalesced) {
   });
   auto after = this->sensor_->counters();
   ASSERT_TRUE(after.has_value());
-  auto opens = this->file_events(events);
-  ASSERT_GE(opens.size(), 1u);
-  EXPECT_LE(opens.size(), 3u) << "a 1000-read loop should take well under the 1 s window";
-  EXPECT_FALSE(opens[0].cmdline_omitted);
-  uint64_t in_records = 0;
-  for (const auto& open : opens) in_records += 1 + open.coalesced_opens;
-  const uint64_t coalesced = after->values[NHG_CTR_CREDENTIAL_OPENS_COALESCED] -
-                             before->values[NHG_CTR_CREDENTIAL_OPENS_COALESCED];
-  // Each coalesced open is counted once in the kernel; those already folded into a later record
-  // appear in both, the rest (after the last record) only in the counter.
+  auto records = this->file_events(events);
+  ASSERT_GE(records.size(), 2u);
+  EXPECT_LE(records.size(), 4u) << "a 1000-read loop should take well under the 1 s window";
+  EXPECT_FALSE(records.front().cmdline_omitted);
+  EXPECT_FALSE(records.front().repeat_summary);
+  const auto& summary = records.back();
+  EXPECT_TRUE(summary.repeat_summary);
+  EXPECT_EQ(summary.credential_id, kCredentialId);
+  EXPECT_EQ(summary.ino, this->key_.ino);
+  EXPECT_EQ(summary.syscall, nhiguard::events::OpenSyscall::none);
+  EXPECT_EQ(summary.fd, -1);
+  uint64_t opens = 0;
   uint64_t folded = 0;
-  for (const auto& open : opens) folded += open.coalesced_opens;
-  EXPECT_EQ(opens.size() + coalesced, static_cast<uint64_t>(kReads));
-  EXPECT_LE(in_records, static_cast<uint64_t>(kReads));
-  EXPECT_LE(folded, coalesced);
+  for (const auto& record : records) {
+    if (!record.repeat_summary) ++opens;
+    folded += record.coalesced_opens;
+  }
+  EXPECT_EQ(opens + folded, static_cast<uint64_t>(kReads));
+  EXPECT_EQ(after->values[NHG_CTR_CREDENTIAL_OPENS_COALESCED] - before->values[NHG_CTR_CREDENTIAL_OPENS_COALESCED],
+            folded);
 }
 
 // Past the window, the next repeat is a record again and carries the count of the ones between.
@@ -491,6 +497,7 @@ TYPED_TEST(SensorTest, RepeatReadAfterTheWindowCarriesTheCount) {
   EXPECT_TRUE(opens[1].cmdline_omitted);
   EXPECT_EQ(opens[2].coalesced_opens, 4u);  // the other four of the five
   EXPECT_TRUE(opens[2].cmdline_omitted);
+  for (const auto& open : opens) EXPECT_FALSE(open.repeat_summary);  // nothing left to sum up at exit
 }
 
 // Two credentials whose inodes share a slot of the open path's prefilter: removing one must leave

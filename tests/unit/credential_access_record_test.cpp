@@ -100,6 +100,12 @@ TEST(CredentialAccessRecord, CoalescedRepeatOpensAreCounted) {
   event.coalesced_opens = 4096;
   event.cmdline_omitted = true;
   EXPECT_EQ(daemon::build_credential_access_record(event, credential, resolved(), "h", 0)["coalesced_opens"], 4096);
+  EXPECT_FALSE(daemon::build_credential_access_record(event, credential, resolved(), "h", 0).contains("repeat_summary"));
+  event.repeat_summary = true;
+  event.syscall = events::OpenSyscall::none;
+  auto summary = daemon::build_credential_access_record(event, credential, resolved(), "h", 0);
+  EXPECT_EQ(summary["repeat_summary"], true);
+  EXPECT_EQ(summary["syscall"], "none");
 }
 
 TEST(CredentialAccessRecord, KernelOnlyIdentityIsMarked) {

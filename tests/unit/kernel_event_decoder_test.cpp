@@ -150,4 +150,29 @@ TEST(KernelEventDecoder, RejectsUnknownSyscall) {
   EXPECT_FALSE(decode_kernel_event(bytes).has_value());
 }
 
+// A repeat summary (written at a process's exit) has no syscall; only a summary may say so, and
+// only of a credential.
+TEST(KernelEventDecoder, RepeatSummaryHasNoSyscallAndNothingElseMay) {
+  auto bytes = golden("credential_open.bin");
+  const uint16_t none = 0;
+  const uint16_t summary_flags = NHG_FILE_REPEAT_SUMMARY | NHG_FILE_PATH_MISSING | NHG_FILE_CMDLINE_OMITTED;
+  const uint16_t coalesced = 9;
+  std::memcpy(bytes.data() + offsetof(nhg_file_event, syscall), &none, sizeof(none));
+  EXPECT_FALSE(decode_kernel_event(bytes).has_value()) << "syscall 0 without the summary flag";
+
+  std::memcpy(bytes.data() + offsetof(nhg_file_event, flags), &summary_flags, sizeof(summary_flags));
+  std::memcpy(bytes.data() + offsetof(nhg_file_event, coalesced_opens), &coalesced, sizeof(coalesced));
+  auto event = decode_kernel_event(bytes);
+  ASSERT_TRUE(event.has_value()) << event.error().message;
+  const auto& open = std::get<FileOpenEvent>(*event);
+  EXPECT_TRUE(open.repeat_summary);
+  EXPECT_EQ(open.syscall, OpenSyscall::none);
+  EXPECT_EQ(open.coalesced_opens, 9u);
+
+  auto candidate = golden("candidate_open.bin");
+  std::memcpy(candidate.data() + offsetof(nhg_file_event, syscall), &none, sizeof(none));
+  std::memcpy(candidate.data() + offsetof(nhg_file_event, flags), &summary_flags, sizeof(summary_flags));
+  EXPECT_FALSE(decode_kernel_event(candidate).has_value()) << "a candidate cannot be a repeat summary";
+}
+
 }  // namespace

@@ -88,6 +88,7 @@ TEST(WireRecords, CredentialAccessCarriesEveryFieldAndIsLowValueUnlessDenied) {
   EXPECT_EQ(e.requested_path(), ".aws/credentials");
   EXPECT_FALSE(e.denied());
   EXPECT_EQ(e.coalesced_opens(), 12u);
+  EXPECT_FALSE(e.repeat_summary());
   EXPECT_EQ(e.process().pid(), 4048u);
   EXPECT_EQ(e.process().tid(), 4049u);
   EXPECT_EQ(e.process().start_time_boot_ns(), 4'638'473'412u);

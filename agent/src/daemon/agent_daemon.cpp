@@ -619,8 +619,9 @@ void AgentDaemon::on_file_open(const events::FileOpenEvent& event) {
   const catalogue::ResolvedCredential read = *credential;  // sync_catalogue may replace the map meanwhile
   auto [identity, event_id] = emit_credential_access(event, read);
   // A denied open was killed by the kernel before it read a byte: containment already holds. A
-  // write-only open (a tool storing a new credential) reads nothing.
-  if (event.denied || !event.readable()) return;
+  // write-only open (a tool storing a new credential) reads nothing. A repeat summary counts reads
+  // whose first was decided on already, by a process that has exited.
+  if (event.denied || !event.readable() || event.repeat_summary) return;
   evaluate(policy::TriggerInput{.event = policy::TriggerInput::Event::credential_read,
                                 .event_ids = {event_id},
                                 .event_boot_ns = event.ts_ns,

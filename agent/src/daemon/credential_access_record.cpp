@@ -134,6 +134,8 @@ json build_credential_access_record(const events::FileOpenEvent& event, const ca
   if (event.denied) record["denied"] = true;
   // This process's repeat opens of the credential since its previous record, folded into this one.
   if (event.coalesced_opens != 0) record["coalesced_opens"] = event.coalesced_opens;
+  // Not an open of its own: the repeats after the process's last line, written at its exit.
+  if (event.repeat_summary) record["repeat_summary"] = true;
   if (!credential.aliases.empty()) {
     json aliases = json::array();
     for (const auto& alias : credential.aliases) aliases.push_back(escape_bytes(alias));

@@ -81,6 +81,7 @@ std::string EgressEvent::address_string() const {
 
 std::string_view to_string(OpenSyscall syscall) {
   switch (syscall) {
+    case OpenSyscall::none: return "none";
     case OpenSyscall::openat: return "openat";
     case OpenSyscall::openat2: return "openat2";
     case OpenSyscall::open: return "open";
@@ -105,8 +106,11 @@ Result<KernelEvent> decode_kernel_event(std::span<const std::byte> record) {
     case NHG_EVENT_CANDIDATE_OPEN: {
       auto raw = copy_record<nhg_file_event>(record, header);
       if (!raw) return fail(raw.error());
-      if (raw->syscall < NHG_SYS_OPENAT || raw->syscall > NHG_SYS_OPEN_BY_HANDLE_AT) {
-        return fail(Error::plain(fmt::format("kernel file event: unknown syscall {}", raw->syscall)));
+      const bool summary = (raw->flags & NHG_FILE_REPEAT_SUMMARY) != 0;
+      if (summary ? raw->syscall != 0 || header.type != NHG_EVENT_CREDENTIAL_OPEN
+                  : raw->syscall < NHG_SYS_OPENAT || raw->syscall > NHG_SYS_OPEN_BY_HANDLE_AT) {
+        return fail(Error::plain(fmt::format("kernel file event: syscall {} with flags {:#x} and type {}", raw->syscall,
+                                             raw->flags, header.type)));
       }
       if (raw->cmdline_len > NHG_CMDLINE_LEN) {
         return fail(Error::plain(fmt::format("kernel file event: cmdline length {} over {}", raw->cmdline_len,
@@ -133,6 +137,7 @@ Result<KernelEvent> decode_kernel_event(std::span<const std::byte> record) {
           .cmdline_missing = (raw->flags & NHG_FILE_CMDLINE_MISSING) != 0,
           .cmdline_omitted = (raw->flags & NHG_FILE_CMDLINE_OMITTED) != 0,
           .coalesced_opens = raw->coalesced_opens,
+          .repeat_summary = summary,
           .denied = (raw->flags & NHG_FILE_DENIED) != 0,
       };
     }

@@ -32,7 +32,8 @@ struct KernelProcess {
   std::string comm;
 };
 
-enum class OpenSyscall : uint16_t { openat = 1, openat2 = 2, open = 3, creat = 4, open_by_handle_at = 5 };
+// none: a repeat summary (FileOpenEvent::repeat_summary), which no syscall made.
+enum class OpenSyscall : uint16_t { none = 0, openat = 1, openat2 = 2, open = 3, creat = 4, open_by_handle_at = 5 };
 std::string_view to_string(OpenSyscall syscall);
 
 // A credential file (matched by inode) or a candidate (matched by name) was opened.
@@ -59,6 +60,9 @@ struct FileOpenEvent {
   // Repeat opens of this credential by this process since its previous record, counted in the
   // kernel instead of reported one by one (NHG_REPEAT_WINDOW_NS).
   uint32_t coalesced_opens = 0;
+  // Not an open: at the process's exit, the repeat opens counted after its last record
+  // (coalesced_opens of them). Carries no path, fd or syscall.
+  bool repeat_summary = false;
   bool denied = false;  // a deny_credential rule matched: the kernel SIGKILLed the reader
 
   bool readable() const { return (f_mode & 0x1) != 0; }

@@ -152,6 +152,7 @@ Report credential_access_report(const events::FileOpenEvent& event, const catalo
   e->set_requested_path_truncated(event.path_truncated);
   e->set_denied(event.denied);
   e->set_coalesced_opens(event.coalesced_opens);
+  e->set_repeat_summary(event.repeat_summary);
   *e->mutable_process() = process_to_wire(identity);
   *e->mutable_workload() = workload_to_wire(identity.workload);
   return make_report(ReportKind::event, "credential_access", body, !event.denied, event.ts_ns, wall_ns);
