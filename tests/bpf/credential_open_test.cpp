@@ -564,6 +564,15 @@ TEST(SensorRestart, FiltersAreRebuiltFromPinnedTables) {
   ASSERT_EQ(geteuid(), 0) << "the bpf tier needs root";
   const std::string pin_dir = "/sys/fs/bpf/nhiguard-test-" + std::to_string(getpid()) + "-restart";
   const fs::path dir = fs::path("/tmp") / ("nhiguard-bpf-" + std::to_string(getpid()) + "-restart");
+  // Removing the pins detaches the programs whose links they hold, also when an assertion ends the
+  // test early.
+  struct RemoveOnExit {
+    std::vector<fs::path> paths;
+    ~RemoveOnExit() {
+      std::error_code ignored;
+      for (const auto& path : paths) fs::remove_all(path, ignored);
+    }
+  } cleanup{{pin_dir, dir}};
   fs::create_directories(dir / ".aws");
   const std::string credential = (dir / ".aws/credentials").string();
   write_file(credential, "[default]\n");
@@ -616,8 +625,6 @@ TEST(SensorRestart, FiltersAreRebuiltFromPinnedTables) {
   EXPECT_TRUE(saw_credential) << "the pinned credential was not matched after the restart";
   EXPECT_TRUE(saw_candidate) << "the pinned candidate name was not matched after the restart";
   second->reset();
-  fs::remove_all(pin_dir);
-  fs::remove_all(dir);
 }
 
 }  // namespace
