@@ -157,18 +157,36 @@ Result<std::unique_ptr<KernelSensor>> KernelSensor::start(const SensorOptions& o
 }
 
 Result<void> KernelSensor::load(const SensorOptions& options) {
-  skel_ = nhiguard_sensor__open();
-  if (!skel_) return fail(Error::from_current_errno("open BPF object nhiguard_sensor"));
   const long page = sysconf(_SC_PAGESIZE);
   if (options.ringbuf_bytes == 0 || (options.ringbuf_bytes & (options.ringbuf_bytes - 1)) != 0 ||
       options.ringbuf_bytes % page != 0) {
     return fail(Error::plain(fmt::format("ring buffer size {} must be a power of two and a multiple of {}",
                                          options.ringbuf_bytes, page)));
   }
+  auto loaded = load_sensor_object(options, options.direct_file_reads);
+  if (!loaded && options.direct_file_reads) {
+    // The feature probe accepted bpf_rdonly_cast, but a kernel may still refuse one of the direct
+    // program's loads (its verifier log is above). The probe-read variant detects the same opens.
+    spdlog::warn("the direct open programs did not load ({}); loading the bpf_probe_read_kernel variant instead, "
+                 "which costs each open ~0.3 us more",
+                 loaded.error().message);
+    nhiguard_sensor__destroy(skel_);
+    skel_ = nullptr;
+    loaded = load_sensor_object(options, false);
+  }
+  if (!loaded) return loaded;
+  // Before any program is attached: a filter that says "no" for an existing entry would hide it.
+  if (auto rebuilt = rebuild_filters(); !rebuilt) return rebuilt;
+  return load_egress(options);
+}
+
+Result<void> KernelSensor::load_sensor_object(const SensorOptions& options, bool direct_file_reads) {
+  skel_ = nhiguard_sensor__open();
+  if (!skel_) return fail(Error::from_current_errno("open BPF object nhiguard_sensor"));
   bpf_map__set_max_entries(skel_->maps.nhg_events, options.ringbuf_bytes);
   skel_->rodata->ignore_tgid = options.ignore_tgid;
   skel_->rodata->read_syscall_args = options.read_syscall_args;
-  select_open_variant(skel_->obj, options.direct_file_reads);
+  select_open_variant(skel_->obj, direct_file_reads);
 
   if (!options.pin_dir.empty()) {
     if (auto made = make_directories(options.pin_dir); !made) return fail(made.error());
@@ -183,9 +201,7 @@ Result<void> KernelSensor::load(const SensorOptions& options) {
   if (int err = nhiguard_sensor__load(skel_); err != 0) {
     return fail(libbpf_error(err, "load BPF programs of nhiguard_sensor (the verifier log above says why)"));
   }
-  // Before any program is attached: a filter that says "no" for an existing entry would hide it.
-  if (auto rebuilt = rebuild_filters(); !rebuilt) return rebuilt;
-  return load_egress(options);
+  return {};
 }
 
 Result<void> KernelSensor::load_egress(const SensorOptions& options) {

@@ -105,6 +105,7 @@ class KernelSensor {
  private:
   KernelSensor() = default;
   Result<void> load(const SensorOptions& options);
+  Result<void> load_sensor_object(const SensorOptions& options, bool direct_file_reads);
   Result<void> load_egress(const SensorOptions& options);
   Result<void> attach(const SensorOptions& options);
   Result<void> attach_pinned(bpf_program* prog, int cgroup_fd, const std::string& link_dir);
