@@ -426,12 +426,14 @@ Result<void> KernelSensor::set_candidate_names(const std::vector<CandidateName>&
   }
   // Add the new entries first, then delete stale ones, so no name is unwatched in between; the
   // filter admits old and new names until the stale entries are gone.
+  // Only the slots that change are written: a sync whose names did not change writes none.
   std::vector<uint32_t> wanted_filter(NHG_CANDIDATE_FILTER_SLOTS, 0);
   for (const auto& [name, flags] : name_flags) wanted_filter[candidate_slot_of(name)] = 1;
-  std::vector<uint32_t> both_filter = candidate_filter_;
-  for (size_t i = 0; i < both_filter.size(); ++i) both_filter[i] |= wanted_filter[i];
-  if (auto written = write_filter(skel_->maps.nhg_candidate_filter, both_filter); !written) return written;
-  candidate_filter_ = std::move(both_filter);
+  for (uint32_t slot = 0; slot < NHG_CANDIDATE_FILTER_SLOTS; ++slot) {
+    if (wanted_filter[slot] == 0 || candidate_filter_[slot] != 0) continue;
+    if (auto raised = write_filter_slot(skel_->maps.nhg_candidate_filter, slot, 1); !raised) return raised;
+    candidate_filter_[slot] = 1;
+  }
   for (const auto& [len, head] : prefixes) {
     nhg_name_prefix_key key{.len = len, .pad = 0, .head = head};
     const uint32_t one = 1;
@@ -468,8 +470,11 @@ Result<void> KernelSensor::set_candidate_names(const std::vector<CandidateName>&
       prefixes_fd, "nhg_candidate_prefixes",
       [&](const nhg_name_prefix_key& key) { return prefixes.contains({key.len, key.head}); });
   if (!stale_prefixes) return fail(stale_prefixes.error());
-  if (auto written = write_filter(skel_->maps.nhg_candidate_filter, wanted_filter); !written) return written;
-  candidate_filter_ = std::move(wanted_filter);
+  for (uint32_t slot = 0; slot < NHG_CANDIDATE_FILTER_SLOTS; ++slot) {
+    if (wanted_filter[slot] != 0 || candidate_filter_[slot] == 0) continue;
+    if (auto lowered = write_filter_slot(skel_->maps.nhg_candidate_filter, slot, 0); !lowered) return lowered;
+    candidate_filter_[slot] = 0;
+  }
   return {};
 }
 
