@@ -7,7 +7,7 @@
 # Usage (root): run_decision_bench.sh [AGENT [NHIGUARDCTL [DECISION_LATENCY]]]
 # Knobs: ITERATIONS (200), TOOL_CPU (0: the agent), BENCH_CPU (1: the reader and the bench), KEEP_TMP.
 set -euo pipefail
-source "$(dirname "$0")/../e2e/lib/support.sh"  # remove_test_cgroups
+source "$(dirname "$0")/../e2e/lib/support.sh"  # remove_test_cgroups, cgroup2_root
 build=${NHIGUARD_BUILD_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/build}
 agent=${1:-$build/agent/nhiguard-agent}
 ctl=${2:-$build/agent/nhiguardctl}
@@ -20,7 +20,7 @@ for f in "$agent" "$ctl" "$bench"; do [ -x "$f" ] || { echo "not executable: $f"
 
 tmp=$(mktemp -d /tmp/nhg-decision-bench.XXXXXX)
 pin_dir=/sys/fs/bpf/nhiguard-bench-decision-$$
-cg_root=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
+cg_root=$(cgroup2_root)
 cg_top=$cg_root/nhiguard-bench-$$
 agent_pid=
 cleanup() {

@@ -8,7 +8,7 @@ source "$(dirname "$0")/lib/support.sh"
 agent=$1
 tmp=$(mktemp -d /tmp/nhiguard-e2e.XXXXXX)
 pin_dir=/sys/fs/bpf/nhiguard-e2e-$$
-cg_root=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
+cg_root=$(cgroup2_root)
 cg_top=$cg_root/nhiguard-test-$$
 agent_pid=
 failures=0

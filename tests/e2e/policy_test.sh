@@ -15,7 +15,7 @@ src=$2
 ctl=$(dirname "$agent")/nhiguardctl
 tmp=$(mktemp -d /tmp/nhiguard-e2e-policy.XXXXXX)
 pin_dir=/sys/fs/bpf/nhiguard-e2e-policy-$$
-cg_root=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
+cg_root=$(cgroup2_root)
 cg_top=$cg_root/nhiguard-test-$$
 netns=nhg-pol-$$
 host_if=nhgp$$
@@ -30,10 +30,8 @@ failures=0
 
 cleanup() {
   [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null || true
-  [ -n "$listener_pid" ] && kill "$listener_pid" 2>/dev/null || true
+  stop_remote "$netns" "$host_if"
   remove_test_cgroups "$cg_top"
-  ip netns del "$netns" 2>/dev/null || true
-  ip link del "$host_if" 2>/dev/null || true
   rm -rf "$pin_dir"; [ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"
 }
 trap cleanup EXIT

@@ -13,7 +13,7 @@ ctl_bin=$bin_dir/nhiguardctl
 collector_bin=$(cd "$bin_dir/.." && pwd)/collector/nhiguard-collector
 tmp=$(mktemp -d /tmp/nhiguard-e2e-collector.XXXXXX)
 pin_dir=/sys/fs/bpf/nhiguard-e2e-collector-$$
-cg_root=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
+cg_root=$(cgroup2_root)
 cg_top=$cg_root/nhiguard-test-$$
 port=$(( 20000 + $$ % 20000 ))
 collector_addr=127.0.0.1:$port

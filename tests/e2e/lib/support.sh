@@ -26,6 +26,20 @@ start_remote() {
   for _ in $(seq 50); do ip netns exec "$ns" ss -ltn | grep -q ":$port" && break; sleep 0.1; done
 }
 
+# stop_remote NETNS HOST_IF: undoes start_remote (kills listener_pid, deletes the namespace and
+# the veth pair); safe to call when start_remote never ran or ran halfway.
+stop_remote() {
+  [ -n "${listener_pid:-}" ] && kill "$listener_pid" 2>/dev/null || true
+  ip netns del "$1" 2>/dev/null || true
+  ip link del "$2" 2>/dev/null || true
+}
+
+# cgroup2_root: where cgroup v2 is mounted, from /proc/self/mountinfo (/sys/fs/cgroup on modern
+# hosts, /sys/fs/cgroup/unified on hybrid ones); empty when it is not.
+cgroup2_root() {
+  awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo
+}
+
 # remove_test_cgroups TOP: thaws, kills and removes every cgroup directly below TOP, then TOP.
 remove_test_cgroups() {
   local cg
