@@ -141,6 +141,12 @@ static inline __u32 nhg_candidate_filter_slot(__u32 len, __u8 first_byte)
 	return ((len & (NHG_NAME_LEN - 1)) << 8) | first_byte;
 }
 
+/* Values of nhg_candidate_names (a bit set per name). */
+enum nhg_candidate_name_flags {
+	NHG_NAME_ANY_PARENT = 1u, /* this name matches in any directory */
+	NHG_NAME_BY_PARENT = 2u,  /* look up (parent, name) in nhg_candidate_pairs */
+};
+
 /* Key of the name table: (parent directory name, file name); parent "" matches any directory. */
 struct nhg_name_key {
 	char parent[NHG_NAME_LEN];

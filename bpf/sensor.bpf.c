@@ -31,10 +31,6 @@ const volatile bool read_syscall_args = true;    /* false where bpf_task_pt_regs
 #define FMODE_READ 0x1
 #define FMODE_WRITE 0x2
 
-/* Candidate-name flags (values of nhg_candidate_names). */
-#define NHG_NAME_ANY_PARENT 1u  /* this name matches in any directory */
-#define NHG_NAME_BY_PARENT 2u   /* look up (parent, name) in nhg_candidate_pairs */
-
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);

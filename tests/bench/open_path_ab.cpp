@@ -100,7 +100,7 @@ void fill_tables(nhiguard_sensor* skel, const std::string& credential) {
         nhg_candidate_filter_slot(prefix.len, static_cast<uint8_t>(static_cast<unsigned char>(rule.name[0])));
     char name_key[NHG_NAME_LEN] = {};
     std::memcpy(name_key, rule.name.data(), rule.name.size());
-    const uint32_t flags = rule.parent.empty() ? 1u : 2u;  // sensor.bpf.c NHG_NAME_ANY_PARENT / _BY_PARENT
+    const uint32_t flags = rule.parent.empty() ? NHG_NAME_ANY_PARENT : NHG_NAME_BY_PARENT;
     nhg_name_key pair{};
     std::memcpy(pair.parent, rule.parent.data(), rule.parent.size());
     std::memcpy(pair.name, rule.name.data(), rule.name.size());

@@ -77,6 +77,8 @@ TEST(AbiLayout, EnumValuesAreStable) {
   EXPECT_EQ(NHG_EVENT_PROCESS_EXIT, 5);
   EXPECT_EQ(NHG_SYS_OPEN_BY_HANDLE_AT, 5);
   EXPECT_LE(NHG_CTR_CANDIDATE_OPENS, NHG_CTR__COUNT);
+  EXPECT_EQ(NHG_NAME_ANY_PARENT, 1);
+  EXPECT_EQ(NHG_NAME_BY_PARENT, 2);
 }
 
 // The candidate filter folds a name's length into 6 bits: names are shorter than NHG_NAME_LEN, so

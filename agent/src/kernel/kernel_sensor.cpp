@@ -22,9 +22,6 @@
 namespace nhiguard::kernel {
 namespace {
 
-constexpr uint32_t kNameAnyParent = 1;  // sensor.bpf.c NHG_NAME_ANY_PARENT
-constexpr uint32_t kNameByParent = 2;   // sensor.bpf.c NHG_NAME_BY_PARENT
-
 Error libbpf_error(int err, const std::string& what) { return Error::from_errno(err < 0 ? -err : err, what); }
 
 // A pinned map from an earlier agent is reused only when its shape matches this build's
@@ -410,9 +407,9 @@ Result<void> KernelSensor::set_candidate_names(const std::vector<CandidateName>&
                                            entry.name, NHG_NAME_LEN - 1)));
     }
     if (entry.parent.empty()) {
-      name_flags[entry.name] |= kNameAnyParent;
+      name_flags[entry.name] |= NHG_NAME_ANY_PARENT;
     } else {
-      name_flags[entry.name] |= kNameByParent;
+      name_flags[entry.name] |= NHG_NAME_BY_PARENT;
       pairs.emplace(entry.parent, entry.name);
     }
   }
