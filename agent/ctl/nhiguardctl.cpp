@@ -629,7 +629,7 @@ int main(int argc, char** argv) {
       auto state = nhiguard::containment::parse_action_state(o.state);
       if (!state) {
         return usage_error(fmt::format("invalid --state '{}' (expected held, active, expired, rolled_back, failed, "
-                                       "irreversible, rejected or dry_run)",
+                                       "irreversible, rejected, dry_run or lapsed_by_reboot)",
                                        o.state));
       }
       request.state = *state;

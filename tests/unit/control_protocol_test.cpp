@@ -104,7 +104,7 @@ TEST(ControlProtocol, BadRequestsSayWhatIsWrong) {
       {R"({"id": 7, "method": "actions", "params": []})", 7, ErrorCode::invalid_argument,
        "params must be an object, not an array"},
       {R"({"id": 7, "method": "actions", "params": {"state": "running"}})", 7, ErrorCode::invalid_argument,
-       "unknown state 'running' (expected held, active, expired, rolled_back, failed, irreversible, rejected or dry_run)"},
+       "unknown state 'running' (expected held, active, expired, rolled_back, failed, irreversible, rejected, dry_run or lapsed_by_reboot)"},
       {R"({"id": 7, "method": "actions", "params": {"limit": 0}})", 7, ErrorCode::invalid_argument,
        "limit must be between 1 and 10000, not 0"},
       {R"({"id": 7, "method": "actions", "params": {"limit": 2.5}})", 7, ErrorCode::invalid_argument,

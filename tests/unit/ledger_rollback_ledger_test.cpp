@@ -75,6 +75,7 @@ class LedgerTestBase : public ::testing::Test {
     if (containment::is_reversible(kind)) {
       h.expires_at_ns = created_at_ns + 900'000'000'000;
       h.expires_at_boot_ns = 55'000'000'000;
+      h.boot_id = "3f1c2b9e-0d4a-4e67-9a51-7f0c1d2e3b4a";
     }
     h.updated_at_ns = created_at_ns;
     h.rollback_operation = "delete nhg_egress_blocks[cgroup 8123]";
@@ -286,10 +287,21 @@ TEST_F(LedgerStore, SameCreationTimeOrdersByHandleId) {
 
 TEST_F(LedgerStore, DueForExpiryBoundaries) {
   auto ledger = open_ledger();
-  const int64_t now = 1'800'000'000'000'000'000;
-  auto with_expiry = [&](ActionKind kind, ActionState state, std::optional<int64_t> expires) {
+  const std::string boot = "3f1c2b9e-0d4a-4e67-9a51-7f0c1d2e3b4a";
+  const uint64_t now = 900'000'000'000'000;  // CLOCK_BOOTTIME of `boot`
+  // The wall-clock expiry is set against the boot one (long past for the not-yet-due ones, far
+  // ahead for the due ones): only the boot clock may decide.
+  auto with_expiry = [&](ActionKind kind, ActionState state, std::optional<uint64_t> boot_expires,
+                         std::string boot_id = "3f1c2b9e-0d4a-4e67-9a51-7f0c1d2e3b4a") {
     RollbackHandle h = make_handle(kind, state);
-    h.expires_at_ns = expires;
+    if (boot_expires) {
+      h.expires_at_boot_ns = *boot_expires;
+      h.expires_at_ns = *boot_expires <= now ? 4'000'000'000'000'000'000 : 1;
+    } else {
+      h.expires_at_ns.reset();
+      h.expires_at_boot_ns = 0;
+    }
+    h.boot_id = std::move(boot_id);
     EXPECT_TRUE(ledger->record(h));
     return h;
   };
@@ -299,24 +311,69 @@ TEST_F(LedgerStore, DueForExpiryBoundaries) {
   with_expiry(ActionKind::block_egress, ActionState::active, std::nullopt);        // no TTL
   with_expiry(ActionKind::block_egress, ActionState::held, now - 1);               // held: never due
   with_expiry(ActionKind::kill_process, ActionState::irreversible, std::nullopt);  // irreversible
-  with_expiry(ActionKind::kill_session, ActionState::irreversible, now - 1);       // even with a time
   with_expiry(ActionKind::block_egress, ActionState::failed, now - 1);             // terminal
+  with_expiry(ActionKind::block_egress, ActionState::active, 1, "another-boot");   // reconcile's, not the sweeper's
+  with_expiry(ActionKind::block_egress, ActionState::active, 1, "");               // boot unknown (schema 1)
   RollbackHandle rolled = with_expiry(ActionKind::block_egress, ActionState::active, now - 1);
   ASSERT_TRUE(ledger->transition(rolled.handle, ActionState::rolled_back, "nhiguardctl", "undo"));
 
-  auto due = ledger->due_for_expiry(now);
+  auto due = ledger->due_for_expiry(boot, now);
   ASSERT_TRUE(due) << due.error().message;
   EXPECT_EQ(ids(*due), (std::vector<std::string>{long_ago.handle, exactly_now.handle}));  // soonest first
 
-  auto before = ledger->due_for_expiry(now - 1);
+  auto before = ledger->due_for_expiry(boot, now - 1);
   EXPECT_EQ(ids(*before), (std::vector<std::string>{long_ago.handle}));
 
-  auto after = ledger->due_for_expiry(now + 1);
+  auto after = ledger->due_for_expiry(boot, now + 1);
   EXPECT_EQ(ids(*after), (std::vector<std::string>{long_ago.handle, exactly_now.handle, one_ns_later.handle}));
+
+  // Values past 2^63 (stored bit-for-bit in int64) still compare as the unsigned values they are.
+  RollbackHandle far = with_expiry(ActionKind::block_egress, ActionState::active, (1ull << 63) + 5);
+  EXPECT_EQ(ids(*ledger->due_for_expiry(boot, now + 1)).size(), 3u);
+  EXPECT_EQ(ids(*ledger->due_for_expiry(boot, (1ull << 63) + 5)).back(), far.handle);
+  ASSERT_TRUE(ledger->transition(far.handle, ActionState::rolled_back, "nhiguardctl", "undo"));
 
   // The sweeper's loop: expire what is due, and it is no longer due.
   for (const auto& h : *due) ASSERT_TRUE(ledger->transition(h.handle, ActionState::expired, "sweeper", "ttl"));
-  EXPECT_TRUE(ledger->due_for_expiry(now)->empty());
+  EXPECT_TRUE(ledger->due_for_expiry(boot, now)->empty());
+}
+
+TEST_F(LedgerStore, BootIdIsStoredAndRebaseMovesAnActionToANewBoot) {
+  auto ledger = open_ledger();
+  RollbackHandle h = make_handle(ActionKind::deny_credential, ActionState::active);
+  ASSERT_TRUE(ledger->record(h, "agent", "applied"));
+  EXPECT_EQ(ledger->get(h.handle)->boot_id, h.boot_id);
+
+  auto rebased = ledger->rebase(h.handle, {.boot_id = "new-boot", .expires_at_boot_ns = 7'000'000'000,
+                                           .cgroup_id = 9001, .credential_id = 23},
+                                "reconcile", "re-applied after reboot");
+  ASSERT_TRUE(rebased) << rebased.error().message;
+  auto stored = ledger->get(h.handle);
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->state, ActionState::active);
+  EXPECT_EQ(stored->boot_id, "new-boot");
+  EXPECT_EQ(stored->expires_at_boot_ns, 7'000'000'000u);
+  EXPECT_EQ(stored->target.cgroup_id, 9001u);
+  EXPECT_EQ(stored->target.credential_id, 23u);
+  EXPECT_EQ(stored->expires_at_ns, h.expires_at_ns) << "the wall-clock expiry is the action's and stays";
+  auto history = ledger->history(h.handle);
+  ASSERT_TRUE(history);
+  ASSERT_EQ(history->size(), 2u);
+  EXPECT_EQ(history->back().from_state, ActionState::active);
+  EXPECT_EQ(history->back().to_state, ActionState::active);
+  EXPECT_EQ(history->back().note, "re-applied after reboot");
+
+  // lapsed_by_reboot: reachable from active only, terminal.
+  EXPECT_TRUE(is_allowed_transition(ActionKind::freeze, ActionState::active, ActionState::lapsed_by_reboot));
+  EXPECT_FALSE(is_allowed_transition(ActionKind::freeze, ActionState::held, ActionState::lapsed_by_reboot));
+  ASSERT_TRUE(ledger->transition(h.handle, ActionState::lapsed_by_reboot, "reconcile", "lapsed"));
+  auto again = ledger->transition_outcome(h.handle, ActionState::rolled_back, "nhiguardctl", "rollback");
+  ASSERT_TRUE(again);
+  EXPECT_FALSE(again->changed);
+  EXPECT_EQ(again->handle.state, ActionState::lapsed_by_reboot);
+  auto refused = ledger->rebase(h.handle, {.boot_id = "x"}, "reconcile", "no");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, EINVAL);
 }
 
 TEST_F(LedgerStore, HistoryKeepsEveryChangeInOrderWithActors) {
@@ -605,6 +662,7 @@ constexpr auto rolled_back = ActionState::rolled_back;
 constexpr auto failed = ActionState::failed;
 constexpr auto irreversible = ActionState::irreversible;
 constexpr auto rejected = ActionState::rejected;
+constexpr auto lapsed = ActionState::lapsed_by_reboot;
 constexpr auto changes = Expect::changes;
 constexpr auto no_change = Expect::no_change;
 constexpr auto illegal = Expect::illegal;
@@ -618,6 +676,7 @@ constexpr TransitionRow kTransitionTable[] = {
     {E, held, failed, changes},
     {E, held, irreversible, illegal},
     {E, held, rejected, changes},
+    {E, held, lapsed, illegal},
     {K, held, held, illegal},
     {K, held, active, illegal},
     {K, held, expired, illegal},
@@ -625,7 +684,8 @@ constexpr TransitionRow kTransitionTable[] = {
     {K, held, failed, changes},
     {K, held, irreversible, changes},
     {K, held, rejected, changes},
-    // active: ends by TTL, by rollback, or by failing.
+    {K, held, lapsed, illegal},
+    // active: ends by TTL, by rollback, by failing, or by a reboot it was not re-applied after.
     {E, active, held, illegal},
     {E, active, active, illegal},
     {E, active, expired, changes},
@@ -633,6 +693,7 @@ constexpr TransitionRow kTransitionTable[] = {
     {E, active, failed, changes},
     {E, active, irreversible, illegal},
     {E, active, rejected, illegal},
+    {E, active, lapsed, changes},
     // terminal: every request succeeds and changes nothing.
     {E, expired, held, no_change},
     {E, expired, active, no_change},
@@ -669,6 +730,19 @@ constexpr TransitionRow kTransitionTable[] = {
     {K, irreversible, failed, no_change},
     {K, irreversible, irreversible, no_change},
     {K, irreversible, rejected, no_change},
+    {E, expired, lapsed, no_change},
+    {E, rolled_back, lapsed, no_change},
+    {E, failed, lapsed, no_change},
+    {E, rejected, lapsed, no_change},
+    {K, irreversible, lapsed, no_change},
+    {E, lapsed, held, no_change},
+    {E, lapsed, active, no_change},
+    {E, lapsed, expired, no_change},
+    {E, lapsed, rolled_back, no_change},
+    {E, lapsed, failed, no_change},
+    {E, lapsed, irreversible, no_change},
+    {E, lapsed, rejected, no_change},
+    {E, lapsed, lapsed, no_change},
 };
 
 class LedgerTransitionTable : public LedgerTestBase, public ::testing::WithParamInterface<TransitionRow> {
@@ -676,7 +750,7 @@ class LedgerTransitionTable : public LedgerTestBase, public ::testing::WithParam
   // A handle of `kind` brought to `from` the way the agent would get it there.
   RollbackHandle make_in_state(RollbackLedger& ledger, ActionKind kind, ActionState from) {
     ActionState start = from;
-    if (from == expired || from == rolled_back) start = active;
+    if (from == expired || from == rolled_back || from == lapsed) start = active;
     if (from == rejected) start = held;
     RollbackHandle h = make_handle(kind, start);
     EXPECT_TRUE(ledger.record(h));
@@ -761,11 +835,11 @@ TEST(LedgerStateMachine, TableCoversEveryPairAndMatchesThePredicate) {
     EXPECT_TRUE(seen.emplace(int(row.kind), int(row.from), int(row.to)).second)
         << containment::to_string(row.from) << " -> " << containment::to_string(row.to);
   }
-  EXPECT_EQ(seen.size(), 6u * 7 + 2u * 7);
+  EXPECT_EQ(seen.size(), 7u * 8 + 2u * 8);
   // The predicate never allows leaving a terminal state, for any kind.
   for (ActionKind kind : {E, ActionKind::deny_credential, ActionKind::freeze, K, ActionKind::kill_session}) {
-    for (ActionState from : {expired, rolled_back, failed, irreversible, rejected}) {
-      for (ActionState to : {held, active, expired, rolled_back, failed, irreversible, rejected}) {
+    for (ActionState from : {expired, rolled_back, failed, irreversible, rejected, lapsed}) {
+      for (ActionState to : {held, active, expired, rolled_back, failed, irreversible, rejected, lapsed}) {
         EXPECT_FALSE(is_allowed_transition(kind, from, to));
       }
     }
@@ -886,7 +960,7 @@ TEST_F(LedgerStore, DryRunIsRecordedTerminalAndNeverDue) {
   ASSERT_TRUE(outcome);
   EXPECT_FALSE(outcome->changed);
   EXPECT_EQ(outcome->handle.state, ActionState::dry_run);
-  auto due = ledger->due_for_expiry(std::numeric_limits<int64_t>::max());
+  auto due = ledger->due_for_expiry(would_have.boot_id, std::numeric_limits<uint64_t>::max());
   ASSERT_TRUE(due);
   EXPECT_TRUE(due->empty());
   for (ActionState to : {ActionState::held, ActionState::active, ActionState::expired, ActionState::rolled_back,
@@ -901,11 +975,13 @@ TEST_F(LedgerStore, ActivateStartsAHeldActionsTtlAtApproval) {
   auto held = make_handle(ActionKind::block_egress, ActionState::held);
   ASSERT_TRUE(ledger->record(held, "agent", "held"));
   const int64_t new_expiry = *held.expires_at_ns + 3'600'000'000'000;
-  auto active = ledger->activate(held.handle, new_expiry, 99'000'000'000, "collector", "collector command X: ok");
+  auto active = ledger->activate(held.handle, {.wall_ns = new_expiry, .boot_ns = 99'000'000'000, .boot_id = "b2"}, "collector",
+                                 "collector command X: ok");
   ASSERT_TRUE(active) << active.error().message;
   EXPECT_EQ(active->state, ActionState::active);
   EXPECT_EQ(active->expires_at_ns, new_expiry);
   EXPECT_EQ(active->expires_at_boot_ns, 99'000'000'000u);
+  EXPECT_EQ(active->boot_id, "b2");
   auto stored = ledger->get(held.handle);
   ASSERT_TRUE(stored);
   EXPECT_EQ(stored->expires_at_ns, new_expiry);
@@ -916,14 +992,14 @@ TEST_F(LedgerStore, ActivateStartsAHeldActionsTtlAtApproval) {
   EXPECT_EQ(history->back().to_state, ActionState::active);
   EXPECT_EQ(history->back().actor, "collector");
 
-  auto again = ledger->activate(held.handle, new_expiry, 1, "nhiguardctl", "approved");
+  auto again = ledger->activate(held.handle, {.wall_ns = new_expiry, .boot_ns = 1}, "nhiguardctl", "approved");
   ASSERT_FALSE(again);
   EXPECT_EQ(again.error().code, EINVAL);
 
   auto declined = make_handle(ActionKind::freeze, ActionState::held);
   ASSERT_TRUE(ledger->record(declined, "agent"));
   ASSERT_TRUE(ledger->transition(declined.handle, ActionState::rejected, "nhiguardctl", "rejected"));
-  auto late = ledger->activate(declined.handle, new_expiry, 1, "nhiguardctl", "approved");
+  auto late = ledger->activate(declined.handle, {.wall_ns = new_expiry, .boot_ns = 1}, "nhiguardctl", "approved");
   ASSERT_FALSE(late);
   EXPECT_EQ(late.error().code, EINVAL);
   EXPECT_NE(late.error().message.find("not held"), std::string::npos);

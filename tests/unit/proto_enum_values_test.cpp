@@ -33,7 +33,8 @@ TEST(ProtoEnumValues, ActionStateMatchesTheLedger) {
   EXPECT_EQ(nhiguard::v1::ACTION_STATE_IRREVERSIBLE, static_cast<int>(ActionState::irreversible));
   EXPECT_EQ(nhiguard::v1::ACTION_STATE_REJECTED, static_cast<int>(ActionState::rejected));
   EXPECT_EQ(nhiguard::v1::ACTION_STATE_DRY_RUN, static_cast<int>(ActionState::dry_run));
-  EXPECT_EQ(nhiguard::v1::ActionState_MAX, static_cast<int>(ActionState::dry_run));
+  EXPECT_EQ(nhiguard::v1::ACTION_STATE_LAPSED_BY_REBOOT, static_cast<int>(ActionState::lapsed_by_reboot));
+  EXPECT_EQ(nhiguard::v1::ActionState_MAX, static_cast<int>(ActionState::lapsed_by_reboot));
 }
 
 TEST(ProtoEnumValues, CredentialClassMatchesTheCatalogue) {

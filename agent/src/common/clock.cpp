@@ -1,5 +1,7 @@
 #include "common/clock.h"
 
+#include <fstream>
+
 #include <fmt/format.h>
 
 namespace nhiguard {
@@ -19,5 +21,14 @@ std::string format_rfc3339_ns(uint64_t wall_time_ns) {
   return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z", utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday,
                      utc.tm_hour, utc.tm_min, utc.tm_sec, wall_time_ns % 1'000'000'000ull);
 }
+
+std::string read_boot_id() {
+  std::ifstream in("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  std::getline(in, id);
+  return id;
+}
+
+SystemClock::SystemClock() : boot_id_(read_boot_id()) {}
 
 }  // namespace nhiguard

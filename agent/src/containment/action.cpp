@@ -19,6 +19,7 @@ constexpr std::pair<ActionState, std::string_view> kStates[] = {
     {ActionState::expired, "expired"},     {ActionState::rolled_back, "rolled_back"},
     {ActionState::failed, "failed"},       {ActionState::irreversible, "irreversible"},
     {ActionState::rejected, "rejected"},   {ActionState::dry_run, "dry_run"},
+    {ActionState::lapsed_by_reboot, "lapsed_by_reboot"},
 };
 
 }  // namespace
@@ -59,7 +60,8 @@ std::optional<ActionState> parse_action_state(std::string_view text) {
 
 bool is_terminal(ActionState state) {
   return state == ActionState::expired || state == ActionState::rolled_back || state == ActionState::failed ||
-         state == ActionState::irreversible || state == ActionState::rejected || state == ActionState::dry_run;
+         state == ActionState::irreversible || state == ActionState::rejected || state == ActionState::dry_run ||
+         state == ActionState::lapsed_by_reboot;
 }
 
 std::string ActionTarget::describe() const {
@@ -86,7 +88,7 @@ nlohmann::json to_json(const RollbackHandle& h) {
   if (t.credential_id != 0) target["credential_id"] = t.credential_id;
   if (!t.destinations.empty()) target["destinations"] = t.destinations;
   if (!t.workload_uri.empty()) target["identity"] = t.workload_uri;
-  return {
+  nlohmann::json out = {
       {"handle", h.handle},
       {"action", to_string(h.action)},
       {"state", to_string(h.state)},
@@ -102,6 +104,8 @@ nlohmann::json to_json(const RollbackHandle& h) {
       {"rollback_operation", h.rollback_operation},
       {"last_error", h.last_error},
   };
+  if (!h.boot_id.empty()) out["boot_id"] = h.boot_id;
+  return out;
 }
 
 }  // namespace nhiguard::containment

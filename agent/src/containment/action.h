@@ -2,8 +2,8 @@
 // nhiguardctl: what an action is, what it targets, and the handle that undoes it.
 //
 // Every action, whether taken, held, or dry-run, is one RollbackHandle. Reversible actions carry an
-// expiry both on the wall clock (for people and the ledger) and on CLOCK_BOOTTIME (what the kernel
-// compares); irreversible ones (kill_*) are in state `irreversible` from the start and have no
+// expiry both on the wall clock (for people, and to judge what is left after a reboot) and on
+// CLOCK_BOOTTIME with the boot it counts in (what the kernel and the sweeper compare); irreversible ones (kill_*) are in state `irreversible` from the start and have no
 // expiry. Pure data: no I/O here.
 #pragma once
 
@@ -42,6 +42,7 @@ enum class ActionState : uint8_t {
   irreversible = 6,  // applied, and nothing can undo it (kill_process, kill_session)
   rejected = 7,      // a held action a person declined
   dry_run = 8,       // "would have": a policy decision recorded in full, nothing applied
+  lapsed_by_reboot = 9,  // the host rebooted (its kernel state went with it) and it was not re-applied
 };
 std::string_view to_string(ActionState state);
 std::optional<ActionState> parse_action_state(std::string_view text);
@@ -77,6 +78,7 @@ struct RollbackHandle {
   int64_t created_at_ns = 0;                 // CLOCK_REALTIME ns
   std::optional<int64_t> expires_at_ns;      // CLOCK_REALTIME ns; none for irreversible actions
   uint64_t expires_at_boot_ns = 0;           // CLOCK_BOOTTIME ns, the kernel's expiry; 0 = none
+  std::string boot_id;                       // the boot expires_at_boot_ns counts in (boot_id file)
   int64_t updated_at_ns = 0;
   std::string rollback_operation;  // the concrete undo, e.g. "delete nhg_egress_blocks[cgroup 8123]"
   std::string last_error;          // why failed / why the kernel state vanished

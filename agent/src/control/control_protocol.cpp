@@ -247,7 +247,7 @@ std::expected<ActionsRequest, ProtocolError> parse_actions_params(const json& ra
     auto state = containment::parse_action_state(*text);
     if (!state) {
       return invalid(fmt::format("unknown state '{}' (expected held, active, expired, rolled_back, failed, "
-                                 "irreversible, rejected or dry_run)",
+                                 "irreversible, rejected, dry_run or lapsed_by_reboot)",
                                  *text));
     }
     request.state = *state;

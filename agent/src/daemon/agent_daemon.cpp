@@ -238,9 +238,14 @@ std::expected<void, StartFailure> AgentDaemon::start() {
   protected_ = std::make_unique<containment::ProtectedTargets>(std::move(*protected_targets));
   resolver_ = std::make_unique<containment::TargetResolver>(cgroup2_root_);
   executor_ = std::make_unique<ContainmentExecutor>(*sensor_, *ledger_, *protected_, *resolver_, cgroup2_root_,
-                                                    [this](std::string_view path) { return find_credential(path); });
-  executor_->reconcile();
+                                                    [this](std::string_view path) { return find_credential(path); },
+                                                    clock_);
   if (auto reporting = start_reporter(); !reporting) return reporting;
+  executor_->set_alert_sink([this](std::string_view kind, const std::string& message) {
+    reporter_->add(reporter::alert_report(std::string(kind), message, 1));
+  });
+  // After the reporter: what a reboot lapsed or re-applied is alerted, not only logged.
+  executor_->reconcile();
 
   if (auto text = config::read_text_file(config_.state_dir + "/learned.json"); text) {
     auto parsed = nlohmann::json::parse(*text, nullptr, false);
@@ -341,7 +346,16 @@ nlohmann::json AgentDaemon::status_json() {
     counters["credential_denied"] = c->values[NHG_CTR_CREDENTIAL_DENIED];
   }
   size_t active = 0;
-  if (auto listed = ledger_->list({.states = {containment::ActionState::active}}); listed) active = listed->size();
+  if (auto listed = executor_->list({.states = {containment::ActionState::active}}); listed) active = listed->size();
+  // Actions in force (or changed) that the ledger has not taken yet (disk full, read-only, ...).
+  nlohmann::json unrecorded = nlohmann::json::array();
+  for (const auto& owed : executor_->unrecorded()) {
+    auto item = containment::to_json(owed.handle);
+    item["ledger_error"] = owed.ledger_error;
+    item["unrecorded_since"] = format_rfc3339_ns(static_cast<uint64_t>(owed.since_ns));
+    item["ledger_writes_owed"] = owed.writes_owed;
+    unrecorded.push_back(std::move(item));
+  }
   size_t watched = 0;
   {
     std::lock_guard lock(credentials_mutex_);
@@ -375,6 +389,7 @@ nlohmann::json AgentDaemon::status_json() {
       {"undecodable_records", decode_errors_.load()},
       {"kernel_counters", counters},
       {"active_actions", active},
+      {"unrecorded_actions", std::move(unrecorded)},
       {"pin_dir", config_.bpf.pin_dir},
       {"ledger", ledger_->path()},
       {"collector", reporter_->status()},
@@ -386,7 +401,7 @@ Result<nlohmann::json> AgentDaemon::Control::status() { return daemon_.status_js
 Result<std::vector<containment::RollbackHandle>> AgentDaemon::Control::actions(const control::ActionsRequest& request) {
   ledger::ListFilter filter{.limit = request.limit};
   if (request.state) filter.states = {*request.state};
-  return daemon_.ledger_->list(filter);
+  return daemon_.executor_->list(filter);
 }
 
 Result<containment::RollbackHandle> AgentDaemon::Control::contain(const control::ContainRequest& request) {

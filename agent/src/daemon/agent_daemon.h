@@ -133,6 +133,7 @@ class AgentDaemon {
   std::unique_ptr<ledger::RollbackLedger> ledger_;
   std::unique_ptr<containment::ProtectedTargets> protected_;
   std::unique_ptr<containment::TargetResolver> resolver_;
+  SystemClock clock_;  // the executor's: TTLs and expiry on CLOCK_BOOTTIME of this boot
   std::unique_ptr<ContainmentExecutor> executor_;
   std::unique_ptr<Control> control_;
   std::unique_ptr<control::ControlServer> control_server_;

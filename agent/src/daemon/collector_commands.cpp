@@ -44,7 +44,8 @@ CommandRule rule_for(std::string_view kind) {
   if (kind == "reject") return {ActionState::held, {ActionState::rejected}};
   // rollback: every terminal state is "as it is" (the executor answers those without acting).
   return {ActionState::active,
-          {ActionState::rolled_back, ActionState::expired, ActionState::failed, ActionState::rejected}};
+          {ActionState::rolled_back, ActionState::expired, ActionState::failed, ActionState::rejected,
+           ActionState::lapsed_by_reboot}};
 }
 
 }  // namespace

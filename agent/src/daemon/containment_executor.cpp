@@ -1,9 +1,11 @@
 #include "daemon/containment_executor.h"
 
+#include <algorithm>
+#include <tuple>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "common/clock.h"
 #include "containment/cgroup_freezer.h"
 #include "containment/egress_destination.h"
 #include "containment/process_killer.h"
@@ -21,18 +23,54 @@ constexpr auto kMaxTtl = std::chrono::hours(24);
 Error refused(std::string message) { return Error{EPERM, std::move(message)}; }
 Error invalid(std::string message) { return Error{EINVAL, std::move(message)}; }
 
+nhg_deny_key deny_key_of(const RollbackHandle& h) {
+  return {.credential_id = h.target.credential_id, .pad = 0, .cgroup_id = h.target.cgroup_id};
+}
+
+// The kernel key two actions share: same kind, and the same cgroup (and credential for denies).
+bool same_key(const RollbackHandle& a, const RollbackHandle& b) {
+  if (a.action != b.action) return false;
+  switch (a.action) {
+    case ActionKind::block_egress:
+      return a.target.cgroup_id == b.target.cgroup_id;
+    case ActionKind::deny_credential:
+      return a.target.cgroup_id == b.target.cgroup_id && a.target.credential_id == b.target.credential_id;
+    case ActionKind::freeze:
+      return a.target.cgroup_path == b.target.cgroup_path;
+    default:
+      return false;
+  }
+}
+
+// The one that decides a shared entry's expiry (and whose rule id the kernel reports).
+const RollbackHandle& latest_expiry(const std::vector<RollbackHandle>& sharing) {
+  return *std::max_element(sharing.begin(), sharing.end(), [](const RollbackHandle& a, const RollbackHandle& b) {
+    return a.expires_at_boot_ns < b.expires_at_boot_ns;
+  });
+}
+
 }  // namespace
 
-ContainmentExecutor::ContainmentExecutor(kernel::KernelSensor& sensor, ledger::RollbackLedger& ledger,
+ContainmentExecutor::ContainmentExecutor(kernel::EnforcementMaps& maps, ledger::RollbackLedger& ledger,
                                          containment::ProtectedTargets& protected_targets,
                                          containment::TargetResolver& resolver, std::string cgroup2_root,
-                                         CredentialLookup credential_lookup)
-    : sensor_(sensor),
+                                         CredentialLookup credential_lookup, const Clock& clock)
+    : maps_(maps),
       ledger_(ledger),
       protected_(protected_targets),
       resolver_(resolver),
       cgroup2_root_(std::move(cgroup2_root)),
-      credential_lookup_(std::move(credential_lookup)) {}
+      credential_lookup_(std::move(credential_lookup)),
+      clock_(clock) {}
+
+void ContainmentExecutor::set_alert_sink(AlertSink sink) {
+  std::lock_guard lock(mutex_);
+  alert_sink_ = std::move(sink);
+}
+
+void ContainmentExecutor::alert_locked(std::string_view kind, const std::string& message) {
+  if (alert_sink_) alert_sink_(kind, message);
+}
 
 uint32_t ContainmentExecutor::kernel_rule_id(std::string_view handle) {
   uint32_t hash = 2166136261u;  // FNV-1a: stable, and 0 is reserved for "no rule"
@@ -43,7 +81,7 @@ uint32_t ContainmentExecutor::kernel_rule_id(std::string_view handle) {
 Result<RollbackHandle> ContainmentExecutor::contain(const ContainRequestSpec& request, std::string_view actor) {
   std::lock_guard lock(mutex_);
   auto prepared = prepare_locked(request);
-  auto result = prepared ? apply_locked(std::move(*prepared), actor, /*record=*/true, "applying") : prepared;
+  auto result = prepared ? execute_locked(std::move(*prepared), actor, /*record=*/true, "applied") : prepared;
   if (!result) {
     spdlog::warn("containment {} refused or failed: {} (reason given: {})", containment::to_string(request.action),
                  result.error().message, request.reason);
@@ -70,6 +108,7 @@ Result<RollbackHandle> ContainmentExecutor::record_dry_run(const ContainRequestS
 Result<RollbackHandle> ContainmentExecutor::record_unapplied_locked(const ContainRequestSpec& request,
                                                                     std::string_view actor, ActionState state,
                                                                     std::string_view note) {
+  // Nothing is applied, so nothing is lost by refusing when the ledger cannot take the row.
   auto handle = prepare_locked(request);
   if (!handle) return handle;
   handle->state = state;
@@ -81,18 +120,17 @@ Result<RollbackHandle> ContainmentExecutor::record_unapplied_locked(const Contai
 Result<RollbackHandle> ContainmentExecutor::approve(std::string_view handle_id, std::string_view actor,
                                                    std::string_view note) {
   std::lock_guard lock(mutex_);
-  auto handle = ledger_.get(handle_id);
+  auto handle = get_locked(handle_id);
   if (!handle) return fail(handle.error());
   if (handle->state != ActionState::held) {
     return fail(invalid(fmt::format("{} is {}, not held: there is nothing to approve", handle->handle,
                                     containment::to_string(handle->state))));
   }
   if (auto ok = check_target_locked(*handle); !ok) {
-    (void)ledger_.transition(handle->handle, ActionState::failed, actor, fmt::format("{}: refused", note),
-                             ok.error().message);
+    (void)transition_locked(*handle, ActionState::failed, actor, fmt::format("{}: refused", note), ok.error().message);
     return fail(ok.error());
   }
-  auto applied = apply_locked(std::move(*handle), actor, /*record=*/false, note);
+  auto applied = execute_locked(std::move(*handle), actor, /*record=*/false, note);
   if (applied) spdlog::warn("approved {} (by {})", applied->handle, actor);
   return applied;
 }
@@ -100,13 +138,16 @@ Result<RollbackHandle> ContainmentExecutor::approve(std::string_view handle_id, 
 Result<RollbackHandle> ContainmentExecutor::reject(std::string_view handle_id, std::string_view actor,
                                                   std::string_view note) {
   std::lock_guard lock(mutex_);
-  auto outcome = ledger_.transition_outcome(handle_id, ActionState::rejected, actor, note);
-  if (!outcome) return fail(outcome.error());
-  if (outcome->changed) {
-    spdlog::warn("rejected {}: {} {} (by {})", outcome->handle.handle, containment::to_string(outcome->handle.action),
-                 outcome->handle.target.describe(), actor);
+  auto handle = get_locked(handle_id);
+  if (!handle) return fail(handle.error());
+  const ActionState before = handle->state;
+  auto rejected = transition_locked(*handle, ActionState::rejected, actor, note);
+  if (!rejected) return rejected;
+  if (before != rejected->state) {
+    spdlog::warn("rejected {}: {} {} (by {})", rejected->handle, containment::to_string(rejected->action),
+                 rejected->target.describe(), actor);
   }
-  return std::move(outcome->handle);
+  return rejected;
 }
 
 Result<void> ContainmentExecutor::check_target_locked(const RollbackHandle& handle) {
@@ -125,17 +166,6 @@ Result<void> ContainmentExecutor::check_target_locked(const RollbackHandle& hand
     case ActionKind::kill_session:
       if (auto ok = protected_.check_process(static_cast<pid_t>(target.pid), target.pid_start_ns); !ok) return ok;
       break;
-  }
-  if (handle.action == ActionKind::block_egress) {
-    // One block per cgroup in the kernel: a second would silently replace the first's entry.
-    auto active = ledger_.list({.states = {ActionState::active}, .action = ActionKind::block_egress});
-    if (!active) return fail(active.error());
-    for (const auto& other : *active) {
-      if (other.target.cgroup_id == target.cgroup_id) {
-        return fail(Error{EEXIST, fmt::format("cgroup {} is already blocked by {}; roll that back first",
-                                              target.cgroup_path, other.handle)});
-      }
-    }
   }
   return {};
 }
@@ -164,12 +194,13 @@ Result<RollbackHandle> ContainmentExecutor::prepare_locked(const ContainRequestS
   handle.rule = request.rule;
   handle.reason = request.reason;
   handle.trigger_event_ids = request.trigger_event_ids;
-  handle.created_at_ns = static_cast<int64_t>(clock_ns(CLOCK_REALTIME));
+  handle.created_at_ns = static_cast<int64_t>(clock_.wall_ns());
   handle.updated_at_ns = handle.created_at_ns;
+  handle.boot_id = clock_.boot_id();
   if (reversible) {
     const auto ttl_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(request.ttl).count();
     handle.expires_at_ns = handle.created_at_ns + ttl_ns;
-    handle.expires_at_boot_ns = clock_ns(CLOCK_BOOTTIME) + static_cast<uint64_t>(ttl_ns);
+    handle.expires_at_boot_ns = clock_.boot_ns() + static_cast<uint64_t>(ttl_ns);
   }
 
   switch (request.action) {
@@ -229,43 +260,36 @@ Result<RollbackHandle> ContainmentExecutor::prepare_locked(const ContainRequestS
   return handle;
 }
 
-Result<RollbackHandle> ContainmentExecutor::apply_locked(RollbackHandle handle, std::string_view actor, bool record,
-                                                        std::string_view note) {
+Result<RollbackHandle> ContainmentExecutor::execute_locked(RollbackHandle handle, std::string_view actor, bool record,
+                                                          std::string_view note) {
   const auto& target = handle.target;
   if (!containment::is_reversible(handle.action)) {
     std::string killed;
     if (handle.action == ActionKind::kill_process) {
       auto ok = containment::kill_process(static_cast<pid_t>(target.pid), target.pid_start_ns, protected_);
       if (!ok) {
-        if (!record) (void)ledger_.transition(handle.handle, ActionState::failed, actor, note, ok.error().message);
+        if (!record) (void)transition_locked(handle, ActionState::failed, actor, note, ok.error().message);
         return fail(ok.error());
       }
       killed = fmt::format("pid {}", target.pid);
     } else {
       auto ok = containment::kill_session(static_cast<pid_t>(target.pid), target.pid_start_ns, protected_);
       if (!ok) {
-        if (!record) (void)ledger_.transition(handle.handle, ActionState::failed, actor, note, ok.error().message);
+        if (!record) (void)transition_locked(handle, ActionState::failed, actor, note, ok.error().message);
         return fail(ok.error());
       }
       std::vector<std::string> pids;
       for (const auto& p : *ok) pids.push_back(std::to_string(p.pid));
       killed = fmt::format("pids {}", fmt::join(pids, ","));
     }
-    Result<void> recorded;
     if (record) {
       handle.state = ActionState::irreversible;
       handle.rollback_operation += fmt::format(" (killed {})", killed);
-      recorded = ledger_.record(handle, actor, "applied");
+      handle = record_locked(handle, actor, note);
     } else {
-      auto moved = ledger_.transition(handle.handle, ActionState::irreversible, actor,
-                                      fmt::format("{}: killed {}", note, killed));
-      if (moved) handle = *moved;
-      else recorded = fail(moved.error());
-    }
-    if (!recorded) {
-      spdlog::error("{} {} of {} was carried out ({}) but the ledger could not record it: {}", handle.handle,
-                    containment::to_string(handle.action), target.describe(), killed, recorded.error().message);
-      return fail(recorded.error());
+      auto moved = transition_locked(handle, ActionState::irreversible, actor, fmt::format("{}: killed {}", note, killed));
+      if (!moved) return fail(moved.error());
+      handle = *moved;
     }
     spdlog::warn("contained {}: {} {} ({}), irreversible; rule {}, reason: {}", handle.handle,
                  containment::to_string(handle.action), target.describe(), killed, handle.rule, handle.reason);
@@ -273,50 +297,39 @@ Result<RollbackHandle> ContainmentExecutor::apply_locked(RollbackHandle handle, 
   }
 
   // The TTL runs from the moment the action takes effect (for a held one: its approval).
-  const int64_t ttl_ns = handle.expires_at_ns.value_or(handle.created_at_ns) - handle.created_at_ns;
+  ledger::Expiry expiry{.wall_ns = *handle.expires_at_ns, .boot_ns = handle.expires_at_boot_ns,
+                        .boot_id = handle.boot_id};
+  if (!record) {
+    const int64_t ttl_ns = handle.expires_at_ns.value_or(handle.created_at_ns) - handle.created_at_ns;
+    expiry = {.wall_ns = static_cast<int64_t>(clock_.wall_ns()) + ttl_ns,
+              .boot_ns = clock_.boot_ns() + static_cast<uint64_t>(ttl_ns), .boot_id = clock_.boot_id()};
+  }
+  RollbackHandle in_force = handle;
+  in_force.state = ActionState::active;
+  in_force.expires_at_ns = expiry.wall_ns;
+  in_force.expires_at_boot_ns = expiry.boot_ns;
+  in_force.boot_id = expiry.boot_id;
+
+  // Enforcement first: it holds whatever the ledger does next.
+  if (auto applied = enforce_locked(in_force); !applied) {
+    if (record) {
+      // Nothing is in force: the row is worth writing, not worth keeping the action in memory for.
+      handle.state = ActionState::failed;
+      handle.last_error = applied.error().message;
+      if (auto recorded = ledger_.record(handle, "agent", "apply failed"); !recorded) {
+        spdlog::error("{}: the failed apply could not be recorded either: {}", handle.handle, recorded.error().message);
+      }
+    } else {
+      (void)transition_locked(handle, ActionState::failed, "agent", "apply failed", applied.error().message);
+    }
+    return fail(applied.error());
+  }
   if (record) {
-    handle.state = ActionState::active;
-    if (auto recorded = ledger_.record(handle, actor, note); !recorded) return fail(recorded.error());
+    handle = record_locked(in_force, actor, note);
   } else {
-    const int64_t now = static_cast<int64_t>(clock_ns(CLOCK_REALTIME));
-    auto activated = ledger_.activate(handle.handle, now + ttl_ns, clock_ns(CLOCK_BOOTTIME) + static_cast<uint64_t>(ttl_ns),
-                                      actor, note);
+    auto activated = transition_locked(handle, ActionState::active, actor, note, {}, expiry);
     if (!activated) return fail(activated.error());
     handle = *activated;
-  }
-  Result<void> applied;
-  switch (handle.action) {
-    case ActionKind::block_egress: {
-      std::vector<containment::EgressDestination> destinations;
-      for (const auto& text : handle.target.destinations) {
-        auto parsed = containment::parse_egress_destination(text);
-        if (!parsed) {
-          applied = fail(parsed.error());
-          break;
-        }
-        destinations.push_back(*parsed);
-      }
-      if (!applied) break;
-      applied = sensor_.apply_egress_block({.cgroup_id = handle.target.cgroup_id,
-                                            .expires_at_boot_ns = handle.expires_at_boot_ns,
-                                            .rule_id = kernel_rule_id(handle.handle),
-                                            .destinations = destinations});
-      break;
-    }
-    case ActionKind::deny_credential:
-      applied = sensor_.apply_credential_deny(
-          {.credential_id = handle.target.credential_id, .pad = 0, .cgroup_id = handle.target.cgroup_id},
-          {.expires_at_ns = handle.expires_at_boot_ns, .rule_id = kernel_rule_id(handle.handle), .pad = 0});
-      break;
-    case ActionKind::freeze:
-      applied = containment::freeze(cgroup2_root_ + handle.target.cgroup_path);
-      break;
-    default:
-      break;
-  }
-  if (!applied) {
-    (void)ledger_.transition(handle.handle, ActionState::failed, "agent", "apply failed", applied.error().message);
-    return fail(applied.error());
   }
   spdlog::warn("contained {}: {} {} until {}; rule {}, reason: {}; rollback: {}", handle.handle,
                containment::to_string(handle.action), handle.target.describe(),
@@ -325,15 +338,93 @@ Result<RollbackHandle> ContainmentExecutor::apply_locked(RollbackHandle handle, 
   return handle;
 }
 
-Result<void> ContainmentExecutor::undo_locked(const RollbackHandle& handle) {
-  const auto& t = handle.target;
-  switch (handle.action) {
-    case ActionKind::block_egress:
-      return sensor_.remove_egress_block(t.cgroup_id);
-    case ActionKind::deny_credential:
-      return sensor_.remove_credential_deny({.credential_id = t.credential_id, .pad = 0, .cgroup_id = t.cgroup_id});
+// --- kernel side --------------------------------------------------------------------------------
+
+Result<std::vector<RollbackHandle>> ContainmentExecutor::sharing_key_locked(const RollbackHandle& subject,
+                                                                           const std::set<std::string>& ending_ids,
+                                                                           const RollbackHandle* adding) {
+  auto active = active_locked();
+  if (!active) return active;
+  const std::string boot = clock_.boot_id();
+  const uint64_t now = clock_.boot_ns();
+  std::vector<RollbackHandle> sharing;
+  for (auto& h : *active) {
+    if (!same_key(h, subject) || ending_ids.contains(h.handle) || (adding && h.handle == adding->handle)) continue;
+    // Another boot's values mean nothing here (reconcile re-applies or lapses those); a freeze has
+    // no kernel expiry, so only the sweeper's boot clock says it is over.
+    if (h.boot_id != boot || (h.expires_at_boot_ns != 0 && h.expires_at_boot_ns <= now)) continue;
+    sharing.push_back(std::move(h));
+  }
+  if (adding) sharing.push_back(*adding);
+  return sharing;
+}
+
+Result<void> ContainmentExecutor::write_block_key_locked(uint64_t cgroup_id, const std::vector<RollbackHandle>& sharing) {
+  if (sharing.empty()) return maps_.remove_egress_block(cgroup_id);
+  const bool all = std::any_of(sharing.begin(), sharing.end(),
+                               [](const RollbackHandle& h) { return h.target.destinations.empty(); });
+  std::vector<containment::EgressDestination> destinations;
+  std::set<std::string> seen;
+  if (!all) {
+    for (const auto& h : sharing) {
+      for (const auto& text : h.target.destinations) {
+        if (!seen.insert(text).second) continue;
+        auto parsed = containment::parse_egress_destination(text);
+        if (!parsed) return fail(parsed.error());
+        destinations.push_back(*parsed);
+      }
+    }
+  }
+  const RollbackHandle& latest = latest_expiry(sharing);
+  return maps_.apply_egress_block({.cgroup_id = cgroup_id,
+                                   .expires_at_boot_ns = latest.expires_at_boot_ns,
+                                   .rule_id = kernel_rule_id(latest.handle),
+                                   .destinations = destinations});
+}
+
+Result<void> ContainmentExecutor::write_deny_key_locked(const nhg_deny_key& key, const std::vector<RollbackHandle>& sharing) {
+  if (sharing.empty()) return maps_.remove_credential_deny(key);
+  const RollbackHandle& latest = latest_expiry(sharing);
+  return maps_.apply_credential_deny(
+      key, {.expires_at_ns = latest.expires_at_boot_ns, .rule_id = kernel_rule_id(latest.handle), .pad = 0});
+}
+
+Result<void> ContainmentExecutor::enforce_locked(const RollbackHandle& adding) {
+  switch (adding.action) {
+    case ActionKind::block_egress: {
+      auto sharing = sharing_key_locked(adding, {}, &adding);
+      if (!sharing) return fail(sharing.error());
+      return write_block_key_locked(adding.target.cgroup_id, *sharing);
+    }
+    case ActionKind::deny_credential: {
+      auto sharing = sharing_key_locked(adding, {}, &adding);
+      if (!sharing) return fail(sharing.error());
+      return write_deny_key_locked(deny_key_of(adding), *sharing);
+    }
+    case ActionKind::freeze:
+      return containment::freeze(cgroup2_root_ + adding.target.cgroup_path);
+    default:
+      return {};
+  }
+}
+
+Result<void> ContainmentExecutor::release_locked(const RollbackHandle& ending, const std::set<std::string>& ending_ids) {
+  switch (ending.action) {
+    case ActionKind::block_egress: {
+      auto sharing = sharing_key_locked(ending, ending_ids, nullptr);
+      if (!sharing) return fail(sharing.error());
+      return write_block_key_locked(ending.target.cgroup_id, *sharing);
+    }
+    case ActionKind::deny_credential: {
+      auto sharing = sharing_key_locked(ending, ending_ids, nullptr);
+      if (!sharing) return fail(sharing.error());
+      return write_deny_key_locked(deny_key_of(ending), *sharing);
+    }
     case ActionKind::freeze: {
-      auto thawed = containment::thaw(cgroup2_root_ + t.cgroup_path);
+      auto sharing = sharing_key_locked(ending, ending_ids, nullptr);
+      if (!sharing) return fail(sharing.error());
+      if (!sharing->empty()) return {};  // another freeze still holds the cgroup
+      auto thawed = containment::thaw(cgroup2_root_ + ending.target.cgroup_path);
       // A cgroup that no longer exists is not frozen: nothing is left to undo.
       if (!thawed && thawed.error().code == ENOENT) return {};
       return thawed;
@@ -345,21 +436,212 @@ Result<void> ContainmentExecutor::undo_locked(const RollbackHandle& handle) {
   return {};
 }
 
+// --- ledger side --------------------------------------------------------------------------------
+
+void ContainmentExecutor::owe_write_locked(const RollbackHandle& will_be, std::string what, std::string error,
+                                           std::function<Result<void>()> write) {
+  auto [it, first] = unrecorded_.try_emplace(will_be.handle);
+  UnrecordedAction& owed = it->second;
+  owed.handle = will_be;
+  ++owed.writes_owed;
+  if (!error.empty()) owed.ledger_error = error;
+  pending_.push_back({will_be.handle, what, std::move(write)});
+  if (!first) return;  // queued behind a write already owed: the alert for it is out
+  owed.since_ns = static_cast<int64_t>(clock_.wall_ns());
+  const auto& t = will_be.target;
+  std::string instead = will_be.state == ActionState::active
+                            ? (will_be.action == ActionKind::freeze
+                                   ? fmt::format("the freeze stays in force and the sweeper thaws it at its TTL from "
+                                                 "memory; if the agent stops first, thaw by hand: write 0 to {}{}/"
+                                                 "cgroup.freeze",
+                                                 cgroup2_root_, t.cgroup_path)
+                                   : std::string("the enforcement stays in force (it expires in the kernel at its TTL)"))
+                            : std::string("its state is kept in memory");
+  const std::string message = fmt::format(
+      "{} {} {} ({}) is {} but the ledger could not record it ({}): {}; shown in status as unrecorded, written "
+      "once the ledger takes writes again",
+      will_be.handle, containment::to_string(will_be.action), t.describe(), what,
+      containment::to_string(will_be.state), error, instead);
+  spdlog::error("unrecorded action: {}", message);
+  alert_locked("unrecorded_action", message);
+}
+
+RollbackHandle ContainmentExecutor::record_locked(const RollbackHandle& handle, std::string_view actor,
+                                                  std::string_view note) {
+  auto write = [this, handle, actor = std::string(actor), note = std::string(note)]() -> Result<void> {
+    auto recorded = ledger_.record(handle, actor, note);
+    // A retry after a commit whose answer was lost finds its own row: that is success.
+    if (!recorded && recorded.error().code == EEXIST) return {};
+    return recorded;
+  };
+  if (unrecorded_.contains(handle.handle)) {
+    owe_write_locked(handle, fmt::format("record {}", containment::to_string(handle.state)), {}, std::move(write));
+  } else if (auto done = write(); !done) {
+    owe_write_locked(handle, fmt::format("record {}", containment::to_string(handle.state)), done.error().message,
+                     std::move(write));
+  }
+  return handle;
+}
+
+Result<RollbackHandle> ContainmentExecutor::transition_locked(const RollbackHandle& current, ActionState to,
+                                                              std::string_view actor, std::string_view note,
+                                                              std::string last_error,
+                                                              std::optional<ledger::Expiry> expiry) {
+  auto write = [this, handle = current.handle, to, actor = std::string(actor), note = std::string(note), last_error,
+                expiry]() -> Result<void> {
+    auto moved = expiry ? ledger_.activate(handle, *expiry, actor, note)
+                        : ledger_.transition(handle, to, actor, note, last_error);
+    if (!moved) return fail(moved.error());
+    return {};
+  };
+  // The state machine is checked here, as the ledger would, so that whatever the ledger answers
+  // next is about storage, never about legality.
+  if (containment::is_terminal(current.state)) return current;  // idempotent, as the ledger
+  if (!ledger::is_allowed_transition(current.action, current.state, to)) {
+    return fail(invalid(fmt::format("illegal transition of {} ({}) from {} to {}", current.handle,
+                                    containment::to_string(current.action), containment::to_string(current.state),
+                                    containment::to_string(to))));
+  }
+  const std::string what = fmt::format("{} -> {}", containment::to_string(current.state), containment::to_string(to));
+  std::string error;
+  if (!unrecorded_.contains(current.handle)) {
+    auto moved = expiry ? ledger_.activate(current.handle, *expiry, actor, note)
+                        : ledger_.transition(current.handle, to, actor, note, last_error);
+    if (moved) return moved;
+    error = moved.error().message;
+  }
+  // The ledger did not take it (full, read-only, broken), or it must follow a write still owed:
+  // the change holds in memory meanwhile.
+  RollbackHandle will_be = current;
+  will_be.state = to;
+  will_be.updated_at_ns = static_cast<int64_t>(clock_.wall_ns());
+  if (!last_error.empty()) will_be.last_error = last_error;
+  if (expiry) {
+    will_be.expires_at_ns = expiry->wall_ns;
+    will_be.expires_at_boot_ns = expiry->boot_ns;
+    will_be.boot_id = expiry->boot_id;
+  }
+  owe_write_locked(will_be, what, error, std::move(write));
+  return will_be;
+}
+
+RollbackHandle ContainmentExecutor::rebase_locked(const RollbackHandle& current, const ledger::Rebase& rebase,
+                                                  std::string_view actor, std::string_view note) {
+  RollbackHandle will_be = current;
+  will_be.boot_id = rebase.boot_id;
+  will_be.expires_at_boot_ns = rebase.expires_at_boot_ns;
+  will_be.target.cgroup_id = rebase.cgroup_id;
+  will_be.target.credential_id = rebase.credential_id;
+  will_be.updated_at_ns = static_cast<int64_t>(clock_.wall_ns());
+  auto write = [this, handle = current.handle, rebase, actor = std::string(actor),
+                note = std::string(note)]() -> Result<void> {
+    auto moved = ledger_.rebase(handle, rebase, actor, note);
+    if (!moved) return fail(moved.error());
+    return {};
+  };
+  if (unrecorded_.contains(current.handle)) {
+    owe_write_locked(will_be, "rebase", {}, std::move(write));
+  } else if (auto done = write(); !done) {
+    owe_write_locked(will_be, "rebase", done.error().message, std::move(write));
+  }
+  return will_be;
+}
+
+void ContainmentExecutor::flush_pending_locked() {
+  // In order per handle (a record before its transitions); a handle whose write is still refused
+  // waits for the next sweep without holding up the others.
+  std::set<std::string> waiting;
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (waiting.contains(it->handle)) {
+      ++it;
+      continue;
+    }
+    auto written = it->write();
+    auto owed = unrecorded_.find(it->handle);
+    if (!written) {
+      if (owed != unrecorded_.end()) owed->second.ledger_error = written.error().message;
+      waiting.insert(it->handle);
+      ++it;
+      continue;
+    }
+    it = pending_.erase(it);
+    if (owed == unrecorded_.end() || --owed->second.writes_owed > 0) continue;
+    const RollbackHandle& h = owed->second.handle;
+    const std::string message =
+        fmt::format("{} {} {} ({}) is now in the ledger; it went unrecorded for {} s", h.handle,
+                    containment::to_string(h.action), h.target.describe(), containment::to_string(h.state),
+                    (static_cast<int64_t>(clock_.wall_ns()) - owed->second.since_ns) / 1'000'000'000);
+    spdlog::warn("unrecorded action recorded: {}", message);
+    alert_locked("unrecorded_action_recorded", message);
+    unrecorded_.erase(owed);
+  }
+}
+
+Result<RollbackHandle> ContainmentExecutor::get_locked(std::string_view handle) {
+  if (auto owed = unrecorded_.find(handle); owed != unrecorded_.end()) return owed->second.handle;
+  return ledger_.get(handle);
+}
+
+Result<std::vector<RollbackHandle>> ContainmentExecutor::active_locked() {
+  auto active = ledger_.list({.states = {ActionState::active}});
+  if (!active) return active;
+  std::erase_if(*active, [&](const RollbackHandle& h) { return unrecorded_.contains(h.handle); });
+  for (const auto& [id, owed] : unrecorded_) {
+    if (owed.handle.state == ActionState::active) active->push_back(owed.handle);
+  }
+  return active;
+}
+
+Result<RollbackHandle> ContainmentExecutor::get(std::string_view handle) {
+  std::lock_guard lock(mutex_);
+  return get_locked(handle);
+}
+
+Result<std::vector<RollbackHandle>> ContainmentExecutor::list(const ledger::ListFilter& filter) {
+  std::lock_guard lock(mutex_);
+  ledger::ListFilter unlimited = filter;
+  unlimited.limit = 0;
+  auto listed = ledger_.list(filter.limit == 0 || unrecorded_.empty() ? filter : unlimited);
+  if (!listed) return listed;
+  std::erase_if(*listed, [&](const RollbackHandle& h) { return unrecorded_.contains(h.handle); });
+  for (const auto& [id, owed] : unrecorded_) {
+    const auto& h = owed.handle;
+    const bool state_ok = filter.states.empty() ||
+                          std::find(filter.states.begin(), filter.states.end(), h.state) != filter.states.end();
+    if (state_ok && (!filter.action || *filter.action == h.action)) listed->push_back(h);
+  }
+  std::sort(listed->begin(), listed->end(), [](const RollbackHandle& a, const RollbackHandle& b) {
+    return std::tie(a.created_at_ns, a.handle) > std::tie(b.created_at_ns, b.handle);
+  });
+  if (filter.limit > 0 && listed->size() > filter.limit) listed->resize(filter.limit);
+  return listed;
+}
+
+std::vector<UnrecordedAction> ContainmentExecutor::unrecorded() {
+  std::lock_guard lock(mutex_);
+  std::vector<UnrecordedAction> out;
+  for (const auto& [id, owed] : unrecorded_) out.push_back(owed);
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.since_ns < b.since_ns; });
+  return out;
+}
+
+// --- rollback, expiry, reconcile ----------------------------------------------------------------
+
 Result<RollbackHandle> ContainmentExecutor::rollback(std::string_view handle_id, std::string_view actor,
                                                      std::string_view note) {
   std::lock_guard lock(mutex_);
-  auto handle = ledger_.get(handle_id);
+  auto handle = get_locked(handle_id);
   if (!handle) return fail(handle.error());
   if (handle->state == ActionState::irreversible) {
     return fail(refused(fmt::format("{} ({}) is irreversible: there is nothing to roll back", handle->handle,
                                     containment::to_string(handle->action))));
   }
   if (handle->state != ActionState::active) return *handle;  // idempotent: expired, rolled back, failed...
-  if (auto undone = undo_locked(*handle); !undone) {
+  if (auto undone = release_locked(*handle, {handle->handle}); !undone) {
     spdlog::error("rollback of {} failed: {}; the action stays active", handle->handle, undone.error().message);
     return fail(undone.error());
   }
-  auto done = ledger_.transition(handle->handle, ActionState::rolled_back, actor, note);
+  auto done = transition_locked(*handle, ActionState::rolled_back, actor, note);
   if (!done) return fail(done.error());
   spdlog::warn("rolled back {}: {} {} (by {})", done->handle, containment::to_string(done->action),
                done->target.describe(), actor);
@@ -368,43 +650,136 @@ Result<RollbackHandle> ContainmentExecutor::rollback(std::string_view handle_id,
 
 void ContainmentExecutor::sweep() {
   std::lock_guard lock(mutex_);
-  auto due = ledger_.due_for_expiry(static_cast<int64_t>(clock_ns(CLOCK_REALTIME)));
+  flush_pending_locked();
+  // The boot clock decides: a step of the wall clock neither lifts a block early nor keeps a freeze.
+  const std::string boot = clock_.boot_id();
+  const uint64_t now = clock_.boot_ns();
+  auto due = ledger_.due_for_expiry(boot, now);
   if (!due) {
     spdlog::error("sweeper: cannot list expired actions: {}", due.error().message);
     return;
   }
+  std::erase_if(*due, [&](const RollbackHandle& h) { return unrecorded_.contains(h.handle); });
+  for (const auto& [id, owed] : unrecorded_) {
+    const auto& h = owed.handle;
+    if (h.state == ActionState::active && containment::is_reversible(h.action) && h.boot_id == boot &&
+        h.expires_at_boot_ns != 0 && h.expires_at_boot_ns <= now) {
+      due->push_back(h);
+    }
+  }
+  std::set<std::string> ending;
+  for (const auto& h : *due) ending.insert(h.handle);
   for (const auto& handle : *due) {
-    if (auto undone = undo_locked(handle); !undone) {
+    if (auto undone = release_locked(handle, ending); !undone) {
       spdlog::error("sweeper: {} expired but undoing it failed: {}", handle.handle, undone.error().message);
-      (void)ledger_.transition(handle.handle, ActionState::failed, "sweeper", "expiry undo failed",
-                               undone.error().message);
+      (void)transition_locked(handle, ActionState::failed, "sweeper", "expiry undo failed", undone.error().message);
       continue;
     }
-    if (auto expired = ledger_.transition(handle.handle, ActionState::expired, "sweeper", "TTL reached"); expired) {
+    if (auto expired = transition_locked(handle, ActionState::expired, "sweeper", "TTL reached"); expired) {
       spdlog::info("expired {}: {} {} (TTL reached)", handle.handle, containment::to_string(handle.action),
                    handle.target.describe());
     }
   }
 }
 
+void ContainmentExecutor::reapply_after_reboot_locked(const RollbackHandle& handle) {
+  const auto& t = handle.target;
+  const int64_t now_wall = static_cast<int64_t>(clock_.wall_ns());
+  const int64_t left_ns = handle.expires_at_ns.value_or(0) - now_wall;
+  const std::string previous_boot = handle.boot_id.empty() ? std::string("an earlier boot") : handle.boot_id;
+  auto lapse = [&](const std::string& why) {
+    auto lapsed = transition_locked(handle, ActionState::lapsed_by_reboot, "reconcile", "lapsed by reboot", why);
+    const std::string message = fmt::format("{} {} {} lapsed by reboot: {}", handle.handle,
+                                            containment::to_string(handle.action), t.describe(), why);
+    spdlog::warn("reconcile: {}", message);
+    alert_locked("action_lapsed_by_reboot", message);
+    if (!lapsed) spdlog::error("reconcile: {} could not be marked lapsed_by_reboot: {}", handle.handle, lapsed.error().message);
+  };
+  if (left_ns <= 0) {
+    lapse(fmt::format("the host rebooted (boot {} -> {}) and its TTL ran out at {} (wall clock) before the agent "
+                      "started again",
+                      previous_boot, clock_.boot_id(), format_rfc3339_ns(static_cast<uint64_t>(handle.expires_at_ns.value_or(0)))));
+    return;
+  }
+  if (handle.action == ActionKind::freeze) {
+    lapse(fmt::format("the host rebooted (boot {} -> {}): the frozen processes and the memory kept for evidence "
+                      "went with it, and freezing what runs there now is not the same containment, so it is not "
+                      "re-applied ({} s of its TTL were left)",
+                      previous_boot, clock_.boot_id(), left_ns / 1'000'000'000));
+    return;
+  }
+  // Kernel ids change across boots: the cgroup and the credential are found again by name.
+  auto resolved = resolver_.resolve_cgroup(t.cgroup_path);
+  if (!resolved) {
+    lapse(fmt::format("the host rebooted and its cgroup cannot be found again: {}", resolved.error().message));
+    return;
+  }
+  ledger::Rebase rebase{.boot_id = clock_.boot_id(),
+                        .expires_at_boot_ns = clock_.boot_ns() + static_cast<uint64_t>(left_ns),
+                        .cgroup_id = resolved->cgroup_id,
+                        .credential_id = t.credential_id};
+  if (handle.action == ActionKind::deny_credential) {
+    auto credential = credential_lookup_(t.credential_path);
+    if (!credential) {
+      lapse(fmt::format("the host rebooted and {} is no longer a catalogued credential", t.credential_path));
+      return;
+    }
+    rebase.credential_id = credential->credential_id;
+  }
+  RollbackHandle again = handle;
+  again.boot_id = rebase.boot_id;
+  again.expires_at_boot_ns = rebase.expires_at_boot_ns;
+  again.target.cgroup_id = rebase.cgroup_id;
+  again.target.credential_id = rebase.credential_id;
+  if (auto ok = check_target_locked(again); !ok) {
+    lapse(fmt::format("the host rebooted and its target is now protected: {}", ok.error().message));
+    return;
+  }
+  if (auto applied = enforce_locked(again); !applied) {
+    spdlog::error("reconcile: re-applying {} after the reboot failed: {}; marked failed", handle.handle,
+                  applied.error().message);
+    (void)transition_locked(handle, ActionState::failed, "reconcile", "re-apply after reboot failed",
+                            applied.error().message);
+    alert_locked("action_lapsed_by_reboot", fmt::format("{} {} {} could not be re-applied after the reboot: {}",
+                                                        handle.handle, containment::to_string(handle.action),
+                                                        t.describe(), applied.error().message));
+    return;
+  }
+  const std::string note = fmt::format("re-applied after reboot (boot {} -> {}) for the {} s left of its TTL",
+                                       previous_boot, rebase.boot_id, left_ns / 1'000'000'000);
+  (void)rebase_locked(handle, rebase, "reconcile", note);
+  const std::string message = fmt::format("{} {} {} {}, until {}", handle.handle, containment::to_string(handle.action),
+                                          again.target.describe(), note,
+                                          format_rfc3339_ns(static_cast<uint64_t>(*handle.expires_at_ns)));
+  spdlog::warn("reconcile: {}", message);
+  alert_locked("action_reapplied_after_reboot", message);
+}
+
 void ContainmentExecutor::reconcile() {
   {
     std::lock_guard lock(mutex_);
     auto active = ledger_.list({.states = {ActionState::active}});
-    auto blocks = sensor_.egress_blocks();
-    auto denies = sensor_.credential_denies();
+    auto blocks = maps_.egress_blocks();
+    auto denies = maps_.credential_denies();
     if (!active || !blocks || !denies) {
       spdlog::error("reconcile: cannot read the ledger or the pinned maps; leaving everything as it is");
       return;
     }
-    const int64_t now = static_cast<int64_t>(clock_ns(CLOCK_REALTIME));
+    const std::string boot = clock_.boot_id();
+    const uint64_t now_boot = clock_.boot_ns();
     for (const auto& handle : *active) {
-      if (handle.expires_at_ns && *handle.expires_at_ns <= now) continue;  // the sweep below expires it
       const auto& t = handle.target;
+      if (!handle.boot_id.empty() && handle.boot_id != boot) {
+        reapply_after_reboot_locked(handle);
+        continue;
+      }
+      if (!handle.boot_id.empty() && handle.expires_at_boot_ns != 0 && handle.expires_at_boot_ns <= now_boot) {
+        continue;  // the sweep below expires it
+      }
       std::string vanished;
       if (handle.action == ActionKind::block_egress) {
         bool found = false;
-        for (const auto& [cgroup, block] : *blocks) found |= cgroup == t.cgroup_id && block.rule_id == kernel_rule_id(handle.handle);
+        for (const auto& [cgroup, block] : *blocks) found |= cgroup == t.cgroup_id;
         if (!found) vanished = fmt::format("nhg_egress_blocks has no entry for cgroup {}", t.cgroup_id);
       } else if (handle.action == ActionKind::deny_credential) {
         bool found = false;
@@ -414,10 +789,22 @@ void ContainmentExecutor::reconcile() {
         auto frozen = containment::is_frozen(cgroup2_root_ + t.cgroup_path);
         if (!frozen || !*frozen) vanished = fmt::format("cgroup {} is not frozen", t.cgroup_path);
       }
+      if (handle.boot_id.empty()) {
+        // Written before boot ids were kept. Its pins still holding it means this boot; without
+        // them it may be an earlier one: re-applying is the side that keeps the containment.
+        if (!vanished.empty()) {
+          reapply_after_reboot_locked(handle);
+        } else {
+          (void)rebase_locked(handle, {.boot_id = boot, .expires_at_boot_ns = handle.expires_at_boot_ns,
+                                       .cgroup_id = t.cgroup_id, .credential_id = t.credential_id},
+                              "reconcile", "boot id recorded (its kernel state is in this boot's pins)");
+        }
+        continue;
+      }
       if (!vanished.empty()) {
         spdlog::error("reconcile: {} ({} {}) is active in the ledger but its kernel state vanished: {}; marked failed",
                       handle.handle, containment::to_string(handle.action), t.describe(), vanished);
-        (void)ledger_.transition(handle.handle, ActionState::failed, "reconcile", "kernel state vanished", vanished);
+        (void)transition_locked(handle, ActionState::failed, "reconcile", "kernel state vanished", vanished);
       } else {
         spdlog::info("reconcile: adopted {} ({} {}), active until {}", handle.handle,
                      containment::to_string(handle.action), t.describe(),
@@ -427,7 +814,7 @@ void ContainmentExecutor::reconcile() {
     for (const auto& [cgroup, block] : *blocks) {
       bool owned = false;
       for (const auto& handle : *active) owned |= handle.target.cgroup_id == cgroup && handle.action == ActionKind::block_egress;
-      if (!owned && block.expires_at_ns > clock_ns(CLOCK_BOOTTIME)) {
+      if (!owned && block.expires_at_ns > now_boot) {
         spdlog::warn("reconcile: pinned egress block on cgroup {} (rule {}) has no active ledger entry; left in place "
                      "until it expires in the kernel",
                      cgroup, block.rule_id);

@@ -70,6 +70,17 @@ nhg_egress_dest_key dest_key(uint64_t cgroup_id, const containment::EgressDestin
   return key;
 }
 
+// The same trie entry: one prefix length, and the same bits within it (the kernel ignores the rest).
+bool same_dest(const nhg_egress_dest_key& a, const nhg_egress_dest_key& b) {
+  if (a.prefixlen != b.prefixlen) return false;
+  const auto* x = reinterpret_cast<const uint8_t*>(&a.cgroup_id);
+  const auto* y = reinterpret_cast<const uint8_t*>(&b.cgroup_id);
+  const uint32_t whole = a.prefixlen / 8, rest = a.prefixlen % 8;
+  if (std::memcmp(x, y, whole) != 0) return false;
+  const uint8_t mask = static_cast<uint8_t>(0xff00u >> rest);
+  return rest == 0 || ((x[whole] ^ y[whole]) & mask) == 0;
+}
+
 // Deletes every key of the map for which keep(key) is false (a table replaced by a new set).
 template <typename Key, typename Value, typename Keep>
 Result<void> delete_keys_unless(int fd, const char* name, Keep keep) {
@@ -540,6 +551,16 @@ Result<void> KernelSensor::apply_egress_block(const EgressBlockSpec& spec) {
   if (bpf_map_update_elem(bpf_map__fd(egress_->maps.nhg_egress_blocks), &spec.cgroup_id, &block, BPF_ANY) != 0) {
     return fail(Error::from_current_errno(fmt::format("add egress block for cgroup {}", spec.cgroup_id)));
   }
+  // Only now, with the new entry in force, the destinations an earlier entry listed and this one
+  // does not go.
+  std::vector<nhg_egress_dest_key> wanted;
+  for (const auto& dest : spec.destinations) wanted.push_back(dest_key(spec.cgroup_id, dest));
+  auto pruned = delete_keys_unless<nhg_egress_dest_key, uint32_t>(dests_fd, "nhg_egress_dests", [&](const auto& key) {
+    uint64_t id;
+    std::memcpy(&id, key.cgroup_id, sizeof(id));
+    return id != spec.cgroup_id || std::any_of(wanted.begin(), wanted.end(), [&](const auto& w) { return same_dest(w, key); });
+  });
+  if (!pruned) return pruned;
   return refresh_enforcement_counts();
 }
 

@@ -23,6 +23,7 @@
 
 #include "common/result.h"
 #include "containment/egress_destination.h"
+#include "kernel/enforcement_maps.h"
 #include "nhiguard_abi.h"
 
 struct nhiguard_sensor;
@@ -50,15 +51,6 @@ struct CandidateName {
   std::string name;
 };
 
-// One egress block as the kernel holds it: a cgroup (and everything below it), until a CLOCK_BOOTTIME
-// expiry, for all destinations or only the listed ones.
-struct EgressBlockSpec {
-  uint64_t cgroup_id = 0;
-  uint64_t expires_at_boot_ns = 0;
-  uint32_t rule_id = 0;
-  std::vector<containment::EgressDestination> destinations;  // empty: all egress
-};
-
 struct SensorCounters {
   std::array<uint64_t, NHG_CTR__COUNT> values{};  // summed over CPUs, indexed by enum nhg_counter
   uint64_t ringbuf_drops() const {
@@ -66,7 +58,7 @@ struct SensorCounters {
   }
 };
 
-class KernelSensor {
+class KernelSensor final : public EnforcementMaps {
  public:
   // Called for every ring-buffer record with its bytes; the span is valid only during the call.
   using RecordHandler = std::function<void(std::span<const std::byte>)>;
@@ -89,14 +81,14 @@ class KernelSensor {
 
   Result<SensorCounters> counters() const;
 
-  // Enforcement. Each write is visible to the programs at once and is pinned, so it outlives the
-  // agent and expires in the kernel at its expiry.
-  Result<void> apply_egress_block(const EgressBlockSpec& block);
-  Result<void> remove_egress_block(uint64_t cgroup_id);  // and its listed destinations
-  Result<std::vector<std::pair<uint64_t, nhg_egress_block>>> egress_blocks() const;
-  Result<void> apply_credential_deny(const nhg_deny_key& key, const nhg_deny_value& value);
-  Result<void> remove_credential_deny(const nhg_deny_key& key);
-  Result<std::vector<std::pair<nhg_deny_key, nhg_deny_value>>> credential_denies() const;
+  // Enforcement (EnforcementMaps). Each write is visible to the programs at once and is pinned, so
+  // it outlives the agent and expires in the kernel at its expiry.
+  Result<void> apply_egress_block(const EgressBlockSpec& block) override;
+  Result<void> remove_egress_block(uint64_t cgroup_id) override;
+  Result<std::vector<std::pair<uint64_t, nhg_egress_block>>> egress_blocks() const override;
+  Result<void> apply_credential_deny(const nhg_deny_key& key, const nhg_deny_value& value) override;
+  Result<void> remove_credential_deny(const nhg_deny_key& key) override;
+  Result<std::vector<std::pair<nhg_deny_key, nhg_deny_value>>> credential_denies() const override;
   std::optional<nhg_taint> taint_of(uint32_t tgid) const;
 
   // Names of the attached programs, for status output.

@@ -75,6 +75,11 @@ CREATE TABLE action_history (
 );
 CREATE INDEX history_by_handle ON action_history(handle, seq);
 )sql"},
+    // The boot expires_at_boot_ns counts in: a CLOCK_BOOTTIME value of another boot means nothing.
+    // Rows of schema 1 have '' (unknown): reconcile gives them the boot whose pins still hold them.
+    {2, R"sql(
+ALTER TABLE actions ADD COLUMN boot_id TEXT NOT NULL DEFAULT '';
+)sql"},
 };
 
 constexpr int kLatestVersion = kMigrations[std::size(kMigrations) - 1].version;
@@ -84,7 +89,7 @@ constexpr const char* kActionColumns =
     "handle, action, state, rule, reason, trigger_event_ids, dry_run, created_at_ns, expires_at_ns, "
     "expires_at_boot_ns, updated_at_ns, rollback_operation, last_error, target_unit, target_cgroup_path, "
     "target_cgroup_id, target_pid, target_pid_start_ns, target_session_id, target_credential_path, "
-    "target_credential_id, target_destinations, target_workload_uri";
+    "target_credential_id, target_destinations, target_workload_uri, boot_id";
 
 int64_t now_ns() { return static_cast<int64_t>(clock_ns(CLOCK_REALTIME)); }
 
@@ -141,6 +146,7 @@ Result<RollbackHandle> read_handle(const Statement& row) {
   if (!destinations) return fail(std::move(destinations.error()));
   t.destinations = std::move(*destinations);
   t.workload_uri = row.text_at(22);
+  h.boot_id = row.text_at(23);
   return h;
 }
 
@@ -191,7 +197,7 @@ Result<void> check_actor(std::string_view actor) {
 
 constexpr ActionState kAllStates[] = {ActionState::held,        ActionState::active,       ActionState::expired,
                                       ActionState::rolled_back, ActionState::failed,       ActionState::irreversible,
-                                      ActionState::rejected,    ActionState::dry_run};
+                                      ActionState::rejected,    ActionState::dry_run,      ActionState::lapsed_by_reboot};
 
 std::string allowed_targets(ActionKind kind, ActionState from) {
   std::vector<std::string_view> names;
@@ -214,7 +220,8 @@ bool is_allowed_transition(ActionKind kind, ActionState from, ActionState to) {
              (to == ActionState::irreversible && !containment::is_reversible(kind)) || to == ActionState::rejected ||
              to == ActionState::failed;
     case ActionState::active:
-      return to == ActionState::expired || to == ActionState::rolled_back || to == ActionState::failed;
+      return to == ActionState::expired || to == ActionState::rolled_back || to == ActionState::failed ||
+             to == ActionState::lapsed_by_reboot;
     default:  // terminal: never changes
       return false;
   }
@@ -253,7 +260,7 @@ Result<void> RollbackLedger::record(const RollbackHandle& h, std::string_view ac
   if (auto begun = txn.begin(what); !begun) return begun;
   {
     Statement insert(db_, fmt::format("INSERT INTO actions ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
-                                      "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
+                                      "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
                                       kActionColumns));
     if (insert.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, insert.prepare_status(), what));
     const auto& t = h.target;
@@ -284,6 +291,7 @@ Result<void> RollbackLedger::record(const RollbackHandle& h, std::string_view ac
     insert.bind(21, int64_t{t.credential_id});
     insert.bind(22, *destinations);
     insert.bind(23, t.workload_uri);
+    insert.bind(24, h.boot_id);
     if (const int rc = insert.step(); rc != SQLITE_DONE) {
       Error error = sqlite_error(db_, rc, what);
       if (error.code == EEXIST) error.message = what + ": handle already recorded";
@@ -354,11 +362,9 @@ Result<TransitionOutcome> RollbackLedger::transition_outcome(std::string_view ha
   return transition_with_expiry(handle, to, actor, note, std::move(last_error), std::nullopt);
 }
 
-Result<RollbackHandle> RollbackLedger::activate(std::string_view handle, int64_t expires_at_ns,
-                                                uint64_t expires_at_boot_ns, std::string_view actor,
+Result<RollbackHandle> RollbackLedger::activate(std::string_view handle, const Expiry& expiry, std::string_view actor,
                                                 std::string_view note) {
-  auto outcome = transition_with_expiry(handle, ActionState::active, actor, note, {},
-                                        std::pair{expires_at_ns, expires_at_boot_ns});
+  auto outcome = transition_with_expiry(handle, ActionState::active, actor, note, {}, expiry);
   if (!outcome) return fail(std::move(outcome.error()));
   if (!outcome->changed) {
     return fail(Error{EINVAL, fmt::format("{} is {}, not held: there is nothing to approve", handle,
@@ -370,7 +376,7 @@ Result<RollbackHandle> RollbackLedger::activate(std::string_view handle, int64_t
 Result<TransitionOutcome> RollbackLedger::transition_with_expiry(std::string_view handle, ActionState to,
                                                                  std::string_view actor, std::string_view note,
                                                                  std::string last_error,
-                                                                 std::optional<std::pair<int64_t, uint64_t>> expiry) {
+                                                                 std::optional<Expiry> expiry) {
   if (!is_handle_id(handle)) return fail(invalid_handle(handle));
   if (auto ok = check_actor(actor); !ok) return fail(std::move(ok.error()));
   const std::string what = fmt::format("ledger transition {} to {}", handle, containment::to_string(to));
@@ -400,12 +406,13 @@ Result<TransitionOutcome> RollbackLedger::transition_with_expiry(std::string_vie
   updated.updated_at_ns = at;
   if (!last_error.empty()) updated.last_error = std::move(last_error);
   if (expiry) {
-    updated.expires_at_ns = expiry->first;
-    updated.expires_at_boot_ns = expiry->second;
+    updated.expires_at_ns = expiry->wall_ns;
+    updated.expires_at_boot_ns = expiry->boot_ns;
+    updated.boot_id = expiry->boot_id;
   }
   {
     Statement update(db_, "UPDATE actions SET state = ?1, updated_at_ns = ?2, last_error = ?3, expires_at_ns = ?5, "
-                          "expires_at_boot_ns = ?6 WHERE handle = ?4");
+                          "expires_at_boot_ns = ?6, boot_id = ?7 WHERE handle = ?4");
     if (update.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, update.prepare_status(), what));
     update.bind(1, static_cast<int64_t>(to));
     update.bind(2, at);
@@ -417,6 +424,7 @@ Result<TransitionOutcome> RollbackLedger::transition_with_expiry(std::string_vie
       update.bind_null(5);
     }
     update.bind(6, static_cast<int64_t>(updated.expires_at_boot_ns));
+    update.bind(7, updated.boot_id);
     if (const int rc = update.step(); rc != SQLITE_DONE) return fail(sqlite_error(db_, rc, what));
   }
   {
@@ -436,22 +444,77 @@ Result<TransitionOutcome> RollbackLedger::transition_with_expiry(std::string_vie
   return outcome;
 }
 
-Result<std::vector<RollbackHandle>> RollbackLedger::due_for_expiry(int64_t now_wall_ns) {
+Result<std::vector<RollbackHandle>> RollbackLedger::due_for_expiry(std::string_view boot_id, uint64_t now_boot_ns) {
   std::lock_guard lock(mutex_);
+  // expires_at_boot_ns is stored bit-for-bit as int64: compared here as the unsigned value it is.
   Statement select(db_, fmt::format("SELECT {} FROM actions WHERE state = ?1 AND expires_at_ns IS NOT NULL AND "
-                                    "expires_at_ns <= ?2 ORDER BY expires_at_ns, handle",
+                                    "boot_id = ?2 AND expires_at_boot_ns != 0 ORDER BY handle",
                                     kActionColumns));
   if (select.prepare_status() != SQLITE_OK) {
     return fail(sqlite_error(db_, select.prepare_status(), "ledger due_for_expiry"));
   }
   select.bind(1, static_cast<int64_t>(ActionState::active));
-  select.bind(2, now_wall_ns);
+  select.bind(2, boot_id);
   auto rows = read_all(db_, select, "ledger due_for_expiry");
   if (!rows) return rows;
   // is_reversible is the one definition of which kinds expire; an irreversible row should never be
   // active (record refuses it), this keeps a hand-edited one from reaching the sweeper.
-  std::erase_if(*rows, [](const RollbackHandle& h) { return !containment::is_reversible(h.action); });
+  std::erase_if(*rows, [&](const RollbackHandle& h) {
+    return !containment::is_reversible(h.action) || h.expires_at_boot_ns > now_boot_ns;
+  });
+  std::stable_sort(rows->begin(), rows->end(), [](const RollbackHandle& a, const RollbackHandle& b) {
+    return a.expires_at_boot_ns < b.expires_at_boot_ns;
+  });
   return rows;
+}
+
+Result<RollbackHandle> RollbackLedger::rebase(std::string_view handle, const Rebase& rebase, std::string_view actor,
+                                              std::string_view note) {
+  if (!is_handle_id(handle)) return fail(invalid_handle(handle));
+  if (auto ok = check_actor(actor); !ok) return fail(std::move(ok.error()));
+  const std::string what = fmt::format("ledger rebase {}", handle);
+  std::lock_guard lock(mutex_);
+  Transaction txn(db_);
+  if (auto begun = txn.begin(what); !begun) return fail(std::move(begun.error()));
+  auto current = get_locked(handle, "ledger rebase");
+  if (!current) return fail(std::move(current.error()));
+  if (current->state != ActionState::active || !containment::is_reversible(current->action)) {
+    return fail(Error{EINVAL, fmt::format("{}: only an active reversible action is rebased (it is {} {})", what,
+                                          containment::to_string(current->state),
+                                          containment::to_string(current->action))});
+  }
+  const int64_t at = now_ns();
+  RollbackHandle updated = *current;
+  updated.updated_at_ns = at;
+  updated.boot_id = rebase.boot_id;
+  updated.expires_at_boot_ns = rebase.expires_at_boot_ns;
+  updated.target.cgroup_id = rebase.cgroup_id;
+  updated.target.credential_id = rebase.credential_id;
+  {
+    Statement update(db_, "UPDATE actions SET updated_at_ns = ?1, boot_id = ?2, expires_at_boot_ns = ?3, "
+                          "target_cgroup_id = ?4, target_credential_id = ?5 WHERE handle = ?6");
+    if (update.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, update.prepare_status(), what));
+    update.bind(1, at);
+    update.bind(2, updated.boot_id);
+    update.bind(3, static_cast<int64_t>(updated.expires_at_boot_ns));
+    update.bind(4, static_cast<int64_t>(updated.target.cgroup_id));
+    update.bind(5, int64_t{updated.target.credential_id});
+    update.bind(6, handle);
+    if (const int rc = update.step(); rc != SQLITE_DONE) return fail(sqlite_error(db_, rc, what));
+  }
+  {
+    Statement history(db_, "INSERT INTO action_history (handle, from_state, to_state, at_ns, actor, note) "
+                           "VALUES (?1, ?2, ?2, ?3, ?4, ?5)");
+    if (history.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, history.prepare_status(), what));
+    history.bind(1, handle);
+    history.bind(2, static_cast<int64_t>(ActionState::active));
+    history.bind(3, at);
+    history.bind(4, actor);
+    history.bind(5, note);
+    if (const int rc = history.step(); rc != SQLITE_DONE) return fail(sqlite_error(db_, rc, what));
+  }
+  if (auto committed = txn.commit(what); !committed) return fail(std::move(committed.error()));
+  return updated;
 }
 
 Result<std::vector<HistoryEntry>> RollbackLedger::history(std::string_view handle) {

@@ -23,10 +23,12 @@
 //   active    | expired       | its TTL ran out (the sweeper)
 //   active    | rolled_back   | undone by a person or the collector
 //   active    | failed        | its kernel state vanished or could not be kept (reconcile)
+//   active    | lapsed_by_reboot | the host rebooted and it was not re-applied (reconcile)
+//   active    | active (rebase)  | re-applied after a reboot, or given the boot it runs in (rebase())
 //   terminal  | anything      | no change: success, the handle is returned as it is
 //
-// Terminal states are expired, rolled_back, failed, irreversible and rejected
-// (containment::is_terminal). Asking a terminal action to change is not an error because rollback
+// Terminal states are expired, rolled_back, failed, irreversible, rejected, dry_run and
+// lapsed_by_reboot (containment::is_terminal). Asking a terminal action to change is not an error because rollback
 // must be idempotent: rolling back something already rolled back or expired succeeds and changes
 // nothing; TransitionOutcome::changed says which happened. Every other pair (held -> expired,
 // held -> rolled_back, active -> active, active -> held, ...) is illegal: EINVAL, nothing written.
@@ -89,6 +91,23 @@ struct HistoryEntry {
   std::string note;
 };
 
+// An expiry on both clocks: the wall clock for people and across reboots, CLOCK_BOOTTIME of boot
+// `boot_id` for the kernel and the sweeper.
+struct Expiry {
+  int64_t wall_ns = 0;
+  uint64_t boot_ns = 0;
+  std::string boot_id;
+};
+
+// What a reboot changes of an active action that is re-applied in the new boot: the boot clock it
+// counts in and the kernel ids of its target (cgroup ids are not stable across boots).
+struct Rebase {
+  std::string boot_id;
+  uint64_t expires_at_boot_ns = 0;
+  uint64_t cgroup_id = 0;
+  uint32_t credential_id = 0;
+};
+
 struct TransitionOutcome {
   containment::RollbackHandle handle;  // as stored after the call
   containment::ActionState previous = containment::ActionState::held;
@@ -97,7 +116,7 @@ struct TransitionOutcome {
 
 class RollbackLedger {
  public:
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // Opens (creating if missing) the ledger at `path` and brings its schema up to kSchemaVersion.
   static Result<std::unique_ptr<RollbackLedger>> open(const std::string& path);
@@ -130,14 +149,20 @@ class RollbackLedger {
 
   // held -> active for an approved action, with the expiry it gets now (its TTL starts at
   // approval), in one transaction. A handle that is not held: EINVAL (terminal ones included).
-  Result<containment::RollbackHandle> activate(std::string_view handle, int64_t expires_at_ns,
-                                               uint64_t expires_at_boot_ns, std::string_view actor,
+  Result<containment::RollbackHandle> activate(std::string_view handle, const Expiry& expiry, std::string_view actor,
                                                std::string_view note);
 
-  // Active actions of reversible kinds whose expires_at_ns <= now_wall_ns, soonest expiry first.
-  // Held, terminal, irreversible and expiry-less actions are never due. The caller (the sweeper)
-  // removes the kernel state, then transitions each to expired.
-  Result<std::vector<containment::RollbackHandle>> due_for_expiry(int64_t now_wall_ns);
+  // An active reversible action's new boot, boot expiry and target ids (a re-apply after a reboot,
+  // or the boot of a row written before boot ids were kept), with a history row active -> active
+  // carrying `note`. Anything else: EINVAL.
+  Result<containment::RollbackHandle> rebase(std::string_view handle, const Rebase& rebase, std::string_view actor,
+                                             std::string_view note);
+
+  // Active actions of reversible kinds of boot `boot_id` whose expires_at_boot_ns <= now_boot_ns,
+  // soonest expiry first: the boot clock, which no one can step, decides (never the wall clock).
+  // Held, terminal, irreversible, expiry-less actions and those of another boot (reconcile's) are
+  // never due. The caller (the sweeper) removes the kernel state, then transitions each to expired.
+  Result<std::vector<containment::RollbackHandle>> due_for_expiry(std::string_view boot_id, uint64_t now_boot_ns);
 
   // Every state change of `handle`, oldest first. Unknown handle: ENOENT as get().
   Result<std::vector<HistoryEntry>> history(std::string_view handle);
@@ -153,8 +178,7 @@ class RollbackLedger {
 
   Result<TransitionOutcome> transition_with_expiry(std::string_view handle, containment::ActionState to,
                                                    std::string_view actor, std::string_view note,
-                                                   std::string last_error,
-                                                   std::optional<std::pair<int64_t, uint64_t>> expiry);
+                                                   std::string last_error, std::optional<Expiry> expiry);
   Result<containment::RollbackHandle> get_locked(std::string_view handle, std::string_view operation);
 
   std::string path_;

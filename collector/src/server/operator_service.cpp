@@ -46,6 +46,7 @@ std::string_view state_name(v1::ActionState state) {
     case v1::ACTION_STATE_IRREVERSIBLE: return "irreversible";
     case v1::ACTION_STATE_REJECTED: return "rejected";
     case v1::ACTION_STATE_DRY_RUN: return "dry_run";
+    case v1::ACTION_STATE_LAPSED_BY_REBOOT: return "lapsed_by_reboot";
     default: return "unknown";
   }
 }
