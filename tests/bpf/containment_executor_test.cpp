@@ -15,7 +15,6 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <sqlite3.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -31,6 +30,7 @@
 #include "kernel/kernel_sensor.h"
 #include "test_cgroup.h"
 #include "test_netns.h"
+#include "../unit/sqlite_side_connection.h"
 
 namespace fs = std::filesystem;
 using namespace nhiguard;
@@ -60,20 +60,6 @@ int connect_to(const std::string& address, uint16_t port) {
   const int rc = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 ? 0 : errno;
   close(fd);
   return rc;
-}
-
-std::string sql(const std::string& path, const std::string& statement) {
-  sqlite3* db = nullptr;
-  std::string error;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
-    error = sqlite3_errmsg(db);
-  } else {
-    char* message = nullptr;
-    if (sqlite3_exec(db, statement.c_str(), nullptr, nullptr, &message) != SQLITE_OK) error = message ? message : "?";
-    sqlite3_free(message);
-  }
-  sqlite3_close(db);
-  return error;
 }
 
 class ExecutorKernelTest : public ::testing::Test {
@@ -259,7 +245,7 @@ TEST_F(ExecutorKernelTest, AfterASimulatedRebootAnUnexpiredBlockIsReappliedAndAn
   executor_.reset();
   sensor_.reset();
   fs::remove_all(pin_dir_);
-  ASSERT_EQ(sql((dir_ / "ledger.db").string(),
+  ASSERT_EQ(test_support::execute_sql((dir_ / "ledger.db").string(),
                 "UPDATE actions SET boot_id = '00000000-0000-4000-8000-000000000000', expires_at_boot_ns = 1; "
                 "UPDATE actions SET expires_at_ns = expires_at_ns - 3600000000000 WHERE handle = '" + expired.handle +
                     "'"),

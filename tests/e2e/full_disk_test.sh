@@ -27,7 +27,7 @@ trap cleanup EXIT
 mkdir -p "$state"
 mount -t tmpfs -o size=6m,mode=0700 nhiguard-e2e-full "$state"
 start_remote "$netns" "$host_if" "10.204.$n" "$remote_port" "$tmp/received"
-mkdir -p "$cg_top/intruder.service"
+make_test_cgroups intruder.service
 cat > "$tmp/policy.d/10-full.yaml" <<YAML
 version: 1
 defaults:
