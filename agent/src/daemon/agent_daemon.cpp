@@ -542,20 +542,12 @@ std::optional<std::map<std::string, uint32_t>> AgentDaemon::load_credential_ids(
     return std::nullopt;
   }
   if (loaded->file) {
-    try {
-      std::map<std::string, uint32_t> ids;
-      for (const auto& [credential_path, id] : loaded->file->content.items()) {
-        if (!id.is_number_unsigned() || id.get<uint64_t>() == 0 || id.get<uint64_t>() > UINT32_MAX) {
-          throw std::invalid_argument("id of " + credential_path + " is not a number in 1..2^32-1");
-        }
-        ids[credential_path] = id.get<uint32_t>();
-      }
-      return ids;
-    } catch (const std::exception& e) {
-      auto moved = quarantine_file(path);
-      problem = fmt::format("{} is damaged ({}); kept as {}", path, e.what(), moved ? *moved : moved.error().message);
-      return std::nullopt;
-    }
+    auto ids = parse_credential_ids(loaded->file->content);
+    if (ids) return std::move(*ids);
+    auto moved = quarantine_file(path);
+    problem = fmt::format("{} is damaged ({}); kept as {}", path, ids.error().message,
+                          moved ? *moved : moved.error().message);
+    return std::nullopt;
   }
   problem = loaded->damage.empty() ? path + " does not exist"
                                    : fmt::format("{}; kept as {}", loaded->damage, loaded->quarantined_as);
