@@ -17,8 +17,8 @@ start_collector
 start_agent
 check "the agent connects to the collector" wait_for 15 connected
 
-mkdir -p "$cg_top/blocked.service"
-blocked=/nhiguard-test-$$/blocked.service
+make_test_cgroups blocked.service
+blocked=$cg_top_rel/blocked.service
 blocked_id=$(stat -c %i "$cg_top/blocked.service")
 handle=$(ctl --json contain block-egress --cgroup "$blocked" --ttl 10m --reason "e2e: audit" | jq -r .handle)
 check "contain returned a handle" bash -c "[[ '$handle' == rb_* ]]"

@@ -189,7 +189,8 @@ if [ -f "$collector_deb" ]; then
 for p in /etc/nhiguard/pki/ca /etc/nhiguard/pki/operator; do
   perl -e '$r = syscall(166, $ARGV[0], 2); print $r == 0 ? "ESCAPED: unmounted $ARGV[0]\n" : "umount2 $ARGV[0]: $!\n"' "$p"
 done
-perl -e '$r = syscall(165, "none", "/var/lib/nhiguard", "tmpfs", 0, 0); print $r == 0 ? "ESCAPED: mounted\n" : "mount: $!\n"'
+perl -e 'my ($s, $t, $f) = ("none", "/var/lib/nhiguard", "tmpfs"); $r = syscall(165, $s, $t, $f, 0, 0);
+         print $r == 0 ? "ESCAPED: mounted\n" : "mount: $!\n"'
 for key in /etc/nhiguard/pki/ca/ca-key.pem /etc/nhiguard/pki/operator/operator-key.pem; do
   grep -q PRIVATE "$key" 2>/dev/null && echo "ESCAPED: read $key"
 done
@@ -204,8 +205,8 @@ PROBE
   inside 'journalctl -u nhg-sandbox-escape --no-pager -o cat' > "$work/escape.out" 2>&1 || true
   sed 's/^/# /' "$work/escape.out" | grep -v '^# $' | head -20
   check "inside the agent's sandbox: no unmount, no mount, no other key (mount syscalls and CAP_SYS_ADMIN gone)" \
-    sh -c "grep -q 'own key readable' '$work/escape.out' && grep -q 'Operation not permitted' '$work/escape.out' &&
-           ! grep -q ESCAPED '$work/escape.out'"
+    sh -c "grep -q 'own key readable' '$work/escape.out' && ! grep -q ESCAPED '$work/escape.out' &&
+           test \$(grep -c -E '^(umount2 /etc/nhiguard/pki/(ca|operator)|mount): Operation not permitted' '$work/escape.out') = 3"
   inside 'rm -f /run/systemd/system/nhg-sandbox-escape.service; systemctl daemon-reload'
   # A PKI from before role directories (every file flat in /etc/nhiguard/pki): the collector's
   # postinst links its files into collector/, the agent reads the flat agent pair as it is, and
