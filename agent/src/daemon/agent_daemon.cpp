@@ -15,6 +15,7 @@
 #include "common/filesystem.h"
 #include "common/state_file.h"
 #include "config/duration.h"
+#include "control/control_audit.h"
 #include "daemon/canary_planter.h"
 #include "daemon/credential_access_record.h"
 #include "daemon/persisted_mode.h"
@@ -458,6 +459,17 @@ Result<nlohmann::json> AgentDaemon::Control::set_mode(std::string_view mode) {
   const auto previous = daemon_.mode();
   daemon_.set_mode(mode == "observe" ? config::AgentMode::observe : config::AgentMode::policy);
   return nlohmann::json{{"mode", config::to_string(daemon_.mode())}, {"previous", config::to_string(previous)}};
+}
+
+Result<nlohmann::json> AgentDaemon::Control::audit_trail() { return control::AuditTrail(*daemon_.ledger_).list(); }
+
+Result<void> AgentDaemon::Control::authorize(const control::Request& request, const ledger::ControlPeer& peer) {
+  return control::AuditTrail(*daemon_.ledger_).authorize(request, peer);
+}
+
+void AgentDaemon::Control::audit(const control::Request& request, const ledger::ControlPeer& peer,
+                                 const nlohmann::json& response) {
+  control::AuditTrail(*daemon_.ledger_).record(request, peer, response);
 }
 
 Result<containment::RollbackHandle> AgentDaemon::approve(std::string_view handle, std::string_view actor,
