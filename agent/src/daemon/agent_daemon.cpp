@@ -46,7 +46,10 @@ policy::IdentityFacts identity_facts(const identity::ResolvedIdentity& resolved)
   return policy::IdentityFacts{
       .uri = w.uri,
       .kind = std::string(identity::to_string(w.kind)),
-      .unit = !w.unit.empty() ? w.unit : (w.kind == identity::WorkloadKind::systemd_service ? w.name : ""),
+      .unit = w.unit,
+      .user_unit = w.user_unit,
+      .session = w.session,
+      .session_uid = w.session_uid,
       .container_id = w.container_id,
       .pod_uid = w.pod_uid,
       .exe = p.exe,
@@ -221,17 +224,22 @@ std::expected<void, StartFailure> AgentDaemon::start() {
   auto ledger = ledger::RollbackLedger::open(config_.state_dir + "/ledger.db");
   if (!ledger) return start_failure(runtime, "rollback ledger: " + ledger.error().message);
   ledger_ = std::move(*ledger);
-  // Protected identities the kernel-side checks can name (literal units, uids) also become
-  // break-glass entries, so even a manual contain refuses them.
+  // Protected identities the containment checks can name without a process at hand (a literal
+  // system unit, user unit of a uid, cgroup, or a uid alone) also become break-glass entries, so
+  // even a manual contain refuses them.
   containment::BreakGlass break_glass;
+  const auto literal = [](const std::optional<std::string>& pattern) {
+    return pattern && pattern->find_first_of("*?[\\") == std::string::npos;
+  };
   for (const auto& selector : active_policy.protected_identities) {
-    const bool single_key = !selector.container && !selector.pod && !selector.exe && !selector.uri &&
-                            (selector.unit.has_value() != selector.uid.has_value());
-    if (!single_key) continue;
-    if (selector.unit && selector.unit->find_first_of("*?[\\") == std::string::npos) {
-      break_glass.units.push_back(*selector.unit);
-    }
-    if (selector.uid) break_glass.uids.push_back(*selector.uid);
+    const bool others = selector.session || selector.container || selector.pod || selector.exe || selector.uri;
+    const int keys = selector.unit.has_value() + selector.user_unit.has_value() + selector.cgroup.has_value();
+    if (others || keys > 1) continue;
+    if (keys == 0 && selector.uid) break_glass.uids.push_back(*selector.uid);
+    if (selector.uid && !selector.user_unit) continue;  // unit/cgroup AND uid: only the decision engine
+    if (literal(selector.unit)) break_glass.units.push_back(*selector.unit);
+    if (literal(selector.cgroup)) break_glass.cgroups.push_back(*selector.cgroup);
+    if (literal(selector.user_unit) && selector.uid) break_glass.user_units.push_back({*selector.uid, *selector.user_unit});
   }
   auto protected_targets = containment::ProtectedTargets::from_host(std::move(break_glass));
   if (!protected_targets) return start_failure(runtime, "protected targets: " + protected_targets.error().message);
