@@ -465,7 +465,7 @@ int main(int argc, char** argv) {
   auto* contain = app.add_subcommand("contain", "Apply one narrow containment action");
   contain->add_option("action", o.action, "block-egress, deny-credential, freeze, kill-process or kill-session")
       ->required();
-  contain->add_option("--unit", o.unit, "Target systemd unit (block-egress, freeze; identity for deny-credential)");
+  contain->add_option("--unit", o.unit, "Target system unit: its cgroup below system.slice (or another slice of the system manager); any other cgroup by --cgroup (block-egress, freeze; identity for deny-credential)");
   contain->add_option("--cgroup", o.cgroup, "Target cgroup path (block-egress, freeze; identity for deny-credential)");
   auto* pid_option = contain->add_option("--pid", o.pid, "Target process (kill-*; identity for deny-credential)");
   contain->add_option("--credential", o.credential, "Credential file to deny (deny-credential)");

@@ -21,17 +21,18 @@ for f in "$agent" "$ctl" "$bench"; do [ -x "$f" ] || { echo "not executable: $f"
 tmp=$(mktemp -d /tmp/nhg-decision-bench.XXXXXX)
 pin_dir=/sys/fs/bpf/nhiguard-bench-decision-$$
 cg_root=$(cgroup2_root)
-cg_top=$cg_root/nhiguard-bench-$$
+test_top "nhiguard-bench-$$"
 agent_pid=
 cleanup() {
   [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null || true
-  remove_test_cgroups "$cg_top"
+  remove_test_top
   rm -rf "$pin_dir"
   [ -n "${KEEP_TMP:-}" ] && echo "kept $tmp" >&2 || rm -rf "$tmp"
 }
 trap cleanup EXIT
 
-mkdir -p "$tmp/policy.d" "$tmp/state" "$tmp/creds" "$cg_top"
+mkdir -p "$tmp/policy.d" "$tmp/state" "$tmp/creds"
+make_test_cgroups .
 printf 'token = BENCH-%s\n' "$$" > "$tmp/creds/aws"
 cat > "$tmp/policy.d/10-bench.yaml" <<YAML
 version: 1

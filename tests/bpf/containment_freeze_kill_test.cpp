@@ -206,6 +206,57 @@ TEST(ContainmentFreeze, ProtectedCgroupsAreRefused) {
   EXPECT_FALSE(*is_frozen(cg.path()));
 }
 
+// The attack on the real cgroupfs: a directory named like a break-glass unit outside the system
+// manager's slices (here below the test's own cgroup, as a user could make in a delegated subtree)
+// is not the unit. It and its parents stay containable; the system unit's cgroup and the slice
+// holding it are refused; --unit finds only the system unit.
+TEST(ContainmentFreeze, BreakGlassUnitIsTheSystemUnitNotALookAlike) {
+  SharedMemory shm;
+  const std::string unit = "nhiguard-bg-" + std::to_string(getpid()) + ".service";
+  TestCgroup real(unit);
+  TestCgroup app("app.slice", TestCgroup::Placement::outside_slices);
+  TestCgroup lookalike("app.slice/" + unit, TestCgroup::Placement::outside_slices);
+  const pid_t child = spawn_in_cgroup(lookalike, [&]() -> int { spin_forever(shm->counter); });
+  ChildGuard guard{child};
+  ASSERT_TRUE(eventually([&] { return shm->counter.load() > 0; })) << "the child never ran";
+
+  auto host = ProtectedTargets::from_host({});
+  ASSERT_TRUE(host) << host.error().message;
+  ProtectedTargets::Snapshot snap = host->snapshot();
+  snap.break_glass.units = {unit};
+  const ProtectedTargets protect(snap);
+  auto resolver = TargetResolver::open_host();
+  ASSERT_TRUE(resolver) << resolver.error().message;
+  const std::string& root = resolver->cgroup2_root();
+  const std::string real_parent = real.relative().substr(0, real.relative().rfind('/'));
+  const std::string lookalike_top = app.relative().substr(0, app.relative().rfind('/'));
+
+  auto refused = protect.check_cgroup_contents(root, real.relative());
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("break-glass unit " + unit), std::string::npos) << refused.error().message;
+  auto parent = protect.check_cgroup_contents(root, real_parent);
+  ASSERT_FALSE(parent);
+  EXPECT_NE(parent.error().message.find("contains break-glass unit " + unit), std::string::npos)
+      << parent.error().message;
+  for (const std::string& allowed : {lookalike.relative(), app.relative(), lookalike_top}) {
+    auto ok = protect.check_cgroup_contents(root, allowed);
+    EXPECT_TRUE(ok) << allowed << ": " << ok.error().message;
+  }
+  EXPECT_TRUE(protect.check_process(child, start_of(child))) << "the look-alike's process is not protected";
+
+  auto by_unit = resolver->resolve_unit(unit);
+  ASSERT_TRUE(by_unit) << by_unit.error().message;
+  EXPECT_EQ(by_unit->cgroup_path, real.relative());
+
+  // And the look-alike really freezes.
+  ASSERT_TRUE(freeze(lookalike.path()));
+  EXPECT_TRUE(*is_frozen(lookalike.path()));
+  ASSERT_TRUE(thaw(lookalike.path()));
+  kill(child, SIGKILL);
+  EXPECT_EQ(wait_for_exit(child), 128 + SIGKILL);
+  guard.pid = 0;
+}
+
 TEST(ContainmentKill, KillProcessByPidfdChecksTheStartTime) {
   TestCgroup cg("kill-me.service");
   const pid_t child = spawn_in_cgroup(cg, []() -> int { sleep_forever(); });

@@ -27,11 +27,11 @@ check "policy check accepts the test policy" "$ctl_bin" policy check "$tmp/polic
 mode_is() { [ "$(status_field .mode)" = "$1" ]; }
 # The ledger's action for the cgroup of SERVICE, as "STATE DRY_RUN" (empty while there is none).
 action_of() {
-  ctl --json actions | jq -r --arg cg "/nhiguard-test-$$/$1" \
+  ctl --json actions | jq -r --arg cg "$cg_top_rel/$1" \
     '[.[] | select(.target.cgroup == $cg)][0] | select(. != null) | "\(.state) \(.dry_run)"'
 }
 # intruder SERVICE: a service the policy does not allow reads the credential.
-intruder() { mkdir -p "$cg_top/$1"; run_in "$1" cat "$cred" > /dev/null; }
+intruder() { make_test_cgroups "$1"; run_in "$1" cat "$cred" > /dev/null; }
 contained() { [ "$(action_of "$1")" = "active false" ]; }
 only_dry_run() { [ "$(action_of "$1")" = "dry_run true" ]; }
 

@@ -34,7 +34,7 @@ agent_id=$(status_field .collector.agent_id)
 for _ in 1 2 3; do read_credential; done
 check "the credential reads are stored at the collector" \
   wait_for 10 bash -c "[ \$(sqlite3 '$collector_db' \"SELECT count(*) FROM reports WHERE kind = 'credential_access'\") -ge 3 ]"
-handle=$(ctl --json contain freeze --cgroup "/nhiguard-test-$$/payments.service" --ttl 10m --reason "e2e: credential read" | jq -r .handle)
+handle=$(ctl --json contain freeze --cgroup "$cg_top_rel/payments.service" --ttl 10m --reason "e2e: credential read" | jq -r .handle)
 check "contain returned a handle" bash -c "[[ '$handle' == rb_* ]]"
 check "the action reaches the collector as active" \
   wait_for 10 bash -c "'$ctl_bin' --collector '$collector_addr' --pki '$tmp/pki' --json actions | jq -e --arg h '$handle' '.[] | select(.handle == \$h) | .state == \"active\"'"
@@ -53,14 +53,14 @@ check "the collector's history names the command that rolled it back" \
 check "a second rollback from the collector is a no-op success" ctlc rollback "$handle"
 
 # --- a held action approved from the collector
-mkdir -p "$cg_top/intruder.service"
+make_test_cgroups intruder.service
 run_in intruder.service cat "$cred" > /dev/null
 held_is() {  # held_is STATE: the intruder's action is in STATE in the node's ledger
-  [ "$(ctl --json actions | jq -r --arg cg "/nhiguard-test-$$/intruder.service" \
+  [ "$(ctl --json actions | jq -r --arg cg "$cg_top_rel/intruder.service" \
       '[.[] | select(.target.cgroup == $cg)][0].state // empty')" = "$1" ]
 }
 check "an unexpected reader is held for approval" wait_for 10 held_is held
-held=$(ctl --json actions | jq -r --arg cg "/nhiguard-test-$$/intruder.service" '[.[] | select(.target.cgroup == $cg)][0].handle')
+held=$(ctl --json actions | jq -r --arg cg "$cg_top_rel/intruder.service" '[.[] | select(.target.cgroup == $cg)][0].handle')
 check "the held action shows at the collector" \
   wait_for 10 bash -c "'$ctl_bin' --collector '$collector_addr' --pki '$tmp/pki' --json actions | jq -e --arg h '$held' '.[] | select(.handle == \$h) | .state == \"held\"'"
 check "nhiguardctl --collector approve succeeds" ctlc approve "$held"
@@ -125,7 +125,7 @@ start_agent
 kill_collector
 for _ in $(seq 150); do read_credential; done
 reads_made=$((reads_made + 150))
-handle=$(ctl --json contain freeze --cgroup "/nhiguard-test-$$/payments.service" --ttl 10m --reason "e2e: while the outbox is full" | jq -r .handle)
+handle=$(ctl --json contain freeze --cgroup "$cg_top_rel/payments.service" --ttl 10m --reason "e2e: while the outbox is full" | jq -r .handle)
 ctl rollback "$handle" > /dev/null
 dropped=$(status_field .collector.outbox.dropped_total)
 check "the full outbox dropped low-value reports and counts them ($dropped)" [ "$dropped" -gt 0 ]

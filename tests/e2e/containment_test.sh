@@ -12,7 +12,7 @@ ctl=$(dirname "$agent")/nhiguardctl
 tmp=$(mktemp -d /tmp/nhiguard-e2e-contain.XXXXXX)
 pin_dir=/sys/fs/bpf/nhiguard-e2e-contain-$$
 cg_root=$(cgroup2_root)
-cg_top=$cg_root/nhiguard-test-$$
+test_top "nhiguard-test-$$"
 netns=nhg-e2e-$$
 host_if=nhge$$
 n=$(( $$ % 200 + 20 ))
@@ -26,7 +26,7 @@ failures=0
 cleanup() {
   [ -n "$agent_pid" ] && kill -9 "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null || true
   stop_remote "$netns" "$host_if"
-  remove_test_cgroups "$cg_top"
+  remove_test_top
   rm -rf "$pin_dir"; [ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -58,7 +58,7 @@ start_agent() {
 }
 start_agent
 
-mkdir -p "$cg_top/payments.service" "$cg_top/other.service"
+make_test_cgroups payments.service other.service
 run_in() {  # run_in CGROUP COMMAND...
   local cg=$1; shift
   bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg_top/$cg" "$@"
@@ -105,7 +105,7 @@ start_agent
 check "the restarted agent shows the action as expired" bash -c "'$ctl' --socket '$sock' --json actions | jq -e '.[] | select(.handle == \"$handle\") | .state == \"expired\"'"
 
 # --- rollback restores, and is idempotent
-handle2=$(ctl --json contain block-egress --cgroup "/nhiguard-test-$$/payments.service" --ttl 10m --reason "e2e: rollback" | jq -r .handle)
+handle2=$(ctl --json contain block-egress --cgroup "$cg_top_rel/payments.service" --ttl 10m --reason "e2e: rollback" | jq -r .handle)
 check "blocked again" blocked_from payments.service blocked
 check "rollback succeeds" ctl rollback "$handle2"
 check "rolled back: the service connects" send_from payments.service restored

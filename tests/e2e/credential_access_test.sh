@@ -9,13 +9,13 @@ agent=$1
 tmp=$(mktemp -d /tmp/nhiguard-e2e.XXXXXX)
 pin_dir=/sys/fs/bpf/nhiguard-e2e-$$
 cg_root=$(cgroup2_root)
-cg_top=$cg_root/nhiguard-test-$$
+test_top "nhiguard-test-$$"
 agent_pid=
 failures=0
 
 cleanup() {
   [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null || true
-  remove_test_cgroups "$cg_top"
+  remove_test_top
   rm -rf "$pin_dir" "$tmp"
 }
 trap cleanup EXIT
@@ -67,7 +67,7 @@ agent_pid=$!
 for _ in $(seq 100); do grep -q "sensor attached" "$tmp/agent.log" && break; sleep 0.1; done
 check "agent reports the sensor attached" grep -q "sensor attached" "$tmp/agent.log"
 
-mkdir -p "$cg_top/payments.service" "$cg_top/other.service"
+make_test_cgroups payments.service other.service
 run_in() {  # run_in CGROUP COMMAND...: the command runs entirely inside the cgroup
   local cg=$1; shift
   bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg_top/$cg" "$@"

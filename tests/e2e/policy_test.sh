@@ -16,7 +16,7 @@ ctl=$(dirname "$agent")/nhiguardctl
 tmp=$(mktemp -d /tmp/nhiguard-e2e-policy.XXXXXX)
 pin_dir=/sys/fs/bpf/nhiguard-e2e-policy-$$
 cg_root=$(cgroup2_root)
-cg_top=$cg_root/nhiguard-test-$$
+test_top "nhiguard-test-$$"
 netns=nhg-pol-$$
 host_if=nhgp$$
 n=$(( $$ % 200 + 20 ))
@@ -31,7 +31,7 @@ failures=0
 cleanup() {
   [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null || true
   stop_remote "$netns" "$host_if"
-  remove_test_cgroups "$cg_top"
+  remove_test_top
   rm -rf "$pin_dir"; [ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -107,7 +107,7 @@ for _ in $(seq 100); do [ -S "$sock" ] && "$ctl" --socket "$sock" status > /dev/
 "$ctl" --socket "$sock" status > /dev/null || { echo "agent did not start"; tail -20 "$tmp/agent.log"; exit 1; }
 
 services="payments intruder reporter other other2 guarded dryrun e1 e2 e3"
-for s in $services; do mkdir -p "$cg_top/$s.service"; done
+for s in $services; do make_test_cgroups "$s.service"; done
 run_in() {  # run_in SERVICE COMMAND...
   local cg=$1; shift
   bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg_top/$cg.service" "$@"

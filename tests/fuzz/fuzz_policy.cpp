@@ -26,5 +26,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   input.event = TriggerInput::Event::tainted_egress;
   input.destination = DestinationFacts{.port = 443, .text = "0.0.0.0:443"};
   (void)engine.decide(input, GateFacts{});
+  // A user unit, for the user_unit, session and cgroup keys.
+  input.identity = IdentityFacts{.uri = "spiffe://td/host/h/user/1000/session/a.service", .kind = "user_session",
+                                 .unit = "user@1000.service", .user_unit = "a.service", .session_uid = 1000,
+                                 .exe = "/usr/bin/curl", .uid = 1000,
+                                 .cgroup_path = "/user.slice/user-1000.slice/user@1000.service/app.slice/a.service",
+                                 .pid = 2};
+  (void)engine.decide(input, GateFacts{});
   return 0;
 }

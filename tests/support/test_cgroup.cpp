@@ -39,36 +39,66 @@ void kill_and_remove(const std::string& dir) {
   ADD_FAILURE() << "could not remove test cgroup " << dir << ": " << std::strerror(errno);
 }
 
+// Whether this process made <cgroup2>/system.slice, and how many TestCgroups below it are alive.
+bool made_system_slice = false;
+int alive_in_system_slice = 0;
+
+void make_dir(const std::string& path, bool* created = nullptr) {
+  if (mkdir(path.c_str(), 0755) == 0) {
+    if (created) *created = true;
+    return;
+  }
+  if (errno == EEXIST) return;
+  ADD_FAILURE() << "mkdir " << path << ": " << std::strerror(errno);
+  throw std::runtime_error("mkdir cgroup");
+}
+
 }  // namespace
 
-TestCgroup::TestCgroup(const std::string& relative) {
+TestCgroup::TestCgroup(const std::string& relative, Placement placement) {
   auto root = identity::find_cgroup2_mount();
   if (!root) {
     ADD_FAILURE() << "cgroup v2 is not mounted: " << root.error().message;
     throw std::runtime_error("no cgroup2");
   }
   root_ = *root;
-  const std::string top_name = "nhiguard-test-" + std::to_string(getpid());
-  top_ = root_ + "/" + top_name;
-  relative_ = "/" + top_name + "/" + relative;
+  const std::string pid = std::to_string(getpid());
+  const std::string top_relative =
+      placement == Placement::system_slice ? "/system.slice/nhiguard-test-" + pid + ".slice" : "/nhiguard-test-" + pid;
+  in_system_slice_ = placement == Placement::system_slice;
+  top_ = root_ + top_relative;
+  relative_ = top_relative + "/" + relative;
   path_ = root_ + relative_;
-  std::string partial = root_;
-  for (const std::string& part : {top_name, relative}) {
-    partial += "/" + part;
-    if (mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST) {
-      ADD_FAILURE() << "mkdir " << partial << ": " << std::strerror(errno);
-      throw std::runtime_error("mkdir cgroup");
-    }
+  if (in_system_slice_) {
+    bool created = false;
+    make_dir(root_ + "/system.slice", &created);
+    made_system_slice |= created;
   }
-  struct stat st {};
-  if (stat(path_.c_str(), &st) != 0) throw std::runtime_error("stat " + path_);
-  id_ = st.st_ino;
+  try {
+    make_dir(top_);
+    make_dir(path_);
+    struct stat st {};
+    if (stat(path_.c_str(), &st) != 0) throw std::runtime_error("stat " + path_);
+    id_ = st.st_ino;
+  } catch (...) {
+    rmdir(top_.c_str());
+    if (in_system_slice_ && alive_in_system_slice == 0 && made_system_slice &&
+        rmdir((root_ + "/system.slice").c_str()) == 0) {
+      made_system_slice = false;
+    }
+    throw;
+  }
+  if (in_system_slice_) ++alive_in_system_slice;
 }
 
 TestCgroup::~TestCgroup() {
   kill_and_remove(path_);
   // The top directory is shared by every TestCgroup of this process; the last one removes it.
   rmdir(top_.c_str());
+  if (in_system_slice_ && --alive_in_system_slice == 0 && made_system_slice) {
+    // Only when empty: anything else below /system.slice is not ours.
+    if (rmdir((root_ + "/system.slice").c_str()) == 0) made_system_slice = false;
+  }
 }
 
 void TestCgroup::add(pid_t pid) const { write_file(path_ + "/cgroup.procs", std::to_string(pid)); }

@@ -1,6 +1,13 @@
-// Test helpers for the root-only tiers: a cgroup v2 subtree of the test's own
-// (`<cgroup2>/nhiguard-test-<pid>/<name>`), removed with every process in it when the object dies,
-// and a child process that joins such a cgroup before running a function.
+// Test helpers for the root-only tiers: a cgroup v2 subtree of the test's own, removed with every
+// process in it when the object dies, and a child process that joins such a cgroup before running
+// a function.
+//
+// By default the subtree is where the system service manager puts units:
+// `<cgroup2>/system.slice/nhiguard-test-<pid>.slice/<name>`, so "payments.service" there is the
+// system unit payments.service (identity/cgroup_classifier.h). /system.slice is created when it is
+// missing (a host whose PID 1 is not systemd) and removed with the last test cgroup only if this
+// process created it and it is empty. Placement::outside_slices puts the subtree at
+// `<cgroup2>/nhiguard-test-<pid>/<name>`, where a unit name is only a look-alike.
 #pragma once
 
 #include <sys/types.h>
@@ -13,9 +20,10 @@ namespace nhiguard::testing {
 
 class TestCgroup {
  public:
-  // Creates <cgroup2 root>/nhiguard-test-<pid>/<relative>; aborts the test (ADD_FAILURE + throw)
-  // when cgroup v2 is not mounted or the directory cannot be made.
-  explicit TestCgroup(const std::string& relative);
+  enum class Placement { system_slice, outside_slices };
+  // Creates the test's top cgroup (see above) and <relative> below it; aborts the test
+  // (ADD_FAILURE + throw) when cgroup v2 is not mounted or a directory cannot be made.
+  explicit TestCgroup(const std::string& relative, Placement placement = Placement::system_slice);
   ~TestCgroup();
   TestCgroup(const TestCgroup&) = delete;
   TestCgroup& operator=(const TestCgroup&) = delete;
@@ -32,6 +40,7 @@ class TestCgroup {
   std::string path_;
   std::string relative_;
   uint64_t id_ = 0;
+  bool in_system_slice_ = false;
 };
 
 // Forks a child that joins `cgroup` and then returns body()'s value as its exit status.

@@ -42,7 +42,7 @@ TEST(CgroupClassifier, FixtureTable) {
   const auto rows = load_rows();
   ASSERT_GE(rows.size(), 50u) << "fixture missing or truncated";
   for (const Row& row : rows) {
-    ASSERT_EQ(row.cols.size(), 9u) << "fixture line " << row.line;
+    ASSERT_EQ(row.cols.size(), 11u) << "fixture line " << row.line;
     const std::string& path = row.cols[0];
     SCOPED_TRACE("line " + std::to_string(row.line) + ": " + path);
     const CgroupWorkload w = classify_cgroup_path(path);
@@ -54,6 +54,8 @@ TEST(CgroupClassifier, FixtureTable) {
     EXPECT_EQ(w.container_id, row.cols[6]);
     EXPECT_EQ(w.qos_class, row.cols[7]);
     EXPECT_EQ(w.unit, row.cols[8]);
+    EXPECT_EQ(w.user_unit, row.cols[9]);
+    EXPECT_EQ(w.session, row.cols[10]);
   }
 }
 
@@ -68,11 +70,49 @@ TEST(CgroupClassifier, KindNamesRoundTrip) {
   EXPECT_FALSE(workload_kind_from_string("pod"));
 }
 
-TEST(CgroupClassifier, TestCgroupAnywhereIsAService) {
-  const auto w = classify_cgroup_path("/nhiguard-test-1234/payments.service");
-  EXPECT_EQ(w.kind, WorkloadKind::systemd_service);
-  EXPECT_EQ(w.name, "payments.service");
-  EXPECT_EQ(w.unit, "payments.service");
+// The attack: any user names a cgroup like a protected system unit (systemd-run --user
+// --unit=sshd.service, or mkdir in a delegated subtree) to be taken for it.
+TEST(CgroupClassifier, ALookAlikeUnitNameIsNotTheSystemUnit) {
+  for (const std::string& path : std::vector<std::string>{"/user.slice/user-1000.slice/user@1000.service/app.slice/sshd.service",
+                                 "/nhiguard-test-x/sshd.service", "/anything/app.slice/sshd.service",
+                                 "/anything/system.slice/sshd.service", "/system.slice/foo.service/sub/sshd.service",
+                                 "/system.slice/docker-" + kDockerId + ".scope/sshd.service",
+                                 "/kubepods/burstable/pod5f2a9d1c-8b3e-4c7a-9e61-0d4f2b8a7c93/" + kDockerId +
+                                     "/sshd.service",
+                                 "/../../system.slice/sshd.service"}) {
+    const auto w = classify_cgroup_path(path);
+    EXPECT_NE(w.unit, "sshd.service") << path;
+    EXPECT_FALSE(w.kind == WorkloadKind::systemd_service && w.name == "sshd.service") << path;
+    EXPECT_EQ(system_unit_cgroup_name(path), "") << path;
+  }
+  for (const std::string path : {"/system.slice/sshd.service", "/system.slice/foo.slice/sshd.service"}) {
+    const auto w = classify_cgroup_path(path);
+    EXPECT_EQ(w.kind, WorkloadKind::systemd_service) << path;
+    EXPECT_EQ(w.name, "sshd.service") << path;
+    EXPECT_EQ(w.unit, "sshd.service") << path;
+    EXPECT_EQ(system_unit_cgroup_name(path), "sshd.service") << path;
+  }
+  // A look-alike outside every known place is a bare process: its cgroup, not a unit, names it.
+  EXPECT_EQ(classify_cgroup_path("/nhiguard-test-1234/payments.service").kind, WorkloadKind::bare_process);
+  // The user's own unit is the user's, with the owner from the path.
+  const auto user = classify_cgroup_path("/user.slice/user-1000.slice/user@1000.service/app.slice/sshd.service");
+  EXPECT_EQ(user.kind, WorkloadKind::user_session);
+  EXPECT_EQ(user.user_unit, "sshd.service");
+  EXPECT_EQ(user.unit, "user@1000.service");
+  ASSERT_TRUE(user.session_uid);
+  EXPECT_EQ(*user.session_uid, 1000u);
+}
+
+TEST(CgroupClassifier, SystemUnitCgroupNameIsTheUnitsOwnCgroup) {
+  EXPECT_EQ(system_unit_cgroup_name("/system.slice"), "system.slice");
+  EXPECT_EQ(system_unit_cgroup_name("/system.slice/system-getty.slice"), "system-getty.slice");
+  EXPECT_EQ(system_unit_cgroup_name("/system.slice/system-getty.slice/getty@tty1.service"), "getty@tty1.service");
+  EXPECT_EQ(system_unit_cgroup_name("/init.scope"), "init.scope");
+  EXPECT_EQ(system_unit_cgroup_name("/system.slice/payments.service/worker"), "");  // below the unit
+  EXPECT_EQ(system_unit_cgroup_name("/nhiguard-test-1"), "");
+  EXPECT_EQ(system_unit_cgroup_name("/"), "");
+  EXPECT_EQ(system_unit_cgroup_name(""), "");
+  EXPECT_EQ(system_unit_cgroup_name("/system.slice/.service"), "");
 }
 
 TEST(CgroupClassifier, PodUidUnderscoresBecomeDashes) {
@@ -132,10 +172,14 @@ TEST(CgroupClassifier, UserSessionCarriesTheSliceUid) {
 }
 
 TEST(CgroupClassifier, ProcCgroupDeletedAndNamespaceForms) {
-  // Paths seen from another cgroup namespace start with "..": the names after still classify.
+  // Paths seen from another cgroup namespace start with "..": where they sit below the root is
+  // unknown, so they name no unit; globally unique container ids still classify.
   const auto w = classify_cgroup_path("/../../system.slice/payments.service");
-  EXPECT_EQ(w.kind, WorkloadKind::systemd_service);
-  EXPECT_EQ(w.name, "payments.service");
+  EXPECT_EQ(w.kind, WorkloadKind::bare_process);
+  EXPECT_EQ(w.unit, "");
+  const auto c = classify_cgroup_path("/../../system.slice/docker-" + kDockerId + ".scope");
+  EXPECT_EQ(c.kind, WorkloadKind::container);
+  EXPECT_EQ(c.container_id, kDockerId);
   EXPECT_EQ(classify_cgroup_path("//system.slice//payments.service/").name, "payments.service");
 }
 

@@ -25,7 +25,8 @@ ProtectedTargets::Snapshot snapshot() {
   s.ancestors = {{3990, ticks(490), "/user.slice/user-0.slice/session-1.scope", "bash"},
                  {1, ticks(1), "/init.scope", "systemd"}};
   s.break_glass.cgroups = {"/system.slice/sshd.service"};
-  s.break_glass.units = {"breakglass.slice"};
+  s.break_glass.units = {"breakglass.service"};
+  s.break_glass.user_units = {{1000, "backup.service"}};
   s.break_glass.uids = {4242};
   return s;
 }
@@ -60,8 +61,28 @@ INSTANTIATE_TEST_SUITE_P(
                       CgroupCase{"/init.scope", false, "PID 1"},
                       CgroupCase{"/system.slice/sshd.service", false, "break-glass cgroup"},
                       CgroupCase{"/system.slice/sshd.service/child", false, "is inside break-glass cgroup"},
-                      CgroupCase{"/user.slice/breakglass.slice/x.scope", false, "break-glass unit"},
-                      CgroupCase{"/breakglass.slice", false, "break-glass unit"},
+                      // A break-glass unit is the system unit: its cgroup below slices only.
+                      CgroupCase{"/system.slice/breakglass.service", false, "break-glass unit breakglass.service"},
+                      CgroupCase{"/system.slice/foo.slice/breakglass.service/child", false,
+                                 "is inside break-glass unit breakglass.service"},
+                      CgroupCase{"/user.slice/user-1000.slice/user@1000.service/app.slice/backup.service", false,
+                                 "break-glass unit backup.service of uid 1000"},
+                      // Look-alikes: a directory of that name anywhere else is not protected.
+                      CgroupCase{"/nhiguard-test-x/breakglass.service", true, ""},
+                      CgroupCase{"/anything/app.slice/breakglass.service", true, ""},
+                      CgroupCase{"/anything/system.slice/breakglass.service", true, ""},
+                      CgroupCase{"/user.slice/user-1000.slice/user@1000.service/app.slice/breakglass.service", true, ""},
+                      CgroupCase{"/system.slice/foo.service/sub/breakglass.service", true, ""},
+                      CgroupCase{"/system.slice/docker-0a9b8c7d6e5f40312a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091"
+                                 ".scope/breakglass.service", true, ""},
+                      CgroupCase{"/kubepods/burstable/pod5f2a9d1c-8b3e-4c7a-9e61-0d4f2b8a7c93/breakglass.service", true,
+                                 ""},
+                      CgroupCase{"/user.slice/user-1001.slice/user@1001.service/app.slice/backup.service", true, ""},
+                      CgroupCase{"/nhiguard-test-x/user.slice/user-1000.slice/user@1000.service/backup.service", true,
+                                 ""},
+                      // The agent's cgroup is protected by its full path, not by its name.
+                      CgroupCase{"/nhiguard-test-x/nhiguard-agent.service", true, ""},
+                      CgroupCase{"/nhiguard-test-x/system.slice/nhiguard-agent.service", true, ""},
                       // Allowed: siblings, prefixes that are not ancestors, descendants of the
                       // agent's cgroup (freezing them cannot stop the agent).
                       CgroupCase{"/system.slice/payments.service", true, ""},
@@ -110,8 +131,21 @@ INSTANTIATE_TEST_SUITE_P(
                     "break-glass cgroup"},
         ProcessCase{"breakglass_cgroup_child", {501, 500, ticks(31), 0, "/system.slice/sshd.service/sub", "sshd"}, false,
                     "break-glass cgroup"},
-        ProcessCase{"breakglass_unit", {600, 1, ticks(40), 0, "/user.slice/breakglass.slice/s.scope", "sh"}, false,
+        ProcessCase{"breakglass_unit", {600, 1, ticks(40), 0, "/system.slice/breakglass.service/sub", "sh"}, false,
                     "break-glass unit"},
+        ProcessCase{"breakglass_user_unit",
+                    {601, 1, ticks(41), 1000, "/user.slice/user-1000.slice/user@1000.service/app.slice/backup.service",
+                     "b"},
+                    false, "break-glass unit backup.service of uid 1000"},
+        // Look-alikes of a break-glass unit, and of the agent's cgroup, are not protected.
+        ProcessCase{"lookalike_test_cgroup", {610, 1, ticks(42), 1000, "/nhiguard-test-x/breakglass.service", "l"},
+                    true, ""},
+        ProcessCase{"lookalike_user_unit",
+                    {611, 1, ticks(43), 1000,
+                     "/user.slice/user-1000.slice/user@1000.service/app.slice/breakglass.service", "l"},
+                    true, ""},
+        ProcessCase{"lookalike_agent_cgroup", {612, 1, ticks(44), 1000, "/nhiguard-test-x/nhiguard-agent.service", "l"},
+                    true, ""},
         ProcessCase{"breakglass_uid", {700, 1, ticks(50), 4242, "/system.slice/payments.service", "p"}, false,
                     "break-glass uid 4242"},
         // Allowed: a reused agent pid (other start), a reused ancestor pid, an ordinary service,
@@ -155,7 +189,9 @@ class ProtectedScratch : public ::testing::Test {
     dir_ = tmpl;
     fs::create_directories(dir_ / "cg/system.slice/payments.service/worker");
     fs::create_directories(dir_ / "cg/system.slice/ok.service");
-    fs::create_directories(dir_ / "cg/user.slice/breakglass.slice");
+    fs::create_directories(dir_ / "cg/nhiguard-test-x/app.slice/breakglass.service");
+    fs::create_directories(dir_ / "cg/user.slice/user-1000.slice/user@1000.service/app.slice/breakglass.service");
+    fs::create_directories(dir_ / "cg/system.slice/foo.slice/breakglass.service");
     add_process(50, 1, 100, 0, "/system.slice/payments.service/worker");
     add_process(51, 1, 101, 4242, "/system.slice/payments.service/worker");
     add_process(60, 1, 102, 1000, "/system.slice/ok.service");
@@ -210,11 +246,20 @@ TEST_F(ProtectedScratch, CgroupContents) {
   ASSERT_FALSE(uid);
   EXPECT_EQ(uid.error().code, EPERM);
   EXPECT_NE(uid.error().message.find("break-glass uid 4242"), std::string::npos) << uid.error().message;
-  // A directory named like a break-glass unit below.
-  auto unit = t.check_cgroup_contents(root, "/user.slice");
+  // The break-glass unit's cgroup below.
+  auto unit = t.check_cgroup_contents(root, "/system.slice/foo.slice");
   ASSERT_FALSE(unit);
-  EXPECT_NE(unit.error().message.find("contains break-glass unit breakglass.slice"), std::string::npos)
+  EXPECT_NE(unit.error().message.find("contains break-glass unit breakglass.service"), std::string::npos)
       << unit.error().message;
+  // The attack: an empty child cgroup named like the break-glass unit does not make its parent
+  // (or the user's manager) uncontainable.
+  for (const char* parent : {"/nhiguard-test-x", "/nhiguard-test-x/app.slice",
+                             "/nhiguard-test-x/app.slice/breakglass.service",
+                             "/user.slice/user-1000.slice/user@1000.service/app.slice",
+                             "/user.slice/user-1000.slice/user@1000.service"}) {
+    auto r = t.check_cgroup_contents(root, parent);
+    EXPECT_TRUE(r) << parent << ": " << r.error().message;
+  }
 }
 
 TEST(ProtectedTargetsHost, FromHostProtectsSelfAndInit) {

@@ -24,7 +24,13 @@ class ResolverScratch : public ::testing::Test {
     dir_ = tmpl;
     root_ = dir_ / "cgroup";
     for (const char* d : {"system.slice/payments.service/worker", "system.slice/dup.service",
-                          "user.slice/user-1000.slice/session-3.scope", "user.slice/dup.service", "kubepods/pod1"}) {
+                          "user.slice/user-1000.slice/session-3.scope", "user.slice/dup.service", "kubepods/pod1",
+                          "system.slice/foo.slice/sshd.service",
+                          // Look-alikes of sshd.service and payments.service: not the units.
+                          "nhiguard-test-1/sshd.service", "anything/app.slice/sshd.service",
+                          "user.slice/user-1000.slice/user@1000.service/app.slice/sshd.service",
+                          "system.slice/payments.service/worker/sshd.service", "nhiguard-test-1/payments.service",
+                          "nhiguard-test-1/lookalike-only.service"}) {
       fs::create_directories(root_ / d);
     }
     std::ofstream(root_ / "system.slice/file.service") << "not a dir";
@@ -102,10 +108,34 @@ TEST_F(ResolverScratch, UnitUnknown) {
   auto t = resolver().resolve_unit("nope.service");
   ASSERT_FALSE(t);
   EXPECT_EQ(t.error().code, ENOENT);
-  EXPECT_EQ(t.error().message, "unknown unit nope.service: no cgroup named so under " + root_.string());
+  EXPECT_EQ(t.error().message, "unknown unit nope.service: no system unit cgroup of that name under " +
+                                   root_.string() +
+                                   " (a unit's cgroup lies below slices only, e.g. /system.slice/nope.service; name "
+                                   "any other cgroup with --cgroup)");
+  // Only look-alikes of this name exist: still unknown, the look-alike is never chosen.
+  auto lookalike = resolver().resolve_unit("lookalike-only.service");
+  ASSERT_FALSE(lookalike);
+  EXPECT_EQ(lookalike.error().code, ENOENT);
   // A file named like a unit is not a cgroup; a unit behind a symlink is outside the tree.
   EXPECT_FALSE(resolver().resolve_unit("file.service"));
   EXPECT_FALSE(resolver().resolve_unit("evil.service"));
+}
+
+// The attack: directories named sshd.service below a test cgroup, a user's manager and another
+// unit. --unit sshd.service is the system unit, not any of them (and not "several").
+TEST_F(ResolverScratch, UnitIsTheSystemUnitNotALookAlike) {
+  auto t = resolver().resolve_unit("sshd.service");
+  ASSERT_TRUE(t) << t.error().message;
+  EXPECT_EQ(t->cgroup_path, "/system.slice/foo.slice/sshd.service");
+  auto payments = resolver().resolve_unit("payments.service");
+  ASSERT_TRUE(payments) << payments.error().message;
+  EXPECT_EQ(payments->cgroup_path, "/system.slice/payments.service");
+  // A slice is a unit too.
+  auto slice = resolver().resolve_unit("foo.slice");
+  ASSERT_TRUE(slice) << slice.error().message;
+  EXPECT_EQ(slice->cgroup_path, "/system.slice/foo.slice");
+  // The look-alikes stay reachable by path.
+  EXPECT_TRUE(resolver().resolve_cgroup("/nhiguard-test-1/sshd.service"));
 }
 
 TEST_F(ResolverScratch, UnitAmbiguousListsMatches) {

@@ -217,7 +217,7 @@ TEST_F(ScratchCgroups, ProcPathWhenTheIdDoesNotResolve) {
   f.cgroup_id = 0xfffffffffff0ull;
   const auto id = resolver.resolve(f);
   ASSERT_TRUE(id.resolved_from_proc);
-  EXPECT_EQ(id.workload.name, "payments.service");  // "/nhiguard-test-1234/payments.service"
+  EXPECT_EQ(id.workload.name, "payments.service");  // "/system.slice/nhiguard-test-1234.slice/payments.service"
   EXPECT_TRUE(id.process.ancestry.empty());                 // its "parent" pid 700 is younger than it
 }
 

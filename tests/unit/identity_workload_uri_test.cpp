@@ -39,9 +39,30 @@ TEST(WorkloadUri, ContainerWithUnknownRuntime) {
 }
 
 TEST(WorkloadUri, SessionFallsBackToProcessUid) {
-  const auto w = classify_cgroup_path("/session-9.scope");
-  ASSERT_EQ(w.kind, WorkloadKind::user_session);
+  CgroupWorkload w;
+  w.kind = WorkloadKind::user_session;
+  w.name = "session-9.scope";
   EXPECT_EQ(workload_uri("td", "h", w, 1234), "spiffe://td/host/h/user/1234/session/session-9.scope");
+}
+
+// Only the system unit has the .../systemd/<unit> URI: a user unit of the same name is the user's,
+// and a look-alike directory is a bare process of its uid, so neither can take the unit's identity.
+TEST(WorkloadUri, LookAlikeUnitsDoNotGetTheSystemUnitsUri) {
+  EXPECT_EQ(uri_of("/system.slice/sshd.service"), "spiffe://example.org/host/web-1/systemd/sshd.service");
+  EXPECT_EQ(uri_of("/system.slice/foo.slice/sshd.service"), "spiffe://example.org/host/web-1/systemd/sshd.service");
+  EXPECT_EQ(uri_of("/user.slice/user-1000.slice/user@1000.service/app.slice/sshd.service"),
+            "spiffe://example.org/host/web-1/user/1000/session/sshd.service");
+  EXPECT_EQ(uri_of("/nhiguard-test-x/sshd.service", 1000), "spiffe://example.org/host/web-1/uid/1000/process");
+  EXPECT_EQ(uri_of("/anything/app.slice/sshd.service", 1000), "spiffe://example.org/host/web-1/uid/1000/process");
+  const auto id = make_workload_identity("td", "h", "/anything/app.slice/sshd.service", 77, 1000);
+  EXPECT_EQ(id.kind, WorkloadKind::bare_process);
+  EXPECT_EQ(id.unit, "");
+  EXPECT_EQ(id.cgroup_path, "/anything/app.slice/sshd.service");
+  const auto user = make_workload_identity("td", "h", "/user.slice/user-1000.slice/user@1000.service/app.slice/x.service",
+                                           78, 1000);
+  EXPECT_EQ(user.user_unit, "x.service");
+  EXPECT_EQ(user.session_uid, 1000u);
+  EXPECT_EQ(user.unit, "user@1000.service");
 }
 
 TEST(WorkloadUri, EncodesEverySegment) {

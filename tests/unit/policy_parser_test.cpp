@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include "identity/workload_identity.h"
 #include "policy/policy.h"
 
 namespace nhiguard::policy {
@@ -190,6 +191,96 @@ TEST(PolicySelector, EveryKeyMustMatch) {
   EXPECT_FALSE(by_container.matches(payments));
   IdentityFacts container{.kind = "container", .container_id = std::string("0123456789ab") + std::string(52, 'c')};
   EXPECT_TRUE(by_container.matches(container));
+}
+
+// The facts the daemon derives from a process in `cgroup_path` running as `uid`.
+IdentityFacts facts_in(const std::string& cgroup_path, uint32_t uid) {
+  const auto w = identity::make_workload_identity("td", "h", cgroup_path, 1, uid);
+  return IdentityFacts{.uri = w.uri, .kind = std::string(identity::to_string(w.kind)), .unit = w.unit,
+                       .user_unit = w.user_unit, .session = w.session, .session_uid = w.session_uid,
+                       .container_id = w.container_id, .pod_uid = w.pod_uid, .exe = "/usr/sbin/sshd", .uid = uid,
+                       .cgroup_path = w.cgroup_path};
+}
+
+const std::string kCid = "0a9b8c7d6e5f40312a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091";
+
+// The attack: a cgroup named like a protected unit anywhere a user can make one. `unit:` is the
+// system unit only; the user's own unit is selected by user_unit with its uid.
+TEST(PolicySelector, UnitIsTheSystemUnitAndLookAlikesDoNotMatch) {
+  const IdentitySelector unit{.unit = "sshd.service"};
+  for (const std::string path : {"/system.slice/sshd.service", "/system.slice/foo.slice/sshd.service",
+                                 "/system.slice/sshd.service/session-child"}) {
+    EXPECT_TRUE(unit.matches(facts_in(path, 0))) << path;
+  }
+  for (const std::string& path : std::vector<std::string>{"/user.slice/user-1000.slice/user@1000.service/app.slice/sshd.service",
+                                 "/nhiguard-test-x/sshd.service", "/anything/app.slice/sshd.service",
+                                 "/anything/system.slice/sshd.service", "/system.slice/foo.service/sub/sshd.service",
+                                 "/system.slice/docker-" + kCid + ".scope/sshd.service",
+                                 "/kubepods/burstable/pod5f2a9d1c-8b3e-4c7a-9e61-0d4f2b8a7c93/" + kCid + "/sshd.service",
+                                 "/../../system.slice/sshd.service"}) {
+    EXPECT_FALSE(unit.matches(facts_in(path, 0))) << path;
+    EXPECT_FALSE(unit.matches(facts_in(path, 1000))) << path;
+  }
+}
+
+TEST(PolicySelector, UserUnitSessionAndCgroupKeys) {
+  const std::string user_sshd = "/user.slice/user-1000.slice/user@1000.service/app.slice/sshd.service";
+  const IdentitySelector user_unit{.user_unit = "sshd.service", .uid = 1000};
+  EXPECT_TRUE(user_unit.matches(facts_in(user_sshd, 1000)));
+  EXPECT_FALSE(user_unit.matches(facts_in(user_sshd, 0)));  // another uid in that unit
+  EXPECT_FALSE(user_unit.matches(facts_in("/user.slice/user-1001.slice/user@1001.service/app.slice/sshd.service", 1000)));
+  EXPECT_FALSE(user_unit.matches(facts_in("/system.slice/sshd.service", 1000)));
+  EXPECT_FALSE(user_unit.matches(facts_in("/nhiguard-test-x/user.slice/user-1000.slice/user@1000.service/sshd.service",
+                                          1000)));
+
+  const IdentitySelector session{.session = "session-*.scope", .uid = 1000};
+  EXPECT_TRUE(session.matches(facts_in("/user.slice/user-1000.slice/session-3.scope", 1000)));
+  EXPECT_FALSE(session.matches(facts_in("/user.slice/user-1001.slice/session-3.scope", 1000)));
+  EXPECT_FALSE(session.matches(facts_in("/nhiguard-test-x/session-3.scope", 1000)));
+  EXPECT_FALSE(session.matches(facts_in(user_sshd, 1000)));
+
+  // cgroup: the cgroup and everything below it, '*' within one component.
+  const IdentitySelector cgroup{.cgroup = "/nhiguard-test-x"};
+  EXPECT_TRUE(cgroup.matches(facts_in("/nhiguard-test-x", 0)));
+  EXPECT_TRUE(cgroup.matches(facts_in("/nhiguard-test-x/app.slice/sshd.service", 0)));
+  EXPECT_FALSE(cgroup.matches(facts_in("/nhiguard-test-xy/sshd.service", 0)));
+  EXPECT_FALSE(cgroup.matches(facts_in("/", 0)));
+  const IdentitySelector cgroup_glob{.cgroup = "/anything/*/sshd.service"};
+  EXPECT_TRUE(cgroup_glob.matches(facts_in("/anything/app.slice/sshd.service", 0)));
+  EXPECT_FALSE(cgroup_glob.matches(facts_in("/anything/a/b/sshd.service", 0)));
+  EXPECT_EQ(IdentitySelector({.user_unit = "x.service", .cgroup = "/a", .uid = 7}).describe(),
+            "user_unit=x.service,cgroup=/a,uid=7");
+}
+
+TEST(PolicyParser, SelectorKeysForUserUnitsSessionsAndCgroups) {
+  const std::vector<PolicySource> ok{{"ok.yaml", R"(version: 1
+protected:
+  - {user_unit: backup.service, uid: 1000}
+  - {session: "session-*.scope"}
+  - {cgroup: /payments.slice}
+)"}};
+  auto parsed = parse_policy_documents(ok);
+  ASSERT_TRUE(parsed.ok()) << parsed.errors.front().to_string();
+  ASSERT_EQ(parsed.policy.protected_identities.size(), 3u);
+  EXPECT_EQ(parsed.policy.protected_identities[0].describe(), "user_unit=backup.service,uid=1000");
+  EXPECT_EQ(parsed.policy.protected_identities[2].describe(), "cgroup=/payments.slice");
+
+  const std::vector<PolicySource> bad{{"bad.yaml", R"(version: 1
+protected:
+  - {user_unit: backup.service}
+  - {unit: system.slice}
+  - {cgroup: payments.slice}
+  - {}
+)"}};
+  auto errors = parse_policy_documents(bad);
+  ASSERT_EQ(errors.errors.size(), 4u);
+  EXPECT_EQ(errors.errors[0].line, 3);
+  EXPECT_NE(errors.errors[0].message.find("needs uid"), std::string::npos) << errors.errors[0].message;
+  EXPECT_EQ(errors.errors[1].field, "protected[1].unit");
+  EXPECT_NE(errors.errors[1].message.find("not the slice"), std::string::npos) << errors.errors[1].message;
+  EXPECT_EQ(errors.errors[2].field, "protected[2].cgroup");
+  EXPECT_NE(errors.errors[3].message.find("user_unit, session, container, pod, cgroup"), std::string::npos)
+      << errors.errors[3].message;
 }
 
 TEST(PolicyEgress, CidrAndPortContainment) {

@@ -10,25 +10,13 @@
 #include <fmt/format.h>
 
 #include "containment/target_resolver.h"
+#include "identity/cgroup_classifier.h"
 #include "identity/process_info.h"
 
 namespace nhiguard::containment {
 namespace {
 
 Error refused(std::string why) { return Error{EPERM, "refused: " + std::move(why)}; }
-
-// True when any component of `path` ("/a/b/c") equals `name`.
-bool has_component(std::string_view path, std::string_view name) {
-  size_t pos = 0;
-  while (pos < path.size()) {
-    while (pos < path.size() && path[pos] == '/') ++pos;
-    size_t end = path.find('/', pos);
-    if (end == std::string_view::npos) end = path.size();
-    if (end > pos && path.substr(pos, end - pos) == name) return true;
-    pos = end;
-  }
-  return false;
-}
 
 std::string describe(const ProtectedProcess& p) {
   return p.comm.empty() ? fmt::format("pid {}", p.pid) : fmt::format("pid {} ({})", p.pid, p.comm);
@@ -133,9 +121,22 @@ Result<void> ProtectedTargets::check_cgroup(const std::string& cgroup_path) cons
                                       bg)));
     }
   }
-  for (const auto& unit : s.break_glass.units) {
-    if (has_component(path, unit)) {
-      return fail(refused(fmt::format("cgroup {} is or is inside break-glass unit {}", path, unit)));
+  if (const std::string unit = break_glass_unit_of(path); !unit.empty()) {
+    return fail(refused(fmt::format("cgroup {} is or is inside break-glass unit {}", path, unit)));
+  }
+  return {};
+}
+
+std::string ProtectedTargets::break_glass_unit_of(const std::string& path) const {
+  const auto& bg = snapshot_.break_glass;
+  if (bg.units.empty() && bg.user_units.empty()) return {};
+  const identity::CgroupWorkload w = identity::classify_cgroup_path(path);
+  for (const auto& unit : bg.units) {
+    if (!w.unit.empty() && w.unit == unit) return unit;
+  }
+  for (const auto& unit : bg.user_units) {
+    if (!w.user_unit.empty() && w.user_unit == unit.name && w.session_uid == unit.uid) {
+      return fmt::format("{} of uid {}", unit.name, unit.uid);
     }
   }
   return {};
@@ -153,8 +154,9 @@ Result<void> ProtectedTargets::check_cgroup_contents(const std::string& cgroup2_
   std::string unit_found;
   auto walked = walk_directories(top.string(), [&](const std::string& below) {
     const fs::path dir = top / below;
-    for (const auto& unit : snapshot_.break_glass.units) {
-      if (unit_found.empty() && dir.filename() == unit) unit_found = unit + " (" + dir.string() + ")";
+    if (unit_found.empty()) {
+      const std::string below_rel = (rel == "/" ? "" : rel) + "/" + below;
+      if (std::string unit = break_glass_unit_of(below_rel); !unit.empty()) unit_found = unit + " (" + dir.string() + ")";
     }
     dirs.push_back(dir);
   });
@@ -207,10 +209,8 @@ Result<void> ProtectedTargets::check_process(const ProcessFacts& f) const {
         return fail(refused(fmt::format("{} is inside break-glass cgroup {}", who, bg)));
       }
     }
-    for (const auto& unit : s.break_glass.units) {
-      if (has_component(cg, unit)) {
-        return fail(refused(fmt::format("{} is inside break-glass unit {} ({})", who, unit, cg)));
-      }
+    if (const std::string unit = break_glass_unit_of(cg); !unit.empty()) {
+      return fail(refused(fmt::format("{} is inside break-glass unit {} ({})", who, unit, cg)));
     }
   }
   return {};

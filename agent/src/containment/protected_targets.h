@@ -1,6 +1,6 @@
 // ProtectedTargets: what containment must never touch — the agent itself, its ancestors, PID 1,
-// the cgroups they run in, and the operator's configured break-glass identities (cgroups, systemd
-// unit names, uids). Every executor asks here before it acts; a refusal is an Error with EPERM and
+// the cgroups they run in, and the operator's configured break-glass identities (cgroups, system
+// units, user units of a uid, uids). Every executor asks here before it acts; a refusal is an Error with EPERM and
 // a message that names the protection, so the ledger and the operator see why.
 //
 // The rules are pure functions of a snapshot (Snapshot, ProcessFacts), so the unit tests cover
@@ -9,10 +9,18 @@
 //
 // Rules:
 //   cgroups  — refused when the cgroup IS or CONTAINS (is an ancestor of) the agent's or PID 1's
-//              cgroup, or is, contains or lies inside a break-glass cgroup, or has a break-glass
-//              unit name as any component. The cgroup root "/" is always refused: it holds the
-//              whole host. check_cgroup_contents() also refuses a cgroup whose subtree holds a
-//              protected process (e.g. a break-glass uid) or a cgroup named like a break-glass unit.
+//              cgroup, or is, contains or lies inside a break-glass cgroup, or is or lies inside a
+//              break-glass system unit or user unit. The cgroup root "/" is always refused: it
+//              holds the whole host. check_cgroup_contents() also refuses a cgroup whose subtree
+//              holds a protected process (e.g. a break-glass uid) or a break-glass unit's cgroup.
+//
+// A unit is recognised by its place, never by a directory name (identity/cgroup_classifier.h):
+// the break-glass unit sshd.service is /system.slice/sshd.service (or sshd.service below any slice
+// of the system manager); a directory named sshd.service below a test cgroup, a user's manager
+// (`systemd-run --user --unit=sshd.service`) or another unit is not protected, and neither is the
+// cgroup above it. A break-glass user unit is the unit of that uid's manager only. The agent,
+// its ancestors and PID 1 are protected by process key (pid, start time) and by the full path of
+// their cgroups as read from /proc at start, which no other cgroup can have.
 //   processes — refused: the agent (pid and start), PID 1, every ancestor of the agent, kernel
 //              threads, processes of a break-glass uid, processes directly in the agent's or PID 1's
 //              cgroup, and processes anywhere inside a break-glass cgroup or unit. A process in the
@@ -41,8 +49,13 @@ namespace nhiguard::containment {
 
 // Operator-configured identities that are never contained.
 struct BreakGlass {
+  struct UserUnit {
+    uint32_t uid = 0;  // the user whose manager (user@UID.service) runs it
+    std::string name;  // e.g. "backup.service"
+  };
   std::vector<std::string> cgroups;  // relative to the cgroup2 root, e.g. "/system.slice/sshd.service"
-  std::vector<std::string> units;    // a cgroup directory name, e.g. "sshd.service", at any depth
+  std::vector<std::string> units;    // system units, e.g. "sshd.service" (cgroup_classifier.h rule 4)
+  std::vector<UserUnit> user_units;
   std::vector<uint32_t> uids;        // real uid of the process
 };
 
@@ -85,7 +98,7 @@ class ProtectedTargets {
   Result<void> check_cgroup(const std::string& cgroup_path) const;
 
   // check_cgroup, then a walk of the cgroup's subtree under `cgroup2_root` (the mount point):
-  // refuses when a directory below is named like a break-glass unit, or a process listed in a
+  // refuses when a directory below is a break-glass unit's cgroup, or a process listed in a
   // cgroup.procs below is protected. Processes that vanish during the walk are skipped.
   Result<void> check_cgroup_contents(const std::string& cgroup2_root, const std::string& cgroup_path) const;
 
@@ -99,6 +112,10 @@ class ProtectedTargets {
   const Snapshot& snapshot() const { return snapshot_; }
 
  private:
+  // The break-glass unit (system or user) whose cgroup `path` ("/a/b", normalised) is or lies in,
+  // described for a message ("sshd.service", "backup.service of uid 1000"); empty when none.
+  std::string break_glass_unit_of(const std::string& path) const;
+
   Snapshot snapshot_;
   std::string proc_root_;
 };

@@ -14,6 +14,7 @@
 #include <fmt/ranges.h>
 
 #include "containment/protected_targets.h"
+#include "identity/cgroup_classifier.h"
 #include "identity/mountinfo.h"
 #include "identity/process_info.h"
 
@@ -175,12 +176,15 @@ Result<ActionTarget> TargetResolver::resolve_unit(std::string_view name) const {
   }
   std::vector<std::string> matches;
   auto walked = walk_directories(root_, [&](const std::string& rel) {
-    const size_t slash = rel.rfind('/');
-    if (std::string_view(rel).substr(slash == std::string::npos ? 0 : slash + 1) == name) matches.push_back("/" + rel);
+    const std::string path = "/" + rel;
+    if (identity::system_unit_cgroup_name(path) == name) matches.push_back(path);
   }, kMaxWalkDepth);
   if (!walked) return fail(walked.error());
   if (matches.empty()) {
-    return fail(Error{ENOENT, fmt::format("unknown unit {}: no cgroup named so under {}", name, root_)});
+    return fail(Error{ENOENT, fmt::format("unknown unit {}: no system unit cgroup of that name under {} (a unit's "
+                                          "cgroup lies below slices only, e.g. /system.slice/{}; name any other "
+                                          "cgroup with --cgroup)",
+                                          name, root_, name)});
   }
   if (matches.size() > 1) {
     std::sort(matches.begin(), matches.end());

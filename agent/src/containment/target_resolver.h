@@ -1,8 +1,12 @@
 // TargetResolver: turns what the operator typed (--unit NAME, --cgroup PATH, --pid PID) into an
 // ActionTarget the executors act on, or a clear error saying why it cannot.
 //
-//   --unit NAME   a systemd unit (*.service, *.scope, *.slice): the one cgroup directory named
-//                 exactly NAME anywhere under the cgroup2 root. None is an error ("unknown unit");
+//   --unit NAME   a system unit (*.service, *.scope, *.slice): the cgroup the system service
+//                 manager gives it, NAME below a chain of slices from the root
+//                 (/system.slice/NAME, /system.slice/system-x.slice/NAME, /NAME.slice,
+//                 identity::system_unit_cgroup_name). A directory named NAME anywhere else (below
+//                 a test cgroup, a user's manager, a container or another unit) is not the unit
+//                 and is never chosen: name it with --cgroup. None is an error ("unknown unit");
 //                 several (the same name under two slices) is an error listing them, asking for
 //                 --cgroup, because guessing would contain the wrong workload.
 //   --cgroup PATH relative to the cgroup2 root ("system.slice/x.service", "/system.slice/x.service")

@@ -36,7 +36,9 @@
 #include "daemon/containment_executor.h"
 #include "ledger/rollback_ledger.h"
 #include "config/agent_config.h"
+#include "daemon/drop_accounting.h"
 #include "daemon/process_table.h"
+#include "daemon/state_recovery.h"
 #include "events/event_log.h"
 #include "events/kernel_event.h"
 #include "identity/cmdline_redactor.h"
@@ -90,6 +92,17 @@ class AgentDaemon {
   // Re-resolves the catalogue and makes the kernel's credential map equal to it.
   Result<void> sync_catalogue(const char* why);
   void persist_credential_ids();
+  // credential_ids.json's path -> id table; nullopt (and `problem` says why) when it is missing,
+  // unreadable or damaged (a damaged file is moved aside).
+  std::optional<std::map<std::string, uint32_t>> load_credential_ids(std::string& problem);
+  // After a lost id table: re-creates the catalogue with the ids the pinned maps use (see
+  // daemon/state_recovery.h). False when no pinned state refers to any id.
+  Result<bool> rebuild_credential_ids(catalogue::CatalogueOptions options, const std::string& why);
+  void report_unowned_kernel_state();
+  void load_learned();
+  // The downtime gap at start (daemon/drop_accounting.h) and the snapshot it is measured against.
+  void account_downtime_drops();
+  void save_drop_snapshot(bool clean_stop);
   void check_counters();
   std::optional<catalogue::ResolvedCredential> find_credential(std::string_view path);
   nlohmann::json status_json();
@@ -149,7 +162,10 @@ class AgentDaemon {
   std::chrono::steady_clock::time_point next_rescan_;
   std::chrono::steady_clock::time_point next_housekeeping_;
   std::chrono::steady_clock::time_point next_sweep_;
-  kernel::SensorCounters reported_counters_;
+  kernel::SensorCounters reported_counters_;  // what check_counters() has reported
+  kernel::SensorCounters start_counters_;     // at this agent's start
+  uint64_t reported_enforcement_full_ = 0;
+  DowntimeGap downtime_gap_;
   std::atomic<uint64_t> decode_errors_ = 0;
   std::atomic<uint64_t> events_written_ = 0;
   std::atomic<uint64_t> candidates_dismissed_ = 0;
@@ -165,6 +181,7 @@ class AgentDaemon {
   std::atomic<uint64_t> decisions_suppressed_ = 0;
   std::atomic<uint64_t> decisions_failed_ = 0;
   std::unique_ptr<CollectorCommands> collector_commands_;
+  std::vector<StateNotice> state_notices_;  // found at start; reported once the reporter runs
   std::unique_ptr<reporter::Reporter> reporter_;  // declared last: stopped first, before what it reads
 };
 

@@ -173,24 +173,61 @@ std::optional<uint32_t> user_manager_uid(std::string_view component) {
   return parse_uid(strip_suffix(component, kService).substr(5));
 }
 
-std::vector<std::string_view> split_path(std::string_view path) {
+struct SplitPath {
   std::vector<std::string_view> parts;
+  bool climbs = false;  // had ".." components: not anchored at the cgroup2 root
+};
+
+SplitPath split_path(std::string_view path) {
+  SplitPath out;
   size_t pos = 0;
   while (pos <= path.size()) {
     size_t next = path.find('/', pos);
     if (next == std::string_view::npos) next = path.size();
     const std::string_view part = path.substr(pos, next - pos);
     // ".." appears when the reader sits in another cgroup namespace ("/../../x.service"); the
-    // names that follow are still the workload's.
-    if (!part.empty() && part != "." && part != "..") parts.push_back(part);
+    // names that follow are still the workload's, but their place below the root is unknown.
+    if (part == "..") out.climbs = true;
+    if (!part.empty() && part != "." && part != "..") out.parts.push_back(part);
     pos = next + 1;
   }
-  return parts;
+  return out;
+}
+
+bool is_unit_component(std::string_view component) {
+  return (component.ends_with(kService) && component.size() > kService.size()) ||
+         (component.ends_with(kScope) && component.size() > kScope.size());
+}
+
+// Index of the first component at or after `from` that is not a slice, or parts.size().
+size_t first_non_slice(const std::vector<std::string_view>& parts, size_t from) {
+  while (from < parts.size() && is_slice_name(parts[from])) ++from;
+  return from;
+}
+
+// Rule 4: the index of the system unit component, when the path is in one.
+std::optional<size_t> system_unit_index(const SplitPath& path) {
+  if (path.climbs) return std::nullopt;
+  const size_t i = first_non_slice(path.parts, 0);
+  if (i < path.parts.size() && is_unit_component(path.parts[i])) return i;
+  return std::nullopt;
 }
 
 }  // namespace
 
 bool is_container_id(std::string_view s) { return s.size() == 64 && is_lower_hex(s); }
+
+bool is_slice_name(std::string_view component) {
+  return component.size() > kSlice.size() && component.ends_with(kSlice);
+}
+
+std::string_view system_unit_cgroup_name(std::string_view cgroup_path) {
+  const SplitPath path = split_path(cgroup_path);
+  if (path.climbs || path.parts.empty()) return {};
+  const std::string_view last = path.parts.back();
+  if (first_non_slice(path.parts, 0) < path.parts.size() - 1) return {};
+  return is_unit_component(last) || is_slice_name(last) ? last : std::string_view{};
+}
 
 std::string_view to_string(WorkloadKind kind) {
   switch (kind) {
@@ -213,16 +250,16 @@ std::optional<WorkloadKind> workload_kind_from_string(std::string_view name) {
 }
 
 CgroupWorkload classify_cgroup_path(std::string_view cgroup_path) {
-  const std::vector<std::string_view> parts = split_path(cgroup_path);
+  const SplitPath split = split_path(cgroup_path);
+  const std::vector<std::string_view>& parts = split.parts;
 
-  // One pass collects every candidate; precedence is applied after, so the order of components
-  // in exotic nestings (a kind node inside docker, podman inside a user session) does not matter.
+  // One pass collects the container and pod candidates; precedence is applied after, so the order
+  // of components in exotic nestings (a kind node inside docker, podman inside a user session)
+  // does not matter. Sessions and units are recognised by their place from the root, below.
   std::optional<Pod> pod;
   size_t pod_index = 0;
   std::optional<Container> pod_container;
   std::optional<Container> container;
-  std::optional<size_t> session_scope, user_manager, innermost_service, innermost_scope;
-  std::optional<uint32_t> session_uid;
 
   for (size_t i = 0; i < parts.size(); ++i) {
     const std::string_view part = parts[i];
@@ -253,26 +290,20 @@ CgroupWorkload classify_cgroup_path(std::string_view cgroup_path) {
     if (auto c = match_container(parts, i, directly_in_pod); c) {
       if (directly_in_pod) pod_container = c;
       container = std::move(c);
-      continue;
     }
-    if (auto uid = user_slice_uid(part); uid) session_uid = uid;
-    if (auto uid = user_manager_uid(part); uid) {
-      session_uid = uid;
-      user_manager = i;
-    }
-    if (is_session_scope(part)) session_scope = i;
-    if (part.ends_with(kService)) innermost_service = i;
-    if (part.ends_with(kScope)) innermost_scope = i;
+  }
+
+  // Rule 3's places: /user.slice/user-<uid>.slice/{session-<N>.scope, user@<uid>.service}.
+  std::optional<uint32_t> owner;
+  bool in_session = false, in_manager = false;
+  if (!split.climbs && parts.size() >= 3 && parts[0] == "user.slice") {
+    owner = user_slice_uid(parts[1]);
+    if (owner && is_session_scope(parts[2])) in_session = true;
+    if (owner && user_manager_uid(parts[2]) == owner) in_manager = true;
   }
 
   CgroupWorkload out;
-  // The innermost unit of any kind, container scopes included, for "which unit is this in".
-  for (size_t i = parts.size(); i-- > 0;) {
-    if (parts[i].ends_with(kService) || parts[i].ends_with(kScope)) {
-      out.unit = std::string(parts[i]);
-      break;
-    }
-  }
+  if (auto unit = system_unit_index(split)) out.unit = std::string(parts[*unit]);
 
   if (pod) {
     out.kind = WorkloadKind::kubernetes_pod;
@@ -294,33 +325,25 @@ CgroupWorkload classify_cgroup_path(std::string_view cgroup_path) {
     out.name = container->id.substr(0, 12);
     return out;
   }
-  if (session_scope || user_manager) {
+  if (in_session || in_manager) {
     out.kind = WorkloadKind::user_session;
-    out.session_uid = session_uid;
-    // A login session is named by its scope; below the user manager, by the innermost user unit
-    // (or the manager itself when the process sits in it directly).
-    std::string_view name;
-    if (session_scope && (!user_manager || *session_scope > *user_manager)) {
-      name = parts[*session_scope];
+    out.session_uid = owner;
+    if (in_session) {
+      out.session = std::string(parts[2]);
+      out.name = out.session;
     } else {
-      name = parts[*user_manager];
-      for (size_t i = parts.size(); i-- > *user_manager + 1;) {
-        if (parts[i].ends_with(kService) || parts[i].ends_with(kScope)) {
-          name = parts[i];
-          break;
-        }
-      }
+      // The user unit is placed like a system unit, with the manager's cgroup as its root.
+      const size_t i = first_non_slice(parts, 3);
+      if (i < parts.size() && is_unit_component(parts[i])) out.user_unit = std::string(parts[i]);
+      out.name = out.user_unit.empty() ? std::string(parts[2]) : out.user_unit;
     }
-    out.name = std::string(name);
     out.id = out.name;
     return out;
   }
-  if (innermost_service || innermost_scope) {
+  if (!out.unit.empty()) {
     out.kind = WorkloadKind::systemd_service;
-    out.name = std::string(parts[innermost_service ? *innermost_service : *innermost_scope]);
-    out.id = out.name;
-    out.unit = out.name;
-    return out;
+    out.name = out.unit;
+    out.id = out.unit;
   }
   return out;
 }

@@ -58,6 +58,9 @@ WorkloadIdentity make_workload_identity(std::string_view trust_domain, std::stri
   id.container_id = w.container_id;
   id.qos_class = w.qos_class;
   id.unit = w.unit;
+  id.user_unit = w.user_unit;
+  id.session = w.session;
+  id.session_uid = w.session_uid;
   id.cgroup_path = std::string(cgroup_path);
   id.cgroup_id = cgroup_id;
   id.uri = workload_uri(trust_domain, host, w, uid);

@@ -9,6 +9,11 @@
 //   user session     spiffe://<td>/host/<host>/user/<uid>/session/<scope or user unit>
 //   bare process     spiffe://<td>/host/<host>/uid/<uid>/process
 //
+// Only a system unit (cgroup_classifier.h rule 4: below the root's slices) is ".../systemd/<unit>".
+// A user unit is ".../user/<uid>/session/<unit>", named by its manager's uid, and a cgroup that
+// merely carries a unit's name elsewhere ("/nhiguard-test-1/sshd.service") is a bare process: no
+// workload can take a system unit's URI, and the policy that names it, by naming a directory.
+//
 // Each segment is percent-encoded: bytes outside [A-Za-z0-9._~-] become %XX (uppercase hex), so a
 // unit name like "getty@tty1.service" or a '/' in a hostile name cannot change the URI's shape.
 //
@@ -16,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -31,7 +37,10 @@ struct WorkloadIdentity {
   std::string pod_uid;
   std::string container_id;
   std::string qos_class;
-  std::string unit;
+  std::string unit;       // the system unit the cgroup is in (CgroupWorkload::unit)
+  std::string user_unit;  // user_session below a user manager: the user unit
+  std::string session;    // user_session, login session: its scope
+  std::optional<uint32_t> session_uid;  // user_session: the owner named by the path
   std::string cgroup_path;  // relative to the cgroup2 root; empty when unknown
   uint64_t cgroup_id = 0;   // 0 when unknown
   std::string uri;

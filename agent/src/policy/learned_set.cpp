@@ -1,5 +1,7 @@
 #include "policy/learned_set.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
@@ -14,11 +16,9 @@ using nlohmann::json;
 
 json selector_json(const IdentitySelector& s) {
   json out = json::object();
-  if (s.unit) out["unit"] = *s.unit;
-  if (s.container) out["container"] = *s.container;
-  if (s.pod) out["pod"] = *s.pod;
-  if (s.exe) out["exe"] = *s.exe;
-  if (s.uri) out["uri"] = *s.uri;
+  for (const auto& k : kSelectorPatternKeys) {
+    if (const auto& value = s.*k.member) out[std::string(k.name)] = *value;
+  }
   if (s.uid) out["uid"] = *s.uid;
   return out;
 }
@@ -32,24 +32,19 @@ Result<IdentitySelector> selector_from_json(const json& value, std::string_view 
       continue;
     }
     if (!item.is_string()) return fail(Error{EINVAL, fmt::format("{}.{}: not a string", where, key)});
-    const auto text = item.get<std::string>();
-    if (key == "unit") s.unit = text;
-    else if (key == "container") s.container = text;
-    else if (key == "pod") s.pod = text;
-    else if (key == "exe") s.exe = text;
-    else if (key == "uri") s.uri = text;
-    else return fail(Error{EINVAL, fmt::format("{}: unknown key {}", where, key)});
+    const auto* k = std::find_if(kSelectorPatternKeys.begin(), kSelectorPatternKeys.end(),
+                                 [&](const SelectorPatternKey& candidate) { return candidate.name == key; });
+    if (k == kSelectorPatternKeys.end()) return fail(Error{EINVAL, fmt::format("{}: unknown key {}", where, key)});
+    s.*k->member = item.get<std::string>();
   }
   return s;
 }
 
 void emit_selector(YAML::Emitter& out, const IdentitySelector& s) {
   out << YAML::BeginMap;
-  if (s.unit) out << YAML::Key << "unit" << YAML::Value << *s.unit;
-  if (s.container) out << YAML::Key << "container" << YAML::Value << *s.container;
-  if (s.pod) out << YAML::Key << "pod" << YAML::Value << *s.pod;
-  if (s.exe) out << YAML::Key << "exe" << YAML::Value << *s.exe;
-  if (s.uri) out << YAML::Key << "uri" << YAML::Value << *s.uri;
+  for (const auto& k : kSelectorPatternKeys) {
+    if (const auto& value = s.*k.member) out << YAML::Key << std::string(k.name) << YAML::Value << *value;
+  }
   if (s.uid) out << YAML::Key << "uid" << YAML::Value << *s.uid;
   out << YAML::EndMap;
 }
@@ -64,6 +59,9 @@ IdentitySelector learned_selector(const IdentityFacts& identity) {
     s.container = catalogue::escape_glob(identity.container_id);
   } else if (identity.kind == "systemd" && !identity.unit.empty()) {
     s.unit = catalogue::escape_glob(identity.unit);
+  } else if (identity.kind == "user_session" && !identity.user_unit.empty() && identity.session_uid) {
+    s.user_unit = catalogue::escape_glob(identity.user_unit);
+    s.uid = *identity.session_uid;
   } else {
     if (!identity.exe.empty()) s.exe = catalogue::escape_glob(identity.exe);
     s.uid = identity.uid;

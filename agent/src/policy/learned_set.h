@@ -6,10 +6,11 @@
 // read by more than one workload is shared) and survives restarts through to_json()/load_json()
 // (the daemon keeps it in <state_dir>/learned.json).
 //
-// Identities are recorded as the selector a policy would use for them: the unit of a systemd
-// service, the container id of a container, the pod uid of a pod, else exe and uid. suggest_yaml()
-// writes a complete policy document (version 1, credentials with their readers, identities with
-// their egress) that `nhiguardctl policy check` accepts.
+// Identities are recorded as the selector a policy would use for them: the unit of a system
+// service, the container id of a container, the pod uid of a pod, the user unit and uid of a user
+// unit, else exe and uid. suggest_yaml() writes a complete policy document (version 1,
+// credentials with their readers, identities with their egress) that `nhiguardctl policy check`
+// accepts.
 //
 // Bounded: at most kMaxCredentials credentials with kMaxReadersPerCredential readers each, and
 // kMaxIdentities identities with kMaxDestinationsPerIdentity destinations each; what does not fit

@@ -11,6 +11,7 @@
 #include <tuple>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace nhiguard::policy {
 namespace {
@@ -80,6 +81,19 @@ bool has_glob_metacharacters(std::string_view text) { return text.find_first_of(
 
 bool glob_match(const std::string& pattern, const std::string& text, int flags = 0) {
   return fnmatch(pattern.c_str(), text.c_str(), flags) == 0;
+}
+
+// A cgroup selector covers the cgroups it names and everything below them, as a break-glass
+// cgroup does: "/payments.slice" matches "/payments.slice/x.service/worker".
+bool cgroup_pattern_match(const std::string& pattern, std::string_view cgroup_path) {
+  std::string path(cgroup_path);
+  while (!path.empty()) {
+    if (glob_match(pattern, path, FNM_PATHNAME)) return true;
+    const size_t slash = path.rfind('/');
+    if (slash == std::string::npos || slash == 0) return false;
+    path.resize(slash);
+  }
+  return false;
 }
 
 // "~/rest" covers "rest" under any home directory: any prefix, then "/rest".
@@ -279,7 +293,12 @@ class PolicyParser : public config::YamlSchemaReader {
 
   std::optional<IdentitySelector> parse_selector(const YAML::Node& node, const std::string& field) {
     if (!expect_map(node, field)) return std::nullopt;
-    static constexpr std::array<std::string_view, 6> keys = {"unit", "container", "pod", "exe", "uri", "uid"};
+    static constexpr auto keys = [] {
+      std::array<std::string_view, kSelectorPatternKeys.size() + 1> names{};
+      for (size_t i = 0; i < kSelectorPatternKeys.size(); ++i) names[i] = kSelectorPatternKeys[i].name;
+      names.back() = "uid";
+      return names;
+    }();
     IdentitySelector selector;
     selector.origin = origin_of(node);
     bool valid = true;
@@ -301,7 +320,7 @@ class PolicyParser : public config::YamlSchemaReader {
         valid = false;
         return;
       }
-      if (key == "exe" && pattern->front() != '/' && pattern->front() != '*') {
+      if ((key == "exe" || key == "cgroup") && pattern->front() != '/' && pattern->front() != '*') {
         error(value, f, fmt::format("expected an absolute path (or a pattern starting with / or *), got '{}'", *pattern));
         valid = false;
         return;
@@ -311,15 +330,25 @@ class PolicyParser : public config::YamlSchemaReader {
         valid = false;
         return;
       }
-      if (key == "unit") selector.unit = *pattern;
-      if (key == "container") selector.container = *pattern;
-      if (key == "pod") selector.pod = *pattern;
-      if (key == "exe") selector.exe = *pattern;
-      if (key == "uri") selector.uri = *pattern;
+      if ((key == "unit" || key == "user_unit") && pattern->ends_with(".slice")) {
+        error(value, f, fmt::format("{} names a service or scope, not the slice '{}' (select a slice with "
+                                    "cgroup: /path/of/{})", key, *pattern, *pattern));
+        valid = false;
+        return;
+      }
+      for (const auto& k : kSelectorPatternKeys) {
+        if (k.name == key) selector.*k.member = *pattern;
+      }
     });
     if (set == 0 && node.size() == 0) {
-      error(node, field, "an identity selector needs at least one of unit, container, pod, exe, uri, uid");
+      error(node, field, fmt::format("an identity selector needs at least one of {}", fmt::join(keys, ", ")));
       return std::nullopt;
+    }
+    if (valid && selector.user_unit && !selector.uid) {
+      // A user unit's name is the user's own choice: without the owner, user 1000 could name a
+      // unit like user 2000's and be taken for it.
+      error(node, field, "a user_unit selector needs uid (the user whose service manager runs the unit)");
+      valid = false;
     }
     if (!valid || set == 0) return std::nullopt;
     return selector;
@@ -446,7 +475,7 @@ class PolicyParser : public config::YamlSchemaReader {
       }
     });
     if (!matched && valid) {
-      error(node, field, "an identity needs match: (unit, container, pod, exe, uri or uid)");
+      error(node, field, "an identity needs match: (an identity selector: unit, user_unit, session, container, pod, cgroup, exe, uri or uid)");
       valid = false;
     }
     if (valid) policy_.identities.push_back(std::move(identity));
@@ -698,6 +727,10 @@ std::string Origin::to_string() const { return line > 0 ? fmt::format("{}:{}:{}"
 bool IdentitySelector::matches(const IdentityFacts& identity) const {
   if (uid && *uid != identity.uid) return false;
   if (unit && (identity.unit.empty() || !glob_match(*unit, identity.unit))) return false;
+  if (user_unit && (identity.user_unit.empty() || !glob_match(*user_unit, identity.user_unit))) return false;
+  if (session && (identity.session.empty() || !glob_match(*session, identity.session))) return false;
+  // A user unit or session belongs to the user its path names; uid then means that user too.
+  if ((user_unit || session) && uid && identity.session_uid != *uid) return false;
   if (container) {
     if (identity.container_id.empty()) return false;
     const bool prefix = !has_glob_metacharacters(*container) && container->size() >= 12 &&
@@ -705,6 +738,7 @@ bool IdentitySelector::matches(const IdentityFacts& identity) const {
     if (!prefix && !glob_match(*container, identity.container_id)) return false;
   }
   if (pod && (identity.pod_uid.empty() || !glob_match(*pod, identity.pod_uid))) return false;
+  if (cgroup && !cgroup_pattern_match(*cgroup, identity.cgroup_path)) return false;
   if (exe && (identity.exe.empty() || !glob_match(*exe, identity.exe))) return false;
   if (uri && (identity.uri.empty() || !glob_match(*uri, identity.uri))) return false;
   return true;
@@ -712,11 +746,9 @@ bool IdentitySelector::matches(const IdentityFacts& identity) const {
 
 std::string IdentitySelector::describe() const {
   std::vector<std::string> parts;
-  if (unit) parts.push_back("unit=" + *unit);
-  if (container) parts.push_back("container=" + *container);
-  if (pod) parts.push_back("pod=" + *pod);
-  if (exe) parts.push_back("exe=" + *exe);
-  if (uri) parts.push_back("uri=" + *uri);
+  for (const auto& k : kSelectorPatternKeys) {
+    if (const auto& value = this->*k.member) parts.push_back(fmt::format("{}={}", k.name, *value));
+  }
   if (uid) parts.push_back(fmt::format("uid={}", *uid));
   return fmt::format("{}", fmt::join(parts, ","));
 }

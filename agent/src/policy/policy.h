@@ -15,11 +15,26 @@
 // identity's class exists; every pattern is a valid fnmatch(3) pattern; every egress entry parsed.
 //
 // Matching (pure, used by the decision engine): IdentitySelector::matches compares every key it
-// sets (all must match; unit, container, pod, exe and uri are fnmatch patterns, uid is exact).
+// sets (all must match; unit, user_unit, session, container, pod, cgroup, exe and uri are fnmatch
+// patterns, uid is exact). Each key names one kind of workload by what only that workload can
+// show, so no process can claim another's selector (and its protection) by naming a cgroup:
+//   unit       a system unit (cgroup_classifier.h rule 4: /system.slice/x.service, or below any
+//              slice of the system manager), never a directory of that name elsewhere, nor a user
+//              unit. It also matches everything inside the unit's cgroup (its containers).
+//   user_unit  a unit of a user's own service manager (user@UID.service); needs uid, which is then
+//              both the manager's owner and the process's uid: user 1000 cannot pose as user
+//              2000's units.
+//   session    a login session scope (session-N.scope of user-UID.slice); with uid, the session
+//              belongs to that user and the process runs as that user.
+//   container  a container id; pod a pod uid.
+//   cgroup     a cgroup path relative to the cgroup2 root ('*' does not cross '/'); matches that
+//              cgroup and every cgroup below it. The way to name a workload that is none of the
+//              above (a bare cgroup, a look-alike unit) or a unit in an unusual place.
 //
 // Thread-safety: a Policy is an immutable value once parsed; share it as shared_ptr<const Policy>.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -64,7 +79,10 @@ struct Origin {
 struct IdentityFacts {
   std::string uri;           // spiffe://...
   std::string kind;          // identity::to_string(WorkloadKind): systemd, container, k8s_pod, ...
-  std::string unit;          // systemd unit (or the innermost unit of the cgroup path)
+  std::string unit;          // the system unit the cgroup is in (identity::CgroupWorkload::unit)
+  std::string user_unit;     // user_session below user@UID.service: the user unit
+  std::string session;       // user_session: the login session scope
+  std::optional<uint32_t> session_uid;  // user_session: the owner named by the cgroup path
   std::string container_id;  // 64 hex
   std::string pod_uid;
   std::string exe;
@@ -78,9 +96,12 @@ struct IdentityFacts {
 
 // Selects identities. Every key set must match; a selector sets at least one key.
 struct IdentitySelector {
-  std::optional<std::string> unit;       // fnmatch on the unit name
+  std::optional<std::string> unit;       // fnmatch on the system unit name
+  std::optional<std::string> user_unit;  // fnmatch on the user unit name (with uid)
+  std::optional<std::string> session;    // fnmatch on the login session scope
   std::optional<std::string> container;  // fnmatch on the full id, or a >= 12 digit id prefix
   std::optional<std::string> pod;        // fnmatch on the pod uid
+  std::optional<std::string> cgroup;     // fnmatch (FNM_PATHNAME) on the cgroup path or an ancestor
   std::optional<std::string> exe;        // fnmatch on the executable path
   std::optional<std::string> uri;        // fnmatch on the workload URI
   std::optional<uint32_t> uid;
@@ -90,6 +111,22 @@ struct IdentitySelector {
   // "unit=payments.service,uid=0": stable, for records and messages.
   std::string describe() const;
 };
+
+// The selector's string keys in their stable order (policy files, describe(), learned sets).
+struct SelectorPatternKey {
+  std::string_view name;
+  std::optional<std::string> IdentitySelector::*member;
+};
+inline constexpr std::array<SelectorPatternKey, 8> kSelectorPatternKeys{{
+    {"unit", &IdentitySelector::unit},
+    {"user_unit", &IdentitySelector::user_unit},
+    {"session", &IdentitySelector::session},
+    {"container", &IdentitySelector::container},
+    {"pod", &IdentitySelector::pod},
+    {"cgroup", &IdentitySelector::cgroup},
+    {"exe", &IdentitySelector::exe},
+    {"uri", &IdentitySelector::uri},
+}};
 
 // Which credentials an entry covers: a literal path, a glob, or catalogue entries by class.
 struct CredentialSelector {
@@ -111,7 +148,7 @@ struct CredentialPolicy {
   CredentialSelector selector;
   // path/glob entries: the class the catalogue records for the file (default custom).
   catalogue::CredentialClass credential_class = catalogue::CredentialClass::custom;
-  std::optional<std::string> owner;        // unit name or workload URI; an allowed reader
+  std::optional<std::string> owner;        // system unit name or workload URI; an allowed reader
   std::vector<IdentitySelector> readers;   // allowed readers
   Origin origin;
 

@@ -14,7 +14,7 @@ collector_bin=$(cd "$bin_dir/.." && pwd)/collector/nhiguard-collector
 tmp=$(mktemp -d /tmp/nhiguard-e2e-collector.XXXXXX)
 pin_dir=/sys/fs/bpf/nhiguard-e2e-collector-$$
 cg_root=$(cgroup2_root)
-cg_top=$cg_root/nhiguard-test-$$
+test_top "nhiguard-test-$$"
 port=$(( 20000 + $$ % 20000 ))
 collector_addr=127.0.0.1:$port
 collector_db=$tmp/collector.db
@@ -25,7 +25,7 @@ failures=0
 env_cleanup() {
   [ -n "$agent_pid" ] && kill -9 "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null || true
   [ -n "$collector_pid" ] && kill -9 "$collector_pid" 2>/dev/null && wait "$collector_pid" 2>/dev/null || true
-  remove_test_cgroups "$cg_top"
+  remove_test_top
   rm -rf "$pin_dir"; [ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"
 }
 
@@ -94,7 +94,7 @@ all_acked() {
 }
 
 # --- the simulated service
-mkdir -p "$cg_top/payments.service"
+make_test_cgroups payments.service
 run_in() {  # run_in CGROUP COMMAND...
   local cg=$1; shift
   bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg_top/$cg" "$@"

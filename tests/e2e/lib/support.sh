@@ -40,6 +40,31 @@ cgroup2_root() {
   awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo
 }
 
+# test_top NAME: the test's top cgroup where the system service manager puts units, so that
+# $cg_top/x.service is the system unit x.service (a unit name anywhere else is only a look-alike):
+# sets cg_top=$cg_root/system.slice/NAME.slice and cg_top_rel=/system.slice/NAME.slice (the path
+# the agent reports). Creates nothing; make_test_cgroups does. Needs cg_root.
+test_top() {
+  cg_top_rel=/system.slice/$1.slice
+  cg_top=$cg_root$cg_top_rel
+}
+
+# make_test_cgroups SUB...: makes $cg_top/SUB for each SUB, and first /system.slice when it is
+# missing (a host whose PID 1 is not systemd); remove_test_top removes that again only if this
+# script made it.
+make_test_cgroups() {
+  if [ ! -d "$cg_root/system.slice" ] && mkdir "$cg_root/system.slice" 2>/dev/null; then made_system_slice=1; fi
+  local sub
+  for sub in "$@"; do mkdir -p "$cg_top/$sub"; done
+}
+
+# remove_test_top: remove_test_cgroups $cg_top, then /system.slice if make_test_cgroups made it and
+# nothing else is in it.
+remove_test_top() {
+  remove_test_cgroups "$cg_top"
+  if [ -n "${made_system_slice:-}" ]; then rmdir "$cg_root/system.slice" 2>/dev/null || true; fi
+}
+
 # remove_test_cgroups TOP: thaws, kills and removes every cgroup directly below TOP, then TOP.
 remove_test_cgroups() {
   local cg
@@ -49,4 +74,16 @@ remove_test_cgroups() {
     [ -f "$cg/cgroup.kill" ] && echo 1 > "$cg/cgroup.kill" 2>/dev/null || true
     for _ in $(seq 50); do rmdir "$cg" 2>/dev/null && break; sleep 0.1; done
   done
+}
+
+# wait_agent_ready PID NHIGUARDCTL SOCKET: waits up to 10 s until the agent PID answers
+# `nhiguardctl status` on SOCKET; fails at once when the agent exits first.
+wait_agent_ready() {
+  local pid=$1 ctl=$2 sock=$3
+  for _ in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || return 1
+    [ -S "$sock" ] && "$ctl" --socket "$sock" status > /dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  return 1
 }
