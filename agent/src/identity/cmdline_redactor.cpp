@@ -655,6 +655,7 @@ void judge_run(std::string_view s, size_t begin, size_t end, size_t padded_end, 
     out.add(begin, padded_end, random_kind(s.substr(begin, end - begin)), Source::entropy);
     return;
   }
+  std::vector<std::pair<size_t, size_t>> flagged;
   size_t piece = begin;
   while (piece < end) {
     size_t piece_end = piece;
@@ -662,8 +663,20 @@ void judge_run(std::string_view s, size_t begin, size_t end, size_t padded_end, 
       ++piece_end;
     }
     const size_t with_padding = piece_end == end ? padded_end : piece_end;
-    if (looks_random(s.substr(piece, with_padding - piece))) out.add(piece, with_padding, "high_entropy", Source::entropy);
+    if (looks_random(s.substr(piece, with_padding - piece))) {
+      out.add(piece, with_padding, "high_entropy", Source::entropy);
+      flagged.emplace_back(piece, with_padding);
+    }
     piece = piece_end + 1;
+  }
+  // What is left between flagged pieces is a run of its own once they are markers: judge it as
+  // such now, so a second pass finds nothing new.
+  if (flagged.empty()) return;
+  size_t rest = begin;
+  flagged.emplace_back(padded_end, padded_end);
+  for (const auto& [fb, fe] : flagged) {
+    if (fb > rest && !(rest == begin && fb == padded_end)) judge_run(s, rest, std::min(fb, end), fb, out);
+    rest = fe;
   }
 }
 
