@@ -29,26 +29,22 @@ Error damaged(const std::string& path, std::string_view why) {
 
 }  // namespace
 
-Result<void> write_state_file(const std::string& path, const nlohmann::json& content) {
-  if (!content.is_object()) return fail(Error{EINVAL, "write state file " + path + ": content is not a JSON object"});
+std::string render_state_file(const nlohmann::json& content) {
   nlohmann::json stored = content;
   stored.erase(kStateFileChecksumKey);
   const std::string checksum = sha256_hex(stored.dump());
   stored[kStateFileChecksumKey] = checksum;
-  return write_file_atomically(path, stored.dump() + "\n", 0600);
+  return stored.dump() + "\n";
 }
 
-Result<std::optional<StateFileContent>> read_state_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    if (errno == ENOENT) return std::optional<StateFileContent>{};
-    return fail(Error::from_current_errno("read state file " + path));
-  }
-  std::stringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return fail(Error::from_current_errno("read state file " + path));
-  if (text.str().empty()) return fail(damaged(path, "empty"));
-  auto parsed = nlohmann::json::parse(text.str(), nullptr, false);
+Result<void> write_state_file(const std::string& path, const nlohmann::json& content) {
+  if (!content.is_object()) return fail(Error{EINVAL, "write state file " + path + ": content is not a JSON object"});
+  return write_file_atomically(path, render_state_file(content), 0600);
+}
+
+Result<StateFileContent> parse_state_file(std::string_view text, const std::string& path) {
+  if (text.empty()) return fail(damaged(path, "empty"));
+  auto parsed = nlohmann::json::parse(text, nullptr, false);
   if (parsed.is_discarded()) return fail(damaged(path, "not JSON (truncated or overwritten)"));
   if (!parsed.is_object()) return fail(damaged(path, "not a JSON object"));
   StateFileContent out;
@@ -61,7 +57,21 @@ Result<std::optional<StateFileContent>> read_state_file(const std::string& path)
     if (stated != sha256_hex(parsed.dump())) return fail(damaged(path, "checksum mismatch (edited or torn)"));
   }
   out.content = std::move(parsed);
-  return std::optional<StateFileContent>(std::move(out));
+  return out;
+}
+
+Result<std::optional<StateFileContent>> read_state_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    if (errno == ENOENT) return std::optional<StateFileContent>{};
+    return fail(Error::from_current_errno("read state file " + path));
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return fail(Error::from_current_errno("read state file " + path));
+  auto parsed = parse_state_file(text.str(), path);
+  if (!parsed) return fail(std::move(parsed.error()));
+  return std::optional<StateFileContent>(std::move(*parsed));
 }
 
 Result<StateFileLoad> load_state_file(const std::string& path) {

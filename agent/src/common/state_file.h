@@ -28,13 +28,19 @@ namespace nhiguard {
 
 inline constexpr const char* kStateFileChecksumKey = "nhiguard_sha256";
 
-// Writes `content` (a JSON object) with its checksum, atomically, mode 0600.
+// The file's text for `content` (a JSON object): the object with its checksum field, one line.
+std::string render_state_file(const nlohmann::json& content);
+
+// Writes render_state_file(content) atomically, mode 0600; EINVAL when content is not an object.
 Result<void> write_state_file(const std::string& path, const nlohmann::json& content);
 
 struct StateFileContent {
   nlohmann::json content;  // the object, without the checksum field
   bool unchecked = false;  // written before checksums: parsed, not verified
 };
+
+// Checks a state file's text (as read_state_file does); `path` only names it in messages.
+Result<StateFileContent> parse_state_file(std::string_view text, const std::string& path);
 
 // The file's content; nullopt when it does not exist; EUCLEAN when it is damaged; the errno of any
 // other failure to read it.

@@ -35,7 +35,7 @@ std::string_view to_string(AgentMode mode);
 
 struct CollectorConfig {
   std::string address;                  // host:port; empty = no collector (local only)
-  std::string pki = "/etc/nhiguard/pki";  // directory with ca.pem, agent.pem, agent-key.pem
+  std::string pki = "/etc/nhiguard/pki";  // its agent/ subdirectory, or itself: ca.pem, agent.pem, agent-key.pem
   bool insecure = false;                // plaintext gRPC; for tests and labs only
   uint64_t outbox_max_bytes = 256ull << 20;  // bound of <state_dir>/outbox.db's reports; >= kMinOutboxBytes
 };

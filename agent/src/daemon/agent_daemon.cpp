@@ -15,6 +15,7 @@
 #include "common/filesystem.h"
 #include "common/state_file.h"
 #include "config/duration.h"
+#include "control/control_audit.h"
 #include "daemon/canary_planter.h"
 #include "daemon/credential_access_record.h"
 #include "daemon/persisted_mode.h"
@@ -471,6 +472,17 @@ Result<nlohmann::json> AgentDaemon::Control::set_mode(std::string_view mode) {
   return nlohmann::json{{"mode", config::to_string(daemon_.mode())}, {"previous", config::to_string(previous)}};
 }
 
+Result<nlohmann::json> AgentDaemon::Control::audit_trail() { return control::AuditTrail(*daemon_.ledger_).list(); }
+
+Result<void> AgentDaemon::Control::authorize(const control::Request& request, const ledger::ControlPeer& peer) {
+  return control::AuditTrail(*daemon_.ledger_).authorize(request, peer);
+}
+
+void AgentDaemon::Control::audit(const control::Request& request, const ledger::ControlPeer& peer,
+                                 const nlohmann::json& response) {
+  control::AuditTrail(*daemon_.ledger_).record(request, peer, response);
+}
+
 Result<containment::RollbackHandle> AgentDaemon::approve(std::string_view handle, std::string_view actor,
                                                      std::string_view note) {
   return executor_->approve(handle, actor, note);
@@ -553,20 +565,12 @@ std::optional<std::map<std::string, uint32_t>> AgentDaemon::load_credential_ids(
     return std::nullopt;
   }
   if (loaded->file) {
-    try {
-      std::map<std::string, uint32_t> ids;
-      for (const auto& [credential_path, id] : loaded->file->content.items()) {
-        if (!id.is_number_unsigned() || id.get<uint64_t>() == 0 || id.get<uint64_t>() > UINT32_MAX) {
-          throw std::invalid_argument("id of " + credential_path + " is not a number in 1..2^32-1");
-        }
-        ids[credential_path] = id.get<uint32_t>();
-      }
-      return ids;
-    } catch (const std::exception& e) {
-      auto moved = quarantine_file(path);
-      problem = fmt::format("{} is damaged ({}); kept as {}", path, e.what(), moved ? *moved : moved.error().message);
-      return std::nullopt;
-    }
+    auto ids = parse_credential_ids(loaded->file->content);
+    if (ids) return std::move(*ids);
+    auto moved = quarantine_file(path);
+    problem = fmt::format("{} is damaged ({}); kept as {}", path, ids.error().message,
+                          moved ? *moved : moved.error().message);
+    return std::nullopt;
   }
   problem = loaded->damage.empty() ? path + " does not exist"
                                    : fmt::format("{}; kept as {}", loaded->damage, loaded->quarantined_as);

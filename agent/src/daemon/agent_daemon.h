@@ -127,6 +127,11 @@ class AgentDaemon {
     Result<nlohmann::json> learn(std::chrono::milliseconds duration) override;
     Result<nlohmann::json> suggest() override;
     Result<nlohmann::json> set_mode(std::string_view mode) override;
+    // The peer guard and the audit trail (control/control_audit.h), kept in the ledger.
+    Result<nlohmann::json> audit_trail() override;
+    Result<void> authorize(const control::Request& request, const ledger::ControlPeer& peer) override;
+    void audit(const control::Request& request, const ledger::ControlPeer& peer,
+               const nlohmann::json& response) override;
 
    private:
     AgentDaemon& daemon_;

@@ -16,7 +16,12 @@ Result<std::optional<ModeOverride>> load_mode_override(const std::string& path) 
   auto read = read_state_file(path);
   if (!read) return fail(Error{read.error().code, "read mode override: " + read.error().message});
   if (!*read) return std::optional<ModeOverride>{};
-  const nlohmann::json& json = (*read)->content;
+  auto parsed = parse_mode_override((*read)->content, path);
+  if (!parsed) return fail(std::move(parsed.error()));
+  return std::optional<ModeOverride>(std::move(*parsed));
+}
+
+Result<ModeOverride> parse_mode_override(const nlohmann::json& json, const std::string& path) {
   try {
     ModeOverride out;
     const auto mode = json.at("mode").get<std::string>();
@@ -30,7 +35,7 @@ Result<std::optional<ModeOverride>> load_mode_override(const std::string& path) 
     out.set_by = json.value("set_by", "");
     out.command_id = json.value("command_id", "");
     out.set_at_ns = json.value("set_at_ns", int64_t{0});
-    return std::optional<ModeOverride>(std::move(out));
+    return out;
   } catch (const nlohmann::json::exception& e) {
     return fail(Error{EUCLEAN, "mode override " + path + ": " + e.what()});
   }

@@ -12,6 +12,8 @@
 #pragma once
 
 #include <optional>
+
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 
 #include "common/result.h"
@@ -30,6 +32,9 @@ struct ModeOverride {
 // naming it; a damaged one (not JSON, checksum mismatch, unknown mode) is EUCLEAN (the caller
 // decides; the daemon moves it aside and keeps the safer observe mode).
 Result<std::optional<ModeOverride>> load_mode_override(const std::string& path);
+
+// The override a mode file's (checked) content describes; EUCLEAN naming `path` when it is not one.
+Result<ModeOverride> parse_mode_override(const nlohmann::json& content, const std::string& path);
 
 Result<void> save_mode_override(const std::string& path, const ModeOverride& mode);
 

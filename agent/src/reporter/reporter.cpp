@@ -12,6 +12,7 @@ namespace nhiguard::reporter {
 namespace {
 
 constexpr std::string_view kLedgerMark = "ledger_history";
+constexpr std::string_view kAuditMark = "ledger_audit";
 
 }  // namespace
 
@@ -108,6 +109,18 @@ void Reporter::add(Report report) {
   queue_.push_back(std::move(report));
 }
 
+bool Reporter::load_mark(std::optional<int64_t>& position, std::string_view key, std::string_view what) {
+  if (position) return true;
+  // Read once; afterwards it only moves with the appends of flush().
+  auto stored = outbox_->mark(key);
+  if (!stored) {
+    spdlog::error("reporter: {}; {} follow at the next flush", stored.error().message, what);
+    return false;
+  }
+  position = *stored;
+  return true;
+}
+
 void Reporter::flush() {
   std::lock_guard flushing(flush_mutex_);
   std::vector<Report> batch;
@@ -122,16 +135,7 @@ void Reporter::flush() {
   }
   // New ledger history, as ActionUpdates, with the position they bring the mark to.
   std::vector<std::pair<std::string, int64_t>> marks;
-  if (!ledger_position_) {
-    // Read once; afterwards it only moves with the appends below.
-    auto position = outbox_->mark(kLedgerMark);
-    if (!position) {
-      spdlog::error("reporter: {}; action updates follow at the next flush", position.error().message);
-    } else {
-      ledger_position_ = *position;
-    }
-  }
-  if (ledger_position_) {
+  if (load_mark(ledger_position_, kLedgerMark, "action updates")) {
     if (auto history = ledger_.history_after(*ledger_position_, kLedgerBatch); !history) {
       spdlog::error("reporter: {}; action updates follow at the next flush", history.error().message);
     } else if (!history->empty()) {
@@ -144,6 +148,17 @@ void Reporter::flush() {
         batch.push_back(action_update_report(*handle, change));
       }
       marks.emplace_back(std::string(kLedgerMark), history->back().seq);
+    }
+  }
+  // The control audit trail, the same way (its own mark).
+  std::optional<int64_t> audit_reached;
+  if (load_mark(audit_position_, kAuditMark, "control audit records")) {
+    if (auto audit = ledger_.audit_after(*audit_position_, kLedgerBatch); !audit) {
+      spdlog::error("reporter: {}; control audit records follow at the next flush", audit.error().message);
+    } else if (!audit->empty()) {
+      for (const auto& entry : *audit) batch.push_back(control_audit_report(entry));
+      audit_reached = audit->back().seq;
+      marks.emplace_back(std::string(kAuditMark), *audit_reached);
     }
   }
   if (dropped_before_outbox > 0) {
@@ -182,7 +197,9 @@ void Reporter::flush() {
       // Put the batch back in front of what arrived meanwhile (the alert and the action updates are
       // made again from their sources next time).
       batch.resize(batch.size() - counter_alerts);
-      std::erase_if(batch, [](const Report& r) { return r.kind == ReportKind::action_update; });
+      std::erase_if(batch, [](const Report& r) {
+        return r.kind == ReportKind::action_update || r.kind == ReportKind::control_audit;
+      });
       // What arrived meanwhile goes behind the batch, each through the bound again.
       std::vector<Report> arrived;
       arrived.swap(queue_);
@@ -202,7 +219,10 @@ void Reporter::flush() {
     }
     return;
   }
-  if (!marks.empty()) ledger_position_ = marks.front().second;
+  for (const auto& [name, position] : marks) {
+    if (name == kLedgerMark) ledger_position_ = position;
+  }
+  if (audit_reached) audit_position_ = audit_reached;
   {
     std::lock_guard lock(mutex_);
     queue_dropped_ -= dropped_before_outbox;

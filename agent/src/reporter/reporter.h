@@ -3,7 +3,8 @@
 //
 // Feeding: producers on the event loop hand reports to add() (credential accesses, egress,
 // decisions, alerts); flush(), called by the event loop after every poll, writes them together with
-// every new entry of the rollback ledger's history (as ActionUpdates) into the outbox in one
+// every new entry of the rollback ledger's history (as ActionUpdates) and of its control audit
+// trail (as ControlAudit reports) into the outbox in one
 // transaction, with the ledger position as an outbox mark, so a crash neither loses nor repeats an
 // action update. Then the link is woken. Until flush() succeeds the reports wait in memory; a flush
 // that fails (disk full) is retried at the next one.
@@ -36,6 +37,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
@@ -110,6 +112,9 @@ class Reporter {
   std::mutex flush_mutex_;  // one flush at a time; guards ledger_position_
   // The ledger history position already in the outbox (its mark), cached after the first read.
   std::optional<int64_t> ledger_position_;
+  std::optional<int64_t> audit_position_;  // the same for the ledger's control audit trail
+  // Fills `position` from the outbox mark `key` unless already known; false (logged) when unreadable.
+  bool load_mark(std::optional<int64_t>& position, std::string_view key, std::string_view what);
 };
 
 }  // namespace nhiguard::reporter
