@@ -95,6 +95,20 @@ int run_plant_canaries(const nhiguard::config::AgentConfig& config) {
   return status;
 }
 
+// --mount-only: mounts bpffs and tracefs where missing and exits, for the unit's privileged
+// ExecStartPre step, so the sandboxed agent needs neither CAP_SYS_ADMIN nor the mount syscalls.
+// Exit 0 when both are mounted afterwards, 3 otherwise (the agent's "prerequisites missing").
+int run_mount_only() {
+  int status = 0;
+  for (auto mounted : {nhiguard::kernel::ensure_bpffs(), nhiguard::kernel::ensure_tracefs()}) {
+    if (!mounted) {
+      std::cerr << "nhiguard-agent: " << mounted.error().message << "\n";
+      status = 3;
+    }
+  }
+  return status;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -104,6 +118,7 @@ int main(int argc, char** argv) {
   bool version = false;
   bool events_stdout = false;
   bool plant_canaries = false;
+  bool mount_only = false;
   std::string log_level = "info";
   app.add_option("--config", config_path, "agent configuration (YAML)");
   app.add_flag("--check", check, "probe which BPF programs this kernel accepts, print them and exit");
@@ -111,6 +126,8 @@ int main(int argc, char** argv) {
   app.add_flag("--events-stdout", events_stdout, "also write every event line to stdout");
   app.add_flag("--plant-canaries", plant_canaries,
                "create the policy's missing canary files (plant: true) and exit (for installers)");
+  app.add_flag("--mount-only", mount_only,
+               "mount bpffs and tracefs where missing and exit (the unit's privileged start step)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   try {
@@ -128,6 +145,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (check) return run_check();
+  if (mount_only) return run_mount_only();
   if (config_path.empty()) {
     std::cerr << "nhiguard-agent: --config FILE is required (see --help)\n";
     return 2;

@@ -27,7 +27,7 @@ struct {
 /* tgid -> the credential it (or the ancestor it inherited from) read. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 32768);
+	__uint(max_entries, NHG_TAINT_MAX_ENTRIES);
 	__type(key, __u32);
 	__type(value, struct nhg_taint);
 } nhg_taint SEC(".maps");

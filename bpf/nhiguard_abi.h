@@ -76,6 +76,8 @@ enum nhg_counter {
 	NHG_CTR_EGRESS_DENIED = 6,        /* connects/sendmsgs/packets refused by an egress block */
 	NHG_CTR_CREDENTIAL_DENIED = 7,    /* readers killed by a deny_credential rule */
 	NHG_CTR_CREDENTIAL_OPENS_COALESCED = 8, /* repeat opens counted into a later record, not sent */
+	NHG_CTR_TAINT_MAP_FULL = 9,       /* a taint (a read, or inherited on fork) not recorded: nhg_taint
+					   * refused the update (full); that process's egress is not seen */
 	NHG_CTR__COUNT = 16,              /* array size; room to add counters without resizing */
 };
 
@@ -218,6 +220,9 @@ enum nhg_enforcement_slot {
 	NHG_ENF_EGRESS_BLOCKS = 1,
 	NHG_ENF__COUNT = 4,
 };
+
+/* Processes nhg_taint holds at once; past it a taint is counted (NHG_CTR_TAINT_MAP_FULL), not kept. */
+#define NHG_TAINT_MAX_ENTRIES 32768
 
 /* Value of nhg_taint, keyed by tgid: this process (or an ancestor it inherited from) opened a
  * credential for reading. */

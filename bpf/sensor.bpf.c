@@ -372,7 +372,8 @@ static __always_inline void sensor__taint(struct task_struct *task, __u32 creden
 		.window_start_ns = now,
 	};
 
-	bpf_map_update_elem(&nhg_taint, &tgid, &taint, BPF_ANY);
+	if (bpf_map_update_elem(&nhg_taint, &tgid, &taint, BPF_ANY) != 0)
+		maps__count(NHG_CTR_TAINT_MAP_FULL);
 }
 
 /* Is reading this credential denied to the current cgroup or one of its ancestors? */
@@ -556,7 +557,8 @@ int BPF_PROG(sensor_process_fork, struct task_struct *parent, struct task_struct
 
 			inherited.start_ns = BPF_CORE_READ(child, start_boottime);
 			inherited.coalesced = 0; /* the parent's uncounted repeats are the parent's */
-			bpf_map_update_elem(&nhg_taint, &child_tgid, &inherited, BPF_ANY);
+			if (bpf_map_update_elem(&nhg_taint, &child_tgid, &inherited, BPF_ANY) != 0)
+				maps__count(NHG_CTR_TAINT_MAP_FULL);
 		}
 	}
 	event = bpf_ringbuf_reserve(&nhg_events, sizeof(*event), 0);

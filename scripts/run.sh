@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job: installs dependencies, builds, and runs the collector (SQLite) and the agent with the
 # default configuration and policy, protecting this host and reporting to that collector over mTLS.
-#   - PKI: /etc/nhiguard/pki (CA, collector, agent and operator certificates), made by
-#     `nhiguardctl certs init` when missing; existing certificates are kept.
+#   - PKI: /etc/nhiguard/pki (the CA in ca/, the collector's, agent's and operator's pairs each in
+#     its own directory), made by `nhiguardctl certs init` when missing; existing certificates are
+#     kept (a flat PKI of an older version is moved into those directories). The collector is given
+#     collector/ only; the agent finds agent/ from collector.pki: /etc/nhiguard/pki.
 #   - Collector: nhiguard-collector on $NHIGUARD_COLLECTOR_LISTEN (default 127.0.0.1:7443), store
 #     /var/lib/nhiguard-collector/collector.db, log /var/lib/nhiguard-collector/collector.log.
 #   - Agent: /etc/nhiguard/agent.yaml (installed from packaging/agent.yaml with collector.address set
@@ -23,7 +25,7 @@ pki=/etc/nhiguard/pki
 collector_dir=/var/lib/nhiguard-collector
 install -d -m 0700 "$collector_dir"
 rm -f "$collector_dir/port"
-"$build/collector/nhiguard-collector" --listen "$listen" --db "sqlite:$collector_dir/collector.db" --pki "$pki" \
+"$build/collector/nhiguard-collector" --listen "$listen" --db "sqlite:$collector_dir/collector.db" --pki "$pki/collector" \
   --port-file "$collector_dir/port" >> "$collector_dir/collector.log" 2>&1 &
 collector_pid=$!
 trap 'kill "$collector_pid" 2> /dev/null || true; wait "$collector_pid" 2> /dev/null || true' EXIT

@@ -60,6 +60,26 @@ std::string command_state_text(v1::CommandState state) {
   }
 }
 
+// One entry of an action's history as the agent's ledger wrote it; `peer` is the local process
+// behind an nhiguardctl change.
+json state_change_json(const v1::StateChange& c) {
+  json out = {{"ledger_sequence", c.ledger_sequence()},
+              {"from_state", c.has_from_state() ? json(containment::to_string(
+                                                      static_cast<containment::ActionState>(c.from_state())))
+                                                : json(nullptr)},
+              {"to_state", containment::to_string(static_cast<containment::ActionState>(c.to_state()))},
+              {"at", time_or_null(c.at_unix_ns())},
+              {"actor", c.actor()},
+              {"note", c.note()},
+              {"command_id", c.command_id()}};
+  if (c.has_peer()) {
+    const auto& p = c.peer();
+    out["peer"] = {{"pid", p.pid()}, {"uid", p.uid()},   {"gid", p.gid()},      {"start_time_ticks", p.start_time_ticks()},
+                   {"exe", p.exe()}, {"comm", p.comm()}, {"cgroup", p.cgroup()}};
+  }
+  return out;
+}
+
 }  // namespace
 
 json action_json(const v1::RollbackHandle& h, const std::string& agent_id) {
@@ -208,6 +228,11 @@ Result<json> CollectorClient::incidents(uint32_t limit, const std::string& agent
                    {"handle", d.handle()},
                    {"dry_run", d.dry_run()},
                    {"identity", d.workload().uri()},
+                   {"process", {{"pid", d.process().pid()},
+                                {"exe", d.process().exe()},
+                                {"cmdline", std::vector<std::string>(d.process().cmdline().begin(),
+                                                                     d.process().cmdline().end())},
+                                {"cmdline_redacted", d.process().cmdline_redacted()}}},
                    {"trigger_event_ids", std::vector<std::string>(d.trigger_event_ids().begin(),
                                                                   d.trigger_event_ids().end())},
                    {"gates", std::move(gates)},
@@ -224,11 +249,18 @@ Result<json> CollectorClient::actions(std::optional<v1::ActionState> state, uint
   request.set_agent_id(agent_id);
   if (state) request.add_states(*state);
   request.set_limit(limit);
+  request.set_with_history(true);
   v1::ListActionsResponse response;
   auto status = stub_->ListActions(&context, request, &response);
   if (auto ok = checked(context, status, "actions"); !ok) return fail(std::move(ok.error()));
   json out = json::array();
-  for (const auto& stored : response.actions()) out.push_back(action_json(stored.action(), stored.agent_id()));
+  for (const auto& stored : response.actions()) {
+    json action = action_json(stored.action(), stored.agent_id());
+    json history = json::array();
+    for (const auto& change : stored.history()) history.push_back(state_change_json(change));
+    action["history"] = std::move(history);
+    out.push_back(std::move(action));
+  }
   return out;
 }
 

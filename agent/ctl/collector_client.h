@@ -23,7 +23,7 @@ namespace nhiguard::ctl {
 
 struct CollectorEndpoint {
   std::string address;  // host:port
-  std::string pki_dir;  // ca.pem, operator.pem, operator-key.pem
+  std::string pki_dir;  // pki::load_tls_material(dir, "operator"): dir/operator/ or dir
   bool insecure = false;
   std::chrono::milliseconds timeout{10000};
 };

@@ -2,6 +2,7 @@
 // the fleet, through a collector (--collector ADDR, mTLS with the operator certificate).
 //
 //   nhiguardctl [--socket PATH] [--json] [--timeout DUR] status
+//   nhiguardctl audit                               (the local agent's control audit trail)
 //   nhiguardctl actions [--state STATE] [--limit N]
 //   nhiguardctl contain block-egress|deny-credential|freeze|kill-process|kill-session
 //                       [--unit NAME] [--cgroup PATH] [--pid PID] [--credential PATH]
@@ -13,7 +14,8 @@
 //   nhiguardctl policy suggest [--output FILE]
 //   nhiguardctl --collector ADDR [--pki DIR] [--insecure] agents | incidents | actions
 //               | approve|reject|rollback HANDLE [--agent ID] [--wait DUR] | mode observe|policy --agent ID|--all
-//   nhiguardctl certs init DIR [--agent NAME]... [--collector-san NAME]... [--operator NAME]
+//   nhiguardctl certs init DIR [--agent NAME]... [--collector-san NAME]... [--operator NAME] [--ca-only]
+//   nhiguardctl certs issue agent|collector|operator NAME [--pki DIR] [--out DIR] [--collector-san NAME]...
 //
 // Exit codes (scripts depend on them): 0 ok; 1 the agent or collector answered with an error
 // (printed with its code), the agent reported that a collector command failed, or `policy check`
@@ -92,6 +94,10 @@ struct Options {
   std::vector<std::string> collector_sans;
   std::string operator_name = "operator";
   std::string hostname;
+  bool ca_only = false;
+  std::string issue_role;
+  std::string issue_name;
+  std::string issue_out;
   std::vector<std::string> policy_files;
   std::string learn_for;
   std::string output;
@@ -289,6 +295,21 @@ int run(const Options& o, control::Method method, const json& params) {
     case control::Method::set_mode:
       o.json_output ? print_json(result) : print_status(result);
       break;
+    case control::Method::audit: {
+      json list = result.contains("audit") && result["audit"].is_array() ? result["audit"] : json::array();
+      if (o.json_output) {
+        print_json(list);
+        break;
+      }
+      for (const auto& e : list) {
+        const auto& p = e["peer"];
+        fmt::print("{}  {:<8} {:<8} {} {} pid {} uid {} exe {} cgroup {}{}\n", e.value("time", ""),
+                   e.value("method", ""), e.value("outcome", ""), e.value("handle", ""), e.value("detail", ""),
+                   p.value("pid", 0), p.value("uid", 0u), p.value("exe", ""), p.value("cgroup", ""),
+                   e.value("message", "").empty() ? "" : ": " + e.value("message", ""));
+      }
+      break;
+    }
     case control::Method::suggest: {
       const std::string policy = result.contains("policy") && result["policy"].is_string()
                                      ? result["policy"].get<std::string>() : std::string();
@@ -396,6 +417,21 @@ int run_collector(const Options& o, const std::function<nhiguard::Result<json>(n
   return print(*result);
 }
 
+int print_certs_report(const Options& o, const nhiguard::Result<nhiguard::pki::InitReport>& report) {
+  if (!report) {
+    fmt::print(stderr, "nhiguardctl: {}\n", report.error().message);
+    return report.error().code == EINVAL ? kExitUsage : kExitServerError;
+  }
+  if (o.json_output) {
+    print_json({{"created", report->created}, {"kept", report->kept}, {"moved", report->moved}});
+    return kExitOk;
+  }
+  for (const auto& move : report->moved) fmt::print("moved   {}\n", move);
+  for (const auto& path : report->created) fmt::print("created {}\n", path);
+  for (const auto& path : report->kept) fmt::print("kept    {}\n", path);
+  return kExitOk;
+}
+
 int run_certs_init(const Options& o) {
   nhiguard::pki::InitOptions init;
   init.dir = o.certs_dir;
@@ -408,18 +444,18 @@ int run_certs_init(const Options& o) {
     if (gethostname(name, sizeof name - 1) != 0) return usage_error("cannot read this host's name: pass --hostname");
     init.hostname = name;
   }
-  auto report = nhiguard::pki::init_pki(init);
-  if (!report) {
-    fmt::print(stderr, "nhiguardctl: {}\n", report.error().message);
-    return report.error().code == EINVAL ? kExitUsage : kExitServerError;
-  }
-  if (o.json_output) {
-    print_json({{"created", report->created}, {"kept", report->kept}});
-    return kExitOk;
-  }
-  for (const auto& path : report->created) fmt::print("created {}\n", path);
-  for (const auto& path : report->kept) fmt::print("kept    {}\n", path);
-  return kExitOk;
+  init.ca_only = o.ca_only;
+  return print_certs_report(o, nhiguard::pki::init_pki(init));
+}
+
+int run_certs_issue(const Options& o) {
+  auto role = nhiguard::pki::parse_role(o.issue_role);
+  if (!role) return usage_error(fmt::format("certs issue: unknown role '{}' (agent, collector, operator)", o.issue_role));
+  return print_certs_report(o, nhiguard::pki::issue_certificate({.pki_dir = o.pki_dir,
+                                                                 .role = *role,
+                                                                 .name = o.issue_name,
+                                                                 .out_dir = o.issue_out,
+                                                                 .collector_sans = o.collector_sans}));
 }
 
 }  // namespace
@@ -452,11 +488,15 @@ int main(int argc, char** argv) {
   app.add_option("--timeout", o.timeout, "How long to wait for the agent (duration, e.g. 10s)")->capture_default_str();
 
   app.add_option("--collector", o.collector, "Talk to this collector (host:port) instead of the local agent");
-  app.add_option("--pki", o.pki_dir, "With --collector: directory with ca.pem, operator.pem, operator-key.pem")
+  app.add_option("--pki", o.pki_dir, "With --collector: the PKI directory (its operator/ subdirectory, or a directory with ca.pem, "
+                                 "operator.pem, operator-key.pem); with certs issue: the CA's PKI directory")
       ->capture_default_str();
   app.add_flag("--insecure", o.insecure, "With --collector: plaintext, no certificates (labs and tests only)");
 
   auto* status = app.add_subcommand("status", "Show the agent's status");
+  auto* audit = app.add_subcommand("audit", "The local agent's audit trail: every contain, rollback, approve, "
+                                            "reject, mode and learn request on its socket, with the process that "
+                                            "sent it and the outcome (refused ones too)");
 
   auto* actions = app.add_subcommand("actions", "List containment actions and their rollback handles");
   actions->add_option("--state", o.state, "Only actions in this state (held, active, expired, rolled_back, ...)");
@@ -514,6 +554,17 @@ int main(int argc, char** argv) {
   certs_init->add_option("--collector-san", o.collector_sans, "Another DNS name or IP of the collector (repeatable)");
   certs_init->add_option("--operator", o.operator_name, "The operator certificate's name")->capture_default_str();
   certs_init->add_option("--hostname", o.hostname, "This host's name (default: gethostname)");
+  certs_init->add_flag("--ca-only", o.ca_only, "Only the CA (DIR/ca/, DIR/ca.pem): an offline CA host, which then "
+                                               "issues each host's certificate with `certs issue`");
+  auto* certs_issue = certs->add_subcommand("issue", "On the CA host: one certificate signed by the CA of --pki DIR, "
+                                                     "with ca.pem, in a directory to copy to its host");
+  certs_issue->add_option("role", o.issue_role, "agent, collector or operator")
+      ->required()
+      ->check(CLI::IsMember({"agent", "collector", "operator"}));
+  certs_issue->add_option("name", o.issue_name, "The certificate's name (agent id, collector host name, operator)")
+      ->required();
+  certs_issue->add_option("--out", o.issue_out, "Write here (default: DIR/agents|collectors|operators/NAME)");
+  certs_issue->add_option("--collector-san", o.collector_sans, "Collector: another DNS name or IP (repeatable)");
 
   auto* policy = app.add_subcommand("policy", "Check policy files, learn, suggest a policy");
   policy->require_subcommand(1);
@@ -533,6 +584,7 @@ int main(int argc, char** argv) {
   }
 
   if (certs_init->parsed()) return run_certs_init(o);
+  if (certs_issue->parsed()) return run_certs_issue(o);
 
   const bool needs_collector =
       agents->parsed() || incidents->parsed() || (mode->parsed() && (mode_agent->count() > 0 || mode_all->count() > 0));
@@ -540,8 +592,8 @@ int main(int argc, char** argv) {
     return usage_error("agents, incidents and mode --agent/--all need --collector ADDR");
   }
   if (!o.collector.empty()) {
-    if (status->parsed() || contain->parsed() || policy->parsed())
-      return usage_error("status, contain and policy act on the local agent: drop --collector");
+    if (status->parsed() || contain->parsed() || policy->parsed() || audit->parsed())
+      return usage_error("status, contain, audit and policy act on the local agent: drop --collector");
   } else if (!o.agent_id.empty() && (actions->parsed() || rollback->parsed() || approve->parsed() || reject->parsed())) {
     return usage_error("--agent needs --collector ADDR (the local agent has only its own actions)");
   }
@@ -618,6 +670,7 @@ int main(int argc, char** argv) {
   }
 
   if (status->parsed()) return run(o, control::Method::status, nullptr);
+  if (audit->parsed()) return run(o, control::Method::audit, nullptr);
   if (policy_check->parsed()) return check_policy(o);
   if (policy_suggest->parsed()) return run(o, control::Method::suggest, nullptr);
   if (policy_learn->parsed()) {

@@ -69,7 +69,7 @@ expect_log "hello says agent 'web-2' but the certificate is for 'e2e-host'"
 # An operator certificate from another CA (the server is still verified with ours): the handshake
 # refuses it before any call.
 "$ctl" certs init "$tmp/other-pki" --hostname elsewhere > /dev/null
-mkdir -p "$tmp/foreign" && cp "$pki/ca.pem" "$tmp/foreign/" && cp "$tmp/other-pki"/operator*.pem "$tmp/foreign/"
+mkdir -p "$tmp/foreign" && cp "$pki/ca.pem" "$tmp/foreign/" && cp "$tmp/other-pki"/operator/operator*.pem "$tmp/foreign/"
 rc=0; "$ctl" --collector "$addr" --pki "$tmp/foreign" mode observe --all > "$tmp/out" 2>&1 || rc=$?
 [ "$rc" -eq 3 ] && ok "operator certificate of another CA: refused in the handshake (exit 3)" \
   || bad "foreign CA: exit $rc: $(cat "$tmp/out")"

@@ -100,10 +100,18 @@ check "nhiguard-agent.service is active after boot" inside 'systemctl is-active 
 check "it told systemd it is ready (Type=notify status line)" \
   sh -c "nsenter -t $leader -a systemctl show -p StatusText nhiguard-agent | grep -q 'sensor attached, control socket listening'"
 agent_pid=$(inside 'systemctl show -p MainPID --value nhiguard-agent')
-# CAP_KILL 5, CAP_DAC_READ_SEARCH 2, CAP_SYS_PTRACE 19, CAP_SYS_ADMIN 21, CAP_PERFMON 38, CAP_BPF 39
-expected_caps=$(printf '%016x' $(( (1 << 2) | (1 << 5) | (1 << 19) | (1 << 21) | (1 << 38) | (1 << 39) )))
-check "the agent holds exactly CAP_BPF CAP_PERFMON CAP_SYS_ADMIN CAP_SYS_PTRACE CAP_DAC_READ_SEARCH CAP_KILL" \
+# CAP_KILL 5, CAP_DAC_READ_SEARCH 2, CAP_NET_ADMIN 12, CAP_SYS_PTRACE 19, CAP_PERFMON 38, CAP_BPF 39:
+# no CAP_SYS_ADMIN (21). Everything below (sensor, pins, egress programs, freeze, kill, restart
+# adoption, mTLS to the collector) runs without it.
+expected_caps=$(printf '%016x' $(( (1 << 2) | (1 << 5) | (1 << 12) | (1 << 19) | (1 << 38) | (1 << 39) )))
+check "the agent holds exactly CAP_BPF CAP_PERFMON CAP_NET_ADMIN CAP_SYS_PTRACE CAP_DAC_READ_SEARCH CAP_KILL" \
   inside "grep -qx 'CapEff:	$expected_caps' /proc/$agent_pid/status && grep -qx 'CapBnd:	$expected_caps' /proc/$agent_pid/status"
+# Dropping CAP_SYS_ADMIN must not quietly cost a kernel feature: the unit's agent finds exactly the
+# features `nhiguard-agent --check` finds with every capability (run here as the container's root).
+check "without CAP_SYS_ADMIN the agent uses every kernel feature full root finds" \
+  sh -c "nsenter -t $leader -a nhiguard-agent --check | awk '\$2 == \"supported\" { print \$1 }' | sort > '$work/features.root' &&
+         nsenter -t $leader -a nhiguardctl --json status | jq -r '.features | to_entries[] | select(.value) | .key' | sort > '$work/features.unit' &&
+         test -s '$work/features.root' && diff '$work/features.root' '$work/features.unit'"
 check "no new privileges, a seccomp filter" \
   inside "grep -qx 'NoNewPrivs:	1' /proc/$agent_pid/status && grep -qx 'Seccomp:	2' /proc/$agent_pid/status"
 check "pins under /sys/fs/bpf/nhiguard" test -e "$bpffs/nhiguard/nhg_credentials"
@@ -165,6 +173,62 @@ if [ -f "$collector_deb" ]; then
            jq -e '.collector.state == \"connected\" and .collector.transport == \"mtls\"' '$work/status.json' &&
            { for i in \$(seq 50); do nsenter -t $leader -a nhiguardctl --json status |
                jq -e '.collector.outbox.acked_sequence > 0' && exit 0; sleep 0.2; done; exit 1; }"
+  # The agent's view of the PKI (its mount namespace, as the running agent sees it): its own pair,
+  # and none of the other keys.
+  check "the agent's sandbox shows its own key and hides the CA, operator, collector and issued keys" \
+    inside "agent_pid=\$(systemctl show -p MainPID --value nhiguard-agent) &&
+            nsenter -t \$agent_pid -m test -s /etc/nhiguard/pki/agent/agent-key.pem &&
+            for key in ca/ca-key.pem operator/operator-key.pem collector/collector-key.pem agents/nhiguard-pkgunit/agent-key.pem; do
+              ! nsenter -t \$agent_pid -m cat /etc/nhiguard/pki/\$key 2>/dev/null | grep -q PRIVATE || { echo \"read \$key\"; exit 1; }
+            done"
+  # A compromised agent: code running with the agent unit's exact sandbox (its unit file, with this
+  # script as ExecStart) tries to unmount the hidden paths, mount over them, and read the keys.
+  cat > "$root/usr/local/sbin/nhg-sandbox-escape" <<'PROBE'
+#!/bin/sh
+# umount2(2) (166) and mount(2) (165) called directly (perl-base), so the errno is the kernel's.
+for p in /etc/nhiguard/pki/ca /etc/nhiguard/pki/operator; do
+  perl -e '$r = syscall(166, $ARGV[0], 2); print $r == 0 ? "ESCAPED: unmounted $ARGV[0]\n" : "umount2 $ARGV[0]: $!\n"' "$p"
+done
+perl -e 'my ($s, $t, $f) = ("none", "/var/lib/nhiguard", "tmpfs"); $r = syscall(165, $s, $t, $f, 0, 0);
+         print $r == 0 ? "ESCAPED: mounted\n" : "mount: $!\n"'
+for key in /etc/nhiguard/pki/ca/ca-key.pem /etc/nhiguard/pki/operator/operator-key.pem; do
+  grep -q PRIVATE "$key" 2>/dev/null && echo "ESCAPED: read $key"
+done
+grep -q PRIVATE /etc/nhiguard/pki/agent/agent-key.pem && echo "own key readable"
+exit 0
+PROBE
+  chmod 755 "$root/usr/local/sbin/nhg-sandbox-escape"
+  inside 'sed -e "/^ExecStartPre=/d; /^NotifyAccess=/d; /^Restart/d; /^RuntimeDirectory/d; s/^Type=notify/Type=oneshot/" \
+              -e "s|^ExecStart=.*|ExecStart=/usr/local/sbin/nhg-sandbox-escape|" \
+              /usr/lib/systemd/system/nhiguard-agent.service > /run/systemd/system/nhg-sandbox-escape.service &&
+          systemctl daemon-reload && systemctl start nhg-sandbox-escape' > "$work/escape.log" 2>&1 || true
+  inside 'journalctl -u nhg-sandbox-escape --no-pager -o cat' > "$work/escape.out" 2>&1 || true
+  sed 's/^/# /' "$work/escape.out" | grep -v '^# $' | head -20
+  check "inside the agent's sandbox: no unmount, no mount, no other key (mount syscalls and CAP_SYS_ADMIN gone)" \
+    sh -c "grep -q 'own key readable' '$work/escape.out' && ! grep -q ESCAPED '$work/escape.out' &&
+           test \$(grep -c -E '^(umount2 /etc/nhiguard/pki/(ca|operator)|mount): Operation not permitted' '$work/escape.out') = 3"
+  inside 'rm -f /run/systemd/system/nhg-sandbox-escape.service; systemctl daemon-reload'
+  # A PKI from before role directories (every file flat in /etc/nhiguard/pki): the collector's
+  # postinst links its files into collector/, the agent reads the flat agent pair as it is, and
+  # `certs init` moves the flat layout into role directories.
+  inside 'cd /etc/nhiguard/pki && systemctl stop nhiguard-collector &&
+          mv ca/ca-key.pem . && for r in collector agent operator; do mv $r/$r.pem $r/$r-key.pem . && rm -r $r; done && rm -r ca'
+  inside '/var/lib/dpkg/info/nhiguard-collector.postinst configure 0' > "$work/relink.log" 2>&1 || true
+  check "flat PKI: the collector's postinst links its three files into collector/ and the collector starts" \
+    inside 'test "$(stat -c %i /etc/nhiguard/pki/collector-key.pem)" = "$(stat -c %i /etc/nhiguard/pki/collector/collector-key.pem)" &&
+            systemctl start nhiguard-collector && sleep 1 && systemctl is-active nhiguard-collector'
+  inside 'systemctl restart nhiguard-agent'
+  for _ in $(seq 100); do
+    inside 'nhiguardctl --json status' 2>/dev/null | grep -q '"state": "connected"' && break; sleep 0.2
+  done
+  check "flat PKI: the agent connects with the flat agent.pem, and still cannot read the flat ca-key.pem" \
+    sh -c "nsenter -t $leader -a nhiguardctl --json status | jq -e '.collector.state == \"connected\"' &&
+           agent_pid=\$(nsenter -t $leader -a systemctl show -p MainPID --value nhiguard-agent) &&
+           ! nsenter -t \$agent_pid -m cat /etc/nhiguard/pki/ca-key.pem 2>/dev/null | grep -q PRIVATE"
+  inside 'nhiguardctl certs init /etc/nhiguard/pki' > "$work/migrate.log" 2>&1 || cat "$work/migrate.log"
+  check "flat PKI: certs init moves it into role directories (nothing flat but ca.pem)" \
+    inside 'cd /etc/nhiguard/pki && test -s ca/ca-key.pem && test -s agent/agent-key.pem && test -s operator/operator-key.pem &&
+            test "$(ls -p | grep -v /)" = ca.pem'
   inside 'sed -i "s|^  address: \"localhost:7443\"|  address: \"\"|" /etc/nhiguard/agent.yaml && systemctl restart nhiguard-agent'
   inside 'DEBIAN_FRONTEND=noninteractive dpkg --purge nhiguard-collector' > "$work/purge-collector.log" 2>&1 || true
   check "collector purged: stopped, its state removed" \

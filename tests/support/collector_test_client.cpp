@@ -7,6 +7,8 @@
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/support/byte_buffer.h>
 
+#include "pki/fleet_pki.h"
+
 namespace nhiguard::testing {
 namespace {
 
@@ -30,8 +32,13 @@ std::shared_ptr<grpc::Channel> collector_channel(const std::string& address, con
   grpc::SslCredentialsOptions ssl;
   ssl.pem_root_certs = slurp(pki_dir + "/ca.pem");
   if (!cert_base.empty()) {
-    ssl.pem_cert_chain = slurp(pki_dir + "/" + cert_base + ".pem");
-    ssl.pem_private_key = slurp(pki_dir + "/" + cert_base + "-key.pem");
+    // "agent", "operator": the role directories of `certs init`; "agents/web-2/agent": an issued one.
+    const auto slash = cert_base.rfind('/');
+    const std::string base = slash == std::string::npos ? cert_base : cert_base.substr(slash + 1);
+    const std::string dir = slash == std::string::npos ? pki_dir : pki_dir + "/" + cert_base.substr(0, slash);
+    const std::string from = pki::tls_material_dir(dir, base);
+    ssl.pem_cert_chain = slurp(from + "/" + base + ".pem");
+    ssl.pem_private_key = slurp(from + "/" + base + "-key.pem");
   }
   return grpc::CreateCustomChannel(address, grpc::SslCredentials(ssl), args);
 }

@@ -857,8 +857,6 @@ TEST_F(LedgerStore, HistoryAfterFollowsEveryHandleInCommitOrder) {
   EXPECT_TRUE(rest->empty());
 }
 
-}  // namespace
-}  // namespace nhiguard::ledger
 
 // ---- Policy decisions: dry runs and held actions approved later. ----
 
@@ -927,6 +925,68 @@ TEST_F(LedgerStore, ActivateStartsAHeldActionsTtlAtApproval) {
   ASSERT_FALSE(late);
   EXPECT_EQ(late.error().code, EINVAL);
   EXPECT_NE(late.error().message.find("not held"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace nhiguard::ledger
+
+// Schema 2: the control-socket peer on history rows and the control_audit table, added to a ledger
+// written by schema 1 without touching what it holds.
+TEST_F(LedgerStore, AVersionOneLedgerGainsPeerColumnsAndTheAuditTrail) {
+  RollbackHandle kept = make_handle();
+  {
+    auto ledger = open_ledger();
+    ASSERT_TRUE(ledger);
+    ASSERT_TRUE(ledger->record(kept));
+  }
+  // Back to what schema 1 wrote.
+  std::string downgrade;
+  for (const char* column : {"peer_pid", "peer_uid", "peer_gid", "peer_start_ticks", "peer_exe", "peer_comm",
+                             "peer_cgroup"})
+    downgrade += std::string("ALTER TABLE action_history DROP COLUMN ") + column + "; ";
+  ASSERT_EQ(execute(downgrade + "DROP TABLE control_audit; PRAGMA user_version = 1;"), "");
+
+  auto ledger = open_ledger();
+  ASSERT_TRUE(ledger);
+  EXPECT_EQ(query("PRAGMA user_version"), "2");
+  auto before = ledger->history(kept.handle);
+  ASSERT_TRUE(before);
+  ASSERT_EQ(before->size(), 1u);
+  EXPECT_FALSE(before->front().peer);
+
+  const ControlPeer peer{.pid = 4242, .uid = 0, .gid = 0, .start_time_ticks = 777, .exe = "/usr/bin/nhiguardctl",
+                         .comm = "nhiguardctl", .cgroup = "/user.slice/session-3.scope"};
+  {
+    ScopedControlPeer acting(peer);
+    ASSERT_TRUE(ledger->transition(kept.handle, ActionState::rolled_back, "nhiguardctl", "rolled back"));
+  }
+  RollbackHandle later = make_handle();
+  ASSERT_TRUE(ledger->record(later));  // no scope: no peer
+  auto after = ledger->history(kept.handle).value();
+  ASSERT_EQ(after.size(), 2u);
+  ASSERT_TRUE(after[1].peer);
+  EXPECT_EQ(after[1].peer->pid, 4242);
+  EXPECT_EQ(after[1].peer->start_time_ticks, 777u);
+  EXPECT_EQ(after[1].peer->exe, "/usr/bin/nhiguardctl");
+  EXPECT_EQ(after[1].peer->cgroup, "/user.slice/session-3.scope");
+  EXPECT_FALSE(ledger->history(later.handle)->front().peer);
+  auto followed = ledger->history_after(0, 10).value();
+  ASSERT_EQ(followed.size(), 3u);
+  EXPECT_TRUE(followed[1].peer);
+
+  auto first = ledger->record_audit({.method = "rollback", .handle = kept.handle, .outcome = "ok", .peer = peer});
+  ASSERT_TRUE(first) << first.error().message;
+  auto second = ledger->record_audit({.method = "set_mode", .detail = "observe", .outcome = "refused",
+                                      .message = "inside", .peer = peer});
+  ASSERT_TRUE(second);
+  EXPECT_GT(*second, *first);
+  auto rows = ledger->audit_after(*first, 0).value();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].method, "set_mode");
+  EXPECT_EQ(rows[0].outcome, "refused");
+  EXPECT_EQ(rows[0].peer.cgroup, peer.cgroup);
+  EXPECT_GT(rows[0].at_ns, 0);
+  EXPECT_EQ(ledger->audit_after(0, 1)->size(), 1u);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "ledger/ulid.h"
 #include "reporter/reporter.h"
 #include "reporter/wire_records.h"
+#include "sqlite_side_connection.h"
 #include "temp_dir.h"
 
 namespace nhiguard::reporter {
@@ -34,8 +35,10 @@ class ReporterTest : public ::testing::Test {
     ledger_ = std::move(*ledger);
   }
 
-  std::unique_ptr<Reporter> open_reporter(uint64_t max_bytes = 1 << 20) {
-    auto reporter = Reporter::open({.outbox_path = (root_ / "outbox.db").string(), .outbox_max_bytes = max_bytes},
+  std::unique_ptr<Reporter> open_reporter(uint64_t max_bytes = 1 << 20, uint64_t memory_bytes = 64ull << 20) {
+    auto reporter = Reporter::open({.outbox_path = (root_ / "outbox.db").string(),
+                                    .outbox_max_bytes = max_bytes,
+                                    .memory_queue_max_bytes = memory_bytes},
                                    *ledger_, handler_);
     EXPECT_TRUE(reporter) << reporter.error().message;
     return reporter ? std::move(*reporter) : nullptr;
@@ -122,6 +125,61 @@ TEST_F(ReporterTest, FullOutboxRaisesAnAlertBehindTheDropMarker) {
   }
   EXPECT_TRUE(marker);
   EXPECT_TRUE(alert);
+}
+
+// A full disk under the outbox: reports that are never dropped wait in memory, but only up to the
+// bound; what does not fit is counted by type and reported as one reports_lost alert once the outbox
+// takes writes again. Nothing is lost without a count.
+TEST_F(ReporterTest, UnwritableOutboxBoundsTheMemoryQueueAndReportsWhatWasLost) {
+  constexpr uint64_t kBound = 16 << 10;
+  auto reporter = open_reporter(1 << 20, kBound);
+  const std::string outbox = (root_ / "outbox.db").string();
+  ASSERT_EQ(test_support::execute_sql(outbox, "CREATE TRIGGER disk_full BEFORE INSERT ON reports "
+                                              "BEGIN SELECT RAISE(ABORT, 'simulated full disk'); END;"),
+            "");
+  constexpr int kDecisions = 200;
+  Report low;
+  low.kind = ReportKind::event;
+  low.type = "egress";
+  low.payload = std::string(300, 'e');
+  low.droppable = true;
+  for (int i = 0; i < kDecisions; ++i) {
+    Report decision;
+    decision.kind = ReportKind::decision;
+    decision.type = "decision";
+    decision.payload = std::string(500, 'd');
+    reporter->add(decision);
+    reporter->add(low);
+    reporter->flush();  // refused: everything stays queued
+  }
+  auto status = reporter->status()["outbox"];
+  EXPECT_LE(status["queued_in_memory_bytes"].get<uint64_t>(), kBound);
+  const uint64_t lost = status["lost_in_memory"].get<uint64_t>();
+  const uint64_t queued = status["queued_in_memory"].get<uint64_t>();
+  EXPECT_GT(lost, 0u);
+  EXPECT_EQ(queued + lost, static_cast<uint64_t>(kDecisions));  // the low-value reports made room first
+
+  ASSERT_EQ(test_support::execute_sql(outbox, "DROP TRIGGER disk_full"), "");  // space returns
+  reporter->flush();
+  reporter.reset();
+  uint64_t decisions = 0;
+  uint64_t reported_lost = 0;
+  bool unwritable_alert = false;
+  for (const auto& row : rows()) {
+    if (row.report.kind == ReportKind::decision) ++decisions;
+    if (row.report.type != "alert") continue;
+    v1::Report body;
+    ASSERT_TRUE(body.ParseFromString(row.report.payload));
+    if (body.alert().kind() == "reports_lost") {
+      reported_lost += body.alert().count();
+      EXPECT_NE(body.alert().message().find("decision"), std::string::npos) << body.alert().message();
+    }
+    unwritable_alert |= body.alert().kind() == "outbox_unwritable";
+  }
+  EXPECT_EQ(decisions, queued);
+  EXPECT_EQ(reported_lost, lost);
+  EXPECT_EQ(decisions + reported_lost, static_cast<uint64_t>(kDecisions));
+  EXPECT_TRUE(unwritable_alert);  // the low-value reports dropped on the way are counted too
 }
 
 }  // namespace

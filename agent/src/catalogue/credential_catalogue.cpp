@@ -230,6 +230,7 @@ CredentialCatalogue::CredentialCatalogue(CatalogueOptions options) : options_(st
   if (options_.include_builtins) entries_ = builtin_entries();
   entries_.insert(entries_.end(), options_.entries.begin(), options_.entries.end());
   ids_ = options_.initial_ids;
+  next_id_ = std::max<uint32_t>(1, options_.first_free_id);
   for (const auto& [path, id] : ids_) next_id_ = std::max(next_id_, id + 1);
 }
 

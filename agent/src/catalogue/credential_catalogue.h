@@ -87,6 +87,9 @@ struct CatalogueOptions {
   bool include_builtins = true;
   std::vector<CatalogueEntry> entries;          // added by config, after the built-ins
   std::map<std::string, uint32_t> initial_ids;  // path -> id, from a previous id_table()
+  // New ids start at least here: ids below it may still be in pinned kernel maps (ids rebuilt
+  // after a lost id table, daemon/state_recovery.h), so no new path may take one of them.
+  uint32_t first_free_id = 1;
 };
 
 struct ResolvedCredential {

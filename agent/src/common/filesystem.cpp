@@ -4,7 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdio>
+#include <ctime>
+#include <string>
 
 namespace nhiguard {
 
@@ -19,37 +20,14 @@ Result<void> make_directories(const std::string& path, mode_t mode) {
   return {};
 }
 
-Result<void> write_file_atomically(const std::string& path, std::string_view content, mode_t mode) {
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
-  if (fd < 0) return fail(Error::from_current_errno("create " + tmp));
-  size_t written = 0;
-  while (written < content.size()) {
-    const ssize_t n = ::write(fd, content.data() + written, content.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      Error error = Error::from_current_errno("write " + tmp);
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return fail(std::move(error));
-    }
-    written += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    Error error = Error::from_current_errno("fsync " + tmp);
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return fail(std::move(error));
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    Error error = Error::from_current_errno("rename " + tmp + " to " + path);
-    ::unlink(tmp.c_str());
-    return fail(std::move(error));
-  }
-  // The rename is durable only once the directory entry is.
+namespace {
+
+std::string directory_of(const std::string& path) {
   const size_t slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+}
+
+Result<void> fsync_directory(const std::string& dir) {
   const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd < 0) return fail(Error::from_current_errno("open directory " + dir));
   const int synced = ::fsync(dir_fd);
@@ -57,6 +35,77 @@ Result<void> write_file_atomically(const std::string& path, std::string_view con
   ::close(dir_fd);
   if (synced != 0) return fail(Error::from_errno(saved, "fsync directory " + dir));
   return {};
+}
+
+}  // namespace
+
+AtomicFileWriter::AtomicFileWriter(std::string path, mode_t mode)
+    : path_(std::move(path)), tmp_(path_ + ".tmp"), mode_(mode) {}
+
+AtomicFileWriter::~AtomicFileWriter() {
+  if (written_ && !committed_) ::unlink(tmp_.c_str());
+}
+
+Result<void> AtomicFileWriter::write(std::string_view content) {
+  const int fd = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode_);
+  if (fd < 0) return fail(Error::from_current_errno("create " + tmp_));
+  written_ = true;  // from here on the destructor removes it unless committed
+  size_t done = 0;
+  while (done < content.size()) {
+    const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      Error error = Error::from_current_errno("write " + tmp_);
+      ::close(fd);
+      return fail(std::move(error));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    Error error = Error::from_current_errno("fsync " + tmp_);
+    ::close(fd);
+    return fail(std::move(error));
+  }
+  if (::close(fd) != 0) return fail(Error::from_current_errno("close " + tmp_));
+  return {};
+}
+
+Result<void> AtomicFileWriter::commit() {
+  if (!written_) return fail(Error{EINVAL, "commit " + path_ + ": nothing written"});
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0) return fail(Error::from_current_errno("rename " + tmp_ + " to " + path_));
+  committed_ = true;
+  // The rename is durable only once the directory entry is.
+  return fsync_directory(directory_of(path_));
+}
+
+Result<void> write_file_atomically(const std::string& path, std::string_view content, mode_t mode) {
+  AtomicFileWriter writer(path, mode);
+  if (auto written = writer.write(content); !written) return written;
+  return writer.commit();
+}
+
+Result<std::string> quarantine_file(const std::string& path) {
+  struct stat st{};
+  if (::lstat(path.c_str(), &st) != 0) return fail(Error::from_current_errno("quarantine " + path));
+  if (!S_ISREG(st.st_mode)) return fail(Error{EINVAL, "quarantine " + path + ": not a regular file; left in place"});
+  const time_t now = ::time(nullptr);
+  struct tm utc{};
+  gmtime_r(&now, &utc);
+  char stamp[32];
+  strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &utc);
+  std::string target = path + ".damaged-" + stamp;
+  for (int n = 2; ::access(target.c_str(), F_OK) == 0; ++n) target = path + ".damaged-" + stamp + "-" + std::to_string(n);
+  // The companions first: a crash midway leaves the main file where the next start finds it again.
+  for (const char* companion : {"-wal", "-shm"}) {
+    const std::string from = path + companion;
+    if (::lstat(from.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (::rename(from.c_str(), (target + companion).c_str()) != 0) {
+      return fail(Error::from_current_errno("quarantine " + from));
+    }
+  }
+  if (::rename(path.c_str(), target.c_str()) != 0) return fail(Error::from_current_errno("quarantine " + path));
+  if (auto synced = fsync_directory(directory_of(path)); !synced) return fail(synced.error());
+  return target;
 }
 
 }  // namespace nhiguard

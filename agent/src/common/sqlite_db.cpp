@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include <fmt/format.h>
@@ -195,6 +196,7 @@ Result<sqlite3*> open_durable(const std::string& path, const DurableFile& spec) 
   auto verdict = query_text(db, "PRAGMA quick_check(1)", opening + ": integrity check");
   if (!verdict) return close_on_error(std::move(verdict.error()));
   if (*verdict != "ok") {
+    std::replace(verdict->begin(), verdict->end(), '\n', ' ');  // one log line
     return close_on_error(Error{EUCLEAN, fmt::format("{}: integrity check: {} (the file is damaged; move it aside to "
                                                      "start a new one)",
                                                      opening, *verdict)});

@@ -35,7 +35,7 @@ std::string_view to_string(AgentMode mode);
 
 struct CollectorConfig {
   std::string address;                  // host:port; empty = no collector (local only)
-  std::string pki = "/etc/nhiguard/pki";  // directory with ca.pem, agent.pem, agent-key.pem
+  std::string pki = "/etc/nhiguard/pki";  // its agent/ subdirectory, or itself: ca.pem, agent.pem, agent-key.pem
   bool insecure = false;                // plaintext gRPC; for tests and labs only
   uint64_t outbox_max_bytes = 256ull << 20;  // bound of <state_dir>/outbox.db's reports; >= kMinOutboxBytes
 };
@@ -76,6 +76,9 @@ struct AgentConfig {
   BpfConfig bpf;
   std::vector<CredentialConfig> credentials;
   std::chrono::milliseconds rescan_interval = std::chrono::seconds(30);
+  // Secrets in command lines become <redacted:KIND:FP> before anything records them
+  // (identity/cmdline_redactor.h). false keeps argv whole and logs a warning at every start.
+  bool redact_cmdlines = true;
 };
 
 // The full outcome: the config (defaults where a key was missing or invalid) and every error.

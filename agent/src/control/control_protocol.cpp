@@ -26,6 +26,7 @@ constexpr std::pair<Method, std::string_view> kMethods[] = {
     {Method::status, "status"},     {Method::actions, "actions"}, {Method::contain, "contain"},
     {Method::rollback, "rollback"}, {Method::approve, "approve"}, {Method::reject, "reject"},
     {Method::learn, "learn"},       {Method::suggest, "suggest"}, {Method::set_mode, "set_mode"},
+    {Method::audit, "audit"},
 };
 
 std::unexpected<ProtocolError> invalid(std::string message) {
@@ -139,6 +140,22 @@ ErrorCode error_code_from_errno(int err) {
     case ENOTSUP: return ErrorCode::unavailable;
     default: return ErrorCode::internal;
   }
+}
+
+bool changes_state(Method method) {
+  switch (method) {
+    case Method::contain:
+    case Method::rollback:
+    case Method::approve:
+    case Method::reject:
+    case Method::learn:
+    case Method::set_mode: return true;
+    case Method::status:
+    case Method::actions:
+    case Method::suggest:
+    case Method::audit: return false;
+  }
+  return true;
 }
 
 std::string_view to_string(Method method) {
@@ -383,7 +400,8 @@ std::expected<Request, RequestError> parse_request(std::string_view line) {
   };
   switch (request.method) {
     case Method::status:
-    case Method::suggest: {
+    case Method::suggest:
+    case Method::audit: {
       auto p = params_object(params, {}, "params");
       if (!p) return error(p.error());
       request.params = std::monostate{};

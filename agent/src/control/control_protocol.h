@@ -83,7 +83,10 @@ struct ProtocolError {
   static ProtocolError from(const Error& error) { return {error_code_from_errno(error.code), error.message}; }
 };
 
-enum class Method { status, actions, contain, rollback, approve, reject, learn, suggest, set_mode };
+enum class Method { status, actions, contain, rollback, approve, reject, learn, suggest, set_mode, audit };
+// The methods that change something (and so are authorized against the peer and audited): contain,
+// rollback, approve, reject, learn, set_mode. `audit` lists the audit trail (no params).
+bool changes_state(Method method);
 std::string_view to_string(Method method);
 std::optional<Method> parse_method(std::string_view text);
 

@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/filesystem.h"
+#include "control/control_peer.h"
 
 namespace nhiguard::control {
 namespace {
@@ -71,8 +72,10 @@ ProtocolError handler_error(const Error& error) { return ProtocolError::from(err
 struct ControlServer::Connection {
   int fd = -1;
   uid_t uid = 0;
+  gid_t gid = 0;
   pid_t pid = 0;
   bool allowed = false;
+  std::optional<ledger::ControlPeer> peer;  // as described at accept; nullopt: /proc had nothing
   std::string in;   // bytes received, not yet a complete line
   std::string out;  // response bytes not yet sent
   bool closing = false;  // answer what is queued, then close; read nothing more
@@ -96,7 +99,40 @@ Result<json> ControlHandler::suggest() { return fail(Error{ENOSYS, "suggest is n
 
 Result<json> ControlHandler::set_mode(std::string_view) { return fail(Error{ENOSYS, "set_mode is not offered here"}); }
 
-json dispatch_request(ControlHandler& handler, const Request& request) {
+Result<json> ControlHandler::audit_trail() { return fail(Error{ENOSYS, "audit is not offered here"}); }
+
+Result<void> ControlHandler::authorize(const Request&, const ledger::ControlPeer&) { return {}; }
+
+void ControlHandler::audit(const Request&, const ledger::ControlPeer&, const json&) {}
+
+namespace {
+json dispatch_method(ControlHandler& handler, const Request& request);
+}  // namespace
+
+json dispatch_request(ControlHandler& handler, const Request& request, const ledger::ControlPeer* peer) {
+  if (peer == nullptr || !changes_state(request.method)) return dispatch_method(handler, request);
+  json response;
+  try {
+    if (auto allowed = handler.authorize(request, *peer); !allowed) {
+      response = make_error_response(request.id, handler_error(allowed.error()));
+    } else {
+      ledger::ScopedControlPeer acting(*peer);
+      response = dispatch_method(handler, request);
+    }
+  } catch (const std::exception& e) {
+    response = make_error_response(request.id, {ErrorCode::internal, fmt::format("authorize {} failed: {}",
+                                                                                 to_string(request.method), e.what())});
+  }
+  try {
+    handler.audit(request, *peer, response);
+  } catch (const std::exception& e) {
+    spdlog::error("control: audit of {} by {} failed: {}", to_string(request.method), describe(*peer), e.what());
+  }
+  return response;
+}
+
+namespace {
+json dispatch_method(ControlHandler& handler, const Request& request) {
   auto action_result = [&](const Result<containment::RollbackHandle>& result) {
     if (!result) return make_error_response(request.id, handler_error(result.error()));
     return make_ok_response(request.id, {{"action", containment::to_json(*result)}});
@@ -126,6 +162,7 @@ json dispatch_request(ControlHandler& handler, const Request& request) {
       case Method::learn: return object_result(handler.learn(std::get<LearnRequest>(request.params).duration));
       case Method::suggest: return object_result(handler.suggest());
       case Method::set_mode: return object_result(handler.set_mode(std::get<ModeRequest>(request.params).mode));
+      case Method::audit: return object_result(handler.audit_trail());
     }
   } catch (const std::exception& e) {
     // The server thread must survive a handler bug; the client learns what happened.
@@ -134,11 +171,12 @@ json dispatch_request(ControlHandler& handler, const Request& request) {
   }
   return make_error_response(request.id, {ErrorCode::internal, "unhandled method"});
 }
+}  // namespace
 
-json handle_request_line(ControlHandler& handler, std::string_view line) {
+json handle_request_line(ControlHandler& handler, std::string_view line, const ledger::ControlPeer* peer) {
   auto request = parse_request(line);
   if (!request) return make_error_response(request.error().id, request.error().error);
-  return dispatch_request(handler, *request);
+  return dispatch_request(handler, *request, peer);
 }
 
 ControlServer::ControlServer(ControlServerOptions options, ControlHandler& handler)
@@ -280,6 +318,7 @@ void ControlServer::accept_connections(std::vector<Connection>& connections) {
     socklen_t len = sizeof(cred);
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
       c.uid = cred.uid;
+      c.gid = cred.gid;
       c.pid = cred.pid;
       c.allowed = std::find(options_.allowed_uids.begin(), options_.allowed_uids.end(), cred.uid) !=
                   options_.allowed_uids.end();
@@ -298,6 +337,11 @@ void ControlServer::accept_connections(std::vector<Connection>& connections) {
     }
     if (!c.allowed) {
       spdlog::warn("control: refusing connection from uid {} pid {}", c.uid, c.pid);
+    } else if (auto peer = describe_peer(c.pid, c.uid, c.gid); peer) {
+      c.peer = std::move(*peer);
+    } else {
+      spdlog::warn("control: connection from uid {}: {} (state-changing requests on it are refused)", c.uid,
+                   peer.error().message);
     }
     connections.push_back(std::move(c));
   }
@@ -366,8 +410,37 @@ void ControlServer::process_lines(Connection& c) {
       c.closing = true;
       return;
     }
-    respond(c, handle_request_line(handler_, line));
+    respond(c, serve_request(c, line));
   }
+}
+
+json ControlServer::serve_request(Connection& c, std::string_view line) {
+  auto request = parse_request(line);
+  if (!request) return make_error_response(request.error().id, request.error().error);
+  if (!changes_state(request->method)) return dispatch_request(handler_, *request);
+  // The peer as it is now: its cgroup may have changed since connect(), and a pid whose start time
+  // differs is another process that took the number of one that exited.
+  auto now = describe_peer(c.pid, c.uid, c.gid);
+  std::string problem;
+  if (!c.peer) {
+    problem = fmt::format("pid {} could not be identified when it connected", c.pid);
+  } else if (!now) {
+    problem = now.error().message;
+  } else if (now->start_time_ticks != c.peer->start_time_ticks) {
+    problem = fmt::format("pid {} is no longer the process that connected", c.pid);
+  }
+  if (!problem.empty()) {
+    ledger::ControlPeer unknown = c.peer.value_or(ledger::ControlPeer{.pid = static_cast<int32_t>(c.pid),
+                                                                      .uid = static_cast<uint32_t>(c.uid),
+                                                                      .gid = static_cast<uint32_t>(c.gid)});
+    unknown.cgroup.clear();  // not known to be anywhere: the guard and the audit say so
+    json response = make_error_response(
+        request->id, {ErrorCode::refused, fmt::format("{} refused: the requesting process cannot be identified ({})",
+                                                      to_string(request->method), problem)});
+    handler_.audit(*request, unknown, response);
+    return response;
+  }
+  return dispatch_request(handler_, *request, &*now);
 }
 
 void ControlServer::respond(Connection& c, const json& response) {

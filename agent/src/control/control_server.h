@@ -6,6 +6,13 @@
 // set is {0}: containment is a root-only power. The socket file is also 0600 in a 0700 directory,
 // so the credential check is the second of two locks, not the only one.
 //
+// Every request that changes something (changes_state: contain, rollback, approve, reject, learn,
+// set_mode) is made with its peer (control_peer.h: SO_PEERCRED's pid/uid/gid and /proc's start
+// time, exe, comm and cgroup, read again for the request; a peer whose pid now names another
+// process, or none, is refused): the handler's authorize() may refuse it, the handler's methods run
+// under a ledger::ScopedControlPeer so the history rows they write name the peer, and audit() is
+// told the outcome, whatever it was.
+//
 // Serving model: one thread, poll(2) over the listener, a wake-up eventfd and every open
 // connection (at most max_connections; one more is told `unavailable` and closed). Connections are
 // independent: a client that stalls, disconnects mid-line or sends garbage affects only its own
@@ -35,6 +42,7 @@
 #include "common/result.h"
 #include "containment/action.h"
 #include "control/control_protocol.h"
+#include "ledger/rollback_ledger.h"
 
 namespace nhiguard::control {
 
@@ -66,15 +74,29 @@ class ControlHandler {
   virtual Result<nlohmann::json> suggest();
   // The agent mode at run time ("observe" or "policy"): {"mode", "previous"}.
   virtual Result<nlohmann::json> set_mode(std::string_view mode);
+  // The audit trail, oldest first: {"audit": [...]} (control_audit.h).
+  virtual Result<nlohmann::json> audit_trail();
+
+  // Before a changes_state() request: an error refuses it (EPERM -> `refused`, with the message) and
+  // nothing is dispatched. The default allows everything.
+  virtual Result<void> authorize(const Request& request, const ledger::ControlPeer& peer);
+  // After every changes_state() request, refused, failed or done, with the response sent. The
+  // default records nothing.
+  virtual void audit(const Request& request, const ledger::ControlPeer& peer, const nlohmann::json& response);
 };
 
 // One parsed request -> its response object, by calling `handler`. Results: status -> the handler's
 // object; actions -> {"actions": [...]}; contain/rollback/approve/reject -> {"action": {...}};
 // learn/suggest/set_mode -> the handler's object.
-nlohmann::json dispatch_request(ControlHandler& handler, const Request& request);
+// With `peer` (the server always passes one), changes_state() requests go through authorize(), run
+// under a ScopedControlPeer and are audited; without, they are dispatched as they are (tests of the
+// methods alone).
+nlohmann::json dispatch_request(ControlHandler& handler, const Request& request,
+                                const ledger::ControlPeer* peer = nullptr);
 
 // One request line (without '\n') -> its response object: parse_request, then dispatch_request.
-nlohmann::json handle_request_line(ControlHandler& handler, std::string_view line);
+nlohmann::json handle_request_line(ControlHandler& handler, std::string_view line,
+                                   const ledger::ControlPeer* peer = nullptr);
 
 struct ControlServerOptions {
   std::string socket_path = std::string(kDefaultSocketPath);
@@ -114,6 +136,7 @@ class ControlServer {
   void accept_connections(std::vector<Connection>& connections);
   void read_from(Connection& connection);
   void process_lines(Connection& connection);
+  nlohmann::json serve_request(Connection& connection, std::string_view line);
   void respond(Connection& connection, const nlohmann::json& response);
   void flush(Connection& connection);
 

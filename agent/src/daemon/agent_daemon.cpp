@@ -13,14 +13,18 @@
 
 #include "common/clock.h"
 #include "common/filesystem.h"
+#include "common/state_file.h"
 #include "config/duration.h"
+#include "control/control_audit.h"
 #include "daemon/canary_planter.h"
 #include "daemon/credential_access_record.h"
 #include "daemon/persisted_mode.h"
 #include "daemon/decision_record.h"
+#include "daemon/state_recovery.h"
 #include "ledger/ulid.h"
 #include "events/json_escape.h"
 #include "identity/mountinfo.h"
+#include "identity/redaction_key.h"
 #include "kernel/host_prerequisites.h"
 #include "reporter/wire_records.h"
 
@@ -133,6 +137,15 @@ std::expected<void, StartFailure> AgentDaemon::start() {
   }
 
   if (auto made = make_directories(config_.state_dir); !made) return start_failure(runtime, made.error().message);
+  if (config_.redact_cmdlines) {
+    auto key = identity::load_or_create_redaction_key(config_.state_dir);
+    if (!key) return start_failure(runtime, key.error().message);
+    if (!key->warning.empty()) spdlog::warn("cmdline redaction: {}", key->warning);
+    redactor_ = std::make_shared<const identity::CmdlineRedactor>(key->key);
+  } else {
+    spdlog::warn("redact_cmdlines: false in the config: command lines are recorded and reported whole, with any "
+                 "password or token typed on them, in events, decisions, the outbox and at the collector");
+  }
 
   const policy::Policy& active_policy = engine_->policy();
   for (const auto& canary : active_policy.canaries) {
@@ -168,17 +181,9 @@ std::expected<void, StartFailure> AgentDaemon::start() {
     options.entries.push_back({.pattern = catalogue::catalogue_pattern(canary.path, false),
                                .credential_class = canary.credential_class});
   }
-  {
-    std::ifstream ids(config_.state_dir + "/credential_ids.json");
-    if (ids) {
-      try {
-        options.initial_ids = nlohmann::json::parse(ids).get<std::map<std::string, uint32_t>>();
-      } catch (const std::exception& e) {
-        spdlog::warn("{}/credential_ids.json is unreadable ({}); credential ids restart from 1", config_.state_dir,
-                     e.what());
-      }
-    }
-  }
+  std::string credential_ids_problem;  // why the saved ids cannot be used; empty when they can
+  if (auto ids = load_credential_ids(credential_ids_problem)) options.initial_ids = std::move(*ids);
+  catalogue::CatalogueOptions catalogue_options = options;  // kept to rebuild the ids from pinned state
   auto catalogue = catalogue::CredentialCatalogue::create(std::move(options));
   if (!catalogue) return start_failure(configuration, "credential catalogue: " + catalogue.error().message);
   catalogue_ = std::move(*catalogue);
@@ -194,6 +199,7 @@ std::expected<void, StartFailure> AgentDaemon::start() {
   identities_ = std::make_unique<identity::IdentityResolver>(identity::IdentityResolverOptions{
       .trust_domain = config_.trust_domain,
       .host = config_.hostname,
+      .redactor = redactor_,
   });
 
   kernel::SensorOptions sensor_options{
@@ -213,15 +219,26 @@ std::expected<void, StartFailure> AgentDaemon::start() {
   if (auto pinned = sensor_->credentials(); pinned && !pinned->empty()) {
     spdlog::info("adopting {} pinned credential inode(s) from {}", pinned->size(), config_.bpf.pin_dir);
   }
+  bool ids_rebuilt = false;
+  if (!credential_ids_problem.empty()) {
+    auto rebuilt = rebuild_credential_ids(std::move(catalogue_options), credential_ids_problem);
+    if (!rebuilt) return start_failure(runtime, "credential ids: " + rebuilt.error().message);
+    ids_rebuilt = *rebuilt;
+  }
   if (auto synced = sync_catalogue("start"); !synced) return start_failure(runtime, synced.error().message);
+  if (ids_rebuilt) persist_credential_ids();
   if (auto counters = sensor_->counters(); counters) reported_counters_ = *counters;
+  start_counters_ = reported_counters_;
+  account_downtime_drops();
 
   // Containment: the ledger, the safety checks and the executor, then reconcile what an earlier
   // agent left pinned in the kernel with what the ledger says.
   auto cgroup_root = identity::find_cgroup2_mount();
   if (!cgroup_root) return start_failure(prerequisites, "cgroup v2: " + cgroup_root.error().message);
   cgroup2_root_ = *cgroup_root;
-  auto ledger = ledger::RollbackLedger::open(config_.state_dir + "/ledger.db");
+  const std::string ledger_path = config_.state_dir + "/ledger.db";
+  auto ledger = open_or_quarantine("rollback ledger", ledger_path,
+                                   [&] { return ledger::RollbackLedger::open(ledger_path); }, state_notices_);
   if (!ledger) return start_failure(runtime, "rollback ledger: " + ledger.error().message);
   ledger_ = std::move(*ledger);
   // Protected identities the containment checks can name without a process at hand (a literal
@@ -248,15 +265,10 @@ std::expected<void, StartFailure> AgentDaemon::start() {
   executor_ = std::make_unique<ContainmentExecutor>(*sensor_, *ledger_, *protected_, *resolver_, cgroup2_root_,
                                                     [this](std::string_view path) { return find_credential(path); });
   executor_->reconcile();
+  report_unowned_kernel_state();
+  load_learned();
   if (auto reporting = start_reporter(); !reporting) return reporting;
-
-  if (auto text = config::read_text_file(config_.state_dir + "/learned.json"); text) {
-    auto parsed = nlohmann::json::parse(*text, nullptr, false);
-    if (auto loaded = parsed.is_discarded() ? fail(Error{EINVAL, "not JSON"}) : learned_.load_json(parsed); !loaded) {
-      spdlog::warn("{}/learned.json is unreadable ({}); the learned set starts empty", config_.state_dir,
-                   loaded.error().message);
-    }
-  }
+  for (const auto& notice : state_notices_) reporter_->add(reporter::alert_report(notice.kind, notice.message, notice.count));
 
   control_ = std::make_unique<Control>(*this);
   control_server_ = std::make_unique<control::ControlServer>(
@@ -280,7 +292,18 @@ std::expected<void, StartFailure> AgentDaemon::start_reporter() {
   mode_.store(config_.mode);
   if (auto imposed = load_mode_override(mode_file); !imposed) {
     // Whoever wrote it meant to restrict the agent: the safer mode until a collector says otherwise.
-    spdlog::error("{}; running in observe mode until a collector sets the mode", imposed.error().message);
+    std::string message = imposed.error().message + "; running in observe mode until a collector sets the mode";
+    if (imposed.error().code == EUCLEAN) {
+      // Kept aside, and replaced by an observe override, so the next start is just as safe.
+      if (auto moved = quarantine_file(mode_file); moved) message += " (the damaged file is kept as " + *moved + ")";
+      if (auto saved = save_mode_override(mode_file, {config::AgentMode::observe, "agent (mode.json was damaged)", "",
+                                                      static_cast<int64_t>(clock_ns(CLOCK_REALTIME))});
+          !saved) {
+        message += "; " + saved.error().message;
+      }
+      state_notices_.push_back({"state_quarantined", message, 1});
+    }
+    spdlog::error("{}", message);
     mode_.store(config::AgentMode::observe);
   } else if (*imposed) {
     const ModeOverride& m = **imposed;
@@ -303,15 +326,16 @@ std::expected<void, StartFailure> AgentDaemon::start_reporter() {
       .set_mode = [this](config::AgentMode m) { set_mode(m); },
   };
   collector_commands_ = std::make_unique<CollectorCommands>(operations, *ledger_, mode_file, config_.mode);
-  auto reporter = reporter::Reporter::open(
-      reporter::ReporterOptions{
-          .outbox_path = config_.state_dir + "/outbox.db",
-          .outbox_max_bytes = config_.collector.outbox_max_bytes,
-          .collector = config_.collector,
-          .hostname = config_.hostname,
-          .trust_domain = config_.trust_domain,
-      },
-      *ledger_, *collector_commands_);
+  const reporter::ReporterOptions reporter_options{
+      .outbox_path = config_.state_dir + "/outbox.db",
+      .outbox_max_bytes = config_.collector.outbox_max_bytes,
+      .collector = config_.collector,
+      .hostname = config_.hostname,
+      .trust_domain = config_.trust_domain,
+  };
+  auto reporter = open_or_quarantine(
+      "reporter outbox", reporter_options.outbox_path,
+      [&] { return reporter::Reporter::open(reporter_options, *ledger_, *collector_commands_); }, state_notices_);
   if (!reporter) return start_failure(StartFailureKind::runtime, "reporter outbox: " + reporter.error().message);
   reporter_ = std::move(*reporter);
   reporter_->start();
@@ -342,7 +366,18 @@ nlohmann::json AgentDaemon::status_json() {
   for (const auto& f : features_.features) features[f.name] = f.supported;
   nlohmann::json counters = nlohmann::json::object();
   if (auto c = sensor_->counters(); c) {
-    counters["ringbuf_drops"] = c->ringbuf_drops();
+    auto since_start = [&](nhg_counter i) { return c->values[i] - start_counters_.values[i]; };
+    // Drops while this agent runs; those before its start are the downtime gap.
+    counters["ringbuf_drops"] = c->ringbuf_drops() - start_counters_.ringbuf_drops();
+    counters["ringbuf_drops_file"] = since_start(NHG_CTR_RINGBUF_DROP_FILE);
+    counters["ringbuf_drops_process"] = since_start(NHG_CTR_RINGBUF_DROP_PROCESS);
+    counters["ringbuf_drops_egress"] = since_start(NHG_CTR_RINGBUF_DROP_EGRESS);
+    counters["ringbuf_drops_downtime"] = downtime_gap_.total();
+    counters["ringbuf_drops_since_pinned"] = c->ringbuf_drops();
+    counters["taint_map_full"] = since_start(NHG_CTR_TAINT_MAP_FULL);
+    counters["taint_map_full_since_pinned"] = c->values[NHG_CTR_TAINT_MAP_FULL];
+    counters["enforcement_map_full"] = sensor_->enforcement_map_full();
+    counters["downtime_gap"] = downtime_gap_.to_json();
     counters["credential_opens"] = c->values[NHG_CTR_CREDENTIAL_OPENS];
     counters["credential_opens_coalesced"] = c->values[NHG_CTR_CREDENTIAL_OPENS_COALESCED];
     counters["egress_denied"] = c->values[NHG_CTR_EGRESS_DENIED];
@@ -357,6 +392,10 @@ nlohmann::json AgentDaemon::status_json() {
   }
   size_t held = 0;
   if (auto listed = ledger_->list({.states = {containment::ActionState::held}}); listed) held = listed->size();
+  nlohmann::json state_notices = nlohmann::json::array();
+  for (const auto& notice : state_notices_) {
+    state_notices.push_back({{"kind", notice.kind}, {"message", notice.message}, {"count", notice.count}});
+  }
   const auto& p = engine_->policy();
   nlohmann::json decisions = {
       {"observe", decisions_[1].load()}, {"alert", decisions_[2].load()},   {"hold", decisions_[3].load()},
@@ -386,6 +425,7 @@ nlohmann::json AgentDaemon::status_json() {
       {"pin_dir", config_.bpf.pin_dir},
       {"ledger", ledger_->path()},
       {"collector", reporter_->status()},
+      {"state_notices", state_notices},
   };
 }
 
@@ -430,6 +470,17 @@ Result<nlohmann::json> AgentDaemon::Control::set_mode(std::string_view mode) {
   const auto previous = daemon_.mode();
   daemon_.set_mode(mode == "observe" ? config::AgentMode::observe : config::AgentMode::policy);
   return nlohmann::json{{"mode", config::to_string(daemon_.mode())}, {"previous", config::to_string(previous)}};
+}
+
+Result<nlohmann::json> AgentDaemon::Control::audit_trail() { return control::AuditTrail(*daemon_.ledger_).list(); }
+
+Result<void> AgentDaemon::Control::authorize(const control::Request& request, const ledger::ControlPeer& peer) {
+  return control::AuditTrail(*daemon_.ledger_).authorize(request, peer);
+}
+
+void AgentDaemon::Control::audit(const control::Request& request, const ledger::ControlPeer& peer,
+                                 const nlohmann::json& response) {
+  control::AuditTrail(*daemon_.ledger_).record(request, peer, response);
 }
 
 Result<containment::RollbackHandle> AgentDaemon::approve(std::string_view handle, std::string_view actor,
@@ -478,17 +529,104 @@ nlohmann::json AgentDaemon::suggest_policy() {
 
 void AgentDaemon::persist_learned() {
   const std::string path = config_.state_dir + "/learned.json";
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << learned_.to_json().dump();
-    if (!out) {
-      spdlog::warn("cannot write {}: what was learned lives only in memory until the next try", tmp);
-      return;
-    }
+  if (auto written = write_state_file(path, learned_.to_json()); !written) {
+    spdlog::warn("{}: what was learned lives only in memory until the next try", written.error().message);
   }
-  chmod(tmp.c_str(), 0600);
-  if (rename(tmp.c_str(), path.c_str()) != 0) spdlog::warn("rename {} -> {}: {}", tmp, path, strerror(errno));
+}
+
+void AgentDaemon::load_learned() {
+  const std::string path = config_.state_dir + "/learned.json";
+  auto loaded = load_state_file(path);
+  if (!loaded) {
+    spdlog::error("{}; the learned set starts empty (the file is left as it is)", loaded.error().message);
+    return;
+  }
+  std::string damage = loaded->damage;
+  std::string kept_as = loaded->quarantined_as;
+  if (loaded->file) {
+    auto parsed = learned_.load_json(loaded->file->content);
+    if (parsed) return;
+    damage = parsed.error().message;
+    auto moved = quarantine_file(path);
+    kept_as = moved ? *moved : moved.error().message;
+  }
+  if (damage.empty()) return;  // no file yet
+  const std::string message =
+      fmt::format("{} is damaged ({}); kept as {}; the learned set starts empty", path, damage, kept_as);
+  spdlog::error("{}", message);
+  state_notices_.push_back({"state_quarantined", message, 1});
+}
+
+std::optional<std::map<std::string, uint32_t>> AgentDaemon::load_credential_ids(std::string& problem) {
+  const std::string path = config_.state_dir + "/credential_ids.json";
+  auto loaded = load_state_file(path);
+  if (!loaded) {
+    problem = loaded.error().message;
+    return std::nullopt;
+  }
+  if (loaded->file) {
+    auto ids = parse_credential_ids(loaded->file->content);
+    if (ids) return std::move(*ids);
+    auto moved = quarantine_file(path);
+    problem = fmt::format("{} is damaged ({}); kept as {}", path, ids.error().message,
+                          moved ? *moved : moved.error().message);
+    return std::nullopt;
+  }
+  problem = loaded->damage.empty() ? path + " does not exist"
+                                   : fmt::format("{}; kept as {}", loaded->damage, loaded->quarantined_as);
+  return std::nullopt;
+}
+
+Result<bool> AgentDaemon::rebuild_credential_ids(catalogue::CatalogueOptions options, const std::string& why) {
+  auto pinned = sensor_->credentials();
+  if (!pinned) return fail(pinned.error());
+  auto denies = sensor_->credential_denies();
+  if (!denies) return fail(denies.error());
+  if (pinned->empty() && denies->empty()) {
+    // Nothing in the kernel refers to an id: numbering afresh changes nothing it enforces.
+    if (why.find("does not exist") == std::string::npos) spdlog::warn("{}; credential ids start afresh", why);
+    return false;
+  }
+  auto resolved = catalogue_->resolve();
+  if (!resolved) return fail(resolved.error());
+  const CredentialIdRecovery recovery = recover_credential_ids(*resolved, *pinned, *denies);
+  options.initial_ids = recovery.ids;
+  options.first_free_id = recovery.first_free_id;
+  auto rebuilt = catalogue::CredentialCatalogue::create(std::move(options));
+  if (!rebuilt) return fail(rebuilt.error());
+  catalogue_ = std::move(*rebuilt);
+  const std::string message = fmt::format(
+      "{}: credential ids rebuilt from the pinned kernel state in {}: {} credential(s) keep the id their inode has in "
+      "nhg_credentials, new ids start at {} (above every id in nhg_credentials and nhg_credential_denies){}",
+      why, config_.bpf.pin_dir, recovery.kept_from_pins, recovery.first_free_id,
+      recovery.unmatched_ids.empty()
+          ? std::string()
+          : fmt::format("; pinned id(s) {} name files the catalogue no longer resolves and are not reused",
+                        fmt::join(recovery.unmatched_ids, ", ")));
+  spdlog::error("{}", message);
+  state_notices_.push_back({"credential_ids_rebuilt", message, recovery.kept_from_pins});
+  return true;
+}
+
+void AgentDaemon::report_unowned_kernel_state() {
+  auto active = ledger_->list({.states = {containment::ActionState::active}});
+  auto blocks = sensor_->egress_blocks();
+  auto denies = sensor_->credential_denies();
+  if (!active || !blocks || !denies) {
+    spdlog::error("cannot compare the pinned enforcement maps with the ledger; unowned entries are not reported");
+    return;
+  }
+  const auto unowned = unowned_kernel_state(*active, *blocks, *denies, clock_ns(CLOCK_BOOTTIME));
+  if (unowned.empty()) return;
+  constexpr size_t kListed = 16;  // the alert names the first ones; the count says how many
+  std::vector<std::string> listed(unowned.begin(), unowned.begin() + std::min(unowned.size(), kListed));
+  const std::string message = fmt::format(
+      "{} pinned enforcement entr{} in {} without an active ledger action (no handle to roll back; each ends at its "
+      "kernel expiry, or `bpftool map delete` ends it now): {}{}",
+      unowned.size(), unowned.size() == 1 ? "y" : "ies", config_.bpf.pin_dir, fmt::join(listed, "; "),
+      unowned.size() > kListed ? "; ..." : "");
+  spdlog::error("{}", message);
+  state_notices_.push_back({"unowned_kernel_state", message, unowned.size()});
 }
 
 Result<void> AgentDaemon::sync_catalogue(const char* why) {
@@ -548,16 +686,9 @@ Result<void> AgentDaemon::sync_catalogue(const char* why) {
 
 void AgentDaemon::persist_credential_ids() {
   const std::string path = config_.state_dir + "/credential_ids.json";
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << nlohmann::json(catalogue_->id_table()).dump();
-    if (!out) {
-      spdlog::warn("cannot write {}: credential ids will be renumbered after a restart", tmp);
-      return;
-    }
+  if (auto written = write_state_file(path, nlohmann::json(catalogue_->id_table())); !written) {
+    spdlog::warn("{}: the next start rebuilds the ids from the pinned kernel state", written.error().message);
   }
-  if (rename(tmp.c_str(), path.c_str()) != 0) spdlog::warn("rename {} -> {}: {}", tmp, path, strerror(errno));
 }
 
 void AgentDaemon::on_record(std::span<const std::byte> record) {
@@ -569,6 +700,11 @@ void AgentDaemon::on_record(std::span<const std::byte> record) {
       spdlog::error("undecodable kernel record #{}: {}", n, event.error().message);
     }
     return;
+  }
+  // The kernel's copy of the opener's argv is redacted here, before the process table, the event
+  // line, the report or a log line sees it.
+  if (auto* open = std::get_if<events::FileOpenEvent>(&*event); open && redactor_ && !open->cmdline.empty()) {
+    open->cmdline = redactor_->redact(open->cmdline, open->cmdline_truncated);
   }
   std::visit(
       [this](const auto& e) {
@@ -663,6 +799,7 @@ std::pair<identity::ResolvedIdentity, std::string> AgentDaemon::emit_credential_
   if (identity.process.cmdline.empty() && !kernel_cmdline.empty()) {
     identity.process.cmdline = kernel_cmdline;
     identity.process.cmdline_truncated = event.cmdline_truncated;
+    identity.process.cmdline_redacted = redactor_ != nullptr;  // redacted in on_record
     identity.notes.push_back("cmdline from the kernel at the open");
   }
   const uint64_t wall_ns = boot_to_wall_ns(event.ts_ns);
@@ -869,20 +1006,82 @@ void AgentDaemon::check_counters() {
     spdlog::warn("cannot read drop counters: {}", counters.error().message);
     return;
   }
+  auto delta = [&](nhg_counter c) { return counters->values[c] - reported_counters_.values[c]; };
   const uint64_t new_drops = counters->ringbuf_drops() - reported_counters_.ringbuf_drops();
   if (new_drops > 0) {
-    spdlog::error("{} kernel event(s) dropped since the last check: the ring buffer ({} bytes) was full; raise "
-                  "bpf.ringbuf_bytes",
-                  new_drops, config_.bpf.ringbuf_bytes);
-    reporter_->add(reporter::alert_report(
-        "ringbuf_drops",
-        fmt::format("{} kernel event(s) dropped: the ring buffer ({} bytes) was full", new_drops,
-                    config_.bpf.ringbuf_bytes),
-        new_drops));
+    const std::string message = fmt::format(
+        "{} kernel event(s) dropped since the last check ({} file, {} lifecycle, {} egress): the ring buffer ({} "
+        "bytes) was full; raise bpf.ringbuf_bytes",
+        new_drops, delta(NHG_CTR_RINGBUF_DROP_FILE), delta(NHG_CTR_RINGBUF_DROP_PROCESS),
+        delta(NHG_CTR_RINGBUF_DROP_EGRESS), config_.bpf.ringbuf_bytes);
+    spdlog::error("{}", message);
+    reporter_->add(reporter::alert_report("ringbuf_drops", message, new_drops));
+  }
+  if (const uint64_t taint_full = delta(NHG_CTR_TAINT_MAP_FULL); taint_full > 0) {
+    const std::string message = fmt::format(
+        "{} credential read(s) or fork(s) could not record taint: nhg_taint ({} processes) is full; the egress of "
+        "those processes is not tied to the credential they read",
+        taint_full, NHG_TAINT_MAX_ENTRIES);
+    spdlog::error("{}", message);
+    reporter_->add(reporter::alert_report("taint_map_full", message, taint_full));
+  }
+  if (const uint64_t full = sensor_->enforcement_map_full(); full > reported_enforcement_full_) {
+    const std::string message = fmt::format(
+        "{} containment(s) refused by the kernel since the last check: an enforcement map (credential denies, egress "
+        "blocks or their destinations) is full; each such action is recorded failed",
+        full - reported_enforcement_full_);
+    spdlog::error("{}", message);
+    reporter_->add(reporter::alert_report("enforcement_map_full", message, full - reported_enforcement_full_));
+    reported_enforcement_full_ = full;
   }
   const uint64_t fd_failures = counters->values[NHG_CTR_FD_LOOKUP_FAILED] - reported_counters_.values[NHG_CTR_FD_LOOKUP_FAILED];
   if (fd_failures > 0) spdlog::warn("{} open(s) whose file the sensor could not read from the fd table", fd_failures);
   reported_counters_ = *counters;
+  // Drops reported now are no longer the next start's downtime gap.
+  if (new_drops > 0) save_drop_snapshot(false);
+}
+
+void AgentDaemon::save_drop_snapshot(bool clean_stop) {
+  auto map_id = sensor_->counters_map_id();
+  if (!map_id) {
+    spdlog::warn("{}: the next start cannot tell downtime drops from these", map_id.error().message);
+    return;
+  }
+  const auto snapshot = DropSnapshot::of(reported_counters_, current_boot_id(), *map_id,
+                                         static_cast<int64_t>(clock_ns(CLOCK_REALTIME)), clean_stop);
+  if (auto written = write_state_file(config_.state_dir + "/kernel_counters.json", snapshot.to_json()); !written) {
+    spdlog::warn("{}: the next start counts drops since an older snapshot as downtime", written.error().message);
+  }
+}
+
+void AgentDaemon::account_downtime_drops() {
+  const std::string path = config_.state_dir + "/kernel_counters.json";
+  std::optional<DropSnapshot> last;
+  std::string problem;
+  if (auto loaded = load_state_file(path); !loaded) {
+    problem = loaded.error().message;
+  } else if (loaded->file) {
+    if (auto parsed = DropSnapshot::from_json(loaded->file->content); parsed) {
+      last = *parsed;
+    } else {
+      auto moved = quarantine_file(path);
+      problem = fmt::format("{} is damaged ({}); kept as {}", path, parsed.error().message,
+                            moved ? *moved : moved.error().message);
+    }
+  } else if (!loaded->damage.empty()) {
+    problem = fmt::format("{}; kept as {}", loaded->damage, loaded->quarantined_as);
+  }
+  if (!problem.empty()) spdlog::error("{}: drops before this start are counted since the counters were made", problem);
+  auto map_id = sensor_->counters_map_id();
+  const auto now = DropSnapshot::of(reported_counters_, current_boot_id(), map_id ? *map_id : 0,
+                                    static_cast<int64_t>(clock_ns(CLOCK_REALTIME)), false);
+  downtime_gap_ = downtime_gap(last, now);
+  if (downtime_gap_.total() > 0) {
+    const std::string message = downtime_gap_.describe() + "; raise bpf.ringbuf_bytes or keep the agent running";
+    spdlog::error("{}", message);
+    state_notices_.push_back({"ringbuf_drops_downtime", message, downtime_gap_.total()});
+  }
+  save_drop_snapshot(false);
 }
 
 int AgentDaemon::run(const std::atomic<bool>& stop) {
@@ -916,6 +1115,7 @@ int AgentDaemon::run(const std::atomic<bool>& stop) {
   }
   control_server_->stop();
   check_counters();
+  save_drop_snapshot(true);
   reporter_->stop();
   spdlog::info("stopping: {} event(s) written, {} candidate(s) dismissed, {} undecodable record(s); pinned programs "
                "and maps stay in {}, so active containment holds until its TTL",

@@ -36,9 +36,12 @@
 #include "daemon/containment_executor.h"
 #include "ledger/rollback_ledger.h"
 #include "config/agent_config.h"
+#include "daemon/drop_accounting.h"
 #include "daemon/process_table.h"
+#include "daemon/state_recovery.h"
 #include "events/event_log.h"
 #include "events/kernel_event.h"
+#include "identity/cmdline_redactor.h"
 #include "identity/identity_resolver.h"
 #include "kernel/feature_probe.h"
 #include "kernel/kernel_sensor.h"
@@ -89,6 +92,17 @@ class AgentDaemon {
   // Re-resolves the catalogue and makes the kernel's credential map equal to it.
   Result<void> sync_catalogue(const char* why);
   void persist_credential_ids();
+  // credential_ids.json's path -> id table; nullopt (and `problem` says why) when it is missing,
+  // unreadable or damaged (a damaged file is moved aside).
+  std::optional<std::map<std::string, uint32_t>> load_credential_ids(std::string& problem);
+  // After a lost id table: re-creates the catalogue with the ids the pinned maps use (see
+  // daemon/state_recovery.h). False when no pinned state refers to any id.
+  Result<bool> rebuild_credential_ids(catalogue::CatalogueOptions options, const std::string& why);
+  void report_unowned_kernel_state();
+  void load_learned();
+  // The downtime gap at start (daemon/drop_accounting.h) and the snapshot it is measured against.
+  void account_downtime_drops();
+  void save_drop_snapshot(bool clean_stop);
   void check_counters();
   std::optional<catalogue::ResolvedCredential> find_credential(std::string_view path);
   nlohmann::json status_json();
@@ -113,6 +127,11 @@ class AgentDaemon {
     Result<nlohmann::json> learn(std::chrono::milliseconds duration) override;
     Result<nlohmann::json> suggest() override;
     Result<nlohmann::json> set_mode(std::string_view mode) override;
+    // The peer guard and the audit trail (control/control_audit.h), kept in the ledger.
+    Result<nlohmann::json> audit_trail() override;
+    Result<void> authorize(const control::Request& request, const ledger::ControlPeer& peer) override;
+    void audit(const control::Request& request, const ledger::ControlPeer& peer,
+               const nlohmann::json& response) override;
 
    private:
     AgentDaemon& daemon_;
@@ -128,6 +147,8 @@ class AgentDaemon {
   kernel::FeatureReport features_;
   std::unique_ptr<catalogue::CredentialCatalogue> catalogue_;
   std::unique_ptr<events::JsonLineWriter> event_log_;
+  // Every argv passes through it before anything keeps it; null only with redact_cmdlines: false.
+  std::shared_ptr<const identity::CmdlineRedactor> redactor_;
   std::unique_ptr<identity::IdentityResolver> identities_;
   std::unique_ptr<kernel::KernelSensor> sensor_;
   std::unique_ptr<ledger::RollbackLedger> ledger_;
@@ -146,7 +167,10 @@ class AgentDaemon {
   std::chrono::steady_clock::time_point next_rescan_;
   std::chrono::steady_clock::time_point next_housekeeping_;
   std::chrono::steady_clock::time_point next_sweep_;
-  kernel::SensorCounters reported_counters_;
+  kernel::SensorCounters reported_counters_;  // what check_counters() has reported
+  kernel::SensorCounters start_counters_;     // at this agent's start
+  uint64_t reported_enforcement_full_ = 0;
+  DowntimeGap downtime_gap_;
   std::atomic<uint64_t> decode_errors_ = 0;
   std::atomic<uint64_t> events_written_ = 0;
   std::atomic<uint64_t> candidates_dismissed_ = 0;
@@ -162,6 +186,7 @@ class AgentDaemon {
   std::atomic<uint64_t> decisions_suppressed_ = 0;
   std::atomic<uint64_t> decisions_failed_ = 0;
   std::unique_ptr<CollectorCommands> collector_commands_;
+  std::vector<StateNotice> state_notices_;  // found at start; reported once the reporter runs
   std::unique_ptr<reporter::Reporter> reporter_;  // declared last: stopped first, before what it reads
 };
 

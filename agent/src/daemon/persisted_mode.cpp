@@ -4,28 +4,25 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "common/clock.h"
-#include "common/filesystem.h"
+#include "common/state_file.h"
 
 namespace nhiguard::daemon {
 
 Result<std::optional<ModeOverride>> load_mode_override(const std::string& path) {
-  struct stat st{};
-  if (::stat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return std::optional<ModeOverride>{};
-    return fail(Error::from_current_errno("read mode override " + path));
-  }
-  std::ifstream in(path);
-  if (!in) return fail(Error::from_current_errno("read mode override " + path));
-  std::stringstream text;
-  text << in.rdbuf();
+  auto read = read_state_file(path);
+  if (!read) return fail(Error{read.error().code, "read mode override: " + read.error().message});
+  if (!*read) return std::optional<ModeOverride>{};
+  auto parsed = parse_mode_override((*read)->content, path);
+  if (!parsed) return fail(std::move(parsed.error()));
+  return std::optional<ModeOverride>(std::move(*parsed));
+}
+
+Result<ModeOverride> parse_mode_override(const nlohmann::json& json, const std::string& path) {
   try {
-    const auto json = nlohmann::json::parse(text.str());
     ModeOverride out;
     const auto mode = json.at("mode").get<std::string>();
     if (mode == "observe") {
@@ -33,14 +30,14 @@ Result<std::optional<ModeOverride>> load_mode_override(const std::string& path) 
     } else if (mode == "policy") {
       out.mode = config::AgentMode::policy;
     } else {
-      return fail(Error{EINVAL, "mode override " + path + ": unknown mode '" + mode + "'"});
+      return fail(Error{EUCLEAN, "mode override " + path + ": unknown mode '" + mode + "'"});
     }
     out.set_by = json.value("set_by", "");
     out.command_id = json.value("command_id", "");
     out.set_at_ns = json.value("set_at_ns", int64_t{0});
-    return std::optional<ModeOverride>(std::move(out));
+    return out;
   } catch (const nlohmann::json::exception& e) {
-    return fail(Error{EINVAL, "mode override " + path + ": " + e.what()});
+    return fail(Error{EUCLEAN, "mode override " + path + ": " + e.what()});
   }
 }
 
@@ -52,7 +49,7 @@ Result<void> save_mode_override(const std::string& path, const ModeOverride& mod
       {"set_at", format_rfc3339_ns(static_cast<uint64_t>(mode.set_at_ns))},
       {"set_at_ns", mode.set_at_ns},
   };
-  auto written = write_file_atomically(path, json.dump() + "\n", 0600);
+  auto written = write_state_file(path, json);
   if (!written) return fail(Error{written.error().code, "save mode override: " + written.error().message});
   return {};
 }

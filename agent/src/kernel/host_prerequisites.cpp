@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <utility>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -59,12 +60,13 @@ PrivilegeReport check_privileges() {
     report.missing.push_back("capget failed: " + std::string(strerror(errno)));
     return report;
   }
-  // CAP_SYS_ADMIN covers CAP_BPF and CAP_PERFMON on kernels older than 5.8.
-  const bool sys_admin = has_effective_cap(data, CAP_SYS_ADMIN);
-  if (!sys_admin) {
-    report.missing.push_back("CAP_SYS_ADMIN");
-    if (!has_effective_cap(data, CAP_BPF)) report.missing.push_back("CAP_BPF");
-    if (!has_effective_cap(data, CAP_PERFMON)) report.missing.push_back("CAP_PERFMON");
+  // Since 5.8, CAP_BPF + CAP_PERFMON load and attach the tracing programs and CAP_NET_ADMIN the
+  // cgroup (egress) ones; CAP_SYS_ADMIN alone covers all three, and is the only way before 5.8.
+  if (!has_effective_cap(data, CAP_SYS_ADMIN)) {
+    for (auto [cap, name] : {std::pair{CAP_BPF, "CAP_BPF"}, std::pair{CAP_PERFMON, "CAP_PERFMON"},
+                             std::pair{CAP_NET_ADMIN, "CAP_NET_ADMIN"}}) {
+      if (!has_effective_cap(data, cap)) report.missing.push_back(std::string(name) + " (or CAP_SYS_ADMIN)");
+    }
   }
   if (!has_effective_cap(data, CAP_DAC_READ_SEARCH)) report.missing.push_back("CAP_DAC_READ_SEARCH");
   if (!has_effective_cap(data, CAP_SYS_PTRACE)) report.missing.push_back("CAP_SYS_PTRACE");

@@ -12,8 +12,10 @@
 
 namespace nhiguard::kernel {
 
-// The capabilities the agent needs, and which of them the process lacks. Root without a bounding
-// set restriction has all of them; under systemd the unit grants exactly these.
+// The capabilities the agent needs, and which of them the process lacks: CAP_BPF, CAP_PERFMON and
+// CAP_NET_ADMIN (or CAP_SYS_ADMIN, which covers the three and is the only way before 5.8),
+// CAP_DAC_READ_SEARCH, CAP_SYS_PTRACE. Root without a bounding set restriction has all of them;
+// under systemd the unit grants exactly the 5.8+ set.
 struct PrivilegeReport {
   bool is_root = false;
   std::vector<std::string> missing;  // e.g. "CAP_BPF"

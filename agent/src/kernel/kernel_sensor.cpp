@@ -492,6 +492,22 @@ Result<SensorCounters> KernelSensor::counters() const {
 
 std::vector<std::string> KernelSensor::attached_programs() const { return attached_; }
 
+Result<uint32_t> KernelSensor::counters_map_id() const {
+  bpf_map_info info{};
+  uint32_t length = sizeof(info);
+  if (int err = bpf_obj_get_info_by_fd(bpf_map__fd(skel_->maps.nhg_counters), &info, &length); err != 0) {
+    return fail(libbpf_error(err, "read the id of nhg_counters"));
+  }
+  return info.id;
+}
+
+Error KernelSensor::enforcement_update_error(std::string what) {
+  const int err = errno;
+  if (err != E2BIG) return Error::from_errno(err, std::move(what));
+  ++enforcement_map_full_;
+  return Error{err, std::move(what) + ": the map is full (every entry in use until some expire or are rolled back)"};
+}
+
 
 // The programs skip their cgroup-ancestor walks while a count is 0; the counts follow the maps.
 Result<void> KernelSensor::refresh_enforcement_counts() {
@@ -529,7 +545,7 @@ Result<void> KernelSensor::apply_egress_block(const EgressBlockSpec& spec) {
     const nhg_egress_dest_key key = dest_key(spec.cgroup_id, dest);
     const uint32_t rule = spec.rule_id;
     if (bpf_map_update_elem(dests_fd, &key, &rule, BPF_ANY) != 0) {
-      return fail(Error::from_current_errno(fmt::format("add destination {} for cgroup {}", dest.to_string(), spec.cgroup_id)));
+      return fail(enforcement_update_error(fmt::format("add destination {} for cgroup {}", dest.to_string(), spec.cgroup_id)));
     }
   }
   nhg_egress_block block{.expires_at_ns = spec.expires_at_boot_ns,
@@ -538,7 +554,7 @@ Result<void> KernelSensor::apply_egress_block(const EgressBlockSpec& spec) {
   // The count first: the block is in force from the moment its entry appears.
   if (auto raised = raise_enforcement_count(NHG_ENF_EGRESS_BLOCKS); !raised) return raised;
   if (bpf_map_update_elem(bpf_map__fd(egress_->maps.nhg_egress_blocks), &spec.cgroup_id, &block, BPF_ANY) != 0) {
-    return fail(Error::from_current_errno(fmt::format("add egress block for cgroup {}", spec.cgroup_id)));
+    return fail(enforcement_update_error(fmt::format("add egress block for cgroup {}", spec.cgroup_id)));
   }
   return refresh_enforcement_counts();
 }
@@ -571,7 +587,7 @@ Result<std::vector<std::pair<uint64_t, nhg_egress_block>>> KernelSensor::egress_
 Result<void> KernelSensor::apply_credential_deny(const nhg_deny_key& key, const nhg_deny_value& value) {
   if (auto raised = raise_enforcement_count(NHG_ENF_CREDENTIAL_DENIES); !raised) return raised;
   if (bpf_map_update_elem(bpf_map__fd(skel_->maps.nhg_credential_denies), &key, &value, BPF_ANY) != 0) {
-    return fail(Error::from_current_errno(
+    return fail(enforcement_update_error(
         fmt::format("add credential deny (credential {}, cgroup {})", key.credential_id, key.cgroup_id)));
   }
   return refresh_enforcement_counts();

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -61,8 +62,10 @@ struct EgressBlockSpec {
 
 struct SensorCounters {
   std::array<uint64_t, NHG_CTR__COUNT> values{};  // summed over CPUs, indexed by enum nhg_counter
+  // Every ring-buffer reservation failure: file, lifecycle and egress records.
   uint64_t ringbuf_drops() const {
-    return values[NHG_CTR_RINGBUF_DROP_FILE] + values[NHG_CTR_RINGBUF_DROP_PROCESS];
+    return values[NHG_CTR_RINGBUF_DROP_FILE] + values[NHG_CTR_RINGBUF_DROP_PROCESS] +
+           values[NHG_CTR_RINGBUF_DROP_EGRESS];
   }
 };
 
@@ -87,7 +90,16 @@ class KernelSensor {
   // Replaces the candidate-name table with exactly these entries (names over 63 bytes are refused).
   Result<void> set_candidate_names(const std::vector<CandidateName>& names);
 
+  // The kernel's counters (nhg_counters, pinned: they count across agent lifetimes, also while no
+  // agent runs).
   Result<SensorCounters> counters() const;
+  // The kernel's id of the counter map: it changes when the map is made anew (reboot, pins removed),
+  // so a saved snapshot of the counters is comparable only while it is the same.
+  Result<uint32_t> counters_map_id() const;
+  // Enforcement entries (denies, egress blocks, listed destinations) the kernel refused because
+  // their map was full (E2BIG), since this sensor started. The action fails and says so; this
+  // counts them for status and alerts.
+  uint64_t enforcement_map_full() const { return enforcement_map_full_.load(); }
 
   // Enforcement. Each write is visible to the programs at once and is pinned, so it outlives the
   // agent and expires in the kernel at its expiry.
@@ -119,6 +131,10 @@ class KernelSensor {
   Result<void> write_filter(bpf_map* map, const std::vector<uint32_t>& values);
   Result<void> write_filter_slot(bpf_map* map, uint32_t slot, uint32_t value);
 
+  // Error of a failed enforcement map update, counting a full map.
+  Error enforcement_update_error(std::string what);
+
+  std::atomic<uint64_t> enforcement_map_full_ = 0;
   nhiguard_sensor* skel_ = nullptr;
   nhiguard_egress* egress_ = nullptr;
   std::vector<bpf_link*> links_;

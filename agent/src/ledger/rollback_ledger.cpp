@@ -75,6 +75,33 @@ CREATE TABLE action_history (
 );
 CREATE INDEX history_by_handle ON action_history(handle, seq);
 )sql"},
+    // Local commands are audited: the peer behind a change made through the control socket, and
+    // every such command, carried out or not. peer_pid NULL: no control-socket peer.
+    {2, R"sql(
+ALTER TABLE action_history ADD COLUMN peer_pid INTEGER;
+ALTER TABLE action_history ADD COLUMN peer_uid INTEGER;
+ALTER TABLE action_history ADD COLUMN peer_gid INTEGER;
+ALTER TABLE action_history ADD COLUMN peer_start_ticks INTEGER;
+ALTER TABLE action_history ADD COLUMN peer_exe TEXT;
+ALTER TABLE action_history ADD COLUMN peer_comm TEXT;
+ALTER TABLE action_history ADD COLUMN peer_cgroup TEXT;
+CREATE TABLE control_audit (
+  seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+  at_ns            INTEGER NOT NULL,
+  method           TEXT NOT NULL,
+  handle           TEXT NOT NULL,
+  detail           TEXT NOT NULL,
+  outcome          TEXT NOT NULL,
+  message          TEXT NOT NULL,
+  peer_pid         INTEGER NOT NULL,
+  peer_uid         INTEGER NOT NULL,
+  peer_gid         INTEGER NOT NULL,
+  peer_start_ticks INTEGER NOT NULL,
+  peer_exe         TEXT NOT NULL,
+  peer_comm        TEXT NOT NULL,
+  peer_cgroup      TEXT NOT NULL
+);
+)sql"},
 };
 
 constexpr int kLatestVersion = kMigrations[std::size(kMigrations) - 1].version;
@@ -87,6 +114,44 @@ constexpr const char* kActionColumns =
     "target_credential_id, target_destinations, target_workload_uri";
 
 int64_t now_ns() { return static_cast<int64_t>(clock_ns(CLOCK_REALTIME)); }
+
+thread_local const ControlPeer* t_control_peer = nullptr;
+
+constexpr const char* kHistoryColumns =
+    "seq, handle, from_state, to_state, at_ns, actor, note, peer_pid, peer_uid, peer_gid, peer_start_ticks, "
+    "peer_exe, peer_comm, peer_cgroup";
+
+// Inserts one action_history row, with the thread's control peer when one is set.
+Result<void> insert_history(sqlite3* db, std::string_view handle, std::optional<ActionState> from, ActionState to,
+                            int64_t at, std::string_view actor, std::string_view note, const std::string& what) {
+  Statement history(db, "INSERT INTO action_history (handle, from_state, to_state, at_ns, actor, note, peer_pid, "
+                        "peer_uid, peer_gid, peer_start_ticks, peer_exe, peer_comm, peer_cgroup) "
+                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
+  if (history.prepare_status() != SQLITE_OK) return fail(sqlite_error(db, history.prepare_status(), what));
+  history.bind(1, handle);
+  if (from) {
+    history.bind(2, static_cast<int64_t>(*from));
+  } else {
+    history.bind_null(2);
+  }
+  history.bind(3, static_cast<int64_t>(to));
+  history.bind(4, at);
+  history.bind(5, actor);
+  history.bind(6, note);
+  if (const ControlPeer* peer = t_control_peer) {
+    history.bind(7, int64_t{peer->pid});
+    history.bind(8, int64_t{peer->uid});
+    history.bind(9, int64_t{peer->gid});
+    history.bind(10, static_cast<int64_t>(peer->start_time_ticks));
+    history.bind(11, peer->exe);
+    history.bind(12, peer->comm);
+    history.bind(13, peer->cgroup);
+  } else {
+    for (int i = 7; i <= 13; ++i) history.bind_null(i);
+  }
+  if (const int rc = history.step(); rc != SQLITE_DONE) return fail(sqlite_error(db, rc, what));
+  return {};
+}
 
 Result<std::string> to_json_array(const std::vector<std::string>& items, std::string_view what) {
   try {
@@ -157,7 +222,7 @@ Result<std::vector<RollbackHandle>> read_all(sqlite3* db, Statement& stmt, std::
   }
 }
 
-// Steps a SELECT of (seq, handle, from_state, to_state, at_ns, actor, note) to the end.
+// Steps a SELECT of kHistoryColumns to the end.
 Result<std::vector<HistoryEntry>> read_history(sqlite3* db, Statement& select, std::string_view what) {
   std::vector<HistoryEntry> out;
   for (;;) {
@@ -172,6 +237,15 @@ Result<std::vector<HistoryEntry>> read_history(sqlite3* db, Statement& select, s
     e.at_ns = select.int_at(4);
     e.actor = select.text_at(5);
     e.note = select.text_at(6);
+    if (!select.is_null(7)) {
+      e.peer = ControlPeer{.pid = static_cast<int32_t>(select.int_at(7)),
+                           .uid = static_cast<uint32_t>(select.int_at(8)),
+                           .gid = static_cast<uint32_t>(select.int_at(9)),
+                           .start_time_ticks = static_cast<uint64_t>(select.int_at(10)),
+                           .exe = select.text_at(11),
+                           .comm = select.text_at(12),
+                           .cgroup = select.text_at(13)};
+    }
     out.push_back(std::move(e));
   }
 }
@@ -290,17 +364,7 @@ Result<void> RollbackLedger::record(const RollbackHandle& h, std::string_view ac
       return fail(std::move(error));
     }
   }
-  {
-    Statement history(db_, "INSERT INTO action_history (handle, from_state, to_state, at_ns, actor, note) "
-                           "VALUES (?1, NULL, ?2, ?3, ?4, ?5)");
-    if (history.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, history.prepare_status(), what));
-    history.bind(1, h.handle);
-    history.bind(2, static_cast<int64_t>(h.state));
-    history.bind(3, now_ns());
-    history.bind(4, actor);
-    history.bind(5, note);
-    if (const int rc = history.step(); rc != SQLITE_DONE) return fail(sqlite_error(db_, rc, what));
-  }
+  if (auto ok = insert_history(db_, h.handle, std::nullopt, h.state, now_ns(), actor, note, what); !ok) return ok;
   return txn.commit(what);
 }
 
@@ -419,18 +483,8 @@ Result<TransitionOutcome> RollbackLedger::transition_with_expiry(std::string_vie
     update.bind(6, static_cast<int64_t>(updated.expires_at_boot_ns));
     if (const int rc = update.step(); rc != SQLITE_DONE) return fail(sqlite_error(db_, rc, what));
   }
-  {
-    Statement history(db_, "INSERT INTO action_history (handle, from_state, to_state, at_ns, actor, note) "
-                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
-    if (history.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, history.prepare_status(), what));
-    history.bind(1, handle);
-    history.bind(2, static_cast<int64_t>(outcome.previous));
-    history.bind(3, static_cast<int64_t>(to));
-    history.bind(4, at);
-    history.bind(5, actor);
-    history.bind(6, note);
-    if (const int rc = history.step(); rc != SQLITE_DONE) return fail(sqlite_error(db_, rc, what));
-  }
+  if (auto ok = insert_history(db_, handle, outcome.previous, to, at, actor, note, what); !ok)
+    return fail(std::move(ok.error()));
   if (auto committed = txn.commit(what); !committed) return fail(std::move(committed.error()));
   outcome.changed = true;
   return outcome;
@@ -458,8 +512,7 @@ Result<std::vector<HistoryEntry>> RollbackLedger::history(std::string_view handl
   if (!is_handle_id(handle)) return fail(invalid_handle(handle));
   const std::string what = fmt::format("ledger history {}", handle);
   std::lock_guard lock(mutex_);
-  Statement select(db_, "SELECT seq, handle, from_state, to_state, at_ns, actor, note FROM action_history "
-                        "WHERE handle = ?1 ORDER BY seq");
+  Statement select(db_, fmt::format("SELECT {} FROM action_history WHERE handle = ?1 ORDER BY seq", kHistoryColumns));
   if (select.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, select.prepare_status(), what));
   select.bind(1, handle);
   auto out = read_history(db_, select, what);
@@ -471,12 +524,72 @@ Result<std::vector<HistoryEntry>> RollbackLedger::history(std::string_view handl
 Result<std::vector<HistoryEntry>> RollbackLedger::history_after(int64_t after_seq, size_t limit) {
   const std::string what = fmt::format("ledger history after {}", after_seq);
   std::lock_guard lock(mutex_);
-  Statement select(db_, "SELECT seq, handle, from_state, to_state, at_ns, actor, note FROM action_history "
-                        "WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+  Statement select(db_, fmt::format("SELECT {} FROM action_history WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                                    kHistoryColumns));
   if (select.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, select.prepare_status(), what));
   select.bind(1, after_seq);
   select.bind(2, static_cast<int64_t>(limit));
   return read_history(db_, select, what);
+}
+
+ScopedControlPeer::ScopedControlPeer(const ControlPeer& peer) : previous_(t_control_peer) { t_control_peer = &peer; }
+
+ScopedControlPeer::~ScopedControlPeer() { t_control_peer = previous_; }
+
+Result<int64_t> RollbackLedger::record_audit(AuditEntry e) {
+  const std::string what = fmt::format("ledger audit {} {}", e.method, e.handle);
+  if (e.at_ns == 0) e.at_ns = now_ns();
+  std::lock_guard lock(mutex_);
+  Statement insert(db_, "INSERT INTO control_audit (at_ns, method, handle, detail, outcome, message, peer_pid, "
+                        "peer_uid, peer_gid, peer_start_ticks, peer_exe, peer_comm, peer_cgroup) VALUES (?1, ?2, "
+                        "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
+  if (insert.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, insert.prepare_status(), what));
+  insert.bind(1, e.at_ns);
+  insert.bind(2, e.method);
+  insert.bind(3, e.handle);
+  insert.bind(4, e.detail);
+  insert.bind(5, e.outcome);
+  insert.bind(6, e.message);
+  insert.bind(7, int64_t{e.peer.pid});
+  insert.bind(8, int64_t{e.peer.uid});
+  insert.bind(9, int64_t{e.peer.gid});
+  insert.bind(10, static_cast<int64_t>(e.peer.start_time_ticks));
+  insert.bind(11, e.peer.exe);
+  insert.bind(12, e.peer.comm);
+  insert.bind(13, e.peer.cgroup);
+  if (const int rc = insert.step(); rc != SQLITE_DONE) return fail(sqlite_error(db_, rc, what));
+  return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
+}
+
+Result<std::vector<AuditEntry>> RollbackLedger::audit_after(int64_t after_seq, size_t limit) {
+  const std::string what = fmt::format("ledger audit after {}", after_seq);
+  std::lock_guard lock(mutex_);
+  Statement select(db_, "SELECT seq, at_ns, method, handle, detail, outcome, message, peer_pid, peer_uid, peer_gid, "
+                        "peer_start_ticks, peer_exe, peer_comm, peer_cgroup FROM control_audit WHERE seq > ?1 "
+                        "ORDER BY seq LIMIT ?2");
+  if (select.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, select.prepare_status(), what));
+  select.bind(1, after_seq);
+  select.bind(2, limit == 0 ? int64_t{-1} : static_cast<int64_t>(limit));
+  std::vector<AuditEntry> out;
+  for (;;) {
+    const int rc = select.step();
+    if (rc == SQLITE_DONE) return out;
+    if (rc != SQLITE_ROW) return fail(sqlite_error(db_, rc, what));
+    out.push_back(AuditEntry{.seq = select.int_at(0),
+                             .at_ns = select.int_at(1),
+                             .method = select.text_at(2),
+                             .handle = select.text_at(3),
+                             .detail = select.text_at(4),
+                             .outcome = select.text_at(5),
+                             .message = select.text_at(6),
+                             .peer = {.pid = static_cast<int32_t>(select.int_at(7)),
+                                      .uid = static_cast<uint32_t>(select.int_at(8)),
+                                      .gid = static_cast<uint32_t>(select.int_at(9)),
+                                      .start_time_ticks = static_cast<uint64_t>(select.int_at(10)),
+                                      .exe = select.text_at(11),
+                                      .comm = select.text_at(12),
+                                      .cgroup = select.text_at(13)}});
+  }
 }
 
 }  // namespace nhiguard::ledger

@@ -10,7 +10,10 @@
 // silently re-created over a security record.
 //
 // Tables: `actions`, one row per handle holding every RollbackHandle field; `action_history`, one
-// row per state change (the row that recorded the action has no from_state), in commit order.
+// row per state change (the row that recorded the action has no from_state), in commit order, with
+// the control-socket peer that asked for it when there was one; `control_audit`, one row per
+// state-changing control-socket command (contain, rollback, approve, reject, mode, learn), whether
+// it was carried out, refused or failed, with its peer.
 //
 // State machine (is_allowed_transition), with `kind` the action's kind:
 //
@@ -79,6 +82,30 @@ struct ListFilter {
   size_t limit = 0;                               // 0: no limit
 };
 
+// The local process behind a control-socket command: SO_PEERCRED's pid, uid and gid, and what /proc
+// said about that pid when the command was handled (control/control_peer.h).
+struct ControlPeer {
+  int32_t pid = 0;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint64_t start_time_ticks = 0;  // with pid, the process key (/proc/PID/stat field 22)
+  std::string exe;
+  std::string comm;
+  std::string cgroup;  // cgroup v2 path as the agent sees it ("/user.slice/..."); empty: unknown
+};
+
+// One control-socket command, as the audit trail keeps it.
+struct AuditEntry {
+  int64_t seq = 0;      // position in control_audit, increasing; set by record_audit
+  int64_t at_ns = 0;    // CLOCK_REALTIME ns; record_audit sets it when 0
+  std::string method;   // "contain", "rollback", "approve", "reject", "set_mode", "learn"
+  std::string handle;   // the handle it named or made; empty when none
+  std::string detail;   // the request in a few words: "observe", "block_egress cgroup /x", ...
+  std::string outcome;  // "ok", "refused" (by the peer guard or the agent's checks) or "error"
+  std::string message;  // why refused / what failed; empty when ok
+  ControlPeer peer;
+};
+
 struct HistoryEntry {
   int64_t seq = 0;  // position in the ledger's history, increasing in commit order
   std::string handle;
@@ -87,6 +114,7 @@ struct HistoryEntry {
   int64_t at_ns = 0;  // CLOCK_REALTIME ns when the change was written
   std::string actor;  // one of kActors
   std::string note;
+  std::optional<ControlPeer> peer;  // the control-socket peer behind an "nhiguardctl" change
 };
 
 struct TransitionOutcome {
@@ -95,9 +123,24 @@ struct TransitionOutcome {
   bool changed = false;  // false: the action was already terminal and nothing was written
 };
 
+// While one is alive on a thread, every history row that thread writes (record, transition,
+// activate) carries `peer`: the control socket sets it around a command, so the changes that
+// command causes name the process that asked without every operation in between passing it on.
+// Scopes do not nest; the peer must outlive the scope.
+class ScopedControlPeer {
+ public:
+  explicit ScopedControlPeer(const ControlPeer& peer);
+  ~ScopedControlPeer();
+  ScopedControlPeer(const ScopedControlPeer&) = delete;
+  ScopedControlPeer& operator=(const ScopedControlPeer&) = delete;
+
+ private:
+  const ControlPeer* previous_;
+};
+
 class RollbackLedger {
  public:
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // Opens (creating if missing) the ledger at `path` and brings its schema up to kSchemaVersion.
   static Result<std::unique_ptr<RollbackLedger>> open(const std::string& path);
@@ -145,6 +188,12 @@ class RollbackLedger {
   // State changes of every handle after history position `after_seq`, oldest first, at most
   // `limit` of them: how the reporter follows the ledger (it keeps the last position it reported).
   Result<std::vector<HistoryEntry>> history_after(int64_t after_seq, size_t limit);
+
+  // Appends one control-socket command to the audit trail; its seq.
+  Result<int64_t> record_audit(AuditEntry entry);
+  // Audit rows after position `after_seq`, oldest first, at most `limit` (0: no limit): how the
+  // reporter follows the trail, and what `nhiguardctl audit` lists (newest last).
+  Result<std::vector<AuditEntry>> audit_after(int64_t after_seq, size_t limit);
 
   const std::string& path() const { return path_; }
 

@@ -5,6 +5,8 @@
 
 #include <memory>
 
+#include <fmt/format.h>
+
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
@@ -174,14 +176,16 @@ std::string san_entry(const std::string& name) {
 
 class PkiWriter {
  public:
-  PkiWriter(std::string dir, InitReport& report) : dir_(std::move(dir)), report_(report) {}
+  explicit PkiWriter(InitReport& report) : report_(report) {}
 
-  // Writes key + certificate for `subject` under `base` ("collector", "agents/x/agent") unless the
-  // certificate already exists; returns the certificate PEM either way.
-  Result<std::string> leaf(const std::string& base, const Subject& subject, const Signer& ca,
-                           const std::vector<std::string>& sans) {
-    const std::string cert_path = dir_ + "/" + base + ".pem";
-    const std::string key_path = dir_ + "/" + base + "-key.pem";
+  // Writes key + certificate for `subject` as dir/<base>.pem and dir/<base>-key.pem (dir made 0700)
+  // unless the certificate already exists, and ca.pem beside them; returns the certificate PEM.
+  Result<std::string> leaf(const std::string& dir, const std::string& base, const Subject& subject, const Signer& ca,
+                           const std::string& ca_pem, const std::vector<std::string>& sans) {
+    if (auto ok = make_directories(dir, 0700); !ok) return fail(std::move(ok.error()));
+    if (auto ok = copy_if_missing(dir + "/ca.pem", ca_pem, 0644); !ok) return fail(std::move(ok.error()));
+    const std::string cert_path = dir + "/" + base + ".pem";
+    const std::string key_path = dir + "/" + base + "-key.pem";
     if (file_exists(cert_path)) {
       if (!file_exists(key_path)) return fail(Error{ENOENT, cert_path + " exists without its key " + key_path});
       report_.kept.push_back(cert_path);
@@ -218,10 +222,92 @@ class PkiWriter {
     return write(path, content, mode);
   }
 
+  // Moves `from` to `to` (same file system: a rename, so the key never exists as a copy). When `to`
+  // already is the same file (a hard link an installer made), `from` is only unlinked; when it is
+  // another file, nothing is touched and the caller learns which two differ.
+  Result<void> move(const std::string& from, const std::string& to) {
+    struct stat src {}, dst {};
+    if (::stat(from.c_str(), &src) != 0) return {};
+    if (::stat(to.c_str(), &dst) == 0) {
+      if (src.st_dev != dst.st_dev || src.st_ino != dst.st_ino)
+        return fail(Error{EEXIST, fmt::format("certs init: both {} and {} exist and differ; keep the one in use and "
+                                              "remove the other", from, to)});
+      if (::unlink(from.c_str()) != 0) return fail(Error::from_current_errno("unlink " + from));
+    } else if (::rename(from.c_str(), to.c_str()) != 0) {
+      return fail(Error::from_current_errno(fmt::format("move {} to {}", from, to)));
+    }
+    report_.moved.push_back(from + " -> " + to);
+    return {};
+  }
+
  private:
-  std::string dir_;
   InitReport& report_;
 };
+
+// The CA of a PKI directory: dir/ca/ (this layout) or dir itself (a flat, older one).
+struct LoadedCa {
+  X509Ptr cert;
+  KeyPtr key;
+  std::string pem;
+};
+
+Result<std::optional<LoadedCa>> load_ca(const std::string& dir, std::string_view command) {
+  for (const std::string& ca_dir : {dir + "/ca", dir}) {
+    const std::string ca_path = ca_dir + "/ca.pem";
+    const std::string key_path = ca_dir + "/ca-key.pem";
+    if (!file_exists(key_path)) continue;
+    auto cert_text = identity::read_text_file(ca_path);
+    if (!cert_text) return fail(std::move(cert_text.error()));
+    auto key_text = identity::read_text_file(key_path);
+    if (!key_text) return fail(Error{key_text.error().code, fmt::format("{}: {}", command, key_text.error().message)});
+    auto cert = parse_cert(*cert_text, ca_path);
+    if (!cert) return fail(std::move(cert.error()));
+    auto key = parse_key(*key_text, key_path);
+    if (!key) return fail(std::move(key.error()));
+    if (X509_check_private_key(cert->get(), key->get()) != 1)
+      return fail(Error{EINVAL, fmt::format("{}: {} is not the key of {}", command, key_path, ca_path)});
+    return std::optional<LoadedCa>(LoadedCa{std::move(*cert), std::move(*key), std::move(*cert_text)});
+  }
+  return std::optional<LoadedCa>();
+}
+
+// A flat directory (every file in DIR, as certs init wrote it before role directories): moves the
+// CA key to ca/ and each role's pair to its directory, so the directory an agent is pointed at no
+// longer holds the CA or operator key. ca.pem stays where it is (public) and is copied beside each.
+Result<void> migrate_flat_layout(const std::string& dir, PkiWriter& writer) {
+  const std::string flat_ca = dir + "/ca.pem";
+  if (!file_exists(dir + "/ca-key.pem") && !file_exists(dir + "/collector-key.pem") &&
+      !file_exists(dir + "/agent-key.pem") && !file_exists(dir + "/operator-key.pem"))
+    return {};
+  auto ca_text = identity::read_text_file(flat_ca);
+  if (!ca_text) return fail(Error{ca_text.error().code, "certs init: a flat PKI without its CA certificate: " +
+                                                            ca_text.error().message});
+  if (file_exists(dir + "/ca-key.pem")) {
+    if (auto ok = make_directories(dir + "/ca", 0700); !ok) return ok;
+    if (auto ok = writer.copy_if_missing(dir + "/ca/ca.pem", *ca_text, 0644); !ok) return ok;
+    if (auto ok = writer.move(dir + "/ca-key.pem", dir + "/ca/ca-key.pem"); !ok) return ok;
+  }
+  for (const char* base : {"collector", "agent", "operator"}) {
+    const std::string key = dir + "/" + base + "-key.pem", cert = dir + "/" + base + ".pem";
+    if (!file_exists(key) && !file_exists(cert)) continue;
+    const std::string role_dir = dir + "/" + base;
+    if (auto ok = make_directories(role_dir, 0700); !ok) return ok;
+    if (auto ok = writer.copy_if_missing(role_dir + "/ca.pem", *ca_text, 0644); !ok) return ok;
+    // The key first: a certificate alone in the role directory would be read without its key.
+    if (auto ok = writer.move(key, role_dir + "/" + base + "-key.pem"); !ok) return ok;
+    if (auto ok = writer.move(cert, role_dir + "/" + base + ".pem"); !ok) return ok;
+  }
+  return {};
+}
+
+std::string_view plural_dir(Role role) {
+  switch (role) {
+    case Role::collector: return "collectors";
+    case Role::agent: return "agents";
+    case Role::operator_: return "operators";
+  }
+  return "unknown";
+}
 
 }  // namespace
 
@@ -264,33 +350,24 @@ Result<InitReport> init_pki(const InitOptions& options) {
   if (auto ok = make_directories(options.dir, 0700); !ok) return fail(std::move(ok.error()));
 
   InitReport report;
-  PkiWriter writer(options.dir, report);
-  const std::string ca_path = options.dir + "/ca.pem";
-  const std::string ca_key_path = options.dir + "/ca-key.pem";
-
-  X509Ptr ca_cert;
-  KeyPtr ca_key;
-  std::string ca_text;
-  if (file_exists(ca_path) || file_exists(ca_key_path)) {
+  PkiWriter writer(report);
+  const std::string ca_dir = options.dir + "/ca";
+  auto loaded = load_ca(options.dir, "certs init");
+  if (!loaded) return fail(std::move(loaded.error()));
+  if (!*loaded && file_exists(options.dir + "/ca.pem")) {
+    return fail(Error{ENOENT, fmt::format("certs init: {}/ca.pem exists but no CA key is here ({}/ca-key.pem): "
+                                          "this is not the CA host; issue certificates where the CA key is kept "
+                                          "(`nhiguardctl certs issue ROLE NAME --pki DIR`) and copy them here",
+                                          options.dir, ca_dir)});
+  }
+  // Only once the CA is known to be here: a failed init leaves an older layout as it was.
+  if (auto ok = migrate_flat_layout(options.dir, writer); !ok) return fail(std::move(ok.error()));
+  LoadedCa ca;
+  if (*loaded) {
     // Reuse the fleet's CA: certificates issued now must chain to the one agents already trust.
-    auto cert_text = identity::read_text_file(ca_path);
-    if (!cert_text) return fail(std::move(cert_text.error()));
-    auto key_text = identity::read_text_file(ca_key_path);
-    if (!key_text)
-      return fail(Error{key_text.error().code, "certs init: " + key_text.error().message +
-                                                   " (the CA certificate exists but its key cannot be read; "
-                                                   "nothing can be issued)"});
-    auto cert = parse_cert(*cert_text, ca_path);
-    if (!cert) return fail(std::move(cert.error()));
-    auto key = parse_key(*key_text, ca_key_path);
-    if (!key) return fail(std::move(key.error()));
-    if (X509_check_private_key(cert->get(), key->get()) != 1)
-      return fail(Error{EINVAL, "certs init: " + ca_key_path + " is not the key of " + ca_path});
-    ca_cert = std::move(*cert);
-    ca_key = std::move(*key);
-    ca_text = std::move(*cert_text);
-    report.kept.push_back(ca_path);
-    report.kept.push_back(ca_key_path);
+    ca = std::move(**loaded);
+    report.kept.push_back(ca_dir + "/ca.pem");
+    report.kept.push_back(ca_dir + "/ca-key.pem");
   } else {
     auto key = new_key();
     if (!key) return fail(std::move(key.error()));
@@ -300,28 +377,61 @@ Result<InitReport> init_pki(const InitOptions& options) {
     if (!kpem) return fail(std::move(kpem.error()));
     auto cpem = cert_pem(cert->get());
     if (!cpem) return fail(std::move(cpem.error()));
-    if (auto ok = writer.write(ca_key_path, *kpem, 0600); !ok) return fail(std::move(ok.error()));
-    if (auto ok = writer.write(ca_path, *cpem, 0644); !ok) return fail(std::move(ok.error()));
-    ca_cert = std::move(*cert);
-    ca_key = std::move(*key);
-    ca_text = std::move(*cpem);
+    if (auto ok = make_directories(ca_dir, 0700); !ok) return fail(std::move(ok.error()));
+    if (auto ok = writer.write(ca_dir + "/ca-key.pem", *kpem, 0600); !ok) return fail(std::move(ok.error()));
+    if (auto ok = writer.write(ca_dir + "/ca.pem", *cpem, 0644); !ok) return fail(std::move(ok.error()));
+    ca = {std::move(*cert), std::move(*key), std::move(*cpem)};
   }
-  const Signer ca{ca_cert.get(), ca_key.get()};
+  if (auto ok = writer.copy_if_missing(options.dir + "/ca.pem", ca.pem, 0644); !ok) return fail(std::move(ok.error()));
+  if (options.ca_only) return report;
+  const Signer signer{ca.cert.get(), ca.key.get()};
 
   std::vector<std::string> collector_sans = {"DNS:localhost", "IP:127.0.0.1", "IP:::1", san_entry(options.hostname)};
   for (const auto& san : options.collector_sans) collector_sans.push_back(san_entry(san));
-  if (auto ok = writer.leaf("collector", {options.hostname, Role::collector}, ca, collector_sans); !ok)
+  const std::string& dir = options.dir;
+  if (auto ok = writer.leaf(dir + "/collector", "collector", {options.hostname, Role::collector}, signer, ca.pem,
+                            collector_sans);
+      !ok)
     return fail(std::move(ok.error()));
-  if (auto ok = writer.leaf("agent", {options.hostname, Role::agent}, ca, {}); !ok) return fail(std::move(ok.error()));
-  if (auto ok = writer.leaf("operator", {options.operator_name, Role::operator_}, ca, {}); !ok)
+  if (auto ok = writer.leaf(dir + "/agent", "agent", {options.hostname, Role::agent}, signer, ca.pem, {}); !ok)
+    return fail(std::move(ok.error()));
+  if (auto ok = writer.leaf(dir + "/operator", "operator", {options.operator_name, Role::operator_}, signer, ca.pem, {});
+      !ok)
     return fail(std::move(ok.error()));
   for (const auto& name : options.agents) {
-    const std::string sub = options.dir + "/agents/" + name;
-    if (auto ok = make_directories(sub, 0700); !ok) return fail(std::move(ok.error()));
-    if (auto ok = writer.leaf("agents/" + name + "/agent", {name, Role::agent}, ca, {}); !ok)
+    if (auto ok = writer.leaf(dir + "/agents/" + name, "agent", {name, Role::agent}, signer, ca.pem, {}); !ok)
       return fail(std::move(ok.error()));
-    if (auto ok = writer.copy_if_missing(sub + "/ca.pem", ca_text, 0644); !ok) return fail(std::move(ok.error()));
   }
+  return report;
+}
+
+Result<InitReport> issue_certificate(const IssueOptions& options) {
+  if (options.pki_dir.empty()) return fail(Error{EINVAL, "certs issue: no PKI directory given"});
+  if (!is_valid_identity_name(options.name))
+    return fail(Error{EINVAL, "certs issue: name '" + options.name + "' is not 1-64 of [A-Za-z0-9._-]"});
+  if (!options.collector_sans.empty() && options.role != Role::collector)
+    return fail(Error{EINVAL, "certs issue: --collector-san is for collector certificates only"});
+  auto loaded = load_ca(options.pki_dir, "certs issue");
+  if (!loaded) return fail(std::move(loaded.error()));
+  if (!*loaded)
+    return fail(Error{ENOENT, fmt::format("certs issue: no CA key in {0}/ca/ca-key.pem (nor {0}/ca-key.pem): run "
+                                          "this on the CA host, where `nhiguardctl certs init {0} --ca-only` made it",
+                                          options.pki_dir)});
+  const LoadedCa& ca = **loaded;
+  const std::string out = options.out_dir.empty()
+                              ? fmt::format("{}/{}/{}", options.pki_dir, plural_dir(options.role), options.name)
+                              : options.out_dir;
+  std::vector<std::string> sans;
+  if (options.role == Role::collector) {
+    sans.push_back(san_entry(options.name));
+    for (const auto& san : options.collector_sans) sans.push_back(san_entry(san));
+  }
+  InitReport report;
+  PkiWriter writer(report);
+  if (auto ok = writer.leaf(out, std::string(to_string(options.role)), {options.name, options.role},
+                            {ca.cert.get(), ca.key.get()}, ca.pem, sans);
+      !ok)
+    return fail(std::move(ok.error()));
   return report;
 }
 
@@ -350,16 +460,23 @@ Result<CertificateIdentity> read_certificate_identity(std::string_view pem) {
   return identity;
 }
 
+std::string tls_material_dir(const std::string& dir, std::string_view base) {
+  const std::string role_dir = dir + "/" + std::string(base);
+  return file_exists(role_dir + "/" + std::string(base) + ".pem") ? role_dir : dir;
+}
+
 Result<TlsMaterial> load_tls_material(const std::string& dir, std::string_view base) {
   TlsMaterial material;
-  const std::string paths[3] = {dir + "/ca.pem", dir + "/" + std::string(base) + ".pem",
-                                dir + "/" + std::string(base) + "-key.pem"};
+  const std::string from = tls_material_dir(dir, base);
+  const std::string paths[3] = {from + "/ca.pem", from + "/" + std::string(base) + ".pem",
+                                from + "/" + std::string(base) + "-key.pem"};
   std::string* targets[3] = {&material.ca_pem, &material.cert_pem, &material.key_pem};
   for (int i = 0; i < 3; ++i) {
     auto text = identity::read_text_file(paths[i]);
     if (!text)
-      return fail(Error{text.error().code, text.error().message + " (create the PKI with `nhiguardctl certs init " +
-                                               dir + "`)"});
+      return fail(Error{text.error().code,
+                        fmt::format("{} (looked in {}/{} and {}; create the PKI with `nhiguardctl certs init {}`)",
+                                    text.error().message, dir, base, dir, dir)});
     *targets[i] = std::move(*text);
   }
   return material;

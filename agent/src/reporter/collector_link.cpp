@@ -193,7 +193,8 @@ std::string CollectorLink::run_session() {
     if (!pki) return fmt::format("collector.pki {}: {}", options_.pki_dir, pki.error().message);
     auto identity = pki::read_certificate_identity(pki->cert_pem);
     if (!identity) {
-      return fmt::format("collector.pki {}/agent.pem: {}", options_.pki_dir, identity.error().message);
+      return fmt::format("collector.pki {}/agent.pem: {}", pki::tls_material_dir(options_.pki_dir, "agent"),
+                         identity.error().message);
     }
     grpc::SslCredentialsOptions tls;
     tls.pem_root_certs = pki->ca_pem;

@@ -11,7 +11,8 @@
 // exactly once). A command seen again while its result is still unacknowledged is not executed
 // twice; after a restart it is executed again, which the handler does idempotently.
 //
-// Transport: mTLS with collector.pki (ca.pem, agent.pem, agent-key.pem, read at every attempt) or,
+// Transport: mTLS with collector.pki (ca.pem, agent.pem, agent-key.pem from its agent/ subdirectory
+// or from itself, pki::load_tls_material; read at every attempt) or,
 // only with collector.insecure, plaintext. HTTP/2 keepalive detects a dead peer.
 //
 // Failure: any error (cannot connect, TLS refused, stream broken, no Welcome within 10 s) ends the

@@ -126,6 +126,7 @@ std::string_view to_string(ReportKind kind) {
     case ReportKind::command_result: return "command_result";
     case ReportKind::notice: return "notice";
     case ReportKind::dropped: return "dropped";
+    case ReportKind::control_audit: return "control_audit";
   }
   return "unknown";
 }

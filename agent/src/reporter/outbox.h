@@ -66,6 +66,7 @@ enum class ReportKind : uint8_t {
   command_result = 4,  // the outcome of a command from the collector
   notice = 5,          // the agent about itself (kernel drops, outbox full, mode changes)
   dropped = 6,         // drop marker: the reports [seq, seq_end] were dropped from a full outbox
+  control_audit = 7,   // a local control-socket command (from the ledger's audit trail)
 };
 std::string_view to_string(ReportKind kind);
 

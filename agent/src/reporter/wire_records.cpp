@@ -51,6 +51,7 @@ v1::Process process_to_wire(const identity::ResolvedIdentity& identity) {
   out.set_exe_sha256(p.exe_sha256);
   for (const auto& arg : p.cmdline) out.add_cmdline(escape_bytes(arg));
   out.set_cmdline_truncated(p.cmdline_truncated);
+  out.set_cmdline_redacted(p.cmdline_redacted);
   out.set_session_id(p.session_id);
   if (p.audit_session_id) out.set_audit_session_id(*p.audit_session_id);
   if (p.login_uid) out.set_login_uid(*p.login_uid);
@@ -194,6 +195,18 @@ std::string collector_command_note(std::string_view command_id, std::string_view
   return note;
 }
 
+namespace {
+void peer_to_wire(const ledger::ControlPeer& peer, v1::ControlPeer& out) {
+  out.set_pid(peer.pid);
+  out.set_uid(peer.uid);
+  out.set_gid(peer.gid);
+  out.set_start_time_ticks(peer.start_time_ticks);
+  out.set_exe(peer.exe);
+  out.set_comm(peer.comm);
+  out.set_cgroup(peer.cgroup);
+}
+}  // namespace
+
 std::string command_id_from_note(std::string_view note) {
   if (!note.starts_with(kCommandNotePrefix)) return {};
   note.remove_prefix(kCommandNotePrefix.size());
@@ -215,7 +228,22 @@ Report action_update_report(const containment::RollbackHandle& current, const le
   c->set_actor(change.actor);
   c->set_note(change.note);
   c->set_command_id(command_id_from_note(change.note));
+  if (change.peer) peer_to_wire(*change.peer, *c->mutable_peer());
   return make_report(ReportKind::action_update, "action_update", body, false, 0, change.at_ns);
+}
+
+Report control_audit_report(const ledger::AuditEntry& entry) {
+  v1::Report body;
+  auto* audit = body.mutable_control_audit();
+  audit->set_audit_sequence(entry.seq);
+  audit->set_at_unix_ns(entry.at_ns);
+  audit->set_method(entry.method);
+  audit->set_handle(entry.handle);
+  audit->set_detail(entry.detail);
+  audit->set_outcome(entry.outcome);
+  audit->set_message(entry.message);
+  peer_to_wire(entry.peer, *audit->mutable_peer());
+  return make_report(ReportKind::control_audit, "control_audit", body, false, 0, entry.at_ns);
 }
 
 Report command_result_report(const v1::CommandResult& result) {

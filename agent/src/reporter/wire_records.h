@@ -54,6 +54,8 @@ Report egress_report(const events::EgressEvent& event, const catalogue::Resolved
 // those of the change, so a burst of changes reads correctly in order at the collector. A ledger
 // note of the form "collector command <id>: ..." names the command that caused the change.
 Report action_update_report(const containment::RollbackHandle& current, const ledger::HistoryEntry& change);
+// One row of the ledger's control audit trail (never droppable).
+Report control_audit_report(const ledger::AuditEntry& entry);
 
 Report command_result_report(const v1::CommandResult& result);
 Report decision_report(const v1::Decision& decision, uint64_t trigger_boot_ns);

@@ -29,7 +29,7 @@ namespace nhiguard::collector {
 struct CollectorOptions {
   std::string listen;   // host:port, e.g. "0.0.0.0:7443", "[::]:7443", "127.0.0.1:0"
   std::string db_url;   // sqlite:PATH (see store/open_report_store.h)
-  std::string pki_dir;  // ca.pem, collector.pem, collector-key.pem
+  std::string pki_dir;  // pki::load_tls_material(dir, "collector"): dir/collector/ or dir
   bool insecure = false;
   IngestLimits limits;
   int max_agents = 1024;  // concurrent agent streams (each holds a server thread)

@@ -168,6 +168,7 @@ std::string_view kind_of(const v1::Report& report) {
     case v1::Report::kReportsDropped: return "reports_dropped";
     case v1::Report::kAlert: return "alert";
     case v1::Report::kEvidence: return "evidence";
+    case v1::Report::kControlAudit: return "control_audit";
     case v1::Report::BODY_NOT_SET: break;
   }
   return "unknown";  // a body field this collector does not know (a newer agent): kept whole

@@ -56,7 +56,7 @@ bpf:
   pin_dir: $pin_dir
 collector:
   address: $collector_addr
-  pki: $tmp/pki
+  pki: $tmp/pki/agent
   outbox_max_bytes: ${OUTBOX_MAX_BYTES:-256MiB}
 credentials:
   - path: $cred
@@ -70,7 +70,7 @@ write_agent_config "$tmp/state"
 
 collector_listening() { ss -ltnH "sport = :$port" | grep -q LISTEN; }
 start_collector() {
-  "$collector_bin" --listen "$collector_addr" --db "sqlite:$collector_db" --pki "$tmp/pki" >> "$tmp/collector.log" 2>&1 &
+  "$collector_bin" --listen "$collector_addr" --db "sqlite:$collector_db" --pki "$tmp/pki/collector" >> "$tmp/collector.log" 2>&1 &
   collector_pid=$!
   wait_for 10 collector_listening || { echo "collector did not start"; tail -20 "$tmp/collector.log"; exit 1; }
 }

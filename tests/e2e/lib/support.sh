@@ -75,3 +75,15 @@ remove_test_cgroups() {
     for _ in $(seq 50); do rmdir "$cg" 2>/dev/null && break; sleep 0.1; done
   done
 }
+
+# wait_agent_ready PID NHIGUARDCTL SOCKET: waits up to 10 s until the agent PID answers
+# `nhiguardctl status` on SOCKET; fails at once when the agent exits first.
+wait_agent_ready() {
+  local pid=$1 ctl=$2 sock=$3
+  for _ in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || return 1
+    [ -S "$sock" ] && "$ctl" --socket "$sock" status > /dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  return 1
+}
