@@ -43,6 +43,17 @@ int main(int argc, char** argv) {
   app.add_option("--max-message-bytes", max_message_bytes, "largest message accepted from an agent")
       ->check(CLI::Range(1024u, 64u << 20));
   app.add_option("--max-agents", options.max_agents, "concurrent agent streams")->check(CLI::Range(1, 100000));
+  app.add_option("--max-reports-per-second", options.report_rate.reports_per_second,
+                 "reports one agent may send per second, sustained (0: no limit); above it its stream is refused "
+                 "with RESOURCE_EXHAUSTED and it resends later")
+      ->check(CLI::Range(0u, 10000000u));
+  app.add_option("--max-report-burst", options.report_rate.burst,
+                 "reports one agent may send at once above --max-reports-per-second")
+      ->check(CLI::Range(1u, 100000000u));
+  size_t max_queued_mib = options.max_queued_bytes >> 20;
+  app.add_option("--max-queued-mib", max_queued_mib,
+                 "MiB of reports waiting for the store; agents wait (back-pressure) while it is full")
+      ->check(CLI::Range(1, 65536));
   app.add_option("--retain-days", options.retain_days,
                  "delete credential-access and egress reports older than this many days (0: keep all); "
                  "decisions, actions, history and commands are always kept")
@@ -60,6 +71,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.limits.max_message_bytes = max_message_bytes;
+  options.max_queued_bytes = max_queued_mib << 20;
   spdlog::set_level(spdlog::level::from_str(log_level));
   gpr_set_log_function(grpc_to_spdlog);
 

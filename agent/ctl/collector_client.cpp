@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "containment/action.h"
 #include "pki/fleet_pki.h"
+#include "pki/peer_certificate.h"
 
 namespace nhiguard::ctl {
 namespace {
@@ -149,8 +150,21 @@ Result<CollectorClient> CollectorClient::connect(const CollectorEndpoint& endpoi
     credentials = grpc::SslCredentials(ssl);
   }
   auto channel = grpc::CreateChannel(endpoint.address, credentials);
-  return CollectorClient(std::shared_ptr<v1::OperatorService::Stub>(v1::OperatorService::NewStub(channel)),
-                         endpoint.timeout);
+  return CollectorClient(std::shared_ptr<v1::OperatorService::Stub>(v1::OperatorService::NewStub(channel)), endpoint);
+}
+
+Result<void> CollectorClient::checked(const grpc::ClientContext& context, const grpc::Status& status,
+                                      std::string_view call) const {
+  if (!insecure_) {
+    auto auth = context.auth_context();
+    auto role = pki::require_peer_role(auth.get(), pki::Role::collector, address_);
+    // No certificate at all: the call reached no server (its status says why) or none over TLS.
+    if (!role && (role.error().code != ENOKEY || status.ok()))
+      return fail(Error{ECONNREFUSED, fmt::format("collector {}: not the collector, its answer is ignored: {}", call,
+                                                  role.error().message)});
+  }
+  if (!status.ok()) return fail(call_error(status, call));
+  return {};
 }
 
 namespace {
@@ -166,7 +180,7 @@ Result<json> CollectorClient::agents() {
   set_deadline(context, timeout_);
   v1::ListAgentsResponse response;
   auto status = stub_->ListAgents(&context, {}, &response);
-  if (!status.ok()) return fail(call_error(status, "agents"));
+  if (auto ok = checked(context, status, "agents"); !ok) return fail(std::move(ok.error()));
   json agents = json::array();
   for (const auto& a : response.agents()) {
     agents.push_back({{"agent_id", a.agent_id()},
@@ -196,7 +210,7 @@ Result<json> CollectorClient::incidents(uint32_t limit, const std::string& agent
   request.set_agent_id(agent_id);
   v1::ListIncidentsResponse response;
   auto status = stub_->ListIncidents(&context, request, &response);
-  if (!status.ok()) return fail(call_error(status, "incidents"));
+  if (auto ok = checked(context, status, "incidents"); !ok) return fail(std::move(ok.error()));
   json out = json::array();
   for (const auto& stored : response.incidents()) {
     const auto& d = stored.decision();
@@ -214,6 +228,11 @@ Result<json> CollectorClient::incidents(uint32_t limit, const std::string& agent
                    {"handle", d.handle()},
                    {"dry_run", d.dry_run()},
                    {"identity", d.workload().uri()},
+                   {"process", {{"pid", d.process().pid()},
+                                {"exe", d.process().exe()},
+                                {"cmdline", std::vector<std::string>(d.process().cmdline().begin(),
+                                                                     d.process().cmdline().end())},
+                                {"cmdline_redacted", d.process().cmdline_redacted()}}},
                    {"trigger_event_ids", std::vector<std::string>(d.trigger_event_ids().begin(),
                                                                   d.trigger_event_ids().end())},
                    {"gates", std::move(gates)},
@@ -233,7 +252,7 @@ Result<json> CollectorClient::actions(std::optional<v1::ActionState> state, uint
   request.set_with_history(true);
   v1::ListActionsResponse response;
   auto status = stub_->ListActions(&context, request, &response);
-  if (!status.ok()) return fail(call_error(status, "actions"));
+  if (auto ok = checked(context, status, "actions"); !ok) return fail(std::move(ok.error()));
   json out = json::array();
   for (const auto& stored : response.actions()) {
     json action = action_json(stored.action(), stored.agent_id());
@@ -246,18 +265,20 @@ Result<json> CollectorClient::actions(std::optional<v1::ActionState> state, uint
 }
 
 Result<json> CollectorClient::action_command(const std::string& verb, const std::string& handle,
-                                             const std::string& reason, std::chrono::milliseconds wait) {
+                                             const std::string& agent_id, const std::string& reason,
+                                             std::chrono::milliseconds wait) {
   grpc::ClientContext context;
   set_deadline(context, timeout_ + wait);
   v1::ActionCommandRequest request;
   request.set_handle(handle);
+  request.set_agent_id(agent_id);
   request.set_reason(reason);
   request.set_wait_ms(static_cast<uint32_t>(wait.count()));
   v1::CommandStatus response;
   grpc::Status status = verb == "approve"  ? stub_->Approve(&context, request, &response)
                         : verb == "reject" ? stub_->Reject(&context, request, &response)
                                            : stub_->Rollback(&context, request, &response);
-  if (!status.ok()) return fail(call_error(status, verb));
+  if (auto ok = checked(context, status, verb); !ok) return fail(std::move(ok.error()));
   json out = {{"command", command_json(response)}};
   if (response.has_result() && response.result().has_action())
     out["action"] = action_json(response.result().action(), response.agent_id());
@@ -276,11 +297,12 @@ Result<json> CollectorClient::set_mode(v1::Mode mode, const std::string& agent_i
   }
   v1::SetModeResponse response;
   auto status = stub_->SetMode(&context, request, &response);
-  if (!status.ok()) return fail(call_error(status, "mode"));
+  if (auto ok = checked(context, status, "mode"); !ok) return fail(std::move(ok.error()));
   json commands = json::array();
   for (const auto& c : response.commands()) commands.push_back(command_json(c));
   return json{{"fleet_mode", response.fleet_mode() == v1::MODE_OBSERVE ? "observe" : "per-agent"},
-              {"commands", std::move(commands)}};
+              {"commands", std::move(commands)},
+              {"errors", std::vector<std::string>(response.errors().begin(), response.errors().end())}};
 }
 
 }  // namespace nhiguard::ctl

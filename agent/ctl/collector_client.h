@@ -3,8 +3,9 @@
 // answering JSON in the same shapes as the local control socket: action objects carry the contract
 // fields (handle, action, state, target, rule, reason, created_at, expires_at, ...) plus agent_id.
 //
-// Errors: a collector that cannot be reached (UNAVAILABLE, DEADLINE_EXCEEDED) is ECONNREFUSED so
-// the caller can exit 3; every other gRPC status is EPROTO with "CODE: message".
+// Errors: a collector that cannot be reached (UNAVAILABLE, DEADLINE_EXCEEDED), or a server whose
+// certificate is not the collector's role, is ECONNREFUSED so the caller can exit 3; every other
+// gRPC status is EPROTO with "CODE: message".
 // Thread-safety: one instance per thread.
 #pragma once
 
@@ -41,19 +42,28 @@ class CollectorClient {
   Result<nlohmann::json> incidents(uint32_t limit, const std::string& agent_id);  // [decision objects]
   Result<nlohmann::json> actions(std::optional<v1::ActionState> state, uint32_t limit,
                                  const std::string& agent_id);  // [action objects]
-  // verb: "approve", "reject", "rollback". Waits up to `wait` for the agent's result.
+  // verb: "approve", "reject", "rollback". Waits up to `wait` for the agent's result. `agent_id`
+  // empty: the one agent that reported the handle (the collector refuses when several did).
   // {"command": {...}, "action": {...}} (action: as the agent reported it after the command, if known)
-  Result<nlohmann::json> action_command(const std::string& verb, const std::string& handle, const std::string& reason,
+  Result<nlohmann::json> action_command(const std::string& verb, const std::string& handle,
+                                        const std::string& agent_id, const std::string& reason,
                                         std::chrono::milliseconds wait);
-  // agent_id empty: the whole fleet.
+  // agent_id empty: the whole fleet. {"fleet_mode", "commands": [...], "errors": [agents not commanded]}
   Result<nlohmann::json> set_mode(v1::Mode mode, const std::string& agent_id);
 
  private:
-  CollectorClient(std::shared_ptr<v1::OperatorService::Stub> stub, std::chrono::milliseconds timeout)
-      : stub_(std::move(stub)), timeout_(timeout) {}
+  CollectorClient(std::shared_ptr<v1::OperatorService::Stub> stub, const CollectorEndpoint& endpoint)
+      : stub_(std::move(stub)), timeout_(endpoint.timeout), address_(endpoint.address), insecure_(endpoint.insecure) {}
+  // The call's outcome: its status, and first (with mTLS) that the server holds the collector's
+  // certificate — any certificate of the fleet CA passes the handshake, and an answer from an
+  // agent's or operator's key posing as the collector is ignored (ECONNREFUSED: the collector was
+  // not reached).
+  Result<void> checked(const grpc::ClientContext& context, const grpc::Status& status, std::string_view call) const;
 
   std::shared_ptr<v1::OperatorService::Stub> stub_;
   std::chrono::milliseconds timeout_;
+  std::string address_;
+  bool insecure_ = false;
 };
 
 }  // namespace nhiguard::ctl

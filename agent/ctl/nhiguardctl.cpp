@@ -13,7 +13,7 @@
 //   nhiguardctl policy learn --for DUR          (0s stops learning)
 //   nhiguardctl policy suggest [--output FILE]
 //   nhiguardctl --collector ADDR [--pki DIR] [--insecure] agents | incidents | actions
-//               | approve|reject|rollback HANDLE [--wait DUR] | mode observe|policy --agent ID|--all
+//               | approve|reject|rollback HANDLE [--agent ID] [--wait DUR] | mode observe|policy --agent ID|--all
 //   nhiguardctl certs init DIR [--agent NAME]... [--collector-san NAME]... [--operator NAME] [--ca-only]
 //   nhiguardctl certs issue agent|collector|operator NAME [--pki DIR] [--out DIR] [--collector-san NAME]...
 //
@@ -525,6 +525,8 @@ int main(int argc, char** argv) {
     command->add_option("--wait", o.wait, "With --collector: how long to wait for the agent's result")
         ->capture_default_str();
     command->add_option("--reason", o.reason, "With --collector: why (recorded in the agent's ledger)");
+    command->add_option("--agent", o.agent_id,
+                        "With --collector: the agent that reported the action (needed when more than one did)");
   }
 
   auto* agents = app.add_subcommand("agents", "With --collector: the agents and their reporting state");
@@ -592,8 +594,8 @@ int main(int argc, char** argv) {
   if (!o.collector.empty()) {
     if (status->parsed() || contain->parsed() || policy->parsed() || audit->parsed())
       return usage_error("status, contain, audit and policy act on the local agent: drop --collector");
-  } else if (actions->parsed() && !o.agent_id.empty()) {
-    return usage_error("actions --agent needs --collector ADDR (the local agent lists only its own)");
+  } else if (!o.agent_id.empty() && (actions->parsed() || rollback->parsed() || approve->parsed() || reject->parsed())) {
+    return usage_error("--agent needs --collector ADDR (the local agent has only its own actions)");
   }
   if (!o.collector.empty()) {
     if (agents->parsed()) {
@@ -633,9 +635,12 @@ int main(int argc, char** argv) {
                                              ? "observe (kill switch ON)"
                                              : "per agent");
           for (const auto& c : r["commands"]) fmt::print("{}\n", describe_command(c));
-          if (r["commands"].empty()) fmt::print("no agent known yet; agents that connect later get this mode\n");
+          if (r["commands"].empty() && r["errors"].empty())
+            fmt::print("no agent known yet; agents that connect later get this mode\n");
+          for (const auto& e : r["errors"]) fmt::print(stderr, "not commanded: {}\n", e.get<std::string>());
         }
-        return kExitOk;
+        // The fleet mode is stored either way; an agent left out is a failure for scripts.
+        return r["errors"].empty() ? kExitOk : kExitServerError;
       });
     }
     for (auto [command, verb] : {std::pair{rollback, "rollback"}, std::pair{approve, "approve"},
@@ -650,7 +655,7 @@ int main(int argc, char** argv) {
         return usage_error(fmt::format("invalid --wait '{}': a duration from 0s to 30s", o.wait));
       const auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(*wait);
       return run_collector(
-          o, [&](auto& c) { return c.action_command(verb, o.handle, o.reason, wait_ms); },
+          o, [&](auto& c) { return c.action_command(verb, o.handle, o.agent_id, o.reason, wait_ms); },
           [&](const json& r) {
             if (o.json_output) {
               print_json(r);

@@ -239,7 +239,9 @@ std::optional<Measurement> run_scenario(const Options& o, int agents, bool insec
     freopen(log.c_str(), "w", stderr);
     freopen(log.c_str(), "a", stdout);
     std::vector<const char*> argv = {o.collector.c_str(), "--listen", "127.0.0.1:0", "--db", db.c_str(),
-                                     "--port-file", port_file.c_str(), "--log-level", "warn"};
+                                     "--port-file", port_file.c_str(), "--log-level", "warn",
+                                     // the ingest rate is measured, not the per-agent limit
+                                     "--max-reports-per-second", "0"};
     const std::string pki_dir = init.dir;
     if (insecure) {
       argv.push_back("--insecure");

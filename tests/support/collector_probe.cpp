@@ -8,10 +8,18 @@
 //   command KIND TARGET ID      a command received (serve)
 // Exit status: 0 when the call ended OK, 1 otherwise, 2 on bad usage.
 //
-//   collector_probe ADDRESS PKI_DIR CERT_BASE|none|insecure operator list-agents|rollback H|approve H|reject H|mode-all MODE
+//   collector_probe ADDRESS PKI_DIR CERT_BASE|none|insecure operator list-agents|rollback H [AGENT]|approve H|reject H|mode-all MODE
 //   collector_probe ADDRESS PKI_DIR CERT_BASE|none|insecure agent ID send N [OUTBOX]
 //   collector_probe ADDRESS PKI_DIR CERT_BASE|none|insecure agent ID hello-as OTHER_ID | malformed | oversized BYTES
 //   collector_probe ADDRESS PKI_DIR CERT_BASE|none|insecure agent ID serve HANDLE COMMANDS [OUTBOX]
+// What a hostile agent key tries (each prints the status the collector ended the stream with):
+//   ... agent ID idle                      open the stream and never say hello
+//   ... agent ID hold SECONDS [OUTBOX]     say hello, then only read (until the collector ends it)
+//   ... agent ID reports OUTBOX SEQ...     reports with exactly these sequences (gaps allowed)
+//   ... agent ID marker OUTBOX SEQ FIRST LAST [FIRST LAST]...   one drop marker (count = the sum)
+//   ... agent ID flood N [BYTES] [OUTBOX]  N reports (BYTES of payload each) without waiting for acks
+//   ... agent ID action HANDLE STATE [OUTBOX]   an action update for HANDLE (e.g. another agent's)
+//   ... agent ID huge-hello BYTES          a hello whose hostname has BYTES bytes
 #include <time.h>
 
 #include <cstdio>
@@ -71,6 +79,7 @@ int operator_call(const std::shared_ptr<grpc::Channel>& channel, const std::vect
   if (verb == "rollback" || verb == "approve" || verb == "reject") {
     v1::ActionCommandRequest request;
     request.set_handle(args.at(1));
+    if (args.size() > 2) request.set_agent_id(args[2]);
     v1::CommandStatus response;
     return report(verb == "rollback"  ? stub->Rollback(&context, request, &response)
                   : verb == "approve" ? stub->Approve(&context, request, &response)
@@ -134,10 +143,124 @@ v1::RollbackHandle handle_in_state(const std::string& handle, v1::ActionState st
   return h;
 }
 
+// Reads until the stream ends; prints the highest ack seen and the final status.
+int drain(RawAgentStream& stream, uint64_t acked) {
+  while (auto message = stream.read()) {
+    if (message->has_ack()) acked = message->ack().acked_through_sequence();
+  }
+  std::printf("acked %llu\n", static_cast<unsigned long long>(acked));
+  return report(stream.finish());
+}
+
+v1::AgentMessage event_report(uint64_t sequence, size_t payload_bytes = 0) {
+  v1::AgentMessage message;
+  auto* r = message.mutable_report();
+  r->set_sequence(sequence);
+  r->set_created_at_unix_ns(now_ns());
+  auto* access = r->mutable_credential_access();
+  access->set_event_id("probe-" + std::to_string(sequence));
+  access->mutable_credential()->set_path("/root/.aws/credentials");
+  access->mutable_credential()->set_credential_class(v1::CREDENTIAL_CLASS_AWS);
+  if (payload_bytes > 0) access->set_requested_path(std::string(payload_bytes, 'p'));
+  return message;
+}
+
+v1::ActionState state_named(const std::string& name) {
+  v1::ActionState state = v1::ACTION_STATE_UNSPECIFIED;
+  v1::ActionState_Parse("ACTION_STATE_" + name, &state);
+  return state;
+}
+
 int agent_call(const std::shared_ptr<grpc::Channel>& channel, const std::string& agent_id,
                const std::vector<std::string>& args) {
-  RawAgentStream stream(channel, kDeadline);
   const std::string& verb = args.at(0);
+  // Streams that must outlive the default deadline (idle, hold) get their own.
+  const auto deadline = verb == "hold" ? std::chrono::seconds(std::stoi(args.at(1)) + 5)
+                        : verb == "idle" ? std::chrono::seconds(60)
+                                         : kDeadline;
+  RawAgentStream stream(channel, deadline);
+  if (verb == "idle") {
+    const auto start = std::chrono::steady_clock::now();
+    const int rc = drain(stream, 0);
+    std::printf("ended after %.1fs\n",
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    return rc;
+  }
+  if (verb == "huge-hello") {
+    auto message = hello(agent_id, "probe-outbox");
+    message.mutable_hello()->set_hostname(std::string(std::stoul(args.at(1)), 'h'));
+    stream.write(message);
+    return drain(stream, 0);
+  }
+  if (verb == "hold" || verb == "reports" || verb == "marker" || verb == "flood" || verb == "action") {
+    const std::string outbox = verb == "reports" || verb == "marker" ? args.at(1)
+                               : verb == "hold" && args.size() > 2  ? args[2]
+                               : verb == "flood" && args.size() > 3 ? args[3]
+                               : verb == "action" && args.size() > 3 ? args[3]
+                                                                     : "probe-outbox";
+    auto welcome = say_hello(stream, agent_id, outbox);
+    if (!welcome) return report(stream.finish());
+    std::fflush(stdout);
+    uint64_t acked = welcome->acked_through_sequence();
+    if (verb == "hold") return drain(stream, acked);
+    if (verb == "reports") {
+      uint64_t contiguous = acked;
+      for (size_t i = 2; i < args.size(); ++i) {
+        const uint64_t sequence = std::stoull(args[i]);
+        if (sequence == contiguous + 1) contiguous = sequence;
+        if (!stream.write(event_report(sequence))) break;
+      }
+      await_ack(stream, contiguous, acked);
+      std::printf("acked %llu\n", static_cast<unsigned long long>(acked));
+      return report(stream.finish());
+    }
+    if (verb == "marker") {
+      v1::AgentMessage message;
+      auto* r = message.mutable_report();
+      r->set_sequence(std::stoull(args.at(2)));
+      auto* dropped = r->mutable_reports_dropped();
+      uint64_t count = 0;
+      for (size_t i = 3; i + 1 < args.size(); i += 2) {
+        auto* range = dropped->add_ranges();
+        range->set_first(std::stoull(args[i]));
+        range->set_last(std::stoull(args[i + 1]));
+        count += range->last() - range->first() + 1;  // wraps for hostile ranges, as an attacker's would
+      }
+      dropped->set_count(count);
+      dropped->set_reason("collector_probe");
+      stream.write(message);
+      // Accepted: the ack covers it (or stops at a gap); refused: the collector ends the stream.
+      await_ack(stream, r->sequence(), acked);
+      std::printf("acked %llu\n", static_cast<unsigned long long>(acked));
+      return report(stream.finish());
+    }
+    if (verb == "action") {
+      v1::AgentMessage update;
+      update.mutable_report()->set_sequence(acked + 1);
+      *update.mutable_report()->mutable_action_update()->mutable_action() =
+          handle_in_state(args.at(1), state_named(args.at(2)));
+      update.mutable_report()->mutable_action_update()->mutable_change()->set_to_state(state_named(args.at(2)));
+      stream.write(update);
+      const bool ok = await_ack(stream, acked + 1, acked);
+      std::printf("acked %llu\n", static_cast<unsigned long long>(acked));
+      const auto status = stream.finish();
+      report(status);
+      return status.ok() && ok ? 0 : 1;
+    }
+    // flood: as fast as the transport takes them; the collector's rate limit ends it.
+    const uint64_t count = std::stoull(args.at(1));
+    const size_t bytes = args.size() > 2 ? std::stoul(args[2]) : 0;
+    uint64_t sent = 0;
+    for (uint64_t sequence = acked + 1; sent < count; ++sequence, ++sent) {
+      if (!stream.write(event_report(sequence, bytes))) break;
+    }
+    std::printf("sent %llu\n", static_cast<unsigned long long>(sent));
+    const bool all = sent == count && await_ack(stream, acked + count, acked);
+    std::printf("acked %llu\n", static_cast<unsigned long long>(acked));
+    const auto status = stream.finish();
+    report(status);
+    return status.ok() && all ? 0 : 1;
+  }
   if (verb == "hello-as") {
     stream.write(hello(args.at(1), "probe-outbox"));
     while (stream.read()) {

@@ -97,6 +97,13 @@ grpc::Status RawAgentStream::finish() {
   if (!started_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "call did not start");
   call_->WritesDone(this);
   wait();  // fails harmlessly when the server already ended the call
+  // Finish completes only once every message the server sent was read (commands queued for the
+  // agent, late acks): read them away first, or it waits out the deadline.
+  for (;;) {
+    grpc::ByteBuffer ignored;
+    call_->Read(&ignored, this);
+    if (!wait()) break;
+  }
   call_->Finish(&status_, this);
   wait();
   return status_;

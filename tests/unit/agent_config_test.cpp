@@ -91,6 +91,7 @@ TEST(AgentConfig, EmptyDocumentGivesDefaults) {
   EXPECT_EQ(c.bpf.ringbuf_bytes, 8u << 20);
   EXPECT_TRUE(c.credentials.empty());
   EXPECT_EQ(c.rescan_interval, 30s);
+  EXPECT_TRUE(c.redact_cmdlines) << "command lines are redacted unless agent.yaml says otherwise";
   // And from a string with no content at all.
   EXPECT_TRUE(parse_agent_config("", "inline").has_value());
 }
@@ -312,7 +313,23 @@ TEST(AgentConfig, ShippedDefaultConfigParsesToTheDefaults) {
   EXPECT_EQ(shipped->bpf.report_all_egress, defaults.bpf.report_all_egress);
   EXPECT_EQ(shipped->bpf.ringbuf_bytes, defaults.bpf.ringbuf_bytes);
   EXPECT_EQ(shipped->rescan_interval, defaults.rescan_interval);
+  EXPECT_EQ(shipped->redact_cmdlines, defaults.redact_cmdlines);
   EXPECT_TRUE(shipped->credentials.empty());
+}
+
+TEST(AgentConfig, RedactCmdlinesIsOnUnlessExplicitlyOff) {
+  auto off = parse_agent_config("redact_cmdlines: false\n", "inline");
+  ASSERT_TRUE(off.has_value()) << off.error().message;
+  EXPECT_FALSE(off->redact_cmdlines);
+  auto on = parse_agent_config("redact_cmdlines: true\n", "inline");
+  ASSERT_TRUE(on.has_value()) << on.error().message;
+  EXPECT_TRUE(on->redact_cmdlines);
+  // Anything but a boolean is an error with its place, never a silent "off".
+  const auto parse = parse_agent_config_collecting("mode: observe\nredact_cmdlines: no-thanks\n", "agent.yaml");
+  ASSERT_EQ(parse.errors.size(), 1u);
+  EXPECT_EQ(parse.errors[0].line, 2);
+  EXPECT_NE(parse.errors[0].to_string().find("redact_cmdlines"), std::string::npos) << parse.errors[0].to_string();
+  EXPECT_TRUE(parse.config.redact_cmdlines) << "an invalid value leaves the default";
 }
 
 }  // namespace

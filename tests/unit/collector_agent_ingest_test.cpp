@@ -2,6 +2,9 @@
 // against a real SQLite store in a temporary directory.
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
+#include <optional>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -97,23 +100,113 @@ TEST_F(AgentIngestTest, MalformedAndOversizedMessagesAreRefused) {
   EXPECT_EQ(oversized.error().code, EMSGSIZE);
 }
 
-TEST_F(AgentIngestTest, DroppedRangesMustPrecedeTheirReport) {
-  AgentIngest ingest(*store_, std::nullopt, "peer");
-  ASSERT_TRUE(ingest.on_message(hello_bytes("web-1"), kNow));
-  auto dropped = [&](uint64_t sequence, uint64_t first, uint64_t last) {
-    v1::AgentMessage message;
-    message.mutable_report()->set_sequence(sequence);
-    auto* range = message.mutable_report()->mutable_reports_dropped()->add_ranges();
+// A drop marker as bytes: ranges, and a count (the sum of the ranges unless given).
+std::string marker_bytes(uint64_t sequence, std::vector<std::pair<uint64_t, uint64_t>> ranges,
+                         std::optional<uint64_t> count = std::nullopt) {
+  v1::AgentMessage message;
+  message.mutable_report()->set_sequence(sequence);
+  auto* dropped = message.mutable_report()->mutable_reports_dropped();
+  uint64_t sum = 0;
+  for (auto [first, last] : ranges) {
+    auto* range = dropped->add_ranges();
     range->set_first(first);
     range->set_last(last);
-    return ingest.on_message(message.SerializeAsString(), kNow);
+    sum += last - first + 1;  // wraps for hostile input: that is what `count` is then checked against
+  }
+  dropped->set_count(count.value_or(sum));
+  return message.SerializeAsString();
+}
+
+TEST_F(AgentIngestTest, DroppedRangesMustPrecedeTheirReport) {
+  // Each case on a fresh stream: what a stream accepted raises the floor for the next marker.
+  auto dropped = [&](uint64_t sequence, uint64_t first, uint64_t last) {
+    AgentIngest ingest(*store_, std::nullopt, "peer");
+    EXPECT_TRUE(ingest.on_message(hello_bytes("web-1"), kNow));
+    return ingest.on_message(marker_bytes(sequence, {{first, last}}), kNow);
   };
   EXPECT_TRUE(dropped(10, 2, 9));
-  EXPECT_TRUE(dropped(10, 2, 10));                           // a marker under the last sequence it replaced
-  EXPECT_EQ(dropped(10, 2, 11).error().code, EINVAL);        // cannot drop what comes after it
-  EXPECT_EQ(dropped(10, 5, 4).error().code, EINVAL);         // inverted
-  EXPECT_EQ(dropped(10, 0, 3).error().code, EINVAL);         // sequences start at 1
+  EXPECT_TRUE(dropped(10, 2, 10));                             // a marker under the last sequence it replaced
+  EXPECT_EQ(dropped(10, 2, 11).error().code, EINVAL);          // cannot drop what comes after it
+  EXPECT_EQ(dropped(10, 5, 4).error().code, EINVAL);           // inverted
+  EXPECT_EQ(dropped(10, 0, 3).error().code, EINVAL);           // sequences start at 1
   EXPECT_EQ(dropped(10, 1, UINT64_MAX).error().code, EINVAL);  // a hostile range that would swallow everything
+}
+
+TEST_F(AgentIngestTest, HostileDropMarkersAreRefused) {
+  constexpr uint64_t k62 = uint64_t{1} << 62;
+  auto fresh = [&](uint64_t acked_before = 0) {
+    auto ingest = std::make_unique<AgentIngest>(*store_, std::nullopt, "peer");
+    EXPECT_TRUE(ingest->on_message(hello_bytes("web-1", "ob" + std::to_string(acked_before)), kNow));
+    return ingest;
+  };
+  auto code = [](const Result<AgentIngest::Step>& step) { return step ? 0 : step.error().code; };
+  // The reported attack: three times [1, 2^62] (their sum overflowed the store's SUM).
+  auto three = fresh()->on_message(marker_bytes(kMaxSequence, {{1, k62}, {1, k62}, {1, k62}}), kNow);
+  ASSERT_FALSE(three);
+  EXPECT_EQ(three.error().code, EINVAL);
+  EXPECT_NE(three.error().message.find("dropped range 1-4611686018427387904"), std::string::npos)
+      << three.error().message;
+  // Overlapping, out of order, a count that is not the sum, no ranges at all.
+  EXPECT_EQ(code(fresh()->on_message(marker_bytes(20, {{1, 10}, {5, 12}}), kNow)), EINVAL);
+  EXPECT_EQ(code(fresh()->on_message(marker_bytes(20, {{11, 12}, {1, 10}}), kNow)), EINVAL);
+  EXPECT_EQ(code(fresh()->on_message(marker_bytes(20, {{1, 10}, {12, 20}}, 3), kNow)), EINVAL);
+  EXPECT_EQ(code(fresh()->on_message(marker_bytes(20, {}), kNow)), EINVAL);
+  EXPECT_EQ(code(fresh()->on_message(marker_bytes(20, {{1, 10}, {12, 20}}), kNow)), 0);  // disjoint, ascending, summed
+  // Sequences and ranges at or above 2^63 (stored in signed 64-bit columns).
+  EXPECT_EQ(code(fresh()->on_message(marker_bytes(kMaxSequence + 1, {{1, 2}}), kNow)), EINVAL);
+  EXPECT_EQ(code(fresh()->on_message(report_bytes(kMaxSequence + 1), kNow)), EINVAL);
+  EXPECT_EQ(code(fresh()->on_message(report_bytes(kMaxSequence), kNow)), 0);
+  // A range over what the stream already sent: a sequence cannot be both sent and dropped.
+  auto ingest = fresh();
+  ASSERT_TRUE(ingest->on_message(report_bytes(1), kNow));
+  ASSERT_TRUE(ingest->on_message(report_bytes(2), kNow));
+  EXPECT_EQ(code(ingest->on_message(marker_bytes(4, {{2, 4}}), kNow)), EINVAL);
+  EXPECT_EQ(code(ingest->on_message(marker_bytes(4, {{3, 4}}), kNow)), 0);
+  // And over what the collector acknowledged before this stream (the Welcome's acked_through).
+  std::vector<IngestRecord> stored;
+  for (uint64_t s = 1; s <= 5; ++s) {
+    IngestRecord r;
+    r.agent_id = "web-1";
+    r.outbox_id = "obacked";
+    r.report.set_sequence(s);
+    r.report.mutable_egress()->set_event_id("e" + std::to_string(s));
+    r.report.SerializeToString(&r.raw);
+    stored.push_back(std::move(r));
+  }
+  AgentIngest first(*store_, std::nullopt, "peer");
+  ASSERT_TRUE(first.on_message(hello_bytes("web-1", "obacked"), kNow));
+  ASSERT_TRUE(store_->store_reports(stored));
+  AgentIngest again(*store_, std::nullopt, "peer");
+  auto welcome = again.on_message(hello_bytes("web-1", "obacked"), kNow);
+  ASSERT_TRUE(welcome);
+  EXPECT_EQ(welcome->welcome->acked_through_sequence(), 5u);
+  EXPECT_EQ(code(again.on_message(marker_bytes(7, {{5, 7}}), kNow)), EINVAL);
+  EXPECT_EQ(code(again.on_message(marker_bytes(7, {{6, 7}}), kNow)), 0);
+}
+
+TEST_F(AgentIngestTest, HelloFieldsAreBounded) {
+  auto hello_with = [&](auto edit) {
+    v1::AgentMessage message;
+    auto* h = message.mutable_hello();
+    h->set_agent_id("web-1");
+    h->set_outbox_id("ob1");
+    edit(*h);
+    AgentIngest ingest(*store_, std::nullopt, "peer");
+    auto step = ingest.on_message(message.SerializeAsString(), kNow);
+    return step ? 0 : step.error().code;
+  };
+  EXPECT_EQ(hello_with([](v1::Hello&) {}), 0);
+  EXPECT_EQ(hello_with([](v1::Hello& h) { h.set_hostname(std::string(253, 'h')); }), 0);
+  EXPECT_EQ(hello_with([](v1::Hello& h) { h.set_hostname(std::string(254, 'h')); }), EINVAL);
+  EXPECT_EQ(hello_with([](v1::Hello& h) { h.set_agent_version(std::string(1 << 20, 'v')); }), EINVAL);
+  EXPECT_EQ(hello_with([](v1::Hello& h) { h.set_trust_domain(std::string(256, 't')); }), EINVAL);
+  EXPECT_EQ(hello_with([](v1::Hello& h) { h.set_outbox_id(std::string(65, 'o')); }), EINVAL);
+  EXPECT_EQ(hello_with([](v1::Hello& h) { h.set_outbox_id("../../x"); }), EINVAL);
+  EXPECT_EQ(hello_with([](v1::Hello& h) { h.set_agent_id("web 1\n"); }), EINVAL);
+  EXPECT_EQ(hello_with([](v1::Hello& h) { h.set_highest_sequence(kMaxSequence + 1); }), EINVAL);
+  // Refused hellos registered nothing.
+  ASSERT_EQ(store_->list_agents().value().size(), 1u);
+  EXPECT_EQ(store_->list_agents().value()[0].hostname(), std::string(253, 'h'));
 }
 
 TEST_F(AgentIngestTest, WelcomeCarriesPendingCommandsAndTheKillSwitch) {

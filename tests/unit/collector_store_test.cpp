@@ -220,7 +220,7 @@ TEST_F(CollectorStoreTest, ActionKeepsItsLatestStateAndFullHistory) {
   hello("web-1", "ob1");
   store({action_update("web-1", 1, v1::ACTION_STATE_UNSPECIFIED, v1::ACTION_STATE_ACTIVE)});
   store({action_update("web-1", 2, v1::ACTION_STATE_ACTIVE, v1::ACTION_STATE_ROLLED_BACK, "01CMD")});
-  auto action = store_->find_action(kHandle);
+  auto action = store_->find_action("", kHandle);
   ASSERT_TRUE(action) << action.error().message;
   EXPECT_EQ(action->agent_id(), "web-1");
   EXPECT_EQ(action->action().state(), v1::ACTION_STATE_ROLLED_BACK);
@@ -237,20 +237,52 @@ TEST_F(CollectorStoreTest, ActionKeepsItsLatestStateAndFullHistory) {
   ActionQuery rolled_back;
   rolled_back.states = {v1::ACTION_STATE_ROLLED_BACK};
   EXPECT_EQ(store_->list_actions(rolled_back).value().size(), 1u);
-  EXPECT_EQ(store_->find_action("rb_01M817TFR2MH3X8ZQCFFZ5NYEZ").error().code, ENOENT);
+  EXPECT_EQ(store_->find_action("", "rb_01M817TFR2MH3X8ZQCFFZ5NYEZ").error().code, ENOENT);
+  EXPECT_EQ(store_->find_action("web-2", kHandle).error().code, ENOENT);  // web-1's, not web-2's
 }
 
-TEST_F(CollectorStoreTest, AHandleClaimedByTwoAgentsIsNotCommanded) {
+TEST_F(CollectorStoreTest, AHandleClaimedByTwoAgentsIsNotGuessedButEachPairStaysReachable) {
   hello("web-1", "ob1");
   hello("evil", "ob1");
   store({action_update("web-1", 1, v1::ACTION_STATE_UNSPECIFIED, v1::ACTION_STATE_ACTIVE)});
-  ASSERT_TRUE(store_->find_action(kHandle));
-  // Another agent reports the same handle (later, as if newer): commands must not follow it.
-  store({action_update("evil", 1, v1::ACTION_STATE_UNSPECIFIED, v1::ACTION_STATE_ACTIVE)});
-  auto found = store_->find_action(kHandle);
+  ASSERT_TRUE(store_->find_action("", kHandle));
+  // Another agent reports the same handle (later, as if newer, and rolled back): the bare handle
+  // no longer names one action, so a command must not follow it...
+  store({action_update("evil", 1, v1::ACTION_STATE_UNSPECIFIED, v1::ACTION_STATE_ROLLED_BACK)});
+  auto found = store_->find_action("", kHandle);
   ASSERT_FALSE(found);
   EXPECT_EQ(found.error().code, ENOTSUP);
   EXPECT_NE(found.error().message.find("evil, web-1"), std::string::npos) << found.error().message;
+  EXPECT_NE(found.error().message.find("--agent"), std::string::npos) << found.error().message;
+  // ...but the victim's action is untouched and reachable by (agent, handle).
+  auto victim = store_->find_action("web-1", kHandle);
+  ASSERT_TRUE(victim) << victim.error().message;
+  EXPECT_EQ(victim->agent_id(), "web-1");
+  EXPECT_EQ(victim->action().state(), v1::ACTION_STATE_ACTIVE);
+  EXPECT_EQ(victim->history_size(), 1);
+  auto shadow = store_->find_action("evil", kHandle);
+  ASSERT_TRUE(shadow);
+  EXPECT_EQ(shadow->action().state(), v1::ACTION_STATE_ROLLED_BACK);
+  ActionQuery of_web1;
+  of_web1.agent_id = "web-1";
+  ASSERT_EQ(store_->list_actions(of_web1).value().size(), 1u);
+  EXPECT_EQ(store_->list_actions(of_web1).value()[0].action().state(), v1::ACTION_STATE_ACTIVE);
+}
+
+TEST_F(CollectorStoreTest, ACommandResultForACommandNeverSentChangesNoAction) {
+  hello("web-1", "ob1");
+  store({action_update("web-1", 1, v1::ACTION_STATE_UNSPECIFIED, v1::ACTION_STATE_ACTIVE)});
+  v1::Report forged;
+  forged.set_sequence(2);
+  forged.mutable_command_result()->set_command_id("01NEVERSENT");
+  forged.mutable_command_result()->set_status(v1::CommandResult::STATUS_OK);
+  auto* claimed = forged.mutable_command_result()->mutable_action();
+  claimed->set_handle(kHandle);
+  claimed->set_state(v1::ACTION_STATE_ROLLED_BACK);
+  auto outcome = store({record("web-1", "ob1", forged)});
+  EXPECT_EQ(outcome.stored, 1u);  // kept as a report
+  EXPECT_TRUE(outcome.completed_commands.empty());
+  EXPECT_EQ(store_->find_action("web-1", kHandle)->action().state(), v1::ACTION_STATE_ACTIVE);
 }
 
 TEST_F(CollectorStoreTest, CommandsWaitForTheirResultAndOnlyTheirAgentCompletesThem) {
@@ -349,6 +381,89 @@ TEST_F(CollectorStoreTest, SchemaOneIsMigratedToTheLatestWithItsCountsFilled) {
   EXPECT_EQ(store_->list_agents().value()[0].reports_stored(), 3u);
 }
 
+v1::Report drop_marker(uint64_t sequence, std::vector<std::pair<uint64_t, uint64_t>> ranges) {
+  v1::Report report;
+  report.set_sequence(sequence);
+  uint64_t count = 0;
+  for (auto [first, last] : ranges) {
+    auto* range = report.mutable_reports_dropped()->add_ranges();
+    range->set_first(first);
+    range->set_last(last);
+    count += last - first + 1;
+  }
+  report.mutable_reports_dropped()->set_count(count);
+  return report;
+}
+
+TEST_F(CollectorStoreTest, HugeDropTotalsNeitherOverflowTheListingNorTheKillSwitch) {
+  // Each outbox's ranges are valid (below 2^63), but an agent has as many outboxes as it says
+  // hellos: the total over them passes 2^63, where SQL's SUM fails the whole listing.
+  constexpr uint64_t kTop = (uint64_t{1} << 63) - 2;
+  for (const char* outbox : {"ob1", "ob2", "ob3"}) {
+    hello("evil", outbox);
+    auto outcome = store_->store_reports(std::vector{record("evil", outbox, drop_marker(kTop, {{1, kTop}}))});
+    ASSERT_TRUE(outcome) << outcome.error().message;
+  }
+  hello("web-1", "ob1");
+  store({event("web-1", "ob1", 1)});
+  // A row as the collector stored them before ranges were validated (three times [1, 2^62]).
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &raw), SQLITE_OK);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(sqlite3_exec(raw,
+                           "INSERT INTO lost_ranges (agent_id, outbox_id, first, last, source, reason, recorded_at_ns) "
+                           "VALUES ('old', 'ob1', 1, 4611686018427387904, 'agent', 'x', 0), "
+                           "('old', 'ob1', -5, -1, 'agent', 'x', 0)",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK)
+        << sqlite3_errmsg(raw);
+  }
+  ASSERT_EQ(sqlite3_exec(raw, "INSERT INTO agents VALUES ('old', 'old', 'v', 1, 0, 0, 0, 0, 'ob1', 'p')", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(raw);
+
+  auto agents = store_->list_agents();
+  ASSERT_TRUE(agents) << agents.error().message;
+  ASSERT_EQ(agents->size(), 3u);
+  EXPECT_EQ((*agents)[0].agent_id(), "evil");
+  EXPECT_EQ((*agents)[0].reports_dropped(), uint64_t{INT64_MAX});  // clamped, not an error
+  EXPECT_EQ((*agents)[1].reports_dropped(), uint64_t{INT64_MAX});
+  EXPECT_EQ((*agents)[2].agent_id(), "web-1");
+  EXPECT_EQ((*agents)[2].reports_dropped(), 0u);
+  EXPECT_EQ(store_->agent_ids().value(), (std::vector<std::string>{"evil", "old", "web-1"}));
+  ASSERT_TRUE(store_->set_fleet_mode(v1::MODE_OBSERVE));
+  EXPECT_EQ(hello("web-1", "ob1").required_mode, v1::MODE_OBSERVE);
+}
+
+TEST_F(CollectorStoreTest, ASequenceIsEitherStoredOrDroppedNeverBoth) {
+  hello("web-1", "ob1");
+  store({event("web-1", "ob1", 1), event("web-1", "ob1", 2), event("web-1", "ob1", 4)});  // 3 missing: acked 2
+  // A marker over report 4, which is stored: refused whole, nothing of it kept.
+  auto over_stored = store_->store_reports(std::vector{record("web-1", "ob1", drop_marker(5, {{3, 5}}))});
+  ASSERT_FALSE(over_stored);
+  EXPECT_EQ(over_stored.error().code, EINVAL);
+  EXPECT_NE(over_stored.error().message.find("covers report 4"), std::string::npos) << over_stored.error().message;
+  EXPECT_NE(over_stored.error().message.find("agent web-1"), std::string::npos);
+  // A marker reaching below the acknowledged watermark.
+  auto below = store_->store_reports(std::vector{record("web-1", "ob1", drop_marker(6, {{2, 3}, {5, 6}}))});
+  ASSERT_FALSE(below);
+  EXPECT_EQ(below.error().code, EINVAL);
+  EXPECT_EQ(store_->count_reports("web-1").value(), 3u);
+  EXPECT_EQ(store_->list_agents().value()[0].reports_dropped(), 0u);
+  // The honest marker for 3 lets the ack advance; a late report 3 after it is refused.
+  auto honest = store({record("web-1", "ob1", drop_marker(3, {{3, 3}}))});
+  EXPECT_EQ(ack_of(honest, "web-1", "ob1"), 4u);
+  hello("web-1", "ob1");
+  store({event("web-1", "ob1", 5)});
+  auto marker = store({record("web-1", "ob1", drop_marker(8, {{7, 8}}))});
+  EXPECT_EQ(ack_of(marker, "web-1", "ob1"), 5u);  // 6 missing
+  auto late = store_->store_reports(std::vector{event("web-1", "ob1", 7)});
+  ASSERT_FALSE(late);
+  EXPECT_EQ(late.error().code, EINVAL);
+  EXPECT_NE(late.error().message.find("report 7 was declared dropped"), std::string::npos) << late.error().message;
+}
+
 TEST_F(CollectorStoreTest, RetentionPrunesOldEventsOnlyAndResendsStayDuplicates) {
   hello("web-1", "ob1");
   auto old_event = event("web-1", "ob1", 1);
@@ -359,7 +474,7 @@ TEST_F(CollectorStoreTest, RetentionPrunesOldEventsOnlyAndResendsStayDuplicates)
   ASSERT_TRUE(pruned) << pruned.error().message;
   EXPECT_EQ(*pruned, 1u);  // only the old event; the newer event and the action update stay
   EXPECT_EQ(store_->count_reports("web-1").value(), 2u);
-  EXPECT_TRUE(store_->find_action(kHandle));
+  EXPECT_TRUE(store_->find_action("", kHandle));
   // A late resend of the pruned report is a duplicate: its sequence is below the watermark.
   auto resent = store({event("web-1", "ob1", 1)});
   EXPECT_EQ(resent.stored, 0u);

@@ -3,10 +3,16 @@
 // collector that goes away and comes back on the same port; the outbox is emptied only by acks;
 // a collector's set_mode command runs through the handler and its result is stored at the
 // collector; a new agent is told the fleet mode in its Welcome; a collector of another fleet
-// (another CA) is refused and nothing leaves the outbox.
+// (another CA) is refused and nothing leaves the outbox; a server of this fleet whose certificate
+// is an agent's or an operator's is refused before the Hello, with a log line.
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <sqlite3.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -14,6 +20,8 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "nhiguard/v1/operator.grpc.pb.h"
 #include "pki/fleet_pki.h"
@@ -82,6 +90,68 @@ bool eventually(const std::function<bool()>& condition, std::chrono::millisecond
     std::this_thread::sleep_for(20ms);
   }
   return condition();
+}
+
+
+// A server directory (ca.pem, collector.pem, collector-key.pem) whose certificate the TLS layer
+// accepts for 127.0.0.1 (signed by the fleet CA of `pki_dir`, serverAuth, SAN 127.0.0.1) but whose
+// role (OU) is `role`: what an agent's or an operator's key could present if the CA signed it so.
+bool make_server_dir_with_role(const std::string& pki_dir, const std::string& out_dir, const std::string& role) {
+  std::string ca_key_path;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(pki_dir)) {
+    if (entry.path().filename() == "ca-key.pem") ca_key_path = entry.path().string();
+  }
+  auto read_pem = [](const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  };
+  const std::string ca_pem = read_pem(pki_dir + "/ca.pem");
+  const std::string ca_key_pem = read_pem(ca_key_path);
+  BIO* ca_bio = BIO_new_mem_buf(ca_pem.data(), static_cast<int>(ca_pem.size()));
+  BIO* key_bio = BIO_new_mem_buf(ca_key_pem.data(), static_cast<int>(ca_key_pem.size()));
+  X509* ca = PEM_read_bio_X509(ca_bio, nullptr, nullptr, nullptr);
+  EVP_PKEY* ca_key = PEM_read_bio_PrivateKey(key_bio, nullptr, nullptr, nullptr);
+  BIO_free(ca_bio);
+  BIO_free(key_bio);
+  EVP_PKEY* key = EVP_EC_gen("P-256");
+  X509* cert = X509_new();
+  bool ok = ca && ca_key && key && cert;
+  if (ok) {
+    X509_set_version(cert, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(cert), 4242);
+    X509_gmtime_adj(X509_getm_notBefore(cert), -60);
+    X509_gmtime_adj(X509_getm_notAfter(cert), 86400);
+    X509_set_pubkey(cert, key);
+    X509_NAME* name = X509_get_subject_name(cert);
+    const std::string cn = "rogue-" + role;
+    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("nhiguard"), -1, -1, 0);
+    X509_NAME_add_entry_by_txt(name, "OU", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(role.c_str()), -1, -1, 0);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
+    X509_set_issuer_name(cert, X509_get_subject_name(ca));
+    X509V3_CTX ctx;
+    X509V3_set_ctx(&ctx, ca, cert, nullptr, nullptr, 0);
+    for (auto [nid, value] : {std::pair{NID_subject_alt_name, "IP:127.0.0.1"}, std::pair{NID_ext_key_usage, "serverAuth"}}) {
+      X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
+      ok = ok && ext && X509_add_ext(cert, ext, -1) == 1;
+      X509_EXTENSION_free(ext);
+    }
+    ok = ok && X509_sign(cert, ca_key, EVP_sha256()) > 0;
+  }
+  std::filesystem::create_directories(out_dir);
+  std::filesystem::copy_file(pki_dir + "/ca.pem", out_dir + "/ca.pem");
+  FILE* cert_file = std::fopen((out_dir + "/collector.pem").c_str(), "w");
+  FILE* key_file = std::fopen((out_dir + "/collector-key.pem").c_str(), "w");
+  ok = ok && cert_file && key_file && PEM_write_X509(cert_file, cert) == 1 &&
+       PEM_write_PrivateKey(key_file, key, nullptr, nullptr, 0, nullptr, nullptr) == 1;
+  if (cert_file) std::fclose(cert_file);
+  if (key_file) std::fclose(key_file);
+  X509_free(cert);
+  X509_free(ca);
+  EVP_PKEY_free(key);
+  EVP_PKEY_free(ca_key);
+  return ok;
 }
 
 class CollectorLinkTest : public ::testing::Test {
@@ -247,6 +317,45 @@ TEST_F(CollectorLinkTest, ACollectorOfAnotherFleetIsRefusedAndNothingLeavesTheOu
   ASSERT_TRUE(eventually([&] { return !link_->status()["last_error"].get<std::string>().empty(); }));
   EXPECT_NE(link_->status()["last_error"].get<std::string>().find("collector.pki " + missing), std::string::npos)
       << link_->status().dump();
+}
+
+TEST_F(CollectorLinkTest, AServerOfThisFleetThatIsNotTheCollectorIsRefusedBeforeTheHello) {
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  spdlog::default_logger()->sinks().push_back(sink);
+  append_alerts(3);
+  for (const std::string role : {"agent", "operator"}) {
+    const std::string dir = (tmp_.path() / ("rogue-" + role)).string();
+    ASSERT_TRUE(make_server_dir_with_role(pki_dir_, dir, role));
+    const std::string rogue_db = (tmp_.path() / ("rogue-" + role + ".db")).string();
+    auto rogue = collector::CollectorServer::start({.listen = "127.0.0.1:0", .db_url = "sqlite:" + rogue_db, .pki_dir = dir});
+    ASSERT_TRUE(rogue) << rogue.error().message;
+    port_ = (*rogue)->port();
+    link_ = make_link(*outbox_, pki_dir_);
+    link_->start();
+    EXPECT_FALSE(link_->await_first_answer(10s)) << role;
+    ASSERT_TRUE(eventually([&] { return state() == "waiting"; })) << link_->status().dump();
+    const std::string error = link_->status()["last_error"];
+    EXPECT_NE(error.find("refused the server, nothing was sent"), std::string::npos) << error;
+    EXPECT_NE(error.find("for role '" + role + "' (CN rogue-" + role + "), not 'collector'"), std::string::npos)
+        << error;
+    link_->stop();
+    link_.reset();
+    // The Hello never went out: the impostor knows no agent and holds no report.
+    EXPECT_TRUE((*rogue)->stats().stored == 0);
+    (*rogue)->shutdown(100ms);
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open_v2(rogue_db.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+    sqlite3_stmt* stmt = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT count(*) FROM agents", -1, &stmt, nullptr), SQLITE_OK);
+    ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+    EXPECT_EQ(sqlite3_column_int64(stmt, 0), 0) << role;
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    EXPECT_EQ(outbox_->stats().rows, 3u);
+  }
+  spdlog::default_logger()->sinks().pop_back();
+  EXPECT_NE(log.str().find("refused the server, nothing was sent: 127.0.0.1:"), std::string::npos) << log.str();
 }
 
 }  // namespace

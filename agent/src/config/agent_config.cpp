@@ -154,6 +154,8 @@ class Parser : public YamlSchemaReader {
           parse_bpf(value, field, c.bpf);
         } else if (key == "credentials") {
           parse_credentials(value, field, c.credentials);
+        } else if (key == "redact_cmdlines") {
+          assign(c.redact_cmdlines, bool_value(value, field));
         } else if (key == "rescan_interval") {
           if (auto interval = duration_value(value, field)) {
             if (*interval < std::chrono::seconds(1)) {
@@ -172,9 +174,9 @@ class Parser : public YamlSchemaReader {
   }
 
  private:
-  static constexpr std::array<std::string_view, 11> kTopLevelKeys = {
+  static constexpr std::array<std::string_view, 12> kTopLevelKeys = {
       "policy_dir", "state_dir", "control_socket", "mode",        "trust_domain",   "hostname",
-      "collector",  "event_log", "bpf",            "credentials", "rescan_interval"};
+      "collector",  "event_log", "bpf",            "credentials", "rescan_interval", "redact_cmdlines"};
 
   template <typename T>
   static void assign(T& target, std::optional<T> value) {

@@ -76,6 +76,9 @@ struct AgentConfig {
   BpfConfig bpf;
   std::vector<CredentialConfig> credentials;
   std::chrono::milliseconds rescan_interval = std::chrono::seconds(30);
+  // Secrets in command lines become <redacted:KIND:FP> before anything records them
+  // (identity/cmdline_redactor.h). false keeps argv whole and logs a warning at every start.
+  bool redact_cmdlines = true;
 };
 
 // The full outcome: the config (defaults where a key was missing or invalid) and every error.

@@ -24,6 +24,7 @@
 #include "ledger/ulid.h"
 #include "events/json_escape.h"
 #include "identity/mountinfo.h"
+#include "identity/redaction_key.h"
 #include "kernel/host_prerequisites.h"
 #include "reporter/wire_records.h"
 
@@ -136,6 +137,15 @@ std::expected<void, StartFailure> AgentDaemon::start() {
   }
 
   if (auto made = make_directories(config_.state_dir); !made) return start_failure(runtime, made.error().message);
+  if (config_.redact_cmdlines) {
+    auto key = identity::load_or_create_redaction_key(config_.state_dir);
+    if (!key) return start_failure(runtime, key.error().message);
+    if (!key->warning.empty()) spdlog::warn("cmdline redaction: {}", key->warning);
+    redactor_ = std::make_shared<const identity::CmdlineRedactor>(key->key);
+  } else {
+    spdlog::warn("redact_cmdlines: false in the config: command lines are recorded and reported whole, with any "
+                 "password or token typed on them, in events, decisions, the outbox and at the collector");
+  }
 
   const policy::Policy& active_policy = engine_->policy();
   for (const auto& canary : active_policy.canaries) {
@@ -189,6 +199,7 @@ std::expected<void, StartFailure> AgentDaemon::start() {
   identities_ = std::make_unique<identity::IdentityResolver>(identity::IdentityResolverOptions{
       .trust_domain = config_.trust_domain,
       .host = config_.hostname,
+      .redactor = redactor_,
   });
 
   kernel::SensorOptions sensor_options{
@@ -705,6 +716,11 @@ void AgentDaemon::on_record(std::span<const std::byte> record) {
     }
     return;
   }
+  // The kernel's copy of the opener's argv is redacted here, before the process table, the event
+  // line, the report or a log line sees it.
+  if (auto* open = std::get_if<events::FileOpenEvent>(&*event); open && redactor_ && !open->cmdline.empty()) {
+    open->cmdline = redactor_->redact(open->cmdline, open->cmdline_truncated);
+  }
   std::visit(
       [this](const auto& e) {
         using T = std::decay_t<decltype(e)>;
@@ -798,6 +814,7 @@ std::pair<identity::ResolvedIdentity, std::string> AgentDaemon::emit_credential_
   if (identity.process.cmdline.empty() && !kernel_cmdline.empty()) {
     identity.process.cmdline = kernel_cmdline;
     identity.process.cmdline_truncated = event.cmdline_truncated;
+    identity.process.cmdline_redacted = redactor_ != nullptr;  // redacted in on_record
     identity.notes.push_back("cmdline from the kernel at the open");
   }
   const uint64_t wall_ns = boot_to_wall_ns(event.ts_ns);

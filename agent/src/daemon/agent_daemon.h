@@ -41,6 +41,7 @@
 #include "daemon/state_recovery.h"
 #include "events/event_log.h"
 #include "events/kernel_event.h"
+#include "identity/cmdline_redactor.h"
 #include "identity/identity_resolver.h"
 #include "kernel/feature_probe.h"
 #include "kernel/kernel_sensor.h"
@@ -146,6 +147,8 @@ class AgentDaemon {
   kernel::FeatureReport features_;
   std::unique_ptr<catalogue::CredentialCatalogue> catalogue_;
   std::unique_ptr<events::JsonLineWriter> event_log_;
+  // Every argv passes through it before anything keeps it; null only with redact_cmdlines: false.
+  std::shared_ptr<const identity::CmdlineRedactor> redactor_;
   std::unique_ptr<identity::IdentityResolver> identities_;
   std::unique_ptr<kernel::KernelSensor> sensor_;
   std::unique_ptr<ledger::RollbackLedger> ledger_;

@@ -56,6 +56,7 @@ json process_json(const identity::ResolvedIdentity& identity) {
       {"comm", escape_bytes(p.comm)},
       {"exe", escape_bytes(p.exe)},
       {"cmdline", std::move(cmdline)},
+      {"cmdline_redacted", p.cmdline_redacted},
       {"session_id", p.session_id},
       {"ancestry", std::move(ancestry)},
       {"resolved_from_proc", identity.resolved_from_proc},

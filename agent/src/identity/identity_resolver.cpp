@@ -157,8 +157,13 @@ ResolvedIdentity IdentityResolver::resolve(const KernelProcessFacts& facts) {
   p.comm = facts.comm.empty() ? info->comm : facts.comm;
   p.exe = info->exe.empty() ? facts.exe : info->exe;
   p.exe_deleted = info->exe_deleted;
-  p.cmdline = std::move(info->cmdline);
   p.cmdline_truncated = info->cmdline_truncated;
+  if (options_.redactor) {
+    p.cmdline = options_.redactor->redact(info->cmdline, info->cmdline_truncated);
+    p.cmdline_redacted = true;
+  } else {
+    p.cmdline = std::move(info->cmdline);
+  }
   p.session_id = info->session_id;
   p.audit_session_id = info->audit_session_id;
   if (!p.audit_session_id && facts.audit_session_id != UINT32_MAX) p.audit_session_id = facts.audit_session_id;

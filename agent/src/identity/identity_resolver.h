@@ -15,6 +15,10 @@
 // cgroup path is used only when the id cannot be resolved. exe, cmdline, sessions and ancestry
 // exist only in /proc.
 //
+// Command lines: with Options::redactor set, the cmdline read from /proc goes through it before it
+// is kept (cached or returned), and ProcessIdentity::cmdline_redacted says so. Without one the argv
+// is kept as read (the agent only runs so when agent.yaml says redact_cmdlines: false).
+//
 // Caching: resolutions from /proc are cached per (pid, start_ns), at most Options::max_cached,
 // least recently used first out. A cached identity is reused only while the kernel still reports
 // the same cgroup id and comm; call forget() on exec (new image, same key) and exit.
@@ -37,6 +41,7 @@
 
 #include "common/result.h"
 #include "identity/cgroup_index.h"
+#include "identity/cmdline_redactor.h"
 #include "identity/exe_hash_cache.h"
 #include "identity/process_info.h"
 #include "identity/workload_identity.h"
@@ -72,6 +77,7 @@ struct ProcessIdentity {
   bool exe_too_large = false;
   std::vector<std::string> cmdline;
   bool cmdline_truncated = false;
+  bool cmdline_redacted = false;              // cmdline went through a CmdlineRedactor
   uint32_t session_id = 0;                    // stat field 6 (setsid session); 0 when not from /proc
   std::optional<uint32_t> audit_session_id;   // audit (login) session, from /proc or the kernel
   std::optional<uint32_t> login_uid;
@@ -96,6 +102,8 @@ struct IdentityResolverOptions {
   bool hash_executables = true;
   uint64_t max_exe_hash_bytes = 256ull * 1024 * 1024;
   long clock_ticks_per_second = 0;  // 0: sysconf(_SC_CLK_TCK)
+  // Redacts every cmdline read from /proc (see cmdline_redactor.h); null keeps argv as read.
+  std::shared_ptr<const CmdlineRedactor> redactor;
 };
 
 class IdentityResolver {

@@ -12,6 +12,7 @@
 #include "common/clock.h"
 #include "nhiguard/v1/agent.grpc.pb.h"
 #include "pki/fleet_pki.h"
+#include "pki/peer_certificate.h"
 #include "reporter/backoff.h"
 #include "reporter/wire_records.h"
 
@@ -245,6 +246,17 @@ std::string CollectorLink::run_session() {
     if (stopping_) return "stopping";
     session_ = &session;
   }
+  // Any certificate of the fleet CA passes the handshake: before anything is sent (the Hello names
+  // the agent and its outbox), the server must prove it is the collector, not another agent's or an
+  // operator's key under a name this address matches.
+  std::string why;
+  if (!options_.insecure) {
+    auto auth = session.context.auth_context();
+    if (auto role = pki::require_peer_role(auth.get(), pki::Role::collector, options_.address); !role) {
+      why = fmt::format("refused the server, nothing was sent: {}", role.error().message);
+      spdlog::error("collector {}: {}", options_.address, why);
+    }
+  }
   const auto outbox = outbox_.stats();
   v1::AgentMessage hello_message;
   auto* hello = hello_message.mutable_hello();
@@ -258,9 +270,10 @@ std::string CollectorLink::run_session() {
   hello->set_trust_domain(options_.trust_domain);
   hello->set_sent_at_unix_ns(now_wall_ns());
 
-  std::string why;
   std::thread reader;
-  if (!session.stream->Write(hello_message)) {
+  if (!why.empty()) {
+    // Refused above: fall through to the teardown.
+  } else if (!session.stream->Write(hello_message)) {
     why = "the stream closed before the Hello was sent";
   } else {
     reader = std::thread([this, &session] { read_loop(session); });

@@ -51,6 +51,7 @@ v1::Process process_to_wire(const identity::ResolvedIdentity& identity) {
   out.set_exe_sha256(p.exe_sha256);
   for (const auto& arg : p.cmdline) out.add_cmdline(escape_bytes(arg));
   out.set_cmdline_truncated(p.cmdline_truncated);
+  out.set_cmdline_redacted(p.cmdline_redacted);
   out.set_session_id(p.session_id);
   if (p.audit_session_id) out.set_audit_session_id(*p.audit_session_id);
   if (p.login_uid) out.set_login_uid(*p.login_uid);

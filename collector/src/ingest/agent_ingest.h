@@ -5,11 +5,18 @@
 //
 // Rules enforced here (each failure is an Error whose errno maps to a gRPC status, see
 // grpc_status_for_errno in server/): the first message is a Hello and there is only one (EINVAL);
-// agent_id and outbox_id are present (EINVAL); with a certificate, Hello.agent_id equals its CN
-// (EACCES); a message is at most max_message_bytes (EMSGSIZE) and parses as an AgentMessage
-// (EBADMSG); a report has a sequence > 0 (EINVAL); a ReportsDropped lists at most
-// max_dropped_ranges ranges, each with 1 <= first <= last <= the report's own sequence (EINVAL; the
-// agent's drop marker goes out under the last sequence it replaced, see proto/README.md).
+// with a certificate, Hello.agent_id equals its CN (EACCES); a message is at most
+// max_message_bytes (EMSGSIZE) and parses as an AgentMessage (EBADMSG). Everything an agent sends
+// is bounded, because one agent's key must not be able to hurt the rest of the fleet:
+//   - Hello: agent_id and outbox_id are names (1-64 of [A-Za-z0-9._-]), hostname at most 253
+//     bytes, agent_version 64, trust_domain 255; highest_sequence below 2^63 (EINVAL).
+//   - Report: 1 <= sequence < 2^63 (sequences are stored in signed 64-bit columns).
+//   - ReportsDropped (a drop marker): 1 to max_dropped_ranges ranges, ascending and disjoint, each
+//     with first <= last <= the report's own sequence (the agent's marker goes out under the last
+//     sequence it replaced, see proto/README.md), every range above everything this stream already
+//     accounted for (the Welcome's acked_through and every sequence received since: a sequence
+//     cannot be both sent and dropped), and `count` equal to the sum of the ranges (EINVAL).
+//     The store refuses as well a range over sequences it holds (see ReportStore::store_reports).
 // A report whose body this collector does not know is accepted and stored whole.
 //
 // Thread-safety: one instance per stream, used by that stream's reader only.
@@ -30,6 +37,9 @@ struct IngestLimits {
   uint32_t max_message_bytes = 4u << 20;
   uint32_t max_dropped_ranges = 10000;
 };
+
+// Sequences, and the ranges of drop markers, stay below 2^63.
+inline constexpr uint64_t kMaxSequence = (uint64_t{1} << 63) - 1;
 
 class AgentIngest {
  public:
@@ -59,6 +69,9 @@ class AgentIngest {
   IngestLimits limits_;
   std::string agent_id_;  // set by the Hello
   std::string outbox_id_;
+  // The highest sequence this stream accounted for: the Welcome's acked_through, then every report
+  // received. A drop marker's ranges must lie above it.
+  uint64_t accounted_through_ = 0;
 };
 
 }  // namespace nhiguard::collector

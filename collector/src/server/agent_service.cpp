@@ -2,6 +2,7 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <thread>
 
 #include <fmt/format.h>
@@ -37,13 +38,13 @@ grpc::ByteBuffer to_buffer(const v1::CollectorMessage& message) {
 }  // namespace
 
 AgentServiceImpl::AgentServiceImpl(ReportStore& store, IngestPipeline& pipeline, AgentStreams& streams,
-                                   IngestLimits limits, bool insecure, int max_streams)
+                                   AgentServiceOptions options)
     : store_(store),
       pipeline_(pipeline),
       streams_(streams),
-      limits_(limits),
-      insecure_(insecure),
-      max_streams_(max_streams) {
+      options_(options),
+      pending_(options.hello_deadline, std::max<size_t>(16, static_cast<size_t>(options.max_streams))),
+      rate_(options.rate) {
   using Stream = grpc::ServerReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>;
   AddMethod(new grpc::internal::RpcServiceMethod(
       kConnectMethod, grpc::internal::RpcMethod::BIDI_STREAMING,
@@ -54,45 +55,69 @@ AgentServiceImpl::AgentServiceImpl(ReportStore& store, IngestPipeline& pipeline,
           this)));
 }
 
+size_t AgentServiceImpl::max_pending_hellos() const {
+  return std::max<size_t>(16, static_cast<size_t>(options_.max_streams));
+}
+
 grpc::Status AgentServiceImpl::Connect(grpc::ServerContext* context,
                                        grpc::ServerReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>* rw) {
   const std::string peer = context->peer();
   if (!accepting_) return {grpc::StatusCode::UNAVAILABLE, "collector shutting down"};
-  // Counted before anything else so that a flood of connections cannot get past the limit.
-  struct StreamSlot {
-    std::atomic<int>& active;
-    ~StreamSlot() { --active; }
-  } slot{active_streams_};
-  if (++active_streams_ > max_streams_) {
-    spdlog::warn("agent stream from {} refused: {} streams already open (--max-agents {})", peer, max_streams_,
-                 max_streams_);
-    return {grpc::StatusCode::RESOURCE_EXHAUSTED,
-            fmt::format("collector at its limit of {} agent streams; retry later", max_streams_)};
-  }
-  auto identity = authenticate_peer(*context, pki::Role::agent, insecure_);
+  auto identity = authenticate_peer(*context, pki::Role::agent, options_.insecure);
   if (!identity) {
     spdlog::warn("agent stream from {} refused: {}", peer, identity.error().message);
     return to_status(identity.error());
   }
   std::optional<std::string> certified;
-  if (!insecure_) certified = identity->common_name;
-  AgentIngest ingest(store_, certified, peer, limits_);
+  if (!options_.insecure) certified = identity->common_name;
+  const std::string who = certified ? fmt::format("{} ({})", *certified, peer) : peer;
 
+  // Until its first message the stream holds no slot, only a place among the pending hellos.
+  auto ticket = pending_.enter(certified.value_or(""), [context] { context->TryCancel(); });
+  if (!ticket) {
+    spdlog::warn("agent stream from {} refused: {} streams already wait for their hello", who,
+                 max_pending_hellos());
+    return {grpc::StatusCode::RESOURCE_EXHAUSTED,
+            fmt::format("collector at its limit of {} streams waiting for a hello; retry later", max_pending_hellos())};
+  }
+  grpc::ByteBuffer buffer;
+  std::string bytes;
+  const bool got_first = rw->Read(&buffer);
+  if (const std::string why = pending_.leave(*ticket); !why.empty()) {
+    spdlog::warn("agent stream from {} closed: {}", who, why);
+    return {grpc::StatusCode::DEADLINE_EXCEEDED, fmt::format("stream closed: {}", why)};
+  }
+  if (!got_first) return {grpc::StatusCode::CANCELLED, "stream closed before the hello"};
+
+  AgentIngest ingest(store_, certified, peer, options_.limits);
   auto refuse = [&](const Error& error) {
     spdlog::warn("agent stream {} from {} refused: {}", ingest.said_hello() ? ingest.agent_id() : "(no hello)", peer,
                  error.message);
     return to_status(error);
   };
-
-  grpc::ByteBuffer buffer;
-  std::string bytes;
-  if (!rw->Read(&buffer)) return {grpc::StatusCode::CANCELLED, "stream closed before the hello"};
   if (!to_bytes(buffer, bytes)) return refuse(Error{EBADMSG, "unreadable message"});
-  auto hello = ingest.on_message(bytes, now_ns());
-  if (!hello) return refuse(hello.error());
-  if (!hello->welcome) return refuse(Error{EINVAL, "the first message must be a hello"});
 
-  auto stream = std::make_shared<AgentStream>(ingest.agent_id(), ingest.outbox_id(), context);
+  // A slot for the agent the hello names (the certificate's, or with --insecure the hello's own),
+  // asked before the hello touches the store.
+  std::string slot_id = certified.value_or("");
+  if (!certified) {
+    v1::AgentMessage first;
+    if (first.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())) && first.has_hello())
+      slot_id = first.hello().agent_id();
+  }
+  if (!slot_id.empty() && !streams_.admit(slot_id, static_cast<size_t>(options_.max_streams))) {
+    spdlog::warn("agent stream {} from {} refused: {} streams already open (--max-agents {})", slot_id, peer,
+                 options_.max_streams, options_.max_streams);
+    return {grpc::StatusCode::RESOURCE_EXHAUSTED,
+            fmt::format("collector at its limit of {} agent streams; retry later", options_.max_streams)};
+  }
+  auto hello = ingest.on_message(bytes, now_ns());
+  if (!hello || !hello->welcome) {
+    if (!slot_id.empty()) streams_.release(slot_id);
+    return refuse(hello ? Error{EINVAL, "the first message must be a hello"} : hello.error());
+  }
+
+  auto stream = std::make_shared<AgentStream>(ingest.agent_id(), ingest.outbox_id(), context, peer);
   streams_.add(stream);
   spdlog::info("agent {} connected from {} (outbox {}, acked through {}, {} command(s) to deliver)",
                ingest.agent_id(), peer, ingest.outbox_id(), hello->welcome->acked_through_sequence(),
@@ -103,12 +128,12 @@ grpc::Status AgentServiceImpl::Connect(grpc::ServerContext* context,
   *welcome.mutable_welcome() = *hello->welcome;
   std::thread writer([&, stream, welcome = std::move(welcome)] {
     if (!rw->Write(to_buffer(welcome))) {
-      stream->cancel();
+      stream->cancel("the Welcome could not be written (the agent went away)");
       return;
     }
     while (auto message = stream->next()) {
       if (!rw->Write(to_buffer(*message))) {
-        stream->cancel();
+        stream->cancel("a write to the agent failed (the agent went away)");
         return;
       }
       if (message->has_command()) {
@@ -130,10 +155,12 @@ grpc::Status AgentServiceImpl::Connect(grpc::ServerContext* context,
   uint64_t reports = 0;
   for (;;) {
     if (!rw->Read(&buffer)) {
-      if (context->IsCancelled() && accepting_)
-        spdlog::info("agent {} stream cancelled (replaced by a newer connection, a failed write or a message above "
-                     "the transport limit)",
-                     ingest.agent_id());
+      if (context->IsCancelled() && accepting_) {
+        const std::string why = stream->cancel_reason();
+        spdlog::info("agent {} stream from {} closed: {}", ingest.agent_id(), peer,
+                     why.empty() ? "cancelled by the agent or the transport (e.g. a message above the transport limit)"
+                                 : why);
+      }
       break;
     }
     if (!to_bytes(buffer, bytes)) {
@@ -146,6 +173,13 @@ grpc::Status AgentServiceImpl::Connect(grpc::ServerContext* context,
       break;
     }
     if (step->record) {
+      if (!rate_.admit(ingest.agent_id(), ReportRateLimiter::Clock::now())) {
+        status = refuse(Error{EAGAIN, fmt::format("rate limit: agent {} sent more than {} reports per second "
+                                                    "(bursts up to {}); report {} not accepted, retry later",
+                                                    ingest.agent_id(), options_.rate.reports_per_second,
+                                                    options_.rate.burst, step->record->report.sequence())});
+        break;
+      }
       ++reports;
       if (!pipeline_.submit(std::move(*step->record), stream)) {
         status = {grpc::StatusCode::UNAVAILABLE, "collector shutting down"};

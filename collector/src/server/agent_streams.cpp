@@ -1,5 +1,10 @@
 #include "server/agent_streams.h"
 
+#include <algorithm>
+#include <utility>
+
+#include <fmt/format.h>
+
 namespace nhiguard::collector {
 
 void AgentStream::push_ack(uint64_t acked_through) {
@@ -51,9 +56,15 @@ void AgentStream::close(bool drain) {
   wake_.notify_all();
 }
 
-void AgentStream::cancel() {
+void AgentStream::cancel(std::string reason) {
   std::lock_guard lock(mutex_);
+  if (cancel_reason_.empty()) cancel_reason_ = std::move(reason);
   if (context_ != nullptr) context_->TryCancel();
+}
+
+std::string AgentStream::cancel_reason() const {
+  std::lock_guard lock(mutex_);
+  return cancel_reason_;
 }
 
 void AgentStream::detach() {
@@ -66,6 +77,20 @@ uint64_t AgentStream::last_acked() const {
   return ack_pending_ != 0 ? ack_pending_ : ack_sent_;
 }
 
+bool AgentStreams::admit(const std::string& agent_id, size_t max_streams) {
+  std::lock_guard lock(mutex_);
+  if (by_agent_.contains(agent_id)) return true;
+  if (by_agent_.size() >= max_streams) return false;
+  by_agent_.emplace(agent_id, nullptr);
+  return true;
+}
+
+void AgentStreams::release(const std::string& agent_id) {
+  std::lock_guard lock(mutex_);
+  auto it = by_agent_.find(agent_id);
+  if (it != by_agent_.end() && it->second == nullptr) by_agent_.erase(it);
+}
+
 void AgentStreams::add(const std::shared_ptr<AgentStream>& stream) {
   std::shared_ptr<AgentStream> older;
   {
@@ -74,7 +99,7 @@ void AgentStreams::add(const std::shared_ptr<AgentStream>& stream) {
     older = std::move(slot);
     slot = stream;
   }
-  if (older) older->cancel();
+  if (older) older->cancel(fmt::format("replaced by a newer stream of agent {} from {}", stream->agent_id(), stream->peer()));
 }
 
 void AgentStreams::remove(const std::shared_ptr<AgentStream>& stream) {
@@ -88,21 +113,105 @@ bool AgentStreams::deliver(const std::string& agent_id, const v1::Command& comma
   {
     std::lock_guard lock(mutex_);
     auto it = by_agent_.find(agent_id);
-    if (it == by_agent_.end()) return false;
+    if (it == by_agent_.end() || it->second == nullptr) return false;
     stream = it->second;
   }
   stream->push_command(command);
   return true;
 }
 
-void AgentStreams::cancel_all() {
+void AgentStreams::cancel_all(const std::string& reason) {
   std::lock_guard lock(mutex_);
-  for (auto& [id, stream] : by_agent_) stream->cancel();
+  for (auto& [id, stream] : by_agent_) {
+    if (stream) stream->cancel(reason);
+  }
+}
+
+std::vector<std::string> AgentStreams::agent_ids() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> out;
+  for (const auto& [id, stream] : by_agent_) {
+    if (stream) out.push_back(id);
+  }
+  return out;
 }
 
 size_t AgentStreams::size() const {
   std::lock_guard lock(mutex_);
   return by_agent_.size();
+}
+
+struct PendingHellos::Entry {
+  std::function<void()> cancel;  // empty once left or cancelled
+  std::string certified_id;
+  std::chrono::steady_clock::time_point deadline;
+  std::string cancelled_because;
+};
+
+PendingHellos::PendingHellos(std::chrono::milliseconds deadline, size_t max_pending)
+    : deadline_(deadline), max_pending_(max_pending), watchdog_([this] { run(); }) {}
+
+PendingHellos::~PendingHellos() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  watchdog_.join();
+}
+
+std::optional<PendingHellos::Ticket> PendingHellos::enter(const std::string& certified_id,
+                                                          std::function<void()> cancel) {
+  auto entry = std::make_shared<Entry>();
+  entry->cancel = std::move(cancel);
+  entry->certified_id = certified_id;
+  entry->deadline = std::chrono::steady_clock::now() + deadline_;
+  {
+    std::lock_guard lock(mutex_);
+    if (!certified_id.empty()) {
+      for (auto& older : pending_) {
+        if (older->certified_id != certified_id || !older->cancel) continue;
+        older->cancelled_because = fmt::format("replaced by a newer stream of agent {} before its hello", certified_id);
+        std::exchange(older->cancel, nullptr)();
+      }
+      std::erase_if(pending_, [](const Ticket& t) { return !t->cancel; });
+    }
+    if (pending_.size() >= max_pending_) return std::nullopt;
+    pending_.push_back(entry);
+  }
+  wake_.notify_all();
+  return entry;
+}
+
+std::string PendingHellos::leave(const Ticket& ticket) {
+  std::lock_guard lock(mutex_);
+  ticket->cancel = nullptr;
+  std::erase(pending_, ticket);
+  return ticket->cancelled_because;
+}
+
+size_t PendingHellos::size() const {
+  std::lock_guard lock(mutex_);
+  return pending_.size();
+}
+
+void PendingHellos::run() {
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    const auto now = std::chrono::steady_clock::now();
+    auto next = now + std::chrono::hours(1);
+    for (auto& entry : pending_) {
+      if (!entry->cancel) continue;
+      if (entry->deadline <= now) {
+        entry->cancelled_because = fmt::format("no hello within {}s", deadline_.count() / 1000.0);
+        std::exchange(entry->cancel, nullptr)();
+      } else {
+        next = std::min(next, entry->deadline);
+      }
+    }
+    std::erase_if(pending_, [](const Ticket& t) { return !t->cancel; });
+    wake_.wait_until(lock, next);
+  }
 }
 
 }  // namespace nhiguard::collector

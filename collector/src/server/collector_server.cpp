@@ -36,9 +36,15 @@ Result<std::unique_ptr<CollectorServer>> CollectorServer::start(const CollectorO
   auto store = open_report_store(options.db_url);
   if (!store) return fail(std::move(store.error()));
   self->store_ = std::move(*store);
-  self->pipeline_ = std::make_unique<IngestPipeline>(*self->store_, self->waiters_, IngestPipeline::Options{});
-  self->agent_service_ = std::make_unique<AgentServiceImpl>(*self->store_, *self->pipeline_, self->streams_,
-                                                            options.limits, options.insecure, options.max_agents);
+  IngestPipeline::Options queue;
+  queue.max_queued_bytes = options.max_queued_bytes;
+  self->pipeline_ = std::make_unique<IngestPipeline>(*self->store_, self->waiters_, queue);
+  AgentServiceOptions agents;
+  agents.limits = options.limits;
+  agents.insecure = options.insecure;
+  agents.max_streams = options.max_agents;
+  agents.rate = options.report_rate;
+  self->agent_service_ = std::make_unique<AgentServiceImpl>(*self->store_, *self->pipeline_, self->streams_, agents);
   self->operator_service_ =
       std::make_unique<OperatorServiceImpl>(*self->store_, self->streams_, self->waiters_, options.insecure);
 
@@ -51,9 +57,10 @@ Result<std::unique_ptr<CollectorServer>> CollectorServer::start(const CollectorO
   builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<uint64_t>(2ull * options.limits.max_message_bytes, INT32_MAX)));
   builder.SetMaxSendMessageSize(static_cast<int>(options.limits.max_message_bytes));
   grpc::ResourceQuota quota("nhiguard-collector");
-  // Each agent stream holds a server thread (its writer is a thread of ours); operators, refused
-  // streams and gRPC itself need some more. AgentServiceImpl enforces max_agents exactly.
-  quota.SetMaxThreads(options.max_agents + 128);
+  // Each agent stream holds a server thread (its writer is a thread of ours), and so does each
+  // stream still waiting for its hello; operators, refused streams and gRPC itself need some more.
+  // AgentServiceImpl enforces both bounds exactly.
+  quota.SetMaxThreads(options.max_agents + static_cast<int>(self->agent_service_->max_pending_hellos()) + 128);
   builder.SetResourceQuota(quota);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
@@ -114,13 +121,14 @@ void CollectorServer::shutdown(std::chrono::milliseconds grace) {
   if (pruner_.joinable()) pruner_.join();
   agent_service_->stop_accepting();
   // Agent streams never end on their own: cancel them so Shutdown does not wait out the grace.
-  streams_.cancel_all();
+  streams_.cancel_all("collector shutting down");
   server_->Shutdown(std::chrono::system_clock::now() + grace);
   server_->Wait();
   pipeline_->stop();
   const auto stats = pipeline_->stats();
-  spdlog::info("nhiguard-collector stopped: {} reports stored, {} duplicates already stored, {} batches ({} failed)",
-               stats.stored, stats.duplicates, stats.batches, stats.failed_batches);
+  spdlog::info("nhiguard-collector stopped: {} reports stored, {} duplicates already stored, {} batches ({} stored "
+               "agent by agent, {} agent batch(es) refused), {} wait(s) for room in the ingest queue",
+               stats.stored, stats.duplicates, stats.batches, stats.failed_batches, stats.refused_agents, stats.waits);
 }
 
 CollectorServer::~CollectorServer() {

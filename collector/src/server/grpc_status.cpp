@@ -10,7 +10,8 @@ grpc::StatusCode grpc_code_for_errno(int code) {
     case EBADMSG: return grpc::StatusCode::INVALID_ARGUMENT;
     case EACCES: return grpc::StatusCode::PERMISSION_DENIED;
     case ENOKEY: return grpc::StatusCode::UNAUTHENTICATED;
-    case EMSGSIZE: return grpc::StatusCode::RESOURCE_EXHAUSTED;
+    case EMSGSIZE:
+    case EAGAIN: return grpc::StatusCode::RESOURCE_EXHAUSTED;
     case ENOENT: return grpc::StatusCode::NOT_FOUND;
     case EEXIST: return grpc::StatusCode::ALREADY_EXISTS;
     case ENOTSUP: return grpc::StatusCode::FAILED_PRECONDITION;

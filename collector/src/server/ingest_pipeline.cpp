@@ -1,9 +1,11 @@
 #include "server/ingest_pipeline.h"
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <vector>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 namespace nhiguard::collector {
@@ -33,10 +35,26 @@ IngestPipeline::IngestPipeline(ReportStore& store, CommandWaiters& waiters, Opti
 IngestPipeline::~IngestPipeline() { stop(); }
 
 bool IngestPipeline::submit(IngestRecord record, std::shared_ptr<AgentStream> stream) {
+  const size_t bytes = 2 * record.raw.size() + 256;
   std::unique_lock lock(mutex_);
-  not_full_.wait(lock, [&] { return stopping_ || queue_.size() < options_.max_queued; });
+  auto has_room = [&] {
+    return queue_.empty() || (queue_.size() < options_.max_queued && queued_bytes_ + bytes <= options_.max_queued_bytes);
+  };
+  if (!stopping_ && !has_room()) {
+    ++stats_.waits;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_wait_logged_ >= std::chrono::minutes(1)) {
+      last_wait_logged_ = now;
+      spdlog::warn("ingest queue full ({} reports, {} bytes; limits {} reports, {} bytes): agent {} waits until the "
+                   "store catches up (back-pressure, nothing is refused)",
+                   queue_.size(), queued_bytes_, options_.max_queued, options_.max_queued_bytes, record.agent_id);
+    }
+  }
+  not_full_.wait(lock, [&] { return stopping_ || has_room(); });
   if (stopping_) return false;
-  queue_.push_back({std::move(record), std::move(stream)});
+  queued_bytes_ += bytes;
+  stats_.max_queued_bytes_seen = std::max<uint64_t>(stats_.max_queued_bytes_seen, queued_bytes_);
+  queue_.push_back({std::move(record), std::move(stream), bytes});
   lock.unlock();
   not_empty_.notify_one();
   return true;
@@ -55,7 +73,9 @@ void IngestPipeline::stop() {
 
 IngestPipeline::Stats IngestPipeline::stats() const {
   std::lock_guard lock(mutex_);
-  return stats_;
+  Stats out = stats_;
+  out.queued_bytes = queued_bytes_;
+  return out;
 }
 
 void IngestPipeline::run() {
@@ -68,40 +88,77 @@ void IngestPipeline::run() {
       const size_t n = std::min(queue_.size(), options_.max_batch);
       batch.reserve(n);
       for (size_t i = 0; i < n; ++i) {
+        queued_bytes_ -= queue_.front().bytes;
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
     }
     not_full_.notify_all();
+    store_batch(batch);
+  }
+}
 
-    std::vector<IngestRecord> records;
-    records.reserve(batch.size());
-    for (auto& item : batch) records.push_back(std::move(item.record));
-    auto outcome = store_.store_reports(records);
+void IngestPipeline::acknowledge(const StoreOutcome& outcome, const std::vector<Item*>& items) {
+  std::map<std::pair<std::string, std::string>, uint64_t> acks;
+  for (const auto& ack : outcome.acks) acks[{ack.agent_id, ack.outbox_id}] = ack.acked_through;
+  std::set<std::shared_ptr<AgentStream>> streams;
+  for (const Item* item : items) streams.insert(item->stream);
+  for (const auto& stream : streams) {
+    auto it = acks.find({stream->agent_id(), stream->outbox_id()});
+    if (it != acks.end()) stream->push_ack(it->second);
+  }
+  if (!outcome.completed_commands.empty()) waiters_.notify();
+  std::lock_guard lock(mutex_);
+  stats_.stored += outcome.stored;
+  stats_.duplicates += outcome.duplicates;
+}
 
-    std::set<std::shared_ptr<AgentStream>> streams;
-    for (auto& item : batch) streams.insert(item.stream);
-    if (!outcome) {
-      spdlog::error("ingest: {}; nothing of this batch is acked, closing the {} stream(s) it came from so the "
-                    "agents resend",
-                    outcome.error().message, streams.size());
-      for (const auto& stream : streams) stream->cancel();
-      std::lock_guard lock(mutex_);
-      ++stats_.failed_batches;
+void IngestPipeline::store_batch(std::vector<Item>& batch) {
+  std::vector<IngestRecord> records;
+  records.reserve(batch.size());
+  for (auto& item : batch) records.push_back(std::move(item.record));
+  auto outcome = store_.store_reports(records);
+  std::vector<Item*> all;
+  for (auto& item : batch) all.push_back(&item);
+  if (outcome) {
+    acknowledge(*outcome, all);
+    std::lock_guard lock(mutex_);
+    ++stats_.batches;
+    return;
+  }
+
+  // Agent by agent, each agent's records in the order they came.
+  std::map<std::string, std::vector<size_t>> by_agent;
+  for (size_t i = 0; i < records.size(); ++i) by_agent[records[i].agent_id].push_back(i);
+  spdlog::warn("ingest: a batch of {} report(s) from {} agent(s) did not commit ({}); storing it agent by agent",
+               records.size(), by_agent.size(), outcome.error().message);
+  size_t refused = 0;
+  for (const auto& [agent_id, indexes] : by_agent) {
+    std::vector<IngestRecord> own;
+    std::vector<Item*> items;
+    own.reserve(indexes.size());
+    for (size_t i : indexes) {
+      own.push_back(std::move(records[i]));
+      items.push_back(&batch[i]);
+    }
+    auto stored = store_.store_reports(own);
+    if (stored) {
+      acknowledge(*stored, items);
       continue;
     }
-    std::map<std::pair<std::string, std::string>, uint64_t> acks;
-    for (const auto& ack : outcome->acks) acks[{ack.agent_id, ack.outbox_id}] = ack.acked_through;
-    for (const auto& stream : streams) {
-      auto it = acks.find({stream->agent_id(), stream->outbox_id()});
-      if (it != acks.end()) stream->push_ack(it->second);
-    }
-    if (!outcome->completed_commands.empty()) waiters_.notify();
-    std::lock_guard lock(mutex_);
-    stats_.stored += outcome->stored;
-    stats_.duplicates += outcome->duplicates;
-    ++stats_.batches;
+    ++refused;
+    std::set<std::shared_ptr<AgentStream>> streams;
+    for (const Item* item : items) streams.insert(item->stream);
+    spdlog::error("ingest: agent {}: {}; none of its {} report(s) in this batch is acked, its stream is closed so it "
+                  "resends (other agents are not affected)",
+                  agent_id, stored.error().message, own.size());
+    for (const auto& stream : streams)
+      stream->cancel(fmt::format("its reports could not be stored: {}", stored.error().message));
   }
+  std::lock_guard lock(mutex_);
+  ++stats_.batches;
+  ++stats_.failed_batches;
+  stats_.refused_agents += refused;
 }
 
 }  // namespace nhiguard::collector

@@ -3,19 +3,27 @@
 // new cumulative ack and wakes operators waiting for command results. One fsync thus covers many
 // reports, and nothing is acked before its transaction committed.
 //
-// Backpressure: submit() blocks while `max_queued` reports wait, so a fast agent slows down
-// instead of growing the collector's memory. A failed transaction acks nothing: the streams of that
-// batch are cancelled (the agents reconnect and resend; ingest is idempotent) and the error logged.
+// Backpressure: submit() blocks while `max_queued` reports or `max_queued_bytes` wait (a report
+// counts twice its size: the bytes kept whole and the parsed copy), so fast or large-message agents
+// slow down instead of growing the collector's memory; nothing is refused or lost, and a report is
+// always accepted into an empty queue. The first wait in a minute is logged.
+//
+// A failed transaction acks nothing. One agent's records must not cost the others theirs: the batch
+// is then stored again agent by agent; the agents whose records now commit are acked, and only the
+// streams of an agent whose own records fail are cancelled (it reconnects and resends; ingest is
+// idempotent), with the error logged. A storage failure that hits everyone cancels everyone.
 //
 // Thread-safety: submit() from any number of stream threads; stop() once, from the owner.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "server/agent_streams.h"
 #include "store/report_store.h"
@@ -41,6 +49,7 @@ class IngestPipeline {
  public:
   struct Options {
     size_t max_queued = 16384;
+    size_t max_queued_bytes = 64u << 20;
     size_t max_batch = 4096;
   };
 
@@ -56,7 +65,11 @@ class IngestPipeline {
     uint64_t stored = 0;
     uint64_t duplicates = 0;
     uint64_t batches = 0;
-    uint64_t failed_batches = 0;
+    uint64_t failed_batches = 0;  // batches that did not commit whole (then stored agent by agent)
+    uint64_t refused_agents = 0;  // agents whose own records failed, streams cancelled
+    uint64_t queued_bytes = 0;    // now
+    uint64_t max_queued_bytes_seen = 0;
+    uint64_t waits = 0;           // submit() calls that waited for room
   };
   Stats stats() const;
 
@@ -64,8 +77,12 @@ class IngestPipeline {
   struct Item {
     IngestRecord record;
     std::shared_ptr<AgentStream> stream;
+    size_t bytes = 0;
   };
   void run();
+  // Stores `batch`; on failure, agent by agent (see the header comment).
+  void store_batch(std::vector<Item>& batch);
+  void acknowledge(const StoreOutcome& outcome, const std::vector<Item*>& items);
 
   ReportStore& store_;
   CommandWaiters& waiters_;
@@ -74,6 +91,8 @@ class IngestPipeline {
   std::condition_variable not_empty_;
   std::condition_variable not_full_;
   std::deque<Item> queue_;
+  size_t queued_bytes_ = 0;
+  std::chrono::steady_clock::time_point last_wait_logged_{};
   bool stopping_ = false;
   Stats stats_;
   std::thread writer_;

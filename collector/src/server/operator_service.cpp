@@ -127,7 +127,9 @@ grpc::Status OperatorServiceImpl::action_command(grpc::ServerContext* context, A
     return failed(name, *who,
                   Error{EINVAL, fmt::format("'{}' is not a rollback handle (rb_ followed by a 26-character ULID)",
                                             request.handle())});
-  auto action = store_.find_action(request.handle());
+  if (!request.agent_id().empty() && !pki::is_valid_identity_name(request.agent_id()))
+    return failed(name, *who, Error{EINVAL, "agent_id is not 1-64 of [A-Za-z0-9._-]"});
+  auto action = store_.find_action(request.agent_id(), request.handle());
   if (!action) return failed(name, *who, action.error());
   const auto state = action->action().state();
   std::string refusal;
@@ -179,26 +181,33 @@ grpc::Status OperatorServiceImpl::SetMode(grpc::ServerContext* context, const v1
   const v1::Mode mode = request->mode();
   if (mode != v1::MODE_OBSERVE && mode != v1::MODE_POLICY)
     return failed("SetMode", *who, Error{EINVAL, "mode must be observe or policy"});
-  auto fleet = store_.fleet_mode();
-  if (!fleet) return failed("SetMode", *who, fleet.error());
   std::vector<std::string> targets;
-  if (request->target_case() == v1::SetModeRequest::kAll && request->all()) {
-    auto agents = store_.list_agents();
-    if (!agents) return failed("SetMode", *who, agents.error());
-    // The kill switch is stored before any command goes out, so an agent connecting meanwhile
-    // already gets it in its Welcome.
-    const v1::Mode new_fleet = mode == v1::MODE_OBSERVE ? v1::MODE_OBSERVE : v1::MODE_UNSPECIFIED;
-    if (auto ok = store_.set_fleet_mode(new_fleet); !ok) return failed("SetMode", *who, ok.error());
-    *fleet = new_fleet;
-    for (const auto& agent : *agents) {
-      if (auto ok = store_.set_required_mode(agent.agent_id(), mode); !ok) return failed("SetMode", *who, ok.error());
-      targets.push_back(agent.agent_id());
-    }
-    spdlog::warn("fleet mode set to {} by {} ({} known agent(s)): {}", mode == v1::MODE_OBSERVE ? "observe" : "policy",
-                 who->common_name, targets.size(),
+  v1::Mode fleet = v1::MODE_UNSPECIFIED;
+  const bool fleet_wide = request->target_case() == v1::SetModeRequest::kAll && request->all();
+  if (fleet_wide) {
+    // The kill switch is stored before anything that depends on an agent's data, so no agent can
+    // keep it from being set; an agent connecting meanwhile already gets it in its Welcome.
+    fleet = mode == v1::MODE_OBSERVE ? v1::MODE_OBSERVE : v1::MODE_UNSPECIFIED;
+    if (auto ok = store_.set_fleet_mode(fleet); !ok) return failed("SetMode", *who, ok.error());
+    spdlog::warn("fleet mode set to {} by {}: {}", mode == v1::MODE_OBSERVE ? "observe" : "policy", who->common_name,
                  mode == v1::MODE_OBSERVE ? "kill switch ON, no automated containment anywhere" : "kill switch off");
+    auto agents = store_.agent_ids();
+    if (agents) {
+      targets = std::move(*agents);
+    } else {
+      // Still reach every connected agent now; the others get the mode in their Welcome.
+      targets = streams_.agent_ids();
+      const std::string line = fmt::format("known agents not listed ({}): the command went to the {} connected "
+                                           "agent(s) only, the others get the mode when they connect",
+                                           agents.error().message, targets.size());
+      spdlog::warn("SetMode by {}: {}", who->common_name, line);
+      response->add_errors(line);
+    }
   } else if (request->target_case() == v1::SetModeRequest::kAgentId && !request->agent_id().empty()) {
-    if (mode == v1::MODE_POLICY && *fleet == v1::MODE_OBSERVE)
+    auto current = store_.fleet_mode();
+    if (!current) return failed("SetMode", *who, current.error());
+    fleet = *current;
+    if (mode == v1::MODE_POLICY && fleet == v1::MODE_OBSERVE)
       return failed("SetMode", *who,
                     Error{ENOTSUP, "the fleet kill switch is on (observe for every agent): turn it off with `mode "
                                    "policy --all` first"});
@@ -207,16 +216,31 @@ grpc::Status OperatorServiceImpl::SetMode(grpc::ServerContext* context, const v1
   } else {
     return failed("SetMode", *who, Error{EINVAL, "name one agent (--agent ID) or the whole fleet (--all)"});
   }
-  response->set_fleet_mode(*fleet);
+  response->set_fleet_mode(fleet);
   for (const auto& agent_id : targets) {
+    // One agent's failure (its row, its command) is reported and the others are still commanded.
+    if (fleet_wide) {
+      if (auto ok = store_.set_required_mode(agent_id, mode); !ok) {
+        spdlog::warn("SetMode by {}: agent {}: {}", who->common_name, agent_id, ok.error().message);
+        response->add_errors(fmt::format("agent {}: {}", agent_id, ok.error().message));
+      }
+    }
     v1::Command command;
     command.set_issued_by(who->common_name.empty() ? "insecure-loopback" : who->common_name);
     command.mutable_set_mode()->set_mode(mode);
-    command.mutable_set_mode()->set_fleet_wide(request->target_case() == v1::SetModeRequest::kAll);
+    command.mutable_set_mode()->set_fleet_wide(fleet_wide);
     auto status = issue(agent_id, std::move(command));
-    if (!status) return failed("SetMode", *who, status.error());
+    if (!status) {
+      if (!fleet_wide) return failed("SetMode", *who, status.error());
+      spdlog::warn("SetMode by {}: agent {}: {}", who->common_name, agent_id, status.error().message);
+      response->add_errors(fmt::format("agent {}: {}", agent_id, status.error().message));
+      continue;
+    }
     *response->add_commands() = std::move(*status);
   }
+  if (fleet_wide)
+    spdlog::warn("fleet mode {}: command queued for {} of {} known agent(s)",
+                 mode == v1::MODE_OBSERVE ? "observe" : "policy", response->commands_size(), targets.size());
   return grpc::Status::OK;
 }
 

@@ -5,11 +5,16 @@
 // reconnects), then handed to the agent's live stream if there is one. With wait_ms, the call waits
 // (bounded by 30 s) for the agent's result before answering.
 //
+// An action is the pair (agent, handle): a request naming the agent reaches that agent's action
+// only; a bare handle must name a single agent's action (FAILED_PRECONDITION when several agents
+// reported it: one agent must not be able to make another's action unroutable, nor be guessed).
 // Action commands are checked against the action's last known state: approve and reject need
 // `held`; rollback refuses `held` (reject it instead) and irreversible actions. Mode: `--all` with
 // observe turns the fleet kill switch on (every agent, connected or not, and every agent that
 // connects later, must run in observe); `--all` with policy turns it off and asks every known agent
-// for policy. A per-agent `policy` while the kill switch is on is refused (FAILED_PRECONDITION).
+// for policy. The fleet mode is stored first, before anything that reads agents' data, and one
+// agent's failure is reported in the response (errors) without keeping the others from their
+// command. A per-agent `policy` while the kill switch is on is refused (FAILED_PRECONDITION).
 #pragma once
 
 #include "nhiguard/v1/operator.grpc.pb.h"

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "pki/peer_certificate.h"
+
 namespace nhiguard::collector {
 
 bool is_loopback_peer(const std::string& peer) {
@@ -22,10 +24,9 @@ Result<PeerIdentity> authenticate_peer(const grpc::ServerContext& context, pki::
     return identity;
   }
   auto auth = context.auth_context();
-  const auto certs = auth ? auth->FindPropertyValues("x509_pem_cert") : std::vector<grpc::string_ref>{};
-  if (certs.empty())
+  auto cert = pki::peer_certificate_identity(auth.get());
+  if (!cert && cert.error().code == ENOKEY)
     return fail(Error{ENOKEY, fmt::format("client {} presented no certificate (mTLS is required)", identity.peer)});
-  auto cert = pki::read_certificate_identity(std::string_view(certs.front().data(), certs.front().size()));
   if (!cert) return fail(Error{ENOKEY, fmt::format("client {}: {}", identity.peer, cert.error().message)});
   if (cert->role != role) {
     return fail(Error{EACCES, fmt::format("client {} ({}) has a certificate for role '{}', this call needs '{}'",

@@ -89,6 +89,10 @@ class ReportStore {
   // Stores a batch in one transaction: idempotent per (agent, outbox, sequence). Decisions, action
   // updates (with their history), command results (completing the command) and declared drops go to
   // their tables as well. Returns the acks to send and the commands completed.
+  // EINVAL (nothing stored) when a record contradicts what the store holds: a dropped range over a
+  // stored or acknowledged sequence, or a report inside a range its agent declared dropped. Such a
+  // record names its agent in the message; the caller stores the other agents' records without it.
+  // A command result changes an action only when it completes a command of that agent.
   virtual Result<StoreOutcome> store_reports(std::span<const IngestRecord> records) = 0;
 
   // Commands. Undelivered = pending or sent without a result, oldest first: redelivered on reconnect.
@@ -105,12 +109,17 @@ class ReportStore {
 
   // Queries for the operator API.
   virtual Result<std::vector<v1::AgentSummary>> list_agents() = 0;
+  // Every known agent id, in order: what the kill switch needs, read without any per-agent totals.
+  virtual Result<std::vector<std::string>> agent_ids() = 0;
   virtual Result<bool> agent_exists(std::string_view agent_id) = 0;
   virtual Result<std::vector<v1::StoredDecision>> list_decisions(std::string_view agent_id, uint32_t limit) = 0;
   virtual Result<std::vector<v1::StoredAction>> list_actions(const ActionQuery& query) = 0;
-  // The action with this handle (with history and commands); ENOENT when no agent reported it,
-  // ENOTSUP when more than one agent did (see the SQLite store: never guess where a command goes).
-  virtual Result<v1::StoredAction> find_action(std::string_view handle) = 0;
+  // The action (with history and commands) of `agent_id` with this handle; ENOENT when that agent
+  // did not report it. An action is always the pair (agent, handle): an agent that reports another
+  // agent's handle only ever writes its own row. With an empty `agent_id` the handle alone must
+  // name it: ENOENT when no agent reported it, ENOTSUP (naming the agents) when more than one did —
+  // never guess where a command goes.
+  virtual Result<v1::StoredAction> find_action(std::string_view agent_id, std::string_view handle) = 0;
   // Report rows kept for the agent (every outbox), for checks and the benchmark.
   virtual Result<uint64_t> count_reports(std::string_view agent_id) = 0;
 

@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <map>
 #include <utility>
@@ -400,7 +401,13 @@ ON CONFLICT (agent_id, handle) DO UPDATE SET action = ?3, state = ?4, created_at
   Statement complete(db_,
                      "UPDATE commands SET state = ?3, completed_at_ns = ?4, result = ?5 "
                      "WHERE command_id = ?1 AND agent_id = ?2 AND result IS NULL");
-  for (Statement* stmt : {&insert, &decision, &action, &history, &complete}) {
+  Statement held(db_,
+                 "SELECT sequence FROM reports WHERE agent_id = ?1 AND outbox_id = ?2 AND sequence BETWEEN ?3 AND ?4 "
+                 "AND sequence != ?5 LIMIT 1");
+  Statement covering(db_,
+                     "SELECT first, last FROM lost_ranges WHERE agent_id = ?1 AND outbox_id = ?2 AND source = 'agent' "
+                     "AND first <= ?3 ORDER BY first DESC LIMIT 1");
+  for (Statement* stmt : {&insert, &decision, &action, &history, &complete, &held, &covering}) {
     if (auto ok = checked(db_, *stmt, what); !ok) return fail(std::move(ok.error()));
   }
 
@@ -435,6 +442,18 @@ ON CONFLICT (agent_id, handle) DO UPDATE SET action = ?3, state = ?4, created_at
     if (report.sequence() <= outbox.acked_before) {
       ++outcome.duplicates;
       continue;
+    }
+    // The symmetric rule: a report the agent declared dropped cannot arrive afterwards.
+    covering.reset();
+    covering.bind(1, r.agent_id);
+    covering.bind(2, r.outbox_id);
+    covering.bind(3, static_cast<int64_t>(report.sequence()));
+    if (const int rc = covering.step(); rc == SQLITE_ROW) {
+      if (static_cast<uint64_t>(covering.int_at(1)) >= report.sequence())
+        return fail(Error{EINVAL, fmt::format("agent {} outbox {}: report {} was declared dropped ({}-{})", r.agent_id,
+                                              r.outbox_id, report.sequence(), covering.int_at(0), covering.int_at(1))});
+    } else if (rc != SQLITE_DONE) {
+      return fail(sqlite_error(db_, rc, what));
     }
     insert.reset();
     insert.bind(1, r.agent_id);
@@ -474,8 +493,23 @@ ON CONFLICT (agent_id, handle) DO UPDATE SET action = ?3, state = ?4, created_at
         const v1::RollbackHandle* handle = nullptr;
         if (is_result && report.command_result().has_action()) handle = &report.command_result().action();
         if (!is_result) handle = &report.action_update().action();
+        bool result_of_own_command = false;
+        if (is_result) {
+          const auto& result = report.command_result();
+          complete.reset();
+          complete.bind(1, result.command_id());
+          complete.bind(2, r.agent_id);  // an agent completes only its own commands
+          complete.bind(3, static_cast<int64_t>(v1::COMMAND_STATE_DONE));
+          complete.bind(4, result.completed_at_unix_ns() != 0 ? result.completed_at_unix_ns() : r.received_at_ns);
+          complete.bind_blob(5, serialize(result));
+          if (auto ok = run(db_, complete, what); !ok) return fail(std::move(ok.error()));
+          result_of_own_command = sqlite3_changes(db_) > 0;
+          if (result_of_own_command) outcome.completed_commands.push_back(result.command_id());
+        }
         // Reports of one outbox arrive in order: the latest one holds the action's current state.
-        if (handle != nullptr && !handle->handle().empty()) {
+        // A result for a command this agent was never sent (or answered before) is kept as a report
+        // only: it changes no action (the agent's action updates carry every change anyway).
+        if (handle != nullptr && !handle->handle().empty() && (!is_result || result_of_own_command)) {
           action.reset();
           action.bind(1, r.agent_id);
           action.bind(2, handle->handle());
@@ -495,22 +529,33 @@ ON CONFLICT (agent_id, handle) DO UPDATE SET action = ?3, state = ?4, created_at
           history.bind(4, change.command_id());
           history.bind_blob(5, serialize(change));
           if (auto ok = run(db_, history, what); !ok) return fail(std::move(ok.error()));
-        } else {
-          const auto& result = report.command_result();
-          complete.reset();
-          complete.bind(1, result.command_id());
-          complete.bind(2, r.agent_id);  // an agent completes only its own commands
-          complete.bind(3, static_cast<int64_t>(v1::COMMAND_STATE_DONE));
-          complete.bind(4, result.completed_at_unix_ns() != 0 ? result.completed_at_unix_ns() : r.received_at_ns);
-          complete.bind_blob(5, serialize(result));
-          if (auto ok = run(db_, complete, what); !ok) return fail(std::move(ok.error()));
-          if (sqlite3_changes(db_) > 0) outcome.completed_commands.push_back(result.command_id());
         }
         break;
       }
       case v1::Report::kReportsDropped: {
         const auto& dropped = report.reports_dropped();
         for (const auto& range : dropped.ranges()) {
+          // A sequence is either stored or dropped, never both: a range over what this outbox
+          // already holds (or acknowledged) is a broken or hostile agent, and the whole batch of
+          // that agent is refused (the pipeline stores the other agents' reports without it).
+          if (range.first() <= outbox.acked_before)
+            return fail(Error{EINVAL, fmt::format("agent {} outbox {} report {}: dropped range {}-{} reaches into "
+                                                  "sequences already acknowledged (through {})",
+                                                  r.agent_id, r.outbox_id, report.sequence(), range.first(),
+                                                  range.last(), outbox.acked_before)});
+          held.reset();
+          held.bind(1, r.agent_id);
+          held.bind(2, r.outbox_id);
+          held.bind(3, static_cast<int64_t>(range.first()));
+          held.bind(4, static_cast<int64_t>(range.last()));
+          held.bind(5, static_cast<int64_t>(report.sequence()));
+          const int rc = held.step();
+          if (rc == SQLITE_ROW)
+            return fail(Error{EINVAL, fmt::format("agent {} outbox {} report {}: dropped range {}-{} covers report {}, "
+                                                  "which is stored",
+                                                  r.agent_id, r.outbox_id, report.sequence(), range.first(),
+                                                  range.last(), held.int_at(0))});
+          if (rc != SQLITE_DONE) return fail(sqlite_error(db_, rc, what));
           if (auto ok = record_lost(db_, r.agent_id, r.outbox_id, range.first(), range.last(), "agent",
                                     dropped.reason(), r.received_at_ns);
               !ok)
@@ -648,12 +693,16 @@ Result<void> SqliteReportStore::set_required_mode(std::string_view agent_id, v1:
 Result<std::vector<v1::AgentSummary>> SqliteReportStore::list_agents() {
   std::lock_guard lock(mutex_);
   const char* what = "list agents";
+  // Lost reports are added up with TOTAL (floating point, exact below 2^53), clamped to the signed
+  // 64-bit range: SUM stops the whole listing with "integer overflow" once an agent's ranges add up
+  // past 2^63, and rows written before ranges were validated may hold anything.
   Statement select(db_, R"sql(
 SELECT a.agent_id, a.hostname, a.agent_version, a.reported_mode, a.required_mode, a.connected, a.first_seen_ns,
        a.last_seen_ns, a.outbox_id, a.peer,
        (SELECT acked_through FROM outboxes o WHERE o.agent_id = a.agent_id AND o.outbox_id = a.outbox_id),
        (SELECT COALESCE(SUM(reports_stored), 0) FROM outboxes o WHERE o.agent_id = a.agent_id),
-       (SELECT COALESCE(SUM(last - first + 1), 0) FROM lost_ranges l WHERE l.agent_id = a.agent_id),
+       (SELECT CAST(MIN(TOTAL(MAX(last - first + 1, 0)), 9223372036854775807.0) AS INTEGER) FROM lost_ranges l
+        WHERE l.agent_id = a.agent_id),
        (SELECT COUNT(*) FROM commands c WHERE c.agent_id = a.agent_id AND c.state IN (?1, ?2)),
        (SELECT value FROM settings WHERE key = ?3)
 FROM agents a ORDER BY a.agent_id)sql");
@@ -787,32 +836,53 @@ Result<std::vector<v1::StoredAction>> SqliteReportStore::list_actions(const Acti
   return out;
 }
 
-Result<v1::StoredAction> SqliteReportStore::find_action(std::string_view handle) {
+Result<v1::StoredAction> SqliteReportStore::find_action(std::string_view agent_id, std::string_view handle) {
   std::lock_guard lock(mutex_);
   const std::string what = fmt::format("look up action {}", handle);
-  Statement select(db_, "SELECT agent_id, body FROM actions WHERE handle = ?1 ORDER BY agent_id LIMIT 3");
+  Statement select(db_,
+                   "SELECT agent_id, body FROM actions WHERE handle = ?1 AND (?2 = '' OR agent_id = ?2) "
+                   "ORDER BY agent_id LIMIT 11");
   if (auto ok = checked(db_, select, what); !ok) return fail(std::move(ok.error()));
   select.bind(1, handle);
+  select.bind(2, agent_id);
   int rc = select.step();
-  if (rc == SQLITE_DONE) return fail(Error{ENOENT, fmt::format("no agent reported an action {}", handle)});
+  if (rc == SQLITE_DONE) {
+    if (!agent_id.empty()) return fail(Error{ENOENT, fmt::format("agent {} reported no action {}", agent_id, handle)});
+    return fail(Error{ENOENT, fmt::format("no agent reported an action {}", handle)});
+  }
   if (rc != SQLITE_ROW) return fail(sqlite_error(db_, rc, what));
   v1::StoredAction a;
   a.set_agent_id(select.text_at(0));
   const std::string body_bytes = select.text_at(1);
   // Handles are ULIDs made by the agent that acted: two agents reporting one means a broken or
-  // hostile agent. Commanding either could miss the real action, so neither is chosen.
+  // hostile agent. Commanding either could miss the real action, so neither is chosen: the
+  // operator names the agent.
   std::vector<std::string> agents = {a.agent_id()};
   while ((rc = select.step()) == SQLITE_ROW) agents.push_back(select.text_at(0));
   if (rc != SQLITE_DONE) return fail(sqlite_error(db_, rc, what));
   if (agents.size() > 1)
-    return fail(Error{ENOTSUP, fmt::format("action {} was reported by more than one agent ({}): not choosing which one "
-                                           "to command; check those agents",
-                                           handle, fmt::join(agents, ", "))});
+    return fail(Error{ENOTSUP, fmt::format("action {} was reported by more than one agent ({}{}): not choosing which "
+                                           "one to command; name the agent (--agent ID)",
+                                           handle, fmt::join(agents.begin(), agents.begin() + std::min<size_t>(agents.size(), 10), ", "),
+                                           agents.size() > 10 ? ", ..." : "")});
   auto body = parse_stored<v1::RollbackHandle>(body_bytes, what);
   if (!body) return fail(std::move(body.error()));
   *a.mutable_action() = std::move(*body);
   if (auto ok = fill_action_details(db_, a, true); !ok) return fail(std::move(ok.error()));
   return a;
+}
+
+Result<std::vector<std::string>> SqliteReportStore::agent_ids() {
+  std::lock_guard lock(mutex_);
+  Statement select(db_, "SELECT agent_id FROM agents ORDER BY agent_id");
+  if (auto ok = checked(db_, select, "list agent ids"); !ok) return fail(std::move(ok.error()));
+  std::vector<std::string> out;
+  for (;;) {
+    const int rc = select.step();
+    if (rc == SQLITE_DONE) return out;
+    if (rc != SQLITE_ROW) return fail(sqlite_error(db_, rc, "list agent ids"));
+    out.push_back(select.text_at(0));
+  }
 }
 
 Result<uint64_t> SqliteReportStore::prune_events(int64_t received_before_ns, uint32_t max_rows) {

@@ -38,10 +38,11 @@ class SqliteReportStore final : public ReportStore {
   Result<void> set_fleet_mode(v1::Mode mode) override;
   Result<void> set_required_mode(std::string_view agent_id, v1::Mode mode) override;
   Result<std::vector<v1::AgentSummary>> list_agents() override;
+  Result<std::vector<std::string>> agent_ids() override;
   Result<bool> agent_exists(std::string_view agent_id) override;
   Result<std::vector<v1::StoredDecision>> list_decisions(std::string_view agent_id, uint32_t limit) override;
   Result<std::vector<v1::StoredAction>> list_actions(const ActionQuery& query) override;
-  Result<v1::StoredAction> find_action(std::string_view handle) override;
+  Result<v1::StoredAction> find_action(std::string_view agent_id, std::string_view handle) override;
   Result<uint64_t> count_reports(std::string_view agent_id) override;
   Result<uint64_t> prune_events(int64_t received_before_ns, uint32_t max_rows) override;
 
