@@ -1015,8 +1015,8 @@ TEST_F(LedgerStore, AVersionOneLedgerGainsPeerColumnsAndTheAuditTrail) {
     ASSERT_TRUE(ledger);
     ASSERT_TRUE(ledger->record(kept));
   }
-  // Back to what schema 1 wrote.
-  std::string downgrade;
+  // Back to what schema 1 wrote (schema 3's boot_id column included: it came later).
+  std::string downgrade = "ALTER TABLE actions DROP COLUMN boot_id; ";
   for (const char* column : {"peer_pid", "peer_uid", "peer_gid", "peer_start_ticks", "peer_exe", "peer_comm",
                              "peer_cgroup"})
     downgrade += std::string("ALTER TABLE action_history DROP COLUMN ") + column + "; ";
@@ -1024,7 +1024,7 @@ TEST_F(LedgerStore, AVersionOneLedgerGainsPeerColumnsAndTheAuditTrail) {
 
   auto ledger = open_ledger();
   ASSERT_TRUE(ledger);
-  EXPECT_EQ(query("PRAGMA user_version"), "2");
+  EXPECT_EQ(query("PRAGMA user_version"), "3");
   auto before = ledger->history(kept.handle);
   ASSERT_TRUE(before);
   ASSERT_EQ(before->size(), 1u);
