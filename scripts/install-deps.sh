@@ -8,7 +8,7 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
 apt-get install -y --no-install-recommends \
-  build-essential cmake pkg-config git ca-certificates \
+  build-essential cmake pkg-config git ca-certificates openssl \
   clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev \
   libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev \
   libssl-dev libsqlite3-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc \
