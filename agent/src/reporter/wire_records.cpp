@@ -201,9 +201,11 @@ void peer_to_wire(const ledger::ControlPeer& peer, v1::ControlPeer& out) {
   out.set_uid(peer.uid);
   out.set_gid(peer.gid);
   out.set_start_time_ticks(peer.start_time_ticks);
-  out.set_exe(peer.exe);
-  out.set_comm(peer.comm);
-  out.set_cgroup(peer.cgroup);
+  // A peer names its own exe, comm and cgroup: odd bytes are escaped as in process_to_wire, or a
+  // non-UTF-8 name would make the audit report unparseable at the collector.
+  out.set_exe(escape_bytes(peer.exe));
+  out.set_comm(escape_bytes(peer.comm));
+  out.set_cgroup(escape_bytes(peer.cgroup));
 }
 }  // namespace
 
