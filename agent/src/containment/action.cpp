@@ -1,9 +1,6 @@
 #include "containment/action.h"
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
-
-#include "common/clock.h"
 
 namespace nhiguard::containment {
 namespace {
@@ -73,39 +70,6 @@ std::string ActionTarget::describe() const {
   if (!credential_path.empty()) parts.push_back("credential " + credential_path);
   if (!destinations.empty()) parts.push_back(fmt::format("to {}", fmt::join(destinations, ",")));
   return parts.empty() ? "nothing" : fmt::format("{}", fmt::join(parts, " "));
-}
-
-nlohmann::json to_json(const RollbackHandle& h) {
-  const auto& t = h.target;
-  nlohmann::json target = {{"description", t.describe()}};
-  if (!t.unit.empty()) target["unit"] = t.unit;
-  if (!t.cgroup_path.empty()) target["cgroup"] = t.cgroup_path;
-  if (t.cgroup_id != 0) target["cgroup_id"] = t.cgroup_id;
-  if (t.pid != 0) target["pid"] = t.pid;
-  if (t.pid_start_ns != 0) target["pid_start_time"] = t.pid_start_ns;
-  if (t.session_id != 0) target["session_id"] = t.session_id;
-  if (!t.credential_path.empty()) target["credential"] = t.credential_path;
-  if (t.credential_id != 0) target["credential_id"] = t.credential_id;
-  if (!t.destinations.empty()) target["destinations"] = t.destinations;
-  if (!t.workload_uri.empty()) target["identity"] = t.workload_uri;
-  nlohmann::json out = {
-      {"handle", h.handle},
-      {"action", to_string(h.action)},
-      {"state", to_string(h.state)},
-      {"target", std::move(target)},
-      {"rule", h.rule},
-      {"reason", h.reason},
-      {"trigger_event_ids", h.trigger_event_ids},
-      {"dry_run", h.dry_run},
-      {"created_at", format_rfc3339_ns(static_cast<uint64_t>(h.created_at_ns))},
-      {"expires_at", h.expires_at_ns ? nlohmann::json(format_rfc3339_ns(static_cast<uint64_t>(*h.expires_at_ns)))
-                                     : nlohmann::json(nullptr)},
-      {"updated_at", format_rfc3339_ns(static_cast<uint64_t>(h.updated_at_ns))},
-      {"rollback_operation", h.rollback_operation},
-      {"last_error", h.last_error},
-  };
-  if (!h.boot_id.empty()) out["boot_id"] = h.boot_id;
-  return out;
 }
 
 }  // namespace nhiguard::containment

@@ -1,5 +1,6 @@
 #include "daemon/agent_daemon.h"
 
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,15 +18,17 @@
 #include "config/duration.h"
 #include "control/control_audit.h"
 #include "daemon/canary_planter.h"
-#include "daemon/credential_access_record.h"
 #include "daemon/persisted_mode.h"
-#include "daemon/decision_record.h"
 #include "daemon/state_recovery.h"
 #include "ledger/ulid.h"
 #include "events/json_escape.h"
 #include "identity/mountinfo.h"
 #include "identity/redaction_key.h"
 #include "kernel/host_prerequisites.h"
+#include "records/credential_access_record.h"
+#include "records/decision_record.h"
+#include "records/egress_record.h"
+#include "records/rollback_handle_record.h"
 #include "reporter/wire_records.h"
 
 namespace nhiguard::daemon {
@@ -393,7 +396,7 @@ nlohmann::json AgentDaemon::status_json() {
   // Actions in force (or changed) that the ledger has not taken yet (disk full, read-only, ...).
   nlohmann::json unrecorded = nlohmann::json::array();
   for (const auto& owed : executor_->unrecorded()) {
-    auto item = containment::to_json(owed.handle);
+    auto item = records::handle_to_json(owed.handle);
     item["ledger_error"] = owed.ledger_error;
     item["unrecorded_since"] = format_rfc3339_ns(static_cast<uint64_t>(owed.since_ns));
     item["ledger_writes_owed"] = owed.writes_owed;
@@ -818,16 +821,17 @@ std::pair<identity::ResolvedIdentity, std::string> AgentDaemon::emit_credential_
     identity.notes.push_back("cmdline from the kernel at the open");
   }
   const uint64_t wall_ns = boot_to_wall_ns(event.ts_ns);
-  auto line = build_credential_access_record(event, credential, identity, config_.hostname, wall_ns);
   std::string event_id = new_event_id();
-  line["event_id"] = event_id;
+  auto record =
+      records::credential_access_to_wire(event, credential, identity, static_cast<int64_t>(wall_ns), event_id);
+  auto line = records::credential_access_line(record, event, config_.hostname);
   if (auto written = event_log_->write(line); !written) {
     spdlog::error("event log: {} (the event for pid {} and {} is lost from the file)", written.error().message,
                   event.process.tgid, credential.path);
   } else {
     ++events_written_;
   }
-  reporter_->add(reporter::credential_access_report(event, credential, identity, static_cast<int64_t>(wall_ns), event_id));
+  reporter_->add(reporter::credential_access_report(std::move(record), event.ts_ns));
   // The JSON line is the record; the log line repeats it for people at debug level, so a flood of
   // reads does not double the agent's work.
   spdlog::debug("credential access: {} {} ({}, id {}) by pid {} {} uid {} of {}", line["access"].get<std::string>(),
@@ -858,16 +862,16 @@ void AgentDaemon::on_egress(const events::EgressEvent& event) {
   const catalogue::ResolvedCredential* taint = nullptr;
   if (auto it = credentials_by_id_.find(event.taint_credential_id); it != credentials_by_id_.end()) taint = &it->second;
   const uint64_t wall_ns = boot_to_wall_ns(event.ts_ns);
-  auto line = build_egress_record(event, taint, identity, config_.hostname, wall_ns);
   const std::string event_id = new_event_id();
-  line["event_id"] = event_id;
+  auto record = records::egress_to_wire(event, taint, identity, static_cast<int64_t>(wall_ns), event_id);
+  auto line = records::egress_line(record, config_.hostname);
   if (auto written = event_log_->write(line); !written) {
     spdlog::error("event log: {} (egress event of pid {} lost from the file)", written.error().message,
                   event.process.tgid);
   } else {
     ++events_written_;
   }
-  reporter_->add(reporter::egress_report(event, taint, identity, static_cast<int64_t>(wall_ns), event_id));
+  reporter_->add(reporter::egress_report(std::move(record), event.ts_ns));
   if (event.denied) {
     spdlog::info("egress denied: pid {} {} of {} to {} port {} ({}), block rule {}", event.process.tgid,
                  events::escape_bytes(identity.process.exe), identity.workload.uri, event.address_string(), event.port,
@@ -875,8 +879,8 @@ void AgentDaemon::on_egress(const events::EgressEvent& event) {
   }
   if (event.denied || !taint) return;
   policy::DestinationFacts destination{.address = event.address, .port = event.port};
-  destination.text = event.family == 10 ? fmt::format("[{}]:{}", event.address_string(), event.port)
-                                        : fmt::format("{}:{}", event.address_string(), event.port);
+  destination.text = event.family == AF_INET6 ? fmt::format("[{}]:{}", event.address_string(), event.port)
+                                              : fmt::format("{}:{}", event.address_string(), event.port);
   evaluate(policy::TriggerInput{.event = policy::TriggerInput::Event::tainted_egress,
                                 .event_ids = {event_id},
                                 .event_boot_ns = event.ts_ns,
@@ -989,10 +993,10 @@ void AgentDaemon::carry_out(const policy::Decision& decision, const policy::Trig
   const containment::RollbackHandle* h = handle ? &*handle : nullptr;
   const uint64_t now_wall = clock_ns(CLOCK_REALTIME);
   const std::string decision_id = "dc_" + ledger::new_ulid();
-  auto record = build_decision_record(decision, input, h, error, config_.hostname, now_wall);
+  auto record = records::build_decision_record(decision, input, h, error, config_.hostname, now_wall);
   record["decision_id"] = decision_id;
-  reporter_->add(reporter::decision_report(decision_to_wire(decision, input, resolved, h, decision_id, now_wall),
-                                           input.event_boot_ns));
+  reporter_->add(reporter::decision_report(
+      records::decision_to_wire(decision, input, resolved, h, decision_id, now_wall), input.event_boot_ns));
   if (auto written = event_log_->write(record); !written) {
     spdlog::error("event log: {} (the decision record of rule {} is lost from the file)", written.error().message,
                   decision.rule);
@@ -1007,7 +1011,7 @@ void AgentDaemon::carry_out(const policy::Decision& decision, const policy::Trig
       reporter_->add(reporter::alert_report("policy_rate_limit", gate.detail, 1));
     }
   }
-  const std::string line = decision_log_line(decision, h, error);
+  const std::string line = records::decision_log_line(decision, h, error);
   if (!error.empty() || decision.outcome >= policy::Outcome::hold || decision.alert) {
     spdlog::warn("{}", line);
   } else {
