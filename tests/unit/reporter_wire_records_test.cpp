@@ -2,6 +2,9 @@
 // action update lands in its proto field, kernel strings are escaped as in the JSON lines, what is
 // low value is marked droppable, and stored rows (including drop markers and damaged payloads) turn
 // into the Reports sent on the stream.
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <gtest/gtest.h>
 
 #include "records/credential_access_record.h"
@@ -121,8 +124,8 @@ TEST(WireRecords, EgressCarriesDestinationAndTaint) {
   event.process.tgid = 4048;
   event.address = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 203, 0, 113, 9};
   event.port = 443;
-  event.family = 2;
-  event.protocol = 6;
+  event.family = AF_INET;
+  event.protocol = IPPROTO_TCP;
   event.hook = events::EgressHook::connect4;
   event.taint_credential_id = 3;
   event.taint_source_tgid = 4047;

@@ -2,58 +2,42 @@
 
 #include <fmt/format.h>
 
+#include "common/enum_names.h"
+
 namespace nhiguard::containment {
 namespace {
 
-constexpr std::pair<ActionKind, std::string_view> kKinds[] = {
+constexpr auto kKinds = enum_names<ActionKind>({
     {ActionKind::block_egress, "block_egress"}, {ActionKind::deny_credential, "deny_credential"},
     {ActionKind::freeze, "freeze"},             {ActionKind::kill_process, "kill_process"},
     {ActionKind::kill_session, "kill_session"},
-};
+});
 
-constexpr std::pair<ActionState, std::string_view> kStates[] = {
+constexpr auto kStates = enum_names<ActionState>({
     {ActionState::held, "held"},           {ActionState::active, "active"},
     {ActionState::expired, "expired"},     {ActionState::rolled_back, "rolled_back"},
     {ActionState::failed, "failed"},       {ActionState::irreversible, "irreversible"},
     {ActionState::rejected, "rejected"},   {ActionState::dry_run, "dry_run"},
     {ActionState::lapsed_by_reboot, "lapsed_by_reboot"},
-};
+});
 
 }  // namespace
 
-std::string_view to_string(ActionKind kind) {
-  for (const auto& [k, name] : kKinds) {
-    if (k == kind) return name;
-  }
-  return "unknown";
-}
+std::string_view to_string(ActionKind kind) { return kKinds.name(kind); }
 
 std::optional<ActionKind> parse_action_kind(std::string_view text) {
   std::string normalized(text);
   for (char& c : normalized) {
     if (c == '-') c = '_';
   }
-  for (const auto& [k, name] : kKinds) {
-    if (name == normalized) return k;
-  }
-  return std::nullopt;
+  return kKinds.parse(normalized);
 }
 
 bool is_reversible(ActionKind kind) { return kind != ActionKind::kill_process && kind != ActionKind::kill_session; }
 
-std::string_view to_string(ActionState state) {
-  for (const auto& [s, name] : kStates) {
-    if (s == state) return name;
-  }
-  return "unknown";
-}
+std::string_view to_string(ActionState state) { return kStates.name(state); }
 
-std::optional<ActionState> parse_action_state(std::string_view text) {
-  for (const auto& [s, name] : kStates) {
-    if (name == text) return s;
-  }
-  return std::nullopt;
-}
+std::optional<ActionState> parse_action_state(std::string_view text) { return kStates.parse(text); }
 
 bool is_terminal(ActionState state) {
   return state == ActionState::expired || state == ActionState::rolled_back || state == ActionState::failed ||
