@@ -39,7 +39,7 @@ v1::CredentialAccessEvent credential_access_to_wire(const events::FileOpenEvent&
   c->set_device_minor(static_cast<uint32_t>(event.dev & 0xfffff));
   c->set_match(event.by_inode ? "inode" : "name");
   for (const auto& alias : credential.aliases) c->add_aliases(escape_bytes(alias));
-  // The policy parser refuses an empty owner, so "set" and "non-empty" are the same on the wire.
+  // Policy files and agent.yaml both refuse an empty owner, so "set" and "non-empty" are one on the wire.
   if (credential.owner) c->set_owner(escape_bytes(*credential.owner));
   e.set_access(access_of(event));
   e.set_open_flags(event.open_flags);
