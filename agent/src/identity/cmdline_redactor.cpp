@@ -1054,6 +1054,24 @@ std::string CmdlineRedactor::marker(std::string_view kind, std::string_view valu
 }
 
 std::vector<std::string> CmdlineRedactor::redact(std::span<const std::string> argv, bool truncated) const {
+  // A marker can change what the rules see around it (it may take a value's '=' or a pair's
+  // ',', or the "-----" that closed a PEM label), so a second pass over a result can find more.
+  // Passes repeat until one replaces nothing: the result is then a fixed point, and redacting it
+  // again gives it back. Each pass that changes something turns text that is no marker into one,
+  // so the passes end; most argvs hold no secret and take one pass, argvs with one take two.
+  std::vector<std::string> out;
+  if (!redact_pass(argv, truncated, out)) return out;
+  for (size_t pass = 1; pass < kMaxRedactionPasses; ++pass) {
+    std::vector<std::string> next;
+    if (!redact_pass(out, truncated, next)) break;
+    out = std::move(next);
+  }
+  return out;
+}
+
+bool CmdlineRedactor::redact_pass(std::span<const std::string> argv, bool truncated,
+                                  std::vector<std::string>& out) const {
+  bool replaced = false;
   std::vector<ArgSpans> spans(argv.size());
 
   std::vector<Word> words;
@@ -1078,7 +1096,7 @@ std::vector<std::string> CmdlineRedactor::redact(std::span<const std::string> ar
     scan_entropy(arg, found);
   }
 
-  std::vector<std::string> out;
+  out.clear();
   out.reserve(argv.size());
   for (size_t i = 0; i < argv.size(); ++i) {
     const std::string& arg = argv[i];
@@ -1087,6 +1105,7 @@ std::vector<std::string> CmdlineRedactor::redact(std::span<const std::string> ar
       continue;
     }
     const auto settled = settle(std::move(spans[i].spans), find_markers(arg));
+    replaced = replaced || !settled.empty();
     std::string redacted;
     redacted.reserve(arg.size());
     size_t copied = 0;
@@ -1099,7 +1118,7 @@ std::vector<std::string> CmdlineRedactor::redact(std::span<const std::string> ar
     redacted.append(arg, copied, std::string::npos);
     out.push_back(std::move(redacted));
   }
-  return out;
+  return replaced;
 }
 
 }  // namespace nhiguard::identity
