@@ -1061,11 +1061,18 @@ std::vector<std::string> CmdlineRedactor::redact(std::span<const std::string> ar
   // so the passes end; most argvs hold no secret and take one pass, argvs with one take two.
   std::vector<std::string> out;
   if (!redact_pass(argv, truncated, out)) return out;
+  std::vector<std::string> next;
   for (size_t pass = 1; pass < kMaxRedactionPasses; ++pass) {
-    std::vector<std::string> next;
-    if (!redact_pass(out, truncated, next)) break;
-    out = std::move(next);
+    if (!redact_pass(out, truncated, next)) return out;
+    out.swap(next);
   }
+  // Still changing (only crafted input gets here): what the passes touched is withheld whole, and
+  // if even that is no fixed point, every argument is. Either way the cost stays bounded.
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (out[i] != argv[i]) out[i] = marker("unsettled", argv[i]);
+  }
+  if (!redact_pass(out, truncated, next)) return out;
+  for (size_t i = 0; i < out.size(); ++i) out[i] = marker("unsettled", argv[i]);
   return out;
 }
 

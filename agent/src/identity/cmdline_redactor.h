@@ -4,7 +4,7 @@
 // Bearer T"`, `psql postgresql://u:PW@db`). The agent stores and sends argv in events, decisions,
 // the outbox and the collector, so every argv is passed through redact() before anything keeps it.
 // A secret becomes `<redacted:KIND:FP>`: KIND says what was found (password, token, secret, key,
-// auth, session, cookie, bearer, basic, authorization, url_password, url_token, vault_token,
+// auth, session, cookie, bearer, basic, unsettled, authorization, url_password, url_token, vault_token,
 // aws_access_key_id, aws_secret_key, github_token, gitlab_token, slack_token, stripe_key,
 // google_api_key, google_oauth_token, npm_token, pypi_token, digitalocean_token, jwt, private_key,
 // high_entropy); FP is the first 12 hex digits of HMAC-SHA256(host key, value), so one secret seen
@@ -68,8 +68,10 @@
 //     very end is redacted however short its rest, and a pending secret flag takes the cut value.
 // Markers already in the input are left as they are; text next to a marker is still scanned. A
 // marker can make a finding of its own (it may have taken a pair's '=' or a PEM label's close), so
-// passes repeat until one replaces nothing (at most kMaxRedactionPasses): redact is idempotent on
-// its own output, and an argv with no secret costs one pass.
+// passes repeat until one replaces nothing: redact is idempotent on its own output, and an argv with
+// no secret costs one pass. Input crafted to keep changing for kMaxRedactionPasses passes has the
+// arguments the passes touched withheld whole (`<redacted:unsettled:FP>`), or all of them if that
+// does not settle either.
 //
 // The environment is never read by the agent; a value typed on a command line is the only way a
 // secret reaches argv, and these rules are what keeps it from being recorded.
@@ -92,7 +94,7 @@ using RedactionKey = std::array<unsigned char, kRedactionKeyBytes>;
 inline constexpr size_t kMinEntropyLength = 20;
 inline constexpr double kEntropyFactor = 0.82;
 inline constexpr size_t kFingerprintHexDigits = 12;
-inline constexpr size_t kMaxRedactionPasses = 8;
+inline constexpr size_t kMaxRedactionPasses = 12;
 
 class CmdlineRedactor {
  public:
