@@ -17,15 +17,14 @@
 #include "config/duration.h"
 #include "control/control_audit.h"
 #include "daemon/canary_planter.h"
-#include "daemon/credential_access_record.h"
 #include "daemon/persisted_mode.h"
-#include "daemon/decision_record.h"
 #include "daemon/state_recovery.h"
 #include "ledger/ulid.h"
 #include "events/json_escape.h"
 #include "identity/mountinfo.h"
 #include "identity/redaction_key.h"
 #include "kernel/host_prerequisites.h"
+#include "records/rollback_handle_record.h"
 #include "reporter/wire_records.h"
 
 namespace nhiguard::daemon {
@@ -376,7 +375,7 @@ nlohmann::json AgentDaemon::status_json() {
   // Actions in force (or changed) that the ledger has not taken yet (disk full, read-only, ...).
   nlohmann::json unrecorded = nlohmann::json::array();
   for (const auto& owed : executor_->unrecorded()) {
-    auto item = containment::to_json(owed.handle);
+    auto item = records::handle_to_json(owed.handle);
     item["ledger_error"] = owed.ledger_error;
     item["unrecorded_since"] = format_rfc3339_ns(static_cast<uint64_t>(owed.since_ns));
     item["ledger_writes_owed"] = owed.writes_owed;
