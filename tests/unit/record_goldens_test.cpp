@@ -23,7 +23,7 @@
 
 #include "common/clock.h"
 #include "containment/action.h"
-#include "control/control_audit.h"
+#include "records/control_audit_record.h"
 #include "records/credential_access_record.h"
 #include "records/decision_record.h"
 #include "records/egress_record.h"
@@ -647,13 +647,21 @@ TEST(RecordGoldens, ControlAudit) {
                                  .outcome = "refused",
                                  .message = "the peer's own cgroup /user.slice/\x01x",
                                  .peer = odd_peer()};
-  expect_json_golden(control::to_json(entry), "control_audit");
+  expect_json_golden(records::audit_to_json(entry), "control_audit");
   const auto report = reporter::control_audit_report(entry);
   EXPECT_FALSE(report.droppable);
   EXPECT_EQ(report.type, "control_audit");
   v1::Report body;
   ASSERT_TRUE(body.ParseFromString(report.payload));
   expect_proto_golden(body, "control_audit");
+
+  // nhiguardctl reads a peer back from the wire as it was sent: escaped.
+  const ledger::ControlPeer back = records::peer_from_wire(body.control_audit().peer());
+  EXPECT_EQ(back.pid, 7001);
+  EXPECT_EQ(back.start_time_ticks, 123456u);
+  EXPECT_EQ(back.exe, "/usr/bin/nhiguard\\xffctl");
+  EXPECT_EQ(back.comm, "nhg\\x1bctl");
+  EXPECT_EQ(back.cgroup, "/user.slice/user-0.slice/session-\\xfe.scope");
 }
 
 // An action's change of state made through nhiguardctl carries the peer that asked.
