@@ -13,7 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "daemon/containment_executor.h"
-#include "ledger/ulid.h"
+#include "common/ulid.h"
 #include "sqlite_side_connection.h"
 #include "temp_dir.h"
 
@@ -340,7 +340,7 @@ TEST_F(ExecutorTest, AfterARebootUnexpiredBlocksAreReappliedAndTheRestLapse) {
   const RollbackHandle expiring = contain(ActionKind::block_egress, 2min, {}, "/apps/billing.service");
   ASSERT_TRUE(ledger_->record([&] {
     RollbackHandle freeze = unexpired;  // a freeze as a previous agent recorded it (no cgroupfs here)
-    freeze.handle = ledger::new_handle_id();
+    freeze.handle = new_handle_id();
     freeze.action = ActionKind::freeze;
     freeze.target.destinations.clear();
     return freeze;

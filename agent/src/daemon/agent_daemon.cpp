@@ -21,8 +21,8 @@
 #include "daemon/persisted_mode.h"
 #include "daemon/decision_record.h"
 #include "daemon/state_recovery.h"
-#include "ledger/ulid.h"
-#include "events/json_escape.h"
+#include "common/ulid.h"
+#include "common/json_escape.h"
 #include "identity/mountinfo.h"
 #include "identity/redaction_key.h"
 #include "kernel/host_prerequisites.h"
@@ -70,7 +70,7 @@ policy::CredentialFacts credential_facts(const catalogue::ResolvedCredential& cr
   return {credential.credential_id, credential.path, credential.aliases, credential.credential_class};
 }
 
-std::string new_event_id() { return "ev_" + ledger::new_ulid(); }
+std::string new_event_id() { return "ev_" + new_ulid(); }
 
 }  // namespace
 
@@ -758,7 +758,7 @@ void AgentDaemon::on_file_open(const events::FileOpenEvent& event) {
     if (known == credential_id_by_inode_.end()) {
       ++candidates_dismissed_;
       spdlog::debug("open of {}/{} (inode {}:{}) by pid {} matches a credential name but no catalogued path",
-                    events::escape_bytes(event.parent), events::escape_bytes(event.name), event.dev, event.ino,
+                    escape_bytes(event.parent), escape_bytes(event.name), event.dev, event.ino,
                     event.process.tgid);
       return;
     }
@@ -831,8 +831,8 @@ std::pair<identity::ResolvedIdentity, std::string> AgentDaemon::emit_credential_
   // The JSON line is the record; the log line repeats it for people at debug level, so a flood of
   // reads does not double the agent's work.
   spdlog::debug("credential access: {} {} ({}, id {}) by pid {} {} uid {} of {}", line["access"].get<std::string>(),
-               events::escape_bytes(credential.path), catalogue::to_string(credential.credential_class),
-               credential.credential_id, event.process.tgid, events::escape_bytes(identity.process.exe),
+               escape_bytes(credential.path), catalogue::to_string(credential.credential_class),
+               credential.credential_id, event.process.tgid, escape_bytes(identity.process.exe),
                event.process.uid, identity.workload.uri);
   return {std::move(identity), std::move(event_id)};
 }
@@ -870,7 +870,7 @@ void AgentDaemon::on_egress(const events::EgressEvent& event) {
   reporter_->add(reporter::egress_report(event, taint, identity, static_cast<int64_t>(wall_ns), event_id));
   if (event.denied) {
     spdlog::info("egress denied: pid {} {} of {} to {} port {} ({}), block rule {}", event.process.tgid,
-                 events::escape_bytes(identity.process.exe), identity.workload.uri, event.address_string(), event.port,
+                 escape_bytes(identity.process.exe), identity.workload.uri, event.address_string(), event.port,
                  events::to_string(event.hook), event.rule_id);
   }
   if (event.denied || !taint) return;
@@ -988,7 +988,7 @@ void AgentDaemon::carry_out(const policy::Decision& decision, const policy::Trig
   ++decisions_[static_cast<int>(decision.outcome)];
   const containment::RollbackHandle* h = handle ? &*handle : nullptr;
   const uint64_t now_wall = clock_ns(CLOCK_REALTIME);
-  const std::string decision_id = "dc_" + ledger::new_ulid();
+  const std::string decision_id = "dc_" + new_ulid();
   auto record = build_decision_record(decision, input, h, error, config_.hostname, now_wall);
   record["decision_id"] = decision_id;
   reporter_->add(reporter::decision_report(decision_to_wire(decision, input, resolved, h, decision_id, now_wall),

@@ -6,12 +6,11 @@
 #include <fmt/format.h>
 
 #include "common/clock.h"
-#include "events/json_escape.h"
+#include "common/json_escape.h"
 
 namespace nhiguard::daemon {
 namespace {
 
-using events::escape_bytes;
 using nlohmann::json;
 
 std::string access_of(const events::FileOpenEvent& event) {

@@ -3,7 +3,7 @@
 //
 // Secret values never appear: the record holds the credential's class, catalogued path, id and
 // inode, never a byte of the file. Every string that came from the kernel or /proc (paths, comm,
-// cmdline) goes through events::escape_bytes, so odd bytes are kept, reversibly, and never break
+// cmdline) goes through escape_bytes, so odd bytes are kept, reversibly, and never break
 // the JSON. Pure: testable without a kernel.
 #pragma once
 

@@ -7,12 +7,11 @@
 #include "catalogue/credential_class.h"
 #include "common/clock.h"
 #include "config/duration.h"
-#include "events/json_escape.h"
+#include "common/json_escape.h"
 #include "reporter/wire_records.h"
 
 namespace nhiguard::daemon {
 
-using events::escape_bytes;
 using nlohmann::json;
 
 json build_decision_record(const policy::Decision& d, const policy::TriggerInput& input,

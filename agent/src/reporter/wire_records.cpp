@@ -4,12 +4,11 @@
 #include <nlohmann/json.hpp>
 
 #include "common/clock.h"
-#include "events/json_escape.h"
+#include "common/json_escape.h"
 
 namespace nhiguard::reporter {
 namespace {
 
-using events::escape_bytes;
 
 constexpr std::string_view kCommandNotePrefix = "collector command ";
 

@@ -8,7 +8,7 @@
 // replaced (the range ends at the report's own sequence).
 //
 // Strings that came from the kernel or /proc are escaped exactly as in the JSON event lines
-// (events::escape_bytes). Secret values never appear; credentials are described by class, path,
+// (escape_bytes). Secret values never appear; credentials are described by class, path,
 // inode and id only.
 //
 // Which reports are low value (may be dropped from a full outbox): credential accesses that were

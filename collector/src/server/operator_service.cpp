@@ -10,7 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/clock.h"
-#include "ledger/ulid.h"
+#include "common/ulid.h"
 #include "server/grpc_status.h"
 #include "server/peer_identity.h"
 
@@ -54,7 +54,7 @@ std::string_view state_name(v1::ActionState state) {
 }  // namespace
 
 Result<v1::CommandStatus> OperatorServiceImpl::issue(const std::string& agent_id, v1::Command command) {
-  command.set_command_id(ledger::new_ulid());
+  command.set_command_id(new_ulid());
   command.set_issued_at_unix_ns(now_ns());
   auto status = store_.add_command({agent_id, command});
   if (!status) return fail(std::move(status.error()));
@@ -123,7 +123,7 @@ grpc::Status OperatorServiceImpl::action_command(grpc::ServerContext* context, A
   const std::string_view name = kNames[static_cast<int>(verb)];
   auto who = operator_identity(context, insecure_, std::string(name));
   if (!who) return to_status(who.error());
-  if (!ledger::is_handle_id(request.handle()))
+  if (!is_handle_id(request.handle()))
     return failed(name, *who,
                   Error{EINVAL, fmt::format("'{}' is not a rollback handle (rb_ followed by a 26-character ULID)",
                                             request.handle())});

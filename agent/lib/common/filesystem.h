@@ -10,6 +10,9 @@
 
 namespace nhiguard {
 
+// Reads a whole file (e.g. mountinfo, whose size is not known up front). Fails with the errno and path.
+Result<std::string> read_text_file(const std::string& path);
+
 // mkdir -p: creates every missing component of `path` with `mode` (existing ones are left as
 // they are). Agent state and pins are private, hence the 0700 default.
 Result<void> make_directories(const std::string& path, mode_t mode = 0700);

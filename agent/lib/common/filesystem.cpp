@@ -4,10 +4,32 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
+#include <cerrno>
 #include <ctime>
 #include <string>
 
 namespace nhiguard {
+
+Result<std::string> read_text_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(Error::from_current_errno("open " + path));
+  std::string text;
+  std::array<char, 8192> buf{};
+  for (;;) {
+    const ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      return fail(Error::from_errno(err, "read " + path));
+    }
+    if (n == 0) break;
+    text.append(buf.data(), static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return text;
+}
 
 Result<void> make_directories(const std::string& path, mode_t mode) {
   for (size_t slash = path.find('/', 1);; slash = path.find('/', slash + 1)) {
