@@ -24,7 +24,7 @@
 
 #include <gtest/gtest.h>
 
-#include "daemon/containment_executor.h"
+#include "containment/containment_executor.h"
 #include "identity/mountinfo.h"
 #include "kernel/host_prerequisites.h"
 #include "kernel/kernel_sensor.h"
@@ -116,12 +116,12 @@ class ExecutorKernelTest : public ::testing::Test {
     struct stat st {};
     ASSERT_EQ(stat(credential_.c_str(), &st), 0);
     const nhg_inode_key key{.dev = (static_cast<uint64_t>(major(st.st_dev)) << 20) | minor(st.st_dev), .ino = st.st_ino};
-    ASSERT_TRUE(sensor_->upsert_credential(key, {.credential_id = kCredentialId, .class_id = 1}));
+    ASSERT_TRUE(sensor_->credential_tables().upsert_credential(key, {.credential_id = kCredentialId, .class_id = 1}));
     auto ledger = ledger::RollbackLedger::open((dir_ / "ledger.db").string());
     ASSERT_TRUE(ledger) << ledger.error().message;
     ledger_ = std::move(*ledger);
-    executor_ = std::make_unique<daemon::ContainmentExecutor>(
-        *sensor_, *ledger_, *protected_, *resolver_, cgroup2_root_,
+    executor_ = std::make_unique<containment::ContainmentExecutor>(
+        sensor_->enforcement(), *ledger_, *protected_, *resolver_, cgroup2_root_,
         [this](std::string_view path) -> std::optional<catalogue::ResolvedCredential> {
           if (path != credential_) return std::nullopt;
           catalogue::ResolvedCredential c;
@@ -160,7 +160,7 @@ class ExecutorKernelTest : public ::testing::Test {
     return wait_for_exit(spawn_in_cgroup(cgroup, [&] { return connect_to(remote, kPort); }));
   }
   uint64_t deny_expiry() {
-    auto denies = sensor_->credential_denies();
+    auto denies = sensor_->enforcement().credential_denies();
     EXPECT_TRUE(denies);
     for (const auto& [key, value] : *denies) {
       if (key.credential_id == kCredentialId && key.cgroup_id == service_->id()) return value.expires_at_ns;
@@ -186,7 +186,7 @@ class ExecutorKernelTest : public ::testing::Test {
   std::unique_ptr<ledger::RollbackLedger> ledger_;
   std::unique_ptr<containment::ProtectedTargets> protected_;
   std::unique_ptr<containment::TargetResolver> resolver_;
-  std::unique_ptr<daemon::ContainmentExecutor> executor_;
+  std::unique_ptr<containment::ContainmentExecutor> executor_;
   std::vector<std::string> alerts_;
 };
 
@@ -224,7 +224,7 @@ TEST_F(ExecutorKernelTest, TwoBlocksOnOneCgroupRollingBackOneLeavesTheOther) {
   EXPECT_EQ(connect_from(*service_, remote), EPERM);
   ASSERT_TRUE(executor_->rollback(all.handle, "nhiguardctl"));
   EXPECT_EQ(connect_from(*service_, remote), EPERM) << "rolling back the all-egress block lifted the listed one";
-  auto blocks = sensor_->egress_blocks();
+  auto blocks = sensor_->enforcement().egress_blocks();
   ASSERT_TRUE(blocks);
   ASSERT_EQ(blocks->size(), 1u);
   EXPECT_EQ(blocks->front().second.mode, uint32_t{NHG_BLOCK_LISTED});

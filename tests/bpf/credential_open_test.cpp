@@ -123,15 +123,15 @@ class SensorTest : public ::testing::Test {
     write_file(credential_, "[default]\naws_access_key_id = AKIAEXAMPLEEXAMPLE00\n");
     write_file((dir_ / "home/notes.txt").string(), "not a secret\n");
     key_ = inode_key_of(credential_);
-    ASSERT_TRUE(sensor_->upsert_credential(key_, {.credential_id = kCredentialId, .class_id = 1}).has_value());
+    ASSERT_TRUE(sensor_->credential_tables().upsert_credential(key_, {.credential_id = kCredentialId, .class_id = 1}).has_value());
     cgroup_ = std::make_unique<TestCgroup>("payments.service");
   }
 
   void TearDown() override {
     if (!sensor_) return;
     cgroup_.reset();
-    (void)sensor_->remove_credential(key_);
-    (void)sensor_->set_candidate_names({});
+    (void)sensor_->credential_tables().remove_credential(key_);
+    (void)sensor_->credential_tables().set_candidate_names({});
     fs::remove_all(dir_);
   }
 
@@ -338,7 +338,7 @@ TYPED_TEST(SensorTest, NonCredentialOpensYieldNothing) {
 }
 
 TYPED_TEST(SensorTest, CredentialCreatedAfterStartIsCandidateThenMatched) {
-  ASSERT_TRUE(this->sensor_->set_candidate_names({{".aws", "credentials"}, {"", ".vault-token"}}).has_value());
+  ASSERT_TRUE(this->sensor_->credential_tables().set_candidate_names({{".aws", "credentials"}, {"", ".vault-token"}}).has_value());
   const std::string later_dir = (this->dir_ / "later/.aws").string();
   fs::create_directories(later_dir);
   const std::string later = later_dir + "/credentials";
@@ -359,13 +359,13 @@ TYPED_TEST(SensorTest, CredentialCreatedAfterStartIsCandidateThenMatched) {
   EXPECT_EQ(opens[0].dev, later_key.dev);
 
   // What the agent does with a candidate: resolve it and add its inode; the next read is a match.
-  ASSERT_TRUE(this->sensor_->upsert_credential(later_key, {.credential_id = 99, .class_id = 1}).has_value());
+  ASSERT_TRUE(this->sensor_->credential_tables().upsert_credential(later_key, {.credential_id = 99, .class_id = 1}).has_value());
   auto read_later = this->run_child([&] { return read_all(open(later.c_str(), O_RDONLY)); });
   auto reads = this->file_events(read_later);
   ASSERT_EQ(reads.size(), 1u);
   EXPECT_TRUE(reads[0].by_inode);
   EXPECT_EQ(reads[0].credential_id, 99u);
-  (void)this->sensor_->remove_credential(later_key);
+  (void)this->sensor_->credential_tables().remove_credential(later_key);
 
   // A name that matches in any directory.
   const std::string token = (this->dir_ / ".vault-token").string();
@@ -433,11 +433,11 @@ TYPED_TEST(SensorTest, ProcessLifecycleEvents) {
 }
 
 TYPED_TEST(SensorTest, NoDropsWhenIdle) {
-  auto before = this->sensor_->counters();
+  auto before = this->sensor_->counters().counters();
   ASSERT_TRUE(before.has_value()) << before.error().message;
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   ASSERT_TRUE(this->sensor_->poll(0).has_value());
-  auto after = this->sensor_->counters();
+  auto after = this->sensor_->counters().counters();
   ASSERT_TRUE(after.has_value());
   EXPECT_EQ(after->ringbuf_drops(), 0u);
   EXPECT_EQ(after->values[NHG_CTR_FD_LOOKUP_FAILED], 0u);
@@ -448,14 +448,14 @@ TYPED_TEST(SensorTest, NoDropsWhenIdle) {
 // summary written at the process's exit.
 TYPED_TEST(SensorTest, RepeatReadsByOneProcessAreCoalesced) {
   constexpr int kReads = 1000;
-  auto before = this->sensor_->counters();
+  auto before = this->sensor_->counters().counters();
   ASSERT_TRUE(before.has_value());
   auto events = this->run_child([&] {
     int rc = 0;
     for (int i = 0; i < kReads; ++i) rc |= read_all(open(this->credential_.c_str(), O_RDONLY));
     return rc;
   });
-  auto after = this->sensor_->counters();
+  auto after = this->sensor_->counters().counters();
   ASSERT_TRUE(after.has_value());
   auto records = this->file_events(events);
   ASSERT_GE(records.size(), 2u);
@@ -521,10 +521,10 @@ TYPED_TEST(SensorTest, CredentialsSharingAFilterSlotStayMatchedOneByOne) {
   ASSERT_FALSE(second.empty()) << "no two of 20000 files share a filter slot";
   const nhg_inode_key first_key = inode_key_of(first);
   const nhg_inode_key second_key = inode_key_of(second);
-  ASSERT_TRUE(this->sensor_->upsert_credential(first_key, {.credential_id = 41, .class_id = 1}).has_value());
-  ASSERT_TRUE(this->sensor_->upsert_credential(second_key, {.credential_id = 42, .class_id = 1}).has_value());
+  ASSERT_TRUE(this->sensor_->credential_tables().upsert_credential(first_key, {.credential_id = 41, .class_id = 1}).has_value());
+  ASSERT_TRUE(this->sensor_->credential_tables().upsert_credential(second_key, {.credential_id = 42, .class_id = 1}).has_value());
   // Upserting an existing key again must not count it twice.
-  ASSERT_TRUE(this->sensor_->upsert_credential(first_key, {.credential_id = 41, .class_id = 1}).has_value());
+  ASSERT_TRUE(this->sensor_->credential_tables().upsert_credential(first_key, {.credential_id = 41, .class_id = 1}).has_value());
 
   auto read_both = [&] {
     auto events = this->run_child([&] {
@@ -536,9 +536,9 @@ TYPED_TEST(SensorTest, CredentialsSharingAFilterSlotStayMatchedOneByOne) {
     return ids;
   };
   EXPECT_EQ(read_both(), (std::set<uint32_t>{41, 42}));
-  ASSERT_TRUE(this->sensor_->remove_credential(first_key).has_value());
+  ASSERT_TRUE(this->sensor_->credential_tables().remove_credential(first_key).has_value());
   EXPECT_EQ(read_both(), (std::set<uint32_t>{42}));
-  ASSERT_TRUE(this->sensor_->remove_credential(second_key).has_value());
+  ASSERT_TRUE(this->sensor_->credential_tables().remove_credential(second_key).has_value());
   EXPECT_EQ(read_both(), (std::set<uint32_t>{}));
 }
 
@@ -547,7 +547,7 @@ TYPED_TEST(SensorTest, DetectionMapsArePinned) {
                           "nhg_credential_filter", "nhg_candidate_filter"}) {
     EXPECT_TRUE(fs::exists(this->pin_dir_ + "/" + map)) << map;
   }
-  auto listed = this->sensor_->credentials();
+  auto listed = this->sensor_->credential_tables().credentials();
   ASSERT_TRUE(listed.has_value());
   bool found = false;
   for (const auto& [key, value] : *listed) {
@@ -592,8 +592,8 @@ TEST(SensorRestart, FiltersAreRebuiltFromPinnedTables) {
   {
     auto first = nhiguard::kernel::KernelSensor::start(options, handler);
     ASSERT_TRUE(first.has_value()) << first.error().message;
-    ASSERT_TRUE((*first)->upsert_credential(key, {.credential_id = 5, .class_id = 1}).has_value());
-    ASSERT_TRUE((*first)->set_candidate_names({{"", "late-token"}}).has_value());
+    ASSERT_TRUE((*first)->credential_tables().upsert_credential(key, {.credential_id = 5, .class_id = 1}).has_value());
+    ASSERT_TRUE((*first)->credential_tables().set_candidate_names({{"", "late-token"}}).has_value());
   }
   for (const char* filter : {"nhg_credential_filter", "nhg_candidate_filter"}) {
     ASSERT_EQ(unlink((pin_dir + "/" + filter).c_str()), 0) << filter;

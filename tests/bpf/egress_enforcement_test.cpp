@@ -131,15 +131,15 @@ class EgressTest : public ::testing::Test {
     struct stat st {};
     ASSERT_EQ(stat(credential_.c_str(), &st), 0);
     key_ = {.dev = (static_cast<uint64_t>(major(st.st_dev)) << 20) | minor(st.st_dev), .ino = st.st_ino};
-    ASSERT_TRUE(sensor_->upsert_credential(key_, {.credential_id = kCredentialId, .class_id = 1}).has_value());
+    ASSERT_TRUE(sensor_->credential_tables().upsert_credential(key_, {.credential_id = kCredentialId, .class_id = 1}).has_value());
     service_ = std::make_unique<TestCgroup>("payments.service");
     other_ = std::make_unique<TestCgroup>("other.service");
   }
 
   void TearDown() override {
-    (void)sensor_->remove_egress_block(service_->id());
-    (void)sensor_->remove_credential_deny({.credential_id = kCredentialId, .pad = 0, .cgroup_id = service_->id()});
-    (void)sensor_->remove_credential(key_);
+    (void)sensor_->enforcement().remove_egress_block(service_->id());
+    (void)sensor_->enforcement().remove_credential_deny({.credential_id = kCredentialId, .pad = 0, .cgroup_id = service_->id()});
+    (void)sensor_->credential_tables().remove_credential(key_);
     service_.reset();
     other_.reset();
     fs::remove_all(dir_);
@@ -226,7 +226,7 @@ TEST_F(EgressTest, TaintedEgressIsReportedAndInheritedByChildren) {
   EXPECT_EQ(child_events[0].hook, events::EgressHook::sendmsg4);
 
   // The taint is cleared when the process exits.
-  EXPECT_TRUE(eventually([&] { return !sensor_->taint_of(static_cast<uint32_t>(reader)).has_value(); }));
+  EXPECT_TRUE(eventually([&] { return !sensor_->enforcement().taint_of(static_cast<uint32_t>(reader)).has_value(); }));
 }
 
 TEST_F(EgressTest, UntaintedAllowedEgressIsNotReported) {
@@ -237,7 +237,7 @@ TEST_F(EgressTest, UntaintedAllowedEgressIsNotReported) {
 }
 
 TEST_F(EgressTest, BlockRefusesEveryProtocolAndFamilyForThatCgroupOnly) {
-  ASSERT_TRUE(sensor_->apply_egress_block(block_all()).has_value());
+  ASSERT_TRUE(sensor_->enforcement().apply_egress_block(block_all()).has_value());
   const uint64_t tcp_before = listener_->tcp_bytes();
   const uint64_t udp_before = listener_->udp_bytes();
   const std::string v4 = netns_->remote_v4();
@@ -269,7 +269,7 @@ TEST_F(EgressTest, BlockRefusesEveryProtocolAndFamilyForThatCgroupOnly) {
   EXPECT_TRUE(eventually([&] { return listener_->tcp_bytes() == tcp_before + 8; }));
 
   // Removing the block restores the service.
-  ASSERT_TRUE(sensor_->remove_egress_block(service_->id()).has_value());
+  ASSERT_TRUE(sensor_->enforcement().remove_egress_block(service_->id()).has_value());
   EXPECT_EQ(run_in(*service_, [&] { return send_to(v6, kPort, SOCK_STREAM, "back"); }), 0);
   EXPECT_TRUE(eventually([&] { return listener_->tcp_bytes() == tcp_before + 12; }));
 }
@@ -310,12 +310,12 @@ TEST_F(EgressTest, EstablishedConnectionStopsDeliveringAndResumesOnRollback) {
   ASSERT_TRUE(send_chunk());
   ASSERT_TRUE(eventually([&] { return listener_->tcp_bytes() == before + 10; }));
 
-  ASSERT_TRUE(sensor_->apply_egress_block(block_all()).has_value());
+  ASSERT_TRUE(sensor_->enforcement().apply_egress_block(block_all()).has_value());
   ASSERT_TRUE(send_chunk());  // accepted by the local socket buffer, dropped on the way out
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   EXPECT_EQ(listener_->tcp_bytes(), before + 10);
 
-  ASSERT_TRUE(sensor_->remove_egress_block(service_->id()).has_value());
+  ASSERT_TRUE(sensor_->enforcement().remove_egress_block(service_->id()).has_value());
   // TCP retransmits the held chunk once packets flow again (first retransmit after ~200 ms-1 s).
   EXPECT_TRUE(eventually([&] { return listener_->tcp_bytes() == before + 20; }, std::chrono::milliseconds(8000)));
   ASSERT_EQ(write(to_child[1], "q", 1), 1);
@@ -325,13 +325,13 @@ TEST_F(EgressTest, EstablishedConnectionStopsDeliveringAndResumesOnRollback) {
 }
 
 TEST_F(EgressTest, BlockExpiresInTheKernelWithoutAnyAgent) {
-  ASSERT_TRUE(sensor_->apply_egress_block(block_all(800'000'000ull)).has_value());
+  ASSERT_TRUE(sensor_->enforcement().apply_egress_block(block_all(800'000'000ull)).has_value());
   const std::string v4 = netns_->remote_v4();
   EXPECT_EQ(run_in(*service_, [&] { return send_to(v4, kPort, SOCK_STREAM, "x") == EPERM ? 0 : 60; }), 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(1000));
   // Nothing removed the entry: the programs ignore it once expired.
-  ASSERT_TRUE(sensor_->egress_blocks().has_value());
-  EXPECT_EQ(sensor_->egress_blocks()->size(), 1u);
+  ASSERT_TRUE(sensor_->enforcement().egress_blocks().has_value());
+  EXPECT_EQ(sensor_->enforcement().egress_blocks()->size(), 1u);
   EXPECT_EQ(run_in(*service_, [&] { return send_to(v4, kPort, SOCK_STREAM, "x"); }), 0);
 }
 
@@ -341,7 +341,7 @@ TEST_F(EgressTest, ListedDestinationsBlockOnlyThose) {
   auto v6net = containment::parse_egress_destination("[" + netns_->remote_v6() + "/64]:" + std::to_string(kPort));
   ASSERT_TRUE(exact.has_value() && v6net.has_value());
   spec.destinations = {*exact, *v6net};
-  ASSERT_TRUE(sensor_->apply_egress_block(spec).has_value());
+  ASSERT_TRUE(sensor_->enforcement().apply_egress_block(spec).has_value());
   const std::string v4 = netns_->remote_v4();
   const std::string v6 = netns_->remote_v6();
   EXPECT_EQ(run_in(*service_, [&] {
@@ -355,7 +355,7 @@ TEST_F(EgressTest, ListedDestinationsBlockOnlyThose) {
 
 TEST_F(EgressTest, DenyCredentialKillsTheReaderBeforeItReads) {
   const nhg_deny_key deny{.credential_id = kCredentialId, .pad = 0, .cgroup_id = service_->id()};
-  ASSERT_TRUE(sensor_->apply_credential_deny(deny, {.expires_at_ns = boot_ns() + 60'000'000'000ull, .rule_id = 9}).has_value());
+  ASSERT_TRUE(sensor_->enforcement().apply_credential_deny(deny, {.expires_at_ns = boot_ns() + 60'000'000'000ull, .rule_id = 9}).has_value());
   int pipefd[2];
   ASSERT_EQ(pipe(pipefd), 0);
   pid_t reader = spawn_in_cgroup(*service_, [&] {
@@ -383,7 +383,7 @@ TEST_F(EgressTest, DenyCredentialKillsTheReaderBeforeItReads) {
     }
   }
   EXPECT_TRUE(reported);
-  EXPECT_FALSE(sensor_->taint_of(static_cast<uint32_t>(reader)).has_value());
+  EXPECT_FALSE(sensor_->enforcement().taint_of(static_cast<uint32_t>(reader)).has_value());
 
   // Another identity reads the same credential fine.
   EXPECT_EQ(run_in(*other_, [&] {
@@ -418,7 +418,7 @@ TEST_F(EgressTest, DenyAppliedBetweenTwoReadsKillsTheRepeatRead) {
   char byte = 0;
   ASSERT_EQ(read(ready[0], &byte, 1), 1);
   const nhg_deny_key deny{.credential_id = kCredentialId, .pad = 0, .cgroup_id = service_->id()};
-  ASSERT_TRUE(sensor_->apply_credential_deny(deny, {.expires_at_ns = boot_ns() + 60'000'000'000ull, .rule_id = 9}).has_value());
+  ASSERT_TRUE(sensor_->enforcement().apply_credential_deny(deny, {.expires_at_ns = boot_ns() + 60'000'000'000ull, .rule_id = 9}).has_value());
   ASSERT_EQ(write(go[1], &byte, 1), 1);
   EXPECT_EQ(wait_for_exit(reader), 128 + SIGKILL);
   close(ready[0]);

@@ -61,10 +61,10 @@ class KernelCountersTest : public ::testing::Test {
     struct stat st {};
     ASSERT_EQ(stat(credential_.c_str(), &st), 0);
     const nhg_inode_key key{.dev = (static_cast<uint64_t>(major(st.st_dev)) << 20) | minor(st.st_dev), .ino = st.st_ino};
-    ASSERT_TRUE(sensor_->upsert_credential(key, {.credential_id = kCredentialId, .class_id = 1}));
+    ASSERT_TRUE(sensor_->credential_tables().upsert_credential(key, {.credential_id = kCredentialId, .class_id = 1}));
   }
   uint64_t counter(nhg_counter c) {
-    auto counters = sensor_->counters();
+    auto counters = sensor_->counters().counters();
     EXPECT_TRUE(counters.has_value());
     return counters ? counters->values[c] : 0;
   }
@@ -106,7 +106,7 @@ TEST_F(KernelCountersTest, FullTaintMapIsCountedForReadsAndForks) {
   // A read with the map full: not tainted, and counted.
   pid_t reader = spawn_in_cgroup(*cgroup_, [&] { return read_credential(); });
   ASSERT_EQ(wait_for_exit(reader), 0);
-  EXPECT_FALSE(sensor_->taint_of(static_cast<uint32_t>(reader)).has_value());
+  EXPECT_FALSE(sensor_->enforcement().taint_of(static_cast<uint32_t>(reader)).has_value());
   EXPECT_EQ(counter(NHG_CTR_TAINT_MAP_FULL), before + 1);
 
   // One slot free: a reader gets it, and its child (the inheritance on fork) finds the map full.
@@ -129,7 +129,7 @@ TEST_F(KernelCountersTest, FullTaintMapIsCountedForReadsAndForks) {
 // drop that ringbuf_drops() includes (it once counted file and lifecycle drops only).
 TEST_F(KernelCountersTest, EgressRecordsThatFindTheRingFullAreRingbufDrops) {
   ASSERT_NO_FATAL_FAILURE(start_sensor({.ringbuf_bytes = 4096, .report_all_egress = true}));
-  auto before = sensor_->counters();
+  auto before = sensor_->counters().counters();
   ASSERT_TRUE(before.has_value());
   constexpr int kConnects = 200;
   pid_t sender = spawn_in_cgroup(*cgroup_, [&] {
@@ -144,7 +144,7 @@ TEST_F(KernelCountersTest, EgressRecordsThatFindTheRingFullAreRingbufDrops) {
     return 0;
   });
   ASSERT_EQ(wait_for_exit(sender), 0);
-  auto after = sensor_->counters();
+  auto after = sensor_->counters().counters();
   ASSERT_TRUE(after.has_value());
   auto delta = [&](nhg_counter c) { return after->values[c] - before->values[c]; };
   // The 4 KiB ring holds a few records at most; the rest of the connects are egress drops.

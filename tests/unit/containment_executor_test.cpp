@@ -12,12 +12,13 @@
 
 #include <gtest/gtest.h>
 
-#include "daemon/containment_executor.h"
+#include "containment/containment_executor.h"
+#include "fake_kernel.h"
 #include "common/ulid.h"
 #include "sqlite_side_connection.h"
 #include "temp_dir.h"
 
-namespace nhiguard::daemon {
+namespace nhiguard::containment {
 namespace {
 
 using containment::ActionKind;
@@ -42,49 +43,7 @@ class SteppedClock final : public Clock {
   std::string boot_id_value = "8d1e4f5a-1111-4c2b-9f00-0123456789ab";
 };
 
-// The kernel's maps as the programs see them: one entry per key, with its listed destinations.
-class MemoryMaps final : public kernel::EnforcementMaps {
- public:
-  Result<void> apply_egress_block(const kernel::EgressBlockSpec& spec) override {
-    blocks[spec.cgroup_id] = spec;
-    return {};
-  }
-  Result<void> remove_egress_block(uint64_t cgroup_id) override {
-    blocks.erase(cgroup_id);
-    return {};
-  }
-  Result<std::vector<std::pair<uint64_t, nhg_egress_block>>> egress_blocks() const override {
-    std::vector<std::pair<uint64_t, nhg_egress_block>> out;
-    for (const auto& [id, spec] : blocks) {
-      out.push_back({id, {.expires_at_ns = spec.expires_at_boot_ns,
-                          .mode = spec.destinations.empty() ? uint32_t{NHG_BLOCK_ALL} : uint32_t{NHG_BLOCK_LISTED},
-                          .rule_id = spec.rule_id}});
-    }
-    return out;
-  }
-  Result<void> apply_credential_deny(const nhg_deny_key& key, const nhg_deny_value& value) override {
-    denies[{key.credential_id, key.cgroup_id}] = value;
-    return {};
-  }
-  Result<void> remove_credential_deny(const nhg_deny_key& key) override {
-    denies.erase({key.credential_id, key.cgroup_id});
-    return {};
-  }
-  Result<std::vector<std::pair<nhg_deny_key, nhg_deny_value>>> credential_denies() const override {
-    std::vector<std::pair<nhg_deny_key, nhg_deny_value>> out;
-    for (const auto& [key, value] : denies) out.push_back({{.credential_id = key.first, .pad = 0, .cgroup_id = key.second}, value});
-    return out;
-  }
-
-  // What the programs would do now: a live entry (expiry after `now_boot`).
-  bool denies_now(uint32_t credential, uint64_t cgroup, uint64_t now_boot) const {
-    auto it = denies.find({credential, cgroup});
-    return it != denies.end() && it->second.expires_at_ns > now_boot;
-  }
-
-  std::map<uint64_t, kernel::EgressBlockSpec> blocks;
-  std::map<std::pair<uint32_t, uint64_t>, nhg_deny_value> denies;
-};
+using MemoryMaps = testing::FakeEnforcement;
 
 class ExecutorTest : public ::testing::Test {
  protected:
@@ -388,4 +347,4 @@ TEST_F(ExecutorTest, AfterARebootUnexpiredBlocksAreReappliedAndTheRestLapse) {
 }
 
 }  // namespace
-}  // namespace nhiguard::daemon
+}  // namespace nhiguard::containment

@@ -1,10 +1,10 @@
 // ProcessTable: (tgid, start) keys, ancestry, exit grace and bound.
 #include <gtest/gtest.h>
 
-#include "daemon/process_table.h"
+#include "identity/process_table.h"
 
-using nhiguard::daemon::ProcessKey;
-using nhiguard::daemon::ProcessTable;
+using nhiguard::identity::ProcessKey;
+using nhiguard::identity::ProcessTable;
 using namespace nhiguard::events;
 
 namespace {

@@ -37,40 +37,6 @@ std::unexpected<StartFailure> start_failure(StartFailureKind kind, std::string m
 
 constexpr auto kHousekeepingInterval = std::chrono::seconds(5);
 constexpr auto kSweepInterval = std::chrono::seconds(1);
-// Identical triggers (same trigger, identity, credential and destination) within this period are
-// one decision, the rest are counted (status decisions.suppressed): a job that reads its token every
-// few seconds must not flood the log, the collector or the ledger, and an action a person rolled
-// back is not re-taken at once by the next identical read.
-constexpr auto kTriggerQuietPeriod = std::chrono::minutes(10);
-constexpr size_t kMaxQuietTriggers = 65536;
-
-policy::IdentityFacts identity_facts(const identity::ResolvedIdentity& resolved) {
-  const auto& w = resolved.workload;
-  const auto& p = resolved.process;
-  return policy::IdentityFacts{
-      .uri = w.uri,
-      .kind = std::string(identity::to_string(w.kind)),
-      .unit = w.unit,
-      .user_unit = w.user_unit,
-      .session = w.session,
-      .session_uid = w.session_uid,
-      .container_id = w.container_id,
-      .pod_uid = w.pod_uid,
-      .exe = p.exe,
-      .uid = p.uid,
-      .cgroup_path = w.cgroup_path,
-      .cgroup_id = w.cgroup_id,
-      .pid = p.pid,
-      .pid_start_ns = p.start_ns,
-      .comm = p.comm,
-  };
-}
-
-policy::CredentialFacts credential_facts(const catalogue::ResolvedCredential& credential) {
-  return {credential.credential_id, credential.path, credential.aliases, credential.credential_class};
-}
-
-std::string new_event_id() { return "ev_" + new_ulid(); }
 
 }  // namespace
 
@@ -210,13 +176,13 @@ std::expected<void, StartFailure> AgentDaemon::start() {
       .direct_file_reads = features_.supports("rdonly_cast"),
       .report_all_egress = config_.bpf.report_all_egress,
   };
-  auto sensor = kernel::KernelSensor::start(sensor_options, [this](std::span<const std::byte> r) { on_record(r); });
+  auto sensor = kernel::KernelSensor::start(sensor_options);
   if (!sensor) return start_failure(kernel_refused, "sensor: " + sensor.error().message);
   sensor_ = std::move(*sensor);
 
   // Adopt what an earlier agent pinned, then make it equal to the catalogue: nothing is cleared
   // blindly, and every entry that goes is named in the log.
-  if (auto pinned = sensor_->credentials(); pinned && !pinned->empty()) {
+  if (auto pinned = sensor_->credential_tables().credentials(); pinned && !pinned->empty()) {
     spdlog::info("adopting {} pinned credential inode(s) from {}", pinned->size(), config_.bpf.pin_dir);
   }
   bool ids_rebuilt = false;
@@ -225,9 +191,11 @@ std::expected<void, StartFailure> AgentDaemon::start() {
     if (!rebuilt) return start_failure(runtime, "credential ids: " + rebuilt.error().message);
     ids_rebuilt = *rebuilt;
   }
-  if (auto synced = sync_catalogue("start"); !synced) return start_failure(runtime, synced.error().message);
-  if (ids_rebuilt) persist_credential_ids();
-  if (auto counters = sensor_->counters(); counters) reported_counters_ = *counters;
+  watched_ = std::make_unique<catalogue::WatchedCredentials>(std::move(catalogue_), sensor_->credential_tables(),
+                                                             config_.state_dir + "/credential_ids.json");
+  if (auto synced = watched_->sync("start"); !synced) return start_failure(runtime, synced.error().message);
+  if (ids_rebuilt) watched_->persist_ids();
+  if (auto counters = sensor_->counters().counters(); counters) reported_counters_ = *counters;
   start_counters_ = reported_counters_;
   account_downtime_drops();
 
@@ -262,9 +230,9 @@ std::expected<void, StartFailure> AgentDaemon::start() {
   if (!protected_targets) return start_failure(runtime, "protected targets: " + protected_targets.error().message);
   protected_ = std::make_unique<containment::ProtectedTargets>(std::move(*protected_targets));
   resolver_ = std::make_unique<containment::TargetResolver>(cgroup2_root_);
-  executor_ = std::make_unique<ContainmentExecutor>(*sensor_, *ledger_, *protected_, *resolver_, cgroup2_root_,
-                                                    [this](std::string_view path) { return find_credential(path); },
-                                                    clock_);
+  executor_ = std::make_unique<containment::ContainmentExecutor>(
+      sensor_->enforcement(), *ledger_, *protected_, *resolver_, cgroup2_root_,
+      [this](std::string_view path) { return watched_->by_path(path); }, clock_);
   if (auto reporting = start_reporter(); !reporting) return reporting;
   executor_->set_alert_sink([this](std::string_view kind, const std::string& message) {
     reporter_->add(reporter::alert_report(std::string(kind), message, 1));
@@ -274,6 +242,21 @@ std::expected<void, StartFailure> AgentDaemon::start() {
   report_unowned_kernel_state();
   load_learned();
   for (const auto& notice : state_notices_) reporter_->add(reporter::alert_report(notice.kind, notice.message, notice.count));
+  pipeline_ = std::make_unique<pipeline::Pipeline>(pipeline::PipelineParts{
+      .redactor = redactor_,
+      .identities = *identities_,
+      .credentials = *watched_,
+      .engine = *engine_,
+      .learned = learned_,
+      .rate_limiter = rate_limiter_,
+      .mode = mode_,
+      .protected_targets = *protected_,
+      .cgroup2_root = cgroup2_root_,
+      .executor = *executor_,
+      .event_log = *event_log_,
+      .reporter = *reporter_,
+      .hostname = config_.hostname,
+  });
 
   control_ = std::make_unique<Control>(*this);
   control_server_ = std::make_unique<control::ControlServer>(
@@ -284,7 +267,7 @@ std::expected<void, StartFailure> AgentDaemon::start() {
 
   spdlog::info("sensor attached: programs [{}], {} credential file(s) watched, {} candidate name rule(s), events to {}, "
                "control socket {}",
-               fmt::join(sensor_->attached_programs(), ", "), credentials_by_id_.size(), catalogue_->name_rules().size(),
+               fmt::join(sensor_->attached_programs(), ", "), watched_->size(), watched_->name_rules(),
                config_.event_log.path, config_.control_socket);
   next_rescan_ = std::chrono::steady_clock::now() + config_.rescan_interval;
   next_housekeeping_ = std::chrono::steady_clock::now() + kHousekeepingInterval;
@@ -355,22 +338,11 @@ void AgentDaemon::set_mode(config::AgentMode mode) {
   }
 }
 
-std::optional<catalogue::ResolvedCredential> AgentDaemon::find_credential(std::string_view path) {
-  std::lock_guard lock(credentials_mutex_);
-  for (const auto& [id, credential] : credentials_by_id_) {
-    if (credential.path == path) return credential;
-    for (const auto& alias : credential.aliases) {
-      if (alias == path) return credential;
-    }
-  }
-  return std::nullopt;
-}
-
 nlohmann::json AgentDaemon::status_json() {
   nlohmann::json features = nlohmann::json::object();
   for (const auto& f : features_.features) features[f.name] = f.supported;
   nlohmann::json counters = nlohmann::json::object();
-  if (auto c = sensor_->counters(); c) {
+  if (auto c = sensor_->counters().counters(); c) {
     auto since_start = [&](nhg_counter i) { return c->values[i] - start_counters_.values[i]; };
     // Drops while this agent runs; those before its start are the downtime gap.
     counters["ringbuf_drops"] = c->ringbuf_drops() - start_counters_.ringbuf_drops();
@@ -381,7 +353,7 @@ nlohmann::json AgentDaemon::status_json() {
     counters["ringbuf_drops_since_pinned"] = c->ringbuf_drops();
     counters["taint_map_full"] = since_start(NHG_CTR_TAINT_MAP_FULL);
     counters["taint_map_full_since_pinned"] = c->values[NHG_CTR_TAINT_MAP_FULL];
-    counters["enforcement_map_full"] = sensor_->enforcement_map_full();
+    counters["enforcement_map_full"] = sensor_->enforcement().enforcement_map_full();
     counters["downtime_gap"] = downtime_gap_.to_json();
     counters["credential_opens"] = c->values[NHG_CTR_CREDENTIAL_OPENS];
     counters["credential_opens_coalesced"] = c->values[NHG_CTR_CREDENTIAL_OPENS_COALESCED];
@@ -399,11 +371,8 @@ nlohmann::json AgentDaemon::status_json() {
     item["ledger_writes_owed"] = owed.writes_owed;
     unrecorded.push_back(std::move(item));
   }
-  size_t watched = 0;
-  {
-    std::lock_guard lock(credentials_mutex_);
-    watched = credentials_by_id_.size();
-  }
+  const size_t watched = watched_->size();
+  const pipeline::PipelineCounts counts = pipeline_->counts();
   size_t held = 0;
   if (auto listed = ledger_->list({.states = {containment::ActionState::held}}); listed) held = listed->size();
   nlohmann::json state_notices = nlohmann::json::array();
@@ -412,9 +381,9 @@ nlohmann::json AgentDaemon::status_json() {
   }
   const auto& p = engine_->policy();
   nlohmann::json decisions = {
-      {"observe", decisions_[1].load()}, {"alert", decisions_[2].load()},   {"hold", decisions_[3].load()},
-      {"contain", decisions_[4].load()}, {"suppressed", decisions_suppressed_.load()},
-      {"not_carried_out", decisions_failed_.load()},
+      {"observe", counts.decisions.observe}, {"alert", counts.decisions.alert},   {"hold", counts.decisions.hold},
+      {"contain", counts.decisions.contain}, {"suppressed", counts.decisions_suppressed},
+      {"not_carried_out", counts.decisions.not_carried_out},
   };
   return {
       {"version", NHIGUARD_VERSION},
@@ -431,9 +400,9 @@ nlohmann::json AgentDaemon::status_json() {
       {"programs", sensor_->attached_programs()},
       {"features", features},
       {"credentials_watched", watched},
-      {"events_written", events_written_.load()},
-      {"candidates_dismissed", candidates_dismissed_.load()},
-      {"undecodable_records", decode_errors_.load()},
+      {"events_written", counts.events_written},
+      {"candidates_dismissed", counts.candidates_dismissed},
+      {"undecodable_records", counts.undecodable_records},
       {"kernel_counters", counters},
       {"active_actions", active},
       {"unrecorded_actions", std::move(unrecorded)},
@@ -453,7 +422,7 @@ Result<std::vector<containment::RollbackHandle>> AgentDaemon::Control::actions(c
 }
 
 Result<containment::RollbackHandle> AgentDaemon::Control::contain(const control::ContainRequest& request) {
-  ContainRequestSpec spec{
+  containment::ContainRequestSpec spec{
       .action = request.action,
       .target = {.unit = request.target.unit, .cgroup = request.target.cgroup,
                  .pid = static_cast<pid_t>(request.target.pid.value_or(0))},
@@ -593,9 +562,9 @@ std::optional<std::map<std::string, uint32_t>> AgentDaemon::load_credential_ids(
 }
 
 Result<bool> AgentDaemon::rebuild_credential_ids(catalogue::CatalogueOptions options, const std::string& why) {
-  auto pinned = sensor_->credentials();
+  auto pinned = sensor_->credential_tables().credentials();
   if (!pinned) return fail(pinned.error());
-  auto denies = sensor_->credential_denies();
+  auto denies = sensor_->enforcement().credential_denies();
   if (!denies) return fail(denies.error());
   if (pinned->empty() && denies->empty()) {
     // Nothing in the kernel refers to an id: numbering afresh changes nothing it enforces.
@@ -625,8 +594,8 @@ Result<bool> AgentDaemon::rebuild_credential_ids(catalogue::CatalogueOptions opt
 
 void AgentDaemon::report_unowned_kernel_state() {
   auto active = ledger_->list({.states = {containment::ActionState::active}});
-  auto blocks = sensor_->egress_blocks();
-  auto denies = sensor_->credential_denies();
+  auto blocks = sensor_->enforcement().egress_blocks();
+  auto denies = sensor_->enforcement().credential_denies();
   if (!active || !blocks || !denies) {
     spdlog::error("cannot compare the pinned enforcement maps with the ledger; unowned entries are not reported");
     return;
@@ -644,379 +613,8 @@ void AgentDaemon::report_unowned_kernel_state() {
   state_notices_.push_back({"unowned_kernel_state", message, unowned.size()});
 }
 
-Result<void> AgentDaemon::sync_catalogue(const char* why) {
-  last_sync_boot_ns_ = clock_ns(CLOCK_BOOTTIME);
-  auto resolved = catalogue_->resolve();
-  if (!resolved) return fail(Error::plain("resolve credential catalogue: " + resolved.error().message));
-
-  std::map<uint32_t, catalogue::ResolvedCredential> by_id;
-  std::map<std::pair<uint64_t, uint64_t>, uint32_t> by_inode;
-  for (auto& credential : *resolved) {
-    by_inode[{credential.dev, credential.ino}] = credential.credential_id;
-    by_id.emplace(credential.credential_id, std::move(credential));
-  }
-  size_t added = 0;
-  size_t removed = 0;
-  for (const auto& [inode, id] : by_inode) {
-    const auto& credential = by_id.at(id);
-    auto known = credential_id_by_inode_.find(inode);
-    if (known != credential_id_by_inode_.end() && known->second == id) continue;
-    nhg_inode_key key{.dev = inode.first, .ino = inode.second};
-    auto ok = sensor_->upsert_credential(key, {.credential_id = id,
-                                               .class_id = static_cast<uint32_t>(credential.credential_class)});
-    if (!ok) return fail(ok.error());
-    ++added;
-    spdlog::debug("watching credential {} ({}) inode {}:{}", credential.path, catalogue::to_string(credential.credential_class),
-                  inode.first, inode.second);
-  }
-  // Kernel entries the catalogue no longer has (deleted file, or pinned by an earlier agent for a
-  // file that is gone): remove them, each logged.
-  auto pinned = sensor_->credentials();
-  if (!pinned) return fail(pinned.error());
-  for (const auto& [key, value] : *pinned) {
-    if (by_inode.contains({key.dev, key.ino})) continue;
-    auto ok = sensor_->remove_credential(key);
-    if (!ok) return fail(ok.error());
-    ++removed;
-    auto old = credentials_by_id_.find(value.credential_id);
-    spdlog::info("no longer watching inode {}:{} (credential id {}{}): the file is gone from the catalogue", key.dev,
-                 key.ino, value.credential_id, old != credentials_by_id_.end() ? ", was " + old->second.path : "");
-  }
-  {
-    std::lock_guard lock(credentials_mutex_);
-    credentials_by_id_ = std::move(by_id);
-    credential_id_by_inode_ = std::move(by_inode);
-  }
-
-  std::vector<kernel::CandidateName> names;
-  for (const auto& rule : catalogue_->name_rules()) names.push_back({rule.parent, rule.name});
-  if (auto ok = sensor_->set_candidate_names(names); !ok) return fail(ok.error());
-  if (added || removed) {
-    spdlog::info("credential catalogue sync ({}): {} watched, {} added, {} removed", why, credentials_by_id_.size(),
-                 added, removed);
-    persist_credential_ids();
-  }
-  return {};
-}
-
-void AgentDaemon::persist_credential_ids() {
-  const std::string path = config_.state_dir + "/credential_ids.json";
-  if (auto written = write_state_file(path, nlohmann::json(catalogue_->id_table())); !written) {
-    spdlog::warn("{}: the next start rebuilds the ids from the pinned kernel state", written.error().message);
-  }
-}
-
-void AgentDaemon::on_record(std::span<const std::byte> record) {
-  auto event = events::decode_kernel_event(record);
-  if (!event) {
-    // Counted and logged, at most once per power of two so a broken stream cannot flood the log.
-    const uint64_t n = ++decode_errors_;
-    if ((n & (n - 1)) == 0) {
-      spdlog::error("undecodable kernel record #{}: {}", n, event.error().message);
-    }
-    return;
-  }
-  // The kernel's copy of the opener's argv is redacted here, before the process table, the event
-  // line, the report or a log line sees it.
-  if (auto* open = std::get_if<events::FileOpenEvent>(&*event); open && redactor_ && !open->cmdline.empty()) {
-    open->cmdline = redactor_->redact(open->cmdline, open->cmdline_truncated);
-  }
-  std::visit(
-      [this](const auto& e) {
-        using T = std::decay_t<decltype(e)>;
-        if constexpr (std::is_same_v<T, events::ExecEvent>) {
-          processes_.on_exec(e);
-          // Same (pid, start) after exec, but a new image and cmdline: drop the cached identity.
-          identities_->forget(e.process.tgid, e.process.start_ns);
-        } else if constexpr (std::is_same_v<T, events::ForkEvent>) {
-          processes_.on_fork(e);
-        } else if constexpr (std::is_same_v<T, events::ExitEvent>) {
-          processes_.on_exit(e);
-          identities_->forget(e.process.tgid, e.process.start_ns);
-        } else if constexpr (std::is_same_v<T, events::EgressEvent>) {
-          on_egress(e);
-        } else {
-          on_file_open(e);
-        }
-      },
-      *event);
-}
-
-void AgentDaemon::on_file_open(const events::FileOpenEvent& event) {
-  processes_.observe(event.process);
-  if (!event.cmdline.empty()) processes_.remember_cmdline({event.process.tgid, event.process.start_ns}, event.cmdline);
-  auto known = credential_id_by_inode_.find({event.dev, event.ino});
-  if (known == credential_id_by_inode_.end() && !event.by_inode) {
-    // A candidate: a file whose name says credential and whose inode we do not watch yet. Resolve
-    // the catalogue again unless that already happened after this open.
-    if (last_sync_boot_ns_ < event.ts_ns) {
-      if (auto synced = sync_catalogue("candidate"); !synced) {
-        spdlog::error("catalogue sync after candidate {}/{} failed: {}", event.parent, event.name, synced.error().message);
-      }
-    }
-    known = credential_id_by_inode_.find({event.dev, event.ino});
-    if (known == credential_id_by_inode_.end()) {
-      ++candidates_dismissed_;
-      spdlog::debug("open of {}/{} (inode {}:{}) by pid {} matches a credential name but no catalogued path",
-                    escape_bytes(event.parent), escape_bytes(event.name), event.dev, event.ino,
-                    event.process.tgid);
-      return;
-    }
-  }
-  const catalogue::ResolvedCredential* credential = nullptr;
-  if (known != credential_id_by_inode_.end()) {
-    credential = &credentials_by_id_.at(known->second);
-  } else if (auto by_id = credentials_by_id_.find(event.credential_id); by_id != credentials_by_id_.end()) {
-    credential = &by_id->second;
-  }
-  if (!credential) {
-    // The kernel matched an inode the agent no longer lists (a sync raced this open): still report it.
-    catalogue::ResolvedCredential unknown{.credential_id = event.credential_id, .path = "", .dev = event.dev, .ino = event.ino};
-    emit_credential_access(event, unknown);
-    return;
-  }
-  const catalogue::ResolvedCredential read = *credential;  // sync_catalogue may replace the map meanwhile
-  auto [identity, event_id] = emit_credential_access(event, read);
-  // A denied open was killed by the kernel before it read a byte: containment already holds. A
-  // write-only open (a tool storing a new credential) reads nothing. A repeat summary counts reads
-  // whose first was decided on already, by a process that has exited.
-  if (event.denied || !event.readable() || event.repeat_summary) return;
-  evaluate(policy::TriggerInput{.event = policy::TriggerInput::Event::credential_read,
-                                .event_ids = {event_id},
-                                .event_boot_ns = event.ts_ns,
-                                .identity = identity_facts(identity),
-                                .credential = credential_facts(read)},
-           identity);
-}
-
-std::pair<identity::ResolvedIdentity, std::string> AgentDaemon::emit_credential_access(
-    const events::FileOpenEvent& event, const catalogue::ResolvedCredential& credential) {
-  std::string exe_from_exec;
-  std::vector<std::string> kernel_cmdline = event.cmdline;
-  if (auto known = processes_.find({event.process.tgid, event.process.start_ns})) {
-    exe_from_exec = known->exe;
-    if (kernel_cmdline.empty()) kernel_cmdline = known->cmdline;  // a repeat read omits the argv
-  }
-  auto identity = identities_->resolve(identity::KernelProcessFacts{
-      .pid = event.process.tgid,
-      .tid = event.process.tid,
-      .ppid = event.process.ppid,
-      .start_ns = event.process.start_ns,
-      .cgroup_id = event.process.cgroup_id,
-      .uid = event.process.uid,
-      .euid = event.process.euid,
-      .gid = event.process.gid,
-      .audit_session_id = event.process.audit_session_id,
-      .comm = event.process.comm,
-      .exe = exe_from_exec,  // used when /proc no longer has the process
-  });
-  // A process gone before /proc could be read still has the argv the kernel saw at the open.
-  if (identity.process.cmdline.empty() && !kernel_cmdline.empty()) {
-    identity.process.cmdline = kernel_cmdline;
-    identity.process.cmdline_truncated = event.cmdline_truncated;
-    identity.process.cmdline_redacted = redactor_ != nullptr;  // redacted in on_record
-    identity.notes.push_back("cmdline from the kernel at the open");
-  }
-  const uint64_t wall_ns = boot_to_wall_ns(event.ts_ns);
-  auto line = build_credential_access_record(event, credential, identity, config_.hostname, wall_ns);
-  std::string event_id = new_event_id();
-  line["event_id"] = event_id;
-  if (auto written = event_log_->write(line); !written) {
-    spdlog::error("event log: {} (the event for pid {} and {} is lost from the file)", written.error().message,
-                  event.process.tgid, credential.path);
-  } else {
-    ++events_written_;
-  }
-  reporter_->add(reporter::credential_access_report(event, credential, identity, static_cast<int64_t>(wall_ns), event_id));
-  // The JSON line is the record; the log line repeats it for people at debug level, so a flood of
-  // reads does not double the agent's work.
-  spdlog::debug("credential access: {} {} ({}, id {}) by pid {} {} uid {} of {}", line["access"].get<std::string>(),
-               escape_bytes(credential.path), catalogue::to_string(credential.credential_class),
-               credential.credential_id, event.process.tgid, escape_bytes(identity.process.exe),
-               event.process.uid, identity.workload.uri);
-  return {std::move(identity), std::move(event_id)};
-}
-
-void AgentDaemon::on_egress(const events::EgressEvent& event) {
-  std::string exe_from_exec;
-  uint64_t start_ns = event.process.start_ns;
-  if (start_ns == 0) {
-    // Untainted egress carries no start time: the process table knows the tgid's current holder.
-    if (auto live = processes_.find_live(event.process.tgid)) start_ns = live->key.start_ns;
-  }
-  if (auto known = processes_.find({event.process.tgid, start_ns})) exe_from_exec = known->exe;
-  auto identity = identities_->resolve(identity::KernelProcessFacts{
-      .pid = event.process.tgid,
-      .tid = event.process.tid,
-      .start_ns = start_ns,
-      .cgroup_id = event.process.cgroup_id,
-      .uid = event.process.uid,
-      .gid = event.process.gid,
-      .comm = event.process.comm,
-      .exe = exe_from_exec,
-  });
-  const catalogue::ResolvedCredential* taint = nullptr;
-  if (auto it = credentials_by_id_.find(event.taint_credential_id); it != credentials_by_id_.end()) taint = &it->second;
-  const uint64_t wall_ns = boot_to_wall_ns(event.ts_ns);
-  auto line = build_egress_record(event, taint, identity, config_.hostname, wall_ns);
-  const std::string event_id = new_event_id();
-  line["event_id"] = event_id;
-  if (auto written = event_log_->write(line); !written) {
-    spdlog::error("event log: {} (egress event of pid {} lost from the file)", written.error().message,
-                  event.process.tgid);
-  } else {
-    ++events_written_;
-  }
-  reporter_->add(reporter::egress_report(event, taint, identity, static_cast<int64_t>(wall_ns), event_id));
-  if (event.denied) {
-    spdlog::info("egress denied: pid {} {} of {} to {} port {} ({}), block rule {}", event.process.tgid,
-                 escape_bytes(identity.process.exe), identity.workload.uri, event.address_string(), event.port,
-                 events::to_string(event.hook), event.rule_id);
-  }
-  if (event.denied || !taint) return;
-  policy::DestinationFacts destination{.address = event.address, .port = event.port};
-  destination.text = event.family == 10 ? fmt::format("[{}]:{}", event.address_string(), event.port)
-                                        : fmt::format("{}:{}", event.address_string(), event.port);
-  evaluate(policy::TriggerInput{.event = policy::TriggerInput::Event::tainted_egress,
-                                .event_ids = {event_id},
-                                .event_boot_ns = event.ts_ns,
-                                .identity = identity_facts(identity),
-                                .credential = credential_facts(*taint),
-                                .destination = destination},
-           identity);
-}
-
-policy::GateFacts AgentDaemon::gate_facts(const policy::TriggerInput& input) {
-  policy::GateFacts facts;
-  const auto& identity = input.identity;
-  // Only a refusal (EPERM) means protected; a vanished process or cgroup is not a protection.
-  if (!identity.cgroup_path.empty()) {
-    if (auto ok = protected_->check_cgroup(identity.cgroup_path); !ok && ok.error().code == EPERM) {
-      facts.target_protected = true;
-      facts.target_protected_reason = ok.error().message;
-    } else if (ok) {
-      auto contents = protected_->check_cgroup_contents(cgroup2_root_, identity.cgroup_path);
-      if (!contents && contents.error().code == EPERM) {
-        facts.cgroup_hosts_protected = true;
-        facts.cgroup_hosts_protected_reason = contents.error().message;
-      }
-    }
-  }
-  if (!facts.target_protected && identity.pid != 0) {
-    if (auto ok = protected_->check_process(static_cast<pid_t>(identity.pid), identity.pid_start_ns);
-        !ok && ok.error().code == EPERM) {
-      facts.target_protected = true;
-      facts.target_protected_reason = ok.error().message;
-    }
-  }
-  if (input.credential) facts.learned_readers = learned_.readers_of(*input.credential);
-  facts.recent_automated_actions =
-      rate_limiter_.recent(std::chrono::steady_clock::now(), engine_->policy().rate_limit.window);
-  facts.agent_observe_mode = mode_.load() == config::AgentMode::observe;
-  return facts;
-}
-
-void AgentDaemon::evaluate(const policy::TriggerInput& input, const identity::ResolvedIdentity& identity) {
-  const int64_t now_wall = static_cast<int64_t>(clock_ns(CLOCK_REALTIME));
-  if (input.credential) {
-    if (input.event == policy::TriggerInput::Event::credential_read) {
-      learned_.record_read(now_wall, *input.credential, input.identity);
-    } else if (input.destination) {
-      learned_.record_egress(now_wall, input.identity, *input.destination);
-    }
-  }
-  auto trigger = engine_->trigger_of(input);
-  if (!trigger) return;
-
-  const auto now = std::chrono::steady_clock::now();
-  const std::string key = fmt::format("{}|{}|{}|{}|{}", policy::to_string(*trigger), input.identity.uri,
-                                      input.identity.cgroup_id, input.credential ? input.credential->id : 0,
-                                      input.destination ? input.destination->text : "");
-  if (auto seen = recent_triggers_.find(key); seen != recent_triggers_.end() && now - seen->second < kTriggerQuietPeriod) {
-    ++decisions_suppressed_;
-    return;
-  }
-  if (recent_triggers_.size() >= kMaxQuietTriggers) {
-    std::erase_if(recent_triggers_, [&](const auto& entry) { return now - entry.second >= kTriggerQuietPeriod; });
-  }
-  // Past the bound every trigger is decided (nothing is suppressed that could not be remembered).
-  if (recent_triggers_.size() < kMaxQuietTriggers) recent_triggers_[key] = now;
-
-  auto decision = engine_->decide(input, gate_facts(input));
-  if (!decision) return;
-  carry_out(*decision, input, identity);
-}
-
-void AgentDaemon::carry_out(const policy::Decision& decision, const policy::TriggerInput& input,
-                            const identity::ResolvedIdentity& resolved) {
-  std::optional<containment::RollbackHandle> handle;
-  std::string error;
-  if (decision.outcome >= policy::Outcome::hold && decision.action) {
-    const auto& identity = input.identity;
-    ContainRequestSpec spec;
-    spec.action = *decision.action;
-    if (containment::is_reversible(spec.action)) {
-      spec.target.cgroup = identity.cgroup_path;
-      spec.ttl = decision.ttl;
-    } else {
-      spec.target.pid = static_cast<pid_t>(identity.pid);
-      spec.pid_start_ns = identity.pid_start_ns;
-    }
-    if (spec.action == containment::ActionKind::deny_credential && input.credential) {
-      spec.credential_path = input.credential->path;
-    }
-    spec.reason = decision.reason;
-    spec.rule = decision.rule;
-    spec.trigger_event_ids = input.event_ids;
-    spec.workload_uri = identity.uri;
-    Result<containment::RollbackHandle> result;
-    if (decision.dry_run) {
-      result = executor_->record_dry_run(spec, "agent");
-    } else if (decision.outcome == policy::Outcome::hold) {
-      result = executor_->hold(spec, "agent");
-    } else {
-      result = executor_->contain(spec, "agent");
-      if (result) rate_limiter_.record(std::chrono::steady_clock::now());
-    }
-    if (result) {
-      handle = std::move(*result);
-    } else {
-      error = result.error().message;
-      ++decisions_failed_;
-    }
-  }
-  ++decisions_[static_cast<int>(decision.outcome)];
-  const containment::RollbackHandle* h = handle ? &*handle : nullptr;
-  const uint64_t now_wall = clock_ns(CLOCK_REALTIME);
-  const std::string decision_id = "dc_" + new_ulid();
-  auto record = build_decision_record(decision, input, h, error, config_.hostname, now_wall);
-  record["decision_id"] = decision_id;
-  reporter_->add(reporter::decision_report(decision_to_wire(decision, input, resolved, h, decision_id, now_wall),
-                                           input.event_boot_ns));
-  if (auto written = event_log_->write(record); !written) {
-    spdlog::error("event log: {} (the decision record of rule {} is lost from the file)", written.error().message,
-                  decision.rule);
-  } else {
-    ++events_written_;
-  }
-  for (const auto& gate : decision.gates) {
-    if (gate.gate == "rate_limit" && gate.tripped) {
-      // The circuit breaker is open: a person should know even before looking at the held action.
-      spdlog::error("rate limit reached: {}; automated containment is held for approval until the window passes",
-                    gate.detail);
-      reporter_->add(reporter::alert_report("policy_rate_limit", gate.detail, 1));
-    }
-  }
-  const std::string line = decision_log_line(decision, h, error);
-  if (!error.empty() || decision.outcome >= policy::Outcome::hold || decision.alert) {
-    spdlog::warn("{}", line);
-  } else {
-    spdlog::info("{}", line);
-  }
-}
-
 void AgentDaemon::check_counters() {
-  auto counters = sensor_->counters();
+  auto counters = sensor_->counters().counters();
   if (!counters) {
     spdlog::warn("cannot read drop counters: {}", counters.error().message);
     return;
@@ -1040,7 +638,7 @@ void AgentDaemon::check_counters() {
     spdlog::error("{}", message);
     reporter_->add(reporter::alert_report("taint_map_full", message, taint_full));
   }
-  if (const uint64_t full = sensor_->enforcement_map_full(); full > reported_enforcement_full_) {
+  if (const uint64_t full = sensor_->enforcement().enforcement_map_full(); full > reported_enforcement_full_) {
     const std::string message = fmt::format(
         "{} containment(s) refused by the kernel since the last check: an enforcement map (credential denies, egress "
         "blocks or their destinations) is full; each such action is recorded failed",
@@ -1057,7 +655,7 @@ void AgentDaemon::check_counters() {
 }
 
 void AgentDaemon::save_drop_snapshot(bool clean_stop) {
-  auto map_id = sensor_->counters_map_id();
+  auto map_id = sensor_->counters().counters_map_id();
   if (!map_id) {
     spdlog::warn("{}: the next start cannot tell downtime drops from these", map_id.error().message);
     return;
@@ -1087,7 +685,7 @@ void AgentDaemon::account_downtime_drops() {
     problem = fmt::format("{}; kept as {}", loaded->damage, loaded->quarantined_as);
   }
   if (!problem.empty()) spdlog::error("{}: drops before this start are counted since the counters were made", problem);
-  auto map_id = sensor_->counters_map_id();
+  auto map_id = sensor_->counters().counters_map_id();
   const auto now = DropSnapshot::of(reported_counters_, current_boot_id(), map_id ? *map_id : 0,
                                     static_cast<int64_t>(clock_ns(CLOCK_REALTIME)), false);
   downtime_gap_ = downtime_gap(last, now);
@@ -1101,7 +699,7 @@ void AgentDaemon::account_downtime_drops() {
 
 int AgentDaemon::run(const std::atomic<bool>& stop) {
   while (!stop.load()) {
-    auto polled = sensor_->poll(20);
+    auto polled = sensor_->events().poll(pipeline_->input(), 20);
     if (!polled) {
       spdlog::critical("ring buffer: {}; stopping", polled.error().message);
       return 1;
@@ -1111,7 +709,7 @@ int AgentDaemon::run(const std::atomic<bool>& stop) {
     // is sent.
     reporter_->flush();
     if (now >= next_rescan_) {
-      if (auto synced = sync_catalogue("rescan"); !synced) {
+      if (auto synced = watched_->sync("rescan"); !synced) {
         spdlog::error("periodic catalogue rescan failed: {}; keeping the previous set", synced.error().message);
       }
       next_rescan_ = now + config_.rescan_interval;
@@ -1123,8 +721,7 @@ int AgentDaemon::run(const std::atomic<bool>& stop) {
     if (now >= next_housekeeping_) {
       check_counters();
       if (learned_.take_dirty()) persist_learned();
-      std::erase_if(recent_triggers_, [&](const auto& entry) { return now - entry.second >= kTriggerQuietPeriod; });
-      processes_.expire(clock_ns(CLOCK_BOOTTIME));
+      pipeline_->housekeeping(now, clock_ns(CLOCK_BOOTTIME));
       next_housekeeping_ = now + kHousekeepingInterval;
     }
   }
@@ -1134,7 +731,8 @@ int AgentDaemon::run(const std::atomic<bool>& stop) {
   reporter_->stop();
   spdlog::info("stopping: {} event(s) written, {} candidate(s) dismissed, {} undecodable record(s); pinned programs "
                "and maps stay in {}, so active containment holds until its TTL",
-               events_written_.load(), candidates_dismissed_.load(), decode_errors_.load(), config_.bpf.pin_dir);
+               pipeline_->counts().events_written, pipeline_->counts().candidates_dismissed,
+               pipeline_->counts().undecodable_records, config_.bpf.pin_dir);
   return 0;
 }
 

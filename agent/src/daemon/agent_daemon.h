@@ -5,11 +5,9 @@
 // catalogue, and opens the event log. Each failure names what failed and ends start-up with the
 // exit category the command line reports.
 //
-// run(): polls the ring buffer; keeps the process table; turns credential opens (and candidates
-// the catalogue confirms) into one JSON line each; rescans the catalogue on its interval; reports
-// ring-buffer drops as they happen. Every credential read and tainted egress also goes through the
-// policy: the decision engine decides, the containment executor carries the decision out (contain,
-// hold, or a dry run recorded in the ledger), and one "decision" line plus one log line explain it.
+// run(): feeds the ring buffer's records to the pipeline (pipeline/pipeline.h: decode, identity,
+// event line, correlation, decision, containment, decision line); rescans the catalogue on its
+// interval; sweeps expired actions; reports ring-buffer drops as they happen.
 //
 // Threads: the event loop runs on the caller's thread; the control socket's thread calls the
 // run-time operations below (set_mode, approve, reject, rollback, learning), which are thread-safe
@@ -29,15 +27,16 @@
 #include <string>
 
 #include "catalogue/credential_catalogue.h"
+#include "catalogue/watched_credentials.h"
+#include "containment/containment_executor.h"
 #include "containment/protected_targets.h"
 #include "containment/target_resolver.h"
 #include "control/control_server.h"
 #include "daemon/collector_commands.h"
-#include "daemon/containment_executor.h"
+#include "containment/containment_executor.h"
 #include "ledger/rollback_ledger.h"
 #include "config/agent_config.h"
 #include "daemon/drop_accounting.h"
-#include "daemon/process_table.h"
 #include "daemon/state_recovery.h"
 #include "events/event_log.h"
 #include "events/kernel_event.h"
@@ -45,6 +44,7 @@
 #include "identity/identity_resolver.h"
 #include "kernel/feature_probe.h"
 #include "kernel/kernel_sensor.h"
+#include "pipeline/pipeline.h"
 #include "reporter/reporter.h"
 #include "policy/decision_engine.h"
 #include "policy/learned_set.h"
@@ -86,12 +86,6 @@ class AgentDaemon {
   nlohmann::json suggest_policy();
 
  private:
-  void on_record(std::span<const std::byte> record);
-  void on_file_open(const events::FileOpenEvent& event);
-  void on_egress(const events::EgressEvent& event);
-  // Re-resolves the catalogue and makes the kernel's credential map equal to it.
-  Result<void> sync_catalogue(const char* why);
-  void persist_credential_ids();
   // credential_ids.json's path -> id table; nullopt (and `problem` says why) when it is missing,
   // unreadable or damaged (a damaged file is moved aside).
   std::optional<std::map<std::string, uint32_t>> load_credential_ids(std::string& problem);
@@ -104,13 +98,7 @@ class AgentDaemon {
   void account_downtime_drops();
   void save_drop_snapshot(bool clean_stop);
   void check_counters();
-  std::optional<catalogue::ResolvedCredential> find_credential(std::string_view path);
   nlohmann::json status_json();
-  // Policy: learning, trigger, gates, decision, then the executor; one record and one log line.
-  void evaluate(const policy::TriggerInput& input, const identity::ResolvedIdentity& identity);
-  policy::GateFacts gate_facts(const policy::TriggerInput& input);
-  void carry_out(const policy::Decision& decision, const policy::TriggerInput& input,
-                 const identity::ResolvedIdentity& identity);
   void persist_learned();
   std::expected<void, StartFailure> load_policy();
 
@@ -136,15 +124,13 @@ class AgentDaemon {
    private:
     AgentDaemon& daemon_;
   };
-  // Writes the event line; returns the identity it resolved and the line's event id.
-  std::pair<identity::ResolvedIdentity, std::string> emit_credential_access(
-      const events::FileOpenEvent& event, const catalogue::ResolvedCredential& credential);
   // The reporter and the collector's commands; the mode a collector imposed (mode.json) replaces
   // agent.yaml's until a collector lifts it.
   std::expected<void, StartFailure> start_reporter();
 
   config::AgentConfig config_;
   kernel::FeatureReport features_;
+  // The catalogue until start() hands it to watched_ (it may be rebuilt from the pinned ids first).
   std::unique_ptr<catalogue::CredentialCatalogue> catalogue_;
   std::unique_ptr<events::JsonLineWriter> event_log_;
   // Every argv passes through it before anything keeps it; null only with redact_cmdlines: false.
@@ -155,16 +141,10 @@ class AgentDaemon {
   std::unique_ptr<containment::ProtectedTargets> protected_;
   std::unique_ptr<containment::TargetResolver> resolver_;
   SystemClock clock_;  // the executor's: TTLs and expiry on CLOCK_BOOTTIME of this boot
-  std::unique_ptr<ContainmentExecutor> executor_;
+  std::unique_ptr<containment::ContainmentExecutor> executor_;
   std::unique_ptr<Control> control_;
   std::unique_ptr<control::ControlServer> control_server_;
   std::string cgroup2_root_;
-  ProcessTable processes_;
-  std::mutex credentials_mutex_;  // guards the two maps below against the control thread's lookups
-
-  std::map<uint32_t, catalogue::ResolvedCredential> credentials_by_id_;
-  std::map<std::pair<uint64_t, uint64_t>, uint32_t> credential_id_by_inode_;
-  uint64_t last_sync_boot_ns_ = 0;
   std::chrono::steady_clock::time_point next_rescan_;
   std::chrono::steady_clock::time_point next_housekeeping_;
   std::chrono::steady_clock::time_point next_sweep_;
@@ -172,21 +152,14 @@ class AgentDaemon {
   kernel::SensorCounters start_counters_;     // at this agent's start
   uint64_t reported_enforcement_full_ = 0;
   DowntimeGap downtime_gap_;
-  std::atomic<uint64_t> decode_errors_ = 0;
-  std::atomic<uint64_t> events_written_ = 0;
-  std::atomic<uint64_t> candidates_dismissed_ = 0;
 
   std::atomic<config::AgentMode> mode_{config::AgentMode::policy};
   std::unique_ptr<policy::DecisionEngine> engine_;
   policy::ActionRateLimiter rate_limiter_;
   policy::LearnedSet learned_;
-  // Quiet period per (trigger, identity, credential, destination): a burst of identical triggers
-  // is one decision, the rest are counted.
-  std::map<std::string, std::chrono::steady_clock::time_point> recent_triggers_;
-  std::atomic<uint64_t> decisions_[5] = {};  // by policy::Outcome (1..4)
-  std::atomic<uint64_t> decisions_suppressed_ = 0;
-  std::atomic<uint64_t> decisions_failed_ = 0;
   std::unique_ptr<CollectorCommands> collector_commands_;
+  std::unique_ptr<catalogue::WatchedCredentials> watched_;
+  std::unique_ptr<pipeline::Pipeline> pipeline_;
   std::vector<StateNotice> state_notices_;  // found at start; reported once the reporter runs
   std::unique_ptr<reporter::Reporter> reporter_;  // declared last: stopped first, before what it reads
 };

@@ -22,7 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/result.h"
-#include "kernel/kernel_sensor.h"
+#include "kernel/kernel_counters.h"
 
 namespace nhiguard::daemon {
 

@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "events/kernel_event.h"
 #include "identity/cgroup_index.h"
 #include "identity/cmdline_redactor.h"
 #include "identity/exe_hash_cache.h"
@@ -61,6 +62,14 @@ struct KernelProcessFacts {
   uint32_t audit_session_id = UINT32_MAX;  // UINT32_MAX = unset
   std::string comm;
   std::string exe;  // the last exec's filename, when the caller knows it
+
+  // The facts an event carries about its process, with the start time the caller trusts for it
+  // (an untainted egress event has none; the process table may know it) and the exe of its exec.
+  static KernelProcessFacts of(const events::KernelProcess& process, uint64_t start_ns, std::string exe) {
+    return {.pid = process.tgid, .tid = process.tid, .ppid = process.ppid, .start_ns = start_ns,
+            .cgroup_id = process.cgroup_id, .uid = process.uid, .euid = process.euid, .gid = process.gid,
+            .audit_session_id = process.audit_session_id, .comm = process.comm, .exe = std::move(exe)};
+  }
 };
 
 // The process half of an identity: who ran, what image, from where.

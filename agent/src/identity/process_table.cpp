@@ -1,8 +1,8 @@
-#include "daemon/process_table.h"
+#include "identity/process_table.h"
 
 #include <algorithm>
 
-namespace nhiguard::daemon {
+namespace nhiguard::identity {
 
 ProcessRecord& ProcessTable::upsert(const events::KernelProcess& process) {
   const ProcessKey key{process.tgid, process.start_ns};
@@ -121,4 +121,4 @@ void ProcessTable::enforce_bound() {
   }
 }
 
-}  // namespace nhiguard::daemon
+}  // namespace nhiguard::identity

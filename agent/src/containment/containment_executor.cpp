@@ -1,4 +1,4 @@
-#include "daemon/containment_executor.h"
+#include "containment/containment_executor.h"
 
 #include <algorithm>
 #include <tuple>
@@ -11,7 +11,7 @@
 #include "containment/process_killer.h"
 #include "common/ulid.h"
 
-namespace nhiguard::daemon {
+namespace nhiguard::containment {
 namespace {
 
 using containment::ActionKind;
@@ -824,4 +824,4 @@ void ContainmentExecutor::reconcile() {
   sweep();
 }
 
-}  // namespace nhiguard::daemon
+}  // namespace nhiguard::containment

@@ -17,7 +17,7 @@
 
 #include "events/kernel_event.h"
 
-namespace nhiguard::daemon {
+namespace nhiguard::identity {
 
 struct ProcessKey {
   uint32_t tgid = 0;
@@ -73,4 +73,4 @@ class ProcessTable {
   std::map<uint32_t, ProcessKey> live_by_tgid_;  // the current holder of each tgid
 };
 
-}  // namespace nhiguard::daemon
+}  // namespace nhiguard::identity

@@ -61,7 +61,7 @@
 #include "kernel/enforcement_maps.h"
 #include "ledger/rollback_ledger.h"
 
-namespace nhiguard::daemon {
+namespace nhiguard::containment {
 
 struct ContainRequestSpec {
   containment::ActionKind action = containment::ActionKind::block_egress;
@@ -210,4 +210,4 @@ class ContainmentExecutor {
   std::map<std::string, UnrecordedAction, std::less<>> unrecorded_;
 };
 
-}  // namespace nhiguard::daemon
+}  // namespace nhiguard::containment

@@ -1,0 +1,107 @@
+#include "pipeline/emission.h"
+
+#include <time.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/clock.h"
+#include "daemon/credential_access_record.h"
+#include "daemon/decision_record.h"
+#include "common/json_escape.h"
+#include "common/ulid.h"
+#include "reporter/wire_records.h"
+
+namespace nhiguard::pipeline {
+namespace {
+
+std::string new_event_id() { return "ev_" + new_ulid(); }
+
+}  // namespace
+
+void Emitter::write(const nlohmann::json& line, const std::string& lost) {
+  if (auto written = event_log_.write(line); !written) {
+    spdlog::error("event log: {} ({} lost from the file)", written.error().message, lost);
+  } else {
+    ++written_;
+  }
+}
+
+void EventEmission::on_observation(Observation& observation) {
+  if (const auto* open = observation.open()) {
+    emit_open(*open, observation);
+  } else {
+    emit_egress(*observation.egress(), observation);
+  }
+  next_.on_observation(observation);
+}
+
+void EventEmission::emit_open(const events::FileOpenEvent& event, Observation& observation) {
+  const auto& credential = *observation.credential;
+  const auto& identity = observation.identity;
+  auto line = daemon::build_credential_access_record(event, credential, identity, emitter_.hostname(),
+                                                     observation.wall_ns);
+  observation.event_id = new_event_id();
+  line["event_id"] = observation.event_id;
+  emitter_.write(line, fmt::format("the event for pid {} and {} is", event.process.tgid, credential.path));
+  emitter_.report(reporter::credential_access_report(event, credential, identity,
+                                                     static_cast<int64_t>(observation.wall_ns), observation.event_id));
+  // The JSON line is the record; the log line repeats it for people at debug level, so a flood of
+  // reads does not double the agent's work.
+  spdlog::debug("credential access: {} {} ({}, id {}) by pid {} {} uid {} of {}", line["access"].get<std::string>(),
+                escape_bytes(credential.path), catalogue::to_string(credential.credential_class),
+                credential.credential_id, event.process.tgid, escape_bytes(identity.process.exe),
+                event.process.uid, identity.workload.uri);
+}
+
+void EventEmission::emit_egress(const events::EgressEvent& event, Observation& observation) {
+  const catalogue::ResolvedCredential* taint = observation.credential ? &*observation.credential : nullptr;
+  const auto& identity = observation.identity;
+  auto line = daemon::build_egress_record(event, taint, identity, emitter_.hostname(), observation.wall_ns);
+  observation.event_id = new_event_id();
+  line["event_id"] = observation.event_id;
+  emitter_.write(line, fmt::format("egress event of pid {}", event.process.tgid));
+  emitter_.report(reporter::egress_report(event, taint, identity, static_cast<int64_t>(observation.wall_ns),
+                                          observation.event_id));
+  if (event.denied) {
+    spdlog::info("egress denied: pid {} {} of {} to {} port {} ({}), block rule {}", event.process.tgid,
+                 escape_bytes(identity.process.exe), identity.workload.uri, event.address_string(), event.port,
+                 events::to_string(event.hook), event.rule_id);
+  }
+}
+
+void DecisionEmission::on_outcome(const Outcome& outcome) {
+  const auto& decision = outcome.decision;
+  const auto& input = outcome.trigger.input;
+  if (!outcome.error.empty()) ++failed_;
+  ++decisions_[static_cast<int>(decision.outcome)];
+  const uint64_t now_wall = clock_ns(CLOCK_REALTIME);
+  const std::string decision_id = "dc_" + new_ulid();
+  auto record = daemon::build_decision_record(decision, input, outcome.handle, outcome.error, emitter_.hostname(), now_wall);
+  record["decision_id"] = decision_id;
+  emitter_.report(reporter::decision_report(
+      daemon::decision_to_wire(decision, input, outcome.trigger.identity, outcome.handle, decision_id, now_wall),
+      input.event_boot_ns));
+  emitter_.write(record, fmt::format("the decision record of rule {} is", decision.rule));
+  for (const auto& gate : decision.gates) {
+    if (gate.gate == "rate_limit" && gate.tripped) {
+      // The circuit breaker is open: a person should know even before looking at the held action.
+      spdlog::error("rate limit reached: {}; automated containment is held for approval until the window passes",
+                    gate.detail);
+      emitter_.report(reporter::alert_report("policy_rate_limit", gate.detail, 1));
+    }
+  }
+  const std::string line = daemon::decision_log_line(decision, outcome.handle, outcome.error);
+  if (!outcome.error.empty() || decision.outcome >= policy::Outcome::hold || decision.alert) {
+    spdlog::warn("{}", line);
+  } else {
+    spdlog::info("{}", line);
+  }
+}
+
+DecisionCounts DecisionEmission::counts() const {
+  return {.observe = decisions_[1].load(), .alert = decisions_[2].load(), .hold = decisions_[3].load(),
+          .contain = decisions_[4].load(), .not_carried_out = failed_.load()};
+}
+
+}  // namespace nhiguard::pipeline
