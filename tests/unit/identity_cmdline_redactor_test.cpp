@@ -353,6 +353,32 @@ TEST(CmdlineRedactor, IsIdempotent) {
   }
 }
 
+// Inputs where a marker changes what the rules see around it, so one pass's output held a finding
+// for the next (found by fuzz_cmdline_redactor; their raw bytes are in its corpus as regression-*).
+TEST(CmdlineRedactor, IsIdempotentWhereAMarkerChangesWhatSurroundsIt) {
+  const std::vector<std::pair<Argv, bool>> inputs = {
+      // The "-----" closing a PEM label was inside a value that became a marker.
+      {{"printf", "-----BEGIN EC POSTGRES_PASSWORD=hunter2 PRY-----/\nMHcCAQEE"}, true},
+      // An '=' inside a Bearer value: the word read as a flag once the marker took it.
+      {{"curl", "-x).read: Bearer TOKENVALess-key=SECRETVALUE1", "-H", "X"}, false},
+      // A second URL whose host was a high-entropy run: the marker's ':' read as userinfo.
+      {{"psql", "postgresql://app:hun@db.example.cftp://hoeyJhbGciOiJIUzI1NiIsInR5cCIst:42/@scope/x"}, false},
+      // vault's positional with an '=' inside a key: value (the marker took the '=').
+      {{"vault", "login", "s.6yyyyyyyyyyyyCCESS_KEY:ID=AKI--tIAIOSFOD", "vault", "login", "s.6yyy"}, false},
+      // A scheme after a dash: the marker made the run before "://" a scheme.
+      {{"x", "-Zx8Qv2Lm7Rt4Np9Kw3Bh6Yc1-aws-cookie-access-keps://u:p@n"}, false},
+      // A high-entropy name took the '=' of a helm pair as base64 padding, so the ',' no longer
+      // started a pair and the password's value ran on.
+      {{"tool", "--passwordinput: https://api.example.com/e.d:x:01234,db.c-pglpat-xY7kQ2mN9pL4vR8tZ3wBassout6s3-upload7=app"},
+       false},
+  };
+  for (const auto& [argv, cut] : inputs) {
+    const Argv once = redactor().redact(argv, cut);
+    EXPECT_EQ(redactor().redact(once, cut), once) << "input: " << show(argv);
+    EXPECT_NE(once, argv) << "each holds a secret: " << show(argv);
+  }
+}
+
 TEST(CmdlineRedactor, MarkersInTheInputDoNotShieldTextBesideThem) {
   const Argv in = {"tool", "--password=<redacted:password:0123456789ab>hunter2"};
   EXPECT_EQ(redactor().redact(in),

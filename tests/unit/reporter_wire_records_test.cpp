@@ -242,5 +242,35 @@ TEST(WireRecords, StoredRowsBecomeSequencedReports) {
   EXPECT_NE(refused.error().message.find("outbox report 60 (egress)"), std::string::npos) << refused.error().message;
 }
 
+// A control-socket peer names its own exe, comm and cgroup (a binary called "\xff\xfe", a cgroup the
+// user made): they are escaped as process records are, or the audit report would not parse at the
+// collector (proto3 strings must be UTF-8) and the audit of that command would be lost. So is what
+// the peer sent: the cgroup path it typed shows in the detail and the message.
+TEST(WireRecords, ControlAuditEscapesWhatThePeerNamedItself) {
+  ledger::AuditEntry entry;
+  entry.seq = 3;
+  entry.at_ns = 1'000;
+  entry.method = "rollback";
+  entry.handle = "rb_01ARYZ6S41TSV4RRFFQ69G5FAV";
+  entry.detail = "block_egress cgroup /srv/\xff";  // the path as the peer typed it
+  entry.outcome = "refused";
+  entry.message = "no cgroup /srv/\xff";
+  entry.peer = {.pid = 77, .uid = 1000, .gid = 1000, .start_time_ticks = 9, .exe = "/tmp/\xff\xfe" "evil",
+                .comm = "ev\x01l", .cgroup = "/user.slice/\xc3("};
+  const Report report = control_audit_report(entry);
+  EXPECT_EQ(report.kind, ReportKind::control_audit);
+  EXPECT_FALSE(report.droppable) << "an audit record is never dropped";
+  const v1::Report body = body_of(report);  // parses: every string is UTF-8
+  ASSERT_TRUE(body.has_control_audit());
+  const auto& peer = body.control_audit().peer();
+  EXPECT_EQ(peer.exe(), "/tmp/\\xff\\xfeevil");
+  EXPECT_EQ(peer.comm(), "ev\\x01l");
+  EXPECT_EQ(peer.cgroup(), "/user.slice/\\xc3(");
+  EXPECT_EQ(peer.pid(), 77);
+  EXPECT_EQ(body.control_audit().outcome(), "refused");
+  EXPECT_EQ(body.control_audit().detail(), "block_egress cgroup /srv/\\xff");
+  EXPECT_EQ(body.control_audit().message(), "no cgroup /srv/\\xff");
+}
+
 }  // namespace
 }  // namespace nhiguard::reporter

@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <optional>
 
 namespace nhiguard::identity {
@@ -58,6 +60,23 @@ std::string_view basename_of(std::string_view path) {
 // Kinds of secret names, most specific first: a name with several ("auth_token") takes the first.
 constexpr std::array<std::string_view, 7> kNameKinds = {"password", "token", "secret", "key", "auth", "session", "cookie"};
 
+// Whether a lowercase word holds a pair of letters that every word below that says secret holds
+// (pa, pw, to, be, se, cr, co, ke, au): a cheap test that turns most words away before the lists.
+bool may_say_secret(std::string_view w) {
+  for (size_t i = 0; i + 1 < w.size(); ++i) {
+    const char next = w[i + 1];
+    switch (w[i]) {
+      case 'p': if (next == 'a' || next == 'w') return true; break;
+      case 't': if (next == 'o') return true; break;
+      case 'b': case 's': case 'k': if (next == 'e') return true; break;
+      case 'c': if (next == 'r' || next == 'o') return true; break;
+      case 'a': if (next == 'u') return true; break;
+      default: break;
+    }
+  }
+  return false;
+}
+
 // The kind one lowercase word of a name says, or empty.
 std::string_view word_kind(std::string_view w) {
   static constexpr std::array<std::string_view, 8> passwords = {"password", "passwd", "pass", "pwd",
@@ -73,6 +92,7 @@ std::string_view word_kind(std::string_view w) {
       "api",     "access",  "secret",  "private", "master", "signing", "encryption", "account",
       "shared",  "storage", "license", "client",  "auth",   "app",     "sas",        "session",
       "subscription", "host", "admin", "root",    "deploy", "write",   "hmac",       "aes"};
+  if (!may_say_secret(w)) return {};
   if (one_of(w, passwords)) return "password";
   if (one_of(w, tokens)) return "token";
   if (one_of(w, secrets)) return "secret";
@@ -90,33 +110,51 @@ std::string_view word_kind(std::string_view w) {
   return {};
 }
 
-// Lowercase words of a name, split at non-alphanumerics and camelCase humps:
+// The words of a name, split at non-alphanumerics and camelCase humps, each lowercased:
 // "keyStorePassword" -> key store password, "AWS_SECRET_ACCESS_KEY" -> aws secret access key,
 // "//registry.npmjs.org/:_authToken" -> registry npmjs org auth token, "HTTPHeader" -> http header.
-std::vector<std::string> name_words(std::string_view name) {
-  std::vector<std::string> words;
-  std::string current;
-  for (size_t i = 0; i < name.size(); ++i) {
-    const char c = name[i];
-    if (!is_alnum(c)) {
-      if (!current.empty()) words.push_back(std::move(current));
-      current.clear();
-      continue;
+// Every flag and key=value name of every argv passes through here, so it does not allocate for a
+// name of up to kInlineName characters (nearly all of them).
+class NameWords {
+ public:
+  explicit NameWords(std::string_view name) : name_(name) {
+    char* lower = inline_.data();
+    if (name.size() > inline_.size()) {
+      heap_.resize(name.size());
+      lower = heap_.data();
     }
-    if (is_upper(c) && !current.empty() && i > 0) {
-      const char prev = name[i - 1];
-      const bool hump = is_lower(prev) || is_digit(prev);
-      const bool acronym_end = is_upper(prev) && i + 1 < name.size() && is_lower(name[i + 1]);
-      if (hump || acronym_end) {
-        words.push_back(std::move(current));
-        current.clear();
-      }
-    }
-    current += to_lower(c);
+    for (size_t i = 0; i < name.size(); ++i) lower[i] = to_lower(name[i]);
+    lower_ = std::string_view(lower, name.size());
   }
-  if (!current.empty()) words.push_back(std::move(current));
-  return words;
-}
+  NameWords(const NameWords&) = delete;
+  NameWords& operator=(const NameWords&) = delete;
+
+  // The next word, lowercased; false when no word is left.
+  bool next(std::string_view& word) {
+    while (position_ < name_.size() && !is_alnum(name_[position_])) ++position_;
+    if (position_ >= name_.size()) return false;
+    const size_t begin = position_++;
+    while (position_ < name_.size() && is_alnum(name_[position_]) && !starts_word(position_)) ++position_;
+    word = lower_.substr(begin, position_ - begin);
+    return true;
+  }
+
+ private:
+  static constexpr size_t kInlineName = 128;
+  // Whether the alphanumeric at i (inside a word) begins a new one: a hump ("keyStore", "v2Token")
+  // or the last capital of an acronym before a lowercase letter ("HTTPHeader").
+  bool starts_word(size_t i) const {
+    if (!is_upper(name_[i])) return false;
+    const char prev = name_[i - 1];
+    return is_lower(prev) || is_digit(prev) || (is_upper(prev) && i + 1 < name_.size() && is_lower(name_[i + 1]));
+  }
+
+  std::string_view name_;
+  std::array<char, kInlineName> inline_;
+  std::string heap_;
+  std::string_view lower_;
+  size_t position_ = 0;
+};
 
 // Words that, after the secret word, say the value is something else: a file, a name, a type...
 bool names_something_else(std::string_view w, std::string_view kind) {
@@ -136,20 +174,24 @@ bool names_something_else(std::string_view w, std::string_view kind) {
 
 // The kind a flag, key or header name says, or empty when it names no secret.
 std::string_view secret_kind_of_name(std::string_view name) {
-  const auto words = name_words(name);
-  if (words.empty() || words.front() == "no") return {};
   std::string_view best;
   size_t best_rank = kNameKinds.size();
   size_t best_index = 0;
-  for (size_t i = 0; i < words.size(); ++i) {
-    if (words[i] == "public") return {};
-    const std::string_view kind = word_kind(words[i]);
-    if (kind.empty()) continue;
-    const size_t rank = static_cast<size_t>(std::find(kNameKinds.begin(), kNameKinds.end(), kind) - kNameKinds.begin());
-    if (rank < best_rank) {
-      best = kind;
-      best_rank = rank;
-      best_index = i;
+  size_t count = 0;
+  {
+    NameWords words(name);
+    for (std::string_view word; words.next(word); ++count) {
+      if (count == 0 && word == "no") return {};
+      if (word == "public") return {};
+      const std::string_view kind = word_kind(word);
+      if (kind.empty()) continue;
+      const size_t rank =
+          static_cast<size_t>(std::find(kNameKinds.begin(), kNameKinds.end(), kind) - kNameKinds.begin());
+      if (rank < best_rank) {
+        best = kind;
+        best_rank = rank;
+        best_index = count;
+      }
     }
   }
   if (best.empty()) return {};
@@ -158,9 +200,12 @@ std::string_view secret_kind_of_name(std::string_view name) {
   static constexpr std::array<std::string_view, 8> value_words = {"value", "data",   "material", "string",
                                                                   "b64",   "base64", "hex",      "raw"};
   const bool weak = best == "key" || best == "auth" || best == "session" || best == "cookie";
-  for (size_t i = best_index + 1; i < words.size(); ++i) {
-    if (names_something_else(words[i], best)) return {};
-    if (weak && !one_of(words[i], value_words)) return {};
+  NameWords words(name);
+  size_t index = 0;
+  for (std::string_view word; words.next(word); ++index) {
+    if (index <= best_index) continue;
+    if (names_something_else(word, best)) return {};
+    if (weak && !one_of(word, value_words)) return {};
   }
   return best;
 }
@@ -192,6 +237,26 @@ struct Word {
   std::string_view text;
   bool cut = false;  // ends where a length limit cut the argv
 };
+
+// ---- markers
+
+// `<redacted:KIND:FP>` markers already present: left alone.
+std::vector<std::pair<size_t, size_t>> find_markers(std::string_view s) {
+  std::vector<std::pair<size_t, size_t>> out;
+  static constexpr std::string_view open = "<redacted:";
+  for (size_t at = s.find(open); at != std::string_view::npos; at = s.find(open, at + 1)) {
+    size_t i = at + open.size();
+    const size_t kind_begin = i;
+    while (i < s.size() && (is_lower(s[i]) || is_digit(s[i]) || s[i] == '_')) ++i;
+    if (i == kind_begin || i >= s.size() || s[i] != ':') continue;
+    ++i;
+    const size_t fp_begin = i;
+    while (i < s.size() && (is_digit(s[i]) || (s[i] >= 'a' && s[i] <= 'f'))) ++i;
+    if (i - fp_begin != kFingerprintHexDigits || i >= s.size() || s[i] != '>') continue;
+    out.emplace_back(at, i + 1);
+  }
+  return out;
+}
 
 // ---- argv rules (flags, tools, positionals), over one command's words
 
@@ -340,6 +405,10 @@ void apply_command_rules(std::span<const Word> words, std::vector<ArgSpans>& spa
       // "--password PW", "-token PW": the value is the next word. "--flag=value" is found by the
       // text scan, as any key=value is.
       if (t.find('=') != std::string_view::npos) continue;
+      // A flag is dashes and a name: a word with other characters ("-x).read(): Bearer T") is text,
+      // whose findings the text scans make. Judging it as a flag would also let a marker that
+      // replaced its '=' turn it into one on a second pass.
+      if (!std::all_of(t.begin(), t.end(), is_name_char)) continue;
       if (tool.name == "gh" && t == "--with-token") {
         pending = "token";
         pending_unless_flag = true;
@@ -361,14 +430,20 @@ void apply_command_rules(std::span<const Word> words, std::vector<ArgSpans>& spa
       vault_login_seen = true;
       continue;
     }
-    if (vault_login_seen && t != "-" && !t.empty() && t.find('=') == std::string_view::npos) {
+    // What an earlier pass made of a word: one whole marker is a value already taken (it consumes
+    // vault's positional as the value it replaced did); a word holding a marker had a finding
+    // inside, which a value never has, so it is read as the word with an '=' it may have been.
+    const auto markers = find_markers(t);
+    const bool is_marker = markers.size() == 1 && markers[0].first == 0 && markers[0].second == t.size();
+    const bool holds_marker = !markers.empty() && !is_marker;
+    if (vault_login_seen && t != "-" && !t.empty() && t.find('=') == std::string_view::npos && !holds_marker) {
       mark_value(spans, word, 0, "vault_token");
       vault_login_seen = false;
       continue;
     }
     // "aws configure set aws_secret_access_key X", "git config --global x.password X". A setting's
     // name has a '_', '.', ':' or '/' (a subcommand such as set-credentials has none).
-    if (one_of(previous, setters) && t.find('=') == std::string_view::npos &&
+    if (one_of(previous, setters) && markers.empty() && t.find('=') == std::string_view::npos &&
         t.find_first_of("_.:/") != std::string_view::npos) {
       pending = secret_kind_of_name(t);
     }
@@ -416,32 +491,28 @@ std::vector<std::vector<Word>> split_commands(const std::string& arg, size_t arg
 
 // ---- text scans, inside every argument
 
-// `<redacted:KIND:FP>` markers already present: left alone.
-std::vector<std::pair<size_t, size_t>> find_markers(std::string_view s) {
-  std::vector<std::pair<size_t, size_t>> out;
-  static constexpr std::string_view open = "<redacted:";
-  for (size_t at = s.find(open); at != std::string_view::npos; at = s.find(open, at + 1)) {
-    size_t i = at + open.size();
-    const size_t kind_begin = i;
-    while (i < s.size() && (is_lower(s[i]) || is_digit(s[i]) || s[i] == '_')) ++i;
-    if (i == kind_begin || i >= s.size() || s[i] != ':') continue;
-    ++i;
-    const size_t fp_begin = i;
-    while (i < s.size() && (is_digit(s[i]) || (s[i] >= 'a' && s[i] <= 'f'))) ++i;
-    if (i - fp_begin != kFingerprintHexDigits || i >= s.size() || s[i] != '>') continue;
-    out.emplace_back(at, i + 1);
-  }
-  return out;
+
+// What a length limit may have left of a PEM label: capitals, digits and spaces ("OPENSSH PRIV").
+bool could_be_cut_label(std::string_view label) {
+  return std::all_of(label.begin(), label.end(), [](char c) { return is_upper(c) || is_digit(c) || c == ' '; });
 }
 
-void scan_private_keys(std::string_view s, ArgSpans& out) {
+// `cut`: s ends where a length limit cut it. A BEGIN line whose label never closes is a private key
+// only then, and only if what is left could be a label: otherwise the "-----" that closed it may
+// have been inside a value that a finding turned into a marker, and a second pass would see a
+// private key the first did not.
+void scan_private_keys(std::string_view s, bool cut, ArgSpans& out) {
   static constexpr std::string_view begin_tag = "-----BEGIN ";
   for (size_t at = s.find(begin_tag); at != std::string_view::npos; at = s.find(begin_tag, at + 1)) {
     const size_t label_begin = at + begin_tag.size();
     const size_t label_end = s.find("-----", label_begin);
     const std::string_view label = s.substr(label_begin, label_end == std::string_view::npos ? std::string_view::npos
                                                                                              : label_end - label_begin);
-    if (label.find("PRIVATE KEY") == std::string_view::npos && label_end != std::string_view::npos) continue;
+    if (label_end == std::string_view::npos) {
+      if (!cut || !could_be_cut_label(label)) continue;
+    } else if (label.find("PRIVATE KEY") == std::string_view::npos) {
+      continue;
+    }
     size_t end = s.size();
     if (label_end != std::string_view::npos) {
       if (const size_t end_tag = s.find("-----END ", label_end + 5); end_tag != std::string_view::npos) {
@@ -522,6 +593,17 @@ constexpr std::array<TokenFormat, 45> kTokenFormats = {{
     {"doo_v1_", "digitalocean_token", Charset::hex, 64, true},
 }};
 
+// For each byte, the formats whose prefix starts with it (bit i: kTokenFormats[i]), so a position
+// costs one table load instead of a pass over every format.
+static_assert(kTokenFormats.size() <= 64);
+constexpr std::array<uint64_t, 256> kFormatsByFirstByte = [] {
+  std::array<uint64_t, 256> table{};
+  for (size_t i = 0; i < kTokenFormats.size(); ++i) {
+    table[static_cast<unsigned char>(kTokenFormats[i].prefix[0])] |= uint64_t{1} << i;
+  }
+  return table;
+}();
+
 size_t run_of(std::string_view s, size_t from, Charset set) {
   size_t i = from;
   while (i < s.size() && in_charset(s[i], set)) ++i;
@@ -565,8 +647,10 @@ void scan_token_formats(std::string_view s, bool cut, ArgSpans& out) {
         continue;
       }
     }
-    for (const TokenFormat& f : kTokenFormats) {
-      if (s[i] != f.prefix[0] || !starts_with(s.substr(i), f.prefix)) continue;
+    for (uint64_t candidates = kFormatsByFirstByte[static_cast<unsigned char>(s[i])]; candidates != 0;
+         candidates &= candidates - 1) {
+      const TokenFormat& f = kTokenFormats[static_cast<size_t>(std::countr_zero(candidates))];
+      if (!starts_with(s.substr(i), f.prefix)) continue;
       const size_t rest_begin = i + f.prefix.size();
       const size_t n = run_of(s, rest_begin, f.charset);
       const bool reaches_cut = cut && rest_begin + n == s.size() && n > 0;
@@ -648,6 +732,8 @@ std::string_view random_kind(std::string_view run) {
 // Judges [begin, end) whole, or, when it is a path or not random as a whole, piece by piece: the
 // '/' segments of a path, then the parts between separators ("x-<token>", "/tmp/<token>/out").
 void judge_run(std::string_view s, size_t begin, size_t end, size_t padded_end, ArgSpans& out) {
+  // Neither the run nor any piece of it can be long enough (padding does not count).
+  if (end - begin < kMinEntropyLength) return;
   const std::string_view run = s.substr(begin, padded_end - begin);
   const bool has_slash = run.find('/') != std::string_view::npos;
   const bool path_like = has_slash && (s[begin] == '/' || (begin > 0 && (s[begin - 1] == '~' || s[begin - 1] == '.')));
@@ -683,11 +769,13 @@ void judge_run(std::string_view s, size_t begin, size_t end, size_t padded_end, 
 // Runs of entropy characters outside what the other scans found: a run ends where a finding
 // begins, as it ends at the marker that finding becomes, so a second pass sees the same runs.
 void scan_entropy(std::string_view s, ArgSpans& out) {
-  std::vector<bool> found(s.size(), false);
+  // Most arguments have no finding: then nothing is marked and nothing is allocated.
+  std::vector<bool> found(out.spans.empty() ? 0 : s.size(), false);
   for (const Span& span : out.spans) {
     for (size_t k = span.begin; k < span.end && k < s.size(); ++k) found[k] = true;
   }
-  auto eligible = [&](size_t k) { return !found[k] && is_entropy_char(s[k]); };
+  const bool none_found = found.empty();
+  auto eligible = [&](size_t k) { return (none_found || !found[k]) && is_entropy_char(s[k]); };
   size_t i = 0;
   while (i < s.size()) {
     if (!eligible(i)) {
@@ -697,7 +785,7 @@ void scan_entropy(std::string_view s, ArgSpans& out) {
     const size_t begin = i;
     while (i < s.size() && eligible(i)) ++i;
     size_t padded_end = i;
-    while (padded_end < s.size() && !found[padded_end] && s[padded_end] == '=') ++padded_end;  // base64 padding
+    while (padded_end < s.size() && (none_found || !found[padded_end]) && s[padded_end] == '=') ++padded_end;  // base64 padding
     judge_run(s, begin, i, padded_end, out);
     i = padded_end;
   }
@@ -845,12 +933,22 @@ void mark_userinfo(std::string_view s, size_t begin, size_t end, ArgSpans& out) 
 
 // scheme://USERINFO@host, and USER:PASSWORD@host without a scheme (Go DSNs, scp-like specs).
 void scan_urls(std::string_view s, ArgSpans& out) {
+  // Markers are opaque here: the ':' of `<redacted:KIND:FP>` is no userinfo separator, and a
+  // marker where a host's name was must leave the URL read as the first pass read it.
+  std::string masked;
+  if (const auto markers = find_markers(s); !markers.empty()) {
+    masked.assign(s);
+    for (const auto& [mb, me] : markers) std::fill(masked.begin() + static_cast<std::ptrdiff_t>(mb), masked.begin() + static_cast<std::ptrdiff_t>(me), 'x');
+    s = masked;
+  }
   for (size_t at = s.find("://"); at != std::string_view::npos; at = s.find("://", at + 3)) {
     size_t scheme = at;
     while (scheme > 0 && (is_alnum(s[scheme - 1]) || s[scheme - 1] == '+' || s[scheme - 1] == '.' || s[scheme - 1] == '-')) {
       --scheme;
     }
-    if (scheme == at || !is_alpha(s[scheme])) continue;
+    // A scheme starts with a letter: "-x+https://" holds the scheme "x+https".
+    while (scheme < at && !is_alpha(s[scheme])) ++scheme;
+    if (scheme == at) continue;
     const size_t authority = at + 3;
     size_t stop = authority;  // where the URL cannot go on
     while (stop < s.size() && !is_space(s[stop]) && !is_quote(s[stop])) ++stop;
@@ -956,6 +1054,31 @@ std::string CmdlineRedactor::marker(std::string_view kind, std::string_view valu
 }
 
 std::vector<std::string> CmdlineRedactor::redact(std::span<const std::string> argv, bool truncated) const {
+  // A marker can change what the rules see around it (it may take a value's '=' or a pair's
+  // ',', or the "-----" that closed a PEM label), so a second pass over a result can find more.
+  // Passes repeat until one replaces nothing: the result is then a fixed point, and redacting it
+  // again gives it back. Each pass that changes something turns text that is no marker into one,
+  // so the passes end; most argvs hold no secret and take one pass, argvs with one take two.
+  std::vector<std::string> out;
+  if (!redact_pass(argv, truncated, out)) return out;
+  std::vector<std::string> next;
+  for (size_t pass = 1; pass < kMaxRedactionPasses; ++pass) {
+    if (!redact_pass(out, truncated, next)) return out;
+    out.swap(next);
+  }
+  // Still changing (only crafted input gets here): what the passes touched is withheld whole, and
+  // if even that is no fixed point, every argument is. Either way the cost stays bounded.
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (out[i] != argv[i]) out[i] = marker("unsettled", argv[i]);
+  }
+  if (!redact_pass(out, truncated, next)) return out;
+  for (size_t i = 0; i < out.size(); ++i) out[i] = marker("unsettled", argv[i]);
+  return out;
+}
+
+bool CmdlineRedactor::redact_pass(std::span<const std::string> argv, bool truncated,
+                                  std::vector<std::string>& out) const {
+  bool replaced = false;
   std::vector<ArgSpans> spans(argv.size());
 
   std::vector<Word> words;
@@ -973,14 +1096,14 @@ std::vector<std::string> CmdlineRedactor::redact(std::span<const std::string> ar
       }
     }
     ArgSpans& found = spans[i];
-    scan_private_keys(arg, found);
+    scan_private_keys(arg, cut, found);
     scan_token_formats(arg, cut, found);
     scan_assignments(arg, i > 0 && argv[i - 1] == "-c", found);
     scan_urls(arg, found);
     scan_entropy(arg, found);
   }
 
-  std::vector<std::string> out;
+  out.clear();
   out.reserve(argv.size());
   for (size_t i = 0; i < argv.size(); ++i) {
     const std::string& arg = argv[i];
@@ -989,6 +1112,7 @@ std::vector<std::string> CmdlineRedactor::redact(std::span<const std::string> ar
       continue;
     }
     const auto settled = settle(std::move(spans[i].spans), find_markers(arg));
+    replaced = replaced || !settled.empty();
     std::string redacted;
     redacted.reserve(arg.size());
     size_t copied = 0;
@@ -1001,7 +1125,7 @@ std::vector<std::string> CmdlineRedactor::redact(std::span<const std::string> ar
     redacted.append(arg, copied, std::string::npos);
     out.push_back(std::move(redacted));
   }
-  return out;
+  return replaced;
 }
 
 }  // namespace nhiguard::identity

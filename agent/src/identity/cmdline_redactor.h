@@ -4,7 +4,7 @@
 // Bearer T"`, `psql postgresql://u:PW@db`). The agent stores and sends argv in events, decisions,
 // the outbox and the collector, so every argv is passed through redact() before anything keeps it.
 // A secret becomes `<redacted:KIND:FP>`: KIND says what was found (password, token, secret, key,
-// auth, session, cookie, bearer, basic, authorization, url_password, url_token, vault_token,
+// auth, session, cookie, bearer, basic, unsettled, authorization, url_password, url_token, vault_token,
 // aws_access_key_id, aws_secret_key, github_token, gitlab_token, slack_token, stripe_key,
 // google_api_key, google_oauth_token, npm_token, pypi_token, digitalocean_token, jwt, private_key,
 // high_entropy); FP is the first 12 hex digits of HMAC-SHA256(host key, value), so one secret seen
@@ -66,8 +66,12 @@
 //       from 20 characters (measured: 1st percentile 3.65 at 20, 4.45 at 40).
 //   - An argument cut by the kernel's or /proc's length limit (`truncated`): a token prefix at its
 //     very end is redacted however short its rest, and a pending secret flag takes the cut value.
-// Markers already in the input are left as they are (redact is idempotent on its own output); text
-// next to a marker is still scanned.
+// Markers already in the input are left as they are; text next to a marker is still scanned. A
+// marker can make a finding of its own (it may have taken a pair's '=' or a PEM label's close), so
+// passes repeat until one replaces nothing: redact is idempotent on its own output, and an argv with
+// no secret costs one pass. Input crafted to keep changing for kMaxRedactionPasses passes has the
+// arguments the passes touched withheld whole (`<redacted:unsettled:FP>`), or all of them if that
+// does not settle either.
 //
 // The environment is never read by the agent; a value typed on a command line is the only way a
 // secret reaches argv, and these rules are what keeps it from being recorded.
@@ -90,6 +94,7 @@ using RedactionKey = std::array<unsigned char, kRedactionKeyBytes>;
 inline constexpr size_t kMinEntropyLength = 20;
 inline constexpr double kEntropyFactor = 0.82;
 inline constexpr size_t kFingerprintHexDigits = 12;
+inline constexpr size_t kMaxRedactionPasses = 12;
 
 class CmdlineRedactor {
  public:
@@ -106,6 +111,9 @@ class CmdlineRedactor {
   std::string marker(std::string_view kind, std::string_view value) const;
 
  private:
+  // One pass of every rule over argv into out; whether it replaced anything.
+  bool redact_pass(std::span<const std::string> argv, bool truncated, std::vector<std::string>& out) const;
+
   RedactionKey key_;
 };
 

@@ -239,10 +239,12 @@ Report control_audit_report(const ledger::AuditEntry& entry) {
   audit->set_audit_sequence(entry.seq);
   audit->set_at_unix_ns(entry.at_ns);
   audit->set_method(entry.method);
-  audit->set_handle(entry.handle);
-  audit->set_detail(entry.detail);
+  // The handle, the detail and the message carry what the peer sent (a cgroup path, a handle it
+  // typed), so they are escaped like the peer's own names.
+  audit->set_handle(escape_bytes(entry.handle));
+  audit->set_detail(escape_bytes(entry.detail));
   audit->set_outcome(entry.outcome);
-  audit->set_message(entry.message);
+  audit->set_message(escape_bytes(entry.message));
   peer_to_wire(entry.peer, *audit->mutable_peer());
   return make_report(ReportKind::control_audit, "control_audit", body, false, 0, entry.at_ns);
 }
