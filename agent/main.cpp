@@ -27,7 +27,13 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 
-void request_stop(int) { g_stop.store(true); }
+// The daemon whose event loop a stop signal wakes (set once it has started).
+std::atomic<const nhiguard::daemon::AgentDaemon*> g_daemon{nullptr};
+
+void request_stop(int) {
+  g_stop.store(true);
+  if (const auto* daemon = g_daemon.load()) daemon->wake();
+}
 
 // --check: what this kernel and this process can do, without starting the agent.
 int run_check() {
@@ -172,7 +178,9 @@ int main(int argc, char** argv) {
   // start() returns only once the sensor is attached and the control socket listens: from here on
   // `systemctl start` may return and nhiguardctl works.
   notify_or_warn("READY=1\nSTATUS=sensor attached, control socket listening");
+  g_daemon.store(&daemon);
   const int exit_code = daemon.run(g_stop);
+  g_daemon.store(nullptr);
   notify_or_warn("STOPPING=1");
   return exit_code;
 }

@@ -9,6 +9,7 @@
 #include "pki/collector_channel.h"
 #include "pki/fleet_pki.h"
 #include "pki/peer_certificate.h"
+#include "records/rollback_handle_record.h"
 
 namespace nhiguard::ctl {
 namespace {
@@ -82,36 +83,12 @@ json state_change_json(const v1::StateChange& c) {
 }  // namespace
 
 json action_json(const v1::RollbackHandle& h, const std::string& agent_id) {
-  containment::RollbackHandle handle;
-  handle.handle = h.handle();
-  handle.action = static_cast<containment::ActionKind>(h.action());
-  handle.state = static_cast<containment::ActionState>(h.state());
-  const auto& t = h.target();
-  handle.target.unit = t.unit();
-  handle.target.cgroup_path = t.cgroup_path();
-  handle.target.cgroup_id = t.cgroup_id();
-  handle.target.pid = t.pid();
-  handle.target.pid_start_ns = t.pid_start_boot_ns();
-  handle.target.session_id = t.session_id();
-  handle.target.credential_path = t.credential_path();
-  handle.target.credential_id = t.credential_id();
-  handle.target.destinations.assign(t.destinations().begin(), t.destinations().end());
-  handle.target.workload_uri = t.workload_uri();
-  handle.rule = h.rule();
-  handle.reason = h.reason();
-  handle.trigger_event_ids.assign(h.trigger_event_ids().begin(), h.trigger_event_ids().end());
-  handle.dry_run = h.dry_run();
-  handle.created_at_ns = h.created_at_unix_ns();
-  if (h.has_expires_at_unix_ns()) handle.expires_at_ns = h.expires_at_unix_ns();
-  handle.expires_at_boot_ns = h.expires_at_boot_ns();
-  handle.updated_at_ns = h.updated_at_unix_ns();
-  handle.rollback_operation = h.rollback_operation();
-  handle.last_error = h.last_error();
-  json out = containment::to_json(handle);
+  const containment::RollbackHandle handle = records::handle_from_wire(h);
+  json out = records::handle_to_json(handle);
   // A kind or state newer than this nhiguardctl: say so rather than print a wrong name.
   if (containment::to_string(handle.action) == "unknown") out["action"] = v1::ActionKind_Name(h.action());
   if (containment::to_string(handle.state) == "unknown") out["state"] = v1::ActionState_Name(h.state());
-  if (!t.description().empty()) out["target"]["description"] = t.description();
+  if (!h.target().description().empty()) out["target"]["description"] = h.target().description();
   out["agent_id"] = agent_id;
   return out;
 }

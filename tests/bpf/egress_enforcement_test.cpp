@@ -13,7 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -423,6 +427,79 @@ TEST_F(EgressTest, DenyAppliedBetweenTwoReadsKillsTheRepeatRead) {
   EXPECT_EQ(wait_for_exit(reader), 128 + SIGKILL);
   close(ready[0]);
   close(go[1]);
+}
+
+// The deny and egress-block maps hold 4096 entries each. When one is full the kernel refuses the
+// entry (E2BIG): the action must fail with that reason and be counted (status
+// `enforcement_map_full`, the alert of the same name), never be taken for applied. Once one slot
+// is free again the same deny applies and holds. The maps are filled through their pins (each
+// agent-side change re-counts both maps, which is cheap at a few entries and slow at 4096).
+TEST_F(EgressTest, AFullEnforcementMapRefusesTheEntryCountsItAndNamesIt) {
+  constexpr uint64_t kFakeCgroups = uint64_t{1} << 62;  // ids no cgroup has: nothing else matches
+  const uint64_t far = boot_ns() + 600'000'000'000ull;
+  const int denies_fd = bpf_obj_get((pin_dir_ + "/nhg_credential_denies").c_str());
+  const int blocks_fd = bpf_obj_get((pin_dir_ + "/nhg_egress_blocks").c_str());
+  ASSERT_GE(denies_fd, 0) << strerror(errno);
+  ASSERT_GE(blocks_fd, 0) << strerror(errno);
+  auto fake_deny = [&](uint32_t i) {
+    return nhg_deny_key{.credential_id = kCredentialId, .pad = 0, .cgroup_id = kFakeCgroups + i};
+  };
+  const nhg_deny_value deny_value{.expires_at_ns = far, .rule_id = 1, .pad = 0};
+  const nhg_egress_block block_value{.expires_at_ns = far, .mode = NHG_BLOCK_ALL, .rule_id = 1};
+  uint32_t denies = 0, blocks = 0;
+  for (; denies < 8192; ++denies) {
+    const nhg_deny_key key = fake_deny(denies);
+    if (bpf_map_update_elem(denies_fd, &key, &deny_value, BPF_NOEXIST) != 0) break;
+  }
+  for (; blocks < 8192; ++blocks) {
+    const uint64_t id = kFakeCgroups + blocks;
+    if (bpf_map_update_elem(blocks_fd, &id, &block_value, BPF_NOEXIST) != 0) break;
+  }
+  auto cleanup = [&] {
+    for (uint32_t i = 0; i < denies; ++i) {
+      const nhg_deny_key key = fake_deny(i);
+      (void)bpf_map_delete_elem(denies_fd, &key);
+    }
+    for (uint32_t i = 0; i < blocks; ++i) {
+      const uint64_t id = kFakeCgroups + i;
+      (void)bpf_map_delete_elem(blocks_fd, &id);
+    }
+    close(denies_fd);
+    close(blocks_fd);
+  };
+  EXPECT_EQ(denies, 4096u) << "the deny map's size";
+  EXPECT_EQ(blocks, 4096u) << "the egress-block map's size";
+
+  const uint64_t full_before = sensor_->enforcement().enforcement_map_full();
+  const nhg_deny_key deny{.credential_id = kCredentialId, .pad = 0, .cgroup_id = service_->id()};
+  auto refused_deny = sensor_->enforcement().apply_credential_deny(deny, {.expires_at_ns = far, .rule_id = 9});
+  ASSERT_FALSE(refused_deny.has_value());
+  EXPECT_EQ(refused_deny.error().code, E2BIG);
+  EXPECT_NE(refused_deny.error().message.find("the map is full"), std::string::npos) << refused_deny.error().message;
+  auto refused_block = sensor_->enforcement().apply_egress_block(block_all());
+  ASSERT_FALSE(refused_block.has_value());
+  EXPECT_EQ(refused_block.error().code, E2BIG);
+  EXPECT_NE(refused_block.error().message.find("the map is full"), std::string::npos) << refused_block.error().message;
+  EXPECT_EQ(sensor_->enforcement().enforcement_map_full() - full_before, 2u);
+
+  // Nothing of the refused deny is in force: the reader reads.
+  EXPECT_EQ(run_in(*service_, [&] {
+              char buffer[64];
+              const int fd = open(credential_.c_str(), O_RDONLY);
+              return fd >= 0 && read(fd, buffer, sizeof(buffer)) > 0 ? 0 : 1;
+            }),
+            0);
+
+  // One slot free: the deny applies and holds.
+  const nhg_deny_key last = fake_deny(--denies);
+  ASSERT_EQ(bpf_map_delete_elem(denies_fd, &last), 0);
+  ASSERT_TRUE(sensor_->enforcement().apply_credential_deny(deny, {.expires_at_ns = far, .rule_id = 9}).has_value());
+  EXPECT_EQ(run_in(*service_, [&] {
+              const int fd = open(credential_.c_str(), O_RDONLY);
+              return fd >= 0 ? 84 : 85;
+            }),
+            128 + SIGKILL);
+  cleanup();
 }
 
 }  // namespace

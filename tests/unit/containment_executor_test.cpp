@@ -258,6 +258,35 @@ TEST_F(ExecutorTest, ALedgerThatRefusesWritesNeverMeansNoContainment) {
   EXPECT_EQ(ledger_->history(block.handle)->size(), 1u);
 }
 
+// A contain from nhiguardctl whose row the ledger refused is written later by the sweeper, on its
+// own thread: the row must still name the control-socket peer that asked, or the audit of who
+// contained what would have a hole exactly where the disk was full.
+TEST_F(ExecutorTest, AnOwedWriteKeepsTheControlPeerThatAskedForIt) {
+  ASSERT_EQ(test_support::execute_sql(ledger_path(), "CREATE TRIGGER full BEFORE INSERT ON actions BEGIN "
+                                                     "SELECT RAISE(ABORT, 'database or disk is full'); END"),
+            "");
+  const ledger::ControlPeer operator_peer{.pid = 4242, .uid = 0, .gid = 0, .start_time_ticks = 77,
+                                          .exe = "/usr/bin/nhiguardctl", .comm = "nhiguardctl",
+                                          .cgroup = "/user.slice/user-0.slice/session-1.scope"};
+  RollbackHandle block;
+  {
+    const ledger::ScopedControlPeer scope(operator_peer);
+    block = contain(ActionKind::block_egress, 10min);
+  }
+  ASSERT_FALSE(block.handle.empty());
+  EXPECT_EQ(ledger_->get(block.handle).error().code, ENOENT);
+
+  ASSERT_EQ(test_support::execute_sql(ledger_path(), "DROP TRIGGER full"), "");
+  executor_->sweep();  // outside any control command
+  auto history = ledger_->history(block.handle);
+  ASSERT_TRUE(history) << history.error().message;
+  ASSERT_EQ(history->size(), 1u);
+  ASSERT_TRUE(history->front().peer.has_value()) << "the owed row lost its peer";
+  EXPECT_EQ(history->front().peer->pid, 4242);
+  EXPECT_EQ(history->front().peer->exe, "/usr/bin/nhiguardctl");
+  EXPECT_EQ(history->front().peer->cgroup, operator_peer.cgroup);
+}
+
 TEST_F(ExecutorTest, AnUnrecordedActionRollsBackAndExpiresAndItsHistoryLandsInOrder) {
   ASSERT_EQ(test_support::execute_sql(ledger_path(), "CREATE TRIGGER full BEFORE INSERT ON actions BEGIN "
                                                      "SELECT RAISE(ABORT, 'database or disk is full'); END"),

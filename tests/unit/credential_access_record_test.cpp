@@ -2,11 +2,21 @@
 // absence of anything but metadata about the credential.
 #include <gtest/gtest.h>
 
-#include "daemon/credential_access_record.h"
+#include "records/credential_access_record.h"
 
 using namespace nhiguard;
 
 namespace {
+
+// The line as the event log writes it: rendered from the record the outbox sends.
+nlohmann::json build_credential_access_record(const events::FileOpenEvent& event,
+                                              const catalogue::ResolvedCredential& credential,
+                                              const identity::ResolvedIdentity& identity, std::string_view host,
+                                              uint64_t wall_time_ns) {
+  return records::credential_access_line(
+      records::credential_access_to_wire(event, credential, identity, static_cast<int64_t>(wall_time_ns), "ev_1"),
+      event, host);
+}
 
 events::FileOpenEvent open_event() {
   events::FileOpenEvent e;
@@ -56,7 +66,7 @@ TEST(CredentialAccessRecord, CarriesEveryRequiredField) {
                                            .path = "/home/app/.aws/credentials",
                                            .dev = (254ull << 20) | 3,
                                            .ino = 131};
-  auto j = daemon::build_credential_access_record(open_event(), credential, resolved(), "web-1",
+  auto j = build_credential_access_record(open_event(), credential, resolved(), "web-1",
                                                   1'700'000'000'123456789ull);
   EXPECT_EQ(j["time"], "2023-11-14T22:13:20.123456789Z");
   EXPECT_EQ(j["type"], "credential_access");
@@ -86,9 +96,9 @@ TEST(CredentialAccessRecord, WriteAndReadWriteAccess) {
   catalogue::ResolvedCredential credential{.credential_id = 1, .path = "/x"};
   auto event = open_event();
   event.f_mode = 0x2;
-  EXPECT_EQ(daemon::build_credential_access_record(event, credential, resolved(), "h", 0)["access"], "write");
+  EXPECT_EQ(build_credential_access_record(event, credential, resolved(), "h", 0)["access"], "write");
   event.f_mode = 0x3;
-  EXPECT_EQ(daemon::build_credential_access_record(event, credential, resolved(), "h", 0)["access"], "read_write");
+  EXPECT_EQ(build_credential_access_record(event, credential, resolved(), "h", 0)["access"], "read_write");
 }
 
 // A record that stands for repeat opens the kernel coalesced says how many; a first read does not
@@ -96,14 +106,14 @@ TEST(CredentialAccessRecord, WriteAndReadWriteAccess) {
 TEST(CredentialAccessRecord, CoalescedRepeatOpensAreCounted) {
   catalogue::ResolvedCredential credential{.credential_id = 1, .path = "/x"};
   auto event = open_event();
-  EXPECT_FALSE(daemon::build_credential_access_record(event, credential, resolved(), "h", 0).contains("coalesced_opens"));
+  EXPECT_FALSE(build_credential_access_record(event, credential, resolved(), "h", 0).contains("coalesced_opens"));
   event.coalesced_opens = 4096;
   event.cmdline_omitted = true;
-  EXPECT_EQ(daemon::build_credential_access_record(event, credential, resolved(), "h", 0)["coalesced_opens"], 4096);
-  EXPECT_FALSE(daemon::build_credential_access_record(event, credential, resolved(), "h", 0).contains("repeat_summary"));
+  EXPECT_EQ(build_credential_access_record(event, credential, resolved(), "h", 0)["coalesced_opens"], 4096);
+  EXPECT_FALSE(build_credential_access_record(event, credential, resolved(), "h", 0).contains("repeat_summary"));
   event.repeat_summary = true;
   event.syscall = events::OpenSyscall::none;
-  auto summary = daemon::build_credential_access_record(event, credential, resolved(), "h", 0);
+  auto summary = build_credential_access_record(event, credential, resolved(), "h", 0);
   EXPECT_EQ(summary["repeat_summary"], true);
   EXPECT_EQ(summary["syscall"], "none");
 }
@@ -115,7 +125,7 @@ TEST(CredentialAccessRecord, KernelOnlyIdentityIsMarked) {
   catalogue::ResolvedCredential credential{.credential_id = 1, .path = "/x"};
   auto event = open_event();
   event.by_inode = false;
-  auto j = daemon::build_credential_access_record(event, credential, id, "h", 0);
+  auto j = build_credential_access_record(event, credential, id, "h", 0);
   EXPECT_EQ(j["process"]["resolved_from_proc"], false);
   EXPECT_EQ(j["process"]["notes"][0], "pid 4242 gone");
   EXPECT_EQ(j["credential"]["match"], "name");

@@ -23,8 +23,10 @@
 
 #include "common/clock.h"
 #include "containment/action.h"
-#include "daemon/credential_access_record.h"
-#include "daemon/decision_record.h"
+#include "records/credential_access_record.h"
+#include "records/decision_record.h"
+#include "records/egress_record.h"
+#include "records/rollback_handle_record.h"
 #include "reporter/wire_records.h"
 
 namespace nhiguard {
@@ -210,20 +212,44 @@ events::FileOpenEvent read_event() {
 
 constexpr uint64_t kWall = 1'700'000'000'123'456'789ull;  // 2023-11-14T22:13:20.123456789Z
 
+// One event's JSON line and outbox report, made as the daemon makes them: the line is rendered
+// from the very record the report carries.
+struct Encoded {
+  json line;
+  reporter::Report report;
+  v1::Report body;  // the report's payload, parsed
+};
+
+Encoded encode_access(const events::FileOpenEvent& event, const catalogue::ResolvedCredential& credential,
+                      const identity::ResolvedIdentity& identity, std::string_view host, uint64_t wall_ns,
+                      std::string event_id) {
+  auto record =
+      records::credential_access_to_wire(event, credential, identity, static_cast<int64_t>(wall_ns), std::move(event_id));
+  Encoded out{.line = records::credential_access_line(record, event, host)};
+  out.report = reporter::credential_access_report(std::move(record), event.ts_ns);
+  EXPECT_TRUE(out.body.ParseFromString(out.report.payload));
+  return out;
+}
+
+Encoded encode_egress(const events::EgressEvent& event, const catalogue::ResolvedCredential* taint,
+                      const identity::ResolvedIdentity& identity, std::string_view host, uint64_t wall_ns,
+                      std::string event_id) {
+  auto record = records::egress_to_wire(event, taint, identity, static_cast<int64_t>(wall_ns), std::move(event_id));
+  Encoded out{.line = records::egress_line(record, host)};
+  out.report = reporter::egress_report(std::move(record), event.ts_ns);
+  EXPECT_TRUE(out.body.ParseFromString(out.report.payload));
+  return out;
+}
+
 TEST(RecordGoldens, CredentialAccessWithOddBytes) {
-  auto record = daemon::build_credential_access_record(read_event(), aws_credential(), odd_names_identity(),
-                                                       "web-1", kWall);
-  record["event_id"] = "ev_01HGOLDEN0000000000000001";
-  expect_json_golden(record, "credential_access_odd_bytes");
-  const auto report = reporter::credential_access_report(read_event(), aws_credential(), odd_names_identity(),
-                                                         static_cast<int64_t>(kWall), "ev_01HGOLDEN0000000000000001");
-  EXPECT_EQ(report.type, "credential_access");
-  EXPECT_TRUE(report.droppable);
-  EXPECT_EQ(report.event_boot_ns, 99'000u);
-  EXPECT_EQ(report.event_wall_ns, static_cast<int64_t>(kWall));
-  v1::Report body;
-  ASSERT_TRUE(body.ParseFromString(report.payload));
-  expect_proto_golden(body, "credential_access_odd_bytes");
+  const auto encoded =
+      encode_access(read_event(), aws_credential(), odd_names_identity(), "web-1", kWall, "ev_01HGOLDEN0000000000000001");
+  expect_json_golden(encoded.line, "credential_access_odd_bytes");
+  EXPECT_EQ(encoded.report.type, "credential_access");
+  EXPECT_TRUE(encoded.report.droppable);
+  EXPECT_EQ(encoded.report.event_boot_ns, 99'000u);
+  EXPECT_EQ(encoded.report.event_wall_ns, static_cast<int64_t>(kWall));
+  expect_proto_golden(encoded.body, "credential_access_odd_bytes");
 }
 
 TEST(RecordGoldens, DeniedReadWithRedactedCmdline) {
@@ -239,15 +265,11 @@ TEST(RecordGoldens, DeniedReadWithRedactedCmdline) {
   const catalogue::ResolvedCredential token{.credential_id = 11,
                                             .credential_class = catalogue::CredentialClass::kube_sa_token,
                                             .path = "/var/run/secrets/kubernetes.io/serviceaccount/token"};
-  auto record = daemon::build_credential_access_record(event, token, redacted_pod_identity(), "node-7", kWall + 1);
-  record["event_id"] = "ev_01HGOLDEN0000000000000002";
-  expect_json_golden(record, "credential_access_denied_redacted");
-  const auto report = reporter::credential_access_report(event, token, redacted_pod_identity(),
-                                                         static_cast<int64_t>(kWall + 1), "ev_01HGOLDEN0000000000000002");
-  EXPECT_FALSE(report.droppable);
-  v1::Report body;
-  ASSERT_TRUE(body.ParseFromString(report.payload));
-  expect_proto_golden(body, "credential_access_denied_redacted");
+  const auto encoded =
+      encode_access(event, token, redacted_pod_identity(), "node-7", kWall + 1, "ev_01HGOLDEN0000000000000002");
+  expect_json_golden(encoded.line, "credential_access_denied_redacted");
+  EXPECT_FALSE(encoded.report.droppable);
+  expect_proto_golden(encoded.body, "credential_access_denied_redacted");
 }
 
 TEST(RecordGoldens, RepeatSummary) {
@@ -266,14 +288,10 @@ TEST(RecordGoldens, RepeatSummary) {
   const catalogue::ResolvedCredential netrc{.credential_id = 4,
                                             .credential_class = catalogue::CredentialClass::netrc,
                                             .path = "/home/app/.netrc"};
-  auto record = daemon::build_credential_access_record(event, netrc, bare_process_identity(), "web-1", kWall);
-  record["event_id"] = "ev_01HGOLDEN0000000000000003";
-  expect_json_golden(record, "credential_access_repeat_summary");
-  const auto report = reporter::credential_access_report(event, netrc, bare_process_identity(),
-                                                         static_cast<int64_t>(kWall), "ev_01HGOLDEN0000000000000003");
-  v1::Report body;
-  ASSERT_TRUE(body.ParseFromString(report.payload));
-  expect_proto_golden(body, "credential_access_repeat_summary");
+  const auto encoded =
+      encode_access(event, netrc, bare_process_identity(), "web-1", kWall, "ev_01HGOLDEN0000000000000003");
+  expect_json_golden(encoded.line, "credential_access_repeat_summary");
+  expect_proto_golden(encoded.body, "credential_access_repeat_summary");
 }
 
 // read_at is the taint's boot time on the wall clock now, which no golden can hold: it is checked
@@ -318,18 +336,16 @@ events::EgressEvent tainted_connect() {
 TEST(RecordGoldens, TaintedEgressIpv4Tcp) {
   const auto event = tainted_connect();
   const auto taint = aws_credential();
-  auto record = daemon::build_egress_record(event, &taint, odd_names_identity(), "web-1", kWall);
-  record["event_id"] = "ev_01HGOLDEN0000000000000004";
-  pin_read_at(record, event.tainted_at_ns);
-  expect_json_golden(record, "egress_tainted_ipv4_tcp");
-  const auto report =
-      reporter::egress_report(event, &taint, odd_names_identity(), static_cast<int64_t>(kWall), "ev_01HGOLDEN0000000000000004");
-  EXPECT_TRUE(report.droppable);
-  EXPECT_EQ(report.type, "egress");
-  v1::Report body;
-  ASSERT_TRUE(body.ParseFromString(report.payload));
-  pin_read_at(body, event.tainted_at_ns);
-  expect_proto_golden(body, "egress_tainted_ipv4_tcp");
+  auto encoded = encode_egress(event, &taint, odd_names_identity(), "web-1", kWall, "ev_01HGOLDEN0000000000000004");
+  EXPECT_EQ(encoded.line["tainted_by"]["read_at"],
+            format_rfc3339_ns(static_cast<uint64_t>(encoded.body.egress().tainted_by().read_at_unix_ns())))
+      << "one read_at, in the line and the report";
+  pin_read_at(encoded.line, event.tainted_at_ns);
+  expect_json_golden(encoded.line, "egress_tainted_ipv4_tcp");
+  EXPECT_TRUE(encoded.report.droppable);
+  EXPECT_EQ(encoded.report.type, "egress");
+  pin_read_at(encoded.body, event.tainted_at_ns);
+  expect_proto_golden(encoded.body, "egress_tainted_ipv4_tcp");
 }
 
 TEST(RecordGoldens, DeniedEgressIpv6Udp) {
@@ -344,15 +360,11 @@ TEST(RecordGoldens, DeniedEgressIpv6Udp) {
   event.hook = events::EgressHook::sendmsg6;
   event.denied = true;
   event.rule_id = 77;
-  auto record = daemon::build_egress_record(event, nullptr, bare_process_identity(), "web-1", kWall);
-  record["event_id"] = "ev_01HGOLDEN0000000000000005";
-  expect_json_golden(record, "egress_denied_ipv6_udp");
-  const auto report =
-      reporter::egress_report(event, nullptr, bare_process_identity(), static_cast<int64_t>(kWall), "ev_01HGOLDEN0000000000000005");
-  EXPECT_FALSE(report.droppable);
-  v1::Report body;
-  ASSERT_TRUE(body.ParseFromString(report.payload));
-  expect_proto_golden(body, "egress_denied_ipv6_udp");
+  const auto encoded =
+      encode_egress(event, nullptr, bare_process_identity(), "web-1", kWall, "ev_01HGOLDEN0000000000000005");
+  expect_json_golden(encoded.line, "egress_denied_ipv6_udp");
+  EXPECT_FALSE(encoded.report.droppable);
+  expect_proto_golden(encoded.body, "egress_denied_ipv6_udp");
 }
 
 // Tainted by a credential the catalogue no longer knows, over a protocol that is neither TCP nor UDP.
@@ -361,16 +373,11 @@ TEST(RecordGoldens, EgressTaintedByUnknownCredential) {
   event.protocol = IPPROTO_SCTP;
   event.hook = events::EgressHook::sendmsg4;
   event.taint_source_tgid = event.process.tgid;
-  auto record = daemon::build_egress_record(event, nullptr, redacted_pod_identity(), "node-7", kWall);
-  record["event_id"] = "ev_01HGOLDEN0000000000000006";
-  pin_read_at(record, event.tainted_at_ns);
-  expect_json_golden(record, "egress_taint_unknown_credential");
-  const auto report =
-      reporter::egress_report(event, nullptr, redacted_pod_identity(), static_cast<int64_t>(kWall), "ev_01HGOLDEN0000000000000006");
-  v1::Report body;
-  ASSERT_TRUE(body.ParseFromString(report.payload));
-  pin_read_at(body, event.tainted_at_ns);
-  expect_proto_golden(body, "egress_taint_unknown_credential");
+  auto encoded = encode_egress(event, nullptr, redacted_pod_identity(), "node-7", kWall, "ev_01HGOLDEN0000000000000006");
+  pin_read_at(encoded.line, event.tainted_at_ns);
+  expect_json_golden(encoded.line, "egress_taint_unknown_credential");
+  pin_read_at(encoded.body, event.tainted_at_ns);
+  expect_proto_golden(encoded.body, "egress_taint_unknown_credential");
 }
 
 // --- decisions and handles ---------------------------------------------------------------------
@@ -486,12 +493,12 @@ TEST(RecordGoldens, HeldDecision) {
   const auto decision = hold_decision();
   const auto input = read_trigger();
   const auto handle = held_deny_handle();
-  const auto record = daemon::build_decision_record(decision, input, &handle, "", "web-1", kWall + 10);
+  const auto record = records::build_decision_record(decision, input, &handle, "", "web-1", kWall + 10);
   expect_json_golden(record, "decision_hold");
   const auto wire =
-      daemon::decision_to_wire(decision, input, odd_names_identity(), &handle, "dc_01HGOLDEN000000000000000H", kWall + 10);
+      records::decision_to_wire(decision, input, odd_names_identity(), &handle, "dc_01HGOLDEN000000000000000H", kWall + 10);
   expect_proto_golden(wire, "decision_hold");
-  EXPECT_EQ(daemon::decision_log_line(decision, &handle, ""),
+  EXPECT_EQ(records::decision_log_line(decision, &handle, ""),
             "decision hold deny_credential rb_01HGOLDEN00000000000000HD on unit pay\xffments.service cgroup "
             "/system.slice/pay\xffments.service credential /root/.aws/cred\xff [held]: unexpected reader of /root/.aws/cred\\xff; held: blast radius; "
             "rollback: delete nhg_credential_denies[cgroup 8123, credential 3]");
@@ -520,12 +527,12 @@ TEST(RecordGoldens, ContainedEgressDecision) {
   input.destination = policy::DestinationFacts{
       .address = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 203, 0, 113, 9}, .port = 443, .text = "203.0.113.9:443"};
   const auto handle = active_block_handle();
-  const auto record = daemon::build_decision_record(d, input, &handle, "", "web-1", kWall + 20);
+  const auto record = records::build_decision_record(d, input, &handle, "", "web-1", kWall + 20);
   expect_json_golden(record, "decision_contain_egress");
   const auto wire =
-      daemon::decision_to_wire(d, input, bare_process_identity(), &handle, "dc_01HGOLDEN000000000000000C", kWall + 20);
+      records::decision_to_wire(d, input, bare_process_identity(), &handle, "dc_01HGOLDEN000000000000000C", kWall + 20);
   expect_proto_golden(wire, "decision_contain_egress");
-  EXPECT_EQ(daemon::decision_log_line(d, &handle, ""),
+  EXPECT_EQ(records::decision_log_line(d, &handle, ""),
             "decision contain block_egress rb_01HGOLDEN00000000000000BE on cgroup /user.slice to 203.0.113.9/32:443,"
             "2001:db8::/32 [active]: tainted process connected to 203.0.113.9:443; rollback: delete "
             "nhg_egress_blocks[cgroup 2]");
@@ -552,12 +559,12 @@ TEST(RecordGoldens, DryRunDecisionWithErrorAndObserve) {
       .address = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01}, .port = 53, .text = "[2001:db8::1]:53"};
   const auto handle = irreversible_kill_handle();
   const auto record =
-      daemon::build_decision_record(d, input, &handle, "pidfd_open: No such process", "node-7", kWall + 30);
+      records::build_decision_record(d, input, &handle, "pidfd_open: No such process", "node-7", kWall + 30);
   expect_json_golden(record, "decision_dry_run_error");
   const auto wire =
-      daemon::decision_to_wire(d, input, redacted_pod_identity(), &handle, "dc_01HGOLDEN000000000000000D", kWall + 30);
+      records::decision_to_wire(d, input, redacted_pod_identity(), &handle, "dc_01HGOLDEN000000000000000D", kWall + 30);
   expect_proto_golden(wire, "decision_dry_run_error");
-  EXPECT_EQ(daemon::decision_log_line(d, &handle, "pidfd_open: No such process"),
+  EXPECT_EQ(records::decision_log_line(d, &handle, "pidfd_open: No such process"),
             "decision contain (dry run) kill_process rb_01HGOLDEN00000000000000KP on pid 31337 session 31300 [irreversible]: canary "
             "read; not carried out: pidfd_open: No such process");
 
@@ -569,21 +576,52 @@ TEST(RecordGoldens, DryRunDecisionWithErrorAndObserve) {
   observe.reason = "first read by \x01new reader";
   policy::TriggerInput read = read_trigger();
   read.credential.reset();
-  const auto observed = daemon::build_decision_record(observe, read, nullptr, "", "web-1", kWall + 40);
+  const auto observed = records::build_decision_record(observe, read, nullptr, "", "web-1", kWall + 40);
   expect_json_golden(observed, "decision_observe");
   const auto observed_wire =
-      daemon::decision_to_wire(observe, read, odd_names_identity(), nullptr, "dc_01HGOLDEN000000000000000O", kWall + 40);
+      records::decision_to_wire(observe, read, odd_names_identity(), nullptr, "dc_01HGOLDEN000000000000000O", kWall + 40);
   expect_proto_golden(observed_wire, "decision_observe");
-  EXPECT_EQ(daemon::decision_log_line(observe, nullptr, ""), "decision observe: first read by \\x01new reader");
+  EXPECT_EQ(records::decision_log_line(observe, nullptr, ""), "decision observe: first read by \\x01new reader");
 }
 
 TEST(RecordGoldens, RollbackHandles) {
-  expect_json_golden(containment::to_json(held_deny_handle()), "handle_held");
-  expect_proto_golden(reporter::handle_to_wire(held_deny_handle()), "handle_held");
-  expect_json_golden(containment::to_json(active_block_handle()), "handle_active");
-  expect_proto_golden(reporter::handle_to_wire(active_block_handle()), "handle_active");
-  expect_json_golden(containment::to_json(irreversible_kill_handle()), "handle_irreversible");
-  expect_proto_golden(reporter::handle_to_wire(irreversible_kill_handle()), "handle_irreversible");
+  expect_json_golden(records::handle_to_json(held_deny_handle()), "handle_held");
+  expect_proto_golden(records::handle_to_wire(held_deny_handle()), "handle_held");
+  expect_json_golden(records::handle_to_json(active_block_handle()), "handle_active");
+  expect_proto_golden(records::handle_to_wire(active_block_handle()), "handle_active");
+  expect_json_golden(records::handle_to_json(irreversible_kill_handle()), "handle_irreversible");
+  expect_proto_golden(records::handle_to_wire(irreversible_kill_handle()), "handle_irreversible");
+}
+
+// handle_from_wire is handle_to_wire's inverse for everything the wire carries; boot_id stays the
+// ledger's. Strings come back as the wire holds them: escaped, as nhiguardctl prints them.
+TEST(RecordGoldens, HandlesReadBackFromTheWire) {
+  for (const auto& original : {active_block_handle(), irreversible_kill_handle()}) {
+    const v1::RollbackHandle wire = records::handle_to_wire(original);
+    const containment::RollbackHandle back = records::handle_from_wire(wire);
+    std::string differences;
+    google::protobuf::util::MessageDifferencer differ;
+    differ.ReportDifferencesToString(&differences);
+    EXPECT_TRUE(differ.Compare(wire, records::handle_to_wire(back))) << original.handle << ": " << differences;
+    EXPECT_EQ(back.boot_id, "");
+    auto without_boot = original;
+    without_boot.boot_id.clear();
+    EXPECT_EQ(records::handle_to_json(back), records::handle_to_json(without_boot)) << original.handle;
+    EXPECT_EQ(back.expires_at_ns.has_value(), original.expires_at_ns.has_value());
+    EXPECT_EQ(back.expires_at_boot_ns, original.expires_at_boot_ns);
+  }
+
+  const containment::RollbackHandle odd = records::handle_from_wire(records::handle_to_wire(held_deny_handle()));
+  EXPECT_EQ(odd.target.unit, "pay\\xffments.service");
+  EXPECT_EQ(odd.target.cgroup_path, "/system.slice/pay\\xffments.service");
+  EXPECT_EQ(odd.target.credential_path, "/root/.aws/cred\\xff");
+
+  v1::RollbackHandle newer;
+  newer.set_action(static_cast<v1::ActionKind>(42));
+  newer.set_state(static_cast<v1::ActionState>(42));
+  const containment::RollbackHandle unknown = records::handle_from_wire(newer);
+  EXPECT_EQ(containment::to_string(unknown.action), "unknown");
+  EXPECT_EQ(containment::to_string(unknown.state), "unknown");
 }
 
 }  // namespace

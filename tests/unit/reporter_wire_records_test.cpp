@@ -2,8 +2,13 @@
 // action update lands in its proto field, kernel strings are escaped as in the JSON lines, what is
 // low value is marked droppable, and stored rows (including drop markers and damaged payloads) turn
 // into the Reports sent on the stream.
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <gtest/gtest.h>
 
+#include "records/credential_access_record.h"
+#include "records/egress_record.h"
 #include "reporter/wire_records.h"
 
 namespace nhiguard::reporter {
@@ -61,7 +66,9 @@ TEST(WireRecords, CredentialAccessCarriesEveryFieldAndIsLowValueUnlessDenied) {
                                            .path = "/root/.aws/credentials",
                                            .aliases = {"/srv/link"},
                                            .owner = "payments.service"};
-  const Report report = credential_access_report(event, credential, sample_identity(), 1'700'000'000'000'000'000, "ev_1");
+  const Report report = credential_access_report(
+      records::credential_access_to_wire(event, credential, sample_identity(), 1'700'000'000'000'000'000, "ev_1"),
+      event.ts_ns);
   EXPECT_EQ(report.kind, ReportKind::event);
   EXPECT_EQ(report.type, "credential_access");
   EXPECT_TRUE(report.droppable);
@@ -105,7 +112,8 @@ TEST(WireRecords, CredentialAccessCarriesEveryFieldAndIsLowValueUnlessDenied) {
 
   event.denied = true;
   event.f_mode = 0x3;
-  const Report denied = credential_access_report(event, credential, sample_identity(), 1, "ev_2");
+  const Report denied =
+      credential_access_report(records::credential_access_to_wire(event, credential, sample_identity(), 1, "ev_2"), event.ts_ns);
   EXPECT_FALSE(denied.droppable) << "a denied access is evidence of containment working";
   EXPECT_EQ(body_of(denied).credential_access().access(), "read_write");
 }
@@ -116,14 +124,14 @@ TEST(WireRecords, EgressCarriesDestinationAndTaint) {
   event.process.tgid = 4048;
   event.address = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 203, 0, 113, 9};
   event.port = 443;
-  event.family = 2;
-  event.protocol = 6;
+  event.family = AF_INET;
+  event.protocol = IPPROTO_TCP;
   event.hook = events::EgressHook::connect4;
   event.taint_credential_id = 3;
   event.taint_source_tgid = 4047;
   catalogue::ResolvedCredential taint{.credential_id = 3, .credential_class = catalogue::CredentialClass::gcp,
                                       .path = "/etc/gcp.json"};
-  const Report allowed = egress_report(event, &taint, sample_identity(), 10, "ev_3");
+  const Report allowed = egress_report(records::egress_to_wire(event, &taint, sample_identity(), 10, "ev_3"), event.ts_ns);
   EXPECT_TRUE(allowed.droppable);
   EXPECT_EQ(allowed.type, "egress");
   const auto e = body_of(allowed).egress();
@@ -140,7 +148,7 @@ TEST(WireRecords, EgressCarriesDestinationAndTaint) {
   event.denied = true;
   event.rule_id = 77;
   event.taint_credential_id = 0;
-  const Report denied = egress_report(event, nullptr, sample_identity(), 10, "ev_4");
+  const Report denied = egress_report(records::egress_to_wire(event, nullptr, sample_identity(), 10, "ev_4"), event.ts_ns);
   EXPECT_FALSE(denied.droppable);
   const auto d = body_of(denied).egress();
   EXPECT_TRUE(d.denied());

@@ -16,6 +16,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "common/enum_names.h"
 #include "common/filesystem.h"
 
 namespace nhiguard::pki {
@@ -310,21 +311,12 @@ std::string_view plural_dir(Role role) {
 
 }  // namespace
 
-std::string_view to_string(Role role) {
-  switch (role) {
-    case Role::collector: return "collector";
-    case Role::agent: return "agent";
-    case Role::operator_: return "operator";
-  }
-  return "unknown";
-}
+constexpr auto kRoles =
+    enum_names<Role>({{Role::collector, "collector"}, {Role::agent, "agent"}, {Role::operator_, "operator"}});
 
-std::optional<Role> parse_role(std::string_view text) {
-  if (text == "collector") return Role::collector;
-  if (text == "agent") return Role::agent;
-  if (text == "operator") return Role::operator_;
-  return std::nullopt;
-}
+std::string_view to_string(Role role) { return kRoles.name(role); }
+
+std::optional<Role> parse_role(std::string_view text) { return kRoles.parse(text); }
 
 bool is_valid_identity_name(std::string_view name) {
   if (name.empty() || name.size() > 64 || name == "." || name == "..") return false;

@@ -1,13 +1,13 @@
 #include "catalogue/credential_class.h"
 
-#include <array>
-#include <utility>
+#include <string>
+
+#include "common/enum_names.h"
 
 namespace nhiguard::catalogue {
 namespace {
 
-// One table for both directions so the two can never disagree.
-constexpr std::array<std::pair<CredentialClass, std::string_view>, 13> kNames{{
+constexpr auto kNames = enum_names<CredentialClass>({
     {CredentialClass::aws, "aws"},
     {CredentialClass::gcp, "gcp"},
     {CredentialClass::azure, "azure"},
@@ -21,27 +21,17 @@ constexpr std::array<std::pair<CredentialClass, std::string_view>, 13> kNames{{
     {CredentialClass::pgpass, "pgpass"},
     {CredentialClass::dotenv, "dotenv"},
     {CredentialClass::custom, "custom"},
-}};
+});
 
 }  // namespace
 
-std::string_view to_string(CredentialClass credential_class) {
-  for (const auto& [value, name] : kNames) {
-    if (value == credential_class) return name;
-  }
-  return "unknown";
-}
+std::string_view to_string(CredentialClass credential_class) { return kNames.name(credential_class); }
 
-std::optional<CredentialClass> parse_credential_class(std::string_view text) {
-  for (const auto& [value, name] : kNames) {
-    if (name == text) return value;
-  }
-  return std::nullopt;
-}
+std::optional<CredentialClass> parse_credential_class(std::string_view text) { return kNames.parse(text); }
 
 std::string_view credential_class_names() {
-  return "aws, gcp, azure, kube-sa-token, kubeconfig, ssh-key, docker-config, vault-token, netrc, git, "
-         "pgpass, dotenv, custom";
+  static const std::string names = kNames.list();
+  return names;
 }
 
 }  // namespace nhiguard::catalogue

@@ -1,62 +1,43 @@
 #include "containment/action.h"
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
-#include "common/clock.h"
+#include "common/enum_names.h"
 
 namespace nhiguard::containment {
 namespace {
 
-constexpr std::pair<ActionKind, std::string_view> kKinds[] = {
+constexpr auto kKinds = enum_names<ActionKind>({
     {ActionKind::block_egress, "block_egress"}, {ActionKind::deny_credential, "deny_credential"},
     {ActionKind::freeze, "freeze"},             {ActionKind::kill_process, "kill_process"},
     {ActionKind::kill_session, "kill_session"},
-};
+});
 
-constexpr std::pair<ActionState, std::string_view> kStates[] = {
+constexpr auto kStates = enum_names<ActionState>({
     {ActionState::held, "held"},           {ActionState::active, "active"},
     {ActionState::expired, "expired"},     {ActionState::rolled_back, "rolled_back"},
     {ActionState::failed, "failed"},       {ActionState::irreversible, "irreversible"},
     {ActionState::rejected, "rejected"},   {ActionState::dry_run, "dry_run"},
     {ActionState::lapsed_by_reboot, "lapsed_by_reboot"},
-};
+});
 
 }  // namespace
 
-std::string_view to_string(ActionKind kind) {
-  for (const auto& [k, name] : kKinds) {
-    if (k == kind) return name;
-  }
-  return "unknown";
-}
+std::string_view to_string(ActionKind kind) { return kKinds.name(kind); }
 
 std::optional<ActionKind> parse_action_kind(std::string_view text) {
   std::string normalized(text);
   for (char& c : normalized) {
     if (c == '-') c = '_';
   }
-  for (const auto& [k, name] : kKinds) {
-    if (name == normalized) return k;
-  }
-  return std::nullopt;
+  return kKinds.parse(normalized);
 }
 
 bool is_reversible(ActionKind kind) { return kind != ActionKind::kill_process && kind != ActionKind::kill_session; }
 
-std::string_view to_string(ActionState state) {
-  for (const auto& [s, name] : kStates) {
-    if (s == state) return name;
-  }
-  return "unknown";
-}
+std::string_view to_string(ActionState state) { return kStates.name(state); }
 
-std::optional<ActionState> parse_action_state(std::string_view text) {
-  for (const auto& [s, name] : kStates) {
-    if (name == text) return s;
-  }
-  return std::nullopt;
-}
+std::optional<ActionState> parse_action_state(std::string_view text) { return kStates.parse(text); }
 
 bool is_terminal(ActionState state) {
   return state == ActionState::expired || state == ActionState::rolled_back || state == ActionState::failed ||
@@ -73,39 +54,6 @@ std::string ActionTarget::describe() const {
   if (!credential_path.empty()) parts.push_back("credential " + credential_path);
   if (!destinations.empty()) parts.push_back(fmt::format("to {}", fmt::join(destinations, ",")));
   return parts.empty() ? "nothing" : fmt::format("{}", fmt::join(parts, " "));
-}
-
-nlohmann::json to_json(const RollbackHandle& h) {
-  const auto& t = h.target;
-  nlohmann::json target = {{"description", t.describe()}};
-  if (!t.unit.empty()) target["unit"] = t.unit;
-  if (!t.cgroup_path.empty()) target["cgroup"] = t.cgroup_path;
-  if (t.cgroup_id != 0) target["cgroup_id"] = t.cgroup_id;
-  if (t.pid != 0) target["pid"] = t.pid;
-  if (t.pid_start_ns != 0) target["pid_start_time"] = t.pid_start_ns;
-  if (t.session_id != 0) target["session_id"] = t.session_id;
-  if (!t.credential_path.empty()) target["credential"] = t.credential_path;
-  if (t.credential_id != 0) target["credential_id"] = t.credential_id;
-  if (!t.destinations.empty()) target["destinations"] = t.destinations;
-  if (!t.workload_uri.empty()) target["identity"] = t.workload_uri;
-  nlohmann::json out = {
-      {"handle", h.handle},
-      {"action", to_string(h.action)},
-      {"state", to_string(h.state)},
-      {"target", std::move(target)},
-      {"rule", h.rule},
-      {"reason", h.reason},
-      {"trigger_event_ids", h.trigger_event_ids},
-      {"dry_run", h.dry_run},
-      {"created_at", format_rfc3339_ns(static_cast<uint64_t>(h.created_at_ns))},
-      {"expires_at", h.expires_at_ns ? nlohmann::json(format_rfc3339_ns(static_cast<uint64_t>(*h.expires_at_ns)))
-                                     : nlohmann::json(nullptr)},
-      {"updated_at", format_rfc3339_ns(static_cast<uint64_t>(h.updated_at_ns))},
-      {"rollback_operation", h.rollback_operation},
-      {"last_error", h.last_error},
-  };
-  if (!h.boot_id.empty()) out["boot_id"] = h.boot_id;
-  return out;
 }
 
 }  // namespace nhiguard::containment

@@ -4,7 +4,7 @@
 // Every action, whether taken, held, or dry-run, is one RollbackHandle. Reversible actions carry an
 // expiry both on the wall clock (for people, and to judge what is left after a reboot) and on
 // CLOCK_BOOTTIME with the boot it counts in (what the kernel and the sweeper compare); irreversible ones (kill_*) are in state `irreversible` from the start and have no
-// expiry. Pure data: no I/O here.
+// expiry. Pure data: no I/O here; its JSON and wire forms are in records/rollback_handle_record.h.
 #pragma once
 
 #include <cstdint>
@@ -12,8 +12,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "common/result.h"
 
@@ -83,9 +81,5 @@ struct RollbackHandle {
   std::string rollback_operation;  // the concrete undo, e.g. "delete nhg_egress_blocks[cgroup 8123]"
   std::string last_error;          // why failed / why the kernel state vanished
 };
-
-// The contract's action object: at least handle, action, state, target, rule, reason, created_at,
-// expires_at (RFC 3339 UTC, or null), plus the rest of the handle.
-nlohmann::json to_json(const RollbackHandle& handle);
 
 }  // namespace nhiguard::containment

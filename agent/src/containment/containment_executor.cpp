@@ -445,6 +445,14 @@ void ContainmentExecutor::owe_write_locked(const RollbackHandle& will_be, std::s
   owed.handle = will_be;
   ++owed.writes_owed;
   if (!error.empty()) owed.ledger_error = error;
+  // The retry runs on the sweeper's thread, outside the control command that caused the write:
+  // it carries that command's peer, so the history row still names who asked.
+  if (const ledger::ControlPeer* current = ledger::ScopedControlPeer::current()) {
+    write = [peer = *current, write = std::move(write)]() -> Result<void> {
+      const ledger::ScopedControlPeer scope(peer);
+      return write();
+    };
+  }
   pending_.push_back({will_be.handle, what, std::move(write)});
   if (!first) return;  // queued behind a write already owed: the alert for it is out
   owed.since_ns = static_cast<int64_t>(clock_.wall_ns());

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "common/enum_names.h"
 #include "config/duration.h"
 #include "containment/egress_destination.h"
 #include "containment/target_resolver.h"
@@ -16,18 +17,18 @@ namespace {
 using containment::ActionKind;
 using nlohmann::json;
 
-constexpr std::pair<ErrorCode, std::string_view> kErrorCodes[] = {
+constexpr auto kErrorCodes = enum_names<ErrorCode>({
     {ErrorCode::not_found, "not_found"}, {ErrorCode::invalid_argument, "invalid_argument"},
     {ErrorCode::refused, "refused"},     {ErrorCode::internal, "internal"},
     {ErrorCode::unavailable, "unavailable"},
-};
+});
 
-constexpr std::pair<Method, std::string_view> kMethods[] = {
+constexpr auto kMethods = enum_names<Method>({
     {Method::status, "status"},     {Method::actions, "actions"}, {Method::contain, "contain"},
     {Method::rollback, "rollback"}, {Method::approve, "approve"}, {Method::reject, "reject"},
     {Method::learn, "learn"},       {Method::suggest, "suggest"}, {Method::set_mode, "set_mode"},
     {Method::audit, "audit"},
-};
+});
 
 std::unexpected<ProtocolError> invalid(std::string message) {
   return std::unexpected(ProtocolError{ErrorCode::invalid_argument, std::move(message)});
@@ -110,19 +111,10 @@ bool has_control_characters(std::string_view text) {
 
 }  // namespace
 
-std::string_view to_string(ErrorCode code) {
-  for (const auto& [c, name] : kErrorCodes) {
-    if (c == code) return name;
-  }
-  return "internal";
-}
+// An unknown code is reported as what it must be: an internal error.
+std::string_view to_string(ErrorCode code) { return kErrorCodes.name(code, "internal"); }
 
-std::optional<ErrorCode> parse_error_code(std::string_view text) {
-  for (const auto& [c, name] : kErrorCodes) {
-    if (name == text) return c;
-  }
-  return std::nullopt;
-}
+std::optional<ErrorCode> parse_error_code(std::string_view text) { return kErrorCodes.parse(text); }
 
 ErrorCode error_code_from_errno(int err) {
   switch (err) {
@@ -158,19 +150,9 @@ bool changes_state(Method method) {
   return true;
 }
 
-std::string_view to_string(Method method) {
-  for (const auto& [m, name] : kMethods) {
-    if (m == method) return name;
-  }
-  return "unknown";
-}
+std::string_view to_string(Method method) { return kMethods.name(method); }
 
-std::optional<Method> parse_method(std::string_view text) {
-  for (const auto& [m, name] : kMethods) {
-    if (name == text) return m;
-  }
-  return std::nullopt;
-}
+std::optional<Method> parse_method(std::string_view text) { return kMethods.parse(text); }
 
 Result<void> validate_contain_request(const ContainRequest& request, FieldSpelling spelling) {
   const Names n = names_for(spelling);

@@ -23,7 +23,7 @@
 //   learn     {"duration": "1h"}  (0s stops learning)       -> the learning summary
 //   suggest   {}                                           -> {"policy": "<YAML>", "learning": summary}
 //   set_mode  {"mode": "observe" | "policy"}                -> {"mode": "...", "previous": "..."}
-// `action` is the contract's action object (containment::to_json). A contain target is
+// `action` is the contract's action object (records::handle_to_json). A contain target is
 // {"unit"?, "cgroup"?, "pid"?, "credential"?, "destinations"?}; which fields an action needs is
 // spelled out at validate_contain_request().
 //

@@ -19,6 +19,7 @@
 
 #include "common/filesystem.h"
 #include "control/control_peer.h"
+#include "records/rollback_handle_record.h"
 
 namespace nhiguard::control {
 namespace {
@@ -135,7 +136,7 @@ namespace {
 json dispatch_method(ControlHandler& handler, const Request& request) {
   auto action_result = [&](const Result<containment::RollbackHandle>& result) {
     if (!result) return make_error_response(request.id, handler_error(result.error()));
-    return make_ok_response(request.id, {{"action", containment::to_json(*result)}});
+    return make_ok_response(request.id, {{"action", records::handle_to_json(*result)}});
   };
   auto object_result = [&](Result<json> result) {
     if (!result) return make_error_response(request.id, handler_error(result.error()));
@@ -152,7 +153,7 @@ json dispatch_method(ControlHandler& handler, const Request& request) {
         auto result = handler.actions(std::get<ActionsRequest>(request.params));
         if (!result) return make_error_response(request.id, handler_error(result.error()));
         json list = json::array();
-        for (const auto& handle : *result) list.push_back(containment::to_json(handle));
+        for (const auto& handle : *result) list.push_back(records::handle_to_json(handle));
         return make_ok_response(request.id, {{"actions", std::move(list)}});
       }
       case Method::contain: return action_result(handler.contain(std::get<ContainRequest>(request.params)));

@@ -17,15 +17,14 @@
 #include "config/duration.h"
 #include "control/control_audit.h"
 #include "daemon/canary_planter.h"
-#include "daemon/credential_access_record.h"
 #include "daemon/persisted_mode.h"
-#include "daemon/decision_record.h"
 #include "daemon/state_recovery.h"
 #include "common/ulid.h"
 #include "common/json_escape.h"
 #include "identity/mountinfo.h"
 #include "identity/redaction_key.h"
 #include "kernel/host_prerequisites.h"
+#include "records/rollback_handle_record.h"
 #include "reporter/wire_records.h"
 
 namespace nhiguard::daemon {
@@ -37,6 +36,11 @@ std::unexpected<StartFailure> start_failure(StartFailureKind kind, std::string m
 
 constexpr auto kHousekeepingInterval = std::chrono::seconds(5);
 constexpr auto kSweepInterval = std::chrono::seconds(1);
+// The loop's tick: the finest of the intervals above (the sweeper's), so an idle agent wakes once
+// a second.
+constexpr auto kTick = kSweepInterval;
+// How long the loop waits before it looks at the ring buffer again after consuming records.
+constexpr int kLookAgainMs = 20;
 
 }  // namespace
 
@@ -179,6 +183,12 @@ std::expected<void, StartFailure> AgentDaemon::start() {
   auto sensor = kernel::KernelSensor::start(sensor_options);
   if (!sensor) return start_failure(kernel_refused, "sensor: " + sensor.error().message);
   sensor_ = std::move(*sensor);
+  auto loop = pipeline::EventLoop::create(kTick);
+  if (!loop) return start_failure(runtime, "event loop: " + loop.error().message);
+  loop_ = std::move(*loop);
+  if (auto watched = loop_->watch(sensor_->events().ready_fd()); !watched) {
+    return start_failure(runtime, "event loop: " + watched.error().message);
+  }
 
   // Adopt what an earlier agent pinned, then make it equal to the catalogue: nothing is cleared
   // blindly, and every entry that goes is named in the log.
@@ -365,7 +375,7 @@ nlohmann::json AgentDaemon::status_json() {
   // Actions in force (or changed) that the ledger has not taken yet (disk full, read-only, ...).
   nlohmann::json unrecorded = nlohmann::json::array();
   for (const auto& owed : executor_->unrecorded()) {
-    auto item = containment::to_json(owed.handle);
+    auto item = records::handle_to_json(owed.handle);
     item["ledger_error"] = owed.ledger_error;
     item["unrecorded_since"] = format_rfc3339_ns(static_cast<uint64_t>(owed.since_ns));
     item["ledger_writes_owed"] = owed.writes_owed;
@@ -465,21 +475,29 @@ Result<void> AgentDaemon::Control::authorize(const control::Request& request, co
 void AgentDaemon::Control::audit(const control::Request& request, const ledger::ControlPeer& peer,
                                  const nlohmann::json& response) {
   control::AuditTrail(*daemon_.ledger_).record(request, peer, response);
+  // After every request: its audit record, and any ledger change it made, go to the outbox now.
+  daemon_.wake();
 }
 
 Result<containment::RollbackHandle> AgentDaemon::approve(std::string_view handle, std::string_view actor,
                                                      std::string_view note) {
-  return executor_->approve(handle, actor, note);
+  auto done = executor_->approve(handle, actor, note);
+  wake();  // the ledger changed: its action update goes to the outbox now
+  return done;
 }
 
 Result<containment::RollbackHandle> AgentDaemon::reject(std::string_view handle, std::string_view actor,
                                                     std::string_view note) {
-  return executor_->reject(handle, actor, note);
+  auto done = executor_->reject(handle, actor, note);
+  wake();  // the ledger changed: its action update goes to the outbox now
+  return done;
 }
 
 Result<containment::RollbackHandle> AgentDaemon::rollback(std::string_view handle, std::string_view actor,
                                                       std::string_view note) {
-  return executor_->rollback(handle, actor, note);
+  auto done = executor_->rollback(handle, actor, note);
+  wake();  // the ledger changed: its action update goes to the outbox now
+  return done;
 }
 
 nlohmann::json AgentDaemon::learn(std::chrono::milliseconds duration) {
@@ -697,16 +715,29 @@ void AgentDaemon::account_downtime_drops() {
   save_drop_snapshot(false);
 }
 
+void AgentDaemon::wake() const {
+  if (loop_) loop_->wake();
+}
+
 int AgentDaemon::run(const std::atomic<bool>& stop) {
+  bool look_again = true;  // records may already wait: look at once, then again after a short wait
   while (!stop.load()) {
-    auto polled = sensor_->events().poll(pipeline_->input(), 20);
-    if (!polled) {
-      spdlog::critical("ring buffer: {}; stopping", polled.error().message);
+    auto woken = loop_->wait(look_again ? kLookAgainMs : -1);
+    if (!woken) {
+      spdlog::critical("event loop: {}; stopping", woken.error().message);
       return 1;
     }
+    auto consumed = sensor_->events().consume(pipeline_->input());
+    if (!consumed) {
+      spdlog::critical("ring buffer: {}; stopping", consumed.error().message);
+      return 1;
+    }
+    // Records submitted within a millisecond of a wake-up raise none: after records, look once
+    // more; a look that finds nothing may sleep until the next tick (kernel/ring_buffer_source.h).
+    look_again = *consumed > 0;
     const auto now = std::chrono::steady_clock::now();
-    // Everything this iteration produced (events, ledger changes) goes to the outbox before any of it
-    // is sent.
+    // Everything this wake-up produced (events, ledger changes of the event path, the control
+    // socket or the collector's commands) goes to the outbox before any of it is sent.
     reporter_->flush();
     if (now >= next_rescan_) {
       if (auto synced = watched_->sync("rescan"); !synced) {

@@ -44,6 +44,7 @@
 #include "identity/identity_resolver.h"
 #include "kernel/feature_probe.h"
 #include "kernel/kernel_sensor.h"
+#include "pipeline/event_loop.h"
 #include "pipeline/pipeline.h"
 #include "reporter/reporter.h"
 #include "policy/decision_engine.h"
@@ -66,8 +67,12 @@ class AgentDaemon {
   ~AgentDaemon();
 
   std::expected<void, StartFailure> start();
-  // Runs until `stop` becomes true; returns the process exit code.
+  // Runs until `stop` becomes true; returns the process exit code. The loop sleeps until the ring
+  // buffer has records, its one-second tick, or wake().
   int run(const std::atomic<bool>& stop);
+  // Makes the event loop look now (after setting `stop`, or a change another thread made that the
+  // outbox must take). Async-signal-safe; does nothing before start() has made the loop.
+  void wake() const;
 
   // Run-time operations (after start()); thread-safe. `actor` is one of ledger::kActors.
   // The agent mode: in `observe` every hold and contain becomes a recorded dry run.
@@ -159,6 +164,7 @@ class AgentDaemon {
   policy::LearnedSet learned_;
   std::unique_ptr<CollectorCommands> collector_commands_;
   std::unique_ptr<catalogue::WatchedCredentials> watched_;
+  std::unique_ptr<pipeline::EventLoop> loop_;
   std::unique_ptr<pipeline::Pipeline> pipeline_;
   std::vector<StateNotice> state_notices_;  // found at start; reported once the reporter runs
   std::unique_ptr<reporter::Reporter> reporter_;  // declared last: stopped first, before what it reads

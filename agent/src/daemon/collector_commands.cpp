@@ -9,6 +9,7 @@
 
 #include "common/clock.h"
 #include "daemon/persisted_mode.h"
+#include "records/rollback_handle_record.h"
 #include "reporter/wire_records.h"
 
 namespace nhiguard::daemon {
@@ -107,14 +108,14 @@ v1::CommandResult CollectorCommands::handle_command(const v1::Command& command, 
   if (std::find(rule.already_done.begin(), rule.already_done.end(), current->state) != rule.already_done.end()) {
     result = result_of(v1::CommandResult::STATUS_OK, fmt::format("{} {}: already {}, nothing done", kind,
                                                                  body.handle(), containment::to_string(current->state)));
-    *result.mutable_action() = reporter::handle_to_wire(*current);
+    *result.mutable_action() = records::handle_to_wire(*current);
     return result;
   }
   if (current->state != rule.acts_on) {
     result = result_of(v1::CommandResult::STATUS_INVALID,
                        fmt::format("cannot {} {}: it is {} (only a {} action can be)", kind, body.handle(),
                                    containment::to_string(current->state), containment::to_string(rule.acts_on)));
-    *result.mutable_action() = reporter::handle_to_wire(*current);
+    *result.mutable_action() = records::handle_to_wire(*current);
     return result;
   }
   const auto& operation = kind == "approve" ? operations_.approve
@@ -124,12 +125,12 @@ v1::CommandResult CollectorCommands::handle_command(const v1::Command& command, 
   auto done = operation(body.handle(), "collector", note);
   if (!done) {
     result = result_of(status_for(done.error()), fmt::format("{} {}: {}", kind, body.handle(), done.error().message));
-    if (auto after = ledger_.get(body.handle()); after) *result.mutable_action() = reporter::handle_to_wire(*after);
+    if (auto after = ledger_.get(body.handle()); after) *result.mutable_action() = records::handle_to_wire(*after);
     return result;
   }
   result = result_of(v1::CommandResult::STATUS_OK,
                      fmt::format("{} {}: {}", kind, body.handle(), containment::to_string(done->state)));
-  *result.mutable_action() = reporter::handle_to_wire(*done);
+  *result.mutable_action() = records::handle_to_wire(*done);
   return result;
 }
 

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fmt/format.h>
 
+#include "common/enum_names.h"
 #include "nhiguard_abi.h"
 
 namespace nhiguard::events {
@@ -57,17 +58,21 @@ Result<Raw> copy_record(std::span<const std::byte> record, const nhg_event_heade
   return raw;
 }
 
+constexpr auto kEgressHooks = enum_names<EgressHook>({{EgressHook::connect4, "connect4"},
+                                                      {EgressHook::connect6, "connect6"},
+                                                      {EgressHook::sendmsg4, "sendmsg4"},
+                                                      {EgressHook::sendmsg6, "sendmsg6"}});
+
+constexpr auto kOpenSyscalls = enum_names<OpenSyscall>({{OpenSyscall::none, "none"},
+                                                        {OpenSyscall::openat, "openat"},
+                                                        {OpenSyscall::openat2, "openat2"},
+                                                        {OpenSyscall::open, "open"},
+                                                        {OpenSyscall::creat, "creat"},
+                                                        {OpenSyscall::open_by_handle_at, "open_by_handle_at"}});
+
 }  // namespace
 
-std::string_view to_string(EgressHook hook) {
-  switch (hook) {
-    case EgressHook::connect4: return "connect4";
-    case EgressHook::connect6: return "connect6";
-    case EgressHook::sendmsg4: return "sendmsg4";
-    case EgressHook::sendmsg6: return "sendmsg6";
-  }
-  return "unknown";
-}
+std::string_view to_string(EgressHook hook) { return kEgressHooks.name(hook); }
 
 std::string EgressEvent::address_string() const {
   char buffer[INET6_ADDRSTRLEN] = {};
@@ -79,17 +84,7 @@ std::string EgressEvent::address_string() const {
   return buffer;
 }
 
-std::string_view to_string(OpenSyscall syscall) {
-  switch (syscall) {
-    case OpenSyscall::none: return "none";
-    case OpenSyscall::openat: return "openat";
-    case OpenSyscall::openat2: return "openat2";
-    case OpenSyscall::open: return "open";
-    case OpenSyscall::creat: return "creat";
-    case OpenSyscall::open_by_handle_at: return "open_by_handle_at";
-  }
-  return "unknown";
-}
+std::string_view to_string(OpenSyscall syscall) { return kOpenSyscalls.name(syscall); }
 
 Result<KernelEvent> decode_kernel_event(std::span<const std::byte> record) {
   nhg_event_header header;

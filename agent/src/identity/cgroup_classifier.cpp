@@ -1,7 +1,8 @@
 #include "identity/cgroup_classifier.h"
 
-#include <array>
 #include <vector>
+
+#include "common/enum_names.h"
 
 namespace nhiguard::identity {
 namespace {
@@ -229,25 +230,16 @@ std::string_view system_unit_cgroup_name(std::string_view cgroup_path) {
   return is_unit_component(last) || is_slice_name(last) ? last : std::string_view{};
 }
 
-std::string_view to_string(WorkloadKind kind) {
-  switch (kind) {
-    case WorkloadKind::bare_process: return "process";
-    case WorkloadKind::systemd_service: return "systemd";
-    case WorkloadKind::container: return "container";
-    case WorkloadKind::kubernetes_pod: return "k8s_pod";
-    case WorkloadKind::user_session: return "user_session";
-  }
-  return "process";
-}
+constexpr auto kWorkloadKinds = enum_names<WorkloadKind>({{WorkloadKind::bare_process, "process"},
+                                                          {WorkloadKind::systemd_service, "systemd"},
+                                                          {WorkloadKind::container, "container"},
+                                                          {WorkloadKind::kubernetes_pod, "k8s_pod"},
+                                                          {WorkloadKind::user_session, "user_session"}});
 
-std::optional<WorkloadKind> workload_kind_from_string(std::string_view name) {
-  constexpr std::array kinds{WorkloadKind::bare_process, WorkloadKind::systemd_service, WorkloadKind::container,
-                             WorkloadKind::kubernetes_pod, WorkloadKind::user_session};
-  for (WorkloadKind kind : kinds) {
-    if (to_string(kind) == name) return kind;
-  }
-  return std::nullopt;
-}
+// An unknown value is named as the least trusted kind, never as one a policy may single out.
+std::string_view to_string(WorkloadKind kind) { return kWorkloadKinds.name(kind, "process"); }
+
+std::optional<WorkloadKind> workload_kind_from_string(std::string_view name) { return kWorkloadKinds.parse(name); }
 
 CgroupWorkload classify_cgroup_path(std::string_view cgroup_path) {
   const SplitPath split = split_path(cgroup_path);

@@ -599,6 +599,8 @@ ScopedControlPeer::ScopedControlPeer(const ControlPeer& peer) : previous_(t_cont
 
 ScopedControlPeer::~ScopedControlPeer() { t_control_peer = previous_; }
 
+const ControlPeer* ScopedControlPeer::current() { return t_control_peer; }
+
 Result<int64_t> RollbackLedger::record_audit(AuditEntry e) {
   const std::string what = fmt::format("ledger audit {} {}", e.method, e.handle);
   if (e.at_ns == 0) e.at_ns = now_ns();

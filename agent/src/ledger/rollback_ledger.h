@@ -153,6 +153,10 @@ class ScopedControlPeer {
   ScopedControlPeer(const ScopedControlPeer&) = delete;
   ScopedControlPeer& operator=(const ScopedControlPeer&) = delete;
 
+  // The peer set on this thread, if any: a write that runs later (a retry of one the ledger
+  // refused) takes a copy, so its history row still names who asked.
+  static const ControlPeer* current();
+
  private:
   const ControlPeer* previous_;
 };

@@ -6,10 +6,11 @@
 #include <spdlog/spdlog.h>
 
 #include "common/clock.h"
-#include "daemon/credential_access_record.h"
-#include "daemon/decision_record.h"
 #include "common/json_escape.h"
 #include "common/ulid.h"
+#include "records/credential_access_record.h"
+#include "records/decision_record.h"
+#include "records/egress_record.h"
 #include "reporter/wire_records.h"
 
 namespace nhiguard::pipeline {
@@ -39,13 +40,12 @@ void EventEmission::on_observation(Observation& observation) {
 void EventEmission::emit_open(const events::FileOpenEvent& event, Observation& observation) {
   const auto& credential = *observation.credential;
   const auto& identity = observation.identity;
-  auto line = daemon::build_credential_access_record(event, credential, identity, emitter_.hostname(),
-                                                     observation.wall_ns);
   observation.event_id = new_event_id();
-  line["event_id"] = observation.event_id;
+  auto record = records::credential_access_to_wire(event, credential, identity,
+                                                   static_cast<int64_t>(observation.wall_ns), observation.event_id);
+  auto line = records::credential_access_line(record, event, emitter_.hostname());
   emitter_.write(line, fmt::format("the event for pid {} and {} is", event.process.tgid, credential.path));
-  emitter_.report(reporter::credential_access_report(event, credential, identity,
-                                                     static_cast<int64_t>(observation.wall_ns), observation.event_id));
+  emitter_.report(reporter::credential_access_report(std::move(record), event.ts_ns));
   // The JSON line is the record; the log line repeats it for people at debug level, so a flood of
   // reads does not double the agent's work.
   spdlog::debug("credential access: {} {} ({}, id {}) by pid {} {} uid {} of {}", line["access"].get<std::string>(),
@@ -57,12 +57,12 @@ void EventEmission::emit_open(const events::FileOpenEvent& event, Observation& o
 void EventEmission::emit_egress(const events::EgressEvent& event, Observation& observation) {
   const catalogue::ResolvedCredential* taint = observation.credential ? &*observation.credential : nullptr;
   const auto& identity = observation.identity;
-  auto line = daemon::build_egress_record(event, taint, identity, emitter_.hostname(), observation.wall_ns);
   observation.event_id = new_event_id();
-  line["event_id"] = observation.event_id;
+  auto record =
+      records::egress_to_wire(event, taint, identity, static_cast<int64_t>(observation.wall_ns), observation.event_id);
+  auto line = records::egress_line(record, emitter_.hostname());
   emitter_.write(line, fmt::format("egress event of pid {}", event.process.tgid));
-  emitter_.report(reporter::egress_report(event, taint, identity, static_cast<int64_t>(observation.wall_ns),
-                                          observation.event_id));
+  emitter_.report(reporter::egress_report(std::move(record), event.ts_ns));
   if (event.denied) {
     spdlog::info("egress denied: pid {} {} of {} to {} port {} ({}), block rule {}", event.process.tgid,
                  escape_bytes(identity.process.exe), identity.workload.uri, event.address_string(), event.port,
@@ -77,10 +77,10 @@ void DecisionEmission::on_outcome(const Outcome& outcome) {
   ++decisions_[static_cast<int>(decision.outcome)];
   const uint64_t now_wall = clock_ns(CLOCK_REALTIME);
   const std::string decision_id = "dc_" + new_ulid();
-  auto record = daemon::build_decision_record(decision, input, outcome.handle, outcome.error, emitter_.hostname(), now_wall);
+  auto record = records::build_decision_record(decision, input, outcome.handle, outcome.error, emitter_.hostname(), now_wall);
   record["decision_id"] = decision_id;
   emitter_.report(reporter::decision_report(
-      daemon::decision_to_wire(decision, input, outcome.trigger.identity, outcome.handle, decision_id, now_wall),
+      records::decision_to_wire(decision, input, outcome.trigger.identity, outcome.handle, decision_id, now_wall),
       input.event_boot_ns));
   emitter_.write(record, fmt::format("the decision record of rule {} is", decision.rule));
   for (const auto& gate : decision.gates) {
@@ -91,7 +91,7 @@ void DecisionEmission::on_outcome(const Outcome& outcome) {
       emitter_.report(reporter::alert_report("policy_rate_limit", gate.detail, 1));
     }
   }
-  const std::string line = daemon::decision_log_line(decision, outcome.handle, outcome.error);
+  const std::string line = records::decision_log_line(decision, outcome.handle, outcome.error);
   if (!outcome.error.empty() || decision.outcome >= policy::Outcome::hold || decision.alert) {
     spdlog::warn("{}", line);
   } else {

@@ -13,50 +13,23 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "common/enum_names.h"
+
 namespace nhiguard::policy {
 namespace {
 
 using catalogue::CredentialClass;
 using config::ConfigError;
 
-template <typename E>
-struct Names {
-  E value;
-  std::string_view name;
-};
-
-constexpr Names<Confidence> kConfidences[] = {{Confidence::low, "low"}, {Confidence::medium, "medium"},
-                                              {Confidence::high, "high"}, {Confidence::certain, "certain"}};
-constexpr Names<Impact> kImpacts[] = {{Impact::low, "low"}, {Impact::medium, "medium"}, {Impact::high, "high"},
-                                      {Impact::critical, "critical"}};
-constexpr Names<RuleMode> kModes[] = {{RuleMode::observe, "observe"}, {RuleMode::alert, "alert"},
-                                      {RuleMode::hold, "hold"}, {RuleMode::enforce, "enforce"}};
-constexpr Names<TriggerKind> kTriggers[] = {{TriggerKind::unexpected_reader, "unexpected_reader"},
-                                            {TriggerKind::unexpected_egress, "unexpected_egress"},
-                                            {TriggerKind::canary_read, "canary_read"}};
-
-template <typename E, size_t N>
-std::string_view name_of(const Names<E> (&table)[N], E value) {
-  for (const auto& entry : table) {
-    if (entry.value == value) return entry.name;
-  }
-  return "unknown";
-}
-
-template <typename E, size_t N>
-std::optional<E> value_of(const Names<E> (&table)[N], std::string_view text) {
-  for (const auto& entry : table) {
-    if (entry.name == text) return entry.value;
-  }
-  return std::nullopt;
-}
-
-template <typename E, size_t N>
-std::string names_of(const Names<E> (&table)[N]) {
-  std::vector<std::string_view> names;
-  for (const auto& entry : table) names.push_back(entry.name);
-  return fmt::format("{}", fmt::join(names, ", "));
-}
+constexpr auto kConfidences = enum_names<Confidence>({{Confidence::low, "low"}, {Confidence::medium, "medium"},
+                                                      {Confidence::high, "high"}, {Confidence::certain, "certain"}});
+constexpr auto kImpacts = enum_names<Impact>({{Impact::low, "low"}, {Impact::medium, "medium"}, {Impact::high, "high"},
+                                              {Impact::critical, "critical"}});
+constexpr auto kModes = enum_names<RuleMode>({{RuleMode::observe, "observe"}, {RuleMode::alert, "alert"},
+                                              {RuleMode::hold, "hold"}, {RuleMode::enforce, "enforce"}});
+constexpr auto kTriggers = enum_names<TriggerKind>({{TriggerKind::unexpected_reader, "unexpected_reader"},
+                                                    {TriggerKind::unexpected_egress, "unexpected_egress"},
+                                                    {TriggerKind::canary_read, "canary_read"}});
 
 // fnmatch(3) takes any string, but an unclosed '[' or a trailing '\' silently matches literally,
 // which is never what the author meant: report them.
@@ -282,12 +255,12 @@ class PolicyParser : public config::YamlSchemaReader {
   }
 
   template <typename E, size_t N>
-  std::optional<E> enum_value(const Names<E> (&table)[N], const YAML::Node& node, const std::string& field,
+  std::optional<E> enum_value(const EnumNames<E, N>& table, const YAML::Node& node, const std::string& field,
                               std::string_view what) {
     auto text = string_value(node, field);
     if (!text) return std::nullopt;
-    auto parsed = value_of(table, *text);
-    if (!parsed) error(node, field, fmt::format("unknown {} '{}' (one of: {})", what, *text, names_of(table)));
+    auto parsed = table.parse(*text);
+    if (!parsed) error(node, field, fmt::format("unknown {} '{}' (one of: {})", what, *text, table.list()));
     return parsed;
   }
 
@@ -442,7 +415,7 @@ class PolicyParser : public config::YamlSchemaReader {
       valid = false;
     }
     if (!impact_set && valid) {
-      error(node, field, fmt::format("identity class '{}' needs an impact ({})", c.name, names_of(kImpacts)));
+      error(node, field, fmt::format("identity class '{}' needs an impact ({})", c.name, kImpacts.list()));
       valid = false;
     }
     if (valid) policy_.identity_classes.push_back(std::move(c));
@@ -663,7 +636,7 @@ class PolicyParser : public config::YamlSchemaReader {
       valid = false;
     }
     if (!trigger_set && valid) {
-      error(node, field, fmt::format("rule '{}' needs a trigger ({})", rule.name, names_of(kTriggers)));
+      error(node, field, fmt::format("rule '{}' needs a trigger ({})", rule.name, kTriggers.list()));
       valid = false;
     }
     if (!confidence_set) {
@@ -713,14 +686,14 @@ class PolicyParser : public config::YamlSchemaReader {
 
 }  // namespace
 
-std::string_view to_string(Confidence value) { return name_of(kConfidences, value); }
-std::string_view to_string(Impact value) { return name_of(kImpacts, value); }
-std::string_view to_string(RuleMode value) { return name_of(kModes, value); }
-std::string_view to_string(TriggerKind value) { return name_of(kTriggers, value); }
-std::optional<Confidence> parse_confidence(std::string_view text) { return value_of(kConfidences, text); }
-std::optional<Impact> parse_impact(std::string_view text) { return value_of(kImpacts, text); }
-std::optional<RuleMode> parse_rule_mode(std::string_view text) { return value_of(kModes, text); }
-std::optional<TriggerKind> parse_trigger(std::string_view text) { return value_of(kTriggers, text); }
+std::string_view to_string(Confidence value) { return kConfidences.name(value); }
+std::string_view to_string(Impact value) { return kImpacts.name(value); }
+std::string_view to_string(RuleMode value) { return kModes.name(value); }
+std::string_view to_string(TriggerKind value) { return kTriggers.name(value); }
+std::optional<Confidence> parse_confidence(std::string_view text) { return kConfidences.parse(text); }
+std::optional<Impact> parse_impact(std::string_view text) { return kImpacts.parse(text); }
+std::optional<RuleMode> parse_rule_mode(std::string_view text) { return kModes.parse(text); }
+std::optional<TriggerKind> parse_trigger(std::string_view text) { return kTriggers.parse(text); }
 
 std::string Origin::to_string() const { return line > 0 ? fmt::format("{}:{}:{}", source, line, column) : source; }
 

@@ -7,9 +7,9 @@
 // become ReportsDropped sent under the last sequence they cover, listing the whole range they
 // replaced (the range ends at the report's own sequence).
 //
-// Strings that came from the kernel or /proc are escaped exactly as in the JSON event lines
-// (escape_bytes). Secret values never appear; credentials are described by class, path,
-// inode and id only.
+// The domain records (events, decisions, handles) are mapped in records/, once; here they are
+// wrapped as reports. Strings a peer names (the control audit's exe, comm, cgroup) are escaped as
+// in the records (escape_bytes). Secret values never appear.
 //
 // Which reports are low value (may be dropped from a full outbox): credential accesses that were
 // not denied, and egress that was allowed. Denied accesses and egress, actions, decisions, command
@@ -21,34 +21,23 @@
 #include <cstdint>
 #include <string>
 
-#include "catalogue/credential_catalogue.h"
 #include "common/result.h"
 #include "config/agent_config.h"
 #include "containment/action.h"
-#include "events/kernel_event.h"
-#include "identity/identity_resolver.h"
 #include "ledger/rollback_ledger.h"
 #include "nhiguard/v1/agent.pb.h"
 #include "reporter/outbox.h"
 
 namespace nhiguard::reporter {
 
-v1::Process process_to_wire(const identity::ResolvedIdentity& identity);
-v1::Workload workload_to_wire(const identity::WorkloadIdentity& workload);
-v1::RollbackHandle handle_to_wire(const containment::RollbackHandle& handle);
 v1::Mode mode_to_wire(config::AgentMode mode);
 // MODE_UNSPECIFIED and unknown values: none.
 std::optional<config::AgentMode> mode_from_wire(v1::Mode mode);
 
-// wall_ns: the event's time on CLOCK_REALTIME. event_id: the id the event line carries (what
-// decisions' trigger_event_ids name).
-Report credential_access_report(const events::FileOpenEvent& event, const catalogue::ResolvedCredential& credential,
-                                const identity::ResolvedIdentity& identity, int64_t wall_ns,
-                                const std::string& event_id);
-
-// taint: the catalogue entry of the credential the process (or an ancestor) read, when known.
-Report egress_report(const events::EgressEvent& event, const catalogue::ResolvedCredential* taint,
-                     const identity::ResolvedIdentity& identity, int64_t wall_ns, const std::string& event_id);
+// The records themselves are made in records/ (the same ones the event log's lines render);
+// event_boot_ns: when the kernel saw the event (CLOCK_BOOTTIME).
+Report credential_access_report(v1::CredentialAccessEvent event, uint64_t event_boot_ns);
+Report egress_report(v1::EgressEvent event, uint64_t event_boot_ns);
 
 // The handle as stored now, with one change of its history. The handle's state and updated_at are
 // those of the change, so a burst of changes reads correctly in order at the collector. A ledger

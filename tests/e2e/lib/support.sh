@@ -30,6 +30,10 @@ start_remote() {
 # the veth pair); safe to call when start_remote never ran or ran halfway.
 stop_remote() {
   [ -n "${listener_pid:-}" ] && kill "$listener_pid" 2>/dev/null || true
+  # Whatever still runs in the namespace (a listener the kill missed, or one serving a connection
+  # whose peer went with the veth) would outlive the test, holding ctest's output pipe and the
+  # kernel-tests lock it inherited: every such process goes with the namespace.
+  if ip netns pids "$1" > /dev/null 2>&1; then ip netns pids "$1" | xargs -r kill -KILL 2>/dev/null || true; fi
   ip netns del "$1" 2>/dev/null || true
   ip link del "$2" 2>/dev/null || true
 }

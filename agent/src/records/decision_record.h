@@ -3,7 +3,11 @@
 // ids, destination), the identity (workload, process, class, impact), the credential, the rule and
 // its mode, the matrix result, every gate with passed/tripped and why, the outcome, the action and
 // its TTL, the rollback handle (for hold, contain and dry runs) with its rollback operation, and the
-// error when the action could not be carried out. Never a byte of a credential. Pure.
+// error when the action could not be carried out. Never a byte of a credential.
+//
+// The line and the wire's Decision are two mappings of one decision, kept side by side here: the
+// line explains the decision to a person reading the event log (matrix, impact, TTL, the whole
+// handle), the wire carries what the collector stores and shows. Pure: no I/O; thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -18,7 +22,7 @@
 #include "nhiguard/v1/agent.pb.h"
 #include "policy/decision_engine.h"
 
-namespace nhiguard::daemon {
+namespace nhiguard::records {
 
 nlohmann::json build_decision_record(const policy::Decision& decision, const policy::TriggerInput& input,
                                      const containment::RollbackHandle* handle, std::string_view error,
@@ -33,4 +37,4 @@ v1::Decision decision_to_wire(const policy::Decision& decision, const policy::Tr
 std::string decision_log_line(const policy::Decision& decision, const containment::RollbackHandle* handle,
                               std::string_view error);
 
-}  // namespace nhiguard::daemon
+}  // namespace nhiguard::records

@@ -1,4 +1,4 @@
-#include "daemon/decision_record.h"
+#include "records/decision_record.h"
 
 #include <algorithm>
 
@@ -8,9 +8,10 @@
 #include "common/clock.h"
 #include "config/duration.h"
 #include "common/json_escape.h"
-#include "reporter/wire_records.h"
+#include "records/process_record.h"
+#include "records/rollback_handle_record.h"
 
-namespace nhiguard::daemon {
+namespace nhiguard::records {
 
 using nlohmann::json;
 
@@ -67,7 +68,7 @@ json build_decision_record(const policy::Decision& d, const policy::TriggerInput
       {"gates", std::move(gates)},
       {"action", d.action ? json(containment::to_string(*d.action)) : json(nullptr)},
       {"ttl", d.ttl.count() > 0 ? json(config::format_duration(d.ttl)) : json(nullptr)},
-      {"handle", handle ? containment::to_json(*handle) : json(nullptr)},
+      {"handle", handle ? handle_to_json(*handle) : json(nullptr)},
       {"rollback_operation", handle ? json(handle->rollback_operation) : json(nullptr)},
       {"reason", escape_bytes(d.reason)},
   };
@@ -102,8 +103,8 @@ v1::Decision decision_to_wire(const policy::Decision& d, const policy::TriggerIn
   }
   // ActionKind and CredentialClass values match the wire enums (types.proto).
   if (d.action) wire.set_action(static_cast<v1::ActionKind>(*d.action));
-  *wire.mutable_workload() = reporter::workload_to_wire(identity.workload);
-  *wire.mutable_process() = reporter::process_to_wire(identity);
+  *wire.mutable_workload() = workload_to_wire(identity.workload);
+  *wire.mutable_process() = process_to_wire(identity);
   if (input.credential) {
     auto* c = wire.mutable_credential();
     c->set_id(input.credential->id);
@@ -137,4 +138,4 @@ std::string decision_log_line(const policy::Decision& d, const containment::Roll
   return line;
 }
 
-}  // namespace nhiguard::daemon
+}  // namespace nhiguard::records
