@@ -18,7 +18,7 @@
 #include "common/service_notify.h"
 #include "config/agent_config.h"
 #include "daemon/agent_daemon.h"
-#include "daemon/canary_planter.h"
+#include "catalogue/canary_planter.h"
 #include "policy/policy.h"
 #include "kernel/feature_probe.h"
 #include "kernel/host_prerequisites.h"
@@ -90,7 +90,7 @@ int run_plant_canaries(const nhiguard::config::AgentConfig& config) {
   int status = 0;
   for (const auto& canary : parsed.policy.canaries) {
     if (!canary.plant) continue;
-    auto planted = nhiguard::daemon::plant_canary(canary.path, canary.credential_class);
+    auto planted = nhiguard::catalogue::plant_canary(canary.path, canary.credential_class);
     if (!planted) {
       std::cerr << "nhiguard-agent: canary " << canary.path << ": " << planted.error().message << "\n";
       status = 1;

@@ -9,6 +9,7 @@
 #include "pki/collector_channel.h"
 #include "pki/fleet_pki.h"
 #include "pki/peer_certificate.h"
+#include "records/control_audit_record.h"
 #include "records/rollback_handle_record.h"
 
 namespace nhiguard::ctl {
@@ -72,11 +73,7 @@ json state_change_json(const v1::StateChange& c) {
               {"actor", c.actor()},
               {"note", c.note()},
               {"command_id", c.command_id()}};
-  if (c.has_peer()) {
-    const auto& p = c.peer();
-    out["peer"] = {{"pid", p.pid()}, {"uid", p.uid()},   {"gid", p.gid()},      {"start_time_ticks", p.start_time_ticks()},
-                   {"exe", p.exe()}, {"comm", p.comm()}, {"cgroup", p.cgroup()}};
-  }
+  if (c.has_peer()) out["peer"] = records::peer_to_json(records::peer_from_wire(c.peer()));
   return out;
 }
 

@@ -2,8 +2,10 @@
 # Idle cost of the agent: CPU time and wake-ups of a running agent with nothing happening, connected
 # to a real collector (mTLS on loopback), sampled from /proc/PID/stat (utime + stime of every thread)
 # and /proc/PID/task/*/status (context switches) over DURATION seconds after a settle time. Prints
-# one line per agent: % of one core, context switches per second, RSS; and, with a baseline agent,
-# the ratio. Not a test: the numbers depend on the machine (the target on the development VMs is
+# one line per agent: % of one core, context switches per second, RSS, and the processes the host
+# started meanwhile (/proc/stat `processes`: every fork is a fork and an exit record the agent
+# decodes, and most are an exec too; on a busy host that, not the idle loop, is most of the cost);
+# and, with a baseline agent, the ratio. Not a test: the numbers depend on the machine (the target on the development VMs is
 # <= 0.1 % of a core).
 #
 # Usage (root): run_idle_cpu_bench.sh [AGENT [BASELINE_AGENT]]
@@ -26,6 +28,7 @@ source "$(dirname "$0")/../e2e/lib/collector_env.sh"  # PKI, collector, agent co
 trap env_cleanup EXIT
 clk_tck=$(getconf CLK_TCK)
 
+forks() { awk '/^processes/ {print $2}' /proc/stat; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # utime + stime, all threads
 switches() {  # voluntary + involuntary context switches, summed over the threads
   cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^(non)?voluntary_ctxt_switches/ {n += $2} END {print n}'
@@ -36,16 +39,18 @@ measure() {  # measure NAME BINARY -> prints "NAME pct switches/s rss_kb"; sets 
   start_agent
   wait_for 15 connected || { echo "agent did not connect to the collector" >&2; tail -20 "$tmp/agent.log" >&2; exit 1; }
   sleep "$settle"
-  local t0 c0 s0 t1 c1 s1 rss
-  t0=$(date +%s.%N); c0=$(cpu_ticks "$agent_pid"); s0=$(switches "$agent_pid")
+  local t0 c0 s0 f0 t1 c1 s1 f1 rss
+  t0=$(date +%s.%N); c0=$(cpu_ticks "$agent_pid"); s0=$(switches "$agent_pid"); f0=$(forks)
   sleep "$duration"
-  t1=$(date +%s.%N); c1=$(cpu_ticks "$agent_pid"); s1=$(switches "$agent_pid")
+  t1=$(date +%s.%N); c1=$(cpu_ticks "$agent_pid"); s1=$(switches "$agent_pid"); f1=$(forks)
   rss=$(awk '/^VmRSS/ {print $2}' "/proc/$agent_pid/status")
   kill "$agent_pid"; wait "$agent_pid" 2>/dev/null || true; agent_pid=
   last_pct=$(awk -v c="$((c1 - c0))" -v hz="$clk_tck" -v t0="$t0" -v t1="$t1" 'BEGIN {printf "%.3f", 100 * c / hz / (t1 - t0)}')
-  local rate
+  local rate host
   rate=$(awk -v s="$((s1 - s0))" -v t0="$t0" -v t1="$t1" 'BEGIN {printf "%.1f", s / (t1 - t0)}')
-  printf '%-9s %6s %% of a core  %7s switches/s  %6s kB RSS  (%s)\n' "$1" "$last_pct" "$rate" "$rss" "$2"
+  host=$(awk -v f="$((f1 - f0))" -v t0="$t0" -v t1="$t1" 'BEGIN {printf "%.1f", f / (t1 - t0)}')
+  printf '%-9s %6s %% of a core  %7s switches/s  %6s kB RSS  host: %6s processes/s  (%s)\n' "$1" "$last_pct" \
+    "$rate" "$rss" "$host" "$2"
 }
 
 echo "command: DURATION=$duration $0 $measured${baseline:+ $baseline}"

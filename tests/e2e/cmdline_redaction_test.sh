@@ -18,13 +18,7 @@ agent=$1
 source "$(dirname "$0")/lib/collector_env.sh"
 trap env_cleanup EXIT
 
-cat > "$tmp/policy.d/10-e2e.yaml" <<YAML
-version: 1
-credentials:
-  - {path: $cred, class: aws, readers: [{unit: payments.service}]}
-rules:
-  - {name: reader-hold, trigger: unexpected_reader, confidence: high, mode: hold, response: block_egress}
-YAML
+write_hold_policy
 
 # Secrets unique to this run, so a hit can only come from this test.
 rand() { local s; s=$(head -c 4096 /dev/urandom | tr -dc 'A-Za-z0-9'); printf '%s' "${s:0:$1}"; }

@@ -14,14 +14,7 @@ agent=$1
 source "$(dirname "$0")/lib/collector_env.sh"
 trap env_cleanup EXIT
 
-# payments.service may read the credential; any other reader is held for a person's approval.
-cat > "$tmp/policy.d/10-e2e.yaml" <<YAML
-version: 1
-credentials:
-  - {path: $cred, class: aws, readers: [{unit: payments.service}]}
-rules:
-  - {name: reader-hold, trigger: unexpected_reader, confidence: high, mode: hold, response: block_egress}
-YAML
+write_hold_policy
 
 start_collector
 start_agent

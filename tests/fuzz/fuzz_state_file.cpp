@@ -8,7 +8,7 @@
 
 #include "common/state_file.h"
 #include "daemon/drop_accounting.h"
-#include "daemon/persisted_mode.h"
+#include "config/persisted_mode.h"
 #include "daemon/state_recovery.h"
 #include "policy/learned_set.h"
 
@@ -21,7 +21,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const nlohmann::json& content = parsed->content;
   (void)nhiguard::daemon::parse_credential_ids(content);
   (void)nhiguard::daemon::DropSnapshot::from_json(content);
-  (void)nhiguard::daemon::parse_mode_override(content, "fuzz.json");
+  (void)nhiguard::config::parse_mode_override(content, "fuzz.json");
   nhiguard::policy::LearnedSet learned;
   (void)learned.load_json(content);
   // A file the agent writes reads back as written.

@@ -8,12 +8,12 @@
 
 #include <gtest/gtest.h>
 
-#include "daemon/collector_commands.h"
-#include "daemon/persisted_mode.h"
+#include "reporter/collector_commands.h"
+#include "config/persisted_mode.h"
 #include "common/ulid.h"
 #include "temp_dir.h"
 
-namespace nhiguard::daemon {
+namespace nhiguard::reporter {
 namespace {
 
 using containment::ActionKind;
@@ -156,7 +156,7 @@ TEST_F(CollectorCommandsTest, SetModeIsPersistedAndReported) {
   EXPECT_EQ(result.status(), v1::CommandResult::STATUS_OK) << result.message();
   EXPECT_EQ(result.mode(), v1::MODE_OBSERVE);
   EXPECT_EQ(mode_, config::AgentMode::observe);
-  auto persisted = load_mode_override(mode_file_);
+  auto persisted = config::load_mode_override(mode_file_);
   ASSERT_TRUE(persisted && persisted->has_value());
   EXPECT_EQ((*persisted)->mode, config::AgentMode::observe);
   EXPECT_EQ((*persisted)->command_id, "M1");
@@ -169,7 +169,7 @@ TEST_F(CollectorCommandsTest, SetModeIsPersistedAndReported) {
 TEST_F(CollectorCommandsTest, RequiredModeAtConnectionAndItsRelease) {
   commands_->apply_required_mode(config::AgentMode::observe);
   EXPECT_EQ(mode_, config::AgentMode::observe);
-  auto persisted = load_mode_override(mode_file_);
+  auto persisted = config::load_mode_override(mode_file_);
   ASSERT_TRUE(persisted && persisted->has_value());
 
   // The collector no longer requires a mode: agent.yaml's (policy) applies, the file is gone.
@@ -184,4 +184,4 @@ TEST_F(CollectorCommandsTest, RequiredModeAtConnectionAndItsRelease) {
 }
 
 }  // namespace
-}  // namespace nhiguard::daemon
+}  // namespace nhiguard::reporter

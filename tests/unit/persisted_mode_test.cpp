@@ -9,10 +9,10 @@
 
 #include <gtest/gtest.h>
 
-#include "daemon/persisted_mode.h"
+#include "config/persisted_mode.h"
 #include "temp_dir.h"
 
-namespace nhiguard::daemon {
+namespace nhiguard::config {
 namespace {
 
 class PersistedModeTest : public ::testing::Test {
@@ -74,4 +74,4 @@ TEST_F(PersistedModeTest, UnwritableLocationIsAnError) {
 }
 
 }  // namespace
-}  // namespace nhiguard::daemon
+}  // namespace nhiguard::config

@@ -20,7 +20,7 @@
 #include "catalogue/watched_credentials.h"
 #include "common/clock.h"
 #include "containment/containment_executor.h"
-#include "daemon/collector_commands.h"
+#include "reporter/collector_commands.h"
 #include "events/event_log.h"
 #include "fake_kernel.h"
 #include "identity/identity_resolver.h"
@@ -98,8 +98,8 @@ class PipelineTest : public ::testing::Test {
         [this](std::string_view path) { return watched_->by_path(path); }, clock_);
     event_log_ = std::make_unique<events::JsonLineWriter>(events::JsonLineWriterOptions{
         .path = (root / "events.jsonl").string()});
-    commands_ = std::make_unique<daemon::CollectorCommands>(
-        daemon::AgentOperations{
+    commands_ = std::make_unique<reporter::CollectorCommands>(
+        reporter::AgentOperations{
             .approve = [this](std::string_view h, std::string_view actor,
                               std::string_view note) { return executor_->approve(h, actor, note); },
             .reject = [this](std::string_view h, std::string_view actor,
@@ -210,7 +210,7 @@ class PipelineTest : public ::testing::Test {
   policy::LearnedSet learned_;
   policy::ActionRateLimiter rate_limiter_;
   std::atomic<config::AgentMode> mode_{config::AgentMode::policy};
-  std::unique_ptr<daemon::CollectorCommands> commands_;
+  std::unique_ptr<reporter::CollectorCommands> commands_;
   std::unique_ptr<reporter::Reporter> reporter_;
   std::unique_ptr<Pipeline> pipeline_;
 };

@@ -23,6 +23,7 @@
 
 #include "common/clock.h"
 #include "containment/action.h"
+#include "records/control_audit_record.h"
 #include "records/credential_access_record.h"
 #include "records/decision_record.h"
 #include "records/egress_record.h"
@@ -622,6 +623,61 @@ TEST(RecordGoldens, HandlesReadBackFromTheWire) {
   const containment::RollbackHandle unknown = records::handle_from_wire(newer);
   EXPECT_EQ(containment::to_string(unknown.action), "unknown");
   EXPECT_EQ(containment::to_string(unknown.state), "unknown");
+}
+
+// --- the control socket's audit ------------------------------------------------------------------
+
+// A peer that names itself with bytes that are not UTF-8, and typed a cgroup path with one.
+ledger::ControlPeer odd_peer() {
+  return ledger::ControlPeer{.pid = 7001,
+                             .uid = 0,
+                             .gid = 0,
+                             .start_time_ticks = 123456,
+                             .exe = "/usr/bin/nhiguard\xff" "ctl",
+                             .comm = "nhg\x1b" "ctl",
+                             .cgroup = "/user.slice/user-0.slice/session-\xfe.scope"};
+}
+
+TEST(RecordGoldens, ControlAudit) {
+  const ledger::AuditEntry entry{.seq = 12,
+                                 .at_ns = static_cast<int64_t>(kWall),
+                                 .method = "contain",
+                                 .handle = "rb_01HGOLDEN00000000000000BE",
+                                 .detail = "block_egress cgroup /system.slice/pay\xffments.service",
+                                 .outcome = "refused",
+                                 .message = "the peer's own cgroup /user.slice/\x01x",
+                                 .peer = odd_peer()};
+  expect_json_golden(records::audit_to_json(entry), "control_audit");
+  const auto report = reporter::control_audit_report(entry);
+  EXPECT_FALSE(report.droppable);
+  EXPECT_EQ(report.type, "control_audit");
+  v1::Report body;
+  ASSERT_TRUE(body.ParseFromString(report.payload));
+  expect_proto_golden(body, "control_audit");
+
+  // nhiguardctl reads a peer back from the wire as it was sent: escaped.
+  const ledger::ControlPeer back = records::peer_from_wire(body.control_audit().peer());
+  EXPECT_EQ(back.pid, 7001);
+  EXPECT_EQ(back.start_time_ticks, 123456u);
+  EXPECT_EQ(back.exe, "/usr/bin/nhiguard\\xffctl");
+  EXPECT_EQ(back.comm, "nhg\\x1bctl");
+  EXPECT_EQ(back.cgroup, "/user.slice/user-0.slice/session-\\xfe.scope");
+}
+
+// An action's change of state made through nhiguardctl carries the peer that asked.
+TEST(RecordGoldens, ActionUpdateWithPeer) {
+  const ledger::HistoryEntry change{.seq = 31,
+                                    .handle = "rb_01HGOLDEN00000000000000BE",
+                                    .from_state = containment::ActionState::active,
+                                    .to_state = containment::ActionState::rolled_back,
+                                    .at_ns = static_cast<int64_t>(kWall) + 99,
+                                    .actor = "nhiguardctl",
+                                    .note = "false positive",
+                                    .peer = odd_peer()};
+  const auto report = reporter::action_update_report(active_block_handle(), change);
+  v1::Report body;
+  ASSERT_TRUE(body.ParseFromString(report.payload));
+  expect_proto_golden(body, "action_update_with_peer");
 }
 
 }  // namespace

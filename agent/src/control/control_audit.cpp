@@ -3,8 +3,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "common/clock.h"
 #include "control/control_peer.h"
+#include "records/control_audit_record.h"
 
 namespace nhiguard::control {
 namespace {
@@ -87,24 +87,8 @@ Result<json> AuditTrail::list(size_t limit) {
   if (!rows) return fail(std::move(rows.error()));
   json out = json::array();
   const size_t first = rows->size() > limit ? rows->size() - limit : 0;
-  for (size_t i = first; i < rows->size(); ++i) out.push_back(to_json((*rows)[i]));
+  for (size_t i = first; i < rows->size(); ++i) out.push_back(records::audit_to_json((*rows)[i]));
   return json{{"audit", std::move(out)}};
-}
-
-json to_json(const ledger::ControlPeer& peer) {
-  return {{"pid", peer.pid}, {"uid", peer.uid},   {"gid", peer.gid},      {"start_time_ticks", peer.start_time_ticks},
-          {"exe", peer.exe}, {"comm", peer.comm}, {"cgroup", peer.cgroup}};
-}
-
-json to_json(const ledger::AuditEntry& e) {
-  return {{"seq", e.seq},
-          {"time", format_rfc3339_ns(static_cast<uint64_t>(e.at_ns))},
-          {"method", e.method},
-          {"handle", e.handle},
-          {"detail", e.detail},
-          {"outcome", e.outcome},
-          {"message", e.message},
-          {"peer", to_json(e.peer)}};
 }
 
 }  // namespace nhiguard::control

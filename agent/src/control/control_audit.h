@@ -27,16 +27,11 @@ class AuditTrail {
 
   Result<void> authorize(const Request& request, const ledger::ControlPeer& peer);
   void record(const Request& request, const ledger::ControlPeer& peer, const nlohmann::json& response);
-  // {"audit": [...]}: the newest `limit` rows, oldest first.
+  // {"audit": [...]}: the newest `limit` rows, oldest first (records::audit_to_json).
   Result<nlohmann::json> list(size_t limit = 1000);
 
  private:
   ledger::RollbackLedger& ledger_;
 };
-
-// {"pid", "uid", "gid", "start_time_ticks", "exe", "comm", "cgroup"}
-nlohmann::json to_json(const ledger::ControlPeer& peer);
-// {"seq", "time", "method", "handle", "detail", "outcome", "message", "peer": {...}}
-nlohmann::json to_json(const ledger::AuditEntry& entry);
 
 }  // namespace nhiguard::control

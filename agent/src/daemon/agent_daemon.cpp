@@ -16,14 +16,15 @@
 #include "common/state_file.h"
 #include "config/duration.h"
 #include "control/control_audit.h"
-#include "daemon/canary_planter.h"
-#include "daemon/persisted_mode.h"
+#include "catalogue/canary_planter.h"
+#include "config/persisted_mode.h"
 #include "daemon/state_recovery.h"
 #include "common/ulid.h"
 #include "common/json_escape.h"
 #include "identity/mountinfo.h"
 #include "identity/redaction_key.h"
 #include "kernel/host_prerequisites.h"
+#include "policy/policy_targets.h"
 #include "records/rollback_handle_record.h"
 #include "reporter/wire_records.h"
 
@@ -107,6 +108,7 @@ std::expected<void, StartFailure> AgentDaemon::start() {
   }
 
   if (auto made = make_directories(config_.state_dir); !made) return start_failure(runtime, made.error().message);
+  learning_ = std::make_unique<policy::Learning>(config_.state_dir + "/learned.json");
   if (config_.redact_cmdlines) {
     auto key = identity::load_or_create_redaction_key(config_.state_dir);
     if (!key) return start_failure(runtime, key.error().message);
@@ -120,7 +122,7 @@ std::expected<void, StartFailure> AgentDaemon::start() {
   const policy::Policy& active_policy = engine_->policy();
   for (const auto& canary : active_policy.canaries) {
     if (!canary.plant) continue;
-    auto planted = plant_canary(canary.path, canary.credential_class);
+    auto planted = catalogue::plant_canary(canary.path, canary.credential_class);
     if (!planted && planted.error().code == EROFS) {
       // Expected under the packaged unit (ProtectHome=read-only): the installer plants canaries
       // with --plant-canaries, outside the sandbox. Not an error of the agent's.
@@ -139,18 +141,7 @@ std::expected<void, StartFailure> AgentDaemon::start() {
   catalogue::CatalogueOptions options;
   options.entries = config::catalogue_entries(config_);
   // The policy's own files and canaries are watched too, or their triggers could never fire.
-  for (const auto& credential : active_policy.credentials) {
-    if (credential.selector.kind == policy::CredentialSelector::Kind::catalogue) continue;
-    options.entries.push_back({.pattern = catalogue::catalogue_pattern(
-                                   credential.selector.pattern,
-                                   credential.selector.kind == policy::CredentialSelector::Kind::glob),
-                               .credential_class = credential.credential_class,
-                               .owner = credential.owner});
-  }
-  for (const auto& canary : active_policy.canaries) {
-    options.entries.push_back({.pattern = catalogue::catalogue_pattern(canary.path, false),
-                               .credential_class = canary.credential_class});
-  }
+  for (auto& entry : policy::watched_entries(active_policy)) options.entries.push_back(std::move(entry));
   std::string credential_ids_problem;  // why the saved ids cannot be used; empty when they can
   if (auto ids = load_credential_ids(credential_ids_problem)) options.initial_ids = std::move(*ids);
   catalogue::CatalogueOptions catalogue_options = options;  // kept to rebuild the ids from pinned state
@@ -219,24 +210,9 @@ std::expected<void, StartFailure> AgentDaemon::start() {
                                    [&] { return ledger::RollbackLedger::open(ledger_path); }, state_notices_);
   if (!ledger) return start_failure(runtime, "rollback ledger: " + ledger.error().message);
   ledger_ = std::move(*ledger);
-  // Protected identities the containment checks can name without a process at hand (a literal
-  // system unit, user unit of a uid, cgroup, or a uid alone) also become break-glass entries, so
-  // even a manual contain refuses them.
-  containment::BreakGlass break_glass;
-  const auto literal = [](const std::optional<std::string>& pattern) {
-    return pattern && pattern->find_first_of("*?[\\") == std::string::npos;
-  };
-  for (const auto& selector : active_policy.protected_identities) {
-    const bool others = selector.session || selector.container || selector.pod || selector.exe || selector.uri;
-    const int keys = selector.unit.has_value() + selector.user_unit.has_value() + selector.cgroup.has_value();
-    if (others || keys > 1) continue;
-    if (keys == 0 && selector.uid) break_glass.uids.push_back(*selector.uid);
-    if (selector.uid && !selector.user_unit) continue;  // unit/cgroup AND uid: only the decision engine
-    if (literal(selector.unit)) break_glass.units.push_back(*selector.unit);
-    if (literal(selector.cgroup)) break_glass.cgroups.push_back(*selector.cgroup);
-    if (literal(selector.user_unit) && selector.uid) break_glass.user_units.push_back({*selector.uid, *selector.user_unit});
-  }
-  auto protected_targets = containment::ProtectedTargets::from_host(std::move(break_glass));
+  // Protected identities the containment checks can name without a process at hand also become
+  // break-glass entries, so even a manual contain refuses them.
+  auto protected_targets = containment::ProtectedTargets::from_host(policy::break_glass(active_policy));
   if (!protected_targets) return start_failure(runtime, "protected targets: " + protected_targets.error().message);
   protected_ = std::make_unique<containment::ProtectedTargets>(std::move(*protected_targets));
   resolver_ = std::make_unique<containment::TargetResolver>(cgroup2_root_);
@@ -250,14 +226,14 @@ std::expected<void, StartFailure> AgentDaemon::start() {
   // After the reporter: what a reboot lapsed or re-applied is alerted, not only logged.
   executor_->reconcile();
   report_unowned_kernel_state();
-  load_learned();
+  if (auto damaged = learning_->load()) state_notices_.push_back({"state_quarantined", *damaged, 1});
   for (const auto& notice : state_notices_) reporter_->add(reporter::alert_report(notice.kind, notice.message, notice.count));
   pipeline_ = std::make_unique<pipeline::Pipeline>(pipeline::PipelineParts{
       .redactor = redactor_,
       .identities = *identities_,
       .credentials = *watched_,
       .engine = *engine_,
-      .learned = learned_,
+      .learned = learning_->learned(),
       .rate_limiter = rate_limiter_,
       .mode = mode_,
       .protected_targets = *protected_,
@@ -288,13 +264,13 @@ std::expected<void, StartFailure> AgentDaemon::start() {
 std::expected<void, StartFailure> AgentDaemon::start_reporter() {
   const std::string mode_file = config_.state_dir + "/mode.json";
   mode_.store(config_.mode);
-  if (auto imposed = load_mode_override(mode_file); !imposed) {
+  if (auto imposed = config::load_mode_override(mode_file); !imposed) {
     // Whoever wrote it meant to restrict the agent: the safer mode until a collector says otherwise.
     std::string message = imposed.error().message + "; running in observe mode until a collector sets the mode";
     if (imposed.error().code == EUCLEAN) {
       // Kept aside, and replaced by an observe override, so the next start is just as safe.
       if (auto moved = quarantine_file(mode_file); moved) message += " (the damaged file is kept as " + *moved + ")";
-      if (auto saved = save_mode_override(mode_file, {config::AgentMode::observe, "agent (mode.json was damaged)", "",
+      if (auto saved = config::save_mode_override(mode_file, {config::AgentMode::observe, "agent (mode.json was damaged)", "",
                                                       static_cast<int64_t>(clock_ns(CLOCK_REALTIME))});
           !saved) {
         message += "; " + saved.error().message;
@@ -304,13 +280,13 @@ std::expected<void, StartFailure> AgentDaemon::start_reporter() {
     spdlog::error("{}", message);
     mode_.store(config::AgentMode::observe);
   } else if (*imposed) {
-    const ModeOverride& m = **imposed;
+    const config::ModeOverride& m = **imposed;
     spdlog::warn("mode {} set by {} at {} is in force (agent.yaml says {}) until a collector lifts it",
                  config::to_string(m.mode), m.set_by, format_rfc3339_ns(static_cast<uint64_t>(m.set_at_ns)),
                  config::to_string(config_.mode));
     mode_.store(m.mode);
   }
-  AgentOperations operations{
+  reporter::AgentOperations operations{
       .approve = [this](std::string_view handle, std::string_view actor, std::string_view note) {
         return approve(handle, actor, note);
       },
@@ -323,7 +299,7 @@ std::expected<void, StartFailure> AgentDaemon::start_reporter() {
       .mode = [this] { return mode(); },
       .set_mode = [this](config::AgentMode m) { set_mode(m); },
   };
-  collector_commands_ = std::make_unique<CollectorCommands>(operations, *ledger_, mode_file, config_.mode);
+  collector_commands_ = std::make_unique<reporter::CollectorCommands>(operations, *ledger_, mode_file, config_.mode);
   const reporter::ReporterOptions reporter_options{
       .outbox_path = config_.state_dir + "/outbox.db",
       .outbox_max_bytes = config_.collector.outbox_max_bytes,
@@ -406,7 +382,7 @@ nlohmann::json AgentDaemon::status_json() {
                                   {"recent", rate_limiter_.recent(std::chrono::steady_clock::now(), p.rate_limit.window)}}}}},
       {"decisions", decisions},
       {"held_actions", held},
-      {"learning", learned_.summary(static_cast<int64_t>(clock_ns(CLOCK_REALTIME)))},
+      {"learning", learning_->learned().summary(static_cast<int64_t>(clock_ns(CLOCK_REALTIME)))},
       {"programs", sensor_->attached_programs()},
       {"features", features},
       {"credentials_watched", watched},
@@ -456,9 +432,11 @@ Result<containment::RollbackHandle> AgentDaemon::Control::reject(std::string_vie
   return daemon_.reject(handle, "nhiguardctl");
 }
 
-Result<nlohmann::json> AgentDaemon::Control::learn(std::chrono::milliseconds duration) { return daemon_.learn(duration); }
+Result<nlohmann::json> AgentDaemon::Control::learn(std::chrono::milliseconds duration) {
+  return daemon_.learning_->learn(duration);
+}
 
-Result<nlohmann::json> AgentDaemon::Control::suggest() { return daemon_.suggest_policy(); }
+Result<nlohmann::json> AgentDaemon::Control::suggest() { return daemon_.learning_->suggest(daemon_.config_.hostname); }
 
 Result<nlohmann::json> AgentDaemon::Control::set_mode(std::string_view mode) {
   const auto previous = daemon_.mode();
@@ -498,65 +476,6 @@ Result<containment::RollbackHandle> AgentDaemon::rollback(std::string_view handl
   auto done = executor_->rollback(handle, actor, note);
   wake();  // the ledger changed: its action update goes to the outbox now
   return done;
-}
-
-nlohmann::json AgentDaemon::learn(std::chrono::milliseconds duration) {
-  const int64_t now = static_cast<int64_t>(clock_ns(CLOCK_REALTIME));
-  if (duration.count() == 0) {
-    learned_.stop();
-    spdlog::info("learning stopped");
-  } else {
-    learned_.start(now, now + std::chrono::duration_cast<std::chrono::nanoseconds>(duration).count());
-    spdlog::info("learning for {}: credential readers and tainted egress are recorded for `nhiguardctl policy suggest`",
-                 config::format_duration(duration));
-  }
-  persist_learned();
-  return learned_.summary(now);
-}
-
-nlohmann::json AgentDaemon::suggest_policy() {
-  const int64_t now = static_cast<int64_t>(clock_ns(CLOCK_REALTIME));
-  auto summary = learned_.summary(now);
-  const std::string comment = fmt::format(
-      "Suggested by nhiguardctl policy suggest on {} at {}: allows exactly what was seen while learning\n"
-      "({} observation(s) since {}{}). Review it, then put it in the policy_dir beside the default policy.",
-      config_.hostname, format_rfc3339_ns(static_cast<uint64_t>(now)), summary["observations"].get<uint64_t>(),
-      summary["since"].is_string() ? summary["since"].get<std::string>() : "never",
-      summary["dropped"].get<uint64_t>() == 0
-          ? std::string()
-          : fmt::format("; {} did not fit the learned set's bounds and are missing here",
-                        summary["dropped"].get<uint64_t>()));
-  return {{"policy", learned_.suggest_yaml(comment)}, {"learning", std::move(summary)}};
-}
-
-void AgentDaemon::persist_learned() {
-  const std::string path = config_.state_dir + "/learned.json";
-  if (auto written = write_state_file(path, learned_.to_json()); !written) {
-    spdlog::warn("{}: what was learned lives only in memory until the next try", written.error().message);
-  }
-}
-
-void AgentDaemon::load_learned() {
-  const std::string path = config_.state_dir + "/learned.json";
-  auto loaded = load_state_file(path);
-  if (!loaded) {
-    spdlog::error("{}; the learned set starts empty (the file is left as it is)", loaded.error().message);
-    return;
-  }
-  std::string damage = loaded->damage;
-  std::string kept_as = loaded->quarantined_as;
-  if (loaded->file) {
-    auto parsed = learned_.load_json(loaded->file->content);
-    if (parsed) return;
-    damage = parsed.error().message;
-    auto moved = quarantine_file(path);
-    kept_as = moved ? *moved : moved.error().message;
-  }
-  if (damage.empty()) return;  // no file yet
-  const std::string message =
-      fmt::format("{} is damaged ({}); kept as {}; the learned set starts empty", path, damage, kept_as);
-  spdlog::error("{}", message);
-  state_notices_.push_back({"state_quarantined", message, 1});
 }
 
 std::optional<std::map<std::string, uint32_t>> AgentDaemon::load_credential_ids(std::string& problem) {
@@ -751,7 +670,7 @@ int AgentDaemon::run(const std::atomic<bool>& stop) {
     }
     if (now >= next_housekeeping_) {
       check_counters();
-      if (learned_.take_dirty()) persist_learned();
+      learning_->persist_if_changed();
       pipeline_->housekeeping(now, clock_ns(CLOCK_BOOTTIME));
       next_housekeeping_ = now + kHousekeepingInterval;
     }

@@ -10,7 +10,7 @@
 // interval; sweeps expired actions; reports ring-buffer drops as they happen.
 //
 // Threads: the event loop runs on the caller's thread; the control socket's thread calls the
-// run-time operations below (set_mode, approve, reject, rollback, learning), which are thread-safe
+// run-time operations below (set_mode, approve, reject, rollback), which are thread-safe
 // so the collector's command channel can call them too.
 //
 // Start-up refuses a policy_dir with any policy error (every error listed, exit category
@@ -32,7 +32,7 @@
 #include "containment/protected_targets.h"
 #include "containment/target_resolver.h"
 #include "control/control_server.h"
-#include "daemon/collector_commands.h"
+#include "reporter/collector_commands.h"
 #include "containment/containment_executor.h"
 #include "ledger/rollback_ledger.h"
 #include "config/agent_config.h"
@@ -48,7 +48,7 @@
 #include "pipeline/pipeline.h"
 #include "reporter/reporter.h"
 #include "policy/decision_engine.h"
-#include "policy/learned_set.h"
+#include "policy/learning.h"
 #include "policy/rate_limiter.h"
 
 namespace nhiguard::daemon {
@@ -85,10 +85,6 @@ class AgentDaemon {
                                              std::string_view note = "rejected");
   Result<containment::RollbackHandle> rollback(std::string_view handle, std::string_view actor,
                                                std::string_view note = "rolled back");
-  // Starts (or, with zero, stops) a learning period; the learning summary.
-  nlohmann::json learn(std::chrono::milliseconds duration);
-  // {"policy": the allow-list policy of what was learned (YAML), "learning": summary}.
-  nlohmann::json suggest_policy();
 
  private:
   // credential_ids.json's path -> id table; nullopt (and `problem` says why) when it is missing,
@@ -98,13 +94,11 @@ class AgentDaemon {
   // daemon/state_recovery.h). False when no pinned state refers to any id.
   Result<bool> rebuild_credential_ids(catalogue::CatalogueOptions options, const std::string& why);
   void report_unowned_kernel_state();
-  void load_learned();
   // The downtime gap at start (daemon/drop_accounting.h) and the snapshot it is measured against.
   void account_downtime_drops();
   void save_drop_snapshot(bool clean_stop);
   void check_counters();
   nlohmann::json status_json();
-  void persist_learned();
   std::expected<void, StartFailure> load_policy();
 
   // The control socket's view of the agent; its calls run on the server's thread.
@@ -161,8 +155,8 @@ class AgentDaemon {
   std::atomic<config::AgentMode> mode_{config::AgentMode::policy};
   std::unique_ptr<policy::DecisionEngine> engine_;
   policy::ActionRateLimiter rate_limiter_;
-  policy::LearnedSet learned_;
-  std::unique_ptr<CollectorCommands> collector_commands_;
+  std::unique_ptr<policy::Learning> learning_;
+  std::unique_ptr<reporter::CollectorCommands> collector_commands_;
   std::unique_ptr<catalogue::WatchedCredentials> watched_;
   std::unique_ptr<pipeline::EventLoop> loop_;
   std::unique_ptr<pipeline::Pipeline> pipeline_;

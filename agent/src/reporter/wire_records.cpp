@@ -4,12 +4,11 @@
 #include <nlohmann/json.hpp>
 
 #include "common/clock.h"
-#include "common/json_escape.h"
+#include "records/control_audit_record.h"
 #include "records/rollback_handle_record.h"
 
 namespace nhiguard::reporter {
 namespace {
-
 
 constexpr std::string_view kCommandNotePrefix = "collector command ";
 
@@ -61,20 +60,6 @@ std::string collector_command_note(std::string_view command_id, std::string_view
   return note;
 }
 
-namespace {
-void peer_to_wire(const ledger::ControlPeer& peer, v1::ControlPeer& out) {
-  out.set_pid(peer.pid);
-  out.set_uid(peer.uid);
-  out.set_gid(peer.gid);
-  out.set_start_time_ticks(peer.start_time_ticks);
-  // A peer names its own exe, comm and cgroup: odd bytes are escaped as in records::process_to_wire,
-  // or a non-UTF-8 name would make the audit report unparseable at the collector.
-  out.set_exe(escape_bytes(peer.exe));
-  out.set_comm(escape_bytes(peer.comm));
-  out.set_cgroup(escape_bytes(peer.cgroup));
-}
-}  // namespace
-
 std::string command_id_from_note(std::string_view note) {
   if (!note.starts_with(kCommandNotePrefix)) return {};
   note.remove_prefix(kCommandNotePrefix.size());
@@ -96,23 +81,13 @@ Report action_update_report(const containment::RollbackHandle& current, const le
   c->set_actor(change.actor);
   c->set_note(change.note);
   c->set_command_id(command_id_from_note(change.note));
-  if (change.peer) peer_to_wire(*change.peer, *c->mutable_peer());
+  if (change.peer) *c->mutable_peer() = records::peer_to_wire(*change.peer);
   return make_report(ReportKind::action_update, "action_update", body, false, 0, change.at_ns);
 }
 
 Report control_audit_report(const ledger::AuditEntry& entry) {
   v1::Report body;
-  auto* audit = body.mutable_control_audit();
-  audit->set_audit_sequence(entry.seq);
-  audit->set_at_unix_ns(entry.at_ns);
-  audit->set_method(entry.method);
-  // The handle, the detail and the message carry what the peer sent (a cgroup path, a handle it
-  // typed), so they are escaped like the peer's own names.
-  audit->set_handle(escape_bytes(entry.handle));
-  audit->set_detail(escape_bytes(entry.detail));
-  audit->set_outcome(entry.outcome);
-  audit->set_message(escape_bytes(entry.message));
-  peer_to_wire(entry.peer, *audit->mutable_peer());
+  *body.mutable_control_audit() = records::audit_to_wire(entry);
   return make_report(ReportKind::control_audit, "control_audit", body, false, 0, entry.at_ns);
 }
 

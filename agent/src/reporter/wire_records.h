@@ -7,9 +7,8 @@
 // become ReportsDropped sent under the last sequence they cover, listing the whole range they
 // replaced (the range ends at the report's own sequence).
 //
-// The domain records (events, decisions, handles) are mapped in records/, once; here they are
-// wrapped as reports. Strings a peer names (the control audit's exe, comm, cgroup) are escaped as
-// in the records (escape_bytes). Secret values never appear.
+// The domain records (events, decisions, handles, the control audit) are mapped in records/, once;
+// here they are wrapped as reports. Secret values never appear.
 //
 // Which reports are low value (may be dropped from a full outbox): credential accesses that were
 // not denied, and egress that was allowed. Denied accesses and egress, actions, decisions, command

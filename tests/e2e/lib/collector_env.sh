@@ -43,6 +43,16 @@ mkdir -p "$tmp/home/svc/.aws"
 printf '[default]\naws_access_key_id = AKIAE2ECOLLECT%s\n' "$$" > "$tmp/home/svc/.aws/credentials"
 cred=$tmp/home/svc/.aws/credentials
 
+write_hold_policy() {  # payments.service may read $cred; any other reader is held for a person's approval
+  cat > "$tmp/policy.d/10-e2e.yaml" <<YAML
+version: 1
+credentials:
+  - {path: $cred, class: aws, readers: [{unit: payments.service}]}
+rules:
+  - {name: reader-hold, trigger: unexpected_reader, confidence: high, mode: hold, response: block_egress}
+YAML
+}
+
 write_agent_config() {  # write_agent_config STATE_DIR [extra YAML]
   mkdir -p "$tmp/policy.d"
   cat > "$tmp/agent.yaml" <<YAML

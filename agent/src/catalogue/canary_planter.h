@@ -13,9 +13,9 @@
 #include "catalogue/credential_class.h"
 #include "common/result.h"
 
-namespace nhiguard::daemon {
+namespace nhiguard::catalogue {
 
 // true: the file was created; false: it already existed.
 Result<bool> plant_canary(const std::string& path, catalogue::CredentialClass credential_class);
 
-}  // namespace nhiguard::daemon
+}  // namespace nhiguard::catalogue

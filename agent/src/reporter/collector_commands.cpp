@@ -1,4 +1,4 @@
-#include "daemon/collector_commands.h"
+#include "reporter/collector_commands.h"
 
 #include <time.h>
 
@@ -8,11 +8,11 @@
 #include <spdlog/spdlog.h>
 
 #include "common/clock.h"
-#include "daemon/persisted_mode.h"
+#include "config/persisted_mode.h"
 #include "records/rollback_handle_record.h"
 #include "reporter/wire_records.h"
 
-namespace nhiguard::daemon {
+namespace nhiguard::reporter {
 namespace {
 
 using containment::ActionState;
@@ -137,8 +137,8 @@ v1::CommandResult CollectorCommands::handle_command(const v1::Command& command, 
 Result<void> CollectorCommands::impose_mode(config::AgentMode mode, std::string set_by, std::string command_id) {
   std::lock_guard lock(mode_mutex_);
   // Saved first: an agent that says "observe" must still be in observe after a restart.
-  ModeOverride persisted{mode, std::move(set_by), std::move(command_id), static_cast<int64_t>(clock_ns(CLOCK_REALTIME))};
-  auto saved = save_mode_override(mode_file_, persisted);
+  config::ModeOverride persisted{mode, std::move(set_by), std::move(command_id), static_cast<int64_t>(clock_ns(CLOCK_REALTIME))};
+  auto saved = config::save_mode_override(mode_file_, persisted);
   const config::AgentMode before = operations_.mode();
   operations_.set_mode(mode);
   if (before != mode) {
@@ -157,20 +157,20 @@ void CollectorCommands::apply_required_mode(std::optional<config::AgentMode> mod
   if (mode) {
     if (operations_.mode() == *mode) {
       // Persist it anyway: an agent restarted before reconnecting must keep obeying.
-      auto existing = load_mode_override(mode_file_);
+      auto existing = config::load_mode_override(mode_file_);
       if (existing && *existing && (**existing).mode == *mode) return;
     }
     (void)impose_mode(*mode, "collector (required at connection)", "");
     return;
   }
   std::lock_guard lock(mode_mutex_);
-  auto existing = load_mode_override(mode_file_);
+  auto existing = config::load_mode_override(mode_file_);
   if (existing && !*existing) return;  // nothing imposed: agent.yaml's mode is already in force
-  if (auto cleared = clear_mode_override(mode_file_); !cleared) spdlog::error("{}", cleared.error().message);
+  if (auto cleared = config::clear_mode_override(mode_file_); !cleared) spdlog::error("{}", cleared.error().message);
   const config::AgentMode before = operations_.mode();
   operations_.set_mode(configured_);
   spdlog::warn("the collector no longer requires a mode: agent.yaml's mode {} applies again (was {})",
                config::to_string(configured_), config::to_string(before));
 }
 
-}  // namespace nhiguard::daemon
+}  // namespace nhiguard::reporter

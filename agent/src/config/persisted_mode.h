@@ -19,7 +19,7 @@
 #include "common/result.h"
 #include "config/agent_config.h"
 
-namespace nhiguard::daemon {
+namespace nhiguard::config {
 
 struct ModeOverride {
   config::AgentMode mode = config::AgentMode::observe;
@@ -41,4 +41,4 @@ Result<void> save_mode_override(const std::string& path, const ModeOverride& mod
 // Removes the file; a missing file is not an error.
 Result<void> clear_mode_override(const std::string& path);
 
-}  // namespace nhiguard::daemon
+}  // namespace nhiguard::config

@@ -1,4 +1,4 @@
-#include "daemon/persisted_mode.h"
+#include "config/persisted_mode.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,7 +10,7 @@
 #include "common/clock.h"
 #include "common/state_file.h"
 
-namespace nhiguard::daemon {
+namespace nhiguard::config {
 
 Result<std::optional<ModeOverride>> load_mode_override(const std::string& path) {
   auto read = read_state_file(path);
@@ -61,4 +61,4 @@ Result<void> clear_mode_override(const std::string& path) {
   return {};
 }
 
-}  // namespace nhiguard::daemon
+}  // namespace nhiguard::config

@@ -33,7 +33,7 @@
 #include "ledger/rollback_ledger.h"
 #include "reporter/collector_link.h"
 
-namespace nhiguard::daemon {
+namespace nhiguard::reporter {
 
 struct AgentOperations {
   // (handle, actor, note) -> the handle as stored after.
@@ -69,4 +69,4 @@ class CollectorCommands : public reporter::CommandHandler {
   std::mutex mode_mutex_;
 };
 
-}  // namespace nhiguard::daemon
+}  // namespace nhiguard::reporter

@@ -1,4 +1,4 @@
-#include "daemon/canary_planter.h"
+#include "catalogue/canary_planter.h"
 
 #include <fcntl.h>
 #include <sys/random.h>
@@ -8,7 +8,7 @@
 
 #include "common/filesystem.h"
 
-namespace nhiguard::daemon {
+namespace nhiguard::catalogue {
 namespace {
 
 // Random characters from `alphabet`; getrandom(2) so two hosts never plant the same canary.
@@ -74,4 +74,4 @@ Result<bool> plant_canary(const std::string& path, catalogue::CredentialClass cr
   return true;
 }
 
-}  // namespace nhiguard::daemon
+}  // namespace nhiguard::catalogue
