@@ -1,6 +1,6 @@
 #include "catalogue/credential_ids.h"
 
-#include "events/json_escape.h"
+#include "common/json_escape.h"
 
 namespace nhiguard::catalogue {
 namespace {
@@ -9,7 +9,7 @@ constexpr const char* kEscapedPaths = "escaped_paths";
 
 Result<uint32_t> id_of(const std::string& path, const nlohmann::json& id) {
   if (!id.is_number_unsigned() || id.get<uint64_t>() == 0 || id.get<uint64_t>() > UINT32_MAX) {
-    return fail(Error{EUCLEAN, "credential ids: the id of " + events::escape_bytes(path) + " is not a number in 1..2^32-1"});
+    return fail(Error{EUCLEAN, "credential ids: the id of " + escape_bytes(path) + " is not a number in 1..2^32-1"});
   }
   return id.get<uint32_t>();
 }
@@ -18,7 +18,7 @@ Result<uint32_t> id_of(const std::string& path, const nlohmann::json& id) {
 
 nlohmann::json credential_ids_to_json(const std::map<std::string, uint32_t>& ids) {
   nlohmann::json escaped = nlohmann::json::object();
-  for (const auto& [path, id] : ids) escaped[events::escape_bytes(path)] = id;
+  for (const auto& [path, id] : ids) escaped[escape_bytes(path)] = id;
   return {{kEscapedPaths, std::move(escaped)}};
 }
 
@@ -39,7 +39,7 @@ Result<std::map<std::string, uint32_t>> parse_credential_ids(const nlohmann::jso
     return fail(Error{EUCLEAN, "credential ids: expected only an \"escaped_paths\" object"});
   }
   for (const auto& [escaped, id] : table.items()) {
-    auto path = events::unescape_bytes(escaped);
+    auto path = unescape_bytes(escaped);
     if (!path) return fail(Error{EUCLEAN, "credential ids: " + path.error().message});
     auto valid = id_of(*path, id);
     if (!valid) return fail(valid.error());

@@ -3,8 +3,8 @@
 //
 // Paths are bytes, and some are chosen by users (`~/.ssh/id_*` matches any name a user gives a
 // file). JSON strings are UTF-8, so the table is stored under "escaped_paths" with every path
-// through events::escape_bytes, which is injective: a non-UTF-8 name round-trips exactly (stored
-// raw, it made the state file unwritable: the JSON writer refuses such a string). A table written
+// through escape_bytes (common/json_escape.h), which is injective: a non-UTF-8 name round-trips
+// exactly (stored raw, it made the state file unwritable: the JSON writer refuses such a string). A table written
 // before this (paths as top-level keys, raw) is still read.
 #pragma once
 
