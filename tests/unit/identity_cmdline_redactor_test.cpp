@@ -397,6 +397,21 @@ TEST(CmdlineRedactor, CutArgvRedactsATokenPrefixAtItsEnd) {
             (Argv{"x", expand(m("private_key", "-----BEGIN RSA PRIVATE KEY-----\nMIIEow"))}));
 }
 
+// A process names itself (prctl PR_SET_NAME, or the file it runs is named so); the kernel keeps 15
+// bytes of it. A token's prefix there is redacted as at the end of a cut argument; ordinary task
+// names are kept as they are.
+TEST(CmdlineRedactor, CommIsRedactedAsACutName) {
+  EXPECT_EQ(redactor().redact_comm("ghp_R3nd0mT0k3n"), expand(m("github_token", "ghp_R3nd0mT0k3n")));
+  EXPECT_EQ(redactor().redact_comm("AKIAIOSFODNN7EX"), expand(m("aws_access_key_id", "AKIAIOSFODNN7EX")));
+  EXPECT_EQ(redactor().redact_comm("eyJhbGciOiJIUzI"), expand(m("jwt", "eyJhbGciOiJIUzI")));
+  for (const std::string name : {"python3", "systemd-journal", "kworker/u8:2", "cat", "nhiguard-agent", "sshd", "gdbus",
+                                 "ghp_shortname", ""}) {
+    EXPECT_EQ(redactor().redact_comm(name), name) << name;
+  }
+  const std::string once = redactor().redact_comm("ghp_R3nd0mT0k3n");
+  EXPECT_EQ(redactor().redact_comm(once), once);
+}
+
 TEST(CmdlineRedactor, EmptyAndOddInputs) {
   EXPECT_TRUE(redactor().redact(Argv{}).empty());
   EXPECT_EQ(redactor().redact(Argv{""}), (Argv{""}));

@@ -1044,6 +1044,12 @@ std::string CmdlineRedactor::fingerprint(std::string_view value) const {
   return out;
 }
 
+std::string CmdlineRedactor::redact_comm(std::string_view comm) const {
+  if (comm.empty()) return {};
+  const std::string one[] = {std::string(comm)};
+  return std::move(redact(one, comm.size() >= kCommBytes).front());
+}
+
 std::string CmdlineRedactor::marker(std::string_view kind, std::string_view value) const {
   std::string out = "<redacted:";
   out += kind;

@@ -95,6 +95,7 @@ inline constexpr size_t kMinEntropyLength = 20;
 inline constexpr double kEntropyFactor = 0.82;
 inline constexpr size_t kFingerprintHexDigits = 12;
 inline constexpr size_t kMaxRedactionPasses = 12;
+inline constexpr size_t kCommBytes = 15;  // TASK_COMM_LEN without its NUL
 
 class CmdlineRedactor {
  public:
@@ -103,6 +104,11 @@ class CmdlineRedactor {
   // argv with every secret replaced by its marker; as many arguments as it was given. `truncated`:
   // the last argument was cut by a length limit (its end is not the argument's end).
   std::vector<std::string> redact(std::span<const std::string> argv, bool truncated = false) const;
+
+  // A task's comm with a secret in it redacted. A process names itself (prctl PR_SET_NAME, the
+  // name of the file it runs), and the kernel cuts the name at kCommBytes, so a comm of that length
+  // is judged as a cut argument: a token prefix at its end is redacted however short its rest.
+  std::string redact_comm(std::string_view comm) const;
 
   // The keyed fingerprint of one value: the first kFingerprintHexDigits hex digits of
   // HMAC-SHA256(key, value), lowercase.

@@ -177,6 +177,11 @@ ResolvedIdentity IdentityResolver::resolve(const KernelProcessFacts& facts) {
     }
   }
   p.ancestry = read_ancestry_from_parent(options_.proc_root, info->ppid, info->start_time_ticks, options_.ancestry_depth);
+  if (options_.redactor) {
+    // Every comm here is a name its process chose; the kernel's comm came redacted already.
+    p.comm = options_.redactor->redact_comm(p.comm);
+    for (auto& ancestor : p.ancestry) ancestor.comm = options_.redactor->redact_comm(ancestor.comm);
+  }
   out->resolved_from_proc = true;
 
   // Reads through the directory fd fail once the process is reaped; a final stat through it

@@ -1,5 +1,7 @@
 #include "pipeline/decode_stage.h"
 
+#include <variant>
+
 #include <spdlog/spdlog.h>
 
 namespace nhiguard::pipeline {
@@ -15,6 +17,14 @@ void DecodeStage::on_record(std::span<const std::byte> record) {
   }
   if (auto* open = std::get_if<events::FileOpenEvent>(&*event); open && redactor_ && !open->cmdline.empty()) {
     open->cmdline = redactor_->redact(open->cmdline, open->cmdline_truncated);
+  }
+  if (redactor_) {
+    // The process named itself: its comm goes through the redactor as its argv does.
+    std::visit(
+        [&](auto& e) {
+          if constexpr (requires { e.process.comm; }) e.process.comm = redactor_->redact_comm(e.process.comm);
+        },
+        *event);
   }
   next_.on_event(*event);
 }
