@@ -3,11 +3,10 @@
 #include <cerrno>
 
 #include <fmt/format.h>
-#include <grpcpp/create_channel.h>
-#include <grpcpp/security/credentials.h>
 
 #include "common/clock.h"
 #include "containment/action.h"
+#include "pki/collector_channel.h"
 #include "pki/fleet_pki.h"
 #include "pki/peer_certificate.h"
 #include "records/control_audit_record.h"
@@ -111,19 +110,13 @@ json command_json(const v1::CommandStatus& s) {
 }
 
 Result<CollectorClient> CollectorClient::connect(const CollectorEndpoint& endpoint) {
-  std::shared_ptr<grpc::ChannelCredentials> credentials;
-  if (endpoint.insecure) {
-    credentials = grpc::InsecureChannelCredentials();
-  } else {
+  pki::ChannelOptions options;
+  if (!endpoint.insecure) {
     auto material = pki::load_tls_material(endpoint.pki_dir, "operator");
     if (!material) return fail(std::move(material.error()));
-    grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = material->ca_pem;
-    ssl.pem_private_key = material->key_pem;
-    ssl.pem_cert_chain = material->cert_pem;
-    credentials = grpc::SslCredentials(ssl);
+    options.tls = std::move(*material);
   }
-  auto channel = grpc::CreateChannel(endpoint.address, credentials);
+  auto channel = pki::collector_channel(endpoint.address, options);
   return CollectorClient(std::shared_ptr<v1::OperatorService::Stub>(v1::OperatorService::NewStub(channel)), endpoint);
 }
 

@@ -45,7 +45,7 @@
 #include "containment/action.h"
 #include "control/control_client.h"
 #include "control/control_protocol.h"
-#include "ledger/ulid.h"
+#include "common/ulid.h"
 #include "pki/fleet_pki.h"
 #include "policy/policy.h"
 
@@ -646,7 +646,7 @@ int main(int argc, char** argv) {
     for (auto [command, verb] : {std::pair{rollback, "rollback"}, std::pair{approve, "approve"},
                                  std::pair{reject, "reject"}}) {
       if (!command->parsed()) continue;
-      if (!nhiguard::ledger::is_handle_id(o.handle))
+      if (!nhiguard::is_handle_id(o.handle))
         return usage_error(fmt::format("invalid handle '{}': expected rb_ followed by 26 upper-case Crockford "
                                        "base32 characters",
                                        o.handle));
@@ -708,7 +708,7 @@ int main(int argc, char** argv) {
   for (auto [command, method] : {std::pair{rollback, control::Method::rollback},
                                  std::pair{approve, control::Method::approve}, std::pair{reject, control::Method::reject}}) {
     if (!command->parsed()) continue;
-    if (!nhiguard::ledger::is_handle_id(o.handle)) {
+    if (!nhiguard::is_handle_id(o.handle)) {
       return usage_error(fmt::format("invalid handle '{}': expected rb_ followed by 26 upper-case Crockford base32 "
                                      "characters",
                                      o.handle));

@@ -52,11 +52,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   // As the first message: a hello (or a refusal).
   {
-    collector::AgentIngest ingest(store, std::nullopt, "fuzz", limits);
+    collector::AgentIngest ingest(store, store, std::nullopt, "fuzz", limits);
     (void)ingest.on_message(bytes, kNow);
   }
   // After a valid hello: a report, stored when accepted.
-  collector::AgentIngest ingest(store, std::nullopt, "fuzz", limits);
+  collector::AgentIngest ingest(store, store, std::nullopt, "fuzz", limits);
   v1::AgentMessage hello;
   hello.mutable_hello()->set_agent_id("fuzz-agent");
   hello.mutable_hello()->set_outbox_id("fuzz-outbox");

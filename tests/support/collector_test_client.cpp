@@ -3,10 +3,9 @@
 #include <fstream>
 #include <sstream>
 
-#include <grpcpp/create_channel.h>
-#include <grpcpp/security/credentials.h>
 #include <grpcpp/support/byte_buffer.h>
 
+#include "pki/collector_channel.h"
 #include "pki/fleet_pki.h"
 
 namespace nhiguard::testing {
@@ -23,24 +22,24 @@ std::string slurp(const std::string& path) {
 
 std::shared_ptr<grpc::Channel> collector_channel(const std::string& address, const std::string& pki_dir,
                                                  const std::string& cert_base, bool insecure) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(64 << 20);
-  args.SetMaxSendMessageSize(64 << 20);
+  pki::ChannelOptions options;
+  options.max_message_bytes = 64 << 20;
   // Each channel gets its own connection, so N simulated agents are N connections.
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  if (insecure) return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
-  grpc::SslCredentialsOptions ssl;
-  ssl.pem_root_certs = slurp(pki_dir + "/ca.pem");
+  options.own_connection = true;
+  if (insecure) return pki::collector_channel(address, options);
+  pki::TlsMaterial tls;
+  tls.ca_pem = slurp(pki_dir + "/ca.pem");
   if (!cert_base.empty()) {
     // "agent", "operator": the role directories of `certs init`; "agents/web-2/agent": an issued one.
     const auto slash = cert_base.rfind('/');
     const std::string base = slash == std::string::npos ? cert_base : cert_base.substr(slash + 1);
     const std::string dir = slash == std::string::npos ? pki_dir : pki_dir + "/" + cert_base.substr(0, slash);
     const std::string from = pki::tls_material_dir(dir, base);
-    ssl.pem_cert_chain = slurp(from + "/" + base + ".pem");
-    ssl.pem_private_key = slurp(from + "/" + base + "-key.pem");
+    tls.cert_pem = slurp(from + "/" + base + ".pem");
+    tls.key_pem = slurp(from + "/" + base + "-key.pem");
   }
-  return grpc::CreateCustomChannel(address, grpc::SslCredentials(ssl), args);
+  options.tls = std::move(tls);
+  return pki::collector_channel(address, options);
 }
 
 RawAgentStream::RawAgentStream(const std::shared_ptr<grpc::Channel>& channel, std::chrono::milliseconds deadline)

@@ -44,7 +44,7 @@ class AgentIngestTest : public ::testing::Test {
 };
 
 TEST_F(AgentIngestTest, HelloThenReports) {
-  AgentIngest ingest(*store_, std::string("web-1"), "peer");
+  AgentIngest ingest(*store_, *store_, std::string("web-1"), "peer");
   auto hello = ingest.on_message(hello_bytes("web-1"), kNow);
   ASSERT_TRUE(hello) << hello.error().message;
   ASSERT_TRUE(hello->welcome);
@@ -63,18 +63,18 @@ TEST_F(AgentIngestTest, HelloThenReports) {
 }
 
 TEST_F(AgentIngestTest, TheCertificateNamesTheAgent) {
-  AgentIngest ingest(*store_, std::string("web-1"), "peer");
+  AgentIngest ingest(*store_, *store_, std::string("web-1"), "peer");
   auto hello = ingest.on_message(hello_bytes("web-2"), kNow);
   ASSERT_FALSE(hello);
   EXPECT_EQ(hello.error().code, EACCES);
   EXPECT_TRUE(store_->list_agents().value().empty());  // nothing registered
   // Without a certificate (--insecure) the hello is trusted.
-  AgentIngest insecure(*store_, std::nullopt, "peer");
+  AgentIngest insecure(*store_, *store_, std::nullopt, "peer");
   EXPECT_TRUE(insecure.on_message(hello_bytes("web-2"), kNow));
 }
 
 TEST_F(AgentIngestTest, OrderAndShapeAreEnforced) {
-  AgentIngest ingest(*store_, std::nullopt, "peer");
+  AgentIngest ingest(*store_, *store_, std::nullopt, "peer");
   EXPECT_EQ(ingest.on_message(report_bytes(1), kNow).error().code, EINVAL);  // report before hello
   EXPECT_EQ(ingest.on_message(std::string(), kNow).error().code, EINVAL);    // empty message: no body
   EXPECT_EQ(ingest.on_message(hello_bytes(""), kNow).error().code, EINVAL);
@@ -87,7 +87,7 @@ TEST_F(AgentIngestTest, OrderAndShapeAreEnforced) {
 TEST_F(AgentIngestTest, MalformedAndOversizedMessagesAreRefused) {
   IngestLimits limits;
   limits.max_message_bytes = 1024;
-  AgentIngest ingest(*store_, std::nullopt, "peer", limits);
+  AgentIngest ingest(*store_, *store_, std::nullopt, "peer", limits);
   ASSERT_TRUE(ingest.on_message(hello_bytes("web-1"), kNow));
   auto garbage = ingest.on_message(std::string("\x0a\xff\xff\xff\xff\x0f", 6), kNow);
   ASSERT_FALSE(garbage);
@@ -120,7 +120,7 @@ std::string marker_bytes(uint64_t sequence, std::vector<std::pair<uint64_t, uint
 TEST_F(AgentIngestTest, DroppedRangesMustPrecedeTheirReport) {
   // Each case on a fresh stream: what a stream accepted raises the floor for the next marker.
   auto dropped = [&](uint64_t sequence, uint64_t first, uint64_t last) {
-    AgentIngest ingest(*store_, std::nullopt, "peer");
+    AgentIngest ingest(*store_, *store_, std::nullopt, "peer");
     EXPECT_TRUE(ingest.on_message(hello_bytes("web-1"), kNow));
     return ingest.on_message(marker_bytes(sequence, {{first, last}}), kNow);
   };
@@ -135,7 +135,7 @@ TEST_F(AgentIngestTest, DroppedRangesMustPrecedeTheirReport) {
 TEST_F(AgentIngestTest, HostileDropMarkersAreRefused) {
   constexpr uint64_t k62 = uint64_t{1} << 62;
   auto fresh = [&](uint64_t acked_before = 0) {
-    auto ingest = std::make_unique<AgentIngest>(*store_, std::nullopt, "peer");
+    auto ingest = std::make_unique<AgentIngest>(*store_, *store_, std::nullopt, "peer");
     EXPECT_TRUE(ingest->on_message(hello_bytes("web-1", "ob" + std::to_string(acked_before)), kNow));
     return ingest;
   };
@@ -173,10 +173,10 @@ TEST_F(AgentIngestTest, HostileDropMarkersAreRefused) {
     r.report.SerializeToString(&r.raw);
     stored.push_back(std::move(r));
   }
-  AgentIngest first(*store_, std::nullopt, "peer");
+  AgentIngest first(*store_, *store_, std::nullopt, "peer");
   ASSERT_TRUE(first.on_message(hello_bytes("web-1", "obacked"), kNow));
   ASSERT_TRUE(store_->store_reports(stored));
-  AgentIngest again(*store_, std::nullopt, "peer");
+  AgentIngest again(*store_, *store_, std::nullopt, "peer");
   auto welcome = again.on_message(hello_bytes("web-1", "obacked"), kNow);
   ASSERT_TRUE(welcome);
   EXPECT_EQ(welcome->welcome->acked_through_sequence(), 5u);
@@ -191,7 +191,7 @@ TEST_F(AgentIngestTest, HelloFieldsAreBounded) {
     h->set_agent_id("web-1");
     h->set_outbox_id("ob1");
     edit(*h);
-    AgentIngest ingest(*store_, std::nullopt, "peer");
+    AgentIngest ingest(*store_, *store_, std::nullopt, "peer");
     auto step = ingest.on_message(message.SerializeAsString(), kNow);
     return step ? 0 : step.error().code;
   };
@@ -210,14 +210,14 @@ TEST_F(AgentIngestTest, HelloFieldsAreBounded) {
 }
 
 TEST_F(AgentIngestTest, WelcomeCarriesPendingCommandsAndTheKillSwitch) {
-  AgentIngest first(*store_, std::nullopt, "peer");
+  AgentIngest first(*store_, *store_, std::nullopt, "peer");
   ASSERT_TRUE(first.on_message(hello_bytes("web-1"), kNow));
   v1::Command command;
   command.set_command_id("01CMD");
   command.mutable_set_mode()->set_mode(v1::MODE_OBSERVE);
   ASSERT_TRUE(store_->add_command({"web-1", command}));
   ASSERT_TRUE(store_->set_fleet_mode(v1::MODE_OBSERVE));
-  AgentIngest again(*store_, std::nullopt, "peer");
+  AgentIngest again(*store_, *store_, std::nullopt, "peer");
   auto hello = again.on_message(hello_bytes("web-1"), kNow);
   ASSERT_TRUE(hello);
   EXPECT_EQ(hello->welcome->required_mode(), v1::MODE_OBSERVE);

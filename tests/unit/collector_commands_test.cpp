@@ -10,7 +10,7 @@
 
 #include "reporter/collector_commands.h"
 #include "config/persisted_mode.h"
-#include "ledger/ulid.h"
+#include "common/ulid.h"
 #include "temp_dir.h"
 
 namespace nhiguard::reporter {
@@ -54,7 +54,7 @@ class CollectorCommandsTest : public ::testing::Test {
 
   std::string record(ActionState state, ActionKind kind = ActionKind::block_egress) {
     RollbackHandle h;
-    h.handle = ledger::new_handle_id();
+    h.handle = new_handle_id();
     h.action = kind;
     h.state = state;
     h.target.cgroup_path = "/system.slice/payments.service";

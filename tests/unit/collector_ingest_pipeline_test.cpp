@@ -9,7 +9,8 @@
 
 #include <gtest/gtest.h>
 
-#include "server/ingest_pipeline.h"
+#include "ingest/ingest_pipeline.h"
+#include "server/agent_streams.h"
 #include "store/sqlite_report_store.h"
 #include "temp_dir.h"
 

@@ -14,7 +14,7 @@
 
 #include "containment/containment_executor.h"
 #include "fake_kernel.h"
-#include "ledger/ulid.h"
+#include "common/ulid.h"
 #include "sqlite_side_connection.h"
 #include "temp_dir.h"
 
@@ -328,7 +328,7 @@ TEST_F(ExecutorTest, AfterARebootUnexpiredBlocksAreReappliedAndTheRestLapse) {
   const RollbackHandle expiring = contain(ActionKind::block_egress, 2min, {}, "/apps/billing.service");
   ASSERT_TRUE(ledger_->record([&] {
     RollbackHandle freeze = unexpired;  // a freeze as a previous agent recorded it (no cgroupfs here)
-    freeze.handle = ledger::new_handle_id();
+    freeze.handle = new_handle_id();
     freeze.action = ActionKind::freeze;
     freeze.target.destinations.clear();
     return freeze;

@@ -4,9 +4,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "events/json_escape.h"
+#include "common/json_escape.h"
 
-namespace nhiguard::events {
+namespace nhiguard {
 namespace {
 
 std::string roundtrip(std::string_view raw) {
@@ -103,4 +103,4 @@ TEST(JsonEscape, UnescapeRejectsWhatEscapeNeverProduces) {
 }
 
 }  // namespace
-}  // namespace nhiguard::events
+}  // namespace nhiguard

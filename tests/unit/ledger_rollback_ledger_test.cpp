@@ -22,7 +22,7 @@
 
 #include "containment/action.h"
 #include "ledger/rollback_ledger.h"
-#include "ledger/ulid.h"
+#include "common/ulid.h"
 #include "sqlite_side_connection.h"
 
 namespace nhiguard::ledger {

@@ -4,9 +4,11 @@
 #include <algorithm>
 #include <fstream>
 
+#include "common/filesystem.h"
 #include "identity/mountinfo.h"
 
 using namespace nhiguard::identity;
+using nhiguard::read_text_file;
 
 namespace {
 

@@ -13,7 +13,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
-#include "identity/mountinfo.h"
+#include "common/filesystem.h"
 #include "pki/fleet_pki.h"
 #include "temp_dir.h"
 
@@ -27,7 +27,7 @@ class FleetPkiTest : public ::testing::Test {
     options_.hostname = "web-1";
   }
 
-  std::string read(const std::string& name) { return identity::read_text_file(options_.dir + "/" + name).value(); }
+  std::string read(const std::string& name) { return read_text_file(options_.dir + "/" + name).value(); }
   mode_t mode_of(const std::string& name) {
     struct stat st {};
     EXPECT_EQ(::stat((options_.dir + "/" + name).c_str(), &st), 0) << name;

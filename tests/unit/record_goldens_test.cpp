@@ -99,7 +99,7 @@ void expect_proto_golden(const google::protobuf::Message& message, const std::st
 // --- representative inputs ---------------------------------------------------------------------
 
 // A systemd service whose names carry bytes that are not UTF-8 and control characters: every one
-// must come out escaped (events::escape_bytes), in the JSON and on the wire alike.
+// must come out escaped (escape_bytes), in the JSON and on the wire alike.
 identity::ResolvedIdentity odd_names_identity() {
   identity::ResolvedIdentity id;
   id.workload.kind = identity::WorkloadKind::systemd_service;

@@ -24,6 +24,7 @@
 #include <spdlog/spdlog.h>
 
 #include "nhiguard/v1/operator.grpc.pb.h"
+#include "pki/collector_channel.h"
 #include "pki/fleet_pki.h"
 #include "reporter/collector_link.h"
 #include "reporter/outbox.h"
@@ -256,9 +257,8 @@ TEST_F(CollectorLinkTest, ModeCommandRunsAndAWelcomeCarriesTheFleetMode) {
   // An operator turns the kill switch on, through the collector's operator API.
   auto operator_tls = pki::load_tls_material(pki_dir_, "operator");
   ASSERT_TRUE(operator_tls);
-  grpc::SslCredentialsOptions ssl{operator_tls->ca_pem, operator_tls->key_pem, operator_tls->cert_pem};
   auto stub = v1::OperatorService::NewStub(
-      grpc::CreateChannel("127.0.0.1:" + std::to_string(port_), grpc::SslCredentials(ssl)));
+      pki::collector_channel("127.0.0.1:" + std::to_string(port_), {.tls = std::move(*operator_tls)}));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + 5s);
   v1::SetModeRequest request;

@@ -16,7 +16,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "ledger/ulid.h"
+#include "common/ulid.h"
 #include "reporter/outbox.h"
 #include "sqlite_side_connection.h"
 #include "temp_dir.h"
@@ -89,7 +89,7 @@ TEST_F(OutboxTest, NewFileIsPrivateWalWithAStreamId) {
   EXPECT_EQ(st.st_mode & 07777, 0700u);
   EXPECT_TRUE(std::filesystem::exists(path_ + "-wal"));
   const auto stats = outbox->stats();
-  EXPECT_TRUE(ledger::is_ulid(stats.stream_id)) << stats.stream_id;
+  EXPECT_TRUE(is_ulid(stats.stream_id)) << stats.stream_id;
   EXPECT_EQ(stats.last_seq, 0u);
   EXPECT_EQ(stats.acked_seq, 0u);
   EXPECT_EQ(stats.rows, 0u);

@@ -8,7 +8,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "ledger/ulid.h"
+#include "common/ulid.h"
 #include "reporter/reporter.h"
 #include "reporter/wire_records.h"
 #include "sqlite_side_connection.h"
@@ -53,7 +53,7 @@ class ReporterTest : public ::testing::Test {
   }
   std::string record_active() {
     containment::RollbackHandle h;
-    h.handle = ledger::new_handle_id();
+    h.handle = new_handle_id();
     h.action = containment::ActionKind::block_egress;
     h.state = ActionState::active;
     h.rule = "manual";

@@ -9,11 +9,11 @@
 
 #include <gtest/gtest.h>
 
-#include "ledger/ulid.h"
+#include "common/ulid.h"
 
 namespace {
 
-using namespace nhiguard::ledger;
+using namespace nhiguard;
 
 // The 80-bit random part (last 16 characters) as a number, to check the +1 increments.
 unsigned __int128 random_part(const std::string& ulid) {

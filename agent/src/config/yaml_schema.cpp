@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "common/filesystem.h"
 #include "config/duration.h"
 
 namespace nhiguard::config {
@@ -74,21 +75,7 @@ bool has_dotdot_component(std::string_view path) {
 Result<std::string> read_text_file(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return fail(Error::from_current_errno("cannot read"));
-  std::string content;
-  char buffer[8192];
-  for (;;) {
-    const ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::close(fd);
-      return fail(Error::from_errno(err, "cannot read"));
-    }
-    if (n == 0) break;
-    content.append(buffer, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  return content;
+  return read_to_end(fd, "cannot read");
 }
 
 std::expected<YAML::Node, ConfigError> load_yaml(std::string_view text, std::string_view source) {

@@ -9,7 +9,7 @@
 #include "containment/cgroup_freezer.h"
 #include "containment/egress_destination.h"
 #include "containment/process_killer.h"
-#include "ledger/ulid.h"
+#include "common/ulid.h"
 
 namespace nhiguard::containment {
 namespace {
@@ -189,7 +189,7 @@ Result<RollbackHandle> ContainmentExecutor::prepare_locked(const ContainRequestS
   target.workload_uri = request.workload_uri;
 
   RollbackHandle handle;
-  handle.handle = ledger::new_handle_id();
+  handle.handle = new_handle_id();
   handle.action = request.action;
   handle.rule = request.rule;
   handle.reason = request.reason;

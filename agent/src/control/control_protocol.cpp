@@ -9,7 +9,7 @@
 #include "config/duration.h"
 #include "containment/egress_destination.h"
 #include "containment/target_resolver.h"
-#include "ledger/ulid.h"
+#include "common/ulid.h"
 
 namespace nhiguard::control {
 namespace {
@@ -335,7 +335,7 @@ std::expected<HandleRequest, ProtocolError> parse_handle_params(const json& raw)
   if (!params->contains("handle")) return invalid("handle is required");
   auto handle = get_string(*params, "handle", "handle");
   if (!handle) return std::unexpected(handle.error());
-  if (!ledger::is_handle_id(*handle)) {
+  if (!is_handle_id(*handle)) {
     return invalid(fmt::format("invalid handle '{}': expected rb_ followed by 26 upper-case Crockford base32 "
                                "characters",
                                *handle));

@@ -118,7 +118,7 @@ struct ContainRequest {
 
 // params of "rollback", "approve", "reject".
 struct HandleRequest {
-  std::string handle;  // "rb_" + ULID, checked with ledger::is_handle_id
+  std::string handle;  // "rb_" + ULID, checked with is_handle_id
 };
 
 // params of "learn": how long to learn from now; zero stops a running period.

@@ -19,8 +19,8 @@
 #include "catalogue/canary_planter.h"
 #include "config/persisted_mode.h"
 #include "daemon/state_recovery.h"
-#include "ledger/ulid.h"
-#include "events/json_escape.h"
+#include "common/ulid.h"
+#include "common/json_escape.h"
 #include "identity/mountinfo.h"
 #include "identity/redaction_key.h"
 #include "kernel/host_prerequisites.h"
@@ -36,10 +36,8 @@ std::unexpected<StartFailure> start_failure(StartFailureKind kind, std::string m
 }
 
 constexpr auto kHousekeepingInterval = std::chrono::seconds(5);
-constexpr auto kSweepInterval = std::chrono::seconds(1);
-// The loop's tick: the finest of the intervals above (the sweeper's), so an idle agent wakes once
-// a second.
-constexpr auto kTick = kSweepInterval;
+// The loop's tick, and the sweeper's: an idle agent wakes once a second.
+constexpr auto kTick = std::chrono::seconds(1);
 // How long the loop waits before it looks at the ring buffer again after consuming records.
 constexpr int kLookAgainMs = 20;
 
@@ -257,7 +255,6 @@ std::expected<void, StartFailure> AgentDaemon::start() {
                config_.event_log.path, config_.control_socket);
   next_rescan_ = std::chrono::steady_clock::now() + config_.rescan_interval;
   next_housekeeping_ = std::chrono::steady_clock::now() + kHousekeepingInterval;
-  next_sweep_ = std::chrono::steady_clock::now() + kSweepInterval;
   return {};
 }
 
@@ -646,6 +643,7 @@ int AgentDaemon::run(const std::atomic<bool>& stop) {
       spdlog::critical("event loop: {}; stopping", woken.error().message);
       return 1;
     }
+    const uint64_t reports_before = pipeline_->counts().reports_emitted;
     auto consumed = sensor_->events().consume(pipeline_->input());
     if (!consumed) {
       spdlog::critical("ring buffer: {}; stopping", consumed.error().message);
@@ -654,26 +652,31 @@ int AgentDaemon::run(const std::atomic<bool>& stop) {
     // Records submitted within a millisecond of a wake-up raise none: after records, look once
     // more; a look that finds nothing may sleep until the next tick (kernel/ring_buffer_source.h).
     look_again = *consumed > 0;
+    // A tick runs the timers below (the sweeper changes the ledger, the counters raise alerts); a
+    // wake-up means another thread changed the ledger (control socket, collector commands).
+    bool changed = woken->tick || woken->woken;
     const auto now = std::chrono::steady_clock::now();
-    // Everything this wake-up produced (events, ledger changes of the event path, the control
-    // socket or the collector's commands) goes to the outbox before any of it is sent.
-    reporter_->flush();
     if (now >= next_rescan_) {
       if (auto synced = watched_->sync("rescan"); !synced) {
         spdlog::error("periodic catalogue rescan failed: {}; keeping the previous set", synced.error().message);
       }
       next_rescan_ = now + config_.rescan_interval;
     }
-    if (now >= next_sweep_) {
-      executor_->sweep();
-      next_sweep_ = now + kSweepInterval;
+    if (woken->tick) {
+      executor_->sweep();  // the tick is the sweeper's clock
+      changed = true;
     }
     if (now >= next_housekeeping_) {
       check_counters();
       learning_->persist_if_changed();
       pipeline_->housekeeping(now, clock_ns(CLOCK_BOOTTIME));
       next_housekeeping_ = now + kHousekeepingInterval;
+      changed = true;
     }
+    // Everything this wake-up produced (reports of the event path, ledger changes, alerts) goes to
+    // the outbox before any of it is sent. Records that made no report (process lifecycle) and
+    // changed nothing else cost no outbox transaction.
+    if (changed || pipeline_->counts().reports_emitted != reports_before) reporter_->flush();
   }
   control_server_->stop();
   check_counters();

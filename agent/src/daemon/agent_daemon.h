@@ -146,7 +146,6 @@ class AgentDaemon {
   std::string cgroup2_root_;
   std::chrono::steady_clock::time_point next_rescan_;
   std::chrono::steady_clock::time_point next_housekeeping_;
-  std::chrono::steady_clock::time_point next_sweep_;
   kernel::SensorCounters reported_counters_;  // what check_counters() has reported
   kernel::SensorCounters start_counters_;     // at this agent's start
   uint64_t reported_enforcement_full_ = 0;

@@ -66,7 +66,7 @@ class JsonLineWriter {
   Result<void> open();
 
   // Appends record.dump() and a newline. Invalid UTF-8 in strings is replaced (U+FFFD) rather than
-  // thrown on; callers that need byte-exact strings escape them first (events/json_escape.h).
+  // thrown on; callers that need byte-exact strings escape them first (common/json_escape.h).
   Result<void> write(const nlohmann::json& record);
 
   // Appends one already-serialised line (without its newline; must not contain one).

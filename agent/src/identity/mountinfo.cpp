@@ -1,11 +1,8 @@
 #include "identity/mountinfo.h"
 
+#include "common/filesystem.h"
 #include "common/text.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <array>
 #include <charconv>
 #include <map>
 
@@ -137,26 +134,6 @@ std::vector<std::string> tracefs_mount_points(const std::vector<MountEntry>& mou
   std::vector<std::string> out;
   for (const auto& m : mounts_of_type(mounts, "tracefs")) out.push_back(m.mount_point);
   return out;
-}
-
-Result<std::string> read_text_file(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return fail(Error::from_current_errno("open " + path));
-  std::string text;
-  std::array<char, 8192> buf{};
-  for (;;) {
-    const ssize_t n = ::read(fd, buf.data(), buf.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd);
-      return fail(Error::from_errno(err, "read " + path));
-    }
-    if (n == 0) break;
-    text.append(buf.data(), static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return text;
 }
 
 Result<std::string> find_cgroup2_mount(const std::string& mountinfo_path) {

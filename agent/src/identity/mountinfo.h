@@ -57,7 +57,4 @@ std::vector<std::string> tracefs_mount_points(const std::vector<MountEntry>& mou
 // Reads `mountinfo_path` and returns the cgroup2 mount point (find_cgroup2).
 Result<std::string> find_cgroup2_mount(const std::string& mountinfo_path = "/proc/self/mountinfo");
 
-// Reads a whole file (e.g. mountinfo, whose size is not known up front). Fails with the errno and path.
-Result<std::string> read_text_file(const std::string& path);
-
 }  // namespace nhiguard::identity

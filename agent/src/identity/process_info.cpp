@@ -1,5 +1,6 @@
 #include "identity/process_info.h"
 
+#include "common/filesystem.h"
 #include "common/text.h"
 
 #include <fcntl.h>
@@ -162,21 +163,7 @@ Result<std::string> ProcessDir::read_file(const char* name, size_t limit) const 
   const int fd = ::openat(fd_, name, O_RDONLY | O_CLOEXEC);
   const std::string what = "/proc/" + std::to_string(pid_) + "/" + name;
   if (fd < 0) return fail(Error::from_current_errno("open " + what));
-  std::string text;
-  std::array<char, 4096> buf{};
-  while (text.size() < limit) {
-    const ssize_t n = ::read(fd, buf.data(), std::min(buf.size(), limit - text.size()));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd);
-      return fail(Error::from_errno(err, "read " + what));
-    }
-    if (n == 0) break;
-    text.append(buf.data(), static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return text;
+  return read_to_end(fd, "read " + what, limit);
 }
 
 Result<ProcStat> ProcessDir::stat() const {

@@ -12,7 +12,7 @@
 
 #include "common/clock.h"
 #include "common/sqlite_db.h"
-#include "ledger/ulid.h"
+#include "common/ulid.h"
 
 namespace nhiguard::ledger {
 

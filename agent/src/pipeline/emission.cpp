@@ -6,8 +6,8 @@
 #include <spdlog/spdlog.h>
 
 #include "common/clock.h"
-#include "events/json_escape.h"
-#include "ledger/ulid.h"
+#include "common/json_escape.h"
+#include "common/ulid.h"
 #include "records/credential_access_record.h"
 #include "records/decision_record.h"
 #include "records/egress_record.h"
@@ -16,7 +16,7 @@
 namespace nhiguard::pipeline {
 namespace {
 
-std::string new_event_id() { return "ev_" + ledger::new_ulid(); }
+std::string new_event_id() { return "ev_" + new_ulid(); }
 
 }  // namespace
 
@@ -49,8 +49,8 @@ void EventEmission::emit_open(const events::FileOpenEvent& event, Observation& o
   // The JSON line is the record; the log line repeats it for people at debug level, so a flood of
   // reads does not double the agent's work.
   spdlog::debug("credential access: {} {} ({}, id {}) by pid {} {} uid {} of {}", line["access"].get<std::string>(),
-                events::escape_bytes(credential.path), catalogue::to_string(credential.credential_class),
-                credential.credential_id, event.process.tgid, events::escape_bytes(identity.process.exe),
+                escape_bytes(credential.path), catalogue::to_string(credential.credential_class),
+                credential.credential_id, event.process.tgid, escape_bytes(identity.process.exe),
                 event.process.uid, identity.workload.uri);
 }
 
@@ -65,7 +65,7 @@ void EventEmission::emit_egress(const events::EgressEvent& event, Observation& o
   emitter_.report(reporter::egress_report(std::move(record), event.ts_ns));
   if (event.denied) {
     spdlog::info("egress denied: pid {} {} of {} to {} port {} ({}), block rule {}", event.process.tgid,
-                 events::escape_bytes(identity.process.exe), identity.workload.uri, event.address_string(), event.port,
+                 escape_bytes(identity.process.exe), identity.workload.uri, event.address_string(), event.port,
                  events::to_string(event.hook), event.rule_id);
   }
 }
@@ -76,7 +76,7 @@ void DecisionEmission::on_outcome(const Outcome& outcome) {
   if (!outcome.error.empty()) ++failed_;
   ++decisions_[static_cast<int>(decision.outcome)];
   const uint64_t now_wall = clock_ns(CLOCK_REALTIME);
-  const std::string decision_id = "dc_" + ledger::new_ulid();
+  const std::string decision_id = "dc_" + new_ulid();
   auto record = records::build_decision_record(decision, input, outcome.handle, outcome.error, emitter_.hostname(), now_wall);
   record["decision_id"] = decision_id;
   emitter_.report(reporter::decision_report(

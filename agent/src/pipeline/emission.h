@@ -33,15 +33,20 @@ class Emitter {
 
   // Writes one event-log line; `lost` says what is missing from the file if the write fails.
   void write(const nlohmann::json& line, const std::string& lost);
-  void report(reporter::Report report) { reporter_.add(std::move(report)); }
+  void report(reporter::Report report) {
+    reporter_.add(std::move(report));
+    ++reports_;
+  }
   const std::string& hostname() const { return hostname_; }
   uint64_t lines_written() const { return written_.load(); }
+  uint64_t reports() const { return reports_.load(); }
 
  private:
   events::JsonLineWriter& event_log_;
   reporter::Reporter& reporter_;
   const std::string hostname_;
   std::atomic<uint64_t> written_ = 0;
+  std::atomic<uint64_t> reports_ = 0;
 };
 
 class EventEmission final : public ObservationSink {

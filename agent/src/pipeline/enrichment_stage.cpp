@@ -3,7 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/clock.h"
-#include "events/json_escape.h"
+#include "common/json_escape.h"
 
 namespace nhiguard::pipeline {
 
@@ -45,7 +45,7 @@ void EnrichmentStage::on_file_open(const events::FileOpenEvent& event) {
     if (!credential) {
       ++candidates_dismissed_;
       spdlog::debug("open of {}/{} (inode {}:{}) by pid {} matches a credential name but no catalogued path",
-                    events::escape_bytes(event.parent), events::escape_bytes(event.name), event.dev, event.ino,
+                    escape_bytes(event.parent), escape_bytes(event.name), event.dev, event.ino,
                     event.process.tgid);
       return;
     }

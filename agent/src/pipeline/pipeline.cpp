@@ -22,6 +22,7 @@ PipelineCounts Pipeline::counts() const {
   return {.undecodable_records = decode_.undecodable(),
           .candidates_dismissed = enrichment_.candidates_dismissed(),
           .events_written = emitter_.lines_written(),
+          .reports_emitted = emitter_.reports(),
           .decisions_suppressed = correlation_.suppressed(),
           .decisions = decision_emission_.counts()};
 }

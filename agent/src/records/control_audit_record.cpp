@@ -1,11 +1,10 @@
 #include "records/control_audit_record.h"
 
 #include "common/clock.h"
-#include "events/json_escape.h"
+#include "common/json_escape.h"
 
 namespace nhiguard::records {
 
-using events::escape_bytes;
 using nlohmann::json;
 
 json peer_to_json(const ledger::ControlPeer& peer) {

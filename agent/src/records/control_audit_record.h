@@ -5,7 +5,7 @@
 // JSON: {"seq", "time", "method", "handle", "detail", "outcome", "message", "peer": {"pid", "uid",
 // "gid", "start_time_ticks", "exe", "comm", "cgroup"}}, strings as the ledger holds them. Wire: the
 // strings the peer chose (its exe, comm and cgroup, and the handle, detail and message that carry
-// what it sent) are escaped with events::escape_bytes, or a non-UTF-8 name would make the report
+// what it sent) are escaped with escape_bytes, or a non-UTF-8 name would make the report
 // unparseable at the collector.
 //
 // Pure: no I/O; thread-safe.

@@ -4,12 +4,11 @@
 
 #include "catalogue/credential_class.h"
 #include "common/clock.h"
-#include "events/json_escape.h"
+#include "common/json_escape.h"
 #include "records/process_record.h"
 
 namespace nhiguard::records {
 
-using events::escape_bytes;
 using nlohmann::json;
 
 namespace {

@@ -6,7 +6,7 @@
 // line from it, adding only what the wire does not carry (the host, and whether the kernel could
 // not read the requested path at all). Secret values never appear: the record holds the
 // credential's class, catalogued path, id and inode, never a byte of the file. Every string that
-// came from the kernel or /proc is escaped once, with events::escape_bytes.
+// came from the kernel or /proc is escaped once, with escape_bytes.
 //
 // Pure: no I/O; thread-safe.
 #pragma once

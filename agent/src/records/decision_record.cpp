@@ -7,13 +7,12 @@
 #include "catalogue/credential_class.h"
 #include "common/clock.h"
 #include "config/duration.h"
-#include "events/json_escape.h"
+#include "common/json_escape.h"
 #include "records/process_record.h"
 #include "records/rollback_handle_record.h"
 
 namespace nhiguard::records {
 
-using events::escape_bytes;
 using nlohmann::json;
 
 json build_decision_record(const policy::Decision& d, const policy::TriggerInput& input,

@@ -3,7 +3,7 @@
 // process was tainted, the credential it (or an ancestor) read before.
 //
 // One mapping: egress_to_wire is the record; egress_line renders the JSON line from it, adding only
-// the host. Strings from the kernel or /proc are escaped once, with events::escape_bytes.
+// the host. Strings from the kernel or /proc are escaped once, with escape_bytes.
 //
 // Pure: no I/O; thread-safe.
 #pragma once

@@ -1,10 +1,9 @@
 #include "records/process_record.h"
 
-#include "events/json_escape.h"
+#include "common/json_escape.h"
 
 namespace nhiguard::records {
 
-using events::escape_bytes;
 using nlohmann::json;
 
 namespace {

@@ -4,7 +4,7 @@
 // One mapping: an identity becomes its wire messages here, and the JSON objects are rendered from
 // those messages, so an event line and its report can never disagree on a field or its escaping.
 // Strings that came from the kernel or /proc (comm, exe, cmdline, ancestry, workload name, id,
-// unit and cgroup) are escaped once, in *_to_wire, with events::escape_bytes.
+// unit and cgroup) are escaped once, in *_to_wire, with escape_bytes.
 //
 // JSON keys absent by design: exe_sha256 when not hashed, exe_deleted and cmdline_truncated when
 // false, audit_session_id and login_uid when unknown, notes when there are none; a workload's

@@ -1,11 +1,10 @@
 #include "records/rollback_handle_record.h"
 
 #include "common/clock.h"
-#include "events/json_escape.h"
+#include "common/json_escape.h"
 
 namespace nhiguard::records {
 
-using events::escape_bytes;
 
 nlohmann::json handle_to_json(const containment::RollbackHandle& h) {
   const auto& t = h.target;

@@ -6,7 +6,7 @@
 // UTC, or null), plus the rest of the handle (DESIGN.md, user-facing contract).
 //
 // Wire: ActionKind and ActionState carry the agent's values (containment/action.h never renumbers
-// them). The target's unit, cgroup and credential path are escaped with events::escape_bytes, and
+// them). The target's unit, cgroup and credential path are escaped with escape_bytes, and
 // the target carries its description. handle_from_wire keeps the strings as the wire has them
 // (escaped); the description is not a field of ActionTarget (describe() recomputes it), so a
 // reader that shows the sender's reads target().description(). A kind or state this build does not

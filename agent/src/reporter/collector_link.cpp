@@ -11,6 +11,7 @@
 
 #include "common/clock.h"
 #include "nhiguard/v1/agent.grpc.pb.h"
+#include "pki/collector_channel.h"
 #include "pki/fleet_pki.h"
 #include "pki/peer_certificate.h"
 #include "reporter/backoff.h"
@@ -182,10 +183,13 @@ void CollectorLink::run() {
 }
 
 std::string CollectorLink::run_session() {
-  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  pki::ChannelOptions channel_options;
+  // A collector that vanished without closing the connection (power loss, partition) is noticed
+  // within about 30 s instead of the kernel's TCP timeout.
+  channel_options.keepalive_time = std::chrono::seconds(20);
+  channel_options.keepalive_timeout = std::chrono::seconds(10);
   std::string agent_id;
   if (options_.insecure) {
-    credentials = grpc::InsecureChannelCredentials();
     agent_id = options_.hostname;
   } else {
     // Read at every attempt: renewed certificates are used without restarting the agent.
@@ -196,25 +200,14 @@ std::string CollectorLink::run_session() {
       return fmt::format("collector.pki {}/agent.pem: {}", pki::tls_material_dir(options_.pki_dir, "agent"),
                          identity.error().message);
     }
-    grpc::SslCredentialsOptions tls;
-    tls.pem_root_certs = pki->ca_pem;
-    tls.pem_cert_chain = pki->cert_pem;
-    tls.pem_private_key = pki->key_pem;
-    credentials = grpc::SslCredentials(tls);
+    channel_options.tls = std::move(*pki);
     agent_id = identity->common_name;  // the collector knows the agent by its certificate's CN
   }
   {
     std::lock_guard lock(mutex_);
     agent_id_ = agent_id;
   }
-  grpc::ChannelArguments args;
-  // A collector that vanished without closing the connection (power loss, partition) is noticed
-  // within about 30 s instead of the kernel's TCP timeout.
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20'000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-  auto channel = grpc::CreateCustomChannel(options_.address, credentials, args);
+  auto channel = pki::collector_channel(options_.address, channel_options);
 
   // Wait for the connection in short slices so stop() is not held up by a dead address.
   const auto give_up = std::chrono::steady_clock::now() + options_.connect_timeout;

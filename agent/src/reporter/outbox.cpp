@@ -13,7 +13,7 @@
 
 #include "common/clock.h"
 #include "common/sqlite_db.h"
-#include "ledger/ulid.h"
+#include "common/ulid.h"
 
 namespace nhiguard::reporter {
 namespace {
@@ -206,7 +206,7 @@ Result<void> Outbox::load_state() {
                                            what, min_seq, max_seq_end, acked_seq_, last_seq_)});
   }
   if (stream_id_.empty()) {
-    stream_id_ = ledger::new_ulid();
+    stream_id_ = new_ulid();
     Statement insert(db_, "INSERT INTO meta (key, value) VALUES ('stream_id', ?1)");
     if (insert.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, insert.prepare_status(), what));
     insert.bind(1, stream_id_);

@@ -46,9 +46,13 @@ Result<void> check_dropped(const v1::Report& report, uint64_t accounted_through,
 
 }  // namespace
 
-AgentIngest::AgentIngest(ReportStore& store, std::optional<std::string> certified_agent_id, std::string peer,
-                         IngestLimits limits)
-    : store_(store), certified_agent_id_(std::move(certified_agent_id)), peer_(std::move(peer)), limits_(limits) {}
+AgentIngest::AgentIngest(IngestStore& sessions, CommandStore& commands, std::optional<std::string> certified_agent_id,
+                         std::string peer, IngestLimits limits)
+    : sessions_(sessions),
+      commands_(commands),
+      certified_agent_id_(std::move(certified_agent_id)),
+      peer_(std::move(peer)),
+      limits_(limits) {}
 
 Result<AgentIngest::Step> AgentIngest::on_message(std::string_view bytes, int64_t now_ns) {
   if (bytes.size() > limits_.max_message_bytes) {
@@ -97,9 +101,9 @@ Result<AgentIngest::Step> AgentIngest::on_hello(const v1::Hello& hello, int64_t 
                                           *certified_agent_id_)});
   }
   AgentHello in{hello.agent_id(), peer_, hello, now_ns};
-  auto session = store_.open_session(in);
+  auto session = sessions_.open_session(in);
   if (!session) return fail(std::move(session.error()));
-  auto commands = store_.undelivered_commands(hello.agent_id());
+  auto commands = commands_.undelivered_commands(hello.agent_id());
   if (!commands) return fail(std::move(commands.error()));
   agent_id_ = hello.agent_id();
   outbox_id_ = hello.outbox_id();

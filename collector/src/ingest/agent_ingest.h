@@ -16,7 +16,7 @@
 //     sequence it replaced, see proto/README.md), every range above everything this stream already
 //     accounted for (the Welcome's acked_through and every sequence received since: a sequence
 //     cannot be both sent and dropped), and `count` equal to the sum of the ranges (EINVAL).
-//     The store refuses as well a range over sequences it holds (see ReportStore::store_reports).
+//     The store refuses as well a range over sequences it holds (see IngestStore::store_reports).
 // A report whose body this collector does not know is accepted and stored whole.
 //
 // Thread-safety: one instance per stream, used by that stream's reader only.
@@ -29,7 +29,8 @@
 #include <vector>
 
 #include "common/result.h"
-#include "store/report_store.h"
+#include "store/command_store.h"
+#include "store/ingest_store.h"
 
 namespace nhiguard::collector {
 
@@ -45,8 +46,9 @@ class AgentIngest {
  public:
   // `certified_agent_id`: the CN of the agent's verified certificate; none with --insecure, when
   // Hello.agent_id is trusted instead.
-  AgentIngest(ReportStore& store, std::optional<std::string> certified_agent_id, std::string peer,
-              IngestLimits limits = {});
+  // `sessions` answers the hello, `commands` the commands waiting for the agent.
+  AgentIngest(IngestStore& sessions, CommandStore& commands, std::optional<std::string> certified_agent_id,
+              std::string peer, IngestLimits limits = {});
 
   struct Step {
     std::optional<v1::Welcome> welcome;  // after the Hello
@@ -63,7 +65,8 @@ class AgentIngest {
   Result<Step> on_hello(const v1::Hello& hello, int64_t now_ns);
   Result<Step> on_report(v1::Report&& report, int64_t now_ns);
 
-  ReportStore& store_;
+  IngestStore& sessions_;
+  CommandStore& commands_;
   std::optional<std::string> certified_agent_id_;
   std::string peer_;
   IngestLimits limits_;

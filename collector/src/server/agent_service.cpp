@@ -37,9 +37,10 @@ grpc::ByteBuffer to_buffer(const v1::CollectorMessage& message) {
 
 }  // namespace
 
-AgentServiceImpl::AgentServiceImpl(ReportStore& store, IngestPipeline& pipeline, AgentStreams& streams,
-                                   AgentServiceOptions options)
-    : store_(store),
+AgentServiceImpl::AgentServiceImpl(IngestStore& sessions, CommandStore& commands, IngestPipeline& pipeline,
+                                   AgentStreams& streams, AgentServiceOptions options)
+    : sessions_(sessions),
+      commands_(commands),
       pipeline_(pipeline),
       streams_(streams),
       options_(options),
@@ -89,7 +90,7 @@ grpc::Status AgentServiceImpl::Connect(grpc::ServerContext* context,
   }
   if (!got_first) return {grpc::StatusCode::CANCELLED, "stream closed before the hello"};
 
-  AgentIngest ingest(store_, certified, peer, options_.limits);
+  AgentIngest ingest(sessions_, commands_, certified, peer, options_.limits);
   auto refuse = [&](const Error& error) {
     spdlog::warn("agent stream {} from {} refused: {}", ingest.said_hello() ? ingest.agent_id() : "(no hello)", peer,
                  error.message);
@@ -137,7 +138,7 @@ grpc::Status AgentServiceImpl::Connect(grpc::ServerContext* context,
         return;
       }
       if (message->has_command()) {
-        if (auto ok = store_.mark_command_sent(message->command().command_id(), now_ns()); !ok)
+        if (auto ok = commands_.mark_command_sent(message->command().command_id(), now_ns()); !ok)
           spdlog::warn("command {}: {}", message->command().command_id(), ok.error().message);
       }
     }
@@ -145,7 +146,7 @@ grpc::Status AgentServiceImpl::Connect(grpc::ServerContext* context,
   for (auto& command : hello->commands) stream->push_command(std::move(command));
   // A command queued between the hello's query and add() found no live stream: ask again now that
   // operators can reach this one (push_command drops the ones already queued).
-  if (auto late = store_.undelivered_commands(ingest.agent_id()); late) {
+  if (auto late = commands_.undelivered_commands(ingest.agent_id()); late) {
     for (auto& command : *late) stream->push_command(std::move(command));
   } else {
     spdlog::warn("agent {}: {}", ingest.agent_id(), late.error().message);
@@ -191,7 +192,7 @@ grpc::Status AgentServiceImpl::Connect(grpc::ServerContext* context,
   writer.join();
   stream->detach();
   streams_.remove(stream);
-  if (auto ok = store_.close_session(ingest.agent_id(), peer, now_ns()); !ok)
+  if (auto ok = sessions_.close_session(ingest.agent_id(), peer, now_ns()); !ok)
     spdlog::warn("agent {}: {}", ingest.agent_id(), ok.error().message);
   spdlog::info("agent {} disconnected ({} reports on this stream, acked through {})", ingest.agent_id(), reports,
                stream->last_acked());

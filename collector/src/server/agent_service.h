@@ -27,12 +27,12 @@
 #include <chrono>
 
 #include "ingest/agent_ingest.h"
+#include "ingest/ingest_pipeline.h"
 #include <grpcpp/impl/service_type.h>
 #include <grpcpp/support/byte_buffer.h>
 #include <grpcpp/support/sync_stream.h>
 
 #include "server/agent_streams.h"
-#include "server/ingest_pipeline.h"
 #include "server/report_rate_limiter.h"
 
 namespace nhiguard::collector {
@@ -49,7 +49,8 @@ class AgentServiceImpl final : public grpc::Service {
  public:
   static constexpr const char* kConnectMethod = "/nhiguard.v1.AgentService/Connect";
 
-  AgentServiceImpl(ReportStore& store, IngestPipeline& pipeline, AgentStreams& streams, AgentServiceOptions options);
+  AgentServiceImpl(IngestStore& sessions, CommandStore& commands, IngestPipeline& pipeline, AgentStreams& streams,
+                   AgentServiceOptions options);
 
   grpc::Status Connect(grpc::ServerContext* context,
                        grpc::ServerReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>* stream);
@@ -60,7 +61,8 @@ class AgentServiceImpl final : public grpc::Service {
   size_t max_pending_hellos() const;
 
  private:
-  ReportStore& store_;
+  IngestStore& sessions_;
+  CommandStore& commands_;
   IngestPipeline& pipeline_;
   AgentStreams& streams_;
   const AgentServiceOptions options_;

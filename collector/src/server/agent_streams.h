@@ -6,6 +6,7 @@
 // push_command() queues in order; next() blocks the stream's writer until something is to be sent
 // or the stream is closed. cancel(reason) ends the gRPC call (the reader's Read fails and the
 // handler returns, logging the reason); it is a no-op once the handler has detached its context.
+// It is the IngestStream (ingest/ingest_stream.h) that the group commit acks or cancels.
 //
 // AgentStreams: one stream per agent id, and it is the newest: a second stream of an agent that
 // said its hello replaces the first, which is cancelled ("replaced by a newer stream"). An agent
@@ -38,20 +39,21 @@
 
 #include <grpcpp/server_context.h>
 
+#include "ingest/ingest_stream.h"
 #include "nhiguard/v1/agent.pb.h"
 
 namespace nhiguard::collector {
 
-class AgentStream {
+class AgentStream final : public IngestStream {
  public:
   AgentStream(std::string agent_id, std::string outbox_id, grpc::ServerContext* context, std::string peer = {})
       : agent_id_(std::move(agent_id)), outbox_id_(std::move(outbox_id)), peer_(std::move(peer)), context_(context) {}
 
-  const std::string& agent_id() const { return agent_id_; }
-  const std::string& outbox_id() const { return outbox_id_; }
+  const std::string& agent_id() const override { return agent_id_; }
+  const std::string& outbox_id() const override { return outbox_id_; }
   const std::string& peer() const { return peer_; }
 
-  void push_ack(uint64_t acked_through);
+  void push_ack(uint64_t acked_through) override;
   // Queues a command once: a command already pushed on this stream (by the hello and again by a
   // concurrent operator call) is not sent twice.
   void push_command(v1::Command command);
@@ -61,7 +63,7 @@ class AgentStream {
   // (the stream is being refused and the client may not be reading).
   void close(bool drain = true);
   // Ends the call; the handler logs `reason` (the first one given). Safe after the handler returned.
-  void cancel(std::string reason);
+  void cancel(std::string reason) override;
   // Why the stream was cancelled by the collector; empty when it was not.
   std::string cancel_reason() const;
   // Called by the handler before it returns: later cancel() calls do nothing.

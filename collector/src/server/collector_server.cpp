@@ -44,9 +44,10 @@ Result<std::unique_ptr<CollectorServer>> CollectorServer::start(const CollectorO
   agents.insecure = options.insecure;
   agents.max_streams = options.max_agents;
   agents.rate = options.report_rate;
-  self->agent_service_ = std::make_unique<AgentServiceImpl>(*self->store_, *self->pipeline_, self->streams_, agents);
+  self->agent_service_ =
+      std::make_unique<AgentServiceImpl>(*self->store_, *self->store_, *self->pipeline_, self->streams_, agents);
   self->operator_service_ =
-      std::make_unique<OperatorServiceImpl>(*self->store_, self->streams_, self->waiters_, options.insecure);
+      std::make_unique<OperatorServiceImpl>(*self->store_, *self->store_, self->streams_, self->waiters_, options.insecure);
 
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, credentials, &self->port_);

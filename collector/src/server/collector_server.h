@@ -21,8 +21,10 @@
 
 #include "common/result.h"
 #include "ingest/agent_ingest.h"
+#include "ingest/ingest_pipeline.h"
 #include "server/agent_service.h"
 #include "server/operator_service.h"
+#include "store/report_store.h"
 
 namespace nhiguard::collector {
 

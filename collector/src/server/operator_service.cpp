@@ -10,7 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/clock.h"
-#include "ledger/ulid.h"
+#include "common/ulid.h"
 #include "server/grpc_status.h"
 #include "server/peer_identity.h"
 
@@ -54,9 +54,9 @@ std::string_view state_name(v1::ActionState state) {
 }  // namespace
 
 Result<v1::CommandStatus> OperatorServiceImpl::issue(const std::string& agent_id, v1::Command command) {
-  command.set_command_id(ledger::new_ulid());
+  command.set_command_id(new_ulid());
   command.set_issued_at_unix_ns(now_ns());
-  auto status = store_.add_command({agent_id, command});
+  auto status = commands_.add_command({agent_id, command});
   if (!status) return fail(std::move(status.error()));
   const bool delivered = streams_.deliver(agent_id, command);
   // Handed to the agent's live stream: its writer sends it next (the store says so once written).
@@ -71,7 +71,7 @@ Result<v1::CommandStatus> OperatorServiceImpl::wait_for(const std::string& comma
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::min(wait_ms, kMaxWaitMs));
   for (;;) {
     const uint64_t seen = waiters_.generation();
-    auto status = store_.get_command(command_id);
+    auto status = commands_.get_command(command_id);
     if (!status) return status;
     if (status->state() == v1::COMMAND_STATE_DONE || std::chrono::steady_clock::now() >= deadline) return status;
     waiters_.wait(seen, deadline);
@@ -82,9 +82,9 @@ grpc::Status OperatorServiceImpl::ListAgents(grpc::ServerContext* context, const
                                              v1::ListAgentsResponse* response) {
   auto who = operator_identity(context, insecure_, "ListAgents");
   if (!who) return to_status(who.error());
-  auto agents = store_.list_agents();
+  auto agents = queries_.list_agents();
   if (!agents) return failed("ListAgents", *who, agents.error());
-  auto fleet = store_.fleet_mode();
+  auto fleet = commands_.fleet_mode();
   if (!fleet) return failed("ListAgents", *who, fleet.error());
   for (auto& agent : *agents) *response->add_agents() = std::move(agent);
   response->set_fleet_mode(*fleet);
@@ -95,7 +95,7 @@ grpc::Status OperatorServiceImpl::ListIncidents(grpc::ServerContext* context, co
                                                 v1::ListIncidentsResponse* response) {
   auto who = operator_identity(context, insecure_, "ListIncidents");
   if (!who) return to_status(who.error());
-  auto incidents = store_.list_decisions(request->agent_id(), request->limit() ? request->limit() : kDefaultLimit);
+  auto incidents = queries_.list_decisions(request->agent_id(), request->limit() ? request->limit() : kDefaultLimit);
   if (!incidents) return failed("ListIncidents", *who, incidents.error());
   for (auto& incident : *incidents) *response->add_incidents() = std::move(incident);
   return grpc::Status::OK;
@@ -110,7 +110,7 @@ grpc::Status OperatorServiceImpl::ListActions(grpc::ServerContext* context, cons
   for (int state : request->states()) query.states.push_back(static_cast<v1::ActionState>(state));
   query.limit = request->limit() ? request->limit() : kDefaultLimit;
   query.with_history = request->with_history();
-  auto actions = store_.list_actions(query);
+  auto actions = queries_.list_actions(query);
   if (!actions) return failed("ListActions", *who, actions.error());
   for (auto& action : *actions) *response->add_actions() = std::move(action);
   return grpc::Status::OK;
@@ -123,13 +123,13 @@ grpc::Status OperatorServiceImpl::action_command(grpc::ServerContext* context, A
   const std::string_view name = kNames[static_cast<int>(verb)];
   auto who = operator_identity(context, insecure_, std::string(name));
   if (!who) return to_status(who.error());
-  if (!ledger::is_handle_id(request.handle()))
+  if (!is_handle_id(request.handle()))
     return failed(name, *who,
                   Error{EINVAL, fmt::format("'{}' is not a rollback handle (rb_ followed by a 26-character ULID)",
                                             request.handle())});
   if (!request.agent_id().empty() && !pki::is_valid_identity_name(request.agent_id()))
     return failed(name, *who, Error{EINVAL, "agent_id is not 1-64 of [A-Za-z0-9._-]"});
-  auto action = store_.find_action(request.agent_id(), request.handle());
+  auto action = queries_.find_action(request.agent_id(), request.handle());
   if (!action) return failed(name, *who, action.error());
   const auto state = action->action().state();
   std::string refusal;
@@ -188,10 +188,10 @@ grpc::Status OperatorServiceImpl::SetMode(grpc::ServerContext* context, const v1
     // The kill switch is stored before anything that depends on an agent's data, so no agent can
     // keep it from being set; an agent connecting meanwhile already gets it in its Welcome.
     fleet = mode == v1::MODE_OBSERVE ? v1::MODE_OBSERVE : v1::MODE_UNSPECIFIED;
-    if (auto ok = store_.set_fleet_mode(fleet); !ok) return failed("SetMode", *who, ok.error());
+    if (auto ok = commands_.set_fleet_mode(fleet); !ok) return failed("SetMode", *who, ok.error());
     spdlog::warn("fleet mode set to {} by {}: {}", mode == v1::MODE_OBSERVE ? "observe" : "policy", who->common_name,
                  mode == v1::MODE_OBSERVE ? "kill switch ON, no automated containment anywhere" : "kill switch off");
-    auto agents = store_.agent_ids();
+    auto agents = queries_.agent_ids();
     if (agents) {
       targets = std::move(*agents);
     } else {
@@ -204,14 +204,14 @@ grpc::Status OperatorServiceImpl::SetMode(grpc::ServerContext* context, const v1
       response->add_errors(line);
     }
   } else if (request->target_case() == v1::SetModeRequest::kAgentId && !request->agent_id().empty()) {
-    auto current = store_.fleet_mode();
+    auto current = commands_.fleet_mode();
     if (!current) return failed("SetMode", *who, current.error());
     fleet = *current;
     if (mode == v1::MODE_POLICY && fleet == v1::MODE_OBSERVE)
       return failed("SetMode", *who,
                     Error{ENOTSUP, "the fleet kill switch is on (observe for every agent): turn it off with `mode "
                                    "policy --all` first"});
-    if (auto ok = store_.set_required_mode(request->agent_id(), mode); !ok) return failed("SetMode", *who, ok.error());
+    if (auto ok = commands_.set_required_mode(request->agent_id(), mode); !ok) return failed("SetMode", *who, ok.error());
     targets.push_back(request->agent_id());
   } else {
     return failed("SetMode", *who, Error{EINVAL, "name one agent (--agent ID) or the whole fleet (--all)"});
@@ -220,7 +220,7 @@ grpc::Status OperatorServiceImpl::SetMode(grpc::ServerContext* context, const v1
   for (const auto& agent_id : targets) {
     // One agent's failure (its row, its command) is reported and the others are still commanded.
     if (fleet_wide) {
-      if (auto ok = store_.set_required_mode(agent_id, mode); !ok) {
+      if (auto ok = commands_.set_required_mode(agent_id, mode); !ok) {
         spdlog::warn("SetMode by {}: agent {}: {}", who->common_name, agent_id, ok.error().message);
         response->add_errors(fmt::format("agent {}: {}", agent_id, ok.error().message));
       }
@@ -249,7 +249,7 @@ grpc::Status OperatorServiceImpl::GetCommand(grpc::ServerContext* context, const
   auto who = operator_identity(context, insecure_, "GetCommand");
   if (!who) return to_status(who.error());
   auto status = request->wait_ms() > 0 ? wait_for(request->command_id(), request->wait_ms())
-                                       : store_.get_command(request->command_id());
+                                       : commands_.get_command(request->command_id());
   if (!status) return failed("GetCommand", *who, status.error());
   *response = std::move(*status);
   return grpc::Status::OK;

@@ -18,16 +18,18 @@
 #pragma once
 
 #include "nhiguard/v1/operator.grpc.pb.h"
+#include "ingest/ingest_pipeline.h"
 #include "server/agent_streams.h"
-#include "server/ingest_pipeline.h"
-#include "store/report_store.h"
+#include "store/command_store.h"
+#include "store/query_store.h"
 
 namespace nhiguard::collector {
 
 class OperatorServiceImpl final : public v1::OperatorService::Service {
  public:
-  OperatorServiceImpl(ReportStore& store, AgentStreams& streams, CommandWaiters& waiters, bool insecure)
-      : store_(store), streams_(streams), waiters_(waiters), insecure_(insecure) {}
+  OperatorServiceImpl(CommandStore& commands, QueryStore& queries, AgentStreams& streams, CommandWaiters& waiters,
+                      bool insecure)
+      : commands_(commands), queries_(queries), streams_(streams), waiters_(waiters), insecure_(insecure) {}
 
   grpc::Status ListAgents(grpc::ServerContext*, const v1::ListAgentsRequest*, v1::ListAgentsResponse*) override;
   grpc::Status ListIncidents(grpc::ServerContext*, const v1::ListIncidentsRequest*,
@@ -48,7 +50,8 @@ class OperatorServiceImpl final : public v1::OperatorService::Service {
   // Polls the command until done or `wait_ms` passed.
   Result<v1::CommandStatus> wait_for(const std::string& command_id, uint32_t wait_ms);
 
-  ReportStore& store_;
+  CommandStore& commands_;
+  QueryStore& queries_;
   AgentStreams& streams_;
   CommandWaiters& waiters_;
   bool insecure_;

@@ -1,134 +1,23 @@
 // ReportStore: everything the collector keeps — agents, their reports (events, decisions, action
 // updates, command results), actions with their full state history, operator commands, and the
-// fleet-wide mode — behind one interface, so a PostgreSQL backend can be added beside the SQLite
-// one (sqlite_report_store.h) without touching ingest or the gRPC services.
-//
-// Reports are keyed by (agent id, outbox id, sequence): store_reports() is idempotent on that key,
-// so a report sent twice (a retry after a lost ack, a resend after a reconnect) is stored once.
-// For every (agent, outbox) the store keeps `acked_through`: the highest sequence S such that every
-// sequence 1..S is stored or accounted for as lost (a range the agent declared dropped, or a gap the
-// collector recorded at hello because an earlier collector acked it). Only that number is ever
-// acked, so an agent deletes nothing the store does not hold.
+// fleet-wide mode — as the three interfaces a storage backend implements:
+//   IngestStore   (ingest_store.h)   sessions, reports, retention: the agent streams' write side
+//   CommandStore  (command_store.h)  operator commands and their delivery, fleet and agent modes
+//   QueryStore    (query_store.h)    the operator API's reads
+// SqliteReportStore (sqlite_report_store.h) implements all three; a PostgreSQL backend goes beside
+// it without touching ingest or the gRPC services, each of which takes the narrowest of the three
+// it needs. The collector owns one ReportStore (open_report_store.h) and lends out the parts.
 //
 // Every method is atomic: it either fully happens (and is durable on return) or returns an Error and
 // changes nothing. Implementations are thread-safe (callers share one instance across threads).
 #pragma once
 
-#include <cstdint>
-#include <optional>
-#include <span>
-#include <string>
-#include <string_view>
-#include <vector>
-
-#include "common/result.h"
-#include "nhiguard/v1/agent.pb.h"
-#include "nhiguard/v1/operator.pb.h"
+#include "store/command_store.h"
+#include "store/ingest_store.h"
+#include "store/query_store.h"
 
 namespace nhiguard::collector {
 
-// What the collector learns when an agent says hello.
-struct AgentHello {
-  std::string agent_id;  // from the certificate (or Hello.agent_id with --insecure)
-  std::string peer;      // remote address, for the operator's listing
-  v1::Hello hello;
-  int64_t now_ns = 0;
-};
-
-struct AgentSession {
-  uint64_t acked_through = 0;  // for hello.outbox_id
-  v1::Mode required_mode = v1::MODE_UNSPECIFIED;
-  uint64_t gap_recorded = 0;  // sequences recorded as lost at this hello (see the header comment)
-};
-
-// One validated report, ready to store (see ingest/report_validator.h).
-struct IngestRecord {
-  std::string agent_id;
-  std::string outbox_id;
-  int64_t received_at_ns = 0;
-  v1::Report report;
-  std::string raw;  // the report's bytes as received: kept whole, so nothing is lost to parsing
-};
-
-struct OutboxAck {
-  std::string agent_id;
-  std::string outbox_id;
-  uint64_t acked_through = 0;
-};
-
-struct StoreOutcome {
-  std::vector<OutboxAck> acks;                  // one per (agent, outbox) in the batch
-  std::vector<std::string> completed_commands;  // command ids whose result was stored by this batch
-  uint64_t stored = 0;                          // new reports
-  uint64_t duplicates = 0;                      // reports already stored, skipped
-};
-
-// A command as queued by an operator.
-struct CommandRecord {
-  std::string agent_id;
-  v1::Command command;
-};
-
-struct ActionQuery {
-  std::string agent_id;                // empty: any
-  std::vector<v1::ActionState> states;  // empty: any
-  uint32_t limit = 1000;
-  bool with_history = false;
-};
-
-class ReportStore {
- public:
-  virtual ~ReportStore() = default;
-
-  // Registers (or updates) the agent, marks it connected, and answers the hello: acked_through for
-  // its outbox (recording a lost gap as described above) and the mode the collector requires of it.
-  virtual Result<AgentSession> open_session(const AgentHello& hello) = 0;
-  // Marks the agent disconnected, unless a newer connection (another peer) has taken over since.
-  virtual Result<void> close_session(std::string_view agent_id, std::string_view peer, int64_t now_ns) = 0;
-
-  // Stores a batch in one transaction: idempotent per (agent, outbox, sequence). Decisions, action
-  // updates (with their history), command results (completing the command) and declared drops go to
-  // their tables as well. Returns the acks to send and the commands completed.
-  // EINVAL (nothing stored) when a record contradicts what the store holds: a dropped range over a
-  // stored or acknowledged sequence, or a report inside a range its agent declared dropped. Such a
-  // record names its agent in the message; the caller stores the other agents' records without it.
-  // A command result changes an action only when it completes a command of that agent.
-  virtual Result<StoreOutcome> store_reports(std::span<const IngestRecord> records) = 0;
-
-  // Commands. Undelivered = pending or sent without a result, oldest first: redelivered on reconnect.
-  virtual Result<v1::CommandStatus> add_command(const CommandRecord& record) = 0;
-  virtual Result<std::vector<v1::Command>> undelivered_commands(std::string_view agent_id) = 0;
-  virtual Result<void> mark_command_sent(std::string_view command_id, int64_t now_ns) = 0;
-  virtual Result<v1::CommandStatus> get_command(std::string_view command_id) = 0;  // ENOENT if unknown
-
-  // The fleet-wide mode: MODE_OBSERVE is the kill switch, MODE_UNSPECIFIED none.
-  virtual Result<v1::Mode> fleet_mode() = 0;
-  virtual Result<void> set_fleet_mode(v1::Mode mode) = 0;
-  // A mode required of one agent (MODE_UNSPECIFIED: none). ENOENT for an unknown agent.
-  virtual Result<void> set_required_mode(std::string_view agent_id, v1::Mode mode) = 0;
-
-  // Queries for the operator API.
-  virtual Result<std::vector<v1::AgentSummary>> list_agents() = 0;
-  // Every known agent id, in order: what the kill switch needs, read without any per-agent totals.
-  virtual Result<std::vector<std::string>> agent_ids() = 0;
-  virtual Result<bool> agent_exists(std::string_view agent_id) = 0;
-  virtual Result<std::vector<v1::StoredDecision>> list_decisions(std::string_view agent_id, uint32_t limit) = 0;
-  virtual Result<std::vector<v1::StoredAction>> list_actions(const ActionQuery& query) = 0;
-  // The action (with history and commands) of `agent_id` with this handle; ENOENT when that agent
-  // did not report it. An action is always the pair (agent, handle): an agent that reports another
-  // agent's handle only ever writes its own row. With an empty `agent_id` the handle alone must
-  // name it: ENOENT when no agent reported it, ENOTSUP (naming the agents) when more than one did —
-  // never guess where a command goes.
-  virtual Result<v1::StoredAction> find_action(std::string_view agent_id, std::string_view handle) = 0;
-  // Report rows kept for the agent (every outbox), for checks and the benchmark.
-  virtual Result<uint64_t> count_reports(std::string_view agent_id) = 0;
-
-  // Retention: deletes up to `max_rows` event reports (credential_access, egress) received before
-  // `received_before_ns`, oldest first, in one transaction; returns how many. Decisions, action
-  // updates, command results, drops, alerts, actions, history and commands are never pruned (the
-  // audit trail), and acks stay correct: a pruned sequence is below its outbox's watermark, and
-  // anything at or below the watermark is a duplicate however often it is resent.
-  virtual Result<uint64_t> prune_events(int64_t received_before_ns, uint32_t max_rows) = 0;
-};
+class ReportStore : public IngestStore, public CommandStore, public QueryStore {};
 
 }  // namespace nhiguard::collector

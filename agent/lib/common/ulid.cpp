@@ -1,4 +1,4 @@
-#include "ledger/ulid.h"
+#include "common/ulid.h"
 
 #include <sys/random.h>
 #include <time.h>
@@ -8,7 +8,7 @@
 
 #include "common/clock.h"
 
-namespace nhiguard::ledger {
+namespace nhiguard {
 namespace {
 
 constexpr std::string_view kAlphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -107,4 +107,4 @@ std::optional<uint64_t> ulid_time_ms(std::string_view text) {
   return ms;
 }
 
-}  // namespace nhiguard::ledger
+}  // namespace nhiguard

@@ -20,7 +20,7 @@
 #include <string>
 #include <string_view>
 
-namespace nhiguard::ledger {
+namespace nhiguard {
 
 inline constexpr size_t kUlidLength = 26;
 inline constexpr std::string_view kHandlePrefix = "rb_";
@@ -56,4 +56,4 @@ bool is_handle_id(std::string_view text);
 // The millisecond timestamp of a canonical ULID (with or without the "rb_" prefix).
 std::optional<uint64_t> ulid_time_ms(std::string_view text);
 
-}  // namespace nhiguard::ledger
+}  // namespace nhiguard

@@ -18,7 +18,6 @@
 
 #include "common/enum_names.h"
 #include "common/filesystem.h"
-#include "identity/mountinfo.h"
 
 namespace nhiguard::pki {
 namespace {
@@ -191,7 +190,7 @@ class PkiWriter {
       if (!file_exists(key_path)) return fail(Error{ENOENT, cert_path + " exists without its key " + key_path});
       report_.kept.push_back(cert_path);
       report_.kept.push_back(key_path);
-      return identity::read_text_file(cert_path);
+      return read_text_file(cert_path);
     }
     auto key = new_key();
     if (!key) return fail(std::move(key.error()));
@@ -257,9 +256,9 @@ Result<std::optional<LoadedCa>> load_ca(const std::string& dir, std::string_view
     const std::string ca_path = ca_dir + "/ca.pem";
     const std::string key_path = ca_dir + "/ca-key.pem";
     if (!file_exists(key_path)) continue;
-    auto cert_text = identity::read_text_file(ca_path);
+    auto cert_text = read_text_file(ca_path);
     if (!cert_text) return fail(std::move(cert_text.error()));
-    auto key_text = identity::read_text_file(key_path);
+    auto key_text = read_text_file(key_path);
     if (!key_text) return fail(Error{key_text.error().code, fmt::format("{}: {}", command, key_text.error().message)});
     auto cert = parse_cert(*cert_text, ca_path);
     if (!cert) return fail(std::move(cert.error()));
@@ -280,7 +279,7 @@ Result<void> migrate_flat_layout(const std::string& dir, PkiWriter& writer) {
   if (!file_exists(dir + "/ca-key.pem") && !file_exists(dir + "/collector-key.pem") &&
       !file_exists(dir + "/agent-key.pem") && !file_exists(dir + "/operator-key.pem"))
     return {};
-  auto ca_text = identity::read_text_file(flat_ca);
+  auto ca_text = read_text_file(flat_ca);
   if (!ca_text) return fail(Error{ca_text.error().code, "certs init: a flat PKI without its CA certificate: " +
                                                             ca_text.error().message});
   if (file_exists(dir + "/ca-key.pem")) {
@@ -464,7 +463,7 @@ Result<TlsMaterial> load_tls_material(const std::string& dir, std::string_view b
                                 from + "/" + std::string(base) + "-key.pem"};
   std::string* targets[3] = {&material.ca_pem, &material.cert_pem, &material.key_pem};
   for (int i = 0; i < 3; ++i) {
-    auto text = identity::read_text_file(paths[i]);
+    auto text = read_text_file(paths[i]);
     if (!text)
       return fail(Error{text.error().code,
                         fmt::format("{} (looked in {}/{} and {}; create the PKI with `nhiguardctl certs init {}`)",

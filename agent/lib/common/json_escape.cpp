@@ -1,8 +1,8 @@
-#include "events/json_escape.h"
+#include "common/json_escape.h"
 
 #include <fmt/format.h>
 
-namespace nhiguard::events {
+namespace nhiguard {
 namespace {
 
 constexpr char kHex[] = "0123456789abcdef";
@@ -113,4 +113,4 @@ Result<std::string> unescape_bytes(std::string_view escaped) {
   return out;
 }
 
-}  // namespace nhiguard::events
+}  // namespace nhiguard

@@ -4,10 +4,37 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
+#include <cerrno>
 #include <ctime>
 #include <string>
 
 namespace nhiguard {
+
+Result<std::string> read_to_end(int fd, const std::string& read_error, size_t limit) {
+  std::string text;
+  std::array<char, 8192> buf{};
+  while (text.size() < limit) {
+    const ssize_t n = ::read(fd, buf.data(), std::min(buf.size(), limit - text.size()));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      return fail(Error::from_errno(err, read_error));
+    }
+    if (n == 0) break;
+    text.append(buf.data(), static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return text;
+}
+
+Result<std::string> read_text_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(Error::from_current_errno("open " + path));
+  return read_to_end(fd, "read " + path);
+}
 
 Result<void> make_directories(const std::string& path, mode_t mode) {
   for (size_t slash = path.find('/', 1);; slash = path.find('/', slash + 1)) {

@@ -1,4 +1,4 @@
-#include "server/ingest_pipeline.h"
+#include "ingest/ingest_pipeline.h"
 
 #include <algorithm>
 #include <map>
@@ -29,12 +29,12 @@ uint64_t CommandWaiters::generation() const {
   return generation_;
 }
 
-IngestPipeline::IngestPipeline(ReportStore& store, CommandWaiters& waiters, Options options)
+IngestPipeline::IngestPipeline(IngestStore& store, CommandWaiters& waiters, Options options)
     : store_(store), waiters_(waiters), options_(options), writer_([this] { run(); }) {}
 
 IngestPipeline::~IngestPipeline() { stop(); }
 
-bool IngestPipeline::submit(IngestRecord record, std::shared_ptr<AgentStream> stream) {
+bool IngestPipeline::submit(IngestRecord record, std::shared_ptr<IngestStream> stream) {
   const size_t bytes = 2 * record.raw.size() + 256;
   std::unique_lock lock(mutex_);
   auto has_room = [&] {
@@ -101,7 +101,7 @@ void IngestPipeline::run() {
 void IngestPipeline::acknowledge(const StoreOutcome& outcome, const std::vector<Item*>& items) {
   std::map<std::pair<std::string, std::string>, uint64_t> acks;
   for (const auto& ack : outcome.acks) acks[{ack.agent_id, ack.outbox_id}] = ack.acked_through;
-  std::set<std::shared_ptr<AgentStream>> streams;
+  std::set<std::shared_ptr<IngestStream>> streams;
   for (const Item* item : items) streams.insert(item->stream);
   for (const auto& stream : streams) {
     auto it = acks.find({stream->agent_id(), stream->outbox_id()});
@@ -147,7 +147,7 @@ void IngestPipeline::store_batch(std::vector<Item>& batch) {
       continue;
     }
     ++refused;
-    std::set<std::shared_ptr<AgentStream>> streams;
+    std::set<std::shared_ptr<IngestStream>> streams;
     for (const Item* item : items) streams.insert(item->stream);
     spdlog::error("ingest: agent {}: {}; none of its {} report(s) in this batch is acked, its stream is closed so it "
                   "resends (other agents are not affected)",

@@ -3,12 +3,22 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
+
 #include <string>
 #include <string_view>
 
 #include "common/result.h"
 
 namespace nhiguard {
+
+// Reads a whole file (e.g. mountinfo, whose size is not known up front). Fails with the errno and path.
+Result<std::string> read_text_file(const std::string& path);
+
+// Reads `fd` to its end, or until `limit` bytes, retrying on EINTR, and closes it in every case:
+// the one read loop behind every whole-file read (std::ifstream would lose the errno). A failed
+// read is an Error with `read_error` as its context ("read /proc/1/stat: Permission denied").
+Result<std::string> read_to_end(int fd, const std::string& read_error, size_t limit = SIZE_MAX);
 
 // mkdir -p: creates every missing component of `path` with `mode` (existing ones are left as
 // they are). Agent state and pins are private, hence the 0700 default.

@@ -25,8 +25,8 @@
 #include <thread>
 #include <vector>
 
-#include "server/agent_streams.h"
-#include "store/report_store.h"
+#include "ingest/ingest_stream.h"
+#include "store/ingest_store.h"
 
 namespace nhiguard::collector {
 
@@ -53,11 +53,11 @@ class IngestPipeline {
     size_t max_batch = 4096;
   };
 
-  IngestPipeline(ReportStore& store, CommandWaiters& waiters, Options options);
+  IngestPipeline(IngestStore& store, CommandWaiters& waiters, Options options);
   ~IngestPipeline();
 
   // Queues `record` from `stream`; blocks while the queue is full. False once stopped.
-  bool submit(IngestRecord record, std::shared_ptr<AgentStream> stream);
+  bool submit(IngestRecord record, std::shared_ptr<IngestStream> stream);
   // Stores what is queued, then ends the writer thread.
   void stop();
 
@@ -76,7 +76,7 @@ class IngestPipeline {
  private:
   struct Item {
     IngestRecord record;
-    std::shared_ptr<AgentStream> stream;
+    std::shared_ptr<IngestStream> stream;
     size_t bytes = 0;
   };
   void run();
@@ -84,7 +84,7 @@ class IngestPipeline {
   void store_batch(std::vector<Item>& batch);
   void acknowledge(const StoreOutcome& outcome, const std::vector<Item*>& items);
 
-  ReportStore& store_;
+  IngestStore& store_;
   CommandWaiters& waiters_;
   Options options_;
   mutable std::mutex mutex_;

@@ -18,7 +18,7 @@
 
 #include "common/result.h"
 
-namespace nhiguard::events {
+namespace nhiguard {
 
 std::string escape_bytes(std::string_view raw);
 
@@ -26,4 +26,4 @@ std::string escape_bytes(std::string_view raw);
 // backslash followed by anything but '\' or 'x', or \x without two lowercase hex digits.
 Result<std::string> unescape_bytes(std::string_view escaped);
 
-}  // namespace nhiguard::events
+}  // namespace nhiguard

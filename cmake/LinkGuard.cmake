@@ -1,0 +1,53 @@
+# nhiguard_forbid_link(TARGET <target> FORBIDDEN <lib>...): stops the configuration when <target>
+# reaches one of the <lib> targets through the link graph (LINK_LIBRARIES and
+# INTERFACE_LINK_LIBRARIES, $<LINK_ONLY:...> included), naming the chain that leads there.
+#
+# Why beside the ldd test (tests/unit/no_libbpf_test.sh): the toolchain links with --as-needed,
+# so a binary whose link line carries libbpf but uses none of it still shows no libbpf in ldd; this
+# catches the dependency in the target graph before anything is built. Call it after every target
+# is defined (the end of the top-level CMakeLists.txt).
+function(nhiguard_forbid_link)
+  cmake_parse_arguments(ARG "" "TARGET" "FORBIDDEN" ${ARGN})
+  set(forbidden)
+  foreach(lib IN LISTS ARG_FORBIDDEN)
+    get_target_property(aliased ${lib} ALIASED_TARGET)
+    if(aliased)
+      set(lib ${aliased})
+    endif()
+    list(APPEND forbidden ${lib})
+  endforeach()
+  set(queue ${ARG_TARGET})
+  set(seen)
+  set(via_${ARG_TARGET} ${ARG_TARGET})
+  while(queue)
+    list(POP_FRONT queue current)
+    if(current IN_LIST seen)
+      continue()
+    endif()
+    list(APPEND seen ${current})
+    set(deps)
+    foreach(property LINK_LIBRARIES INTERFACE_LINK_LIBRARIES)
+      get_target_property(values ${current} ${property})
+      if(values)
+        list(APPEND deps ${values})
+      endif()
+    endforeach()
+    foreach(dep IN LISTS deps)
+      string(REGEX REPLACE "^\\$<LINK_ONLY:(.*)>$" "\\1" dep "${dep}")
+      if(NOT TARGET "${dep}")
+        continue()  # a plain library name, a flag, a generator expression
+      endif()
+      get_target_property(aliased ${dep} ALIASED_TARGET)
+      if(aliased)
+        set(dep ${aliased})
+      endif()
+      if(NOT DEFINED via_${dep})
+        set(via_${dep} "${via_${current}} -> ${dep}")
+      endif()
+      if(dep IN_LIST forbidden)
+        message(FATAL_ERROR "${ARG_TARGET} must not link ${dep}, but does: ${via_${dep}}")
+      endif()
+      list(APPEND queue ${dep})
+    endforeach()
+  endwhile()
+endfunction()
