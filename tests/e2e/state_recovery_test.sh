@@ -124,7 +124,7 @@ check "a read after the restart is reported" wait_line_count "$cred_a" 3
 check "a keeps its id ($id_a)" [ "$(id_of "$cred_a")" = "$id_a" ]
 check "b keeps its id ($id_b)" [ "$(id_of "$cred_b")" = "$id_b" ]
 check "credential_ids.json is whole again, with the same ids" \
-  jq -e --arg a "$cred_a" --arg b "$cred_b" ".[\$a] == $id_a and .[\$b] == $id_b" "$state/credential_ids.json"
+  jq -e --arg a "$cred_a" --arg b "$cred_b" ".escaped_paths[\$a] == $id_a and .escaped_paths[\$b] == $id_b" "$state/credential_ids.json"
 stop_agent
 
 # --- ledger.db with a damaged page, outbox.db with a damaged header

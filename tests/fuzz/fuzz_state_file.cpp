@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "catalogue/credential_ids.h"
 #include "common/state_file.h"
 #include "daemon/drop_accounting.h"
 #include "config/persisted_mode.h"
@@ -19,7 +20,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   const nlohmann::json& content = parsed->content;
-  (void)nhiguard::daemon::parse_credential_ids(content);
+  (void)nhiguard::catalogue::parse_credential_ids(content);
   (void)nhiguard::daemon::DropSnapshot::from_json(content);
   (void)nhiguard::config::parse_mode_override(content, "fuzz.json");
   nhiguard::policy::LearnedSet learned;

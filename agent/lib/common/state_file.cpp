@@ -32,9 +32,13 @@ Error damaged(const std::string& path, std::string_view why) {
 std::string render_state_file(const nlohmann::json& content) {
   nlohmann::json stored = content;
   stored.erase(kStateFileChecksumKey);
-  const std::string checksum = sha256_hex(stored.dump());
+  // A string that is not UTF-8 would make dump() throw and the agent stop; each state file keeps
+  // its bytes exact by escaping what can hold them (credential_ids.h), and anything left is
+  // written replaced rather than not at all.
+  constexpr auto replace = nlohmann::json::error_handler_t::replace;
+  const std::string checksum = sha256_hex(stored.dump(-1, ' ', false, replace));
   stored[kStateFileChecksumKey] = checksum;
-  return stored.dump() + "\n";
+  return stored.dump(-1, ' ', false, replace) + "\n";
 }
 
 Result<void> write_state_file(const std::string& path, const nlohmann::json& content) {

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "catalogue/credential_ids.h"
 #include "common/clock.h"
 #include "common/state_file.h"
 
@@ -69,7 +70,7 @@ Result<void> WatchedCredentials::sync(const char* why) {
 }
 
 void WatchedCredentials::persist_ids() {
-  if (auto written = write_state_file(ids_path_, nlohmann::json(catalogue_->id_table())); !written) {
+  if (auto written = write_state_file(ids_path_, credential_ids_to_json(catalogue_->id_table())); !written) {
     spdlog::warn("{}: the next start rebuilds the ids from the pinned kernel state", written.error().message);
   }
 }

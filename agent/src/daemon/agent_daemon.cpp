@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "catalogue/credential_ids.h"
 #include "common/clock.h"
 #include "common/filesystem.h"
 #include "common/state_file.h"
@@ -483,7 +484,7 @@ std::optional<std::map<std::string, uint32_t>> AgentDaemon::load_credential_ids(
     return std::nullopt;
   }
   if (loaded->file) {
-    auto ids = parse_credential_ids(loaded->file->content);
+    auto ids = catalogue::parse_credential_ids(loaded->file->content);
     if (ids) return std::move(*ids);
     auto moved = quarantine_file(path);
     problem = fmt::format("{} is damaged ({}); kept as {}", path, ids.error().message,

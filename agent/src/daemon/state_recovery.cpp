@@ -4,18 +4,6 @@
 
 namespace nhiguard::daemon {
 
-Result<std::map<std::string, uint32_t>> parse_credential_ids(const nlohmann::json& content) {
-  if (!content.is_object()) return fail(Error{EUCLEAN, "credential ids: not a JSON object"});
-  std::map<std::string, uint32_t> ids;
-  for (const auto& [path, id] : content.items()) {
-    if (!id.is_number_unsigned() || id.get<uint64_t>() == 0 || id.get<uint64_t>() > UINT32_MAX) {
-      return fail(Error{EUCLEAN, "credential ids: the id of " + path + " is not a number in 1..2^32-1"});
-    }
-    ids[path] = id.get<uint32_t>();
-  }
-  return ids;
-}
-
 CredentialIdRecovery recover_credential_ids(const std::vector<catalogue::ResolvedCredential>& resolved,
                                             const std::vector<std::pair<nhg_inode_key, nhg_credential_value>>& pinned,
                                             const std::vector<std::pair<nhg_deny_key, nhg_deny_value>>& denies) {

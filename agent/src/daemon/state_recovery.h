@@ -61,9 +61,6 @@ auto open_or_quarantine(std::string_view label, const std::string& path, Open op
   return open();
 }
 
-// credential_ids.json's content: path -> id, every id in 1..2^32-1; EUCLEAN naming the first bad
-// entry.
-Result<std::map<std::string, uint32_t>> parse_credential_ids(const nlohmann::json& content);
 
 struct CredentialIdRecovery {
   std::map<std::string, uint32_t> ids;  // path -> id for the catalogue's initial_ids
