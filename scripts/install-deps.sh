@@ -14,4 +14,5 @@ apt-get install -y --no-install-recommends \
   libssl-dev libsqlite3-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc \
   libgtest-dev libgmock-dev \
   iproute2 procps util-linux jq socat python3 sqlite3 \
-  file rpm debootstrap lintian rpmlint systemd-container
+  file rpm debootstrap lintian rpmlint systemd-container \
+  qemu-system-x86 busybox-static cpio xz-utils binutils
