@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <climits>
 #include <cstdlib>
@@ -42,7 +43,9 @@ struct FdCloser {
 }  // namespace
 
 CgroupIndex::CgroupIndex(std::string root, Options options)
-    : root_(strip_trailing_slashes(std::move(root))), options_(options) {
+    : root_(strip_trailing_slashes(std::move(root))),
+      options_(options),
+      by_id_(std::max<size_t>(options.max_entries, 1)) {
   if (options_.max_entries == 0) options_.max_entries = 1;
   if (char* real = ::realpath(root_.c_str(), nullptr); real != nullptr) {
     resolved_root_ = real;
@@ -60,26 +63,15 @@ Result<std::unique_ptr<CgroupIndex>> CgroupIndex::open_host(Options options) {
 
 std::optional<std::string> CgroupIndex::cached(uint64_t id) {
   std::lock_guard lock(mu_);
-  auto it = by_id_.find(id);
-  if (it == by_id_.end()) return std::nullopt;
-  lru_.splice(lru_.begin(), lru_, it->second);
+  const std::string* path = by_id_.find(id);
+  if (path == nullptr) return std::nullopt;
   ++stats_.hits;
-  return it->second->second;
+  return *path;
 }
 
 void CgroupIndex::insert_locked(uint64_t id, std::string path, bool evict) {
-  if (auto it = by_id_.find(id); it != by_id_.end()) {
-    it->second->second = std::move(path);
-    lru_.splice(lru_.begin(), lru_, it->second);
-    return;
-  }
-  if (by_id_.size() >= options_.max_entries) {
-    if (!evict) return;
-    by_id_.erase(lru_.back().first);
-    lru_.pop_back();
-  }
-  lru_.emplace_front(id, std::move(path));
-  by_id_[id] = lru_.begin();
+  if (!evict && by_id_.full() && !by_id_.contains(id)) return;
+  by_id_.put(id, std::move(path));
 }
 
 Result<std::string> CgroupIndex::path_of(uint64_t id) {
@@ -263,10 +255,7 @@ Result<uint64_t> CgroupIndex::id_of(std::string_view path) const {
 
 void CgroupIndex::forget(uint64_t id) {
   std::lock_guard lock(mu_);
-  if (auto it = by_id_.find(id); it != by_id_.end()) {
-    lru_.erase(it->second);
-    by_id_.erase(it);
-  }
+  by_id_.erase(id);
   negative_.erase(id);
 }
 

@@ -25,7 +25,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <list>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -33,6 +32,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "common/lru_cache.h"
 #include "common/result.h"
 
 namespace nhiguard::identity {
@@ -92,9 +92,8 @@ class CgroupIndex {
   std::string resolved_root_;   // realpath(root_), to strip from readlink results
   Options options_;
 
-  mutable std::mutex mu_;  // guards lru_, by_id_, negative_, stats_
-  std::list<std::pair<uint64_t, std::string>> lru_;  // most recent first
-  std::unordered_map<uint64_t, std::list<std::pair<uint64_t, std::string>>::iterator> by_id_;
+  mutable std::mutex mu_;  // guards by_id_, negative_, stats_
+  LruCache<uint64_t, std::string> by_id_;
   std::unordered_map<uint64_t, std::chrono::steady_clock::time_point> negative_;  // id -> remembered until
   Stats stats_;
 

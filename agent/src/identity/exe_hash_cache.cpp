@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <memory>
 #include <vector>
@@ -81,7 +82,8 @@ size_t ExeHashCache::KeyHash::operator()(const ExeFileKey& k) const {
   return h;
 }
 
-ExeHashCache::ExeHashCache(Options options) : options_(std::move(options)) {
+ExeHashCache::ExeHashCache(Options options)
+    : options_(std::move(options)), index_(std::max<size_t>(options_.max_entries, 1)) {
   if (options_.max_entries == 0) options_.max_entries = 1;
 }
 
@@ -116,10 +118,9 @@ Result<ExeHash> ExeHashCache::hash_open_file(int fd, const std::string& what) {
   out.file = key_of(st);
   {
     std::lock_guard lock(mu_);
-    if (auto it = index_.find(out.file); it != index_.end()) {
-      lru_.splice(lru_.begin(), lru_, it->second);
+    if (const std::string* digest = index_.find(out.file)) {
       ++stats_.hits;
-      out.sha256 = it->second->second;
+      out.sha256 = *digest;
       out.cached = true;
       return out;
     }
@@ -144,14 +145,7 @@ Result<ExeHash> ExeHashCache::hash_open_file(int fd, const std::string& what) {
 
   std::lock_guard lock(mu_);
   stats_.bytes_hashed += digest->second;
-  if (index_.find(out.file) == index_.end()) {
-    if (index_.size() >= options_.max_entries) {
-      index_.erase(lru_.back().first);
-      lru_.pop_back();
-    }
-    lru_.emplace_front(out.file, out.sha256);
-    index_[out.file] = lru_.begin();
-  }
+  if (!index_.contains(out.file)) index_.put(out.file, out.sha256);
   return out;
 }
 

@@ -17,12 +17,12 @@
 #include <sys/types.h>
 
 #include <cstdint>
-#include <list>
 #include <mutex>
 #include <span>
 #include <string>
 #include <unordered_map>
 
+#include "common/lru_cache.h"
 #include "common/result.h"
 
 namespace nhiguard::identity {
@@ -79,9 +79,8 @@ class ExeHashCache {
   Result<ExeHash> hash_open_file(int fd, const std::string& what);
 
   Options options_;
-  mutable std::mutex mu_;  // guards lru_, index_, stats_
-  std::list<std::pair<ExeFileKey, std::string>> lru_;  // most recent first; value: hex digest
-  std::unordered_map<ExeFileKey, std::list<std::pair<ExeFileKey, std::string>>::iterator, KeyHash> index_;
+  mutable std::mutex mu_;  // guards index_, stats_
+  LruCache<ExeFileKey, std::string, KeyHash> index_;  // value: hex digest
   Stats stats_;
 };
 

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 
 #include <spdlog/spdlog.h>
@@ -43,7 +44,10 @@ IdentityResolver::IdentityResolver(Options options) : IdentityResolver(std::move
 }
 
 IdentityResolver::IdentityResolver(Options options, CgroupIndex* cgroups, ExeHashCache* hashes)
-    : options_(std::move(options)), cgroups_(cgroups), hashes_(hashes) {
+    : options_(std::move(options)),
+      cgroups_(cgroups),
+      hashes_(hashes),
+      cache_(std::max<size_t>(options_.max_cached, 1)) {
   if (options_.host.empty()) options_.host = this_host();
   if (options_.max_cached == 0) options_.max_cached = 1;
   long ticks = options_.clock_ticks_per_second > 0 ? options_.clock_ticks_per_second : ::sysconf(_SC_CLK_TCK);
@@ -53,33 +57,21 @@ IdentityResolver::IdentityResolver(Options options, CgroupIndex* cgroups, ExeHas
 
 std::shared_ptr<const ResolvedIdentity> IdentityResolver::lookup_cache(const KernelProcessFacts& facts) {
   std::lock_guard lock(mu_);
-  auto it = cache_.find({facts.pid, facts.start_ns});
-  if (it == cache_.end()) return nullptr;
-  const Entry& entry = it->second.first;
+  const Key key{facts.pid, facts.start_ns};
+  const Entry* entry = cache_.find(key);
+  if (entry == nullptr) return nullptr;
   // Same key, different cgroup or comm: the process moved or exec'd since; resolve afresh.
-  if ((facts.cgroup_id != 0 && facts.cgroup_id != entry.cgroup_id) || (!facts.comm.empty() && facts.comm != entry.comm)) {
-    lru_.erase(it->second.second);
-    cache_.erase(it);
+  if ((facts.cgroup_id != 0 && facts.cgroup_id != entry->cgroup_id) || (!facts.comm.empty() && facts.comm != entry->comm)) {
+    cache_.erase(key);
     return nullptr;
   }
-  lru_.splice(lru_.begin(), lru_, it->second.second);
   ++stats_.hits;
-  return entry.identity;
+  return entry->identity;
 }
 
 void IdentityResolver::store(const KernelProcessFacts& facts, std::shared_ptr<const ResolvedIdentity> identity) {
   std::lock_guard lock(mu_);
-  const Key key{facts.pid, facts.start_ns};
-  if (auto it = cache_.find(key); it != cache_.end()) {
-    lru_.erase(it->second.second);
-    cache_.erase(it);
-  }
-  while (cache_.size() >= options_.max_cached) {
-    cache_.erase(lru_.back());
-    lru_.pop_back();
-  }
-  lru_.push_front(key);
-  cache_.emplace(key, std::pair{Entry{std::move(identity), facts.cgroup_id, facts.comm}, lru_.begin()});
+  cache_.put({facts.pid, facts.start_ns}, Entry{std::move(identity), facts.cgroup_id, facts.comm});
 }
 
 WorkloadIdentity IdentityResolver::workload_for(const KernelProcessFacts& facts, const std::string& proc_cgroup_path,
@@ -221,10 +213,7 @@ Result<ResolvedIdentity> IdentityResolver::resolve_live(pid_t pid) {
 
 void IdentityResolver::forget(uint32_t pid, uint64_t start_ns) {
   std::lock_guard lock(mu_);
-  if (auto it = cache_.find({pid, start_ns}); it != cache_.end()) {
-    lru_.erase(it->second.second);
-    cache_.erase(it);
-  }
+  cache_.erase({pid, start_ns});
 }
 
 size_t IdentityResolver::cache_size() const {

@@ -31,14 +31,13 @@
 #include <sys/types.h>
 
 #include <cstdint>
-#include <list>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "common/lru_cache.h"
 #include "common/result.h"
 #include "events/kernel_event.h"
 #include "identity/cgroup_index.h"
@@ -146,7 +145,10 @@ class IdentityResolver {
   uint64_t ns_to_ticks(uint64_t ns) const { return ns / ns_per_tick_; }
 
  private:
-  using Key = std::pair<uint32_t, uint64_t>;
+  using Key = std::pair<uint32_t, uint64_t>;  // (pid, start_ns)
+  struct KeyHash {
+    size_t operator()(const Key& k) const { return std::hash<uint64_t>{}(k.second * 0x9e3779b97f4a7c15ull ^ k.first); }
+  };
   struct Entry {
     std::shared_ptr<const ResolvedIdentity> identity;
     uint64_t cgroup_id = 0;
@@ -166,9 +168,8 @@ class IdentityResolver {
   ExeHashCache* hashes_ = nullptr;
   uint64_t ns_per_tick_ = 10'000'000;
 
-  mutable std::mutex mu_;  // guards lru_, cache_, stats_
-  std::list<Key> lru_;     // most recent first
-  std::map<Key, std::pair<Entry, std::list<Key>::iterator>> cache_;
+  mutable std::mutex mu_;  // guards cache_, stats_
+  LruCache<Key, Entry, KeyHash> cache_;
   Stats stats_;
 };
 
