@@ -39,8 +39,9 @@ void request_stop(int) {
 int run_check() {
   int status = 0;
   auto privileges = nhiguard::kernel::check_privileges();
-  std::cout << fmt::format("{:<22} {}\n", "privileges",
-                           privileges.ok() ? "ok" : "missing " + fmt::format("{}", fmt::join(privileges.missing, ", ")));
+  std::cout << fmt::format(
+      "{:<22} {}\n", "privileges",
+      privileges.ok() ? "ok" : "missing " + fmt::format("{}", fmt::join(privileges.missing, ", ")));
   if (!privileges.ok()) status = 3;
   auto btf = nhiguard::kernel::check_kernel_btf();
   std::cout << fmt::format("{:<22} {}\n", "kernel BTF", btf ? "ok" : btf.error().message);
@@ -57,8 +58,7 @@ int run_check() {
   }
   auto report = nhiguard::kernel::probe_kernel_features();
   for (const auto& feature : report.features) {
-    std::cout << fmt::format("{:<22} {:<13} {}{}\n", feature.name,
-                             feature.supported ? "supported" : "unsupported",
+    std::cout << fmt::format("{:<22} {:<13} {}{}\n", feature.name, feature.supported ? "supported" : "unsupported",
                              feature.required ? "[required] " : "[optional] ",
                              feature.supported ? feature.description : feature.description + " — " + feature.error);
   }
@@ -164,7 +164,7 @@ int main(int argc, char** argv) {
   if (events_stdout) config->event_log.stdout_mirror = true;
   if (plant_canaries) return run_plant_canaries(*config);
 
-  struct sigaction action {};
+  struct sigaction action{};
   action.sa_handler = request_stop;
   sigaction(SIGTERM, &action, nullptr);
   sigaction(SIGINT, &action, nullptr);

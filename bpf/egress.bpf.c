@@ -57,7 +57,7 @@ static __always_inline void egress__map_v4(struct egress_dest *dest, __u32 ip4_b
 /* Is `dest` in the listed destinations of the block on `cgroup_id`? */
 static __always_inline bool egress__listed(__u64 cgroup_id, const struct egress_dest *dest)
 {
-	struct nhg_egress_dest_key key = { .prefixlen = 8 * (8 + 2 + 16) };
+	struct nhg_egress_dest_key key = {.prefixlen = 8 * (8 + 2 + 16)};
 
 	__builtin_memcpy(key.cgroup_id, &cgroup_id, 8);
 	__builtin_memcpy(key.addr, dest->addr, 16);
@@ -71,7 +71,8 @@ static __always_inline bool egress__listed(__u64 cgroup_id, const struct egress_
 
 /* The block that applies to this destination from the cgroup at `ids` levels, or NULL.
  * ancestor(level) is a callback-free walk: the caller passes each level's id. */
-static __always_inline struct nhg_egress_block *egress__block_for(__u64 cgroup_id, const struct egress_dest *dest)
+static __always_inline struct nhg_egress_block *egress__block_for(__u64 cgroup_id,
+								  const struct egress_dest *dest)
 {
 	struct nhg_egress_block *block = bpf_map_lookup_elem(&nhg_egress_blocks, &cgroup_id);
 

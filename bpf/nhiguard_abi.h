@@ -20,10 +20,10 @@
 #define NHG_ABI_VERSION 1
 
 #define NHG_COMM_LEN 16
-#define NHG_PATH_LEN 256    /* path as the process passed it (truncated, flagged) */
-#define NHG_NAME_LEN 64     /* one dentry name */
+#define NHG_PATH_LEN 256 /* path as the process passed it (truncated, flagged) */
+#define NHG_NAME_LEN 64	 /* one dentry name */
 #define NHG_EXEC_PATH_LEN 256
-#define NHG_CMDLINE_LEN 256  /* argv of the opener, NUL-separated (truncated, flagged) */
+#define NHG_CMDLINE_LEN 256 /* argv of the opener, NUL-separated (truncated, flagged) */
 
 /* Record types: the first field of every ring-buffer record. */
 enum nhg_event_type {
@@ -32,7 +32,7 @@ enum nhg_event_type {
 	NHG_EVENT_PROCESS_EXEC = 3,
 	NHG_EVENT_PROCESS_FORK = 4,
 	NHG_EVENT_PROCESS_EXIT = 5,
-	NHG_EVENT_EGRESS = 6,          /* a connect/sendmsg of a tainted process, or a denied one */
+	NHG_EVENT_EGRESS = 6, /* a connect/sendmsg of a tainted process, or a denied one */
 };
 
 /* Which syscall opened the file. */
@@ -46,13 +46,14 @@ enum nhg_open_syscall {
 
 /* nhg_file_event.flags */
 enum nhg_file_event_flags {
-	NHG_FILE_PATH_TRUNCATED = 1u << 0, /* requested_path was longer than NHG_PATH_LEN - 1 */
-	NHG_FILE_PATH_MISSING = 1u << 1,   /* requested_path could not be read */
+	NHG_FILE_PATH_TRUNCATED = 1u << 0,    /* requested_path was longer than NHG_PATH_LEN - 1 */
+	NHG_FILE_PATH_MISSING = 1u << 1,      /* requested_path could not be read */
 	NHG_FILE_CMDLINE_TRUNCATED = 1u << 2, /* the argv area was longer than NHG_CMDLINE_LEN */
 	NHG_FILE_CMDLINE_MISSING = 1u << 3,   /* the argv area could not be read (kernel thread, paged out) */
-	NHG_FILE_DENIED = 1u << 4,            /* a deny_credential rule matched: the reader was SIGKILLed */
-	NHG_FILE_CMDLINE_OMITTED = 1u << 5,   /* a repeat read by the same process: its argv came with the first */
-	NHG_FILE_REPEAT_SUMMARY = 1u << 6,    /* not an open: at the process's exit, the repeat opens counted
+	NHG_FILE_DENIED = 1u << 4,	      /* a deny_credential rule matched: the reader was SIGKILLed */
+	/* a repeat read by the same process: its argv came with the first */
+	NHG_FILE_CMDLINE_OMITTED = 1u << 5,
+	NHG_FILE_REPEAT_SUMMARY = 1u << 6, /* not an open: at the process's exit, the repeat opens counted
 					       * after its last record (coalesced_opens); syscall 0, fd -1,
 					       * no names or path */
 };
@@ -67,18 +68,18 @@ enum nhg_file_event_flags {
 
 /* Drop / error counters, one slot each in the per-CPU `nhg_counters` array. */
 enum nhg_counter {
-	NHG_CTR_RINGBUF_DROP_FILE = 0,    /* ring buffer reservation failed for a file event */
-	NHG_CTR_RINGBUF_DROP_PROCESS = 1, /* ring buffer reservation failed for a lifecycle event */
-	NHG_CTR_FD_LOOKUP_FAILED = 2,     /* open succeeded but the fd table did not yield a file */
-	NHG_CTR_CREDENTIAL_OPENS = 3,     /* credential opens seen (emitted or not) */
-	NHG_CTR_CANDIDATE_OPENS = 4,      /* name-table hits seen */
-	NHG_CTR_RINGBUF_DROP_EGRESS = 5,  /* ring buffer reservation failed for an egress event */
-	NHG_CTR_EGRESS_DENIED = 6,        /* connects/sendmsgs/packets refused by an egress block */
-	NHG_CTR_CREDENTIAL_DENIED = 7,    /* readers killed by a deny_credential rule */
+	NHG_CTR_RINGBUF_DROP_FILE = 0,		/* ring buffer reservation failed for a file event */
+	NHG_CTR_RINGBUF_DROP_PROCESS = 1,	/* ring buffer reservation failed for a lifecycle event */
+	NHG_CTR_FD_LOOKUP_FAILED = 2,		/* open succeeded but the fd table did not yield a file */
+	NHG_CTR_CREDENTIAL_OPENS = 3,		/* credential opens seen (emitted or not) */
+	NHG_CTR_CANDIDATE_OPENS = 4,		/* name-table hits seen */
+	NHG_CTR_RINGBUF_DROP_EGRESS = 5,	/* ring buffer reservation failed for an egress event */
+	NHG_CTR_EGRESS_DENIED = 6,		/* connects/sendmsgs/packets refused by an egress block */
+	NHG_CTR_CREDENTIAL_DENIED = 7,		/* readers killed by a deny_credential rule */
 	NHG_CTR_CREDENTIAL_OPENS_COALESCED = 8, /* repeat opens counted into a later record, not sent */
-	NHG_CTR_TAINT_MAP_FULL = 9,       /* a taint (a read, or inherited on fork) not recorded: nhg_taint
+	NHG_CTR_TAINT_MAP_FULL = 9, /* a taint (a read, or inherited on fork) not recorded: nhg_taint
 					   * refused the update (full); that process's egress is not seen */
-	NHG_CTR__COUNT = 16,              /* array size; room to add counters without resizing */
+	NHG_CTR__COUNT = 16,	    /* array size; room to add counters without resizing */
 };
 
 /* Header of every record. size is the whole record in bytes, header included. */
@@ -94,13 +95,13 @@ struct nhg_event_header {
 struct nhg_process {
 	__u32 tgid;
 	__u32 tid;
-	__u32 ppid;     /* tgid of real_parent */
-	__u32 uid;      /* real uid */
+	__u32 ppid; /* tgid of real_parent */
+	__u32 uid;  /* real uid */
 	__u32 euid;
 	__u32 gid;
 	__u32 sessionid; /* audit session id; 0xffffffff when unset */
 	__u32 pad0;
-	__u64 start_ns;  /* group leader's start_boottime, ns: with tgid, the process key */
+	__u64 start_ns;	 /* group leader's start_boottime, ns: with tgid, the process key */
 	__u64 cgroup_id; /* cgroup v2 id (the cgroup directory's inode number) */
 	char comm[NHG_COMM_LEN];
 };
@@ -114,7 +115,7 @@ struct nhg_inode_key {
 /* Value of the credential map. */
 struct nhg_credential_value {
 	__u32 credential_id; /* agent-assigned, > 0 */
-	__u32 class_id;      /* agent's credential class enum, informational in the kernel */
+	__u32 class_id;	     /* agent's credential class enum, informational in the kernel */
 };
 
 /* ---- Prefilters of the open path ----
@@ -168,16 +169,16 @@ struct nhg_file_event {
 	struct nhg_event_header hdr;
 	struct nhg_process proc;
 	struct nhg_inode_key file;
-	__u32 credential_id; /* 0 for a candidate */
-	__u32 open_flags;    /* flags argument of the syscall (O_*) */
-	__u32 f_mode;        /* file->f_mode: FMODE_READ = 1, FMODE_WRITE = 2 */
-	__s32 fd;            /* the syscall's return value */
-	__u16 syscall;       /* enum nhg_open_syscall */
-	__u16 flags;         /* enum nhg_file_event_flags */
-	__u16 cmdline_len;   /* bytes of cmdline used, including argument NULs */
-	__u16 coalesced_opens; /* repeat opens since the previous record of this process and credential */
-	char name[NHG_NAME_LEN];        /* the dentry's own name */
-	char parent[NHG_NAME_LEN];      /* the parent dentry's name */
+	__u32 credential_id;	   /* 0 for a candidate */
+	__u32 open_flags;	   /* flags argument of the syscall (O_*) */
+	__u32 f_mode;		   /* file->f_mode: FMODE_READ = 1, FMODE_WRITE = 2 */
+	__s32 fd;		   /* the syscall's return value */
+	__u16 syscall;		   /* enum nhg_open_syscall */
+	__u16 flags;		   /* enum nhg_file_event_flags */
+	__u16 cmdline_len;	   /* bytes of cmdline used, including argument NULs */
+	__u16 coalesced_opens;	   /* repeat opens since the previous record of this process and credential */
+	char name[NHG_NAME_LEN];   /* the dentry's own name */
+	char parent[NHG_NAME_LEN]; /* the parent dentry's name */
 	char requested_path[NHG_PATH_LEN];
 	/* The opener's argv as the kernel holds it, so a process that exits before the agent reads
 	 * /proc is still reported with its command line. */
@@ -227,13 +228,13 @@ enum nhg_enforcement_slot {
 /* Value of nhg_taint, keyed by tgid: this process (or an ancestor it inherited from) opened a
  * credential for reading. */
 struct nhg_taint {
-	__u64 start_ns;      /* the tainted process's start_boottime: a reused tgid is not tainted */
+	__u64 start_ns;	     /* the tainted process's start_boottime: a reused tgid is not tainted */
 	__u64 tainted_at_ns; /* CLOCK_BOOTTIME of the read */
 	__u32 credential_id;
-	__u32 source_tgid;   /* the process that read it (differs from the key when inherited) */
+	__u32 source_tgid;	   /* the process that read it (differs from the key when inherited) */
 	struct nhg_inode_key file; /* the credential file source_tgid read: its repeat opens coalesce */
-	__u64 window_start_ns; /* CLOCK_BOOTTIME of the last record of it */
-	__u32 coalesced;       /* repeat opens since then, counted instead of reported */
+	__u64 window_start_ns;	   /* CLOCK_BOOTTIME of the last record of it */
+	__u32 coalesced;	   /* repeat opens since then, counted instead of reported */
 	__u32 pad;
 };
 
@@ -246,8 +247,8 @@ enum nhg_egress_block_mode {
  * cgroup below it. */
 struct nhg_egress_block {
 	__u64 expires_at_ns; /* CLOCK_BOOTTIME; the programs ignore the entry from then on */
-	__u32 mode;          /* enum nhg_egress_block_mode */
-	__u32 rule_id;       /* agent's short id of the action, for events */
+	__u32 mode;	     /* enum nhg_egress_block_mode */
+	__u32 rule_id;	     /* agent's short id of the action, for events */
 };
 
 /* Key of nhg_egress_dests (LPM trie): prefixlen counts bits of data[] from its start, so the
@@ -256,9 +257,9 @@ struct nhg_egress_block {
 struct nhg_egress_dest_key {
 	__u32 prefixlen;
 	__u8 cgroup_id[8]; /* host order bytes of the cgroup id */
-	__u8 port[2];      /* network byte order */
-	__u8 addr[16];     /* network byte order */
-	__u8 pad[2];       /* never inside a prefix: prefixlen <= 208 */
+	__u8 port[2];	   /* network byte order */
+	__u8 addr[16];	   /* network byte order */
+	__u8 pad[2];	   /* never inside a prefix: prefixlen <= 208 */
 };
 
 /* Key of nhg_credential_denies: reading this credential from this cgroup (or below) kills the
@@ -292,13 +293,13 @@ enum nhg_verdict {
 struct nhg_egress_event {
 	struct nhg_event_header hdr;
 	struct nhg_process proc;
-	__u8 addr[16];       /* destination, network byte order; IPv4 mapped into IPv6 */
-	__u16 port;          /* destination port, host byte order */
-	__u16 family;        /* AF_INET / AF_INET6 */
-	__u16 protocol;      /* IPPROTO_TCP / IPPROTO_UDP / ... */
-	__u16 hook;          /* enum nhg_egress_hook */
-	__u32 verdict;       /* enum nhg_verdict */
-	__u32 rule_id;       /* the block that denied it, 0 when allowed */
+	__u8 addr[16];		   /* destination, network byte order; IPv4 mapped into IPv6 */
+	__u16 port;		   /* destination port, host byte order */
+	__u16 family;		   /* AF_INET / AF_INET6 */
+	__u16 protocol;		   /* IPPROTO_TCP / IPPROTO_UDP / ... */
+	__u16 hook;		   /* enum nhg_egress_hook */
+	__u32 verdict;		   /* enum nhg_verdict */
+	__u32 rule_id;		   /* the block that denied it, 0 when allowed */
 	__u32 taint_credential_id; /* 0 when the process is not tainted */
 	__u32 taint_source_tgid;
 	__u64 tainted_at_ns;

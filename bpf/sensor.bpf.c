@@ -24,8 +24,8 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Set by the loader between open and load. */
-const volatile __u32 ignore_tgid = 0;            /* the agent's own opens are not events */
-const volatile bool read_syscall_args = true;    /* false where bpf_task_pt_regs is missing */
+const volatile __u32 ignore_tgid = 0;	      /* the agent's own opens are not events */
+const volatile bool read_syscall_args = true; /* false where bpf_task_pt_regs is missing */
 
 /* fmode_t bits (include/linux/fs.h); stable kernel-wide, absent from BTF because they are macros. */
 #define FMODE_READ 0x1
@@ -185,7 +185,8 @@ static __always_inline __u64 sensor__name_head(const struct sensor__opened *open
 
 	if (direct && bpf_core_field_exists(struct dentry, d_shortname)) {
 		struct dentry *dentry = opened->dentry;
-		unsigned long inline_name = (unsigned long)dentry + bpf_core_field_offset(struct dentry, d_shortname);
+		unsigned long inline_name =
+			(unsigned long)dentry + bpf_core_field_offset(struct dentry, d_shortname);
 
 		if ((unsigned long)opened->name == inline_name) {
 			head = dentry->d_shortname.words[0];
@@ -321,7 +322,7 @@ static __always_inline void sensor__cmdline(struct nhg_file_event *event, struct
 
 /* What sensor__repeat found. */
 enum sensor__read_kind {
-	SENSOR_FIRST_READ = 0,       /* the process had not read this file last: a full record */
+	SENSOR_FIRST_READ = 0,	     /* the process had not read this file last: a full record */
 	SENSOR_REPEAT_REPORTED = 1,  /* a repeat past the window: a record carrying the count */
 	SENSOR_REPEAT_COALESCED = 2, /* a repeat inside the window: counted, no record */
 	SENSOR_READ_UNCHECKED = 3,   /* not looked at yet */
@@ -330,8 +331,8 @@ enum sensor__read_kind {
 /* Is this open a repeat by the process that last read this very file (see NHG_REPEAT_WINDOW_NS)?
  * A coalesced repeat is counted here and needs nothing more; for a reported one, *coalesced
  * receives the repeats counted since the last record. */
-static __always_inline enum sensor__read_kind sensor__repeat(struct task_struct *task,
-							      const struct nhg_inode_key *key, __u16 *coalesced)
+static __always_inline enum sensor__read_kind
+sensor__repeat(struct task_struct *task, const struct nhg_inode_key *key, __u16 *coalesced)
 {
 	__u32 tgid = (__u32)task->tgid;
 	struct nhg_taint *current = bpf_map_lookup_elem(&nhg_taint, &tgid);
@@ -379,7 +380,7 @@ static __always_inline void sensor__taint(struct task_struct *task, __u32 creden
 /* Is reading this credential denied to the current cgroup or one of its ancestors? */
 static __always_inline bool sensor__denied(__u32 credential_id)
 {
-	struct nhg_deny_key key = { .credential_id = credential_id };
+	struct nhg_deny_key key = {.credential_id = credential_id};
 	struct nhg_deny_value *deny;
 
 	if (!maps__enforcing(NHG_ENF_CREDENTIAL_DENIES))
@@ -495,16 +496,16 @@ static __always_inline int sensor__on_open_exit(long ret, __u16 syscall, bool di
 /* One program per open syscall and variant: sensor_exit_<syscall> reads the file with helpers
  * (kernels 5.8+), sensor_exit_<syscall>_direct with plain loads (6.2+). The agent loads one of
  * the two; both pin their link under the first name, so switching variants replaces the link. */
-#define SENSOR_OPEN_EXIT(syscall_name, syscall_id)                                  \
-	SEC("tracepoint/syscalls/sys_exit_" #syscall_name)                          \
-	int sensor_exit_##syscall_name(struct nhg_sys_exit_args *ctx)              \
-	{                                                                           \
-		return sensor__on_open_exit(ctx->ret, syscall_id, false);           \
-	}                                                                           \
-	SEC("tracepoint/syscalls/sys_exit_" #syscall_name)                          \
-	int sensor_exit_##syscall_name##_direct(struct nhg_sys_exit_args *ctx)     \
-	{                                                                           \
-		return sensor__on_open_exit(ctx->ret, syscall_id, true);            \
+#define SENSOR_OPEN_EXIT(syscall_name, syscall_id)                             \
+	SEC("tracepoint/syscalls/sys_exit_" #syscall_name)                     \
+	int sensor_exit_##syscall_name(struct nhg_sys_exit_args *ctx)          \
+	{                                                                      \
+		return sensor__on_open_exit(ctx->ret, syscall_id, false);      \
+	}                                                                      \
+	SEC("tracepoint/syscalls/sys_exit_" #syscall_name)                     \
+	int sensor_exit_##syscall_name##_direct(struct nhg_sys_exit_args *ctx) \
+	{                                                                      \
+		return sensor__on_open_exit(ctx->ret, syscall_id, true);       \
 	}
 
 SENSOR_OPEN_EXIT(openat, NHG_SYS_OPENAT)
@@ -529,7 +530,8 @@ int BPF_PROG(sensor_process_exec, struct task_struct *task, pid_t old_pid, struc
 	event->old_tid = old_pid;
 	event->flags = 0;
 	event->pad0 = 0;
-	len = bpf_probe_read_kernel_str(event->filename, sizeof(event->filename), BPF_CORE_READ(bprm, filename));
+	len = bpf_probe_read_kernel_str(event->filename, sizeof(event->filename),
+					BPF_CORE_READ(bprm, filename));
 	if (len < 0)
 		event->filename[0] = '\0';
 	else if (len == sizeof(event->filename))

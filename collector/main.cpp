@@ -36,9 +36,10 @@ int main(int argc, char** argv) {
   app.add_option("--listen", options.listen, "host:port to listen on (port 0: any free port)")->required();
   app.add_option("--db", options.db_url, "storage: sqlite:PATH (postgresql://... is not built in this version)")
       ->required();
-  app.add_option("--pki", options.pki_dir, "the PKI directory of nhiguardctl certs init (its collector/ "
-                                           "subdirectory), or a directory with ca.pem, collector.pem, "
-                                           "collector-key.pem");
+  app.add_option("--pki", options.pki_dir,
+                 "the PKI directory of nhiguardctl certs init (its collector/ "
+                 "subdirectory), or a directory with ca.pem, collector.pem, "
+                 "collector-key.pem");
   app.add_flag("--insecure", options.insecure, "plaintext gRPC without certificates: labs and tests only");
   app.add_option("--max-message-bytes", max_message_bytes, "largest message accepted from an agent")
       ->check(CLI::Range(1024u, 64u << 20));

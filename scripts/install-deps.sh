@@ -15,4 +15,5 @@ apt-get install -y --no-install-recommends \
   libgtest-dev libgmock-dev \
   iproute2 procps util-linux jq socat python3 sqlite3 \
   file rpm debootstrap lintian rpmlint systemd-container \
-  qemu-system-x86 busybox-static cpio xz-utils binutils
+  qemu-system-x86 busybox-static cpio xz-utils binutils \
+  clang-format-19

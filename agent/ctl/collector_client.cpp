@@ -19,9 +19,12 @@ using nlohmann::json;
 
 std::string mode_text(v1::Mode mode) {
   switch (mode) {
-    case v1::MODE_OBSERVE: return "observe";
-    case v1::MODE_POLICY: return "policy";
-    default: return "";
+    case v1::MODE_OBSERVE:
+      return "observe";
+    case v1::MODE_POLICY:
+      return "policy";
+    default:
+      return "";
   }
 }
 
@@ -33,9 +36,10 @@ Error call_error(const grpc::Status& status, std::string_view call) {
   const bool unreachable = status.error_code() == grpc::StatusCode::UNAVAILABLE ||
                            status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
   static constexpr std::string_view kCodes[] = {
-      "OK",        "CANCELLED",         "UNKNOWN",           "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-      "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-      "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+      "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+      "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+      "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+      "DATA_LOSS", "UNAUTHENTICATED"};
   const auto code = static_cast<size_t>(status.error_code());
   const std::string_view name = code < std::size(kCodes) ? kCodes[code] : "UNKNOWN";
   return Error{unreachable ? ECONNREFUSED : EPROTO,
@@ -44,20 +48,29 @@ Error call_error(const grpc::Status& status, std::string_view call) {
 
 std::string result_status_text(v1::CommandResult::Status status) {
   switch (status) {
-    case v1::CommandResult::STATUS_OK: return "ok";
-    case v1::CommandResult::STATUS_FAILED: return "failed";
-    case v1::CommandResult::STATUS_UNKNOWN_HANDLE: return "unknown_handle";
-    case v1::CommandResult::STATUS_INVALID: return "invalid";
-    default: return "unspecified";
+    case v1::CommandResult::STATUS_OK:
+      return "ok";
+    case v1::CommandResult::STATUS_FAILED:
+      return "failed";
+    case v1::CommandResult::STATUS_UNKNOWN_HANDLE:
+      return "unknown_handle";
+    case v1::CommandResult::STATUS_INVALID:
+      return "invalid";
+    default:
+      return "unspecified";
   }
 }
 
 std::string command_state_text(v1::CommandState state) {
   switch (state) {
-    case v1::COMMAND_STATE_PENDING: return "pending";
-    case v1::COMMAND_STATE_SENT: return "sent";
-    case v1::COMMAND_STATE_DONE: return "done";
-    default: return "unknown";
+    case v1::COMMAND_STATE_PENDING:
+      return "pending";
+    case v1::COMMAND_STATE_SENT:
+      return "sent";
+    case v1::COMMAND_STATE_DONE:
+      return "done";
+    default:
+      return "unknown";
   }
 }
 
@@ -65,9 +78,9 @@ std::string command_state_text(v1::CommandState state) {
 // behind an nhiguardctl change.
 json state_change_json(const v1::StateChange& c) {
   json out = {{"ledger_sequence", c.ledger_sequence()},
-              {"from_state", c.has_from_state() ? json(containment::to_string(
-                                                      static_cast<containment::ActionState>(c.from_state())))
-                                                : json(nullptr)},
+              {"from_state", c.has_from_state()
+                                 ? json(containment::to_string(static_cast<containment::ActionState>(c.from_state())))
+                                 : json(nullptr)},
               {"to_state", containment::to_string(static_cast<containment::ActionState>(c.to_state()))},
               {"at", time_or_null(c.at_unix_ns())},
               {"actor", c.actor()},
@@ -182,28 +195,29 @@ Result<json> CollectorClient::incidents(uint32_t limit, const std::string& agent
   for (const auto& stored : response.incidents()) {
     const auto& d = stored.decision();
     json gates = json::array();
-    for (const auto& g : d.gates()) gates.push_back({{"gate", g.gate()}, {"tripped", g.tripped()}, {"detail", g.detail()}});
-    out.push_back({{"agent_id", stored.agent_id()},
-                   {"decision_id", d.decision_id()},
-                   {"time", time_or_null(d.time_unix_ns())},
-                   {"trigger", d.trigger()},
-                   {"rule", d.rule()},
-                   {"rule_mode", d.rule_mode()},
-                   {"confidence", d.confidence()},
-                   {"outcome", d.outcome()},
-                   {"reason", d.reason()},
-                   {"handle", d.handle()},
-                   {"dry_run", d.dry_run()},
-                   {"identity", d.workload().uri()},
-                   {"process", {{"pid", d.process().pid()},
-                                {"exe", d.process().exe()},
-                                {"cmdline", std::vector<std::string>(d.process().cmdline().begin(),
-                                                                     d.process().cmdline().end())},
-                                {"cmdline_redacted", d.process().cmdline_redacted()}}},
-                   {"trigger_event_ids", std::vector<std::string>(d.trigger_event_ids().begin(),
-                                                                  d.trigger_event_ids().end())},
-                   {"gates", std::move(gates)},
-                   {"received_at", time_or_null(stored.received_at_unix_ns())}});
+    for (const auto& g : d.gates())
+      gates.push_back({{"gate", g.gate()}, {"tripped", g.tripped()}, {"detail", g.detail()}});
+    out.push_back(
+        {{"agent_id", stored.agent_id()},
+         {"decision_id", d.decision_id()},
+         {"time", time_or_null(d.time_unix_ns())},
+         {"trigger", d.trigger()},
+         {"rule", d.rule()},
+         {"rule_mode", d.rule_mode()},
+         {"confidence", d.confidence()},
+         {"outcome", d.outcome()},
+         {"reason", d.reason()},
+         {"handle", d.handle()},
+         {"dry_run", d.dry_run()},
+         {"identity", d.workload().uri()},
+         {"process",
+          {{"pid", d.process().pid()},
+           {"exe", d.process().exe()},
+           {"cmdline", std::vector<std::string>(d.process().cmdline().begin(), d.process().cmdline().end())},
+           {"cmdline_redacted", d.process().cmdline_redacted()}}},
+         {"trigger_event_ids", std::vector<std::string>(d.trigger_event_ids().begin(), d.trigger_event_ids().end())},
+         {"gates", std::move(gates)},
+         {"received_at", time_or_null(stored.received_at_unix_ns())}});
   }
   return out;
 }

@@ -37,7 +37,7 @@ class CollectorClient {
  public:
   static Result<CollectorClient> connect(const CollectorEndpoint& endpoint);
 
-  Result<nlohmann::json> agents();                                     // {"fleet_mode": ..., "agents": [...]}
+  Result<nlohmann::json> agents();  // {"fleet_mode": ..., "agents": [...]}
   // agent_id empty: every agent.
   Result<nlohmann::json> incidents(uint32_t limit, const std::string& agent_id);  // [decision objects]
   Result<nlohmann::json> actions(std::optional<v1::ActionState> state, uint32_t limit,
@@ -45,9 +45,8 @@ class CollectorClient {
   // verb: "approve", "reject", "rollback". Waits up to `wait` for the agent's result. `agent_id`
   // empty: the one agent that reported the handle (the collector refuses when several did).
   // {"command": {...}, "action": {...}} (action: as the agent reported it after the command, if known)
-  Result<nlohmann::json> action_command(const std::string& verb, const std::string& handle,
-                                        const std::string& agent_id, const std::string& reason,
-                                        std::chrono::milliseconds wait);
+  Result<nlohmann::json> action_command(const std::string& verb, const std::string& handle, const std::string& agent_id,
+                                        const std::string& reason, std::chrono::milliseconds wait);
   // agent_id empty: the whole fleet. {"fleet_mode", "commands": [...], "errors": [agents not commanded]}
   Result<nlohmann::json> set_mode(v1::Mode mode, const std::string& agent_id);
 

@@ -179,9 +179,10 @@ void print_actions_table(const json& actions) {
 
 // One line saying what happened to one action.
 std::string describe_action(const json& a) {
-  std::string line = fmt::format("{} {} {} on {}", string_field(a, "handle"), cli_action_name(string_field(a, "action")),
-                                 string_field(a, "state"), target_text(a));
-  if (a.contains("expires_at") && a["expires_at"].is_string()) line += ", expires " + a["expires_at"].get<std::string>();
+  std::string line = fmt::format("{} {} {} on {}", string_field(a, "handle"),
+                                 cli_action_name(string_field(a, "action")), string_field(a, "state"), target_text(a));
+  if (a.contains("expires_at") && a["expires_at"].is_string())
+    line += ", expires " + a["expires_at"].get<std::string>();
   if (a.value("dry_run", false)) line += " (dry run: nothing was enforced)";
   if (a.contains("last_error") && a["last_error"].is_string() && !a["last_error"].get<std::string>().empty()) {
     line += " — " + a["last_error"].get<std::string>();
@@ -195,9 +196,10 @@ std::string collector_summary(const json& c) {
   const json outbox = c.value("outbox", json::object());
   const auto pending = outbox.value("pending_reports", uint64_t{0});
   const auto dropped = outbox.value("dropped_total", uint64_t{0});
-  std::string line = c.value("state", "?") == "disabled"
-                         ? "none configured"
-                         : fmt::format("{} {} ({})", c.value("state", "?"), c.value("address", "?"), c.value("transport", "?"));
+  std::string line =
+      c.value("state", "?") == "disabled"
+          ? "none configured"
+          : fmt::format("{} {} ({})", c.value("state", "?"), c.value("address", "?"), c.value("transport", "?"));
   line += fmt::format("; outbox {} pending", pending);
   if (dropped > 0) line += fmt::format(", {} dropped when full", dropped);
   if (const std::string error = c.value("last_error", ""); !error.empty() && c.value("state", "") != "connected") {
@@ -216,20 +218,24 @@ void print_status(const json& status) {
       fmt::print("collector: {}\n", collector_summary(value));
       continue;
     }
-    fmt::print("{}: {}\n", key,
-               value.is_string() ? value.get<std::string>() : value.dump(-1, ' ', false, json::error_handler_t::replace));
+    fmt::print(
+        "{}: {}\n", key,
+        value.is_string() ? value.get<std::string>() : value.dump(-1, ' ', false, json::error_handler_t::replace));
   }
 }
 
-void print_json(const json& value) { fmt::print("{}\n", value.dump(2, ' ', false, json::error_handler_t::replace)); }
+void print_json(const json& value) {
+  fmt::print("{}\n", value.dump(2, ' ', false, json::error_handler_t::replace));
+}
 
 // Builds the contain request from the options and validates it as the agent would.
 std::expected<control::ContainRequest, std::string> build_contain(const Options& o, bool ttl_given, bool pid_given) {
   auto kind = nhiguard::containment::parse_action_kind(o.action);
   if (!kind) {
-    return std::unexpected(fmt::format("unknown action '{}' (expected block-egress, deny-credential, freeze, "
-                                       "kill-process or kill-session)",
-                                       o.action));
+    return std::unexpected(
+        fmt::format("unknown action '{}' (expected block-egress, deny-credential, freeze, "
+                    "kill-process or kill-session)",
+                    o.action));
   }
   control::ContainRequest request;
   request.action = *kind;
@@ -312,7 +318,8 @@ int run(const Options& o, control::Method method, const json& params) {
     }
     case control::Method::suggest: {
       const std::string policy = result.contains("policy") && result["policy"].is_string()
-                                     ? result["policy"].get<std::string>() : std::string();
+                                     ? result["policy"].get<std::string>()
+                                     : std::string();
       if (o.output.empty() || o.output == "-") {
         fmt::print("{}", policy);
         break;
@@ -339,7 +346,6 @@ int run(const Options& o, control::Method method, const json& params) {
   return kExitOk;
 }
 
-
 // The collector's answer to one command, or the exit code for its failure.
 int collector_failure(const nhiguard::Error& error) {
   fmt::print(stderr, "nhiguardctl: {}\n", error.message);
@@ -352,9 +358,10 @@ void print_agents(const json& result) {
                                      : "per agent");
   std::vector<std::vector<std::string>> rows;
   for (const auto& a : result["agents"]) {
-    rows.push_back({a["agent_id"].get<std::string>(), a["connected"].get<bool>() ? "yes" : "no", string_field(a, "mode"),
-                    string_field(a, "required_mode"), string_field(a, "last_seen"),
-                    std::to_string(a["acked_through"].get<uint64_t>()), std::to_string(a["reports_stored"].get<uint64_t>()),
+    rows.push_back({a["agent_id"].get<std::string>(), a["connected"].get<bool>() ? "yes" : "no",
+                    string_field(a, "mode"), string_field(a, "required_mode"), string_field(a, "last_seen"),
+                    std::to_string(a["acked_through"].get<uint64_t>()),
+                    std::to_string(a["reports_stored"].get<uint64_t>()),
                     std::to_string(a["reports_lost"].get<uint64_t>()),
                     std::to_string(a["pending_commands"].get<uint64_t>()), string_field(a, "version")});
   }
@@ -375,17 +382,18 @@ void print_incidents(const json& incidents) {
   for (const auto& d : incidents) {
     rows.push_back({string_field(d, "time"), string_field(d, "agent_id"), string_field(d, "rule"),
                     string_field(d, "outcome") + (d.value("dry_run", false) ? " (dry run)" : ""),
-                    string_field(d, "handle"), clip(string_field(d, "identity"), 60), clip(string_field(d, "reason"), 60)});
+                    string_field(d, "handle"), clip(string_field(d, "identity"), 60),
+                    clip(string_field(d, "reason"), 60)});
   }
   print_table({"TIME", "AGENT", "RULE", "OUTCOME", "HANDLE", "IDENTITY", "REASON"}, rows);
 }
 
 // "command 01J... (rollback rb_...) for agent web-1: done, ok: rolled back"
 std::string describe_command(const json& c) {
-  std::string line = fmt::format("command {} ({} {}) for agent {}: {}", string_field(c, "command_id"),
-                                 string_field(c, "kind"), c.contains("handle") ? string_field(c, "handle")
-                                                                               : string_field(c, "mode"),
-                                 string_field(c, "agent_id"), string_field(c, "state"));
+  std::string line =
+      fmt::format("command {} ({} {}) for agent {}: {}", string_field(c, "command_id"), string_field(c, "kind"),
+                  c.contains("handle") ? string_field(c, "handle") : string_field(c, "mode"),
+                  string_field(c, "agent_id"), string_field(c, "state"));
   if (c.contains("result")) {
     line += fmt::format(", {}", string_field(c["result"], "status"));
     const std::string message = string_field(c["result"], "message", "");
@@ -398,7 +406,9 @@ std::string describe_command(const json& c) {
 }
 
 // A command whose result the agent reported as anything but ok is a failure for scripts.
-bool command_failed(const json& c) { return c.contains("result") && string_field(c["result"], "status") != "ok"; }
+bool command_failed(const json& c) {
+  return c.contains("result") && string_field(c["result"], "status") != "ok";
+}
 
 int run_collector(const Options& o, const std::function<nhiguard::Result<json>(nhiguard::ctl::CollectorClient&)>& call,
                   const std::function<int(const json&)>& print) {
@@ -450,7 +460,8 @@ int run_certs_init(const Options& o) {
 
 int run_certs_issue(const Options& o) {
   auto role = nhiguard::pki::parse_role(o.issue_role);
-  if (!role) return usage_error(fmt::format("certs issue: unknown role '{}' (agent, collector, operator)", o.issue_role));
+  if (!role)
+    return usage_error(fmt::format("certs issue: unknown role '{}' (agent, collector, operator)", o.issue_role));
   return print_certs_report(o, nhiguard::pki::issue_certificate({.pki_dir = o.pki_dir,
                                                                  .role = *role,
                                                                  .name = o.issue_name,
@@ -488,15 +499,17 @@ int main(int argc, char** argv) {
   app.add_option("--timeout", o.timeout, "How long to wait for the agent (duration, e.g. 10s)")->capture_default_str();
 
   app.add_option("--collector", o.collector, "Talk to this collector (host:port) instead of the local agent");
-  app.add_option("--pki", o.pki_dir, "With --collector: the PKI directory (its operator/ subdirectory, or a directory with ca.pem, "
-                                 "operator.pem, operator-key.pem); with certs issue: the CA's PKI directory")
+  app.add_option("--pki", o.pki_dir,
+                 "With --collector: the PKI directory (its operator/ subdirectory, or a directory with ca.pem, "
+                 "operator.pem, operator-key.pem); with certs issue: the CA's PKI directory")
       ->capture_default_str();
   app.add_flag("--insecure", o.insecure, "With --collector: plaintext, no certificates (labs and tests only)");
 
   auto* status = app.add_subcommand("status", "Show the agent's status");
-  auto* audit = app.add_subcommand("audit", "The local agent's audit trail: every contain, rollback, approve, "
-                                            "reject, mode and learn request on its socket, with the process that "
-                                            "sent it and the outcome (refused ones too)");
+  auto* audit = app.add_subcommand("audit",
+                                   "The local agent's audit trail: every contain, rollback, approve, "
+                                   "reject, mode and learn request on its socket, with the process that "
+                                   "sent it and the outcome (refused ones too)");
 
   auto* actions = app.add_subcommand("actions", "List containment actions and their rollback handles");
   actions->add_option("--state", o.state, "Only actions in this state (held, active, expired, rolled_back, ...)");
@@ -505,12 +518,16 @@ int main(int argc, char** argv) {
   auto* contain = app.add_subcommand("contain", "Apply one narrow containment action");
   contain->add_option("action", o.action, "block-egress, deny-credential, freeze, kill-process or kill-session")
       ->required();
-  contain->add_option("--unit", o.unit, "Target system unit: its cgroup below system.slice (or another slice of the system manager); any other cgroup by --cgroup (block-egress, freeze; identity for deny-credential)");
+  contain->add_option("--unit", o.unit,
+                      "Target system unit: its cgroup below system.slice (or another slice of the system manager); any "
+                      "other cgroup by --cgroup (block-egress, freeze; identity for deny-credential)");
   contain->add_option("--cgroup", o.cgroup, "Target cgroup path (block-egress, freeze; identity for deny-credential)");
   auto* pid_option = contain->add_option("--pid", o.pid, "Target process (kill-*; identity for deny-credential)");
   contain->add_option("--credential", o.credential, "Credential file to deny (deny-credential)");
-  contain->add_option("--to", o.destinations, "Blocked destination CIDR[:PORT] (block-egress; repeatable; "
-                                              "default: all egress)")
+  contain
+      ->add_option("--to", o.destinations,
+                   "Blocked destination CIDR[:PORT] (block-egress; repeatable; "
+                   "default: all egress)")
       ->type_name("CIDR[:PORT]");
   auto* ttl_option = contain->add_option("--ttl", o.ttl, "Expiry of a reversible action (default 15m, at most 24h)");
   contain->add_option("--reason", o.reason, "Why (recorded in the ledger and reports)")->required();
@@ -534,9 +551,10 @@ int main(int argc, char** argv) {
   incidents->add_option("--limit", o.limit, "At most this many, newest first")->capture_default_str();
   incidents->add_option("--agent", o.agent_id, "Only this agent's");
   actions->add_option("--agent", o.agent_id, "With --collector: only this agent's");
-  auto* mode = app.add_subcommand("mode", "Set observe or policy mode on the local agent (observe: holds and "
-                                          "containments become recorded dry runs), or with --collector on one agent "
-                                          "or the fleet");
+  auto* mode = app.add_subcommand("mode",
+                                  "Set observe or policy mode on the local agent (observe: holds and "
+                                  "containments become recorded dry runs), or with --collector on one agent "
+                                  "or the fleet");
   mode->add_option("mode", o.mode, "observe (no automated containment) or policy")
       ->required()
       ->check(CLI::IsMember({"observe", "policy"}));
@@ -546,18 +564,22 @@ int main(int argc, char** argv) {
 
   auto* certs = app.add_subcommand("certs", "Certificates for mTLS between agents, collector and operators");
   certs->require_subcommand(1);
-  auto* certs_init = certs->add_subcommand("init", "Create (or complete) the CA, collector, agent and operator "
-                                                   "certificates in DIR");
+  auto* certs_init = certs->add_subcommand("init",
+                                           "Create (or complete) the CA, collector, agent and operator "
+                                           "certificates in DIR");
   certs_init->add_option("dir", o.certs_dir, "Directory (created 0700)")->required();
-  certs_init->add_option("--agent", o.cert_agents, "Also an agent certificate for NAME under DIR/agents/NAME "
-                                                   "(repeatable)");
+  certs_init->add_option("--agent", o.cert_agents,
+                         "Also an agent certificate for NAME under DIR/agents/NAME "
+                         "(repeatable)");
   certs_init->add_option("--collector-san", o.collector_sans, "Another DNS name or IP of the collector (repeatable)");
   certs_init->add_option("--operator", o.operator_name, "The operator certificate's name")->capture_default_str();
   certs_init->add_option("--hostname", o.hostname, "This host's name (default: gethostname)");
-  certs_init->add_flag("--ca-only", o.ca_only, "Only the CA (DIR/ca/, DIR/ca.pem): an offline CA host, which then "
-                                               "issues each host's certificate with `certs issue`");
-  auto* certs_issue = certs->add_subcommand("issue", "On the CA host: one certificate signed by the CA of --pki DIR, "
-                                                     "with ca.pem, in a directory to copy to its host");
+  certs_init->add_flag("--ca-only", o.ca_only,
+                       "Only the CA (DIR/ca/, DIR/ca.pem): an offline CA host, which then "
+                       "issues each host's certificate with `certs issue`");
+  auto* certs_issue = certs->add_subcommand("issue",
+                                            "On the CA host: one certificate signed by the CA of --pki DIR, "
+                                            "with ca.pem, in a directory to copy to its host");
   certs_issue->add_option("role", o.issue_role, "agent, collector or operator")
       ->required()
       ->check(CLI::IsMember({"agent", "collector", "operator"}));
@@ -568,8 +590,9 @@ int main(int argc, char** argv) {
 
   auto* policy = app.add_subcommand("policy", "Check policy files, learn, suggest a policy");
   policy->require_subcommand(1);
-  auto* policy_check = policy->add_subcommand("check", "Validate policy files (no agent needed); every error with "
-                                                       "file, line and field");
+  auto* policy_check = policy->add_subcommand("check",
+                                              "Validate policy files (no agent needed); every error with "
+                                              "file, line and field");
   policy_check->add_option("files", o.policy_files, "Policy files (YAML)")->required();
   auto* policy_learn = policy->add_subcommand("learn", "Record who reads which credential and egresses where");
   policy_learn->add_option("--for", o.learn_for, "How long to learn (e.g. 1h, 7d; 0s stops)")->required();
@@ -594,22 +617,27 @@ int main(int argc, char** argv) {
   if (!o.collector.empty()) {
     if (status->parsed() || contain->parsed() || policy->parsed() || audit->parsed())
       return usage_error("status, contain, audit and policy act on the local agent: drop --collector");
-  } else if (!o.agent_id.empty() && (actions->parsed() || rollback->parsed() || approve->parsed() || reject->parsed())) {
+  } else if (!o.agent_id.empty() &&
+             (actions->parsed() || rollback->parsed() || approve->parsed() || reject->parsed())) {
     return usage_error("--agent needs --collector ADDR (the local agent has only its own actions)");
   }
   if (!o.collector.empty()) {
     if (agents->parsed()) {
-      return run_collector(o, [](auto& c) { return c.agents(); }, [&](const json& r) {
-        o.json_output ? print_json(r) : print_agents(r);
-        return kExitOk;
-      });
+      return run_collector(
+          o, [](auto& c) { return c.agents(); },
+          [&](const json& r) {
+            o.json_output ? print_json(r) : print_agents(r);
+            return kExitOk;
+          });
     }
     if (incidents->parsed()) {
       const auto limit = static_cast<uint32_t>(std::min<size_t>(o.limit, 100000));
-      return run_collector(o, [&](auto& c) { return c.incidents(limit, o.agent_id); }, [&](const json& r) {
-        o.json_output ? print_json(r) : print_incidents(r);
-        return kExitOk;
-      });
+      return run_collector(
+          o, [&](auto& c) { return c.incidents(limit, o.agent_id); },
+          [&](const json& r) {
+            o.json_output ? print_json(r) : print_incidents(r);
+            return kExitOk;
+          });
     }
     if (actions->parsed()) {
       std::optional<nhiguard::v1::ActionState> state;
@@ -619,37 +647,41 @@ int main(int argc, char** argv) {
         state = static_cast<nhiguard::v1::ActionState>(*parsed);
       }
       const auto limit = static_cast<uint32_t>(std::min<size_t>(o.limit, 100000));
-      return run_collector(o, [&](auto& c) { return c.actions(state, limit, o.agent_id); }, [&](const json& r) {
-        o.json_output ? print_json(r) : print_actions_table(r);
-        return kExitOk;
-      });
+      return run_collector(
+          o, [&](auto& c) { return c.actions(state, limit, o.agent_id); },
+          [&](const json& r) {
+            o.json_output ? print_json(r) : print_actions_table(r);
+            return kExitOk;
+          });
     }
     if (mode->parsed()) {
       if (o.agent_id.empty() && !o.all_agents) return usage_error("mode: name --agent ID or --all");
       const auto wire = o.mode == "observe" ? nhiguard::v1::MODE_OBSERVE : nhiguard::v1::MODE_POLICY;
-      return run_collector(o, [&](auto& c) { return c.set_mode(wire, o.agent_id); }, [&](const json& r) {
-        if (o.json_output) {
-          print_json(r);
-        } else {
-          fmt::print("fleet mode: {}\n", r["fleet_mode"].get<std::string>() == "observe"
-                                             ? "observe (kill switch ON)"
-                                             : "per agent");
-          for (const auto& c : r["commands"]) fmt::print("{}\n", describe_command(c));
-          if (r["commands"].empty() && r["errors"].empty())
-            fmt::print("no agent known yet; agents that connect later get this mode\n");
-          for (const auto& e : r["errors"]) fmt::print(stderr, "not commanded: {}\n", e.get<std::string>());
-        }
-        // The fleet mode is stored either way; an agent left out is a failure for scripts.
-        return r["errors"].empty() ? kExitOk : kExitServerError;
-      });
+      return run_collector(
+          o, [&](auto& c) { return c.set_mode(wire, o.agent_id); },
+          [&](const json& r) {
+            if (o.json_output) {
+              print_json(r);
+            } else {
+              fmt::print("fleet mode: {}\n",
+                         r["fleet_mode"].get<std::string>() == "observe" ? "observe (kill switch ON)" : "per agent");
+              for (const auto& c : r["commands"]) fmt::print("{}\n", describe_command(c));
+              if (r["commands"].empty() && r["errors"].empty())
+                fmt::print("no agent known yet; agents that connect later get this mode\n");
+              for (const auto& e : r["errors"]) fmt::print(stderr, "not commanded: {}\n", e.get<std::string>());
+            }
+            // The fleet mode is stored either way; an agent left out is a failure for scripts.
+            return r["errors"].empty() ? kExitOk : kExitServerError;
+          });
     }
-    for (auto [command, verb] : {std::pair{rollback, "rollback"}, std::pair{approve, "approve"},
-                                 std::pair{reject, "reject"}}) {
+    for (auto [command, verb] :
+         {std::pair{rollback, "rollback"}, std::pair{approve, "approve"}, std::pair{reject, "reject"}}) {
       if (!command->parsed()) continue;
       if (!nhiguard::is_handle_id(o.handle))
-        return usage_error(fmt::format("invalid handle '{}': expected rb_ followed by 26 upper-case Crockford "
-                                       "base32 characters",
-                                       o.handle));
+        return usage_error(
+            fmt::format("invalid handle '{}': expected rb_ followed by 26 upper-case Crockford "
+                        "base32 characters",
+                        o.handle));
       auto wait = nhiguard::config::parse_duration(o.wait);
       if (!wait || wait->count() < 0 || *wait > std::chrono::seconds(30))
         return usage_error(fmt::format("invalid --wait '{}': a duration from 0s to 30s", o.wait));
@@ -675,7 +707,8 @@ int main(int argc, char** argv) {
   if (policy_suggest->parsed()) return run(o, control::Method::suggest, nullptr);
   if (policy_learn->parsed()) {
     auto duration = nhiguard::config::parse_duration(o.learn_for);
-    if (!duration) return usage_error(fmt::format("invalid --for '{}': {}", o.learn_for, duration_problem(duration.error())));
+    if (!duration)
+      return usage_error(fmt::format("invalid --for '{}': {}", o.learn_for, duration_problem(duration.error())));
     if (*duration > control::kMaxLearningPeriod) return usage_error("invalid --for: at most 30d");
     return run(o, control::Method::learn, control::to_params(control::LearnRequest{*duration}));
   }
@@ -686,14 +719,16 @@ int main(int argc, char** argv) {
     if (!o.state.empty()) {
       auto state = nhiguard::containment::parse_action_state(o.state);
       if (!state) {
-        return usage_error(fmt::format("invalid --state '{}' (expected held, active, expired, rolled_back, failed, "
-                                       "irreversible, rejected, dry_run or lapsed_by_reboot)",
-                                       o.state));
+        return usage_error(
+            fmt::format("invalid --state '{}' (expected held, active, expired, rolled_back, failed, "
+                        "irreversible, rejected, dry_run or lapsed_by_reboot)",
+                        o.state));
       }
       request.state = *state;
     }
     if (o.limit < 1 || o.limit > control::kMaxActionsLimit) {
-      return usage_error(fmt::format("invalid --limit {}: must be between 1 and {}", o.limit, control::kMaxActionsLimit));
+      return usage_error(
+          fmt::format("invalid --limit {}: must be between 1 and {}", o.limit, control::kMaxActionsLimit));
     }
     request.limit = o.limit;
     return run(o, control::Method::actions, control::to_params(request));
@@ -705,13 +740,15 @@ int main(int argc, char** argv) {
     return run(o, control::Method::contain, control::to_params(*request));
   }
 
-  for (auto [command, method] : {std::pair{rollback, control::Method::rollback},
-                                 std::pair{approve, control::Method::approve}, std::pair{reject, control::Method::reject}}) {
+  for (auto [command, method] :
+       {std::pair{rollback, control::Method::rollback}, std::pair{approve, control::Method::approve},
+        std::pair{reject, control::Method::reject}}) {
     if (!command->parsed()) continue;
     if (!nhiguard::is_handle_id(o.handle)) {
-      return usage_error(fmt::format("invalid handle '{}': expected rb_ followed by 26 upper-case Crockford base32 "
-                                     "characters",
-                                     o.handle));
+      return usage_error(
+          fmt::format("invalid handle '{}': expected rb_ followed by 26 upper-case Crockford base32 "
+                      "characters",
+                      o.handle));
     }
     return run(o, method, control::to_params(control::HandleRequest{o.handle}));
   }

@@ -93,6 +93,7 @@ int main(int argc, char** argv) {
               rounds, iterations);
   std::printf("baseline (copy the argv):  %8.0f ns per argv (median round)\n", baseline);
   std::printf("redaction (CmdlineRedactor::redact): %8.0f ns per argv (median round)\n", redaction);
-  std::printf("ratio redaction / baseline: %.1fx; added per event: %.0f ns\n", redaction / baseline, redaction - baseline);
+  std::printf("ratio redaction / baseline: %.1fx; added per event: %.0f ns\n", redaction / baseline,
+              redaction - baseline);
   return 0;
 }

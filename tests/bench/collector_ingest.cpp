@@ -238,8 +238,8 @@ std::optional<Measurement> run_scenario(const Options& o, int agents, bool insec
     const std::string log = dir + "/collector.log";
     freopen(log.c_str(), "w", stderr);
     freopen(log.c_str(), "a", stdout);
-    std::vector<const char*> argv = {o.collector.c_str(), "--listen", "127.0.0.1:0", "--db", db.c_str(),
-                                     "--port-file", port_file.c_str(), "--log-level", "warn",
+    std::vector<const char*> argv = {o.collector.c_str(), "--listen", "127.0.0.1:0", "--db", db.c_str(), "--port-file",
+                                     port_file.c_str(), "--log-level", "warn",
                                      // the ingest rate is measured, not the per-agent limit
                                      "--max-reports-per-second", "0"};
     const std::string pki_dir = init.dir;
@@ -350,9 +350,10 @@ int main(int argc, char** argv) {
     return v[v.size() / 2].*field;
   };
   const double baseline = median(runs[0], &Measurement::events_per_s);
-  fmt::print("collector ingest, SQLite (WAL, synchronous=FULL), collector on CPU {}, {} reports/agent, window {}, "
-             "median of {} round(s)\n",
-             o.collector_cpu, o.reports, o.window, o.rounds);
+  fmt::print(
+      "collector ingest, SQLite (WAL, synchronous=FULL), collector on CPU {}, {} reports/agent, window {}, "
+      "median of {} round(s)\n",
+      o.collector_cpu, o.reports, o.window, o.rounds);
   fmt::print("{:<28} {:>12} {:>9} {:>14} {:>14} {:>10}\n", "scenario", "events/s", "ratio", "ack p50 (us)",
              "ack p99 (us)", "complete");
   bool complete = true;

@@ -8,10 +8,10 @@
 // watches the pinned egress-block map for its cgroup (a map lookup is no egress, so the reader adds
 // no events of its own while it waits); once the entry is there it sends UDP datagrams to a
 // loopback port until the kernel refuses one with EPERM, and reports that CLOCK_BOOTTIME instant:
-// the block is in effect for the service's next packet, not merely written. The bench finds the reader's credential_access event in
-// the agent's event log (its `time` is the kernel's CLOCK_BOOTTIME stamp put on the wall clock),
-// the decision record that cites it, and rolls the handle back through nhiguardctl before the next
-// iteration. Both instants go through the same boot-to-wall conversion as the agent's.
+// the block is in effect for the service's next packet, not merely written. The bench finds the reader's
+// credential_access event in the agent's event log (its `time` is the kernel's CLOCK_BOOTTIME stamp put on the wall
+// clock), the decision record that cites it, and rolls the handle back through nhiguardctl before the next iteration.
+// Both instants go through the same boot-to-wall conversion as the agent's.
 //
 // Printed: p50/p90/p99/max of trigger -> enforced, and its two parts (trigger -> decision record,
 // decision record -> enforced), plus how many datagrams left before the block held.
@@ -164,7 +164,9 @@ class EventLogTail {
   std::vector<nlohmann::json> pending_;
 };
 
-double ms(uint64_t ns) { return static_cast<double>(ns) / 1e6; }
+double ms(uint64_t ns) {
+  return static_cast<double>(ns) / 1e6;
+}
 
 void print_row(const char* name, std::vector<uint64_t> values) {
   if (values.empty()) return;
@@ -222,7 +224,7 @@ int main(int argc, char** argv) {
   size_t failed = 0;
   for (size_t i = 0; i < iterations; ++i) {
     setup.cgroup = cgroup_parent + "/reader-" + std::to_string(i) + ".service";
-    struct stat cg {};
+    struct stat cg{};
     if (mkdir(setup.cgroup.c_str(), 0755) != 0 || stat(setup.cgroup.c_str(), &cg) != 0) {
       std::perror(("decision_latency: " + setup.cgroup).c_str());
       return 1;
@@ -241,7 +243,8 @@ int main(int argc, char** argv) {
     close(pipe_fds[0]);
     int status = 0;
     waitpid(reader, &status, 0);
-    const uint64_t enforced_wall = got && result.enforced_boot_ns ? nhiguard::boot_to_wall_ns(result.enforced_boot_ns) : 0;
+    const uint64_t enforced_wall =
+        got && result.enforced_boot_ns ? nhiguard::boot_to_wall_ns(result.enforced_boot_ns) : 0;
 
     auto access = log.wait_for(
         [&](const nlohmann::json& r) {
@@ -270,7 +273,8 @@ int main(int argc, char** argv) {
 
     if (!enforced_wall || !trigger_wall || !decision_wall || handle.empty() || enforced_wall < trigger_wall) {
       ++failed;
-      std::fprintf(stderr, "[bench] iteration %zu: %s%s%s%s\n", i, enforced_wall ? "" : "block never seen by the reader; ",
+      std::fprintf(stderr, "[bench] iteration %zu: %s%s%s%s\n", i,
+                   enforced_wall ? "" : "block never seen by the reader; ",
                    trigger_wall ? "" : "no credential_access event; ", decision_wall ? "" : "no decision record; ",
                    handle.empty() ? "no handle" : "");
     } else {

@@ -38,9 +38,12 @@ int main(int argc, char** argv) {
   size_t iterations = 20000;
   int cpu = -1;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--mode")) mode = argv[i + 1];
-    else if (!std::strcmp(argv[i], "--iterations")) iterations = std::strtoul(argv[i + 1], nullptr, 10);
-    else if (!std::strcmp(argv[i], "--cpu")) cpu = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--mode"))
+      mode = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--iterations"))
+      iterations = std::strtoul(argv[i + 1], nullptr, 10);
+    else if (!std::strcmp(argv[i], "--cpu"))
+      cpu = std::atoi(argv[i + 1]);
   }
   if (cpu >= 0) {
     cpu_set_t set;
@@ -54,7 +57,8 @@ int main(int argc, char** argv) {
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t len = sizeof(addr);
-  if (bind(server, reinterpret_cast<sockaddr*>(&addr), len) != 0 || getsockname(server, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+  if (bind(server, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+      getsockname(server, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
     std::perror("bind");
     return 1;
   }

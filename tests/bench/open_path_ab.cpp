@@ -73,13 +73,12 @@ double median(std::vector<double> values) {
 
 // Fills the sensor's tables the way KernelSensor does: entries after their filter slots.
 void fill_tables(nhiguard_sensor* skel, const std::string& credential) {
-  struct stat st {};
+  struct stat st{};
   if (stat(credential.c_str(), &st) != 0) {
     std::perror(credential.c_str());
     std::exit(1);
   }
-  const nhg_inode_key key{.dev = (static_cast<uint64_t>(major(st.st_dev)) << 20) | minor(st.st_dev),
-                          .ino = st.st_ino};
+  const nhg_inode_key key{.dev = (static_cast<uint64_t>(major(st.st_dev)) << 20) | minor(st.st_dev), .ino = st.st_ino};
   const nhg_credential_value value{.credential_id = 1, .class_id = 1};
   const uint32_t one = 1;
   const uint32_t slot = nhg_credential_filter_slot(key.dev, key.ino);
@@ -158,8 +157,8 @@ int main(int argc, char** argv) {
   bpf_program* prog;
   bpf_object__for_each_program(prog, sensor->obj) {
     const std::string name = bpf_program__name(prog);
-    bpf_program__set_autoload(prog, name == "sensor_exit_openat" ||
-                                        (direct_supported && name == "sensor_exit_openat_direct"));
+    bpf_program__set_autoload(
+        prog, name == "sensor_exit_openat" || (direct_supported && name == "sensor_exit_openat_direct"));
   }
   bpf_object__for_each_program(prog, probe->obj) {
     bpf_program__set_autoload(prog, std::strcmp(bpf_program__name(prog), "probe_syscall_tracepoint") == 0);

@@ -98,8 +98,7 @@ Options parse(int argc, char** argv) {
 std::uint64_t now_ns() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ULL +
-         static_cast<std::uint64_t>(ts.tv_nsec);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
 // One pass: `count` open+close pairs. Returns false (with errno reported) on the first failure.
@@ -128,8 +127,7 @@ int main(int argc, char** argv) {
     CPU_ZERO(&set);
     CPU_SET(options.cpu, &set);
     if (sched_setaffinity(0, sizeof(set), &set) != 0) {
-      std::fprintf(stderr, "open_throughput: pin to cpu %d: %s\n", options.cpu,
-                   std::strerror(errno));
+      std::fprintf(stderr, "open_throughput: pin to cpu %d: %s\n", options.cpu, std::strerror(errno));
       return 2;
     }
   }
@@ -165,9 +163,7 @@ int main(int argc, char** argv) {
   std::printf(
       "open_throughput path=%s iterations=%llu reps=%llu cpu=%d opens=%llu median_ns=%.1f "
       "min_ns=%.1f max_ns=%.1f reps_ns=%s\n",
-      path, static_cast<unsigned long long>(options.iterations),
-      static_cast<unsigned long long>(options.reps), options.cpu,
-      static_cast<unsigned long long>(opens), median, sorted.front(), sorted.back(),
-      reps_text.c_str());
+      path, static_cast<unsigned long long>(options.iterations), static_cast<unsigned long long>(options.reps),
+      options.cpu, static_cast<unsigned long long>(opens), median, sorted.front(), sorted.back(), reps_text.c_str());
   return 0;
 }

@@ -113,9 +113,10 @@ class ExecutorKernelTest : public ::testing::Test {
                                               [](std::span<const std::byte>) {});
     ASSERT_TRUE(sensor) << sensor.error().message;
     sensor_ = std::move(*sensor);
-    struct stat st {};
+    struct stat st{};
     ASSERT_EQ(stat(credential_.c_str(), &st), 0);
-    const nhg_inode_key key{.dev = (static_cast<uint64_t>(major(st.st_dev)) << 20) | minor(st.st_dev), .ino = st.st_ino};
+    const nhg_inode_key key{.dev = (static_cast<uint64_t>(major(st.st_dev)) << 20) | minor(st.st_dev),
+                            .ino = st.st_ino};
     ASSERT_TRUE(sensor_->credential_tables().upsert_credential(key, {.credential_id = kCredentialId, .class_id = 1}));
     auto ledger = ledger::RollbackLedger::open((dir_ / "ledger.db").string());
     ASSERT_TRUE(ledger) << ledger.error().message;
@@ -245,10 +246,11 @@ TEST_F(ExecutorKernelTest, AfterASimulatedRebootAnUnexpiredBlockIsReappliedAndAn
   executor_.reset();
   sensor_.reset();
   fs::remove_all(pin_dir_);
-  ASSERT_EQ(test_support::execute_sql((dir_ / "ledger.db").string(),
+  ASSERT_EQ(test_support::execute_sql(
+                (dir_ / "ledger.db").string(),
                 "UPDATE actions SET boot_id = '00000000-0000-4000-8000-000000000000', expires_at_boot_ns = 1; "
-                "UPDATE actions SET expires_at_ns = expires_at_ns - 3600000000000 WHERE handle = '" + expired.handle +
-                    "'"),
+                "UPDATE actions SET expires_at_ns = expires_at_ns - 3600000000000 WHERE handle = '" +
+                    expired.handle + "'"),
             "");
   start_agent();
 

@@ -46,7 +46,7 @@ namespace {
 constexpr uint32_t kCredentialId = 7;
 
 nhg_inode_key inode_key_of(const std::string& path) {
-  struct stat st {};
+  struct stat st{};
   EXPECT_EQ(stat(path.c_str(), &st), 0) << path;
   return nhg_inode_key{.dev = (static_cast<uint64_t>(major(st.st_dev)) << 20) | minor(st.st_dev), .ino = st.st_ino};
 }
@@ -123,7 +123,9 @@ class SensorTest : public ::testing::Test {
     write_file(credential_, "[default]\naws_access_key_id = AKIAEXAMPLEEXAMPLE00\n");
     write_file((dir_ / "home/notes.txt").string(), "not a secret\n");
     key_ = inode_key_of(credential_);
-    ASSERT_TRUE(sensor_->credential_tables().upsert_credential(key_, {.credential_id = kCredentialId, .class_id = 1}).has_value());
+    ASSERT_TRUE(sensor_->credential_tables()
+                    .upsert_credential(key_, {.credential_id = kCredentialId, .class_id = 1})
+                    .has_value());
     cgroup_ = std::make_unique<TestCgroup>("payments.service");
   }
 
@@ -301,7 +303,8 @@ TYPED_TEST(SensorTest, Openat2Syscall) {
 }
 
 TYPED_TEST(SensorTest, LegacyOpenSyscall) {
-  auto events = this->run_child([&] { return read_all(static_cast<int>(syscall(SYS_open, this->credential_.c_str(), O_RDONLY))); });
+  auto events = this->run_child(
+      [&] { return read_all(static_cast<int>(syscall(SYS_open, this->credential_.c_str(), O_RDONLY))); });
   this->expect_one_credential_read(events);
   EXPECT_EQ(this->file_events(events)[0].syscall, nhiguard::events::OpenSyscall::open);
 }
@@ -338,7 +341,9 @@ TYPED_TEST(SensorTest, NonCredentialOpensYieldNothing) {
 }
 
 TYPED_TEST(SensorTest, CredentialCreatedAfterStartIsCandidateThenMatched) {
-  ASSERT_TRUE(this->sensor_->credential_tables().set_candidate_names({{".aws", "credentials"}, {"", ".vault-token"}}).has_value());
+  ASSERT_TRUE(this->sensor_->credential_tables()
+                  .set_candidate_names({{".aws", "credentials"}, {"", ".vault-token"}})
+                  .has_value());
   const std::string later_dir = (this->dir_ / "later/.aws").string();
   fs::create_directories(later_dir);
   const std::string later = later_dir + "/credentials";
@@ -359,7 +364,9 @@ TYPED_TEST(SensorTest, CredentialCreatedAfterStartIsCandidateThenMatched) {
   EXPECT_EQ(opens[0].dev, later_key.dev);
 
   // What the agent does with a candidate: resolve it and add its inode; the next read is a match.
-  ASSERT_TRUE(this->sensor_->credential_tables().upsert_credential(later_key, {.credential_id = 99, .class_id = 1}).has_value());
+  ASSERT_TRUE(this->sensor_->credential_tables()
+                  .upsert_credential(later_key, {.credential_id = 99, .class_id = 1})
+                  .has_value());
   auto read_later = this->run_child([&] { return read_all(open(later.c_str(), O_RDONLY)); });
   auto reads = this->file_events(read_later);
   ASSERT_EQ(reads.size(), 1u);
@@ -521,10 +528,16 @@ TYPED_TEST(SensorTest, CredentialsSharingAFilterSlotStayMatchedOneByOne) {
   ASSERT_FALSE(second.empty()) << "no two of 20000 files share a filter slot";
   const nhg_inode_key first_key = inode_key_of(first);
   const nhg_inode_key second_key = inode_key_of(second);
-  ASSERT_TRUE(this->sensor_->credential_tables().upsert_credential(first_key, {.credential_id = 41, .class_id = 1}).has_value());
-  ASSERT_TRUE(this->sensor_->credential_tables().upsert_credential(second_key, {.credential_id = 42, .class_id = 1}).has_value());
+  ASSERT_TRUE(this->sensor_->credential_tables()
+                  .upsert_credential(first_key, {.credential_id = 41, .class_id = 1})
+                  .has_value());
+  ASSERT_TRUE(this->sensor_->credential_tables()
+                  .upsert_credential(second_key, {.credential_id = 42, .class_id = 1})
+                  .has_value());
   // Upserting an existing key again must not count it twice.
-  ASSERT_TRUE(this->sensor_->credential_tables().upsert_credential(first_key, {.credential_id = 41, .class_id = 1}).has_value());
+  ASSERT_TRUE(this->sensor_->credential_tables()
+                  .upsert_credential(first_key, {.credential_id = 41, .class_id = 1})
+                  .has_value());
 
   auto read_both = [&] {
     auto events = this->run_child([&] {

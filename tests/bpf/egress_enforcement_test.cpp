@@ -132,17 +132,20 @@ class EgressTest : public ::testing::Test {
     fs::create_directories(dir_ / ".aws");
     credential_ = (dir_ / ".aws/credentials").string();
     std::ofstream(credential_) << "[default]\naws_secret_access_key = NOT-A-REAL-SECRET\n";
-    struct stat st {};
+    struct stat st{};
     ASSERT_EQ(stat(credential_.c_str(), &st), 0);
     key_ = {.dev = (static_cast<uint64_t>(major(st.st_dev)) << 20) | minor(st.st_dev), .ino = st.st_ino};
-    ASSERT_TRUE(sensor_->credential_tables().upsert_credential(key_, {.credential_id = kCredentialId, .class_id = 1}).has_value());
+    ASSERT_TRUE(sensor_->credential_tables()
+                    .upsert_credential(key_, {.credential_id = kCredentialId, .class_id = 1})
+                    .has_value());
     service_ = std::make_unique<TestCgroup>("payments.service");
     other_ = std::make_unique<TestCgroup>("other.service");
   }
 
   void TearDown() override {
     (void)sensor_->enforcement().remove_egress_block(service_->id());
-    (void)sensor_->enforcement().remove_credential_deny({.credential_id = kCredentialId, .pad = 0, .cgroup_id = service_->id()});
+    (void)sensor_->enforcement().remove_credential_deny(
+        {.credential_id = kCredentialId, .pad = 0, .cgroup_id = service_->id()});
     (void)sensor_->credential_tables().remove_credential(key_);
     service_.reset();
     other_.reset();
@@ -158,7 +161,8 @@ class EgressTest : public ::testing::Test {
     std::vector<events::EgressEvent> out;
     std::lock_guard lock(mutex_);
     for (const auto& e : events_) {
-      if (auto* egress = std::get_if<events::EgressEvent>(&e); egress && egress->process.tgid == static_cast<uint32_t>(pid)) {
+      if (auto* egress = std::get_if<events::EgressEvent>(&e);
+          egress && egress->process.tgid == static_cast<uint32_t>(pid)) {
         out.push_back(*egress);
       }
     }
@@ -194,18 +198,21 @@ TEST_F(EgressTest, TaintedEgressIsReportedAndInheritedByChildren) {
   pid_t child_pid_seen = 0;
   int pipefd[2];
   ASSERT_EQ(pipe(pipefd), 0);
-  const int status = run_in(*service_, [&] {
-    int fd = open(credential_.c_str(), O_RDONLY);
-    if (fd < 0) return 30;
-    char buffer[64];
-    if (read(fd, buffer, sizeof(buffer)) <= 0) return 31;
-    close(fd);
-    if (send_to(remote, kPort, SOCK_STREAM, "token-use") != 0) return 32;
-    pid_t child = fork();
-    if (child == 0) _exit(send_to(remote, kPort, SOCK_DGRAM, "from-child") == 0 ? 0 : 33);
-    if (write(pipefd[1], &child, sizeof(child)) != sizeof(child)) return 34;
-    return wait_for_exit(child);
-  }, &reader);
+  const int status = run_in(
+      *service_,
+      [&] {
+        int fd = open(credential_.c_str(), O_RDONLY);
+        if (fd < 0) return 30;
+        char buffer[64];
+        if (read(fd, buffer, sizeof(buffer)) <= 0) return 31;
+        close(fd);
+        if (send_to(remote, kPort, SOCK_STREAM, "token-use") != 0) return 32;
+        pid_t child = fork();
+        if (child == 0) _exit(send_to(remote, kPort, SOCK_DGRAM, "from-child") == 0 ? 0 : 33);
+        if (write(pipefd[1], &child, sizeof(child)) != sizeof(child)) return 34;
+        return wait_for_exit(child);
+      },
+      &reader);
   close(pipefd[1]);
   ASSERT_EQ(read(pipefd[0], &child_pid_seen, sizeof(child_pid_seen)), static_cast<ssize_t>(sizeof(child_pid_seen)));
   close(pipefd[0]);
@@ -247,14 +254,18 @@ TEST_F(EgressTest, BlockRefusesEveryProtocolAndFamilyForThatCgroupOnly) {
   const std::string v4 = netns_->remote_v4();
   const std::string v6 = netns_->remote_v6();
   pid_t pid = 0;
-  ASSERT_EQ(run_in(*service_, [&] {
-    // Each attempt must fail with EPERM; the exit code says which did not.
-    if (send_to(v4, kPort, SOCK_STREAM, "x") != EPERM) return 40;
-    if (send_to(v6, kPort, SOCK_STREAM, "x") != EPERM) return 41;
-    if (send_to(v4, kPort, SOCK_DGRAM, "x") != EPERM) return 42;
-    if (send_to(v6, kPort, SOCK_DGRAM, "x") != EPERM) return 43;
-    return 0;
-  }, &pid), 0);
+  ASSERT_EQ(run_in(
+                *service_,
+                [&] {
+                  // Each attempt must fail with EPERM; the exit code says which did not.
+                  if (send_to(v4, kPort, SOCK_STREAM, "x") != EPERM) return 40;
+                  if (send_to(v6, kPort, SOCK_STREAM, "x") != EPERM) return 41;
+                  if (send_to(v4, kPort, SOCK_DGRAM, "x") != EPERM) return 42;
+                  if (send_to(v6, kPort, SOCK_DGRAM, "x") != EPERM) return 43;
+                  return 0;
+                },
+                &pid),
+            0);
   auto denied = egress_of(pid);
   ASSERT_EQ(denied.size(), 4u);
   for (const auto& e : denied) {
@@ -348,18 +359,22 @@ TEST_F(EgressTest, ListedDestinationsBlockOnlyThose) {
   ASSERT_TRUE(sensor_->enforcement().apply_egress_block(spec).has_value());
   const std::string v4 = netns_->remote_v4();
   const std::string v6 = netns_->remote_v6();
-  EXPECT_EQ(run_in(*service_, [&] {
-    if (send_to(v4, kPort, SOCK_STREAM, "x") != EPERM) return 70;
-    if (send_to(v6, kPort, SOCK_DGRAM, "x") != EPERM) return 71;
-    // Another port of the same host is not listed: the connect reaches the namespace (refused there).
-    if (send_to(v4, kPort + 1, SOCK_STREAM, "x") != ECONNREFUSED) return 72;
-    return 0;
-  }), 0);
+  EXPECT_EQ(run_in(*service_,
+                   [&] {
+                     if (send_to(v4, kPort, SOCK_STREAM, "x") != EPERM) return 70;
+                     if (send_to(v6, kPort, SOCK_DGRAM, "x") != EPERM) return 71;
+                     // Another port of the same host is not listed: the connect reaches the namespace (refused there).
+                     if (send_to(v4, kPort + 1, SOCK_STREAM, "x") != ECONNREFUSED) return 72;
+                     return 0;
+                   }),
+            0);
 }
 
 TEST_F(EgressTest, DenyCredentialKillsTheReaderBeforeItReads) {
   const nhg_deny_key deny{.credential_id = kCredentialId, .pad = 0, .cgroup_id = service_->id()};
-  ASSERT_TRUE(sensor_->enforcement().apply_credential_deny(deny, {.expires_at_ns = boot_ns() + 60'000'000'000ull, .rule_id = 9}).has_value());
+  ASSERT_TRUE(sensor_->enforcement()
+                  .apply_credential_deny(deny, {.expires_at_ns = boot_ns() + 60'000'000'000ull, .rule_id = 9})
+                  .has_value());
   int pipefd[2];
   ASSERT_EQ(pipe(pipefd), 0);
   pid_t reader = spawn_in_cgroup(*service_, [&] {
@@ -381,7 +396,8 @@ TEST_F(EgressTest, DenyCredentialKillsTheReaderBeforeItReads) {
   {
     std::lock_guard lock(mutex_);
     for (const auto& e : events_) {
-      if (auto* open = std::get_if<events::FileOpenEvent>(&e); open && open->process.tgid == static_cast<uint32_t>(reader)) {
+      if (auto* open = std::get_if<events::FileOpenEvent>(&e);
+          open && open->process.tgid == static_cast<uint32_t>(reader)) {
         reported = open->denied;
       }
     }
@@ -390,11 +406,13 @@ TEST_F(EgressTest, DenyCredentialKillsTheReaderBeforeItReads) {
   EXPECT_FALSE(sensor_->enforcement().taint_of(static_cast<uint32_t>(reader)).has_value());
 
   // Another identity reads the same credential fine.
-  EXPECT_EQ(run_in(*other_, [&] {
-    int fd = open(credential_.c_str(), O_RDONLY);
-    char buffer[64];
-    return read(fd, buffer, sizeof(buffer)) > 0 ? 0 : 80;
-  }), 0);
+  EXPECT_EQ(run_in(*other_,
+                   [&] {
+                     int fd = open(credential_.c_str(), O_RDONLY);
+                     char buffer[64];
+                     return read(fd, buffer, sizeof(buffer)) > 0 ? 0 : 80;
+                   }),
+            0);
 }
 
 // Repeat reads by one process are coalesced in the kernel before the credential lookup; a deny
@@ -422,7 +440,9 @@ TEST_F(EgressTest, DenyAppliedBetweenTwoReadsKillsTheRepeatRead) {
   char byte = 0;
   ASSERT_EQ(read(ready[0], &byte, 1), 1);
   const nhg_deny_key deny{.credential_id = kCredentialId, .pad = 0, .cgroup_id = service_->id()};
-  ASSERT_TRUE(sensor_->enforcement().apply_credential_deny(deny, {.expires_at_ns = boot_ns() + 60'000'000'000ull, .rule_id = 9}).has_value());
+  ASSERT_TRUE(sensor_->enforcement()
+                  .apply_credential_deny(deny, {.expires_at_ns = boot_ns() + 60'000'000'000ull, .rule_id = 9})
+                  .has_value());
   ASSERT_EQ(write(go[1], &byte, 1), 1);
   EXPECT_EQ(wait_for_exit(reader), 128 + SIGKILL);
   close(ready[0]);
@@ -483,21 +503,23 @@ TEST_F(EgressTest, AFullEnforcementMapRefusesTheEntryCountsItAndNamesIt) {
   EXPECT_EQ(sensor_->enforcement().enforcement_map_full() - full_before, 2u);
 
   // Nothing of the refused deny is in force: the reader reads.
-  EXPECT_EQ(run_in(*service_, [&] {
-              char buffer[64];
-              const int fd = open(credential_.c_str(), O_RDONLY);
-              return fd >= 0 && read(fd, buffer, sizeof(buffer)) > 0 ? 0 : 1;
-            }),
+  EXPECT_EQ(run_in(*service_,
+                   [&] {
+                     char buffer[64];
+                     const int fd = open(credential_.c_str(), O_RDONLY);
+                     return fd >= 0 && read(fd, buffer, sizeof(buffer)) > 0 ? 0 : 1;
+                   }),
             0);
 
   // One slot free: the deny applies and holds.
   const nhg_deny_key last = fake_deny(--denies);
   ASSERT_EQ(bpf_map_delete_elem(denies_fd, &last), 0);
   ASSERT_TRUE(sensor_->enforcement().apply_credential_deny(deny, {.expires_at_ns = far, .rule_id = 9}).has_value());
-  EXPECT_EQ(run_in(*service_, [&] {
-              const int fd = open(credential_.c_str(), O_RDONLY);
-              return fd >= 0 ? 84 : 85;
-            }),
+  EXPECT_EQ(run_in(*service_,
+                   [&] {
+                     const int fd = open(credential_.c_str(), O_RDONLY);
+                     return fd >= 0 ? 84 : 85;
+                   }),
             128 + SIGKILL);
   cleanup();
 }

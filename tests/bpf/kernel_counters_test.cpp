@@ -58,9 +58,10 @@ class KernelCountersTest : public ::testing::Test {
     auto sensor = nhiguard::kernel::KernelSensor::start(options, [](std::span<const std::byte>) {});
     ASSERT_TRUE(sensor.has_value()) << sensor.error().message;
     sensor_ = std::move(*sensor);
-    struct stat st {};
+    struct stat st{};
     ASSERT_EQ(stat(credential_.c_str(), &st), 0);
-    const nhg_inode_key key{.dev = (static_cast<uint64_t>(major(st.st_dev)) << 20) | minor(st.st_dev), .ino = st.st_ino};
+    const nhg_inode_key key{.dev = (static_cast<uint64_t>(major(st.st_dev)) << 20) | minor(st.st_dev),
+                            .ino = st.st_ino};
     ASSERT_TRUE(sensor_->credential_tables().upsert_credential(key, {.credential_id = kCredentialId, .class_id = 1}));
   }
   uint64_t counter(nhg_counter c) {
@@ -149,8 +150,9 @@ TEST_F(KernelCountersTest, EgressRecordsThatFindTheRingFullAreRingbufDrops) {
   auto delta = [&](nhg_counter c) { return after->values[c] - before->values[c]; };
   // The 4 KiB ring holds a few records at most; the rest of the connects are egress drops.
   EXPECT_GE(delta(NHG_CTR_RINGBUF_DROP_EGRESS), static_cast<uint64_t>(kConnects) - 64);
-  EXPECT_EQ(after->ringbuf_drops() - before->ringbuf_drops(),
-            delta(NHG_CTR_RINGBUF_DROP_FILE) + delta(NHG_CTR_RINGBUF_DROP_PROCESS) + delta(NHG_CTR_RINGBUF_DROP_EGRESS));
+  EXPECT_EQ(
+      after->ringbuf_drops() - before->ringbuf_drops(),
+      delta(NHG_CTR_RINGBUF_DROP_FILE) + delta(NHG_CTR_RINGBUF_DROP_PROCESS) + delta(NHG_CTR_RINGBUF_DROP_EGRESS));
 }
 
 }  // namespace

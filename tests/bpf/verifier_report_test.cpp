@@ -43,7 +43,8 @@ std::string full_name(int fd, const bpf_prog_info& info) {
   if (bpf_obj_get_info_by_fd(fd, &again, &len) != 0) return name;
   btf* types = btf__load_from_kernel_by_id(info.btf_id);
   if (!types) return name;
-  if (const btf_type* func = btf__type_by_id(types, funcs[0].type_id)) name = btf__name_by_offset(types, func->name_off);
+  if (const btf_type* func = btf__type_by_id(types, funcs[0].type_id))
+    name = btf__name_by_offset(types, func->name_off);
   btf__free(types);
   return name;
 }
@@ -57,7 +58,10 @@ std::vector<LoadedProgram> programs_after(uint32_t after_id) {
     bpf_prog_info info{};
     uint32_t len = sizeof(info);
     if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0) {
-      out.push_back({.id = id, .name = full_name(fd, info), .type = info.type, .verified_insns = info.verified_insns,
+      out.push_back({.id = id,
+                     .name = full_name(fd, info),
+                     .type = info.type,
+                     .verified_insns = info.verified_insns,
                      .xlated_insns = info.xlated_prog_len / 8});
     }
     close(fd);

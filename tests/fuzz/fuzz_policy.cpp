@@ -18,18 +18,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!parsed.ok()) return 0;
   DecisionEngine engine(std::make_shared<const Policy>(std::move(parsed.policy)));
   TriggerInput input;
-  input.identity = IdentityFacts{.uri = "spiffe://td/host/h/systemd/a.service", .kind = "systemd", .unit = "a.service",
-                                 .exe = "/usr/bin/curl", .cgroup_path = "/system.slice/a.service", .pid = 1};
-  input.credential = CredentialFacts{.id = 1, .path = "/root/.aws/credentials",
-                                     .credential_class = nhiguard::catalogue::CredentialClass::aws};
+  input.identity = IdentityFacts{.uri = "spiffe://td/host/h/systemd/a.service",
+                                 .kind = "systemd",
+                                 .unit = "a.service",
+                                 .exe = "/usr/bin/curl",
+                                 .cgroup_path = "/system.slice/a.service",
+                                 .pid = 1};
+  input.credential = CredentialFacts{
+      .id = 1, .path = "/root/.aws/credentials", .credential_class = nhiguard::catalogue::CredentialClass::aws};
   (void)engine.decide(input, GateFacts{});
   input.event = TriggerInput::Event::tainted_egress;
   input.destination = DestinationFacts{.port = 443, .text = "0.0.0.0:443"};
   (void)engine.decide(input, GateFacts{});
   // A user unit, for the user_unit, session and cgroup keys.
-  input.identity = IdentityFacts{.uri = "spiffe://td/host/h/user/1000/session/a.service", .kind = "user_session",
-                                 .unit = "user@1000.service", .user_unit = "a.service", .session_uid = 1000,
-                                 .exe = "/usr/bin/curl", .uid = 1000,
+  input.identity = IdentityFacts{.uri = "spiffe://td/host/h/user/1000/session/a.service",
+                                 .kind = "user_session",
+                                 .unit = "user@1000.service",
+                                 .user_unit = "a.service",
+                                 .session_uid = 1000,
+                                 .exe = "/usr/bin/curl",
+                                 .uid = 1000,
                                  .cgroup_path = "/user.slice/user-1000.slice/user@1000.service/app.slice/a.service",
                                  .pid = 2};
   (void)engine.decide(input, GateFacts{});

@@ -8,10 +8,10 @@
 //   command KIND TARGET ID      a command received (serve)
 // Exit status: 0 when the call ended OK, 1 otherwise, 2 on bad usage.
 //
-//   collector_probe ADDRESS PKI_DIR CERT_BASE|none|insecure operator list-agents|rollback H [AGENT]|approve H|reject H|mode-all MODE
-//   collector_probe ADDRESS PKI_DIR CERT_BASE|none|insecure agent ID send N [OUTBOX]
-//   collector_probe ADDRESS PKI_DIR CERT_BASE|none|insecure agent ID hello-as OTHER_ID | malformed | oversized BYTES
-//   collector_probe ADDRESS PKI_DIR CERT_BASE|none|insecure agent ID serve HANDLE COMMANDS [OUTBOX]
+//   collector_probe ADDRESS PKI_DIR CERT_BASE|none|insecure operator list-agents|rollback H [AGENT]|approve H|reject
+//   H|mode-all MODE collector_probe ADDRESS PKI_DIR CERT_BASE|none|insecure agent ID send N [OUTBOX] collector_probe
+//   ADDRESS PKI_DIR CERT_BASE|none|insecure agent ID hello-as OTHER_ID | malformed | oversized BYTES collector_probe
+//   ADDRESS PKI_DIR CERT_BASE|none|insecure agent ID serve HANDLE COMMANDS [OUTBOX]
 // What a hostile agent key tries (each prints the status the collector ended the stream with):
 //   ... agent ID idle                      open the stream and never say hello
 //   ... agent ID hold SECONDS [OUTBOX]     say hello, then only read (until the collector ends it)
@@ -41,18 +41,30 @@ constexpr auto kDeadline = std::chrono::seconds(20);
 
 const char* code_name(grpc::StatusCode code) {
   switch (code) {
-    case grpc::StatusCode::OK: return "OK";
-    case grpc::StatusCode::CANCELLED: return "CANCELLED";
-    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
-    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-    case grpc::StatusCode::INTERNAL: return "INTERNAL";
-    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
-    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
-    default: return "OTHER";
+    case grpc::StatusCode::OK:
+      return "OK";
+    case grpc::StatusCode::CANCELLED:
+      return "CANCELLED";
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND:
+      return "NOT_FOUND";
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return "FAILED_PRECONDITION";
+    case grpc::StatusCode::INTERNAL:
+      return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE:
+      return "UNAVAILABLE";
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return "UNAUTHENTICATED";
+    default:
+      return "OTHER";
   }
 }
 
@@ -175,15 +187,14 @@ int agent_call(const std::shared_ptr<grpc::Channel>& channel, const std::string&
                const std::vector<std::string>& args) {
   const std::string& verb = args.at(0);
   // Streams that must outlive the default deadline (idle, hold) get their own.
-  const auto deadline = verb == "hold" ? std::chrono::seconds(std::stoi(args.at(1)) + 5)
+  const auto deadline = verb == "hold"   ? std::chrono::seconds(std::stoi(args.at(1)) + 5)
                         : verb == "idle" ? std::chrono::seconds(60)
                                          : kDeadline;
   RawAgentStream stream(channel, deadline);
   if (verb == "idle") {
     const auto start = std::chrono::steady_clock::now();
     const int rc = drain(stream, 0);
-    std::printf("ended after %.1fs\n",
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    std::printf("ended after %.1fs\n", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     return rc;
   }
   if (verb == "huge-hello") {
@@ -194,8 +205,8 @@ int agent_call(const std::shared_ptr<grpc::Channel>& channel, const std::string&
   }
   if (verb == "hold" || verb == "reports" || verb == "marker" || verb == "flood" || verb == "action") {
     const std::string outbox = verb == "reports" || verb == "marker" ? args.at(1)
-                               : verb == "hold" && args.size() > 2  ? args[2]
-                               : verb == "flood" && args.size() > 3 ? args[3]
+                               : verb == "hold" && args.size() > 2   ? args[2]
+                               : verb == "flood" && args.size() > 3  ? args[3]
                                : verb == "action" && args.size() > 3 ? args[3]
                                                                      : "probe-outbox";
     auto welcome = say_hello(stream, agent_id, outbox);

@@ -77,7 +77,7 @@ TestCgroup::TestCgroup(const std::string& relative, Placement placement) {
   try {
     make_dir(top_);
     make_dir(path_);
-    struct stat st {};
+    struct stat st{};
     if (stat(path_.c_str(), &st) != 0) throw std::runtime_error("stat " + path_);
     id_ = st.st_ino;
   } catch (...) {
@@ -101,7 +101,9 @@ TestCgroup::~TestCgroup() {
   }
 }
 
-void TestCgroup::add(pid_t pid) const { write_file(path_ + "/cgroup.procs", std::to_string(pid)); }
+void TestCgroup::add(pid_t pid) const {
+  write_file(path_ + "/cgroup.procs", std::to_string(pid));
+}
 
 pid_t spawn_in_cgroup(const TestCgroup& cgroup, const std::function<int()>& body) {
   int ready[2];

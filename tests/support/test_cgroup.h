@@ -28,9 +28,9 @@ class TestCgroup {
   TestCgroup(const TestCgroup&) = delete;
   TestCgroup& operator=(const TestCgroup&) = delete;
 
-  const std::string& path() const { return path_; }           // absolute directory
-  const std::string& relative() const { return relative_; }   // path below the cgroup2 root, with leading '/'
-  uint64_t id() const { return id_; }                         // cgroup id (directory inode)
+  const std::string& path() const { return path_; }          // absolute directory
+  const std::string& relative() const { return relative_; }  // path below the cgroup2 root, with leading '/'
+  uint64_t id() const { return id_; }                        // cgroup id (directory inode)
   // Moves `pid` into this cgroup.
   void add(pid_t pid) const;
 

@@ -126,7 +126,8 @@ TestListener::TestListener(const TestNetns& netns, uint16_t port) : port_(port) 
   pid_ = fork();
   if (pid_ < 0) throw std::runtime_error("fork");
   if (pid_ == 0) listen_forever(netns.name(), port, &counters_->tcp, &counters_->udp, &counters_->ready);
-  for (int i = 0; i < 500 && counters_->ready.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 500 && counters_->ready.load() == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   if (counters_->ready.load() == 0) throw std::runtime_error("listener did not start");
 }
 
@@ -138,7 +139,11 @@ TestListener::~TestListener() {
   if (counters_) munmap(counters_, sizeof(Counters));
 }
 
-uint64_t TestListener::tcp_bytes() const { return counters_->tcp.load(); }
-uint64_t TestListener::udp_bytes() const { return counters_->udp.load(); }
+uint64_t TestListener::tcp_bytes() const {
+  return counters_->tcp.load();
+}
+uint64_t TestListener::udp_bytes() const {
+  return counters_->udp.load();
+}
 
 }  // namespace nhiguard::testing

@@ -18,8 +18,8 @@ using catalogue::CredentialClass;
 const std::string kFixtures = std::string(NHIGUARD_TEST_FIXTURES) + "/config/";
 
 const ConfigError* find_error(const ConfigParse& parse, std::string_view field) {
-  const auto it = std::find_if(parse.errors.begin(), parse.errors.end(),
-                               [&](const ConfigError& e) { return e.field == field; });
+  const auto it =
+      std::find_if(parse.errors.begin(), parse.errors.end(), [&](const ConfigError& e) { return e.field == field; });
   return it == parse.errors.end() ? nullptr : &*it;
 }
 
@@ -197,7 +197,8 @@ TEST(AgentConfig, EveryErrorInAFileIsReportedAtItsPosition) {
   EXPECT_TRUE(std::is_sorted(parse.errors.begin(), parse.errors.end(), [](const auto& a, const auto& b) {
     return std::tie(a.line, a.column) < std::tie(b.line, b.column);
   }));
-  EXPECT_EQ(parse.errors.front().to_string(), path + ":2:13: policy_dir: expected an absolute path, got 'relative/policy.d'");
+  EXPECT_EQ(parse.errors.front().to_string(),
+            path + ":2:13: policy_dir: expected an absolute path, got 'relative/policy.d'");
 
   // The Result form lists all of them in its message.
   auto folded = load_agent_config(path);

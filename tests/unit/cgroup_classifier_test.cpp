@@ -73,13 +73,12 @@ TEST(CgroupClassifier, KindNamesRoundTrip) {
 // The attack: any user names a cgroup like a protected system unit (systemd-run --user
 // --unit=sshd.service, or mkdir in a delegated subtree) to be taken for it.
 TEST(CgroupClassifier, ALookAlikeUnitNameIsNotTheSystemUnit) {
-  for (const std::string& path : std::vector<std::string>{"/user.slice/user-1000.slice/user@1000.service/app.slice/sshd.service",
-                                 "/nhiguard-test-x/sshd.service", "/anything/app.slice/sshd.service",
-                                 "/anything/system.slice/sshd.service", "/system.slice/foo.service/sub/sshd.service",
-                                 "/system.slice/docker-" + kDockerId + ".scope/sshd.service",
-                                 "/kubepods/burstable/pod5f2a9d1c-8b3e-4c7a-9e61-0d4f2b8a7c93/" + kDockerId +
-                                     "/sshd.service",
-                                 "/../../system.slice/sshd.service"}) {
+  for (const std::string& path : std::vector<std::string>{
+           "/user.slice/user-1000.slice/user@1000.service/app.slice/sshd.service", "/nhiguard-test-x/sshd.service",
+           "/anything/app.slice/sshd.service", "/anything/system.slice/sshd.service",
+           "/system.slice/foo.service/sub/sshd.service", "/system.slice/docker-" + kDockerId + ".scope/sshd.service",
+           "/kubepods/burstable/pod5f2a9d1c-8b3e-4c7a-9e61-0d4f2b8a7c93/" + kDockerId + "/sshd.service",
+           "/../../system.slice/sshd.service"}) {
     const auto w = classify_cgroup_path(path);
     EXPECT_NE(w.unit, "sshd.service") << path;
     EXPECT_FALSE(w.kind == WorkloadKind::systemd_service && w.name == "sshd.service") << path;
@@ -135,9 +134,9 @@ TEST(CgroupClassifier, ContainerIdMustBe64LowercaseHex) {
   EXPECT_FALSE(is_container_id(bad));
   EXPECT_FALSE(is_container_id(""));
 
-  for (const std::string& path : {"/system.slice/docker-" + bad + ".scope", "/docker/" + bad,
-                                  "/system.slice/docker-" + kDockerId.substr(2) + ".scope",
-                                  "/machine.slice/libpod-" + upper + ".scope"}) {
+  for (const std::string& path :
+       {"/system.slice/docker-" + bad + ".scope", "/docker/" + bad,
+        "/system.slice/docker-" + kDockerId.substr(2) + ".scope", "/machine.slice/libpod-" + upper + ".scope"}) {
     const auto w = classify_cgroup_path(path);
     EXPECT_NE(w.kind, WorkloadKind::container) << path;
     EXPECT_TRUE(w.container_id.empty()) << path;

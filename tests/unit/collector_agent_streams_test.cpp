@@ -118,7 +118,8 @@ TEST(PendingHellos, AStreamWithoutHelloIsClosedAtTheDeadlineAndOnePerCertificate
   EXPECT_EQ(pending.leave(*replaced), "replaced by a newer stream of agent web-1 before its hello");
   EXPECT_EQ(pending.leave(*prompt), "");  // its hello came in time
   // The idle one is cancelled by the deadline, once.
-  for (int i = 0; i < 100 && idle_cancelled.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  for (int i = 0; i < 100 && idle_cancelled.load() == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_EQ(idle_cancelled.load(), 1);
   EXPECT_EQ(pending.leave(*idle), "no hello within 0.2s");
   EXPECT_EQ(prompt_cancelled.load(), 0);
@@ -129,8 +130,8 @@ TEST(ReportRateLimiter, EachAgentHasItsOwnBucketThatRefillsAtTheRate) {
   ReportRateLimiter limiter({.reports_per_second = 10, .burst = 5});
   const auto t0 = ReportRateLimiter::Clock::now();
   for (int i = 0; i < 5; ++i) EXPECT_TRUE(limiter.admit("flood", t0)) << i;
-  EXPECT_FALSE(limiter.admit("flood", t0));     // the burst is spent
-  EXPECT_TRUE(limiter.admit("quiet", t0));      // another agent is not affected
+  EXPECT_FALSE(limiter.admit("flood", t0));  // the burst is spent
+  EXPECT_TRUE(limiter.admit("quiet", t0));   // another agent is not affected
   EXPECT_FALSE(limiter.admit("flood", t0 + std::chrono::milliseconds(50)));
   EXPECT_TRUE(limiter.admit("flood", t0 + std::chrono::milliseconds(100)));  // one report per 100 ms
   EXPECT_FALSE(limiter.admit("flood", t0 + std::chrono::milliseconds(100)));

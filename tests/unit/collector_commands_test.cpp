@@ -37,8 +37,7 @@ class CollectorCommandsTest : public ::testing::Test {
       ++operations_run_;
       return ledger_->transition(h, ActionState::rejected, actor, note);
     };
-    ops.rollback = [this](std::string_view h, std::string_view actor,
-                          std::string_view note) -> Result<RollbackHandle> {
+    ops.rollback = [this](std::string_view h, std::string_view actor, std::string_view note) -> Result<RollbackHandle> {
       ++operations_run_;
       if (fail_rollback_) return fail(Error{EIO, "cgroup.freeze: Input/output error"});
       return ledger_->transition(h, ActionState::rolled_back, actor, note);
@@ -71,7 +70,7 @@ class CollectorCommandsTest : public ::testing::Test {
     v1::Command c;
     c.set_command_id(std::move(id));
     c.set_issued_by("alice");
-    v1::ActionCommand* body = kind == "approve" ? c.mutable_approve()
+    v1::ActionCommand* body = kind == "approve"  ? c.mutable_approve()
                               : kind == "reject" ? c.mutable_reject()
                                                  : c.mutable_rollback();
     body->set_handle(std::move(handle));

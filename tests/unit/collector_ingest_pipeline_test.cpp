@@ -225,7 +225,8 @@ TEST_F(IngestPipelineTest, TheQueueIsBoundedInBytesAndSubmittersWaitNothingLost)
     EXPECT_TRUE(pipeline.submit(big(4), stream));
     fourth_in = true;
   });
-  for (int i = 0; i < 200 && pipeline.stats().waits == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  for (int i = 0; i < 200 && pipeline.stats().waits == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   EXPECT_EQ(pipeline.stats().waits, 1u);  // the fourth waits for room instead of growing the queue
   EXPECT_FALSE(fourth_in.load());
   gated.open();

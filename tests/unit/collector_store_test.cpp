@@ -114,7 +114,7 @@ class CollectorStoreTest : public ::testing::Test {
 };
 
 TEST_F(CollectorStoreTest, FileIsPrivate) {
-  struct stat st {};
+  struct stat st{};
   ASSERT_EQ(::stat(path_.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
@@ -368,8 +368,7 @@ TEST_F(CollectorStoreTest, SchemaOneIsMigratedToTheLatestWithItsCountsFilled) {
   ASSERT_EQ(sqlite3_exec(raw,
                          "DROP INDEX reports_by_kind_received; ALTER TABLE outboxes DROP COLUMN reports_stored; "
                          "PRAGMA user_version = 1;",
-                         nullptr,
-                         nullptr, nullptr),
+                         nullptr, nullptr, nullptr),
             SQLITE_OK)
       << sqlite3_errmsg(raw);
   sqlite3_close(raw);
@@ -497,7 +496,10 @@ TEST_F(CollectorStoreTest, UnknownBodiesAreKeptWhole) {
   // A body field number this collector does not know (a newer agent's), as raw wire bytes.
   std::string bytes;
   report.SerializeToString(&bytes);
-  bytes += std::string("\xca\x01\x03" "abc", 6);  // field 25, length-delimited, "abc"
+  bytes += std::string(
+      "\xca\x01\x03"
+      "abc",
+      6);  // field 25, length-delimited, "abc"
   v1::Report parsed;
   ASSERT_TRUE(parsed.ParseFromString(bytes));
   EXPECT_EQ(parsed.body_case(), v1::Report::BODY_NOT_SET);

@@ -223,8 +223,9 @@ TEST_F(ExecutorTest, EgressBlocksOnOneCgroupCombineAndEachRollsBackAlone) {
 // A ledger that refuses writes (here a trigger; ENOSPC in the e2e fault test): the block is in
 // force first and stays, the alert says so, status sees it, and the row lands once writes work.
 TEST_F(ExecutorTest, ALedgerThatRefusesWritesNeverMeansNoContainment) {
-  ASSERT_EQ(test_support::execute_sql(ledger_path(), "CREATE TRIGGER full BEFORE INSERT ON actions BEGIN "
-                                                     "SELECT RAISE(ABORT, 'database or disk is full'); END"),
+  ASSERT_EQ(test_support::execute_sql(ledger_path(),
+                                      "CREATE TRIGGER full BEFORE INSERT ON actions BEGIN "
+                                      "SELECT RAISE(ABORT, 'database or disk is full'); END"),
             "");
   const RollbackHandle block = contain(ActionKind::block_egress, 10min);
   ASSERT_FALSE(block.handle.empty());
@@ -262,11 +263,16 @@ TEST_F(ExecutorTest, ALedgerThatRefusesWritesNeverMeansNoContainment) {
 // own thread: the row must still name the control-socket peer that asked, or the audit of who
 // contained what would have a hole exactly where the disk was full.
 TEST_F(ExecutorTest, AnOwedWriteKeepsTheControlPeerThatAskedForIt) {
-  ASSERT_EQ(test_support::execute_sql(ledger_path(), "CREATE TRIGGER full BEFORE INSERT ON actions BEGIN "
-                                                     "SELECT RAISE(ABORT, 'database or disk is full'); END"),
+  ASSERT_EQ(test_support::execute_sql(ledger_path(),
+                                      "CREATE TRIGGER full BEFORE INSERT ON actions BEGIN "
+                                      "SELECT RAISE(ABORT, 'database or disk is full'); END"),
             "");
-  const ledger::ControlPeer operator_peer{.pid = 4242, .uid = 0, .gid = 0, .start_time_ticks = 77,
-                                          .exe = "/usr/bin/nhiguardctl", .comm = "nhiguardctl",
+  const ledger::ControlPeer operator_peer{.pid = 4242,
+                                          .uid = 0,
+                                          .gid = 0,
+                                          .start_time_ticks = 77,
+                                          .exe = "/usr/bin/nhiguardctl",
+                                          .comm = "nhiguardctl",
                                           .cgroup = "/user.slice/user-0.slice/session-1.scope"};
   RollbackHandle block;
   {
@@ -288,8 +294,9 @@ TEST_F(ExecutorTest, AnOwedWriteKeepsTheControlPeerThatAskedForIt) {
 }
 
 TEST_F(ExecutorTest, AnUnrecordedActionRollsBackAndExpiresAndItsHistoryLandsInOrder) {
-  ASSERT_EQ(test_support::execute_sql(ledger_path(), "CREATE TRIGGER full BEFORE INSERT ON actions BEGIN "
-                                                     "SELECT RAISE(ABORT, 'database or disk is full'); END"),
+  ASSERT_EQ(test_support::execute_sql(ledger_path(),
+                                      "CREATE TRIGGER full BEFORE INSERT ON actions BEGIN "
+                                      "SELECT RAISE(ABORT, 'database or disk is full'); END"),
             "");
   const uint64_t cgroup = cgroup_id("/apps/payments.service");
   const RollbackHandle rolled = contain(ActionKind::deny_credential, 10min);

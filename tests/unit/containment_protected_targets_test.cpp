@@ -16,7 +16,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-uint64_t ticks(uint64_t t) { return start_ticks_to_ns(t); }
+uint64_t ticks(uint64_t t) {
+  return start_ticks_to_ns(t);
+}
 
 ProtectedTargets::Snapshot snapshot() {
   ProtectedTargets::Snapshot s;
@@ -54,43 +56,43 @@ TEST_P(ProtectedCgroups, Rule) {
 
 INSTANTIATE_TEST_SUITE_P(
     Table, ProtectedCgroups,
-    ::testing::Values(CgroupCase{"/", false, "root"}, CgroupCase{"", false, "root"}, CgroupCase{"//", false, "root"},
-                      CgroupCase{"/system.slice/nhiguard-agent.service", false, "is the agent's own cgroup"},
-                      CgroupCase{"system.slice/nhiguard-agent.service/", false, "agent's own cgroup"},
-                      CgroupCase{"/system.slice", false, "contains the agent's own cgroup"},
-                      CgroupCase{"/init.scope", false, "PID 1"},
-                      CgroupCase{"/system.slice/sshd.service", false, "break-glass cgroup"},
-                      CgroupCase{"/system.slice/sshd.service/child", false, "is inside break-glass cgroup"},
-                      // A break-glass unit is the system unit: its cgroup below slices only.
-                      CgroupCase{"/system.slice/breakglass.service", false, "break-glass unit breakglass.service"},
-                      CgroupCase{"/system.slice/foo.slice/breakglass.service/child", false,
-                                 "is inside break-glass unit breakglass.service"},
-                      CgroupCase{"/user.slice/user-1000.slice/user@1000.service/app.slice/backup.service", false,
-                                 "break-glass unit backup.service of uid 1000"},
-                      // Look-alikes: a directory of that name anywhere else is not protected.
-                      CgroupCase{"/nhiguard-test-x/breakglass.service", true, ""},
-                      CgroupCase{"/anything/app.slice/breakglass.service", true, ""},
-                      CgroupCase{"/anything/system.slice/breakglass.service", true, ""},
-                      CgroupCase{"/user.slice/user-1000.slice/user@1000.service/app.slice/breakglass.service", true, ""},
-                      CgroupCase{"/system.slice/foo.service/sub/breakglass.service", true, ""},
-                      CgroupCase{"/system.slice/docker-0a9b8c7d6e5f40312a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091"
-                                 ".scope/breakglass.service", true, ""},
-                      CgroupCase{"/kubepods/burstable/pod5f2a9d1c-8b3e-4c7a-9e61-0d4f2b8a7c93/breakglass.service", true,
-                                 ""},
-                      CgroupCase{"/user.slice/user-1001.slice/user@1001.service/app.slice/backup.service", true, ""},
-                      CgroupCase{"/nhiguard-test-x/user.slice/user-1000.slice/user@1000.service/backup.service", true,
-                                 ""},
-                      // The agent's cgroup is protected by its full path, not by its name.
-                      CgroupCase{"/nhiguard-test-x/nhiguard-agent.service", true, ""},
-                      CgroupCase{"/nhiguard-test-x/system.slice/nhiguard-agent.service", true, ""},
-                      // Allowed: siblings, prefixes that are not ancestors, descendants of the
-                      // agent's cgroup (freezing them cannot stop the agent).
-                      CgroupCase{"/system.slice/payments.service", true, ""},
-                      CgroupCase{"/system.slice/nhiguard-agent.service2", true, ""},
-                      CgroupCase{"/system.slice/sshd.services", true, ""},
-                      CgroupCase{"/system.slice/nhiguard-agent.service/worker", true, ""},
-                      CgroupCase{"/user.slice/user-0.slice/session-1.scope", true, ""},
-                      CgroupCase{"/kubepods/pod1234/abc", true, ""}));
+    ::testing::Values(
+        CgroupCase{"/", false, "root"}, CgroupCase{"", false, "root"}, CgroupCase{"//", false, "root"},
+        CgroupCase{"/system.slice/nhiguard-agent.service", false, "is the agent's own cgroup"},
+        CgroupCase{"system.slice/nhiguard-agent.service/", false, "agent's own cgroup"},
+        CgroupCase{"/system.slice", false, "contains the agent's own cgroup"},
+        CgroupCase{"/init.scope", false, "PID 1"},
+        CgroupCase{"/system.slice/sshd.service", false, "break-glass cgroup"},
+        CgroupCase{"/system.slice/sshd.service/child", false, "is inside break-glass cgroup"},
+        // A break-glass unit is the system unit: its cgroup below slices only.
+        CgroupCase{"/system.slice/breakglass.service", false, "break-glass unit breakglass.service"},
+        CgroupCase{"/system.slice/foo.slice/breakglass.service/child", false,
+                   "is inside break-glass unit breakglass.service"},
+        CgroupCase{"/user.slice/user-1000.slice/user@1000.service/app.slice/backup.service", false,
+                   "break-glass unit backup.service of uid 1000"},
+        // Look-alikes: a directory of that name anywhere else is not protected.
+        CgroupCase{"/nhiguard-test-x/breakglass.service", true, ""},
+        CgroupCase{"/anything/app.slice/breakglass.service", true, ""},
+        CgroupCase{"/anything/system.slice/breakglass.service", true, ""},
+        CgroupCase{"/user.slice/user-1000.slice/user@1000.service/app.slice/breakglass.service", true, ""},
+        CgroupCase{"/system.slice/foo.service/sub/breakglass.service", true, ""},
+        CgroupCase{"/system.slice/docker-0a9b8c7d6e5f40312a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091"
+                   ".scope/breakglass.service",
+                   true, ""},
+        CgroupCase{"/kubepods/burstable/pod5f2a9d1c-8b3e-4c7a-9e61-0d4f2b8a7c93/breakglass.service", true, ""},
+        CgroupCase{"/user.slice/user-1001.slice/user@1001.service/app.slice/backup.service", true, ""},
+        CgroupCase{"/nhiguard-test-x/user.slice/user-1000.slice/user@1000.service/backup.service", true, ""},
+        // The agent's cgroup is protected by its full path, not by its name.
+        CgroupCase{"/nhiguard-test-x/nhiguard-agent.service", true, ""},
+        CgroupCase{"/nhiguard-test-x/system.slice/nhiguard-agent.service", true, ""},
+        // Allowed: siblings, prefixes that are not ancestors, descendants of the
+        // agent's cgroup (freezing them cannot stop the agent).
+        CgroupCase{"/system.slice/payments.service", true, ""},
+        CgroupCase{"/system.slice/nhiguard-agent.service2", true, ""},
+        CgroupCase{"/system.slice/sshd.services", true, ""},
+        CgroupCase{"/system.slice/nhiguard-agent.service/worker", true, ""},
+        CgroupCase{"/user.slice/user-0.slice/session-1.scope", true, ""},
+        CgroupCase{"/kubepods/pod1234/abc", true, ""}));
 
 struct ProcessCase {
   std::string name;
@@ -117,44 +119,60 @@ TEST_P(ProtectedProcesses, Rule) {
 INSTANTIATE_TEST_SUITE_P(
     Table, ProtectedProcesses,
     ::testing::Values(
-        ProcessCase{"agent", {4000, 3990, ticks(500), 0, "/system.slice/nhiguard-agent.service", "a"}, false,
+        ProcessCase{"agent",
+                    {4000, 3990, ticks(500), 0, "/system.slice/nhiguard-agent.service", "a"},
+                    false,
                     "the agent itself"},
         // The same start at ns precision (kernel key) is the same tick.
         ProcessCase{"agent_ns", {4000, 3990, ticks(500) + 1234, 0, "/x.service", "a"}, false, "the agent itself"},
         ProcessCase{"pid1", {1, 0, ticks(1), 0, "/init.scope", "init"}, false, "PID 1"},
         ProcessCase{"kthreadd_child", {77, 2, ticks(3), 0, "/", "kworker"}, false, "kernel thread"},
         ProcessCase{"ancestor", {3990, 1, ticks(490), 0, "/other.scope", "bash"}, false, "ancestor of the agent"},
-        ProcessCase{"agent_helper", {4100, 4000, ticks(600), 0, "/system.slice/nhiguard-agent.service", "h"}, false,
+        ProcessCase{"agent_helper",
+                    {4100, 4000, ticks(600), 0, "/system.slice/nhiguard-agent.service", "h"},
+                    false,
                     "agent's own cgroup"},
         ProcessCase{"init_cgroup", {300, 1, ticks(20), 0, "/init.scope", "x"}, false, "PID 1's cgroup"},
-        ProcessCase{"breakglass_cgroup", {500, 1, ticks(30), 0, "/system.slice/sshd.service", "sshd"}, false,
+        ProcessCase{"breakglass_cgroup",
+                    {500, 1, ticks(30), 0, "/system.slice/sshd.service", "sshd"},
+                    false,
                     "break-glass cgroup"},
-        ProcessCase{"breakglass_cgroup_child", {501, 500, ticks(31), 0, "/system.slice/sshd.service/sub", "sshd"}, false,
+        ProcessCase{"breakglass_cgroup_child",
+                    {501, 500, ticks(31), 0, "/system.slice/sshd.service/sub", "sshd"},
+                    false,
                     "break-glass cgroup"},
-        ProcessCase{"breakglass_unit", {600, 1, ticks(40), 0, "/system.slice/breakglass.service/sub", "sh"}, false,
+        ProcessCase{"breakglass_unit",
+                    {600, 1, ticks(40), 0, "/system.slice/breakglass.service/sub", "sh"},
+                    false,
                     "break-glass unit"},
-        ProcessCase{"breakglass_user_unit",
-                    {601, 1, ticks(41), 1000, "/user.slice/user-1000.slice/user@1000.service/app.slice/backup.service",
-                     "b"},
-                    false, "break-glass unit backup.service of uid 1000"},
+        ProcessCase{
+            "breakglass_user_unit",
+            {601, 1, ticks(41), 1000, "/user.slice/user-1000.slice/user@1000.service/app.slice/backup.service", "b"},
+            false,
+            "break-glass unit backup.service of uid 1000"},
         // Look-alikes of a break-glass unit, and of the agent's cgroup, are not protected.
-        ProcessCase{"lookalike_test_cgroup", {610, 1, ticks(42), 1000, "/nhiguard-test-x/breakglass.service", "l"},
-                    true, ""},
+        ProcessCase{
+            "lookalike_test_cgroup", {610, 1, ticks(42), 1000, "/nhiguard-test-x/breakglass.service", "l"}, true, ""},
         ProcessCase{"lookalike_user_unit",
                     {611, 1, ticks(43), 1000,
                      "/user.slice/user-1000.slice/user@1000.service/app.slice/breakglass.service", "l"},
-                    true, ""},
-        ProcessCase{"lookalike_agent_cgroup", {612, 1, ticks(44), 1000, "/nhiguard-test-x/nhiguard-agent.service", "l"},
-                    true, ""},
-        ProcessCase{"breakglass_uid", {700, 1, ticks(50), 4242, "/system.slice/payments.service", "p"}, false,
+                    true,
+                    ""},
+        ProcessCase{"lookalike_agent_cgroup",
+                    {612, 1, ticks(44), 1000, "/nhiguard-test-x/nhiguard-agent.service", "l"},
+                    true,
+                    ""},
+        ProcessCase{"breakglass_uid",
+                    {700, 1, ticks(50), 4242, "/system.slice/payments.service", "p"},
+                    false,
                     "break-glass uid 4242"},
         // Allowed: a reused agent pid (other start), a reused ancestor pid, an ordinary service,
         // a process in the root cgroup (not protected just because PID 1 may sit there).
         ProcessCase{"reused_agent_pid", {4000, 1, ticks(900), 0, "/system.slice/payments.service", "p"}, true, ""},
         ProcessCase{"reused_ancestor_pid", {3990, 1, ticks(901), 0, "/system.slice/payments.service", "p"}, true, ""},
         ProcessCase{"service", {800, 1, ticks(60), 1000, "/system.slice/payments.service", "p"}, true, ""},
-        ProcessCase{"agent_child_elsewhere", {4200, 4000, ticks(700), 0, "/system.slice/payments.service", "c"}, true,
-                    ""},
+        ProcessCase{
+            "agent_child_elsewhere", {4200, 4000, ticks(700), 0, "/system.slice/payments.service", "c"}, true, ""},
         ProcessCase{"root_cgroup", {900, 1, ticks(70), 1000, "/", "p"}, true, ""}),
     [](const ::testing::TestParamInfo<ProcessCase>& info) { return info.param.name; });
 
@@ -205,7 +223,8 @@ class ProtectedScratch : public ::testing::Test {
     fs::create_directories(p);
     std::ofstream(p / "stat") << pid << " (w) S " << ppid << " " << pid << " " << pid
                               << " 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 1 0 " << start << " 0 0\n";
-    std::ofstream(p / "status") << "Name:\tw\nUid:\t" << uid << "\t" << uid << "\t" << uid << "\t" << uid << "\nGid:\t0\t0\t0\t0\n";
+    std::ofstream(p / "status") << "Name:\tw\nUid:\t" << uid << "\t" << uid << "\t" << uid << "\t" << uid
+                                << "\nGid:\t0\t0\t0\t0\n";
     std::ofstream(p / "cgroup") << "0::" << cgroup << "\n";
   }
 
@@ -253,10 +272,9 @@ TEST_F(ProtectedScratch, CgroupContents) {
       << unit.error().message;
   // The attack: an empty child cgroup named like the break-glass unit does not make its parent
   // (or the user's manager) uncontainable.
-  for (const char* parent : {"/nhiguard-test-x", "/nhiguard-test-x/app.slice",
-                             "/nhiguard-test-x/app.slice/breakglass.service",
-                             "/user.slice/user-1000.slice/user@1000.service/app.slice",
-                             "/user.slice/user-1000.slice/user@1000.service"}) {
+  for (const char* parent :
+       {"/nhiguard-test-x", "/nhiguard-test-x/app.slice", "/nhiguard-test-x/app.slice/breakglass.service",
+        "/user.slice/user-1000.slice/user@1000.service/app.slice", "/user.slice/user-1000.slice/user@1000.service"}) {
     auto r = t.check_cgroup_contents(root, parent);
     EXPECT_TRUE(r) << parent << ": " << r.error().message;
   }

@@ -46,7 +46,7 @@ class ResolverScratch : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir_); }
 
   uint64_t ino(const std::string& rel) const {
-    struct stat st {};
+    struct stat st{};
     EXPECT_EQ(::stat((root_ / rel).c_str(), &st), 0) << rel;
     return st.st_ino;
   }
@@ -108,8 +108,7 @@ TEST_F(ResolverScratch, UnitUnknown) {
   auto t = resolver().resolve_unit("nope.service");
   ASSERT_FALSE(t);
   EXPECT_EQ(t.error().code, ENOENT);
-  EXPECT_EQ(t.error().message, "unknown unit nope.service: no system unit cgroup of that name under " +
-                                   root_.string() +
+  EXPECT_EQ(t.error().message, "unknown unit nope.service: no system unit cgroup of that name under " + root_.string() +
                                    " (a unit's cgroup lies below slices only, e.g. /system.slice/nope.service; name "
                                    "any other cgroup with --cgroup)");
   // Only look-alikes of this name exist: still unknown, the look-alike is never chosen.
@@ -154,9 +153,9 @@ TEST_F(ResolverScratch, UnitBadName) {
 }
 
 TEST_F(ResolverScratch, CgroupSpellings) {
-  for (const std::string& in : std::vector<std::string>{"system.slice/payments.service", "/system.slice/payments.service",
-                               root_.string() + "/system.slice/payments.service/",
-                               "system.slice/payments.service/worker/.."}) {
+  for (const std::string& in : std::vector<std::string>{
+           "system.slice/payments.service", "/system.slice/payments.service",
+           root_.string() + "/system.slice/payments.service/", "system.slice/payments.service/worker/.."}) {
     auto t = resolver().resolve_cgroup(in);
     ASSERT_TRUE(t) << in << ": " << t.error().message;
     EXPECT_EQ(t->cgroup_path, "/system.slice/payments.service") << in;

@@ -18,7 +18,9 @@ namespace {
 
 constexpr const char* kHandle = "rb_01ARZ3NDEKTSV4RRFFQ69G5FAV";
 
-std::string contain_line(const json& params) { return json{{"id", 9}, {"method", "contain"}, {"params", params}}.dump(); }
+std::string contain_line(const json& params) {
+  return json{{"id", 9}, {"method", "contain"}, {"params", params}}.dump();
+}
 
 }  // namespace
 
@@ -48,11 +50,11 @@ TEST(ControlProtocol, GoodRequests) {
 }
 
 TEST(ControlProtocol, GoodContainRequests) {
-  auto egress = parse_request(contain_line({{"action", "block_egress"},
-                                            {"target", {{"unit", "payments.service"},
-                                                        {"destinations", {"10.0.0.0/8", "[2001:db8::1]:443"}}}},
-                                            {"ttl", "1h30m"},
-                                            {"reason", "token used from an unexpected service"}}));
+  auto egress = parse_request(
+      contain_line({{"action", "block_egress"},
+                    {"target", {{"unit", "payments.service"}, {"destinations", {"10.0.0.0/8", "[2001:db8::1]:443"}}}},
+                    {"ttl", "1h30m"},
+                    {"reason", "token used from an unexpected service"}}));
   ASSERT_TRUE(egress.has_value()) << egress.error().error.message;
   const auto& c = std::get<ContainRequest>(egress->params);
   EXPECT_EQ(c.action, ActionKind::block_egress);
@@ -62,8 +64,8 @@ TEST(ControlProtocol, GoodContainRequests) {
   EXPECT_EQ(c.reason, "token used from an unexpected service");
 
   // The CLI's hyphenated spelling is accepted; a reversible action without ttl gets the default.
-  auto freeze = parse_request(contain_line(
-      {{"action", "freeze"}, {"target", {{"cgroup", "/system.slice/x.service"}}}, {"reason", "r"}}));
+  auto freeze = parse_request(
+      contain_line({{"action", "freeze"}, {"target", {{"cgroup", "/system.slice/x.service"}}}, {"reason", "r"}}));
   ASSERT_TRUE(freeze.has_value()) << freeze.error().error.message;
   EXPECT_EQ(std::get<ContainRequest>(freeze->params).ttl, kDefaultTtl);
 
@@ -104,7 +106,8 @@ TEST(ControlProtocol, BadRequestsSayWhatIsWrong) {
       {R"({"id": 7, "method": "actions", "params": []})", 7, ErrorCode::invalid_argument,
        "params must be an object, not an array"},
       {R"({"id": 7, "method": "actions", "params": {"state": "running"}})", 7, ErrorCode::invalid_argument,
-       "unknown state 'running' (expected held, active, expired, rolled_back, failed, irreversible, rejected, dry_run or lapsed_by_reboot)"},
+       "unknown state 'running' (expected held, active, expired, rolled_back, failed, irreversible, rejected, dry_run "
+       "or lapsed_by_reboot)"},
       {R"({"id": 7, "method": "actions", "params": {"limit": 0}})", 7, ErrorCode::invalid_argument,
        "limit must be between 1 and 10000, not 0"},
       {R"({"id": 7, "method": "actions", "params": {"limit": 2.5}})", 7, ErrorCode::invalid_argument,
@@ -139,17 +142,21 @@ TEST(ControlProtocol, BadRequestsSayWhatIsWrong) {
        ErrorCode::invalid_argument, "ttl does not apply to kill_process: it cannot be undone, so it cannot expire"},
       {contain_line({{"action", "freeze"}, {"target", json::object()}, {"reason", "r"}}), 9,
        ErrorCode::invalid_argument, "freeze needs exactly one of target.unit or target.cgroup"},
-      {contain_line({{"action", "block_egress"}, {"target", {{"unit", "a.service"}, {"cgroup", "/a"}}}, {"reason", "r"}}),
+      {contain_line(
+           {{"action", "block_egress"}, {"target", {{"unit", "a.service"}, {"cgroup", "/a"}}}, {"reason", "r"}}),
        9, ErrorCode::invalid_argument, "block_egress needs exactly one of target.unit or target.cgroup"},
       {contain_line({{"action", "block_egress"}, {"target", {{"pid", 5}}}, {"reason", "r"}}), 9,
        ErrorCode::invalid_argument, "target.pid does not apply to block_egress: give target.unit or target.cgroup"},
-      {contain_line({{"action", "freeze"}, {"target", {{"unit", "a.service"}, {"destinations", {"10.0.0.1"}}}},
+      {contain_line({{"action", "freeze"},
+                     {"target", {{"unit", "a.service"}, {"destinations", {"10.0.0.1"}}}},
                      {"reason", "r"}}),
        9, ErrorCode::invalid_argument, "target.destinations applies to block_egress only"},
-      {contain_line({{"action", "block_egress"}, {"target", {{"unit", "a.service"}, {"destinations", {"10.0.0.300"}}}},
+      {contain_line({{"action", "block_egress"},
+                     {"target", {{"unit", "a.service"}, {"destinations", {"10.0.0.300"}}}},
                      {"reason", "r"}}),
        9, ErrorCode::invalid_argument, "invalid target.destinations '10.0.0.300': "},
-      {contain_line({{"action", "block_egress"}, {"target", {{"unit", "a.service"}, {"destinations", "10.0.0.1"}}},
+      {contain_line({{"action", "block_egress"},
+                     {"target", {{"unit", "a.service"}, {"destinations", "10.0.0.1"}}},
                      {"reason", "r"}}),
        9, ErrorCode::invalid_argument, "target.destinations must be an array of strings, not a string"},
       {contain_line({{"action", "freeze"}, {"target", {{"unit", "payments"}}}, {"reason", "r"}}), 9,
@@ -157,12 +164,13 @@ TEST(ControlProtocol, BadRequestsSayWhatIsWrong) {
        "target.unit 'payments' is not a unit name (expected NAME.service, NAME.scope or NAME.slice)"},
       {contain_line({{"action", "freeze"}, {"target", {{"unit", ""}}}, {"reason", "r"}}), 9,
        ErrorCode::invalid_argument, "target.unit must not be empty"},
-      {contain_line({{"action", "deny_credential"}, {"target", unit}, {"reason", "r"}}), 9,
-       ErrorCode::invalid_argument, "deny_credential needs target.credential"},
+      {contain_line({{"action", "deny_credential"}, {"target", unit}, {"reason", "r"}}), 9, ErrorCode::invalid_argument,
+       "deny_credential needs target.credential"},
       {contain_line({{"action", "deny_credential"}, {"target", {{"credential", "/c"}}}, {"reason", "r"}}), 9,
        ErrorCode::invalid_argument,
        "deny_credential needs exactly one of target.unit, target.cgroup or target.pid as the identity denied"},
-      {contain_line({{"action", "deny_credential"}, {"target", {{"credential", "creds"}, {"pid", 3}}}, {"reason", "r"}}),
+      {contain_line(
+           {{"action", "deny_credential"}, {"target", {{"credential", "creds"}, {"pid", 3}}}, {"reason", "r"}}),
        9, ErrorCode::invalid_argument, "target.credential 'creds' must be an absolute path"},
       {contain_line({{"action", "kill_process"}, {"target", unit}, {"reason", "r"}}), 9, ErrorCode::invalid_argument,
        "kill_process needs target.pid"},

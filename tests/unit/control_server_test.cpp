@@ -202,7 +202,7 @@ std::string request_line(uint64_t id, std::string_view method, json params = nul
 
 TEST_F(ControlServerTest, SocketIsRootOnlyFileInPrivateDirectory) {
   start_server();
-  struct stat st {};
+  struct stat st{};
   ASSERT_EQ(stat(socket_path_.c_str(), &st), 0);
   EXPECT_TRUE(S_ISSOCK(st.st_mode));
   EXPECT_EQ(st.st_mode & 0777, 0600u);
@@ -310,7 +310,8 @@ TEST_F(ControlServerTest, ManyRequestsOnOneConnectionAnsweredInOrder) {
   std::string batch;
   for (uint64_t id = 1; id <= 20; ++id) batch += request_line(id, id % 2 ? "status" : "actions");
   batch += "\n";
-  batch += R"({"id": 21, "method": "status"})" "\r\n";
+  batch += R"({"id": 21, "method": "status"})"
+           "\r\n";
   ASSERT_TRUE(raw.send_all(batch));
   for (uint64_t id = 1; id <= 21; ++id) {
     json response = raw.read_response();
@@ -469,7 +470,10 @@ TEST_F(ControlServerTest, StaleSocketIsReplacedButALiveOneOrAFileIsNot) {
 
   // A regular file at the path is never deleted.
   const std::string file_path = dir_ + "/not-a-socket";
-  { std::FILE* f = std::fopen(file_path.c_str(), "w"); std::fclose(f); }
+  {
+    std::FILE* f = std::fopen(file_path.c_str(), "w");
+    std::fclose(f);
+  }
   options.socket_path = file_path;
   ControlServer third(options, handler_);
   auto refused = third.start();
@@ -482,8 +486,8 @@ TEST_F(ControlServerTest, ClientErrorsSayWhatToDo) {
   auto missing = client().call(Method::status);
   ASSERT_FALSE(missing.has_value());
   EXPECT_EQ(missing.error().code, ENOENT);
-  EXPECT_EQ(missing.error().message, "cannot connect to " + socket_path_ +
-                                         ": No such file or directory — is nhiguard-agent running?");
+  EXPECT_EQ(missing.error().message,
+            "cannot connect to " + socket_path_ + ": No such file or directory — is nhiguard-agent running?");
 
   // A listener that never answers: the client gives up at its deadline.
   std::filesystem::create_directories(dir_ + "/run");

@@ -66,8 +66,7 @@ TEST(CredentialAccessRecord, CarriesEveryRequiredField) {
                                            .path = "/home/app/.aws/credentials",
                                            .dev = (254ull << 20) | 3,
                                            .ino = 131};
-  auto j = build_credential_access_record(open_event(), credential, resolved(), "web-1",
-                                                  1'700'000'000'123456789ull);
+  auto j = build_credential_access_record(open_event(), credential, resolved(), "web-1", 1'700'000'000'123456789ull);
   EXPECT_EQ(j["time"], "2023-11-14T22:13:20.123456789Z");
   EXPECT_EQ(j["type"], "credential_access");
   EXPECT_EQ(j["host"], "web-1");

@@ -48,9 +48,11 @@ class CatalogueTest : public ::testing::Test {
 
   std::unique_ptr<CredentialCatalogue> make(std::vector<CatalogueEntry> entries = {},
                                             std::map<std::string, uint32_t> ids = {}) {
-    auto catalogue = CredentialCatalogue::create(CatalogueOptions{
-        .root = root_, .passwd_path = kPasswd, .include_builtins = true, .entries = std::move(entries),
-        .initial_ids = std::move(ids)});
+    auto catalogue = CredentialCatalogue::create(CatalogueOptions{.root = root_,
+                                                                  .passwd_path = kPasswd,
+                                                                  .include_builtins = true,
+                                                                  .entries = std::move(entries),
+                                                                  .initial_ids = std::move(ids)});
     EXPECT_TRUE(catalogue.has_value()) << (catalogue ? "" : catalogue.error().message);
     return catalogue ? std::move(*catalogue) : nullptr;
   }
@@ -67,14 +69,19 @@ class CatalogueTest : public ::testing::Test {
 TEST(CredentialClassTest, NamesRoundTripWithExplicitValues) {
   EXPECT_EQ(static_cast<uint32_t>(CredentialClass::aws), 1u);
   EXPECT_EQ(static_cast<uint32_t>(CredentialClass::custom), 13u);
-  const std::map<CredentialClass, std::string> expected = {
-      {CredentialClass::aws, "aws"},           {CredentialClass::gcp, "gcp"},
-      {CredentialClass::azure, "azure"},       {CredentialClass::kube_sa_token, "kube-sa-token"},
-      {CredentialClass::kubeconfig, "kubeconfig"}, {CredentialClass::ssh_key, "ssh-key"},
-      {CredentialClass::docker_config, "docker-config"}, {CredentialClass::vault_token, "vault-token"},
-      {CredentialClass::netrc, "netrc"},       {CredentialClass::git, "git"},
-      {CredentialClass::pgpass, "pgpass"},     {CredentialClass::dotenv, "dotenv"},
-      {CredentialClass::custom, "custom"}};
+  const std::map<CredentialClass, std::string> expected = {{CredentialClass::aws, "aws"},
+                                                           {CredentialClass::gcp, "gcp"},
+                                                           {CredentialClass::azure, "azure"},
+                                                           {CredentialClass::kube_sa_token, "kube-sa-token"},
+                                                           {CredentialClass::kubeconfig, "kubeconfig"},
+                                                           {CredentialClass::ssh_key, "ssh-key"},
+                                                           {CredentialClass::docker_config, "docker-config"},
+                                                           {CredentialClass::vault_token, "vault-token"},
+                                                           {CredentialClass::netrc, "netrc"},
+                                                           {CredentialClass::git, "git"},
+                                                           {CredentialClass::pgpass, "pgpass"},
+                                                           {CredentialClass::dotenv, "dotenv"},
+                                                           {CredentialClass::custom, "custom"}};
   for (const auto& [value, name] : expected) {
     EXPECT_EQ(to_string(value), name);
     EXPECT_EQ(parse_credential_class(name), value);
@@ -166,7 +173,7 @@ TEST_F(CatalogueTest, SymlinkResolvesToTheTargetInode) {
   ASSERT_TRUE(resolved.has_value());
   ASSERT_EQ(resolved->size(), 1u);
   const ResolvedCredential& c = resolved->front();
-  struct stat st {};
+  struct stat st{};
   ASSERT_EQ(::stat(target.c_str(), &st), 0);
   EXPECT_EQ(c.path, root_ + "/home/alice/.aws/credentials");
   EXPECT_EQ(c.ino, st.st_ino);
@@ -188,7 +195,7 @@ TEST_F(CatalogueTest, ResolvedDevMatchesStatOfThisFilesystem) {
   auto resolved = catalogue->resolve();
   ASSERT_TRUE(resolved.has_value());
   ASSERT_EQ(resolved->size(), 1u);
-  struct stat st {};
+  struct stat st{};
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
   EXPECT_EQ(resolved->front().dev, (static_cast<uint64_t>(major(st.st_dev)) << 20) | minor(st.st_dev));
   EXPECT_EQ(resolved->front().dev, kernel_dev(st.st_dev));
@@ -283,10 +290,10 @@ TEST_F(CatalogueTest, RejectsRelativeAndDotDotPatterns) {
 TEST_F(CatalogueTest, NameRulesCoverBuiltinsAndLiteralConfigEntries) {
   std::vector<CatalogueEntry> entries = {
       {.pattern = "~/.myapp/token"},
-      {.pattern = "/etc/app/*.key"},                         // glob name: not derivable
-      {.pattern = "/etc/" + std::string(64, 'a') + "/x"},   // parent too long
-      {.pattern = "/etc/app/" + std::string(63, 'b')},      // exactly 63: kept
-      {.pattern = "/etc/app/" + escape_glob("tok*en")},     // literal with a metacharacter
+      {.pattern = "/etc/app/*.key"},                       // glob name: not derivable
+      {.pattern = "/etc/" + std::string(64, 'a') + "/x"},  // parent too long
+      {.pattern = "/etc/app/" + std::string(63, 'b')},     // exactly 63: kept
+      {.pattern = "/etc/app/" + escape_glob("tok*en")},    // literal with a metacharacter
   };
   auto catalogue = make(entries);
   const std::vector<NameRule> rules = catalogue->name_rules();
@@ -294,13 +301,30 @@ TEST_F(CatalogueTest, NameRulesCoverBuiltinsAndLiteralConfigEntries) {
     return std::find(rules.begin(), rules.end(), NameRule{parent, name}) != rules.end();
   };
   const std::vector<NameRule> expected = {
-      {".aws", "credentials"}, {".aws", "config"}, {".ssh", "id_rsa"}, {".ssh", "id_ed25519"},
-      {".ssh", "id_ecdsa"}, {".ssh", "id_dsa"}, {".ssh", "id_ecdsa_sk"}, {".ssh", "id_ed25519_sk"},
-      {"serviceaccount", "token"}, {".docker", "config.json"}, {"", ".vault-token"}, {"", ".netrc"},
-      {"", ".git-credentials"}, {"", ".pgpass"}, {"", "application_default_credentials.json"},
-      {"containers", "auth.json"}, {".kube", "config"}, {"kubernetes", "admin.conf"},
-      {"kubernetes", "kubelet.conf"}, {".azure", "msal_token_cache.json"}, {"gcloud", "credentials.db"},
-      {".myapp", "token"}, {"app", std::string(63, 'b')}, {"app", "tok*en"},
+      {".aws", "credentials"},
+      {".aws", "config"},
+      {".ssh", "id_rsa"},
+      {".ssh", "id_ed25519"},
+      {".ssh", "id_ecdsa"},
+      {".ssh", "id_dsa"},
+      {".ssh", "id_ecdsa_sk"},
+      {".ssh", "id_ed25519_sk"},
+      {"serviceaccount", "token"},
+      {".docker", "config.json"},
+      {"", ".vault-token"},
+      {"", ".netrc"},
+      {"", ".git-credentials"},
+      {"", ".pgpass"},
+      {"", "application_default_credentials.json"},
+      {"containers", "auth.json"},
+      {".kube", "config"},
+      {"kubernetes", "admin.conf"},
+      {"kubernetes", "kubelet.conf"},
+      {".azure", "msal_token_cache.json"},
+      {"gcloud", "credentials.db"},
+      {".myapp", "token"},
+      {"app", std::string(63, 'b')},
+      {"app", "tok*en"},
   };
   for (const NameRule& rule : expected) EXPECT_TRUE(has(rule.parent, rule.name)) << rule.parent << "/" << rule.name;
   EXPECT_FALSE(has("legacy_credentials", "adc.json"));

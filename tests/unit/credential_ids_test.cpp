@@ -30,16 +30,16 @@ TEST(CredentialIds, ATableOfTheEarlierFormatStillReads) {
   const nlohmann::json legacy = {{"/root/.aws/credentials", 7u}, {"/etc/kubernetes/admin.conf", 9u}};
   auto parsed = parse_credential_ids(legacy);
   ASSERT_TRUE(parsed) << parsed.error().message;
-  EXPECT_EQ(*parsed, (std::map<std::string, uint32_t>{{"/root/.aws/credentials", 7}, {"/etc/kubernetes/admin.conf", 9}}));
+  EXPECT_EQ(*parsed,
+            (std::map<std::string, uint32_t>{{"/root/.aws/credentials", 7}, {"/etc/kubernetes/admin.conf", 9}}));
 }
 
 TEST(CredentialIds, DamagedTablesAreRefusedAsDamaged) {
-  for (const nlohmann::json& bad : {nlohmann::json::array(), nlohmann::json{{"/a", 0}},
-                                    nlohmann::json{{"/a", 1ull << 33}}, nlohmann::json{{"/a", "1"}},
-                                    nlohmann::json{{"escaped_paths", {{"/a\\q", 1}}}},
-                                    nlohmann::json{{"escaped_paths", {{"/a", -1}}}},
-                                    nlohmann::json{{"escaped_paths", 3}},
-                                    nlohmann::json{{"escaped_paths", nlohmann::json::object()}, {"/b", 2}}}) {
+  for (const nlohmann::json& bad :
+       {nlohmann::json::array(), nlohmann::json{{"/a", 0}}, nlohmann::json{{"/a", 1ull << 33}},
+        nlohmann::json{{"/a", "1"}}, nlohmann::json{{"escaped_paths", {{"/a\\q", 1}}}},
+        nlohmann::json{{"escaped_paths", {{"/a", -1}}}}, nlohmann::json{{"escaped_paths", 3}},
+        nlohmann::json{{"escaped_paths", nlohmann::json::object()}, {"/b", 2}}}) {
     auto parsed = parse_credential_ids(bad);
     ASSERT_FALSE(parsed) << bad.dump();
     EXPECT_EQ(parsed.error().code, EUCLEAN) << bad.dump();

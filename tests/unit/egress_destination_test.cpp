@@ -46,20 +46,16 @@ TEST(EgressDestination, RejectsWithReason) {
     const char* input;
     const char* says;
   } rows[] = {
-      {"", "not an IPv4 or IPv6 address"},
-      {"example.com", "not an IPv4 or IPv6 address"},
-      {"10.0.0.0/33", "prefix length"},
-      {"10.0.0.0/x", "prefix length"},
-      {"2001:db8::/129", "prefix length"},
-      {"192.0.2.7:99999", "port"},
-      {"192.0.2.7:0", "port 0"},
-      {"192.0.2.7:", "empty port"},
-      {"[2001:db8::1", "missing ']'"},
-      {"[2001:db8::1]443", "expected ':PORT'"},
+      {"", "not an IPv4 or IPv6 address"}, {"example.com", "not an IPv4 or IPv6 address"},
+      {"10.0.0.0/33", "prefix length"},    {"10.0.0.0/x", "prefix length"},
+      {"2001:db8::/129", "prefix length"}, {"192.0.2.7:99999", "port"},
+      {"192.0.2.7:0", "port 0"},           {"192.0.2.7:", "empty port"},
+      {"[2001:db8::1", "missing ']'"},     {"[2001:db8::1]443", "expected ':PORT'"},
   };
   for (const auto& row : rows) {
     auto parsed = parse_egress_destination(row.input);
     ASSERT_FALSE(parsed.has_value()) << row.input;
-    EXPECT_NE(parsed.error().message.find(row.says), std::string::npos) << row.input << " -> " << parsed.error().message;
+    EXPECT_NE(parsed.error().message.find(row.says), std::string::npos)
+        << row.input << " -> " << parsed.error().message;
   }
 }

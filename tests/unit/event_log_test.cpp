@@ -38,7 +38,7 @@ class EventLogTest : public ::testing::Test {
   }
 
   static mode_t mode_of(const std::string& path) {
-    struct stat st {};
+    struct stat st{};
     EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
     return st.st_mode & 07777;
   }

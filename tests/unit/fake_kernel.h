@@ -43,7 +43,8 @@ template <typename Raw>
 Raw kernel_record(nhg_event_type type, uint64_t ts_ns, uint32_t tgid, uint64_t start_ns, uint64_t cgroup_id,
                   uint32_t uid, const char* comm) {
   Raw raw{};
-  raw.hdr = {.type = static_cast<uint16_t>(type), .size = sizeof(Raw), .version = NHG_ABI_VERSION, .cpu = 0, .ts_ns = ts_ns};
+  raw.hdr = {
+      .type = static_cast<uint16_t>(type), .size = sizeof(Raw), .version = NHG_ABI_VERSION, .cpu = 0, .ts_ns = ts_ns};
   raw.proc.tgid = tgid;
   raw.proc.tid = tgid;
   raw.proc.uid = uid;
@@ -68,9 +69,10 @@ class FakeEnforcement final : public kernel::EnforcementMaps {
   Result<std::vector<std::pair<uint64_t, nhg_egress_block>>> egress_blocks() const override {
     std::vector<std::pair<uint64_t, nhg_egress_block>> out;
     for (const auto& [id, spec] : blocks) {
-      out.push_back({id, {.expires_at_ns = spec.expires_at_boot_ns,
-                          .mode = spec.destinations.empty() ? uint32_t{NHG_BLOCK_ALL} : uint32_t{NHG_BLOCK_LISTED},
-                          .rule_id = spec.rule_id}});
+      out.push_back({id,
+                     {.expires_at_ns = spec.expires_at_boot_ns,
+                      .mode = spec.destinations.empty() ? uint32_t{NHG_BLOCK_ALL} : uint32_t{NHG_BLOCK_LISTED},
+                      .rule_id = spec.rule_id}});
     }
     return out;
   }
@@ -84,7 +86,8 @@ class FakeEnforcement final : public kernel::EnforcementMaps {
   }
   Result<std::vector<std::pair<nhg_deny_key, nhg_deny_value>>> credential_denies() const override {
     std::vector<std::pair<nhg_deny_key, nhg_deny_value>> out;
-    for (const auto& [key, value] : denies) out.push_back({{.credential_id = key.first, .pad = 0, .cgroup_id = key.second}, value});
+    for (const auto& [key, value] : denies)
+      out.push_back({{.credential_id = key.first, .pad = 0, .cgroup_id = key.second}, value});
     return out;
   }
 

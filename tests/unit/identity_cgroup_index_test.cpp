@@ -24,8 +24,8 @@ class ScratchTree : public ::testing::Test {
     std::string tmpl = (fs::temp_directory_path() / "nhiguard-cgidx-XXXXXX").string();
     ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
     root_ = tmpl;
-    for (const char* d : {"system.slice/payments.service/worker", "user.slice/user-1000.slice/session-3.scope",
-                          "kubepods", "x"}) {
+    for (const char* d :
+         {"system.slice/payments.service/worker", "user.slice/user-1000.slice/session-3.scope", "kubepods", "x"}) {
       fs::create_directories(root_ / d);
     }
     std::ofstream(root_ / "cgroup.procs") << "1\n";  // files are skipped by the walk
@@ -33,7 +33,7 @@ class ScratchTree : public ::testing::Test {
   void TearDown() override { fs::remove_all(root_); }
 
   uint64_t ino(const std::string& rel) const {
-    struct stat st {};
+    struct stat st{};
     EXPECT_EQ(::stat((root_ / rel).c_str(), &st), 0) << rel;
     return st.st_ino;
   }

@@ -61,13 +61,16 @@ const std::string kNpm = "npm_Ab3Cd5Ef7Gh9Ij1Kl3Mn5Op7Qr9St1Uv3Wx5";
 const std::string kJwt =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ."
     "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
-const std::string kAzureKey = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+const std::string kAzureKey =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 const std::string kRandom = "9fK2xQ7mLp4RvT8wZ3nB6yHc1JdS5gUe";
 const std::string kPem =
     "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
     "-----END OPENSSH PRIVATE KEY-----";
 
-std::string m(const std::string& kind, const std::string& value) { return "{{" + kind + "|" + value + "}}"; }
+std::string m(const std::string& kind, const std::string& value) {
+  return "{{" + kind + "|" + value + "}}";
+}
 
 const std::vector<Row>& secret_rows() {
   static const std::vector<Row> rows = {
@@ -80,26 +83,30 @@ const std::vector<Row>& secret_rows() {
        {"aws", "configure", "set", "aws_session_token", m("token", "IQoJb3JpZ2luX2VjEXAMPLE")}},
       {{"env", "AWS_ACCESS_KEY_ID=" + kAwsKeyId, "AWS_SECRET_ACCESS_KEY=" + kAwsSecret, "aws", "sts",
         "get-caller-identity"},
-       {"env", "AWS_ACCESS_KEY_ID=" + m("aws_access_key_id", kAwsKeyId), "AWS_SECRET_ACCESS_KEY=" + m("secret", kAwsSecret),
-        "aws", "sts", "get-caller-identity"}},
+       {"env", "AWS_ACCESS_KEY_ID=" + m("aws_access_key_id", kAwsKeyId),
+        "AWS_SECRET_ACCESS_KEY=" + m("secret", kAwsSecret), "aws", "sts", "get-caller-identity"}},
       {{"python3", "-c", "open('/home/svc/.aws/credentials').read()", "--aws-secret-access-key=SECRETVALUE1", "-H",
         "Authorization: Bearer TOKENVALUE2", "https://svc:PASSWORD3@host.example.com/"},
-       {"python3", "-c", "open('/home/svc/.aws/credentials').read()", "--aws-secret-access-key=" + m("secret", "SECRETVALUE1"),
-        "-H", "Authorization: Bearer " + m("bearer", "TOKENVALUE2"),
+       {"python3", "-c", "open('/home/svc/.aws/credentials').read()",
+        "--aws-secret-access-key=" + m("secret", "SECRETVALUE1"), "-H",
+        "Authorization: Bearer " + m("bearer", "TOKENVALUE2"),
         "https://svc:" + m("url_password", "PASSWORD3") + "@host.example.com/"}},
       // --- gcloud / az
       {{"gcloud", "auth", "activate-service-account", "ci@proj.iam.gserviceaccount.com", "--key-file=/etc/gcp/sa.json"},
-       {"gcloud", "auth", "activate-service-account", "ci@proj.iam.gserviceaccount.com", "--key-file=/etc/gcp/sa.json"}},
+       {"gcloud", "auth", "activate-service-account", "ci@proj.iam.gserviceaccount.com",
+        "--key-file=/etc/gcp/sa.json"}},
       {{"gcloud", "compute", "instances", "list", "--access-token-file=/run/token", "--project", "prod-123"},
        {"gcloud", "compute", "instances", "list", "--access-token-file=/run/token", "--project", "prod-123"}},
       {{"curl", "https://maps.googleapis.com/maps/api/geocode/json?address=Berlin&key=" + kGoogle},
-       {"curl", "https://maps.googleapis.com/maps/api/geocode/json?address=Berlin&key=" + m("google_api_key", kGoogle)}},
+       {"curl",
+        "https://maps.googleapis.com/maps/api/geocode/json?address=Berlin&key=" + m("google_api_key", kGoogle)}},
       {{"az", "login", "--service-principal", "-u", "0f8fad5b-d9cb-469f-a165-70867728950e", "-p", "Xy7~Q2m.N9pL4vR8",
         "--tenant", "72f988bf-86f1-41af-91ab-2d7cd011db47"},
-       {"az", "login", "--service-principal", "-u", "0f8fad5b-d9cb-469f-a165-70867728950e", "-p", m("password", "Xy7~Q2m.N9pL4vR8"),
-        "--tenant", "72f988bf-86f1-41af-91ab-2d7cd011db47"}},
+       {"az", "login", "--service-principal", "-u", "0f8fad5b-d9cb-469f-a165-70867728950e", "-p",
+        m("password", "Xy7~Q2m.N9pL4vR8"), "--tenant", "72f988bf-86f1-41af-91ab-2d7cd011db47"}},
       {{"az", "storage", "blob", "upload", "--account-name", "acct", "--account-key", kAzureKey, "--file", "f.tar"},
-       {"az", "storage", "blob", "upload", "--account-name", "acct", "--account-key", m("key", kAzureKey), "--file", "f.tar"}},
+       {"az", "storage", "blob", "upload", "--account-name", "acct", "--account-key", m("key", kAzureKey), "--file",
+        "f.tar"}},
       {{"az", "storage", "container", "list", "--connection-string",
         "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=" + kAzureKey + ";EndpointSuffix=core.windows.net"},
        {"az", "storage", "container", "list", "--connection-string",
@@ -121,10 +128,12 @@ const std::vector<Row>& secret_rows() {
         "secret_id=" + m("secret", "6a174c20-f6de-a53c-74d2-6018fcceff64")}},
       // --- docker / podman / helm / kubectl
       {{"docker", "login", "-u", "ci", "-p", "dckr_pat_2b3e36beeb386dfdaacb9b46004", "registry.example.com"},
-       {"docker", "login", "-u", "ci", "-p", m("password", "dckr_pat_2b3e36beeb386dfdaacb9b46004"), "registry.example.com"}},
+       {"docker", "login", "-u", "ci", "-p", m("password", "dckr_pat_2b3e36beeb386dfdaacb9b46004"),
+        "registry.example.com"}},
       {{"docker", "login", "--username", "ci", "--password", "hunter2", "registry.example.com"},
        {"docker", "login", "--username", "ci", "--password", m("password", "hunter2"), "registry.example.com"}},
-      {{"podman", "login", "-u", "ci", "-phunter2", "quay.io"}, {"podman", "login", "-u", "ci", "-p" + m("password", "hunter2"), "quay.io"}},
+      {{"podman", "login", "-u", "ci", "-phunter2", "quay.io"},
+       {"podman", "login", "-u", "ci", "-p" + m("password", "hunter2"), "quay.io"}},
       {{"docker", "run", "-p", "8080:80", "-e", "POSTGRES_PASSWORD=hunter2", "postgres:16"},
        {"docker", "run", "-p", "8080:80", "-e", "POSTGRES_PASSWORD=" + m("password", "hunter2"), "postgres:16"}},
       {{"docker", "exec", "-it", "db", "mysql", "-uroot", "-phunter2", "app"},
@@ -155,9 +164,12 @@ const std::vector<Row>& secret_rows() {
        {"curl", "-H", "PRIVATE-TOKEN: " + m("gitlab_token", kGitlab), "https://gitlab.example.com/api/v4/projects"}},
       {{"curl", "-H", "Cookie: session=abc123; csrftoken=def456", "https://app.example.com"},
        {"curl", "-H", "Cookie: " + m("cookie", "session=abc123; csrftoken=def456"), "https://app.example.com"}},
-      {{"curl", "-b", "session=abc123", "https://app.example.com"}, {"curl", "-b", m("cookie", "session=abc123"), "https://app.example.com"}},
-      {{"curl", "-u", "admin:hunter2", "https://api.example.com"}, {"curl", "-u", "admin:" + m("password", "hunter2"), "https://api.example.com"}},
-      {{"curl", "-d", "client_id=app&client_secret=Zq8tPl2Wx&grant_type=client_credentials", "https://login.example.com/token"},
+      {{"curl", "-b", "session=abc123", "https://app.example.com"},
+       {"curl", "-b", m("cookie", "session=abc123"), "https://app.example.com"}},
+      {{"curl", "-u", "admin:hunter2", "https://api.example.com"},
+       {"curl", "-u", "admin:" + m("password", "hunter2"), "https://api.example.com"}},
+      {{"curl", "-d", "client_id=app&client_secret=Zq8tPl2Wx&grant_type=client_credentials",
+        "https://login.example.com/token"},
        {"curl", "-d", "client_id=app&client_secret=" + m("secret", "Zq8tPl2Wx") + "&grant_type=client_credentials",
         "https://login.example.com/token"}},
       {{"curl", "https://api.example.com/v1/items?access_token=abc123def&limit=10"},
@@ -169,7 +181,8 @@ const std::vector<Row>& secret_rows() {
       {{"http", "-a", "alice:hunter2", "GET", "https://api.example.com"},
        {"http", "-a", "alice:" + m("password", "hunter2"), "GET", "https://api.example.com"}},
       // --- databases
-      {{"mysql", "-h", "db", "-u", "root", "-phunter2", "app"}, {"mysql", "-h", "db", "-u", "root", "-p" + m("password", "hunter2"), "app"}},
+      {{"mysql", "-h", "db", "-u", "root", "-phunter2", "app"},
+       {"mysql", "-h", "db", "-u", "root", "-p" + m("password", "hunter2"), "app"}},
       {{"mysqldump", "--password=hunter2", "--single-transaction", "app"},
        {"mysqldump", "--password=" + m("password", "hunter2"), "--single-transaction", "app"}},
       {{"psql", "postgresql://app:hunter2@db.example.com:5432/app"},
@@ -177,16 +190,21 @@ const std::vector<Row>& secret_rows() {
       {{"psql", "postgres://app:p%40ss@db/app"}, {"psql", "postgres://app:" + m("url_password", "p@ss") + "@db/app"}},
       {{"psql", "host=db user=app password=hunter2 dbname=app"},
        {"psql", "host=db user=app password=" + m("password", "hunter2") + " dbname=app"}},
-      {{"redis-cli", "-h", "cache", "-a", "hunter2", "ping"}, {"redis-cli", "-h", "cache", "-a", m("password", "hunter2"), "ping"}},
-      {{"redis-cli", "-u", "redis://:hunter2@cache:6379/0"}, {"redis-cli", "-u", "redis://:" + m("url_password", "hunter2") + "@cache:6379/0"}},
+      {{"redis-cli", "-h", "cache", "-a", "hunter2", "ping"},
+       {"redis-cli", "-h", "cache", "-a", m("password", "hunter2"), "ping"}},
+      {{"redis-cli", "-u", "redis://:hunter2@cache:6379/0"},
+       {"redis-cli", "-u", "redis://:" + m("url_password", "hunter2") + "@cache:6379/0"}},
       {{"mongosh", "mongodb+srv://app:hunter2@cluster0.example.net/app"},
        {"mongosh", "mongodb+srv://app:" + m("url_password", "hunter2") + "@cluster0.example.net/app"}},
-      {{"mongodump", "-u", "app", "-p", "hunter2", "--db", "app"}, {"mongodump", "-u", "app", "-p", m("password", "hunter2"), "--db", "app"}},
+      {{"mongodump", "-u", "app", "-p", "hunter2", "--db", "app"},
+       {"mongodump", "-u", "app", "-p", m("password", "hunter2"), "--db", "app"}},
       {{"migrate", "-database", "mysql://app:hunter2@tcp(db:3306)/app", "up"},
        {"migrate", "-database", "mysql://app:" + m("url_password", "hunter2") + "@tcp(db:3306)/app", "up"}},
-      {{"sqlcmd", "-S", "db", "-U", "sa", "-P", "hunter2"}, {"sqlcmd", "-S", "db", "-U", "sa", "-P", m("password", "hunter2")}},
+      {{"sqlcmd", "-S", "db", "-U", "sa", "-P", "hunter2"},
+       {"sqlcmd", "-S", "db", "-U", "sa", "-P", m("password", "hunter2")}},
       {{"ldapsearch", "-x", "-D", "cn=admin,dc=example,dc=org", "-w", "hunter2", "-b", "dc=example,dc=org"},
-       {"ldapsearch", "-x", "-D", "cn=admin,dc=example,dc=org", "-w", m("password", "hunter2"), "-b", "dc=example,dc=org"}},
+       {"ldapsearch", "-x", "-D", "cn=admin,dc=example,dc=org", "-w", m("password", "hunter2"), "-b",
+        "dc=example,dc=org"}},
       // --- git / gh / npm
       {{"git", "clone", "https://x-access-token:" + kGithub + "@github.com/org/repo.git"},
        {"git", "clone", "https://x-access-token:" + m("github_token", kGithub) + "@github.com/org/repo.git"}},
@@ -195,9 +213,12 @@ const std::vector<Row>& secret_rows() {
       {{"git", "clone", "https://oauth2:" + kGitlab + "@gitlab.com/group/project.git"},
        {"git", "clone", "https://oauth2:" + m("gitlab_token", kGitlab) + "@gitlab.com/group/project.git"}},
       {{"git", "-c", "http.extraHeader=Authorization: Basic eDphYmM=", "clone", "https://git.example.com/r.git"},
-       {"git", "-c", "http.extraHeader=Authorization: Basic " + m("basic", "eDphYmM="), "clone", "https://git.example.com/r.git"}},
-      {{"git", "config", "--global", "user.password", "hunter2"}, {"git", "config", "--global", "user.password", m("password", "hunter2")}},
-      {{"gh", "auth", "login", "--with-token", "tok3n-value"}, {"gh", "auth", "login", "--with-token", m("token", "tok3n-value")}},
+       {"git", "-c", "http.extraHeader=Authorization: Basic " + m("basic", "eDphYmM="), "clone",
+        "https://git.example.com/r.git"}},
+      {{"git", "config", "--global", "user.password", "hunter2"},
+       {"git", "config", "--global", "user.password", m("password", "hunter2")}},
+      {{"gh", "auth", "login", "--with-token", "tok3n-value"},
+       {"gh", "auth", "login", "--with-token", m("token", "tok3n-value")}},
       {{"gh", "auth", "login", "--with-token", "--hostname", "github.example.com"},
        {"gh", "auth", "login", "--with-token", "--hostname", "github.example.com"}},
       {{"npm", "config", "set", "//registry.npmjs.org/:_authToken", kNpm},
@@ -206,25 +227,31 @@ const std::vector<Row>& secret_rows() {
       {{"sshpass", "-p", "hunter2", "ssh", "deploy@bastion.example.com"},
        {"sshpass", "-p", m("password", "hunter2"), "ssh", "deploy@bastion.example.com"}},
       {{"openssl", "pkcs12", "-export", "-in", "c.pem", "-inkey", "k.pem", "-passout", "pass:hunter2", "-out", "c.p12"},
-       {"openssl", "pkcs12", "-export", "-in", "c.pem", "-inkey", "k.pem", "-passout", "pass:" + m("password", "hunter2"),
-        "-out", "c.p12"}},
-      {{"java", "-Djavax.net.ssl.keyStorePassword=changeit", "-Djavax.net.ssl.keyStore=/etc/app/ks.jks", "-jar", "app.jar"},
-       {"java", "-Djavax.net.ssl.keyStorePassword=" + m("password", "changeit"), "-Djavax.net.ssl.keyStore=/etc/app/ks.jks",
-        "-jar", "app.jar"}},
+       {"openssl", "pkcs12", "-export", "-in", "c.pem", "-inkey", "k.pem", "-passout",
+        "pass:" + m("password", "hunter2"), "-out", "c.p12"}},
+      {{"java", "-Djavax.net.ssl.keyStorePassword=changeit", "-Djavax.net.ssl.keyStore=/etc/app/ks.jks", "-jar",
+        "app.jar"},
+       {"java", "-Djavax.net.ssl.keyStorePassword=" + m("password", "changeit"),
+        "-Djavax.net.ssl.keyStore=/etc/app/ks.jks", "-jar", "app.jar"}},
       {{"terraform", "apply", "-var", "db_password=hunter2", "-auto-approve"},
        {"terraform", "apply", "-var", "db_password=" + m("password", "hunter2"), "-auto-approve"}},
       {{"ansible-playbook", "site.yml", "-e", "ansible_become_pass=hunter2"},
        {"ansible-playbook", "site.yml", "-e", "ansible_become_pass=" + m("password", "hunter2")}},
       {{"sudo", "-u", "app", "env", "DB_PASSWORD=hunter2", "/opt/app/bin/migrate"},
        {"sudo", "-u", "app", "env", "DB_PASSWORD=" + m("password", "hunter2"), "/opt/app/bin/migrate"}},
-      {{"bash", "-c", "PGPASSWORD=hunter2 psql -h db app"}, {"bash", "-c", "PGPASSWORD=" + m("password", "hunter2") + " psql -h db app"}},
-      {{"sh", "-c", "mysql -uroot -phunter2 app < dump.sql"}, {"sh", "-c", "mysql -uroot -p" + m("password", "hunter2") + " app < dump.sql"}},
+      {{"bash", "-c", "PGPASSWORD=hunter2 psql -h db app"},
+       {"bash", "-c", "PGPASSWORD=" + m("password", "hunter2") + " psql -h db app"}},
+      {{"sh", "-c", "mysql -uroot -phunter2 app < dump.sql"},
+       {"sh", "-c", "mysql -uroot -p" + m("password", "hunter2") + " app < dump.sql"}},
       {{"bash", "-c", "curl -s -H 'Authorization: Bearer abc.def-123XYZ' https://api.example.com | jq ."},
-       {"bash", "-c", "curl -s -H 'Authorization: Bearer " + m("bearer", "abc.def-123XYZ") + "' https://api.example.com | jq ."}},
+       {"bash", "-c",
+        "curl -s -H 'Authorization: Bearer " + m("bearer", "abc.def-123XYZ") + "' https://api.example.com | jq ."}},
       {{"python3", "-c", "import requests; requests.get(u, headers={'Authorization': 'Bearer abc.def-123XYZ'})"},
-       {"python3", "-c", "import requests; requests.get(u, headers={'Authorization': 'Bearer " + m("bearer", "abc.def-123XYZ") + "'})"}},
+       {"python3", "-c",
+        "import requests; requests.get(u, headers={'Authorization': 'Bearer " + m("bearer", "abc.def-123XYZ") + "'})"}},
       {{"python3", "-c", "import subprocess; subprocess.run(['vault', 'login', 'plainvaulttoken'])"},
-       {"python3", "-c", "import subprocess; subprocess.run(['vault', 'login', '" + m("vault_token", "plainvaulttoken") + "'])"}},
+       {"python3", "-c",
+        "import subprocess; subprocess.run(['vault', 'login', '" + m("vault_token", "plainvaulttoken") + "'])"}},
       {{"python3", "-c", "boto3.client('s3', aws_secret_access_key=\"" + kAwsSecret + "\")"},
        {"python3", "-c", "boto3.client('s3', aws_secret_access_key=\"" + m("secret", kAwsSecret) + "\")"}},
       {{"stripe", "listen", "--api-key", kStripe}, {"stripe", "listen", "--api-key", m("stripe_key", kStripe)}},
@@ -234,9 +261,11 @@ const std::vector<Row>& secret_rows() {
        {"deploy", "--notify", "{\"password\": \"" + m("password", "hunter2") + "\", \"user\": \"ci\"}"}},
       // --- high entropy, no name and no known format
       {{"./deploy.sh", kRandom}, {"./deploy.sh", m("high_entropy", kRandom)}},
-      {{"myapp", "--seed", "Zx8Qv2Lm7Rt4Np9Kw3Bh6Yc1"}, {"myapp", "--seed", m("high_entropy", "Zx8Qv2Lm7Rt4Np9Kw3Bh6Yc1")}},
+      {{"myapp", "--seed", "Zx8Qv2Lm7Rt4Np9Kw3Bh6Yc1"},
+       {"myapp", "--seed", m("high_entropy", "Zx8Qv2Lm7Rt4Np9Kw3Bh6Yc1")}},
       {{"s3-upload", kAwsSecret}, {"s3-upload", m("aws_secret_key", kAwsSecret)}},
-      {{"backup", "--target", "/tmp/" + kRandom + "/out"}, {"backup", "--target", "/tmp/" + m("high_entropy", kRandom) + "/out"}},
+      {{"backup", "--target", "/tmp/" + kRandom + "/out"},
+       {"backup", "--target", "/tmp/" + m("high_entropy", kRandom) + "/out"}},
       {{"notify", "k3j5h2l4m6n8b9v7c1x2z0q8w7e6"}, {"notify", m("high_entropy", "k3j5h2l4m6n8b9v7c1x2z0q8w7e6")}},
   };
   return rows;
@@ -248,7 +277,8 @@ const std::vector<Argv>& unchanged_rows() {
       {"cat", "/home/svc/.aws/credentials"},
       {"ls", "-la", "/usr/lib/x86_64-linux-gnu/libssl.so.3"},
       {"systemctl", "restart", "payments.service"},
-      {"java", "-XX:+UseG1GC", "-Xmx2048m", "-cp", "/opt/app/lib/app.jar", "com.example.payments.PaymentServiceApplication"},
+      {"java", "-XX:+UseG1GC", "-Xmx2048m", "-cp", "/opt/app/lib/app.jar",
+       "com.example.payments.PaymentServiceApplication"},
       {"kubectl", "get", "pods", "-n", "kube-system", "-o", "wide"},
       {"kubectl", "logs", "nginx-deployment-66b6c48dd5-4jw2s", "-c", "nginx"},
       {"kubectl", "get", "pod", "kube-system-coredns-5d78c9869d-abcde"},
@@ -369,7 +399,8 @@ TEST(CmdlineRedactor, IsIdempotentWhereAMarkerChangesWhatSurroundsIt) {
       {{"x", "-Zx8Qv2Lm7Rt4Np9Kw3Bh6Yc1-aws-cookie-access-keps://u:p@n"}, false},
       // A high-entropy name took the '=' of a helm pair as base64 padding, so the ',' no longer
       // started a pair and the password's value ran on.
-      {{"tool", "--passwordinput: https://api.example.com/e.d:x:01234,db.c-pglpat-xY7kQ2mN9pL4vR8tZ3wBassout6s3-upload7=app"},
+      {{"tool",
+        "--passwordinput: https://api.example.com/e.d:x:01234,db.c-pglpat-xY7kQ2mN9pL4vR8tZ3wBassout6s3-upload7=app"},
        false},
   };
   for (const auto& [argv, cut] : inputs) {
@@ -404,8 +435,8 @@ TEST(CmdlineRedactor, CommIsRedactedAsACutName) {
   EXPECT_EQ(redactor().redact_comm("ghp_R3nd0mT0k3n"), expand(m("github_token", "ghp_R3nd0mT0k3n")));
   EXPECT_EQ(redactor().redact_comm("AKIAIOSFODNN7EX"), expand(m("aws_access_key_id", "AKIAIOSFODNN7EX")));
   EXPECT_EQ(redactor().redact_comm("eyJhbGciOiJIUzI"), expand(m("jwt", "eyJhbGciOiJIUzI")));
-  for (const std::string name : {"python3", "systemd-journal", "kworker/u8:2", "cat", "nhiguard-agent", "sshd", "gdbus",
-                                 "ghp_shortname", ""}) {
+  for (const std::string name :
+       {"python3", "systemd-journal", "kworker/u8:2", "cat", "nhiguard-agent", "sshd", "gdbus", "ghp_shortname", ""}) {
     EXPECT_EQ(redactor().redact_comm(name), name) << name;
   }
   const std::string once = redactor().redact_comm("ghp_R3nd0mT0k3n");
@@ -416,7 +447,8 @@ TEST(CmdlineRedactor, EmptyAndOddInputs) {
   EXPECT_TRUE(redactor().redact(Argv{}).empty());
   EXPECT_EQ(redactor().redact(Argv{""}), (Argv{""}));
   EXPECT_EQ(redactor().redact(Argv{"--password"}), (Argv{"--password"}));
-  EXPECT_EQ(redactor().redact(Argv{"a=", "password=", ":", "://", "@", "-p"}), (Argv{"a=", "password=", ":", "://", "@", "-p"}));
+  EXPECT_EQ(redactor().redact(Argv{"a=", "password=", ":", "://", "@", "-p"}),
+            (Argv{"a=", "password=", ":", "://", "@", "-p"}));
   const std::string binary("pass\0word=\xff\xfe", 12);
   EXPECT_EQ(redactor().redact(Argv{binary}).size(), 1u);
 }

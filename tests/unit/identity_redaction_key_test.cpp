@@ -15,10 +15,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string key_path(const nhiguard::testing::TempDir& dir) { return (dir.path() / kRedactionKeyFile).string(); }
+std::string key_path(const nhiguard::testing::TempDir& dir) {
+  return (dir.path() / kRedactionKeyFile).string();
+}
 
 mode_t mode_of(const std::string& path) {
-  struct stat st {};
+  struct stat st{};
   EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
   return st.st_mode & 07777;
 }
@@ -89,7 +91,9 @@ TEST(RedactionKey, FileOthersCanReadIsNotTrusted) {
 TEST(RedactionKey, SymlinkIsNeverFollowed) {
   nhiguard::testing::TempDir dir("nhiguard-redaction-key");
   const std::string target = (dir.path() / "elsewhere").string();
-  { std::ofstream(target) << "not a key"; }
+  {
+    std::ofstream(target) << "not a key";
+  }
   fs::create_symlink(target, key_path(dir));
   auto key = load_or_create_redaction_key(dir.path().string());
   ASSERT_TRUE(key.has_value()) << key.error().message;

@@ -49,7 +49,7 @@ class ScratchCgroups : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(root_); }
   uint64_t ino(const std::string& rel) {
-    struct stat st {};
+    struct stat st{};
     EXPECT_EQ(::stat((root_ / rel).c_str(), &st), 0);
     return st.st_ino;
   }
@@ -125,7 +125,7 @@ TEST(IdentityResolver, GoneProcessAndUnknownStart) {
   no_start.start_ns = 0;
   EXPECT_FALSE(resolver.resolve(no_start).resolved_from_proc);
   EXPECT_FALSE(resolver.resolve(facts(800, 9500)).resolved_from_proc);  // status unreadable
-  EXPECT_EQ(resolver.cache_size(), 0u);  // fallbacks are not cached
+  EXPECT_EQ(resolver.cache_size(), 0u);                                 // fallbacks are not cached
   EXPECT_EQ(resolver.stats().from_kernel_only, 3u);
 }
 
@@ -218,7 +218,7 @@ TEST_F(ScratchCgroups, ProcPathWhenTheIdDoesNotResolve) {
   const auto id = resolver.resolve(f);
   ASSERT_TRUE(id.resolved_from_proc);
   EXPECT_EQ(id.workload.name, "payments.service");  // "/system.slice/nhiguard-test-1234.slice/payments.service"
-  EXPECT_TRUE(id.process.ancestry.empty());                 // its "parent" pid 700 is younger than it
+  EXPECT_TRUE(id.process.ancestry.empty());         // its "parent" pid 700 is younger than it
 }
 
 TEST(IdentityResolverReal, Self) {

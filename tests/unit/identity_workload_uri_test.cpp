@@ -58,8 +58,8 @@ TEST(WorkloadUri, LookAlikeUnitsDoNotGetTheSystemUnitsUri) {
   EXPECT_EQ(id.kind, WorkloadKind::bare_process);
   EXPECT_EQ(id.unit, "");
   EXPECT_EQ(id.cgroup_path, "/anything/app.slice/sshd.service");
-  const auto user = make_workload_identity("td", "h", "/user.slice/user-1000.slice/user@1000.service/app.slice/x.service",
-                                           78, 1000);
+  const auto user =
+      make_workload_identity("td", "h", "/user.slice/user-1000.slice/user@1000.service/app.slice/x.service", 78, 1000);
   EXPECT_EQ(user.user_unit, "x.service");
   EXPECT_EQ(user.session_uid, 1000u);
   EXPECT_EQ(user.unit, "user@1000.service");
@@ -73,8 +73,7 @@ TEST(WorkloadUri, EncodesEverySegment) {
   CgroupWorkload w;
   w.kind = WorkloadKind::systemd_service;
   w.name = "../evil/x.service";
-  EXPECT_EQ(workload_uri("td/x", "host name", w, 0),
-            "spiffe://td%2Fx/host/host%20name/systemd/..%2Fevil%2Fx.service");
+  EXPECT_EQ(workload_uri("td/x", "host name", w, 0), "spiffe://td%2Fx/host/host%20name/systemd/..%2Fevil%2Fx.service");
 }
 
 TEST(WorkloadUri, StableAcrossProcessesOfOneWorkload) {

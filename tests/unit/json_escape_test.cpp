@@ -51,12 +51,12 @@ TEST(JsonEscape, ValidUtf8PassesThrough) {
 }
 
 TEST(JsonEscape, InvalidUtf8IsEscapedBytewise) {
-  EXPECT_EQ(escape_bytes("\xc0\xaf"), "\\xc0\\xaf");                  // overlong '/'
-  EXPECT_EQ(escape_bytes("\xe0\x80\xaf"), "\\xe0\\x80\\xaf");         // overlong 3-byte
-  EXPECT_EQ(escape_bytes("\xf0\x80\x80\xaf"), "\\xf0\\x80\\x80\\xaf"); // overlong 4-byte
-  EXPECT_EQ(escape_bytes("\xed\xa0\x80"), "\\xed\\xa0\\x80");         // surrogate U+D800
-  EXPECT_EQ(escape_bytes("\xf4\x90\x80\x80"), "\\xf4\\x90\\x80\\x80"); // above U+10FFFF
-  EXPECT_EQ(escape_bytes("\xe2\x82"), "\\xe2\\x82");                  // truncated
+  EXPECT_EQ(escape_bytes("\xc0\xaf"), "\\xc0\\xaf");                    // overlong '/'
+  EXPECT_EQ(escape_bytes("\xe0\x80\xaf"), "\\xe0\\x80\\xaf");           // overlong 3-byte
+  EXPECT_EQ(escape_bytes("\xf0\x80\x80\xaf"), "\\xf0\\x80\\x80\\xaf");  // overlong 4-byte
+  EXPECT_EQ(escape_bytes("\xed\xa0\x80"), "\\xed\\xa0\\x80");           // surrogate U+D800
+  EXPECT_EQ(escape_bytes("\xf4\x90\x80\x80"), "\\xf4\\x90\\x80\\x80");  // above U+10FFFF
+  EXPECT_EQ(escape_bytes("\xe2\x82"), "\\xe2\\x82");                    // truncated
   // A bad byte does not swallow the valid character after it.
   EXPECT_EQ(escape_bytes("\xe2\xc3\xa9"), "\\xe2\xc3\xa9");
 }

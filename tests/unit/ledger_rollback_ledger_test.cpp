@@ -258,8 +258,8 @@ TEST_F(LedgerStore, ListIsNewestFirstAndFilters) {
 
   auto all = ledger->list();
   ASSERT_TRUE(all);
-  EXPECT_EQ(ids(*all), (std::vector<std::string>{egress_new.handle, kill_new.handle, freeze_mid.handle,
-                                                 egress_old.handle}));
+  EXPECT_EQ(ids(*all),
+            (std::vector<std::string>{egress_new.handle, kill_new.handle, freeze_mid.handle, egress_old.handle}));
 
   auto egress = ledger->list({.action = ActionKind::block_egress});
   EXPECT_EQ(ids(*egress), (std::vector<std::string>{egress_new.handle, egress_old.handle}));
@@ -344,9 +344,9 @@ TEST_F(LedgerStore, BootIdIsStoredAndRebaseMovesAnActionToANewBoot) {
   ASSERT_TRUE(ledger->record(h, "agent", "applied"));
   EXPECT_EQ(ledger->get(h.handle)->boot_id, h.boot_id);
 
-  auto rebased = ledger->rebase(h.handle, {.boot_id = "new-boot", .expires_at_boot_ns = 7'000'000'000,
-                                           .cgroup_id = 9001, .credential_id = 23},
-                                "reconcile", "re-applied after reboot");
+  auto rebased = ledger->rebase(
+      h.handle, {.boot_id = "new-boot", .expires_at_boot_ns = 7'000'000'000, .cgroup_id = 9001, .credential_id = 23},
+      "reconcile", "re-applied after reboot");
   ASSERT_TRUE(rebased) << rebased.error().message;
   auto stored = ledger->get(h.handle);
   ASSERT_TRUE(stored);
@@ -473,7 +473,9 @@ TEST_F(LedgerStore, FileIs0600AndNewDirectory0700) {
 
 TEST_F(LedgerStore, ExistingLooseFileIsTightenedTo0600) {
   std::filesystem::create_directories(root_ / "state");
-  { std::ofstream(path_).flush(); }  // an empty file is a valid new database
+  {
+    std::ofstream(path_).flush();
+  }  // an empty file is a valid new database
   ASSERT_EQ(chmod(path_.c_str(), 0644), 0);
   auto ledger = open_ledger();
   ASSERT_TRUE(ledger);
@@ -485,7 +487,9 @@ TEST_F(LedgerStore, ExistingLooseFileIsTightenedTo0600) {
 TEST_F(LedgerStore, NonSqliteFileIsAClearErrorAndIsLeftAlone) {
   std::filesystem::create_directories(root_ / "state");
   const std::string garbage = "this is not an SQLite database, it is someone's notes\n" + std::string(8192, 'x');
-  { std::ofstream(path_) << garbage; }
+  {
+    std::ofstream(path_) << garbage;
+  }
   auto ledger = RollbackLedger::open(path_);
   ASSERT_FALSE(ledger);
   EXPECT_EQ(ledger.error().code, EUCLEAN);
@@ -528,7 +532,9 @@ TEST_F(LedgerStore, PathThatIsADirectoryOrEmptyIsAnError) {
 }
 
 TEST_F(LedgerStore, NewerSchemaIsRefused) {
-  { open_ledger(); }
+  {
+    open_ledger();
+  }
   ASSERT_EQ(execute("PRAGMA user_version = 99"), "");
   auto ledger = RollbackLedger::open(path_);
   ASSERT_FALSE(ledger);
@@ -545,8 +551,7 @@ TEST_F(LedgerStore, FailedRecordWritesNothing) {
   RollbackHandle h = make_handle();
   auto recorded = ledger->record(h);
   ASSERT_FALSE(recorded);
-  EXPECT_NE(recorded.error().message.find("ledger record " + h.handle), std::string::npos)
-      << recorded.error().message;
+  EXPECT_NE(recorded.error().message.find("ledger record " + h.handle), std::string::npos) << recorded.error().message;
   EXPECT_NE(recorded.error().message.find("injected write failure"), std::string::npos);
   EXPECT_EQ(ledger->get(h.handle).error().code, ENOENT);  // the action row was rolled back too
   EXPECT_EQ(query("SELECT count(*) FROM actions"), "0");
@@ -591,8 +596,10 @@ TEST_F(LedgerStore, ConcurrentTransitionsLoseNoHistory) {
     threads.emplace_back([&, t] {
       auto outcome = ledger->transition_outcome(shared.handle, t % 2 ? ActionState::expired : ActionState::rolled_back,
                                                 t % 2 ? "sweeper" : "nhiguardctl", "race");
-      if (!outcome) ++failures;
-      else if (outcome->changed) ++shared_changes;
+      if (!outcome)
+        ++failures;
+      else if (outcome->changed)
+        ++shared_changes;
       for (int i = 0; i < kPerThread; ++i) {
         RollbackHandle h = make_handle(ActionKind::freeze, ActionState::held);
         bool ok = ledger->record(h).has_value();
@@ -628,8 +635,10 @@ TEST_F(LedgerStore, TwoConnectionsDoNotBothWinATransition) {
   auto race = [&](RollbackLedger& ledger, ActionState to, std::string_view actor) {
     for (const auto& h : handles) {
       auto outcome = ledger.transition_outcome(h.handle, to, actor, "race");
-      if (!outcome) ++failures;
-      else if (outcome->changed) ++changes;
+      if (!outcome)
+        ++failures;
+      else if (outcome->changed)
+        ++changes;
     }
   };
   std::thread a([&] { race(*first, ActionState::expired, "sweeper"); });
@@ -640,7 +649,6 @@ TEST_F(LedgerStore, TwoConnectionsDoNotBothWinATransition) {
   EXPECT_EQ(changes.load(), 40);
   EXPECT_EQ(query("SELECT count(*) FROM action_history"), "80");
 }
-
 
 // ---- The state machine, one row per (kind, from, to). ----
 
@@ -808,10 +816,9 @@ TEST_P(LedgerTransitionTable, Row) {
     case Expect::illegal:
       ASSERT_FALSE(outcome);
       EXPECT_EQ(outcome.error().code, EINVAL);
-      EXPECT_NE(outcome.error().message.find(fmt::format("illegal transition of {} ({}) from {} to {}", before.handle,
-                                                         containment::to_string(row.kind),
-                                                         containment::to_string(row.from),
-                                                         containment::to_string(row.to))),
+      EXPECT_NE(outcome.error().message.find(fmt::format(
+                    "illegal transition of {} ({}) from {} to {}", before.handle, containment::to_string(row.kind),
+                    containment::to_string(row.from), containment::to_string(row.to))),
                 std::string::npos)
           << outcome.error().message;
       EXPECT_EQ(stored->state, row.from);
@@ -931,7 +938,6 @@ TEST_F(LedgerStore, HistoryAfterFollowsEveryHandleInCommitOrder) {
   EXPECT_TRUE(rest->empty());
 }
 
-
 // ---- Policy decisions: dry runs and held actions approved later. ----
 
 namespace nhiguard::ledger {
@@ -973,8 +979,8 @@ TEST_F(LedgerStore, ActivateStartsAHeldActionsTtlAtApproval) {
   auto held = make_handle(ActionKind::block_egress, ActionState::held);
   ASSERT_TRUE(ledger->record(held, "agent", "held"));
   const int64_t new_expiry = *held.expires_at_ns + 3'600'000'000'000;
-  auto active = ledger->activate(held.handle, {.wall_ns = new_expiry, .boot_ns = 99'000'000'000, .boot_id = "b2"}, "collector",
-                                 "collector command X: ok");
+  auto active = ledger->activate(held.handle, {.wall_ns = new_expiry, .boot_ns = 99'000'000'000, .boot_id = "b2"},
+                                 "collector", "collector command X: ok");
   ASSERT_TRUE(active) << active.error().message;
   EXPECT_EQ(active->state, ActionState::active);
   EXPECT_EQ(active->expires_at_ns, new_expiry);
@@ -1017,8 +1023,8 @@ TEST_F(LedgerStore, AVersionOneLedgerGainsPeerColumnsAndTheAuditTrail) {
   }
   // Back to what schema 1 wrote (schema 3's boot_id column included: it came later).
   std::string downgrade = "ALTER TABLE actions DROP COLUMN boot_id; ";
-  for (const char* column : {"peer_pid", "peer_uid", "peer_gid", "peer_start_ticks", "peer_exe", "peer_comm",
-                             "peer_cgroup"})
+  for (const char* column :
+       {"peer_pid", "peer_uid", "peer_gid", "peer_start_ticks", "peer_exe", "peer_comm", "peer_cgroup"})
     downgrade += std::string("ALTER TABLE action_history DROP COLUMN ") + column + "; ";
   ASSERT_EQ(execute(downgrade + "DROP TABLE control_audit; PRAGMA user_version = 1;"), "");
 
@@ -1030,8 +1036,13 @@ TEST_F(LedgerStore, AVersionOneLedgerGainsPeerColumnsAndTheAuditTrail) {
   ASSERT_EQ(before->size(), 1u);
   EXPECT_FALSE(before->front().peer);
 
-  const ControlPeer peer{.pid = 4242, .uid = 0, .gid = 0, .start_time_ticks = 777, .exe = "/usr/bin/nhiguardctl",
-                         .comm = "nhiguardctl", .cgroup = "/user.slice/session-3.scope"};
+  const ControlPeer peer{.pid = 4242,
+                         .uid = 0,
+                         .gid = 0,
+                         .start_time_ticks = 777,
+                         .exe = "/usr/bin/nhiguardctl",
+                         .comm = "nhiguardctl",
+                         .cgroup = "/user.slice/session-3.scope"};
   {
     ScopedControlPeer acting(peer);
     ASSERT_TRUE(ledger->transition(kept.handle, ActionState::rolled_back, "nhiguardctl", "rolled back"));
@@ -1052,8 +1063,8 @@ TEST_F(LedgerStore, AVersionOneLedgerGainsPeerColumnsAndTheAuditTrail) {
 
   auto first = ledger->record_audit({.method = "rollback", .handle = kept.handle, .outcome = "ok", .peer = peer});
   ASSERT_TRUE(first) << first.error().message;
-  auto second = ledger->record_audit({.method = "set_mode", .detail = "observe", .outcome = "refused",
-                                      .message = "inside", .peer = peer});
+  auto second = ledger->record_audit(
+      {.method = "set_mode", .detail = "observe", .outcome = "refused", .message = "inside", .peer = peer});
   ASSERT_TRUE(second);
   EXPECT_GT(*second, *first);
   auto rows = ledger->audit_after(*first, 0).value();

@@ -111,9 +111,9 @@ TEST(Mountinfo, LaterMountOnSamePointHidesEarlier) {
 }
 
 TEST(Mountinfo, MalformedLinesAreErrorsWithLineNumbers) {
-  for (std::string_view bad : {"garbage\n", "1 2 0:3 / /x rw shared:1 cgroup2 cgroup2 rw\n",
-                               "x 2 0:3 / /x rw - cgroup2 cgroup2 rw\n", "1 2 03 / /x rw - cgroup2 cgroup2 rw\n",
-                               "1 2 0:3 / /x rw -\n"}) {
+  for (std::string_view bad :
+       {"garbage\n", "1 2 0:3 / /x rw shared:1 cgroup2 cgroup2 rw\n", "x 2 0:3 / /x rw - cgroup2 cgroup2 rw\n",
+        "1 2 03 / /x rw - cgroup2 cgroup2 rw\n", "1 2 0:3 / /x rw -\n"}) {
     auto mounts = parse_mountinfo(std::string("1 0 0:1 / / rw - ext4 /dev/sda rw\n") + std::string(bad));
     ASSERT_FALSE(mounts) << bad;
     EXPECT_NE(mounts.error().message.find("line 2"), std::string::npos) << mounts.error().message;

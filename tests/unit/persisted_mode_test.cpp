@@ -17,9 +17,7 @@ namespace {
 
 class PersistedModeTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    path_ = (root_ / "mode.json").string();
-  }
+  void SetUp() override { path_ = (root_ / "mode.json").string(); }
   testing::TempDir tmp_{"nhiguard-mode"};
   const std::filesystem::path root_ = tmp_.path();
   std::string path_;

@@ -64,31 +64,37 @@ class PipelineTest : public ::testing::Test {
     write_file(root / "passwd", "root:x:0:0:root:/root:/bin/sh\n");
     write_file(root / "policy" / "policy.yaml", "version: 1\ncredentials:\n  - path: " + credential_ +
                                                     "\n    class: custom\n    readers:\n      - unit: billing.service\n"
-                                                    "canaries:\n  - path: " + canary_ + "\n    class: aws\n" + rules);
+                                                    "canaries:\n  - path: " +
+                                                    canary_ + "\n    class: aws\n" + rules);
     auto parsed = policy::load_policy_dir((root / "policy").string());
     ASSERT_TRUE(parsed.ok()) << config::format_errors(parsed.errors, (root / "policy").string());
-    engine_ = std::make_unique<policy::DecisionEngine>(std::make_shared<const policy::Policy>(std::move(parsed.policy)));
+    engine_ =
+        std::make_unique<policy::DecisionEngine>(std::make_shared<const policy::Policy>(std::move(parsed.policy)));
 
     catalogue::CatalogueOptions options{.passwd_path = (root / "passwd").string(), .include_builtins = false};
     options.entries.push_back({.pattern = catalogue::catalogue_pattern(credential_, false),
                                .credential_class = catalogue::CredentialClass::custom});
-    options.entries.push_back({.pattern = catalogue::catalogue_pattern(canary_, false),
-                               .credential_class = catalogue::CredentialClass::aws});
+    options.entries.push_back(
+        {.pattern = catalogue::catalogue_pattern(canary_, false), .credential_class = catalogue::CredentialClass::aws});
     auto catalogue = catalogue::CredentialCatalogue::create(std::move(options));
     ASSERT_TRUE(catalogue) << catalogue.error().message;
     watched_ = std::make_unique<catalogue::WatchedCredentials>(std::move(*catalogue), tables_,
                                                                (root / "state" / "credential_ids.json").string());
     ASSERT_TRUE(watched_->sync("start"));
 
-    identities_ = std::make_unique<identity::IdentityResolver>(identity::IdentityResolverOptions{
-        .trust_domain = "example.org", .host = "web-1", .proc_root = (root / "proc").string(),
-        .cgroup_root = cgroup_root_.string(), .hash_executables = false});
+    identities_ = std::make_unique<identity::IdentityResolver>(
+        identity::IdentityResolverOptions{.trust_domain = "example.org",
+                                          .host = "web-1",
+                                          .proc_root = (root / "proc").string(),
+                                          .cgroup_root = cgroup_root_.string(),
+                                          .hash_executables = false});
     auto ledger = ledger::RollbackLedger::open((root / "state" / "ledger.db").string());
     ASSERT_TRUE(ledger) << ledger.error().message;
     ledger_ = std::move(*ledger);
     protected_ = std::make_unique<containment::ProtectedTargets>(
         containment::ProtectedTargets::Snapshot{
-            .agent = {.pid = 1000, .start_ns = 1, .cgroup_path = "/system.slice/nhiguard-agent.service", .comm = "agent"},
+            .agent =
+                {.pid = 1000, .start_ns = 1, .cgroup_path = "/system.slice/nhiguard-agent.service", .comm = "agent"},
             .init = {.pid = 1, .start_ns = 1, .cgroup_path = "/init.scope", .comm = "systemd"},
         },
         (root / "proc").string());
@@ -96,8 +102,8 @@ class PipelineTest : public ::testing::Test {
     executor_ = std::make_unique<containment::ContainmentExecutor>(
         maps_, *ledger_, *protected_, *resolver_, cgroup_root_.string(),
         [this](std::string_view path) { return watched_->by_path(path); }, clock_);
-    event_log_ = std::make_unique<events::JsonLineWriter>(events::JsonLineWriterOptions{
-        .path = (root / "events.jsonl").string()});
+    event_log_ = std::make_unique<events::JsonLineWriter>(
+        events::JsonLineWriterOptions{.path = (root / "events.jsonl").string()});
     commands_ = std::make_unique<reporter::CollectorCommands>(
         reporter::AgentOperations{
             .approve = [this](std::string_view h, std::string_view actor,
@@ -110,8 +116,8 @@ class PipelineTest : public ::testing::Test {
             .set_mode = [this](config::AgentMode m) { mode_.store(m); },
         },
         *ledger_, (root / "state" / "mode.json").string(), config::AgentMode::policy);
-    auto reporter = reporter::Reporter::open({.outbox_path = outbox_path(), .hostname = "web-1", .trust_domain = "example.org"},
-                                             *ledger_, *commands_);
+    auto reporter = reporter::Reporter::open(
+        {.outbox_path = outbox_path(), .hostname = "web-1", .trust_domain = "example.org"}, *ledger_, *commands_);
     ASSERT_TRUE(reporter) << reporter.error().message;
     reporter_ = std::move(*reporter);
     reporter_->start();
@@ -138,7 +144,7 @@ class PipelineTest : public ::testing::Test {
 
   std::string outbox_path() const { return (dir_.path() / "state" / "outbox.db").string(); }
   uint64_t payments_cgroup() const {
-    struct stat st {};
+    struct stat st{};
     EXPECT_EQ(stat((cgroup_root_ / "system.slice" / "payments.service").c_str(), &st), 0);
     return st.st_ino;
   }
@@ -181,7 +187,8 @@ class PipelineTest : public ::testing::Test {
     if (!outbox) return out;
     auto rows = (*outbox)->take_for_send(0, 1000, 64u << 20);
     EXPECT_TRUE(rows) << rows.error().message;
-    for (const auto& row : *rows) out.push_back(std::string(reporter::to_string(row.report.kind)) + ":" + row.report.type);
+    for (const auto& row : *rows)
+      out.push_back(std::string(reporter::to_string(row.report.kind)) + ":" + row.report.type);
     return out;
   }
 
@@ -249,8 +256,8 @@ TEST_F(PipelineTest, CanaryReadIsContainedRecordedAndReported) {
   EXPECT_EQ(lines[1]["handle"]["handle"], rows[0].handle);
   EXPECT_EQ(lines[1]["trigger"]["event_ids"][0], lines[0]["event_id"]) << "the decision names the read it answers";
 
-  EXPECT_EQ(outbox_reports(), (std::vector<std::string>{"event:credential_access", "decision:decision",
-                                                         "action_update:action_update"}));
+  EXPECT_EQ(outbox_reports(),
+            (std::vector<std::string>{"event:credential_access", "decision:decision", "action_update:action_update"}));
   EXPECT_EQ(pipeline_->counts().decisions.contain, 1u);
   EXPECT_EQ(pipeline_->counts().events_written, 2u);
 }
@@ -280,7 +287,7 @@ TEST_F(PipelineTest, UnexpectedReaderIsHeldUntilTheCollectorApproves) {
   EXPECT_EQ(ledger_->get(rows[0].handle)->state, ActionState::active);
   ASSERT_TRUE(maps_.blocks.contains(payments_cgroup())) << "approval applies the held block";
   EXPECT_EQ(outbox_reports(), (std::vector<std::string>{"event:credential_access", "decision:decision",
-                                                         "action_update:action_update", "action_update:action_update"}))
+                                                        "action_update:action_update", "action_update:action_update"}))
       << "the hold and the approval each reach the collector";
 }
 
@@ -310,8 +317,8 @@ TEST_F(PipelineTest, GoldenRecordsReplayThroughTheSamePath) {
     recording.insert(recording.end(), keep.frame.begin(), keep.frame.end());
   }
   const std::string path = (dir_.path() / "recording.bin").string();
-  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(recording.data()),
-                                              static_cast<std::streamsize>(recording.size()));
+  std::ofstream(path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(recording.data()), static_cast<std::streamsize>(recording.size()));
   auto replay = kernel::ReplaySource::from_recording(path);
   ASSERT_TRUE(replay) << replay.error().message;
   ASSERT_EQ((*replay)->remaining(), 4u);

@@ -29,7 +29,7 @@ class FleetPkiTest : public ::testing::Test {
 
   std::string read(const std::string& name) { return read_text_file(options_.dir + "/" + name).value(); }
   mode_t mode_of(const std::string& name) {
-    struct stat st {};
+    struct stat st{};
     EXPECT_EQ(::stat((options_.dir + "/" + name).c_str(), &st), 0) << name;
     return st.st_mode & 0777;
   }
@@ -70,7 +70,8 @@ TEST_F(FleetPkiTest, CreatesEveryRoleWithPrivateKeys) {
   for (const char* key : {"ca/ca-key.pem", "collector/collector-key.pem", "agent/agent-key.pem",
                           "operator/operator-key.pem", "agents/web-2/agent-key.pem"})
     EXPECT_EQ(mode_of(key), 0600u) << key;
-  for (const char* dir : {"", "ca", "collector", "agent", "operator", "agents/web-2"}) EXPECT_EQ(mode_of(dir), 0700u) << dir;
+  for (const char* dir : {"", "ca", "collector", "agent", "operator", "agents/web-2"})
+    EXPECT_EQ(mode_of(dir), 0700u) << dir;
   EXPECT_EQ(mode_of("ca.pem"), 0644u);
 
   struct Expect {
@@ -78,10 +79,10 @@ TEST_F(FleetPkiTest, CreatesEveryRoleWithPrivateKeys) {
     const char* cn;
     Role role;
   };
-  for (const Expect& e : {Expect{"collector/collector.pem", "web-1", Role::collector},
-                          Expect{"agent/agent.pem", "web-1", Role::agent},
-                          Expect{"operator/operator.pem", "operator", Role::operator_},
-                          Expect{"agents/web-2/agent.pem", "web-2", Role::agent}}) {
+  for (const Expect& e :
+       {Expect{"collector/collector.pem", "web-1", Role::collector}, Expect{"agent/agent.pem", "web-1", Role::agent},
+        Expect{"operator/operator.pem", "operator", Role::operator_},
+        Expect{"agents/web-2/agent.pem", "web-2", Role::agent}}) {
     auto identity = read_certificate_identity(read(e.file));
     ASSERT_TRUE(identity) << e.file << ": " << identity.error().message;
     EXPECT_EQ(identity->common_name, e.cn) << e.file;
@@ -112,7 +113,8 @@ TEST_F(FleetPkiTest, NoServiceDirectoryHoldsTheCaOrAnotherRolesKey) {
         << role;
   }
   std::set<std::string> top;
-  for (const auto& entry : std::filesystem::directory_iterator(options_.dir)) top.insert(entry.path().filename().string());
+  for (const auto& entry : std::filesystem::directory_iterator(options_.dir))
+    top.insert(entry.path().filename().string());
   EXPECT_EQ(top, (std::set<std::string>{"ca.pem", "ca", "collector", "agent", "operator", "agents"}));
 }
 
@@ -198,10 +200,12 @@ TEST_F(FleetPkiTest, OfflineCaIssuesEachRoleAndNoOtherHostCanIssue) {
     const char* name;
     const char* dir;
   };
-  for (const Case& c : {Case{Role::agent, "web-7", "agents/web-7"}, Case{Role::collector, "collector.example.net",
-                                                                          "collectors/collector.example.net"},
+  for (const Case& c : {Case{Role::agent, "web-7", "agents/web-7"},
+                        Case{Role::collector, "collector.example.net", "collectors/collector.example.net"},
                         Case{Role::operator_, "alice", "operators/alice"}}) {
-    auto issued = issue_certificate({.pki_dir = options_.dir, .role = c.role, .name = c.name,
+    auto issued = issue_certificate({.pki_dir = options_.dir,
+                                     .role = c.role,
+                                     .name = c.name,
                                      .collector_sans = c.role == Role::collector ? std::vector<std::string>{"10.0.0.5"}
                                                                                  : std::vector<std::string>{}});
     ASSERT_TRUE(issued) << c.name << ": " << issued.error().message;

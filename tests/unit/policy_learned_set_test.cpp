@@ -16,8 +16,12 @@ constexpr int64_t kStart = 1'000'000'000'000;
 constexpr int64_t kHour = 3'600'000'000'000;
 
 IdentityFacts service(const std::string& unit) {
-  return IdentityFacts{.uri = "spiffe://td/host/h/systemd/" + unit, .kind = "systemd", .unit = unit,
-                       .exe = "/usr/bin/python3", .uid = 1000, .cgroup_path = "/system.slice/" + unit};
+  return IdentityFacts{.uri = "spiffe://td/host/h/systemd/" + unit,
+                       .kind = "systemd",
+                       .unit = unit,
+                       .exe = "/usr/bin/python3",
+                       .uid = 1000,
+                       .cgroup_path = "/system.slice/" + unit};
 }
 
 CredentialFacts aws() {
@@ -39,7 +43,7 @@ TEST(LearnedSet, RecordsOnlyWhileLearning) {
   set.start(kStart, kStart + kHour);
   EXPECT_TRUE(set.active(kStart + 1));
   EXPECT_TRUE(set.record_read(kStart + 1, aws(), service("a.service")));
-  EXPECT_FALSE(set.record_read(kStart + 2, aws(), service("a.service")));  // nothing new
+  EXPECT_FALSE(set.record_read(kStart + 2, aws(), service("a.service")));      // nothing new
   EXPECT_FALSE(set.record_read(kStart + kHour, aws(), service("b.service")));  // period over
   EXPECT_EQ(set.readers_of(aws()), std::set<std::string>{"unit=a.service"});
   EXPECT_EQ(set.summary(kStart + 1)["observations"], 2);
@@ -63,10 +67,10 @@ TEST(LearnedSet, SuggestedPolicyIsValidAndAllowsExactlyWhatWasSeen) {
   const std::string yaml = set.suggest_yaml("test\nsecond line");
   EXPECT_TRUE(yaml.starts_with("# test\n# second line\n"));
 
-  std::vector<PolicySource> sources{
-      {"suggested.yaml", yaml},
-      {"rules.yaml", "version: 1\nrules:\n  - {name: r, trigger: unexpected_reader, mode: enforce}\n"
-                     "  - {name: e, trigger: unexpected_egress, mode: enforce}\n"}};
+  std::vector<PolicySource> sources{{"suggested.yaml", yaml},
+                                    {"rules.yaml",
+                                     "version: 1\nrules:\n  - {name: r, trigger: unexpected_reader, mode: enforce}\n"
+                                     "  - {name: e, trigger: unexpected_egress, mode: enforce}\n"}};
   auto parsed = parse_policy_documents(sources);
   ASSERT_TRUE(parsed.ok()) << parsed.errors.front().to_string() << "\n" << yaml;
   DecisionEngine engine(std::make_shared<const Policy>(std::move(parsed.policy)));
@@ -76,8 +80,10 @@ TEST(LearnedSet, SuggestedPolicyIsValidAndAllowsExactlyWhatWasSeen) {
   read.identity = service("other.service");
   EXPECT_EQ(engine.trigger_of(read), TriggerKind::unexpected_reader);  // not seen
 
-  TriggerInput egress{.event = TriggerInput::Event::tainted_egress, .identity = service("payments.service"),
-                      .credential = aws(), .destination = destination(5, 443)};
+  TriggerInput egress{.event = TriggerInput::Event::tainted_egress,
+                      .identity = service("payments.service"),
+                      .credential = aws(),
+                      .destination = destination(5, 443)};
   EXPECT_FALSE(engine.trigger_of(egress).has_value());
   egress.destination = destination(5, 80);
   EXPECT_EQ(engine.trigger_of(egress), TriggerKind::unexpected_egress);
@@ -89,7 +95,8 @@ TEST(LearnedSet, BoundsAreCountedNotSilent) {
   LearnedSet set;
   set.start(kStart, kStart + kHour);
   for (size_t i = 0; i < LearnedSet::kMaxDestinationsPerIdentity + 10; ++i) {
-    set.record_egress(kStart + 1, service("chatty.service"), destination(static_cast<uint8_t>(i % 250), static_cast<uint16_t>(1000 + i)));
+    set.record_egress(kStart + 1, service("chatty.service"),
+                      destination(static_cast<uint8_t>(i % 250), static_cast<uint16_t>(1000 + i)));
   }
   EXPECT_EQ(set.summary(kStart + 1)["dropped"], 10);
   EXPECT_NE(set.suggest_yaml("x").find("1000"), std::string::npos);

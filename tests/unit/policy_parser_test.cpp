@@ -14,7 +14,9 @@ namespace {
 
 using containment::ActionKind;
 
-std::string fixture(const std::string& name) { return std::string(NHIGUARD_TEST_FIXTURES) + "/policy/" + name; }
+std::string fixture(const std::string& name) {
+  return std::string(NHIGUARD_TEST_FIXTURES) + "/policy/" + name;
+}
 
 TEST(PolicyParser, ValidFileWithEveryKey) {
   auto parsed = load_policy_files({fixture("valid_full.yaml")});
@@ -93,57 +95,57 @@ TEST_P(MalformedPolicy, ReportsEveryErrorWithFileLineAndField) {
 
 INSTANTIATE_TEST_SUITE_P(
     Corpus, MalformedPolicy,
-    ::testing::Values(
-        MalformedCase{{"unknown_keys.yaml"},
-                      {{2, "rulez", "did you mean 'rules'"},
-                       {5, "rules[0].triger", "did you mean 'trigger'"},
-                       {9, "credentials[0].reader", "did you mean 'readers'"}}},
-        MalformedCase{{"wrong_types.yaml"},
-                      {{1, "version", "whole number"},
-                       {3, "defaults.ttl", "unit"},
-                       {5, "rules", "expected a list of rules"},
-                       {9, "identity_classes[0].protected", "true or false"},
-                       {11, "rate_limit.max_actions", "whole number"}}},
-        MalformedCase{{"bad_patterns.yaml"},
-                      {{3, "credentials[0].glob", "never closed"},
-                       {4, "credentials[1].path", "absolute path or one starting with ~/"},
-                       {5, "credentials[2].path", "'..'"},
-                       {7, "credentials[2].readers[0].unit", "invalid pattern"},
-                       {8, "credentials[2].readers[1].exe", "absolute path"},
-                       {10, "identities[0].match.uri", "spiffe://"}}},
-        MalformedCase{{"bad_cidr.yaml"},
-                      {{5, "identities[0].egress[0]", ""},
-                       {6, "identities[0].egress[1]", ""},
-                       {7, "identities[0].egress[2]", ""},
-                       {9, "defaults.egress[0]", ""}}},
-        MalformedCase{{"unknown_action.yaml"},
-                      {{4, "rules[0].trigger", "unknown trigger 'unexpected_thing'"},
-                       {5, "rules[0].response", "unknown action 'block_egres'"},
-                       {8, "rules[1].mode", "unknown mode 'enforced'"},
-                       {9, "rules[1].confidence", "unknown confidence 'sure'"},
-                       {10, "rules[2]", "deny_credential cannot answer unexpected_egress"}}},
-        MalformedCase{{"unknown_class.yaml"},
-                      {{7, "identities[0].class", "unknown identity class 'nonexistent' (defined: batch)"},
-                       {12, "rules[0].when.identity_class", "unknown identity class 'missing'"},
-                       {13, "rules[0].when.credential_class", "unknown credential class 'nope'"}}},
-        MalformedCase{{"duplicates.yaml"},
-                      {{5, "rules[1].name", "rule 'same' is already defined at"},
-                       {10, "identity_classes[1].name", "identity class 'c' is already defined at"},
-                       {12, "version", "duplicate key"}}},
-        MalformedCase{{"syntax_error.yaml"}, {{4, "", "invalid YAML"}}},
-        MalformedCase{{"missing_version.yaml"}, {{1, "version", "missing"}}},
-        MalformedCase{{"valid_full.yaml", "second_defaults.yaml"},
-                      {{3, "defaults", "already set at"}, {5, "rate_limit", "already set at"}}},
-        MalformedCase{{"incomplete_items.yaml"},
-                      {{3, "rules[0]", "needs a name"},
-                       {4, "rules[1]", "needs a trigger"},
-                       {6, "credentials[0]", "needs one of path:, glob: or catalogue:"},
-                       {7, "credentials[1]", "more than one of"},
-                       {10, "identity_classes[0]", "needs an impact"},
-                       {12, "canaries[0]", "needs a path"},
-                       {14, "identities[0]", "needs match"},
-                       {14, "identities[0].class", "unknown identity class 'x'"},
-                       {16, "protected[0]", "at least one of"}}}),
+    ::testing::Values(MalformedCase{{"unknown_keys.yaml"},
+                                    {{2, "rulez", "did you mean 'rules'"},
+                                     {5, "rules[0].triger", "did you mean 'trigger'"},
+                                     {9, "credentials[0].reader", "did you mean 'readers'"}}},
+                      MalformedCase{{"wrong_types.yaml"},
+                                    {{1, "version", "whole number"},
+                                     {3, "defaults.ttl", "unit"},
+                                     {5, "rules", "expected a list of rules"},
+                                     {9, "identity_classes[0].protected", "true or false"},
+                                     {11, "rate_limit.max_actions", "whole number"}}},
+                      MalformedCase{{"bad_patterns.yaml"},
+                                    {{3, "credentials[0].glob", "never closed"},
+                                     {4, "credentials[1].path", "absolute path or one starting with ~/"},
+                                     {5, "credentials[2].path", "'..'"},
+                                     {7, "credentials[2].readers[0].unit", "invalid pattern"},
+                                     {8, "credentials[2].readers[1].exe", "absolute path"},
+                                     {10, "identities[0].match.uri", "spiffe://"}}},
+                      MalformedCase{{"bad_cidr.yaml"},
+                                    {{5, "identities[0].egress[0]", ""},
+                                     {6, "identities[0].egress[1]", ""},
+                                     {7, "identities[0].egress[2]", ""},
+                                     {9, "defaults.egress[0]", ""}}},
+                      MalformedCase{{"unknown_action.yaml"},
+                                    {{4, "rules[0].trigger", "unknown trigger 'unexpected_thing'"},
+                                     {5, "rules[0].response", "unknown action 'block_egres'"},
+                                     {8, "rules[1].mode", "unknown mode 'enforced'"},
+                                     {9, "rules[1].confidence", "unknown confidence 'sure'"},
+                                     {10, "rules[2]", "deny_credential cannot answer unexpected_egress"}}},
+                      MalformedCase{
+                          {"unknown_class.yaml"},
+                          {{7, "identities[0].class", "unknown identity class 'nonexistent' (defined: batch)"},
+                           {12, "rules[0].when.identity_class", "unknown identity class 'missing'"},
+                           {13, "rules[0].when.credential_class", "unknown credential class 'nope'"}}},
+                      MalformedCase{{"duplicates.yaml"},
+                                    {{5, "rules[1].name", "rule 'same' is already defined at"},
+                                     {10, "identity_classes[1].name", "identity class 'c' is already defined at"},
+                                     {12, "version", "duplicate key"}}},
+                      MalformedCase{{"syntax_error.yaml"}, {{4, "", "invalid YAML"}}},
+                      MalformedCase{{"missing_version.yaml"}, {{1, "version", "missing"}}},
+                      MalformedCase{{"valid_full.yaml", "second_defaults.yaml"},
+                                    {{3, "defaults", "already set at"}, {5, "rate_limit", "already set at"}}},
+                      MalformedCase{{"incomplete_items.yaml"},
+                                    {{3, "rules[0]", "needs a name"},
+                                     {4, "rules[1]", "needs a trigger"},
+                                     {6, "credentials[0]", "needs one of path:, glob: or catalogue:"},
+                                     {7, "credentials[1]", "more than one of"},
+                                     {10, "identity_classes[0]", "needs an impact"},
+                                     {12, "canaries[0]", "needs a path"},
+                                     {14, "identities[0]", "needs match"},
+                                     {14, "identities[0].class", "unknown identity class 'x'"},
+                                     {16, "protected[0]", "at least one of"}}}),
     [](const ::testing::TestParamInfo<MalformedCase>& info) {
       std::string name;
       for (const auto& file : info.param.files) name += (name.empty() ? "" : "_and_") + file.substr(0, file.find('.'));
@@ -177,8 +179,11 @@ TEST(PolicyParser, ShippedDefaultPolicyIsValid) {
 }
 
 TEST(PolicySelector, EveryKeyMustMatch) {
-  IdentityFacts payments{.uri = "spiffe://td/host/h/systemd/payments.service", .kind = "systemd",
-                         .unit = "payments.service", .exe = "/usr/bin/python3", .uid = 1000};
+  IdentityFacts payments{.uri = "spiffe://td/host/h/systemd/payments.service",
+                         .kind = "systemd",
+                         .unit = "payments.service",
+                         .exe = "/usr/bin/python3",
+                         .uid = 1000};
   IdentitySelector by_unit{.unit = "payments.service"};
   IdentitySelector by_glob{.unit = "pay*.service"};
   IdentitySelector unit_and_uid{.unit = "payments.service", .uid = 0};
@@ -196,9 +201,16 @@ TEST(PolicySelector, EveryKeyMustMatch) {
 // The facts the daemon derives from a process in `cgroup_path` running as `uid`.
 IdentityFacts facts_in(const std::string& cgroup_path, uint32_t uid) {
   const auto w = identity::make_workload_identity("td", "h", cgroup_path, 1, uid);
-  return IdentityFacts{.uri = w.uri, .kind = std::string(identity::to_string(w.kind)), .unit = w.unit,
-                       .user_unit = w.user_unit, .session = w.session, .session_uid = w.session_uid,
-                       .container_id = w.container_id, .pod_uid = w.pod_uid, .exe = "/usr/sbin/sshd", .uid = uid,
+  return IdentityFacts{.uri = w.uri,
+                       .kind = std::string(identity::to_string(w.kind)),
+                       .unit = w.unit,
+                       .user_unit = w.user_unit,
+                       .session = w.session,
+                       .session_uid = w.session_uid,
+                       .container_id = w.container_id,
+                       .pod_uid = w.pod_uid,
+                       .exe = "/usr/sbin/sshd",
+                       .uid = uid,
                        .cgroup_path = w.cgroup_path};
 }
 
@@ -212,12 +224,12 @@ TEST(PolicySelector, UnitIsTheSystemUnitAndLookAlikesDoNotMatch) {
                                  "/system.slice/sshd.service/session-child"}) {
     EXPECT_TRUE(unit.matches(facts_in(path, 0))) << path;
   }
-  for (const std::string& path : std::vector<std::string>{"/user.slice/user-1000.slice/user@1000.service/app.slice/sshd.service",
-                                 "/nhiguard-test-x/sshd.service", "/anything/app.slice/sshd.service",
-                                 "/anything/system.slice/sshd.service", "/system.slice/foo.service/sub/sshd.service",
-                                 "/system.slice/docker-" + kCid + ".scope/sshd.service",
-                                 "/kubepods/burstable/pod5f2a9d1c-8b3e-4c7a-9e61-0d4f2b8a7c93/" + kCid + "/sshd.service",
-                                 "/../../system.slice/sshd.service"}) {
+  for (const std::string& path : std::vector<std::string>{
+           "/user.slice/user-1000.slice/user@1000.service/app.slice/sshd.service", "/nhiguard-test-x/sshd.service",
+           "/anything/app.slice/sshd.service", "/anything/system.slice/sshd.service",
+           "/system.slice/foo.service/sub/sshd.service", "/system.slice/docker-" + kCid + ".scope/sshd.service",
+           "/kubepods/burstable/pod5f2a9d1c-8b3e-4c7a-9e61-0d4f2b8a7c93/" + kCid + "/sshd.service",
+           "/../../system.slice/sshd.service"}) {
     EXPECT_FALSE(unit.matches(facts_in(path, 0))) << path;
     EXPECT_FALSE(unit.matches(facts_in(path, 1000))) << path;
   }
@@ -228,10 +240,11 @@ TEST(PolicySelector, UserUnitSessionAndCgroupKeys) {
   const IdentitySelector user_unit{.user_unit = "sshd.service", .uid = 1000};
   EXPECT_TRUE(user_unit.matches(facts_in(user_sshd, 1000)));
   EXPECT_FALSE(user_unit.matches(facts_in(user_sshd, 0)));  // another uid in that unit
-  EXPECT_FALSE(user_unit.matches(facts_in("/user.slice/user-1001.slice/user@1001.service/app.slice/sshd.service", 1000)));
+  EXPECT_FALSE(
+      user_unit.matches(facts_in("/user.slice/user-1001.slice/user@1001.service/app.slice/sshd.service", 1000)));
   EXPECT_FALSE(user_unit.matches(facts_in("/system.slice/sshd.service", 1000)));
-  EXPECT_FALSE(user_unit.matches(facts_in("/nhiguard-test-x/user.slice/user-1000.slice/user@1000.service/sshd.service",
-                                          1000)));
+  EXPECT_FALSE(
+      user_unit.matches(facts_in("/nhiguard-test-x/user.slice/user-1000.slice/user@1000.service/sshd.service", 1000)));
 
   const IdentitySelector session{.session = "session-*.scope", .uid = 1000};
   EXPECT_TRUE(session.matches(facts_in("/user.slice/user-1000.slice/session-3.scope", 1000)));

@@ -224,8 +224,8 @@ struct Encoded {
 Encoded encode_access(const events::FileOpenEvent& event, const catalogue::ResolvedCredential& credential,
                       const identity::ResolvedIdentity& identity, std::string_view host, uint64_t wall_ns,
                       std::string event_id) {
-  auto record =
-      records::credential_access_to_wire(event, credential, identity, static_cast<int64_t>(wall_ns), std::move(event_id));
+  auto record = records::credential_access_to_wire(event, credential, identity, static_cast<int64_t>(wall_ns),
+                                                   std::move(event_id));
   Encoded out{.line = records::credential_access_line(record, event, host)};
   out.report = reporter::credential_access_report(std::move(record), event.ts_ns);
   EXPECT_TRUE(out.body.ParseFromString(out.report.payload));
@@ -243,8 +243,8 @@ Encoded encode_egress(const events::EgressEvent& event, const catalogue::Resolve
 }
 
 TEST(RecordGoldens, CredentialAccessWithOddBytes) {
-  const auto encoded =
-      encode_access(read_event(), aws_credential(), odd_names_identity(), "web-1", kWall, "ev_01HGOLDEN0000000000000001");
+  const auto encoded = encode_access(read_event(), aws_credential(), odd_names_identity(), "web-1", kWall,
+                                     "ev_01HGOLDEN0000000000000001");
   expect_json_golden(encoded.line, "credential_access_odd_bytes");
   EXPECT_EQ(encoded.report.type, "credential_access");
   EXPECT_TRUE(encoded.report.droppable);
@@ -286,9 +286,8 @@ TEST(RecordGoldens, RepeatSummary) {
   event.coalesced_opens = 4096;
   event.path_missing = true;
   event.cmdline_omitted = true;
-  const catalogue::ResolvedCredential netrc{.credential_id = 4,
-                                            .credential_class = catalogue::CredentialClass::netrc,
-                                            .path = "/home/app/.netrc"};
+  const catalogue::ResolvedCredential netrc{
+      .credential_id = 4, .credential_class = catalogue::CredentialClass::netrc, .path = "/home/app/.netrc"};
   const auto encoded =
       encode_access(event, netrc, bare_process_identity(), "web-1", kWall, "ev_01HGOLDEN0000000000000003");
   expect_json_golden(encoded.line, "credential_access_repeat_summary");
@@ -374,7 +373,8 @@ TEST(RecordGoldens, EgressTaintedByUnknownCredential) {
   event.protocol = IPPROTO_SCTP;
   event.hook = events::EgressHook::sendmsg4;
   event.taint_source_tgid = event.process.tgid;
-  auto encoded = encode_egress(event, nullptr, redacted_pod_identity(), "node-7", kWall, "ev_01HGOLDEN0000000000000006");
+  auto encoded =
+      encode_egress(event, nullptr, redacted_pod_identity(), "node-7", kWall, "ev_01HGOLDEN0000000000000006");
   pin_read_at(encoded.line, event.tainted_at_ns);
   expect_json_golden(encoded.line, "egress_taint_unknown_credential");
   pin_read_at(encoded.body, event.tainted_at_ns);
@@ -496,12 +496,13 @@ TEST(RecordGoldens, HeldDecision) {
   const auto handle = held_deny_handle();
   const auto record = records::build_decision_record(decision, input, &handle, "", "web-1", kWall + 10);
   expect_json_golden(record, "decision_hold");
-  const auto wire =
-      records::decision_to_wire(decision, input, odd_names_identity(), &handle, "dc_01HGOLDEN000000000000000H", kWall + 10);
+  const auto wire = records::decision_to_wire(decision, input, odd_names_identity(), &handle,
+                                              "dc_01HGOLDEN000000000000000H", kWall + 10);
   expect_proto_golden(wire, "decision_hold");
   EXPECT_EQ(records::decision_log_line(decision, &handle, ""),
             "decision hold deny_credential rb_01HGOLDEN00000000000000HD on unit pay\xffments.service cgroup "
-            "/system.slice/pay\xffments.service credential /root/.aws/cred\xff [held]: unexpected reader of /root/.aws/cred\\xff; held: blast radius; "
+            "/system.slice/pay\xffments.service credential /root/.aws/cred\xff [held]: unexpected reader of "
+            "/root/.aws/cred\\xff; held: blast radius; "
             "rollback: delete nhg_credential_denies[cgroup 8123, credential 3]");
 }
 
@@ -523,8 +524,8 @@ TEST(RecordGoldens, ContainedEgressDecision) {
   input.event = policy::TriggerInput::Event::tainted_egress;
   input.event_ids = {"ev_01HGOLDEN0000000000000004", "ev_01HGOLDEN0000000000000001"};
   input.identity = facts_of(bare_process_identity());
-  input.credential = policy::CredentialFacts{.id = 4, .path = "/home/app/.netrc",
-                                             .credential_class = catalogue::CredentialClass::netrc};
+  input.credential = policy::CredentialFacts{
+      .id = 4, .path = "/home/app/.netrc", .credential_class = catalogue::CredentialClass::netrc};
   input.destination = policy::DestinationFacts{
       .address = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 203, 0, 113, 9}, .port = 443, .text = "203.0.113.9:443"};
   const auto handle = active_block_handle();
@@ -556,8 +557,10 @@ TEST(RecordGoldens, DryRunDecisionWithErrorAndObserve) {
   input.event = policy::TriggerInput::Event::tainted_egress;
   input.event_ids = {"ev_01HGOLDEN0000000000000006"};
   input.identity = facts_of(redacted_pod_identity());
-  input.destination = policy::DestinationFacts{
-      .address = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01}, .port = 53, .text = "[2001:db8::1]:53"};
+  input.destination =
+      policy::DestinationFacts{.address = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01},
+                               .port = 53,
+                               .text = "[2001:db8::1]:53"};
   const auto handle = irreversible_kill_handle();
   const auto record =
       records::build_decision_record(d, input, &handle, "pidfd_open: No such process", "node-7", kWall + 30);
@@ -566,7 +569,8 @@ TEST(RecordGoldens, DryRunDecisionWithErrorAndObserve) {
       records::decision_to_wire(d, input, redacted_pod_identity(), &handle, "dc_01HGOLDEN000000000000000D", kWall + 30);
   expect_proto_golden(wire, "decision_dry_run_error");
   EXPECT_EQ(records::decision_log_line(d, &handle, "pidfd_open: No such process"),
-            "decision contain (dry run) kill_process rb_01HGOLDEN00000000000000KP on pid 31337 session 31300 [irreversible]: canary "
+            "decision contain (dry run) kill_process rb_01HGOLDEN00000000000000KP on pid 31337 session 31300 "
+            "[irreversible]: canary "
             "read; not carried out: pidfd_open: No such process");
 
   policy::Decision observe;
@@ -579,8 +583,8 @@ TEST(RecordGoldens, DryRunDecisionWithErrorAndObserve) {
   read.credential.reset();
   const auto observed = records::build_decision_record(observe, read, nullptr, "", "web-1", kWall + 40);
   expect_json_golden(observed, "decision_observe");
-  const auto observed_wire =
-      records::decision_to_wire(observe, read, odd_names_identity(), nullptr, "dc_01HGOLDEN000000000000000O", kWall + 40);
+  const auto observed_wire = records::decision_to_wire(observe, read, odd_names_identity(), nullptr,
+                                                       "dc_01HGOLDEN000000000000000O", kWall + 40);
   expect_proto_golden(observed_wire, "decision_observe");
   EXPECT_EQ(records::decision_log_line(observe, nullptr, ""), "decision observe: first read by \\x01new reader");
 }
@@ -633,8 +637,12 @@ ledger::ControlPeer odd_peer() {
                              .uid = 0,
                              .gid = 0,
                              .start_time_ticks = 123456,
-                             .exe = "/usr/bin/nhiguard\xff" "ctl",
-                             .comm = "nhg\x1b" "ctl",
+                             .exe =
+                                 "/usr/bin/nhiguard\xff"
+                                 "ctl",
+                             .comm =
+                                 "nhg\x1b"
+                                 "ctl",
                              .cgroup = "/user.slice/user-0.slice/session-\xfe.scope"};
 }
 

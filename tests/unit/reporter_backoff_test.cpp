@@ -14,8 +14,8 @@ using namespace std::chrono_literals;
 
 TEST(Backoff, GrowsExponentiallyToTheCapWithJitterInTheUpperHalf) {
   Backoff backoff(100ms, 30s, 1);
-  const std::chrono::milliseconds ceilings[] = {100ms, 200ms, 400ms, 800ms, 1600ms, 3200ms,
-                                                6400ms, 12800ms, 25600ms, 30s, 30s, 30s};
+  const std::chrono::milliseconds ceilings[] = {100ms,  200ms,   400ms,   800ms, 1600ms, 3200ms,
+                                                6400ms, 12800ms, 25600ms, 30s,   30s,    30s};
   for (auto ceiling : ceilings) {
     const auto delay = backoff.next();
     EXPECT_GE(delay, ceiling / 2);

@@ -93,7 +93,6 @@ bool eventually(const std::function<bool()>& condition, std::chrono::millisecond
   return condition();
 }
 
-
 // A server directory (ca.pem, collector.pem, collector-key.pem) whose certificate the TLS layer
 // accepts for 127.0.0.1 (signed by the fleet CA of `pki_dir`, serverAuth, SAN 127.0.0.1) but whose
 // role (OU) is `role`: what an agent's or an operator's key could present if the CA signed it so.
@@ -128,12 +127,14 @@ bool make_server_dir_with_role(const std::string& pki_dir, const std::string& ou
     X509_NAME* name = X509_get_subject_name(cert);
     const std::string cn = "rogue-" + role;
     X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("nhiguard"), -1, -1, 0);
-    X509_NAME_add_entry_by_txt(name, "OU", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(role.c_str()), -1, -1, 0);
+    X509_NAME_add_entry_by_txt(name, "OU", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(role.c_str()), -1, -1,
+                               0);
     X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
     X509_set_issuer_name(cert, X509_get_subject_name(ca));
     X509V3_CTX ctx;
     X509V3_set_ctx(&ctx, ca, cert, nullptr, nullptr, 0);
-    for (auto [nid, value] : {std::pair{NID_subject_alt_name, "IP:127.0.0.1"}, std::pair{NID_ext_key_usage, "serverAuth"}}) {
+    for (auto [nid, value] :
+         {std::pair{NID_subject_alt_name, "IP:127.0.0.1"}, std::pair{NID_ext_key_usage, "serverAuth"}}) {
       X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
       ok = ok && ext && X509_add_ext(cert, ext, -1) == 1;
       X509_EXTENSION_free(ext);
@@ -170,22 +171,21 @@ class CollectorLinkTest : public ::testing::Test {
   }
 
   void start_collector(const std::string& listen) {
-    auto server = collector::CollectorServer::start(
-        {.listen = listen, .db_url = "sqlite:" + db_path_, .pki_dir = pki_dir_});
+    auto server =
+        collector::CollectorServer::start({.listen = listen, .db_url = "sqlite:" + db_path_, .pki_dir = pki_dir_});
     ASSERT_TRUE(server) << server.error().message;
     collector_ = std::move(*server);
     port_ = collector_->port();
   }
   std::unique_ptr<CollectorLink> make_link(Outbox& outbox, const std::string& pki_dir) {
-    return std::make_unique<CollectorLink>(
-        CollectorLinkOptions{.address = "127.0.0.1:" + std::to_string(port_),
-                             .pki_dir = pki_dir,
-                             .hostname = "link-test-host",
-                             .trust_domain = "test.local",
-                             .initial_backoff = 50ms,
-                             .max_backoff = 200ms,
-                             .connect_timeout = 2s},
-        outbox, handler_);
+    return std::make_unique<CollectorLink>(CollectorLinkOptions{.address = "127.0.0.1:" + std::to_string(port_),
+                                                                .pki_dir = pki_dir,
+                                                                .hostname = "link-test-host",
+                                                                .trust_domain = "test.local",
+                                                                .initial_backoff = 50ms,
+                                                                .max_backoff = 200ms,
+                                                                .connect_timeout = 2s},
+                                           outbox, handler_);
   }
   void append_alerts(int count) {
     std::vector<Report> batch;
@@ -203,8 +203,10 @@ class CollectorLinkTest : public ::testing::Test {
     std::tuple<int64_t, int64_t, int64_t> out{-1, -1, -1};
     if (sqlite3_open_v2(db_path_.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
       sqlite3_stmt* stmt = nullptr;
-      const std::string sql = "SELECT count(*), count(DISTINCT sequence), coalesce(max(sequence), 0) FROM reports "
-                              "WHERE outbox_id = '" + outbox_->stats().stream_id + "'";
+      const std::string sql =
+          "SELECT count(*), count(DISTINCT sequence), coalesce(max(sequence), 0) FROM reports "
+          "WHERE outbox_id = '" +
+          outbox_->stats().stream_id + "'";
       if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW) {
         out = {sqlite3_column_int64(stmt, 0), sqlite3_column_int64(stmt, 1), sqlite3_column_int64(stmt, 2)};
       }
@@ -287,9 +289,9 @@ TEST_F(CollectorLinkTest, ModeCommandRunsAndAWelcomeCarriesTheFleetMode) {
   auto other_outbox = Outbox::open({.path = (tmp_.path() / "other-outbox.db").string()});
   ASSERT_TRUE(other_outbox);
   RecordingHandler other_handler;
-  CollectorLink other(CollectorLinkOptions{.address = "127.0.0.1:" + std::to_string(port_), .pki_dir = pki_dir_,
-                                           .hostname = "other"},
-                      **other_outbox, other_handler);
+  CollectorLink other(
+      CollectorLinkOptions{.address = "127.0.0.1:" + std::to_string(port_), .pki_dir = pki_dir_, .hostname = "other"},
+      **other_outbox, other_handler);
   other.start();
   ASSERT_TRUE(other.await_first_answer(10s));
   EXPECT_EQ(other_handler.required(), config::AgentMode::observe) << "in force as soon as the first answer came";
@@ -328,7 +330,8 @@ TEST_F(CollectorLinkTest, AServerOfThisFleetThatIsNotTheCollectorIsRefusedBefore
     const std::string dir = (tmp_.path() / ("rogue-" + role)).string();
     ASSERT_TRUE(make_server_dir_with_role(pki_dir_, dir, role));
     const std::string rogue_db = (tmp_.path() / ("rogue-" + role + ".db")).string();
-    auto rogue = collector::CollectorServer::start({.listen = "127.0.0.1:0", .db_url = "sqlite:" + rogue_db, .pki_dir = dir});
+    auto rogue =
+        collector::CollectorServer::start({.listen = "127.0.0.1:0", .db_url = "sqlite:" + rogue_db, .pki_dir = dir});
     ASSERT_TRUE(rogue) << rogue.error().message;
     port_ = (*rogue)->port();
     link_ = make_link(*outbox_, pki_dir_);

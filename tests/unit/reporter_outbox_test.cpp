@@ -249,8 +249,8 @@ TEST_F(OutboxTest, FullOutboxDropsOldestLowValueIntoACountedMarker) {
   // Room for about ten 1000-byte reports.
   const uint64_t max = 10 * (1000 + 40 + Outbox::kRowOverheadBytes);
   auto outbox = open_outbox(max);
-  ASSERT_TRUE(outbox->append(std::vector<Report>{action(1000)}));                    // 1
-  ASSERT_TRUE(outbox->append(std::vector<Report>(4, event("egress", 1000))));        // 2..5
+  ASSERT_TRUE(outbox->append(std::vector<Report>{action(1000)}));                         // 1
+  ASSERT_TRUE(outbox->append(std::vector<Report>(4, event("egress", 1000))));             // 2..5
   ASSERT_TRUE(outbox->append(std::vector<Report>(4, event("credential_access", 1000))));  // 6..9
   EXPECT_EQ(outbox->stats().dropped_total, 0u);
 
@@ -332,8 +332,8 @@ TEST_F(OutboxTest, UndroppableReportsAreKeptBeyondTheBound) {
 TEST_F(OutboxTest, InFlightReportsAreNotEvicted) {
   const uint64_t max = 6 * (1000 + 40 + Outbox::kRowOverheadBytes);
   auto outbox = open_outbox(max);
-  ASSERT_TRUE(outbox->append(std::vector<Report>(5, event("egress", 1000))));  // 1..5
-  ASSERT_TRUE(outbox->take_for_send(0, 3, SIZE_MAX));  // 1..3 on the wire
+  ASSERT_TRUE(outbox->append(std::vector<Report>(5, event("egress", 1000))));     // 1..5
+  ASSERT_TRUE(outbox->take_for_send(0, 3, SIZE_MAX));                             // 1..3 on the wire
   auto appended = outbox->append(std::vector<Report>(3, event("egress", 1000)));  // 6..8
   ASSERT_TRUE(appended);
   EXPECT_GT(appended->dropped, 0u);
@@ -414,9 +414,9 @@ TEST_F(OutboxTest, ARunJustBeforeAMarkerJoinsIt) {
   auto outbox = open_outbox(6 * row);
   ASSERT_TRUE(outbox->append(std::vector<Report>(5, event("egress", 1000))));  // 1..5
   ASSERT_TRUE(outbox->take_for_send(0, 2, SIZE_MAX));                          // 1, 2 in flight
-  ASSERT_TRUE(outbox->append(std::vector<Report>(2, action(1000))));            // 3.. become a marker
+  ASSERT_TRUE(outbox->append(std::vector<Report>(2, action(1000))));           // 3.. become a marker
   outbox->release_in_flight();
-  ASSERT_TRUE(outbox->append(std::vector<Report>(2, action(1000))));            // 1, 2 join it
+  ASSERT_TRUE(outbox->append(std::vector<Report>(2, action(1000))));  // 1, 2 join it
   auto rows = all(*outbox);
   ASSERT_EQ(rows[0].report.kind, ReportKind::dropped);
   EXPECT_EQ(rows[0].seq, 1u);
@@ -444,8 +444,7 @@ TEST_F(OutboxTest, NotADatabaseIsRefused) {
   {
     std::FILE* f = std::fopen(path_.c_str(), "w");
     ASSERT_NE(f, nullptr);
-    std::fputs("this is not an SQLite database, it is long enough to have a header that SQLite reads and rejects",
-               f);
+    std::fputs("this is not an SQLite database, it is long enough to have a header that SQLite reads and rejects", f);
     std::fclose(f);
   }
   auto opened = Outbox::open({.path = path_});

@@ -134,8 +134,9 @@ TEST_F(ReporterTest, UnwritableOutboxBoundsTheMemoryQueueAndReportsWhatWasLost) 
   constexpr uint64_t kBound = 16 << 10;
   auto reporter = open_reporter(1 << 20, kBound);
   const std::string outbox = (root_ / "outbox.db").string();
-  ASSERT_EQ(test_support::execute_sql(outbox, "CREATE TRIGGER disk_full BEFORE INSERT ON reports "
-                                              "BEGIN SELECT RAISE(ABORT, 'simulated full disk'); END;"),
+  ASSERT_EQ(test_support::execute_sql(outbox,
+                                      "CREATE TRIGGER disk_full BEFORE INSERT ON reports "
+                                      "BEGIN SELECT RAISE(ABORT, 'simulated full disk'); END;"),
             "");
   constexpr int kDecisions = 200;
   Report low;

@@ -112,8 +112,8 @@ TEST(WireRecords, CredentialAccessCarriesEveryFieldAndIsLowValueUnlessDenied) {
 
   event.denied = true;
   event.f_mode = 0x3;
-  const Report denied =
-      credential_access_report(records::credential_access_to_wire(event, credential, sample_identity(), 1, "ev_2"), event.ts_ns);
+  const Report denied = credential_access_report(
+      records::credential_access_to_wire(event, credential, sample_identity(), 1, "ev_2"), event.ts_ns);
   EXPECT_FALSE(denied.droppable) << "a denied access is evidence of containment working";
   EXPECT_EQ(body_of(denied).credential_access().access(), "read_write");
 }
@@ -129,9 +129,10 @@ TEST(WireRecords, EgressCarriesDestinationAndTaint) {
   event.hook = events::EgressHook::connect4;
   event.taint_credential_id = 3;
   event.taint_source_tgid = 4047;
-  catalogue::ResolvedCredential taint{.credential_id = 3, .credential_class = catalogue::CredentialClass::gcp,
-                                      .path = "/etc/gcp.json"};
-  const Report allowed = egress_report(records::egress_to_wire(event, &taint, sample_identity(), 10, "ev_3"), event.ts_ns);
+  catalogue::ResolvedCredential taint{
+      .credential_id = 3, .credential_class = catalogue::CredentialClass::gcp, .path = "/etc/gcp.json"};
+  const Report allowed =
+      egress_report(records::egress_to_wire(event, &taint, sample_identity(), 10, "ev_3"), event.ts_ns);
   EXPECT_TRUE(allowed.droppable);
   EXPECT_EQ(allowed.type, "egress");
   const auto e = body_of(allowed).egress();
@@ -148,7 +149,8 @@ TEST(WireRecords, EgressCarriesDestinationAndTaint) {
   event.denied = true;
   event.rule_id = 77;
   event.taint_credential_id = 0;
-  const Report denied = egress_report(records::egress_to_wire(event, nullptr, sample_identity(), 10, "ev_4"), event.ts_ns);
+  const Report denied =
+      egress_report(records::egress_to_wire(event, nullptr, sample_identity(), 10, "ev_4"), event.ts_ns);
   EXPECT_FALSE(denied.droppable);
   const auto d = body_of(denied).egress();
   EXPECT_TRUE(d.denied());
@@ -168,8 +170,12 @@ TEST(WireRecords, ActionUpdateShowsTheStateOfTheChangeAndItsCommand) {
   h.created_at_ns = 100;
   h.expires_at_ns = 900;
   h.updated_at_ns = 500;
-  ledger::HistoryEntry recorded{.seq = 7, .handle = h.handle, .from_state = std::nullopt,
-                                .to_state = containment::ActionState::active, .at_ns = 100, .actor = "nhiguardctl",
+  ledger::HistoryEntry recorded{.seq = 7,
+                                .handle = h.handle,
+                                .from_state = std::nullopt,
+                                .to_state = containment::ActionState::active,
+                                .at_ns = 100,
+                                .actor = "nhiguardctl",
                                 .note = ""};
   const Report first = action_update_report(h, recorded);
   EXPECT_FALSE(first.droppable);
@@ -186,8 +192,12 @@ TEST(WireRecords, ActionUpdateShowsTheStateOfTheChangeAndItsCommand) {
   EXPECT_EQ(u.change().actor(), "nhiguardctl");
   EXPECT_EQ(u.change().command_id(), "");
 
-  ledger::HistoryEntry rolled{.seq = 9, .handle = h.handle, .from_state = containment::ActionState::active,
-                              .to_state = containment::ActionState::rolled_back, .at_ns = 500, .actor = "collector",
+  ledger::HistoryEntry rolled{.seq = 9,
+                              .handle = h.handle,
+                              .from_state = containment::ActionState::active,
+                              .to_state = containment::ActionState::rolled_back,
+                              .at_ns = 500,
+                              .actor = "collector",
                               .note = collector_command_note("01JCMD0000000000000000000A", "false positive")};
   u = body_of(action_update_report(h, rolled)).action_update();
   EXPECT_EQ(u.change().from_state(), v1::ACTION_STATE_ACTIVE);
@@ -263,8 +273,15 @@ TEST(WireRecords, ControlAuditEscapesWhatThePeerNamedItself) {
   entry.detail = "block_egress cgroup /srv/\xff";  // the path as the peer typed it
   entry.outcome = "refused";
   entry.message = "no cgroup /srv/\xff";
-  entry.peer = {.pid = 77, .uid = 1000, .gid = 1000, .start_time_ticks = 9, .exe = "/tmp/\xff\xfe" "evil",
-                .comm = "ev\x01l", .cgroup = "/user.slice/\xc3("};
+  entry.peer = {.pid = 77,
+                .uid = 1000,
+                .gid = 1000,
+                .start_time_ticks = 9,
+                .exe =
+                    "/tmp/\xff\xfe"
+                    "evil",
+                .comm = "ev\x01l",
+                .cgroup = "/user.slice/\xc3("};
   const Report report = control_audit_report(entry);
   EXPECT_EQ(report.kind, ReportKind::control_audit);
   EXPECT_FALSE(report.droppable) << "an audit record is never dropped";

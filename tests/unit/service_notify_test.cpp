@@ -58,8 +58,10 @@ class ServiceNotifyTest : public ::testing::Test {
     saved_ = saved ? std::optional<std::string>(saved) : std::nullopt;
   }
   void TearDown() override {
-    if (saved_) setenv("NOTIFY_SOCKET", saved_->c_str(), 1);
-    else unsetenv("NOTIFY_SOCKET");
+    if (saved_)
+      setenv("NOTIFY_SOCKET", saved_->c_str(), 1);
+    else
+      unsetenv("NOTIFY_SOCKET");
     std::filesystem::remove_all(dir_);
   }
   std::filesystem::path dir_;
@@ -113,7 +115,8 @@ TEST_F(ServiceNotifyTest, RejectsMalformedSocketNames) {
   for (const std::string& bad : std::vector<std::string>{"relative/notify", "@", "x", std::string(200, '/')}) {
     auto sent = notify_service_manager(bad, "READY=1");
     ASSERT_FALSE(sent.has_value()) << bad;
-    EXPECT_TRUE(sent.error().code == EINVAL || sent.error().code == ENAMETOOLONG) << bad << ": " << sent.error().message;
+    EXPECT_TRUE(sent.error().code == EINVAL || sent.error().code == ENAMETOOLONG)
+        << bad << ": " << sent.error().message;
   }
 }
 

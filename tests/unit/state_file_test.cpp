@@ -88,7 +88,8 @@ TEST_F(StateFileTest, TruncatedEditedOrEmptyFilesAreDamaged) {
   const std::string good = read_all(path_);
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"truncated", good.substr(0, good.size() / 2)},
-      {"edited", [&] {
+      {"edited",
+       [&] {
          std::string edited = good;
          edited.replace(edited.find("\"/b\":2"), 6, "\"/b\":1");
          return edited;

@@ -12,7 +12,9 @@ uint64_t clock_ns(clockid_t clock) {
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-uint64_t boot_to_wall_ns(uint64_t boot_ns) { return clock_ns(CLOCK_REALTIME) - (clock_ns(CLOCK_BOOTTIME) - boot_ns); }
+uint64_t boot_to_wall_ns(uint64_t boot_ns) {
+  return clock_ns(CLOCK_REALTIME) - (clock_ns(CLOCK_BOOTTIME) - boot_ns);
+}
 
 std::string format_rfc3339_ns(uint64_t wall_time_ns) {
   const time_t seconds = static_cast<time_t>(wall_time_ns / 1'000'000'000ull);

@@ -99,7 +99,8 @@ Result<void> AtomicFileWriter::write(std::string_view content) {
 
 Result<void> AtomicFileWriter::commit() {
   if (!written_) return fail(Error{EINVAL, "commit " + path_ + ": nothing written"});
-  if (::rename(tmp_.c_str(), path_.c_str()) != 0) return fail(Error::from_current_errno("rename " + tmp_ + " to " + path_));
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0)
+    return fail(Error::from_current_errno("rename " + tmp_ + " to " + path_));
   committed_ = true;
   // The rename is durable only once the directory entry is.
   return fsync_directory(directory_of(path_));
@@ -121,7 +122,8 @@ Result<std::string> quarantine_file(const std::string& path) {
   char stamp[32];
   strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &utc);
   std::string target = path + ".damaged-" + stamp;
-  for (int n = 2; ::access(target.c_str(), F_OK) == 0; ++n) target = path + ".damaged-" + stamp + "-" + std::to_string(n);
+  for (int n = 2; ::access(target.c_str(), F_OK) == 0; ++n)
+    target = path + ".damaged-" + stamp + "-" + std::to_string(n);
   // The companions first: a crash midway leaves the main file where the next start finds it again.
   for (const char* companion : {"-wal", "-shm"}) {
     const std::string from = path + companion;

@@ -7,7 +7,9 @@ namespace {
 
 constexpr char kHex[] = "0123456789abcdef";
 
-bool is_continuation(unsigned char byte) { return (byte & 0xc0) == 0x80; }
+bool is_continuation(unsigned char byte) {
+  return (byte & 0xc0) == 0x80;
+}
 
 // Length of the well-formed UTF-8 sequence starting at raw[i] (2..4), or 0 when the bytes there are
 // not one. Follows the table of well-formed byte sequences in the Unicode standard (ch. 3, D92):

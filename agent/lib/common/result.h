@@ -17,9 +17,7 @@ struct Error {
   int code = 0;         // errno value, 0 when the failure is not a system error
   std::string message;  // what failed, on what, and why
 
-  static Error from_errno(int err, std::string what) {
-    return Error{err, std::move(what) + ": " + std::strerror(err)};
-  }
+  static Error from_errno(int err, std::string what) { return Error{err, std::move(what) + ": " + std::strerror(err)}; }
   static Error from_current_errno(std::string what) { return from_errno(errno, std::move(what)); }
   static Error plain(std::string what) { return Error{0, std::move(what)}; }
 };
@@ -27,6 +25,8 @@ struct Error {
 template <typename T>
 using Result = std::expected<T, Error>;
 
-inline std::unexpected<Error> fail(Error e) { return std::unexpected<Error>(std::move(e)); }
+inline std::unexpected<Error> fail(Error e) {
+  return std::unexpected<Error>(std::move(e));
+}
 
 }  // namespace nhiguard

@@ -20,17 +20,18 @@ Result<void> notify_service_manager(std::string_view notify_socket, std::string_
                                   "' is neither an absolute path nor an @abstract name"});
   }
   if (notify_socket.size() >= sizeof(address.sun_path)) {
-    return fail(Error{ENAMETOOLONG, "NOTIFY_SOCKET '" + std::string(notify_socket) + "' is longer than a socket address"});
+    return fail(
+        Error{ENAMETOOLONG, "NOTIFY_SOCKET '" + std::string(notify_socket) + "' is longer than a socket address"});
   }
   std::memcpy(address.sun_path, notify_socket.data(), notify_socket.size());
   if (abstract) address.sun_path[0] = '\0';
-  const auto address_size = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + notify_socket.size() +
-                                                   (abstract ? 0 : 1));
+  const auto address_size =
+      static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + notify_socket.size() + (abstract ? 0 : 1));
 
   const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return fail(Error::from_current_errno("socket(AF_UNIX) for NOTIFY_SOCKET"));
-  const ssize_t sent = ::sendto(fd, state.data(), state.size(), MSG_NOSIGNAL,
-                                reinterpret_cast<const sockaddr*>(&address), address_size);
+  const ssize_t sent =
+      ::sendto(fd, state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&address), address_size);
   const int send_errno = errno;
   ::close(fd);
   if (sent < 0) return fail(Error::from_errno(send_errno, "notify service manager at " + std::string(notify_socket)));

@@ -80,24 +80,32 @@ Result<void> migrate(sqlite3* db, const std::string& path, const DurableFile& sp
 int errno_for(sqlite3* db, int rc) {
   if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE) return EEXIST;
   switch (rc & 0xff) {
-    case SQLITE_FULL: return ENOSPC;
-    case SQLITE_READONLY: return EROFS;
+    case SQLITE_FULL:
+      return ENOSPC;
+    case SQLITE_READONLY:
+      return EROFS;
     case SQLITE_BUSY:
-    case SQLITE_LOCKED: return EBUSY;
-    case SQLITE_NOMEM: return ENOMEM;
+    case SQLITE_LOCKED:
+      return EBUSY;
+    case SQLITE_NOMEM:
+      return ENOMEM;
     case SQLITE_PERM:
-    case SQLITE_AUTH: return EACCES;
+    case SQLITE_AUTH:
+      return EACCES;
     case SQLITE_NOTADB:
-    case SQLITE_CORRUPT: return EUCLEAN;
+    case SQLITE_CORRUPT:
+      return EUCLEAN;
     case SQLITE_CONSTRAINT:
     case SQLITE_MISMATCH:
-    case SQLITE_RANGE: return EINVAL;
+    case SQLITE_RANGE:
+      return EINVAL;
     case SQLITE_IOERR:
     case SQLITE_CANTOPEN: {
       const int sys = db ? sqlite3_system_errno(db) : 0;
       return sys != 0 ? sys : EIO;
     }
-    default: return EIO;
+    default:
+      return EIO;
   }
 }
 
@@ -115,9 +123,13 @@ Error sqlite_error(sqlite3* db, int rc, std::string_view what) {
 Statement::Statement(sqlite3* db, std::string_view sql) {
   rc_ = sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &stmt_, nullptr);
 }
-Statement::~Statement() { sqlite3_finalize(stmt_); }
+Statement::~Statement() {
+  sqlite3_finalize(stmt_);
+}
 
-void Statement::bind(int index, int64_t value) { sqlite3_bind_int64(stmt_, index, value); }
+void Statement::bind(int index, int64_t value) {
+  sqlite3_bind_int64(stmt_, index, value);
+}
 void Statement::bind(int index, std::string_view text) {
   // An empty string_view may have a null data(), which SQLite would store as NULL.
   sqlite3_bind_text(stmt_, index, text.empty() ? "" : text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
@@ -125,11 +137,21 @@ void Statement::bind(int index, std::string_view text) {
 void Statement::bind_blob(int index, std::string_view bytes) {
   sqlite3_bind_blob(stmt_, index, bytes.empty() ? "" : bytes.data(), static_cast<int>(bytes.size()), SQLITE_TRANSIENT);
 }
-void Statement::bind_null(int index) { sqlite3_bind_null(stmt_, index); }
-int Statement::step() { return sqlite3_step(stmt_); }
-void Statement::reset() { sqlite3_reset(stmt_); }
-int64_t Statement::int_at(int column) const { return sqlite3_column_int64(stmt_, column); }
-bool Statement::is_null(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
+void Statement::bind_null(int index) {
+  sqlite3_bind_null(stmt_, index);
+}
+int Statement::step() {
+  return sqlite3_step(stmt_);
+}
+void Statement::reset() {
+  sqlite3_reset(stmt_);
+}
+int64_t Statement::int_at(int column) const {
+  return sqlite3_column_int64(stmt_, column);
+}
+bool Statement::is_null(int column) const {
+  return sqlite3_column_type(stmt_, column) == SQLITE_NULL;
+}
 std::string Statement::text_at(int column) const {
   // Works for TEXT and BLOB columns alike: the bytes as stored.
   const auto* bytes = static_cast<const char*>(sqlite3_column_blob(stmt_, column));
@@ -169,8 +191,8 @@ Result<sqlite3*> open_durable(const std::string& path, const DurableFile& spec) 
   // FULLMUTEX on top of the store's own mutex costs nothing measurable and keeps the connection
   // safe even if a future method forgets the lock. NOFOLLOW: the path was just checked not to be a
   // symlink.
-  const int rc = sqlite3_open_v2(path.c_str(), &db,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_NOFOLLOW, nullptr);
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_NOFOLLOW, nullptr);
   if (rc != SQLITE_OK) {
     Error e = sqlite_error(db, rc, opening);
     sqlite3_close_v2(db);

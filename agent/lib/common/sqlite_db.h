@@ -95,7 +95,7 @@ struct Migration {
 };
 
 struct DurableFile {
-  std::string_view label;  // "ledger", "outbox": names the store in every message
+  std::string_view label;                 // "ledger", "outbox": names the store in every message
   std::span<const Migration> migrations;  // ordered by version, the last one is the current schema
 };
 

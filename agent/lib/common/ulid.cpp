@@ -82,9 +82,13 @@ std::string UlidGenerator::next(uint64_t now_ms) {
   return encode(last_ms_, random_hi_, random_lo_);
 }
 
-std::string new_ulid() { return process_generator().next(clock_ns(CLOCK_REALTIME) / 1'000'000); }
+std::string new_ulid() {
+  return process_generator().next(clock_ns(CLOCK_REALTIME) / 1'000'000);
+}
 
-std::string new_handle_id() { return std::string(kHandlePrefix) + new_ulid(); }
+std::string new_handle_id() {
+  return std::string(kHandlePrefix) + new_ulid();
+}
 
 bool is_ulid(std::string_view text) {
   if (text.size() != kUlidLength || text[0] > '7') return false;
@@ -95,7 +99,8 @@ bool is_ulid(std::string_view text) {
 }
 
 bool is_handle_id(std::string_view text) {
-  return text.size() == kHandleIdLength && text.starts_with(kHandlePrefix) && is_ulid(text.substr(kHandlePrefix.size()));
+  return text.size() == kHandleIdLength && text.starts_with(kHandlePrefix) &&
+         is_ulid(text.substr(kHandlePrefix.size()));
 }
 
 std::optional<uint64_t> ulid_time_ms(std::string_view text) {

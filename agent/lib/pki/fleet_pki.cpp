@@ -26,9 +26,15 @@ constexpr long kCaValidDays = 3650;
 constexpr long kLeafValidDays = 825;
 constexpr std::string_view kOrganization = "nhiguard";
 
-struct X509Deleter { void operator()(X509* x) const { X509_free(x); } };
-struct KeyDeleter { void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); } };
-struct BioDeleter { void operator()(BIO* b) const { BIO_free(b); } };
+struct X509Deleter {
+  void operator()(X509* x) const { X509_free(x); }
+};
+struct KeyDeleter {
+  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+};
+struct BioDeleter {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
 using X509Ptr = std::unique_ptr<X509, X509Deleter>;
 using KeyPtr = std::unique_ptr<EVP_PKEY, KeyDeleter>;
 using BioPtr = std::unique_ptr<BIO, BioDeleter>;
@@ -43,10 +49,12 @@ std::string openssl_error() {
   return buf;
 }
 
-Error ssl_error(const std::string& what) { return Error{EIO, what + ": " + openssl_error()}; }
+Error ssl_error(const std::string& what) {
+  return Error{EIO, what + ": " + openssl_error()};
+}
 
 bool file_exists(const std::string& path) {
-  struct stat st {};
+  struct stat st{};
   return ::stat(path.c_str(), &st) == 0;
 }
 
@@ -169,8 +177,7 @@ Result<X509Ptr> make_certificate(const Subject& subject, EVP_PKEY* key, const Si
 
 // An address in a SAN list: literal IPs as IP:, everything else as DNS:.
 std::string san_entry(const std::string& name) {
-  const bool is_ip = name.find(':') != std::string::npos ||
-                     name.find_first_not_of("0123456789.") == std::string::npos;
+  const bool is_ip = name.find(':') != std::string::npos || name.find_first_not_of("0123456789.") == std::string::npos;
   return (is_ip ? "IP:" : "DNS:") + name;
 }
 
@@ -226,12 +233,13 @@ class PkiWriter {
   // already is the same file (a hard link an installer made), `from` is only unlinked; when it is
   // another file, nothing is touched and the caller learns which two differ.
   Result<void> move(const std::string& from, const std::string& to) {
-    struct stat src {}, dst {};
+    struct stat src{}, dst{};
     if (::stat(from.c_str(), &src) != 0) return {};
     if (::stat(to.c_str(), &dst) == 0) {
       if (src.st_dev != dst.st_dev || src.st_ino != dst.st_ino)
         return fail(Error{EEXIST, fmt::format("certs init: both {} and {} exist and differ; keep the one in use and "
-                                              "remove the other", from, to)});
+                                              "remove the other",
+                                              from, to)});
       if (::unlink(from.c_str()) != 0) return fail(Error::from_current_errno("unlink " + from));
     } else if (::rename(from.c_str(), to.c_str()) != 0) {
       return fail(Error::from_current_errno(fmt::format("move {} to {}", from, to)));
@@ -280,8 +288,9 @@ Result<void> migrate_flat_layout(const std::string& dir, PkiWriter& writer) {
       !file_exists(dir + "/agent-key.pem") && !file_exists(dir + "/operator-key.pem"))
     return {};
   auto ca_text = read_text_file(flat_ca);
-  if (!ca_text) return fail(Error{ca_text.error().code, "certs init: a flat PKI without its CA certificate: " +
-                                                            ca_text.error().message});
+  if (!ca_text)
+    return fail(
+        Error{ca_text.error().code, "certs init: a flat PKI without its CA certificate: " + ca_text.error().message});
   if (file_exists(dir + "/ca-key.pem")) {
     if (auto ok = make_directories(dir + "/ca", 0700); !ok) return ok;
     if (auto ok = writer.copy_if_missing(dir + "/ca/ca.pem", *ca_text, 0644); !ok) return ok;
@@ -302,9 +311,12 @@ Result<void> migrate_flat_layout(const std::string& dir, PkiWriter& writer) {
 
 std::string_view plural_dir(Role role) {
   switch (role) {
-    case Role::collector: return "collectors";
-    case Role::agent: return "agents";
-    case Role::operator_: return "operators";
+    case Role::collector:
+      return "collectors";
+    case Role::agent:
+      return "agents";
+    case Role::operator_:
+      return "operators";
   }
   return "unknown";
 }
@@ -314,15 +326,19 @@ std::string_view plural_dir(Role role) {
 constexpr auto kRoles =
     enum_names<Role>({{Role::collector, "collector"}, {Role::agent, "agent"}, {Role::operator_, "operator"}});
 
-std::string_view to_string(Role role) { return kRoles.name(role); }
+std::string_view to_string(Role role) {
+  return kRoles.name(role);
+}
 
-std::optional<Role> parse_role(std::string_view text) { return kRoles.parse(text); }
+std::optional<Role> parse_role(std::string_view text) {
+  return kRoles.parse(text);
+}
 
 bool is_valid_identity_name(std::string_view name) {
   if (name.empty() || name.size() > 64 || name == "." || name == "..") return false;
   for (char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                    c == '_' || c == '-';
+    const bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
     if (!ok) return false;
   }
   return true;
@@ -337,7 +353,8 @@ Result<InitReport> init_pki(const InitOptions& options) {
   if (!is_valid_identity_name(options.hostname))
     return fail(Error{EINVAL, "certs init: hostname '" + options.hostname + "' is not 1-64 of [A-Za-z0-9._-]"});
   if (!is_valid_identity_name(options.operator_name))
-    return fail(Error{EINVAL, "certs init: operator name '" + options.operator_name + "' is not 1-64 of [A-Za-z0-9._-]"});
+    return fail(
+        Error{EINVAL, "certs init: operator name '" + options.operator_name + "' is not 1-64 of [A-Za-z0-9._-]"});
   if (auto ok = make_directories(options.dir, 0700); !ok) return fail(std::move(ok.error()));
 
   InitReport report;
@@ -386,7 +403,8 @@ Result<InitReport> init_pki(const InitOptions& options) {
     return fail(std::move(ok.error()));
   if (auto ok = writer.leaf(dir + "/agent", "agent", {options.hostname, Role::agent}, signer, ca.pem, {}); !ok)
     return fail(std::move(ok.error()));
-  if (auto ok = writer.leaf(dir + "/operator", "operator", {options.operator_name, Role::operator_}, signer, ca.pem, {});
+  if (auto ok =
+          writer.leaf(dir + "/operator", "operator", {options.operator_name, Role::operator_}, signer, ca.pem, {});
       !ok)
     return fail(std::move(ok.error()));
   for (const auto& name : options.agents) {

@@ -25,7 +25,9 @@ constexpr std::size_t kMaxNameRuleLength = 63;
 // exactly a path match_path() accepts: '*' never crosses '/', and a leading '.' must be literal.
 constexpr int kMatchFlags = FNM_PATHNAME | FNM_PERIOD;
 
-bool is_glob_meta(char c) { return c == '*' || c == '?' || c == '[' || c == ']' || c == '\\'; }
+bool is_glob_meta(char c) {
+  return c == '*' || c == '?' || c == '[' || c == ']' || c == '\\';
+}
 
 // The component without its backslash escapes when it contains no unescaped metacharacter.
 std::optional<std::string> literal_component(std::string_view component) {
@@ -79,7 +81,7 @@ bool excluded(const CatalogueEntry& entry, std::string_view path) {
 }
 
 bool is_directory(const std::string& path) {
-  struct stat st {};
+  struct stat st{};
   return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
@@ -156,10 +158,16 @@ std::vector<CatalogueEntry> make_builtin_entries() {
   e.push_back(entry("/etc/rancher/rke2/rke2.yaml", C::kubeconfig));
   // SSH private keys (never the .pub halves or certificates) and host keys.
   e.push_back(entry("~/.ssh/id_*", C::ssh_key, {"*.pub"},
-                    {{".ssh", "id_rsa"}, {".ssh", "id_ed25519"}, {".ssh", "id_ecdsa"}, {".ssh", "id_dsa"},
-                     {".ssh", "id_ecdsa_sk"}, {".ssh", "id_ed25519_sk"}}));
+                    {{".ssh", "id_rsa"},
+                     {".ssh", "id_ed25519"},
+                     {".ssh", "id_ecdsa"},
+                     {".ssh", "id_dsa"},
+                     {".ssh", "id_ecdsa_sk"},
+                     {".ssh", "id_ed25519_sk"}}));
   e.push_back(entry("/etc/ssh/ssh_host_*_key", C::ssh_key, {"*.pub"},
-                    {{"ssh", "ssh_host_rsa_key"}, {"ssh", "ssh_host_ecdsa_key"}, {"ssh", "ssh_host_ed25519_key"},
+                    {{"ssh", "ssh_host_rsa_key"},
+                     {"ssh", "ssh_host_ecdsa_key"},
+                     {"ssh", "ssh_host_ed25519_key"},
                      {"ssh", "ssh_host_dsa_key"}}));
   // Registry auth: Docker, and Podman/Buildah/Skopeo (${XDG_RUNTIME_DIR} is /run/user/<uid>; root
   // without a session uses /run/containers/0).
@@ -179,8 +187,8 @@ std::vector<CatalogueEntry> make_builtin_entries() {
 Result<void> validate_entry(const CatalogueEntry& e) {
   if (e.pattern.empty()) return fail(Error{EINVAL, "credential catalogue: empty pattern"});
   if (e.pattern.front() != '/' && !e.pattern.starts_with("~/")) {
-    return fail(Error{EINVAL, fmt::format("credential catalogue: pattern '{}' must be absolute or start with ~/",
-                                          e.pattern)});
+    return fail(
+        Error{EINVAL, fmt::format("credential catalogue: pattern '{}' must be absolute or start with ~/", e.pattern)});
   }
   for (const std::string_view part : split_path(e.pattern)) {
     if (part == "..") {
@@ -310,7 +318,7 @@ Result<std::vector<ResolvedCredential>> CredentialCatalogue::resolve() {
     for (std::size_t k = 0; rc == 0 && k < matches.gl_pathc; ++k) {
       const std::string path = matches.gl_pathv[k];
       if (excluded(e, path)) continue;
-      struct stat st {};
+      struct stat st{};
       if (::stat(path.c_str(), &st) != 0) {
         spdlog::debug("credential catalogue: skip {}: {}", path, std::strerror(errno));
         continue;

@@ -25,9 +25,13 @@ constexpr auto kNames = enum_names<CredentialClass>({
 
 }  // namespace
 
-std::string_view to_string(CredentialClass credential_class) { return kNames.name(credential_class); }
+std::string_view to_string(CredentialClass credential_class) {
+  return kNames.name(credential_class);
+}
 
-std::optional<CredentialClass> parse_credential_class(std::string_view text) { return kNames.parse(text); }
+std::optional<CredentialClass> parse_credential_class(std::string_view text) {
+  return kNames.parse(text);
+}
 
 std::string_view credential_class_names() {
   static const std::string names = kNames.list();

@@ -33,8 +33,8 @@ Result<void> WatchedCredentials::sync(const char* why) {
     auto known = id_by_inode_.find(inode);
     if (known != id_by_inode_.end() && known->second == id) continue;
     nhg_inode_key key{.dev = inode.first, .ino = inode.second};
-    auto ok = tables_.upsert_credential(key, {.credential_id = id,
-                                              .class_id = static_cast<uint32_t>(credential.credential_class)});
+    auto ok = tables_.upsert_credential(
+        key, {.credential_id = id, .class_id = static_cast<uint32_t>(credential.credential_class)});
     if (!ok) return fail(ok.error());
     ++added;
     spdlog::debug("watching credential {} ({}) inode {}:{}", credential.path, to_string(credential.credential_class),

@@ -68,7 +68,7 @@ bool valid_hostname(std::string_view name) {
 std::optional<std::string> check_collector_address(std::string_view address) {
   if (address.starts_with("unix:")) {
     return address.size() > 5 && address[5] == '/' ? std::nullopt
-                                                    : std::optional<std::string>("unix: needs an absolute path");
+                                                   : std::optional<std::string>("unix: needs an absolute path");
   }
   const std::size_t colon = address.rfind(':');
   if (colon == std::string_view::npos || colon == 0) return "expected host:port (e.g. collector.example:7443)";
@@ -77,7 +77,8 @@ std::optional<std::string> check_collector_address(std::string_view address) {
   if (host.front() == '[' ? host.back() != ']' : host.find(':') != std::string_view::npos) {
     return "an IPv6 address must be in brackets, e.g. [2001:db8::1]:7443";
   }
-  if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+  if (port.empty() || port.size() > 5 ||
+      !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     return fmt::format("invalid port '{}'", port);
   }
   const int number = std::stoi(std::string(port));
@@ -105,67 +106,69 @@ class Parser : public YamlSchemaReader {
       error(root, "", fmt::format("expected a mapping of settings at the top level, got {}", describe(root)));
     } else {
       AgentConfig& c = out.config;
-      for_each_key(root, "", kTopLevelKeys, [&](const std::string& key, const YAML::Node& value, const std::string& field) {
-        if (key == "policy_dir") {
-          assign(c.policy_dir, absolute_path(value, field));
-        } else if (key == "state_dir") {
-          assign(c.state_dir, absolute_path(value, field));
-        } else if (key == "control_socket") {
-          if (auto path = absolute_path(value, field)) {
-            if (path->size() >= sizeof(sockaddr_un::sun_path)) {
-              error(value, field, fmt::format("too long for a unix socket ({} bytes, at most {})", path->size(),
-                                              sizeof(sockaddr_un::sun_path) - 1));
-            } else {
-              c.control_socket = *path;
+      for_each_key(
+          root, "", kTopLevelKeys, [&](const std::string& key, const YAML::Node& value, const std::string& field) {
+            if (key == "policy_dir") {
+              assign(c.policy_dir, absolute_path(value, field));
+            } else if (key == "state_dir") {
+              assign(c.state_dir, absolute_path(value, field));
+            } else if (key == "control_socket") {
+              if (auto path = absolute_path(value, field)) {
+                if (path->size() >= sizeof(sockaddr_un::sun_path)) {
+                  error(value, field,
+                        fmt::format("too long for a unix socket ({} bytes, at most {})", path->size(),
+                                    sizeof(sockaddr_un::sun_path) - 1));
+                } else {
+                  c.control_socket = *path;
+                }
+              }
+            } else if (key == "mode") {
+              if (auto mode = string_value(value, field)) {
+                if (*mode == "observe") {
+                  c.mode = AgentMode::observe;
+                } else if (*mode == "policy") {
+                  c.mode = AgentMode::policy;
+                } else {
+                  error(value, field, fmt::format("unknown mode '{}' (one of: observe, policy)", *mode));
+                }
+              }
+            } else if (key == "trust_domain") {
+              if (auto domain = string_value(value, field)) {
+                if (valid_trust_domain(*domain)) {
+                  c.trust_domain = *domain;
+                } else {
+                  error(value, field,
+                        fmt::format("invalid trust domain '{}' (lowercase letters, digits, '.', '-', '_')", *domain));
+                }
+              }
+            } else if (key == "hostname") {
+              if (auto name = string_value(value, field)) {
+                if (valid_hostname(*name)) {
+                  c.hostname = *name;
+                } else {
+                  error(value, field, fmt::format("invalid hostname '{}' (letters, digits, '.', '-', '_')", *name));
+                }
+              }
+            } else if (key == "collector") {
+              parse_collector(value, field, c.collector);
+            } else if (key == "event_log") {
+              event_log_path_set = parse_event_log(value, field, c.event_log);
+            } else if (key == "bpf") {
+              parse_bpf(value, field, c.bpf);
+            } else if (key == "credentials") {
+              parse_credentials(value, field, c.credentials);
+            } else if (key == "redact_cmdlines") {
+              assign(c.redact_cmdlines, bool_value(value, field));
+            } else if (key == "rescan_interval") {
+              if (auto interval = duration_value(value, field)) {
+                if (*interval < std::chrono::seconds(1)) {
+                  error(value, field, "must be at least 1s");
+                } else {
+                  c.rescan_interval = *interval;
+                }
+              }
             }
-          }
-        } else if (key == "mode") {
-          if (auto mode = string_value(value, field)) {
-            if (*mode == "observe") {
-              c.mode = AgentMode::observe;
-            } else if (*mode == "policy") {
-              c.mode = AgentMode::policy;
-            } else {
-              error(value, field, fmt::format("unknown mode '{}' (one of: observe, policy)", *mode));
-            }
-          }
-        } else if (key == "trust_domain") {
-          if (auto domain = string_value(value, field)) {
-            if (valid_trust_domain(*domain)) {
-              c.trust_domain = *domain;
-            } else {
-              error(value, field,
-                    fmt::format("invalid trust domain '{}' (lowercase letters, digits, '.', '-', '_')", *domain));
-            }
-          }
-        } else if (key == "hostname") {
-          if (auto name = string_value(value, field)) {
-            if (valid_hostname(*name)) {
-              c.hostname = *name;
-            } else {
-              error(value, field, fmt::format("invalid hostname '{}' (letters, digits, '.', '-', '_')", *name));
-            }
-          }
-        } else if (key == "collector") {
-          parse_collector(value, field, c.collector);
-        } else if (key == "event_log") {
-          event_log_path_set = parse_event_log(value, field, c.event_log);
-        } else if (key == "bpf") {
-          parse_bpf(value, field, c.bpf);
-        } else if (key == "credentials") {
-          parse_credentials(value, field, c.credentials);
-        } else if (key == "redact_cmdlines") {
-          assign(c.redact_cmdlines, bool_value(value, field));
-        } else if (key == "rescan_interval") {
-          if (auto interval = duration_value(value, field)) {
-            if (*interval < std::chrono::seconds(1)) {
-              error(value, field, "must be at least 1s");
-            } else {
-              c.rescan_interval = *interval;
-            }
-          }
-        }
-      });
+          });
     }
     if (out.config.hostname.empty()) out.config.hostname = default_hostname();
     if (!event_log_path_set) out.config.event_log.path = out.config.state_dir + "/events.jsonl";
@@ -175,8 +178,9 @@ class Parser : public YamlSchemaReader {
 
  private:
   static constexpr std::array<std::string_view, 12> kTopLevelKeys = {
-      "policy_dir", "state_dir", "control_socket", "mode",        "trust_domain",   "hostname",
-      "collector",  "event_log", "bpf",            "credentials", "rescan_interval", "redact_cmdlines"};
+      "policy_dir",   "state_dir",   "control_socket",  "mode",
+      "trust_domain", "hostname",    "collector",       "event_log",
+      "bpf",          "credentials", "rescan_interval", "redact_cmdlines"};
 
   template <typename T>
   static void assign(T& target, std::optional<T> value) {
@@ -187,8 +191,7 @@ class Parser : public YamlSchemaReader {
     std::optional<uint64_t> value;
     if (node.IsScalar()) value = parse_size(node.Scalar());
     if (!value) {
-      error(node, field,
-            fmt::format("expected a size in bytes (e.g. 8388608, 8MiB, 512KiB), got {}", describe(node)));
+      error(node, field, fmt::format("expected a size in bytes (e.g. 8388608, 8MiB, 512KiB), got {}", describe(node)));
     }
     return value;
   }
@@ -296,40 +299,42 @@ class Parser : public YamlSchemaReader {
       CredentialConfig credential;
       int patterns = 0;
       bool valid = true;
-      for_each_key(item, item_field, keys, [&](const std::string& key, const YAML::Node& value, const std::string& field) {
-        if (key == "path" || key == "glob") {
-          ++patterns;
-          auto text = credential_pattern(value, field);
-          if (!text) {
-            valid = false;
-            return;
-          }
-          credential.is_glob = key == "glob";
-          credential.written = *text;
-          credential.pattern = catalogue::catalogue_pattern(*text, credential.is_glob);
-        } else if (key == "class") {
-          auto text = string_value(value, field);
-          if (!text) {
-            valid = false;
-            return;
-          }
-          if (auto parsed = catalogue::parse_credential_class(*text)) {
-            credential.credential_class = *parsed;
-          } else {
-            error(value, field, fmt::format("unknown credential class '{}' (one of: {})", *text,
-                                            catalogue::credential_class_names()));
-            valid = false;
-          }
-        } else if (key == "owner") {
-          auto text = string_value(value, field);
-          if (text && text->empty()) error(value, field, "must not be empty");
-          if (!text || text->empty()) {
-            valid = false;
-            return;
-          }
-          credential.owner = *text;
-        }
-      });
+      for_each_key(item, item_field, keys,
+                   [&](const std::string& key, const YAML::Node& value, const std::string& field) {
+                     if (key == "path" || key == "glob") {
+                       ++patterns;
+                       auto text = credential_pattern(value, field);
+                       if (!text) {
+                         valid = false;
+                         return;
+                       }
+                       credential.is_glob = key == "glob";
+                       credential.written = *text;
+                       credential.pattern = catalogue::catalogue_pattern(*text, credential.is_glob);
+                     } else if (key == "class") {
+                       auto text = string_value(value, field);
+                       if (!text) {
+                         valid = false;
+                         return;
+                       }
+                       if (auto parsed = catalogue::parse_credential_class(*text)) {
+                         credential.credential_class = *parsed;
+                       } else {
+                         error(value, field,
+                               fmt::format("unknown credential class '{}' (one of: {})", *text,
+                                           catalogue::credential_class_names()));
+                         valid = false;
+                       }
+                     } else if (key == "owner") {
+                       auto text = string_value(value, field);
+                       if (text && text->empty()) error(value, field, "must not be empty");
+                       if (!text || text->empty()) {
+                         valid = false;
+                         return;
+                       }
+                       credential.owner = *text;
+                     }
+                   });
       if (patterns == 0) {
         error(item, item_field, "needs a path: or a glob:");
         valid = false;
@@ -340,15 +345,16 @@ class Parser : public YamlSchemaReader {
       if (valid) out.push_back(std::move(credential));
     }
   }
-
 };
 
 }  // namespace
 
 std::string_view to_string(AgentMode mode) {
   switch (mode) {
-    case AgentMode::observe: return "observe";
-    case AgentMode::policy: return "policy";
+    case AgentMode::observe:
+      return "observe";
+    case AgentMode::policy:
+      return "policy";
   }
   return "unknown";
 }
@@ -376,9 +382,8 @@ std::vector<catalogue::CatalogueEntry> catalogue_entries(const AgentConfig& conf
   std::vector<catalogue::CatalogueEntry> entries;
   entries.reserve(config.credentials.size());
   for (const CredentialConfig& credential : config.credentials) {
-    entries.push_back(catalogue::CatalogueEntry{.pattern = credential.pattern,
-                                                .credential_class = credential.credential_class,
-                                                .owner = credential.owner});
+    entries.push_back(catalogue::CatalogueEntry{
+        .pattern = credential.pattern, .credential_class = credential.credential_class, .owner = credential.owner});
   }
   return entries;
 }

@@ -34,18 +34,18 @@ enum class AgentMode {
 std::string_view to_string(AgentMode mode);
 
 struct CollectorConfig {
-  std::string address;                  // host:port; empty = no collector (local only)
-  std::string pki = "/etc/nhiguard/pki";  // its agent/ subdirectory, or itself: ca.pem, agent.pem, agent-key.pem
-  bool insecure = false;                // plaintext gRPC; for tests and labs only
+  std::string address;                       // host:port; empty = no collector (local only)
+  std::string pki = "/etc/nhiguard/pki";     // its agent/ subdirectory, or itself: ca.pem, agent.pem, agent-key.pem
+  bool insecure = false;                     // plaintext gRPC; for tests and labs only
   uint64_t outbox_max_bytes = 256ull << 20;  // bound of <state_dir>/outbox.db's reports; >= kMinOutboxBytes
 };
 inline constexpr uint64_t kMinOutboxBytes = 64u << 10;
 
 struct EventLogConfig {
-  std::string path;                       // "" in the struct = <state_dir>/events.jsonl (filled by the parser)
-  bool stdout_mirror = false;             // YAML key "stdout": also write each line to stdout
-  uint64_t max_bytes = 64ull << 20;       // rotate when the file would grow past this; 0 = never
-  uint32_t keep = 3;                      // rotated files kept: path.1 .. path.<keep>
+  std::string path;                  // "" in the struct = <state_dir>/events.jsonl (filled by the parser)
+  bool stdout_mirror = false;        // YAML key "stdout": also write each line to stdout
+  uint64_t max_bytes = 64ull << 20;  // rotate when the file would grow past this; 0 = never
+  uint32_t keep = 3;                 // rotated files kept: path.1 .. path.<keep>
 };
 
 struct BpfConfig {

@@ -43,10 +43,8 @@ Result<ModeOverride> parse_mode_override(const nlohmann::json& json, const std::
 
 Result<void> save_mode_override(const std::string& path, const ModeOverride& mode) {
   const nlohmann::json json = {
-      {"mode", config::to_string(mode.mode)},
-      {"set_by", mode.set_by},
-      {"command_id", mode.command_id},
-      {"set_at", format_rfc3339_ns(static_cast<uint64_t>(mode.set_at_ns))},
+      {"mode", config::to_string(mode.mode)}, {"set_by", mode.set_by},
+      {"command_id", mode.command_id},        {"set_at", format_rfc3339_ns(static_cast<uint64_t>(mode.set_at_ns))},
       {"set_at_ns", mode.set_at_ns},
   };
   auto written = write_state_file(path, json);

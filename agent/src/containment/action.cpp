@@ -8,22 +8,30 @@ namespace nhiguard::containment {
 namespace {
 
 constexpr auto kKinds = enum_names<ActionKind>({
-    {ActionKind::block_egress, "block_egress"}, {ActionKind::deny_credential, "deny_credential"},
-    {ActionKind::freeze, "freeze"},             {ActionKind::kill_process, "kill_process"},
+    {ActionKind::block_egress, "block_egress"},
+    {ActionKind::deny_credential, "deny_credential"},
+    {ActionKind::freeze, "freeze"},
+    {ActionKind::kill_process, "kill_process"},
     {ActionKind::kill_session, "kill_session"},
 });
 
 constexpr auto kStates = enum_names<ActionState>({
-    {ActionState::held, "held"},           {ActionState::active, "active"},
-    {ActionState::expired, "expired"},     {ActionState::rolled_back, "rolled_back"},
-    {ActionState::failed, "failed"},       {ActionState::irreversible, "irreversible"},
-    {ActionState::rejected, "rejected"},   {ActionState::dry_run, "dry_run"},
+    {ActionState::held, "held"},
+    {ActionState::active, "active"},
+    {ActionState::expired, "expired"},
+    {ActionState::rolled_back, "rolled_back"},
+    {ActionState::failed, "failed"},
+    {ActionState::irreversible, "irreversible"},
+    {ActionState::rejected, "rejected"},
+    {ActionState::dry_run, "dry_run"},
     {ActionState::lapsed_by_reboot, "lapsed_by_reboot"},
 });
 
 }  // namespace
 
-std::string_view to_string(ActionKind kind) { return kKinds.name(kind); }
+std::string_view to_string(ActionKind kind) {
+  return kKinds.name(kind);
+}
 
 std::optional<ActionKind> parse_action_kind(std::string_view text) {
   std::string normalized(text);
@@ -33,11 +41,17 @@ std::optional<ActionKind> parse_action_kind(std::string_view text) {
   return kKinds.parse(normalized);
 }
 
-bool is_reversible(ActionKind kind) { return kind != ActionKind::kill_process && kind != ActionKind::kill_session; }
+bool is_reversible(ActionKind kind) {
+  return kind != ActionKind::kill_process && kind != ActionKind::kill_session;
+}
 
-std::string_view to_string(ActionState state) { return kStates.name(state); }
+std::string_view to_string(ActionState state) {
+  return kStates.name(state);
+}
 
-std::optional<ActionState> parse_action_state(std::string_view text) { return kStates.parse(text); }
+std::optional<ActionState> parse_action_state(std::string_view text) {
+  return kStates.parse(text);
+}
 
 bool is_terminal(ActionState state) {
   return state == ActionState::expired || state == ActionState::rolled_back || state == ActionState::failed ||

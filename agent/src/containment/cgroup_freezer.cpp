@@ -72,11 +72,10 @@ Result<void> set_and_wait(const std::string& cgroup_dir, bool want_frozen, std::
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline) {
       return fail(Error{ETIMEDOUT, fmt::format("{}: still \"frozen {}\" {} ms after writing {} to cgroup.freeze",
-                                               events_path, ev->frozen ? 1 : 0, timeout.count(),
-                                               want_frozen ? 1 : 0)});
+                                               events_path, ev->frozen ? 1 : 0, timeout.count(), want_frozen ? 1 : 0)});
     }
-    const auto wait = std::min(kRecheck, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now) +
-                                             std::chrono::milliseconds(1));
+    const auto wait = std::min(
+        kRecheck, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now) + std::chrono::milliseconds(1));
     pollfd pfd{fd, POLLPRI, 0};
     const int rc = ::poll(&pfd, 1, static_cast<int>(wait.count()));
     if (rc < 0 && errno != EINTR) return fail(Error::from_current_errno("poll " + events_path));

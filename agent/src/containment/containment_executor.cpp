@@ -20,8 +20,12 @@ using containment::RollbackHandle;
 
 constexpr auto kMaxTtl = std::chrono::hours(24);
 
-Error refused(std::string message) { return Error{EPERM, std::move(message)}; }
-Error invalid(std::string message) { return Error{EINVAL, std::move(message)}; }
+Error refused(std::string message) {
+  return Error{EPERM, std::move(message)};
+}
+Error invalid(std::string message) {
+  return Error{EINVAL, std::move(message)};
+}
 
 nhg_deny_key deny_key_of(const RollbackHandle& h) {
   return {.credential_id = h.target.credential_id, .pad = 0, .cgroup_id = h.target.cgroup_id};
@@ -118,7 +122,7 @@ Result<RollbackHandle> ContainmentExecutor::record_unapplied_locked(const Contai
 }
 
 Result<RollbackHandle> ContainmentExecutor::approve(std::string_view handle_id, std::string_view actor,
-                                                   std::string_view note) {
+                                                    std::string_view note) {
   std::lock_guard lock(mutex_);
   auto handle = get_locked(handle_id);
   if (!handle) return fail(handle.error());
@@ -136,7 +140,7 @@ Result<RollbackHandle> ContainmentExecutor::approve(std::string_view handle_id, 
 }
 
 Result<RollbackHandle> ContainmentExecutor::reject(std::string_view handle_id, std::string_view actor,
-                                                  std::string_view note) {
+                                                   std::string_view note) {
   std::lock_guard lock(mutex_);
   auto handle = get_locked(handle_id);
   if (!handle) return fail(handle.error());
@@ -240,14 +244,14 @@ Result<RollbackHandle> ContainmentExecutor::prepare_locked(const ContainRequestS
 
   switch (request.action) {
     case ActionKind::block_egress:
-      handle.rollback_operation =
-          fmt::format("delete nhg_egress_blocks[cgroup {}]{}", target.cgroup_id,
-                      target.destinations.empty() ? "" : fmt::format(" and its {} listed destination(s)",
-                                                                     target.destinations.size()));
+      handle.rollback_operation = fmt::format(
+          "delete nhg_egress_blocks[cgroup {}]{}", target.cgroup_id,
+          target.destinations.empty() ? ""
+                                      : fmt::format(" and its {} listed destination(s)", target.destinations.size()));
       break;
     case ActionKind::deny_credential:
-      handle.rollback_operation = fmt::format("delete nhg_credential_denies[credential {}, cgroup {}]",
-                                              target.credential_id, target.cgroup_id);
+      handle.rollback_operation =
+          fmt::format("delete nhg_credential_denies[credential {}, cgroup {}]", target.credential_id, target.cgroup_id);
       break;
     case ActionKind::freeze:
       handle.rollback_operation = fmt::format("write 0 to {}{}/cgroup.freeze", cgroup2_root_, target.cgroup_path);
@@ -261,7 +265,7 @@ Result<RollbackHandle> ContainmentExecutor::prepare_locked(const ContainRequestS
 }
 
 Result<RollbackHandle> ContainmentExecutor::execute_locked(RollbackHandle handle, std::string_view actor, bool record,
-                                                          std::string_view note) {
+                                                           std::string_view note) {
   const auto& target = handle.target;
   if (!containment::is_reversible(handle.action)) {
     std::string killed;
@@ -287,7 +291,8 @@ Result<RollbackHandle> ContainmentExecutor::execute_locked(RollbackHandle handle
       handle.rollback_operation += fmt::format(" (killed {})", killed);
       handle = record_locked(handle, actor, note);
     } else {
-      auto moved = transition_locked(handle, ActionState::irreversible, actor, fmt::format("{}: killed {}", note, killed));
+      auto moved =
+          transition_locked(handle, ActionState::irreversible, actor, fmt::format("{}: killed {}", note, killed));
       if (!moved) return fail(moved.error());
       handle = *moved;
     }
@@ -297,12 +302,13 @@ Result<RollbackHandle> ContainmentExecutor::execute_locked(RollbackHandle handle
   }
 
   // The TTL runs from the moment the action takes effect (for a held one: its approval).
-  ledger::Expiry expiry{.wall_ns = *handle.expires_at_ns, .boot_ns = handle.expires_at_boot_ns,
-                        .boot_id = handle.boot_id};
+  ledger::Expiry expiry{
+      .wall_ns = *handle.expires_at_ns, .boot_ns = handle.expires_at_boot_ns, .boot_id = handle.boot_id};
   if (!record) {
     const int64_t ttl_ns = handle.expires_at_ns.value_or(handle.created_at_ns) - handle.created_at_ns;
     expiry = {.wall_ns = static_cast<int64_t>(clock_.wall_ns()) + ttl_ns,
-              .boot_ns = clock_.boot_ns() + static_cast<uint64_t>(ttl_ns), .boot_id = clock_.boot_id()};
+              .boot_ns = clock_.boot_ns() + static_cast<uint64_t>(ttl_ns),
+              .boot_id = clock_.boot_id()};
   }
   RollbackHandle in_force = handle;
   in_force.state = ActionState::active;
@@ -341,8 +347,8 @@ Result<RollbackHandle> ContainmentExecutor::execute_locked(RollbackHandle handle
 // --- kernel side --------------------------------------------------------------------------------
 
 Result<std::vector<RollbackHandle>> ContainmentExecutor::sharing_key_locked(const RollbackHandle& subject,
-                                                                           const std::set<std::string>& ending_ids,
-                                                                           const RollbackHandle* adding) {
+                                                                            const std::set<std::string>& ending_ids,
+                                                                            const RollbackHandle* adding) {
   auto active = active_locked();
   if (!active) return active;
   const std::string boot = clock_.boot_id();
@@ -359,7 +365,8 @@ Result<std::vector<RollbackHandle>> ContainmentExecutor::sharing_key_locked(cons
   return sharing;
 }
 
-Result<void> ContainmentExecutor::write_block_key_locked(uint64_t cgroup_id, const std::vector<RollbackHandle>& sharing) {
+Result<void> ContainmentExecutor::write_block_key_locked(uint64_t cgroup_id,
+                                                         const std::vector<RollbackHandle>& sharing) {
   if (sharing.empty()) return maps_.remove_egress_block(cgroup_id);
   const bool all = std::any_of(sharing.begin(), sharing.end(),
                                [](const RollbackHandle& h) { return h.target.destinations.empty(); });
@@ -382,7 +389,8 @@ Result<void> ContainmentExecutor::write_block_key_locked(uint64_t cgroup_id, con
                                    .destinations = destinations});
 }
 
-Result<void> ContainmentExecutor::write_deny_key_locked(const nhg_deny_key& key, const std::vector<RollbackHandle>& sharing) {
+Result<void> ContainmentExecutor::write_deny_key_locked(const nhg_deny_key& key,
+                                                        const std::vector<RollbackHandle>& sharing) {
   if (sharing.empty()) return maps_.remove_credential_deny(key);
   const RollbackHandle& latest = latest_expiry(sharing);
   return maps_.apply_credential_deny(
@@ -408,7 +416,8 @@ Result<void> ContainmentExecutor::enforce_locked(const RollbackHandle& adding) {
   }
 }
 
-Result<void> ContainmentExecutor::release_locked(const RollbackHandle& ending, const std::set<std::string>& ending_ids) {
+Result<void> ContainmentExecutor::release_locked(const RollbackHandle& ending,
+                                                 const std::set<std::string>& ending_ids) {
   switch (ending.action) {
     case ActionKind::block_egress: {
       auto sharing = sharing_key_locked(ending, ending_ids, nullptr);
@@ -457,19 +466,20 @@ void ContainmentExecutor::owe_write_locked(const RollbackHandle& will_be, std::s
   if (!first) return;  // queued behind a write already owed: the alert for it is out
   owed.since_ns = static_cast<int64_t>(clock_.wall_ns());
   const auto& t = will_be.target;
-  std::string instead = will_be.state == ActionState::active
-                            ? (will_be.action == ActionKind::freeze
-                                   ? fmt::format("the freeze stays in force and the sweeper thaws it at its TTL from "
-                                                 "memory; if the agent stops first, thaw by hand: write 0 to {}{}/"
-                                                 "cgroup.freeze",
-                                                 cgroup2_root_, t.cgroup_path)
-                                   : std::string("the enforcement stays in force (it expires in the kernel at its TTL)"))
-                            : std::string("its state is kept in memory");
+  std::string instead =
+      will_be.state == ActionState::active
+          ? (will_be.action == ActionKind::freeze
+                 ? fmt::format("the freeze stays in force and the sweeper thaws it at its TTL from "
+                               "memory; if the agent stops first, thaw by hand: write 0 to {}{}/"
+                               "cgroup.freeze",
+                               cgroup2_root_, t.cgroup_path)
+                 : std::string("the enforcement stays in force (it expires in the kernel at its TTL)"))
+          : std::string("its state is kept in memory");
   const std::string message = fmt::format(
       "{} {} {} ({}) is {} but the ledger could not record it ({}): {}; shown in status as unrecorded, written "
       "once the ledger takes writes again",
-      will_be.handle, containment::to_string(will_be.action), t.describe(), what,
-      containment::to_string(will_be.state), error, instead);
+      will_be.handle, containment::to_string(will_be.action), t.describe(), what, containment::to_string(will_be.state),
+      error, instead);
   spdlog::error("unrecorded action: {}", message);
   alert_locked("unrecorded_action", message);
 }
@@ -614,8 +624,8 @@ Result<std::vector<RollbackHandle>> ContainmentExecutor::list(const ledger::List
   std::erase_if(*listed, [&](const RollbackHandle& h) { return unrecorded_.contains(h.handle); });
   for (const auto& [id, owed] : unrecorded_) {
     const auto& h = owed.handle;
-    const bool state_ok = filter.states.empty() ||
-                          std::find(filter.states.begin(), filter.states.end(), h.state) != filter.states.end();
+    const bool state_ok =
+        filter.states.empty() || std::find(filter.states.begin(), filter.states.end(), h.state) != filter.states.end();
     if (state_ok && (!filter.action || *filter.action == h.action)) listed->push_back(h);
   }
   std::sort(listed->begin(), listed->end(), [](const RollbackHandle& a, const RollbackHandle& b) {
@@ -701,19 +711,22 @@ void ContainmentExecutor::reapply_after_reboot_locked(const RollbackHandle& hand
                                             containment::to_string(handle.action), t.describe(), why);
     spdlog::warn("reconcile: {}", message);
     alert_locked("action_lapsed_by_reboot", message);
-    if (!lapsed) spdlog::error("reconcile: {} could not be marked lapsed_by_reboot: {}", handle.handle, lapsed.error().message);
+    if (!lapsed)
+      spdlog::error("reconcile: {} could not be marked lapsed_by_reboot: {}", handle.handle, lapsed.error().message);
   };
   if (left_ns <= 0) {
-    lapse(fmt::format("the host rebooted (boot {} -> {}) and its TTL ran out at {} (wall clock) before the agent "
-                      "started again",
-                      previous_boot, clock_.boot_id(), format_rfc3339_ns(static_cast<uint64_t>(handle.expires_at_ns.value_or(0)))));
+    lapse(fmt::format(
+        "the host rebooted (boot {} -> {}) and its TTL ran out at {} (wall clock) before the agent "
+        "started again",
+        previous_boot, clock_.boot_id(), format_rfc3339_ns(static_cast<uint64_t>(handle.expires_at_ns.value_or(0)))));
     return;
   }
   if (handle.action == ActionKind::freeze) {
-    lapse(fmt::format("the host rebooted (boot {} -> {}): the frozen processes and the memory kept for evidence "
-                      "went with it, and freezing what runs there now is not the same containment, so it is not "
-                      "re-applied ({} s of its TTL were left)",
-                      previous_boot, clock_.boot_id(), left_ns / 1'000'000'000));
+    lapse(
+        fmt::format("the host rebooted (boot {} -> {}): the frozen processes and the memory kept for evidence "
+                    "went with it, and freezing what runs there now is not the same containment, so it is not "
+                    "re-applied ({} s of its TTL were left)",
+                    previous_boot, clock_.boot_id(), left_ns / 1'000'000'000));
     return;
   }
   // Kernel ids change across boots: the cgroup and the credential are found again by name.
@@ -748,17 +761,17 @@ void ContainmentExecutor::reapply_after_reboot_locked(const RollbackHandle& hand
                   applied.error().message);
     (void)transition_locked(handle, ActionState::failed, "reconcile", "re-apply after reboot failed",
                             applied.error().message);
-    alert_locked("action_lapsed_by_reboot", fmt::format("{} {} {} could not be re-applied after the reboot: {}",
-                                                        handle.handle, containment::to_string(handle.action),
-                                                        t.describe(), applied.error().message));
+    alert_locked("action_lapsed_by_reboot",
+                 fmt::format("{} {} {} could not be re-applied after the reboot: {}", handle.handle,
+                             containment::to_string(handle.action), t.describe(), applied.error().message));
     return;
   }
   const std::string note = fmt::format("re-applied after reboot (boot {} -> {}) for the {} s left of its TTL",
                                        previous_boot, rebase.boot_id, left_ns / 1'000'000'000);
   (void)rebase_locked(handle, rebase, "reconcile", note);
-  const std::string message = fmt::format("{} {} {} {}, until {}", handle.handle, containment::to_string(handle.action),
-                                          again.target.describe(), note,
-                                          format_rfc3339_ns(static_cast<uint64_t>(*handle.expires_at_ns)));
+  const std::string message =
+      fmt::format("{} {} {} {}, until {}", handle.handle, containment::to_string(handle.action),
+                  again.target.describe(), note, format_rfc3339_ns(static_cast<uint64_t>(*handle.expires_at_ns)));
   spdlog::warn("reconcile: {}", message);
   alert_locked("action_reapplied_after_reboot", message);
 }
@@ -791,8 +804,11 @@ void ContainmentExecutor::reconcile() {
         if (!found) vanished = fmt::format("nhg_egress_blocks has no entry for cgroup {}", t.cgroup_id);
       } else if (handle.action == ActionKind::deny_credential) {
         bool found = false;
-        for (const auto& [key, value] : *denies) found |= key.credential_id == t.credential_id && key.cgroup_id == t.cgroup_id;
-        if (!found) vanished = fmt::format("nhg_credential_denies has no entry for credential {} in cgroup {}", t.credential_id, t.cgroup_id);
+        for (const auto& [key, value] : *denies)
+          found |= key.credential_id == t.credential_id && key.cgroup_id == t.cgroup_id;
+        if (!found)
+          vanished = fmt::format("nhg_credential_denies has no entry for credential {} in cgroup {}", t.credential_id,
+                                 t.cgroup_id);
       } else if (handle.action == ActionKind::freeze) {
         auto frozen = containment::is_frozen(cgroup2_root_ + t.cgroup_path);
         if (!frozen || !*frozen) vanished = fmt::format("cgroup {} is not frozen", t.cgroup_path);
@@ -803,8 +819,11 @@ void ContainmentExecutor::reconcile() {
         if (!vanished.empty()) {
           reapply_after_reboot_locked(handle);
         } else {
-          (void)rebase_locked(handle, {.boot_id = boot, .expires_at_boot_ns = handle.expires_at_boot_ns,
-                                       .cgroup_id = t.cgroup_id, .credential_id = t.credential_id},
+          (void)rebase_locked(handle,
+                              {.boot_id = boot,
+                               .expires_at_boot_ns = handle.expires_at_boot_ns,
+                               .cgroup_id = t.cgroup_id,
+                               .credential_id = t.credential_id},
                               "reconcile", "boot id recorded (its kernel state is in this boot's pins)");
         }
         continue;
@@ -821,11 +840,13 @@ void ContainmentExecutor::reconcile() {
     }
     for (const auto& [cgroup, block] : *blocks) {
       bool owned = false;
-      for (const auto& handle : *active) owned |= handle.target.cgroup_id == cgroup && handle.action == ActionKind::block_egress;
+      for (const auto& handle : *active)
+        owned |= handle.target.cgroup_id == cgroup && handle.action == ActionKind::block_egress;
       if (!owned && block.expires_at_ns > now_boot) {
-        spdlog::warn("reconcile: pinned egress block on cgroup {} (rule {}) has no active ledger entry; left in place "
-                     "until it expires in the kernel",
-                     cgroup, block.rule_id);
+        spdlog::warn(
+            "reconcile: pinned egress block on cgroup {} (rule {}) has no active ledger entry; left in place "
+            "until it expires in the kernel",
+            cgroup, block.rule_id);
       }
     }
   }

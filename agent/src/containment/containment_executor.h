@@ -65,15 +65,15 @@ namespace nhiguard::containment {
 
 struct ContainRequestSpec {
   containment::ActionKind action = containment::ActionKind::block_egress;
-  containment::TargetRequest target;          // --unit / --cgroup / --pid
-  std::string credential_path;                // deny_credential
-  std::vector<std::string> destinations;      // block_egress: CIDR[:port]; empty = all
+  containment::TargetRequest target;      // --unit / --cgroup / --pid
+  std::string credential_path;            // deny_credential
+  std::vector<std::string> destinations;  // block_egress: CIDR[:port]; empty = all
   std::chrono::milliseconds ttl{std::chrono::minutes(15)};
   std::string reason;
   std::string rule = "manual";
   std::vector<std::string> trigger_event_ids;
-  uint64_t pid_start_ns = 0;   // with target.pid: the process key the decision saw (0 = any start)
-  std::string workload_uri;    // the identity, for the record
+  uint64_t pid_start_ns = 0;  // with target.pid: the process key the decision saw (0 = any start)
+  std::string workload_uri;   // the identity, for the record
 };
 
 // An action in force (or changed) that the ledger has not taken yet.
@@ -155,9 +155,8 @@ class ContainmentExecutor {
   // Validates, resolves and checks the request and builds its handle (state not yet decided).
   Result<containment::RollbackHandle> prepare_locked(const ContainRequestSpec& request);
   // prepare_locked, then records the handle in `state` (held or dry_run) with nothing applied.
-  Result<containment::RollbackHandle> record_unapplied_locked(const ContainRequestSpec& request,
-                                                              std::string_view actor, containment::ActionState state,
-                                                              std::string_view note);
+  Result<containment::RollbackHandle> record_unapplied_locked(const ContainRequestSpec& request, std::string_view actor,
+                                                              containment::ActionState state, std::string_view note);
   // The protected-target checks of a prepared or stored handle.
   Result<void> check_target_locked(const containment::RollbackHandle& handle);
   // Carries out a prepared (record) or approved (held) handle, then records it (header comment).

@@ -14,7 +14,8 @@ Result<uint32_t> parse_number(std::string_view text, uint32_t max, std::string_v
   uint32_t value = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value > max) {
-    return fail(Error{EINVAL, fmt::format("destination '{}': {} '{}' is not a number from 0 to {}", whole, what, text, max)});
+    return fail(
+        Error{EINVAL, fmt::format("destination '{}': {} '{}' is not a number from 0 to {}", whole, what, text, max)});
   }
   return value;
 }
@@ -31,7 +32,8 @@ Result<EgressDestination> parse_egress_destination(std::string_view text) {
     cidr = text.substr(1, close - 1);
     std::string_view rest = text.substr(close + 1);
     if (!rest.empty()) {
-      if (rest.front() != ':') return fail(Error{EINVAL, fmt::format("destination '{}': expected ':PORT' after ']'", text)});
+      if (rest.front() != ':')
+        return fail(Error{EINVAL, fmt::format("destination '{}': expected ':PORT' after ']'", text)});
       port = rest.substr(1);
       if (port.empty()) return fail(Error{EINVAL, fmt::format("destination '{}': empty port", text)});
     }
@@ -78,7 +80,8 @@ Result<EgressDestination> parse_egress_destination(std::string_view text) {
     dest.port = static_cast<uint16_t>(*number);
   }
   // Host bits past the prefix are cleared so the LPM key is canonical.
-  for (uint32_t bit = dest.prefix_bits; bit < 128; ++bit) dest.address[bit / 8] &= static_cast<uint8_t>(~(0x80u >> (bit % 8)));
+  for (uint32_t bit = dest.prefix_bits; bit < 128; ++bit)
+    dest.address[bit / 8] &= static_cast<uint8_t>(~(0x80u >> (bit % 8)));
   return dest;
 }
 

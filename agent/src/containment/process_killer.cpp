@@ -110,7 +110,9 @@ std::map<pid_t, StatEntry> scan_processes() {
 
 using Key = std::pair<pid_t, uint64_t>;  // (pid, start tick): the process key
 
-Key key_of(pid_t pid, uint64_t start_ns) { return {pid, start_ns / ns_per_clock_tick()}; }
+Key key_of(pid_t pid, uint64_t start_ns) {
+  return {pid, start_ns / ns_per_clock_tick()};
+}
 
 // The members of session `sid` in `table`, plus the subtree below the processes of `subtree`
 // (the offender, and the descendants found by earlier scans). `subtree` grows with the

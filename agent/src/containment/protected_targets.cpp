@@ -16,7 +16,9 @@
 namespace nhiguard::containment {
 namespace {
 
-Error refused(std::string why) { return Error{EPERM, "refused: " + std::move(why)}; }
+Error refused(std::string why) {
+  return Error{EPERM, "refused: " + std::move(why)};
+}
 
 std::string describe(const ProtectedProcess& p) {
   return p.comm.empty() ? fmt::format("pid {}", p.pid) : fmt::format("pid {} ({})", p.pid, p.comm);
@@ -106,9 +108,9 @@ Result<void> ProtectedTargets::check_cgroup(const std::string& cgroup_path) cons
   if (path == "/") return fail(refused("the cgroup root / holds the whole host"));
   const auto& s = snapshot_;
   if (!s.agent.cgroup_path.empty() && cgroup_is_or_contains(path, s.agent.cgroup_path)) {
-    return fail(refused(fmt::format("cgroup {} {} the agent's own cgroup {} ({})", path,
-                                    path == s.agent.cgroup_path ? "is" : "contains", s.agent.cgroup_path,
-                                    describe(s.agent))));
+    return fail(
+        refused(fmt::format("cgroup {} {} the agent's own cgroup {} ({})", path,
+                            path == s.agent.cgroup_path ? "is" : "contains", s.agent.cgroup_path, describe(s.agent))));
   }
   if (!s.init.cgroup_path.empty() && cgroup_is_or_contains(path, s.init.cgroup_path)) {
     return fail(refused(fmt::format("cgroup {} {} PID 1's cgroup {}", path,
@@ -116,9 +118,9 @@ Result<void> ProtectedTargets::check_cgroup(const std::string& cgroup_path) cons
   }
   for (const auto& bg : s.break_glass.cgroups) {
     if (cgroup_is_or_contains(path, bg) || cgroup_is_or_contains(bg, path)) {
-      return fail(refused(fmt::format("cgroup {} {} break-glass cgroup {}", path,
-                                      path == bg ? "is" : (cgroup_is_or_contains(path, bg) ? "contains" : "is inside"),
-                                      bg)));
+      return fail(
+          refused(fmt::format("cgroup {} {} break-glass cgroup {}", path,
+                              path == bg ? "is" : (cgroup_is_or_contains(path, bg) ? "contains" : "is inside"), bg)));
     }
   }
   if (const std::string unit = break_glass_unit_of(path); !unit.empty()) {
@@ -156,7 +158,8 @@ Result<void> ProtectedTargets::check_cgroup_contents(const std::string& cgroup2_
     const fs::path dir = top / below;
     if (unit_found.empty()) {
       const std::string below_rel = (rel == "/" ? "" : rel) + "/" + below;
-      if (std::string unit = break_glass_unit_of(below_rel); !unit.empty()) unit_found = unit + " (" + dir.string() + ")";
+      if (std::string unit = break_glass_unit_of(below_rel); !unit.empty())
+        unit_found = unit + " (" + dir.string() + ")";
     }
     dirs.push_back(dir);
   });

@@ -56,7 +56,7 @@ struct BreakGlass {
   std::vector<std::string> cgroups;  // relative to the cgroup2 root, e.g. "/system.slice/sshd.service"
   std::vector<std::string> units;    // system units, e.g. "sshd.service" (cgroup_classifier.h rule 4)
   std::vector<UserUnit> user_units;
-  std::vector<uint32_t> uids;        // real uid of the process
+  std::vector<uint32_t> uids;  // real uid of the process
 };
 
 // One protected process, by its process key.

@@ -38,9 +38,13 @@ uint64_t ns_per_clock_tick() {
   return value;
 }
 
-uint64_t start_ticks_to_ns(uint64_t ticks) { return ticks * ns_per_clock_tick(); }
+uint64_t start_ticks_to_ns(uint64_t ticks) {
+  return ticks * ns_per_clock_tick();
+}
 
-bool same_start(uint64_t a_ns, uint64_t b_ns) { return a_ns / ns_per_clock_tick() == b_ns / ns_per_clock_tick(); }
+bool same_start(uint64_t a_ns, uint64_t b_ns) {
+  return a_ns / ns_per_clock_tick() == b_ns / ns_per_clock_tick();
+}
 
 Result<void> walk_directories(const std::string& top, const std::function<void(const std::string&)>& visit,
                               size_t max_depth) {
@@ -64,7 +68,7 @@ Result<void> walk_directories(const std::string& top, const std::function<void(c
       if (name == "." || name == "..") continue;
       bool is_dir = ent->d_type == DT_DIR;
       if (ent->d_type == DT_UNKNOWN) {
-        struct stat st {};
+        struct stat st{};
         is_dir = ::fstatat(::dirfd(dir), ent->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
       }
       if (is_dir) children.emplace_back(name);
@@ -137,7 +141,7 @@ Result<std::string> TargetResolver::normalize_cgroup_input(std::string_view inpu
 
 Result<uint64_t> TargetResolver::cgroup_id_of(const std::string& relative) const {
   const std::string path = relative == "/" ? root_ : root_ + relative;
-  struct stat st {};
+  struct stat st{};
   if (::stat(path.c_str(), &st) != 0) return fail(Error::from_current_errno("stat " + path));
   if (!S_ISDIR(st.st_mode)) return fail(Error{ENOTDIR, fmt::format("{} is not a cgroup (not a directory)", path)});
   return static_cast<uint64_t>(st.st_ino);
@@ -161,7 +165,8 @@ Result<ActionTarget> TargetResolver::resolve_cgroup(std::string_view input) cons
   if (::realpath(abs.c_str(), real_path) == nullptr) return fail(Error::from_current_errno("realpath " + abs));
   const std::string_view rr(real_root), rp(real_path);
   if (!(rp == rr || (rp.starts_with(rr) && (rr == "/" || rp[rr.size()] == '/')))) {
-    return fail(Error{EINVAL, fmt::format("cgroup path {} resolves to {}, outside the cgroup2 root {}", input, rp, rr)});
+    return fail(
+        Error{EINVAL, fmt::format("cgroup path {} resolves to {}, outside the cgroup2 root {}", input, rp, rr)});
   }
   ActionTarget target;
   target.cgroup_path = *rel;
@@ -171,14 +176,17 @@ Result<ActionTarget> TargetResolver::resolve_cgroup(std::string_view input) cons
 
 Result<ActionTarget> TargetResolver::resolve_unit(std::string_view name) const {
   if (!is_unit_name(name)) {
-    return fail(Error{EINVAL, fmt::format("{} is not a unit name (expected NAME.service, NAME.scope or NAME.slice)",
-                                          name)});
+    return fail(
+        Error{EINVAL, fmt::format("{} is not a unit name (expected NAME.service, NAME.scope or NAME.slice)", name)});
   }
   std::vector<std::string> matches;
-  auto walked = walk_directories(root_, [&](const std::string& rel) {
-    const std::string path = "/" + rel;
-    if (identity::system_unit_cgroup_name(path) == name) matches.push_back(path);
-  }, kMaxWalkDepth);
+  auto walked = walk_directories(
+      root_,
+      [&](const std::string& rel) {
+        const std::string path = "/" + rel;
+        if (identity::system_unit_cgroup_name(path) == name) matches.push_back(path);
+      },
+      kMaxWalkDepth);
   if (!walked) return fail(walked.error());
   if (matches.empty()) {
     return fail(Error{ENOENT, fmt::format("unknown unit {}: no system unit cgroup of that name under {} (a unit's "
@@ -188,8 +196,8 @@ Result<ActionTarget> TargetResolver::resolve_unit(std::string_view name) const {
   }
   if (matches.size() > 1) {
     std::sort(matches.begin(), matches.end());
-    return fail(Error{ENOTUNIQ, fmt::format("unit {} matches several cgroups under {}: {}; name one with --cgroup", name,
-                                            root_, fmt::join(matches, ", "))});
+    return fail(Error{ENOTUNIQ, fmt::format("unit {} matches several cgroups under {}: {}; name one with --cgroup",
+                                            name, root_, fmt::join(matches, ", "))});
   }
   auto target = resolve_cgroup(matches.front());
   if (!target) return fail(target.error());

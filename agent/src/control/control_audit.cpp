@@ -9,8 +9,8 @@
 namespace nhiguard::control {
 namespace {
 
-using nlohmann::json;
 using containment::ActionState;
+using nlohmann::json;
 
 const std::string* named_handle(const Request& request) {
   if (const auto* h = std::get_if<HandleRequest>(&request.params)) return &h->handle;
@@ -56,7 +56,8 @@ Result<void> AuditTrail::authorize(const Request& request, const ledger::Control
 }
 
 void AuditTrail::record(const Request& request, const ledger::ControlPeer& peer, const json& response) {
-  ledger::AuditEntry entry{.method = std::string(to_string(request.method)), .detail = detail_of(request), .peer = peer};
+  ledger::AuditEntry entry{
+      .method = std::string(to_string(request.method)), .detail = detail_of(request), .peer = peer};
   if (const std::string* handle = named_handle(request)) entry.handle = *handle;
   const bool ok = response.value("ok", false);
   if (ok) {

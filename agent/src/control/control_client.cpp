@@ -29,11 +29,15 @@ struct Fd {
 std::string connect_hint(int err) {
   switch (err) {
     case ENOENT:
-    case ECONNREFUSED: return " — is nhiguard-agent running?";
+    case ECONNREFUSED:
+      return " — is nhiguard-agent running?";
     case EACCES:
-    case EPERM: return " — need root";
-    case EAGAIN: return " — the agent is busy; try again";
-    default: return "";
+    case EPERM:
+      return " — need root";
+    case EAGAIN:
+      return " — the agent is busy; try again";
+    default:
+      return "";
   }
 }
 
@@ -64,14 +68,14 @@ Result<std::string> ControlClient::exchange_line(std::string_view request_line) 
   // listener's backlog is full).
   if (connect(sock.fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
     int err = errno;
-    return fail(Error{err, fmt::format("cannot connect to {}: {}{}", socket_path_, std::strerror(err),
-                                       connect_hint(err))});
+    return fail(
+        Error{err, fmt::format("cannot connect to {}: {}{}", socket_path_, std::strerror(err), connect_hint(err))});
   }
 
   const std::string timeout_text = config::format_duration(timeout_);
   auto timed_out = [&](std::string_view doing) {
-    return fail(Error{ETIMEDOUT, fmt::format("no response from the agent on {} within {} ({})", socket_path_,
-                                             timeout_text, doing)});
+    return fail(Error{
+        ETIMEDOUT, fmt::format("no response from the agent on {} within {} ({})", socket_path_, timeout_text, doing)});
   };
 
   std::string out(request_line);
@@ -103,8 +107,8 @@ Result<std::string> ControlClient::exchange_line(std::string_view request_line) 
       return in;
     }
     if (in.size() > kMaxResponseLineBytes) {
-      return fail(Error{EPROTO, fmt::format("response from the agent on {} exceeds {} bytes", socket_path_,
-                                            kMaxResponseLineBytes)});
+      return fail(Error{
+          EPROTO, fmt::format("response from the agent on {} exceeds {} bytes", socket_path_, kMaxResponseLineBytes)});
     }
     ssize_t n = recv(sock.fd, buffer, sizeof(buffer), 0);
     if (n > 0) {
@@ -112,8 +116,8 @@ Result<std::string> ControlClient::exchange_line(std::string_view request_line) 
       continue;
     }
     if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-      return fail(Error{ECONNRESET, fmt::format("the agent on {} closed the connection without a response",
-                                                socket_path_)});
+      return fail(
+          Error{ECONNRESET, fmt::format("the agent on {} closed the connection without a response", socket_path_)});
     }
     if (errno == EINTR) continue;
     pollfd p{sock.fd, POLLIN, 0};

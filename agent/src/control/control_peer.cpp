@@ -33,14 +33,16 @@ std::optional<std::string> refuse_weakening(const containment::RollbackHandle& a
   const std::string& target = action.target.cgroup_path;
   if (target.empty()) return std::nullopt;  // pid-only targets (kill_*) have nothing to lift
   if (peer.cgroup.empty()) {
-    return fmt::format("the requesting process ({}) has no known cgroup, so it cannot be shown to be outside {} "
-                       "targeted by {}",
-                       describe(peer), target, action.handle);
+    return fmt::format(
+        "the requesting process ({}) has no known cgroup, so it cannot be shown to be outside {} "
+        "targeted by {}",
+        describe(peer), target, action.handle);
   }
   if (!cgroup_is_within(peer.cgroup, target)) return std::nullopt;
-  return fmt::format("the requesting process ({}) runs inside cgroup {} targeted by {} ({}): a contained "
-                     "workload cannot lift its own containment; run it from outside that cgroup",
-                     describe(peer), target, action.handle, containment::to_string(action.action));
+  return fmt::format(
+      "the requesting process ({}) runs inside cgroup {} targeted by {} ({}): a contained "
+      "workload cannot lift its own containment; run it from outside that cgroup",
+      describe(peer), target, action.handle, containment::to_string(action.action));
 }
 
 std::optional<std::string> refuse_observe(const std::vector<containment::RollbackHandle>& in_force,

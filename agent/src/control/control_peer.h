@@ -38,8 +38,7 @@ bool cgroup_is_within(std::string_view cgroup, std::string_view ancestor);
 
 // Why `peer` may not roll back or reject `action` (it runs inside the action's target cgroup), or
 // nullopt when it may. A peer whose cgroup is unknown is refused: the guard fails closed.
-std::optional<std::string> refuse_weakening(const containment::RollbackHandle& action,
-                                            const ledger::ControlPeer& peer);
+std::optional<std::string> refuse_weakening(const containment::RollbackHandle& action, const ledger::ControlPeer& peer);
 
 // Why `peer` may not set the agent to observe: the first of `in_force` (active and held actions)
 // whose target cgroup contains it; nullopt when none does.

@@ -18,15 +18,23 @@ using containment::ActionKind;
 using nlohmann::json;
 
 constexpr auto kErrorCodes = enum_names<ErrorCode>({
-    {ErrorCode::not_found, "not_found"}, {ErrorCode::invalid_argument, "invalid_argument"},
-    {ErrorCode::refused, "refused"},     {ErrorCode::internal, "internal"},
+    {ErrorCode::not_found, "not_found"},
+    {ErrorCode::invalid_argument, "invalid_argument"},
+    {ErrorCode::refused, "refused"},
+    {ErrorCode::internal, "internal"},
     {ErrorCode::unavailable, "unavailable"},
 });
 
 constexpr auto kMethods = enum_names<Method>({
-    {Method::status, "status"},     {Method::actions, "actions"}, {Method::contain, "contain"},
-    {Method::rollback, "rollback"}, {Method::approve, "approve"}, {Method::reject, "reject"},
-    {Method::learn, "learn"},       {Method::suggest, "suggest"}, {Method::set_mode, "set_mode"},
+    {Method::status, "status"},
+    {Method::actions, "actions"},
+    {Method::contain, "contain"},
+    {Method::rollback, "rollback"},
+    {Method::approve, "approve"},
+    {Method::reject, "reject"},
+    {Method::learn, "learn"},
+    {Method::suggest, "suggest"},
+    {Method::set_mode, "set_mode"},
     {Method::audit, "audit"},
 });
 
@@ -36,15 +44,23 @@ std::unexpected<ProtocolError> invalid(std::string message) {
 
 std::string_view json_type(const json& value) {
   switch (value.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::boolean: return "a boolean";
-    case json::value_t::string: return "a string";
-    case json::value_t::array: return "an array";
-    case json::value_t::object: return "an object";
+    case json::value_t::null:
+      return "null";
+    case json::value_t::boolean:
+      return "a boolean";
+    case json::value_t::string:
+      return "a string";
+    case json::value_t::array:
+      return "an array";
+    case json::value_t::object:
+      return "an object";
     case json::value_t::number_integer:
-    case json::value_t::number_unsigned: return "an integer";
-    case json::value_t::number_float: return "a number with a fraction";
-    default: return "an unsupported value";
+    case json::value_t::number_unsigned:
+      return "an integer";
+    case json::value_t::number_float:
+      return "a number with a fraction";
+    default:
+      return "an unsupported value";
   }
 }
 
@@ -89,8 +105,8 @@ Names names_for(FieldSpelling spelling) {
   if (spelling == FieldSpelling::cli) {
     return {"--unit", "--cgroup", "--pid", "--credential", "--to", "--ttl", "--reason", "action"};
   }
-  return {"target.unit", "target.cgroup", "target.pid", "target.credential", "target.destinations", "ttl", "reason",
-          "action"};
+  return {"target.unit",         "target.cgroup", "target.pid", "target.credential",
+          "target.destinations", "ttl",           "reason",     "action"};
 }
 
 // The action as the operator wrote it in that spelling ("block-egress" on the command line).
@@ -112,25 +128,34 @@ bool has_control_characters(std::string_view text) {
 }  // namespace
 
 // An unknown code is reported as what it must be: an internal error.
-std::string_view to_string(ErrorCode code) { return kErrorCodes.name(code, "internal"); }
+std::string_view to_string(ErrorCode code) {
+  return kErrorCodes.name(code, "internal");
+}
 
-std::optional<ErrorCode> parse_error_code(std::string_view text) { return kErrorCodes.parse(text); }
+std::optional<ErrorCode> parse_error_code(std::string_view text) {
+  return kErrorCodes.parse(text);
+}
 
 ErrorCode error_code_from_errno(int err) {
   switch (err) {
     case ENOENT:
     case ESRCH:
-    case ENOTDIR: return ErrorCode::not_found;
+    case ENOTDIR:
+      return ErrorCode::not_found;
     case EINVAL:
     case ERANGE:
-    case ENOTUNIQ: return ErrorCode::invalid_argument;
+    case ENOTUNIQ:
+      return ErrorCode::invalid_argument;
     case EPERM:
-    case EACCES: return ErrorCode::refused;
+    case EACCES:
+      return ErrorCode::refused;
     case ENOSYS:
     case EAGAIN:
     case EBUSY:
-    case ENOTSUP: return ErrorCode::unavailable;
-    default: return ErrorCode::internal;
+    case ENOTSUP:
+      return ErrorCode::unavailable;
+    default:
+      return ErrorCode::internal;
   }
 }
 
@@ -141,18 +166,24 @@ bool changes_state(Method method) {
     case Method::approve:
     case Method::reject:
     case Method::learn:
-    case Method::set_mode: return true;
+    case Method::set_mode:
+      return true;
     case Method::status:
     case Method::actions:
     case Method::suggest:
-    case Method::audit: return false;
+    case Method::audit:
+      return false;
   }
   return true;
 }
 
-std::string_view to_string(Method method) { return kMethods.name(method); }
+std::string_view to_string(Method method) {
+  return kMethods.name(method);
+}
 
-std::optional<Method> parse_method(std::string_view text) { return kMethods.parse(text); }
+std::optional<Method> parse_method(std::string_view text) {
+  return kMethods.parse(text);
+}
 
 Result<void> validate_contain_request(const ContainRequest& request, FieldSpelling spelling) {
   const Names n = names_for(spelling);
@@ -172,31 +203,36 @@ Result<void> validate_contain_request(const ContainRequest& request, FieldSpelli
         return bad(fmt::format("{} needs exactly one of {} or {}", action, n.unit, n.cgroup));
       }
       if (has_destinations && request.action != ActionKind::block_egress) {
-        return bad(fmt::format("{} applies to {} only", n.destinations, action_name(ActionKind::block_egress, spelling)));
+        return bad(
+            fmt::format("{} applies to {} only", n.destinations, action_name(ActionKind::block_egress, spelling)));
       }
       break;
     case ActionKind::deny_credential:
       if (!has_credential) return bad(fmt::format("{} needs {}", action, n.credential));
       if (int(has_unit) + int(has_cgroup) + int(has_pid) != 1) {
-        return bad(fmt::format("{} needs exactly one of {}, {} or {} as the identity denied", action, n.unit,
-                               n.cgroup, n.pid));
+        return bad(fmt::format("{} needs exactly one of {}, {} or {} as the identity denied", action, n.unit, n.cgroup,
+                               n.pid));
       }
-      if (has_destinations) return bad(fmt::format("{} applies to {} only", n.destinations, action_name(ActionKind::block_egress, spelling)));
+      if (has_destinations)
+        return bad(
+            fmt::format("{} applies to {} only", n.destinations, action_name(ActionKind::block_egress, spelling)));
       break;
     case ActionKind::kill_process:
     case ActionKind::kill_session:
       if (!has_pid) return bad(fmt::format("{} needs {}", action, n.pid));
       if (has_unit || has_cgroup || has_credential) {
-        return bad(fmt::format("{} takes only {}: {}, {} and {} do not apply", action, n.pid, n.unit, n.cgroup,
-                               n.credential));
+        return bad(
+            fmt::format("{} takes only {}: {}, {} and {} do not apply", action, n.pid, n.unit, n.cgroup, n.credential));
       }
-      if (has_destinations) return bad(fmt::format("{} applies to {} only", n.destinations, action_name(ActionKind::block_egress, spelling)));
+      if (has_destinations)
+        return bad(
+            fmt::format("{} applies to {} only", n.destinations, action_name(ActionKind::block_egress, spelling)));
       break;
   }
 
   if (has_unit && !containment::TargetResolver::is_unit_name(t.unit)) {
-    return bad(fmt::format("{} '{}' is not a unit name (expected NAME.service, NAME.scope or NAME.slice)", n.unit,
-                           t.unit));
+    return bad(
+        fmt::format("{} '{}' is not a unit name (expected NAME.service, NAME.scope or NAME.slice)", n.unit, t.unit));
   }
   if (has_cgroup && has_control_characters(t.cgroup)) {
     return bad(fmt::format("{} must not contain control characters", n.cgroup));
@@ -227,8 +263,8 @@ Result<void> validate_contain_request(const ContainRequest& request, FieldSpelli
 
   if (request.reason.empty()) return bad(fmt::format("{} is required and must not be empty", n.reason));
   if (request.reason.size() > kMaxReasonBytes) {
-    return bad(fmt::format("{} is {} bytes, more than the maximum of {}", n.reason, request.reason.size(),
-                           kMaxReasonBytes));
+    return bad(
+        fmt::format("{} is {} bytes, more than the maximum of {}", n.reason, request.reason.size(), kMaxReasonBytes));
   }
   if (has_control_characters(request.reason)) {
     return bad(fmt::format("{} must not contain control characters (newlines, tabs, ...)", n.reason));
@@ -245,9 +281,10 @@ std::expected<ActionsRequest, ProtocolError> parse_actions_params(const json& ra
     if (!text) return std::unexpected(text.error());
     auto state = containment::parse_action_state(*text);
     if (!state) {
-      return invalid(fmt::format("unknown state '{}' (expected held, active, expired, rolled_back, failed, "
-                                 "irreversible, rejected, dry_run or lapsed_by_reboot)",
-                                 *text));
+      return invalid(
+          fmt::format("unknown state '{}' (expected held, active, expired, rolled_back, failed, "
+                      "irreversible, rejected, dry_run or lapsed_by_reboot)",
+                      *text));
     }
     request.state = *state;
   }
@@ -269,9 +306,10 @@ std::expected<ContainRequest, ProtocolError> parse_contain_params(const json& ra
   if (!action) return std::unexpected(action.error());
   auto kind = containment::parse_action_kind(*action);
   if (!kind) {
-    return invalid(fmt::format("unknown action '{}' (expected block_egress, deny_credential, freeze, kill_process "
-                               "or kill_session)",
-                               *action));
+    return invalid(
+        fmt::format("unknown action '{}' (expected block_egress, deny_credential, freeze, kill_process "
+                    "or kill_session)",
+                    *action));
   }
   request.action = *kind;
 
@@ -336,9 +374,10 @@ std::expected<HandleRequest, ProtocolError> parse_handle_params(const json& raw)
   auto handle = get_string(*params, "handle", "handle");
   if (!handle) return std::unexpected(handle.error());
   if (!is_handle_id(*handle)) {
-    return invalid(fmt::format("invalid handle '{}': expected rb_ followed by 26 upper-case Crockford base32 "
-                               "characters",
-                               *handle));
+    return invalid(
+        fmt::format("invalid handle '{}': expected rb_ followed by 26 upper-case Crockford base32 "
+                    "characters",
+                    *handle));
   }
   return HandleRequest{std::move(*handle)};
 }
@@ -350,7 +389,8 @@ std::expected<Request, RequestError> parse_request(std::string_view line) {
   }
   if (!value.is_object()) {
     return std::unexpected(RequestError{
-        std::nullopt, {ErrorCode::invalid_argument, fmt::format("request must be an object, not {}", json_type(value))}});
+        std::nullopt,
+        {ErrorCode::invalid_argument, fmt::format("request must be an object, not {}", json_type(value))}});
   }
 
   Request request;
@@ -389,13 +429,18 @@ std::expected<Request, RequestError> parse_request(std::string_view line) {
       request.params = std::monostate{};
       break;
     }
-    case Method::actions: return with(parse_actions_params(params));
-    case Method::contain: return with(parse_contain_params(params));
+    case Method::actions:
+      return with(parse_actions_params(params));
+    case Method::contain:
+      return with(parse_contain_params(params));
     case Method::rollback:
     case Method::approve:
-    case Method::reject: return with(parse_handle_params(params));
-    case Method::learn: return with(parse_learn_params(params));
-    case Method::set_mode: return with(parse_mode_params(params));
+    case Method::reject:
+      return with(parse_handle_params(params));
+    case Method::learn:
+      return with(parse_learn_params(params));
+    case Method::set_mode:
+      return with(parse_mode_params(params));
   }
   return request;
 }
@@ -423,11 +468,17 @@ json to_params(const ContainRequest& request) {
   return params;
 }
 
-json to_params(const HandleRequest& request) { return {{"handle", request.handle}}; }
+json to_params(const HandleRequest& request) {
+  return {{"handle", request.handle}};
+}
 
-json to_params(const LearnRequest& request) { return {{"duration", config::format_duration(request.duration)}}; }
+json to_params(const LearnRequest& request) {
+  return {{"duration", config::format_duration(request.duration)}};
+}
 
-json to_params(const ModeRequest& request) { return {{"mode", request.mode}}; }
+json to_params(const ModeRequest& request) {
+  return {{"mode", request.mode}};
+}
 
 std::expected<LearnRequest, ProtocolError> parse_learn_params(const json& raw) {
   auto params = params_object(raw, {"duration"}, "params");

@@ -93,16 +93,16 @@ std::optional<Method> parse_method(std::string_view text);
 // params of "actions".
 struct ActionsRequest {
   std::optional<containment::ActionState> state;  // none = every state
-  size_t limit = kDefaultActionsLimit;             // newest first, at most this many
+  size_t limit = kDefaultActionsLimit;            // newest first, at most this many
 };
 
 // What the operator named as the target, before the agent resolves it (TargetResolver). Empty
 // strings / nullopt mean "not given".
 struct ContainTarget {
-  std::string unit;        // systemd unit name, e.g. "payments.service"
-  std::string cgroup;      // cgroup path as typed; the agent normalises it
+  std::string unit;    // systemd unit name, e.g. "payments.service"
+  std::string cgroup;  // cgroup path as typed; the agent normalises it
   std::optional<uint32_t> pid;
-  std::string credential;  // absolute path of the credential file (deny_credential)
+  std::string credential;                 // absolute path of the credential file (deny_credential)
   std::vector<std::string> destinations;  // block_egress: "CIDR[:PORT]" / "[CIDR6]:PORT"; empty = all
 };
 
@@ -132,8 +132,8 @@ struct ModeRequest {
   std::string mode;
 };
 
-using RequestParams = std::variant<std::monostate, ActionsRequest, ContainRequest, HandleRequest, LearnRequest,
-                                   ModeRequest>;
+using RequestParams =
+    std::variant<std::monostate, ActionsRequest, ContainRequest, HandleRequest, LearnRequest, ModeRequest>;
 
 struct Request {
   uint64_t id = 0;

@@ -46,7 +46,7 @@ Result<sockaddr_un> unix_address(const std::string& path) {
 // A socket file already at `path`: leave a live agent's alone, remove a dead one's, and never
 // remove something that is not a socket (a mistyped path must not delete a file).
 Result<void> remove_stale_socket(const std::string& path, const sockaddr_un& address) {
-  struct stat st {};
+  struct stat st{};
   if (lstat(path.c_str(), &st) != 0) {
     if (errno == ENOENT) return {};
     return fail(Error::from_current_errno("stat " + path));
@@ -66,7 +66,9 @@ Result<void> remove_stale_socket(const std::string& path, const sockaddr_un& add
   return {};
 }
 
-ProtocolError handler_error(const Error& error) { return ProtocolError::from(error); }
+ProtocolError handler_error(const Error& error) {
+  return ProtocolError::from(error);
+}
 
 }  // namespace
 
@@ -77,10 +79,10 @@ struct ControlServer::Connection {
   pid_t pid = 0;
   bool allowed = false;
   std::optional<ledger::ControlPeer> peer;  // as described at accept; nullopt: /proc had nothing
-  std::string in;   // bytes received, not yet a complete line
-  std::string out;  // response bytes not yet sent
-  bool closing = false;  // answer what is queued, then close; read nothing more
-  bool dead = false;     // close now
+  std::string in;                           // bytes received, not yet a complete line
+  std::string out;                          // response bytes not yet sent
+  bool closing = false;                     // answer what is queued, then close; read nothing more
+  bool dead = false;                        // close now
   Clock::time_point last_activity = Clock::now();
 };
 
@@ -96,13 +98,21 @@ Result<json> ControlHandler::learn(std::chrono::milliseconds) {
   return fail(Error{ENOSYS, "learn is not offered here"});
 }
 
-Result<json> ControlHandler::suggest() { return fail(Error{ENOSYS, "suggest is not offered here"}); }
+Result<json> ControlHandler::suggest() {
+  return fail(Error{ENOSYS, "suggest is not offered here"});
+}
 
-Result<json> ControlHandler::set_mode(std::string_view) { return fail(Error{ENOSYS, "set_mode is not offered here"}); }
+Result<json> ControlHandler::set_mode(std::string_view) {
+  return fail(Error{ENOSYS, "set_mode is not offered here"});
+}
 
-Result<json> ControlHandler::audit_trail() { return fail(Error{ENOSYS, "audit is not offered here"}); }
+Result<json> ControlHandler::audit_trail() {
+  return fail(Error{ENOSYS, "audit is not offered here"});
+}
 
-Result<void> ControlHandler::authorize(const Request&, const ledger::ControlPeer&) { return {}; }
+Result<void> ControlHandler::authorize(const Request&, const ledger::ControlPeer&) {
+  return {};
+}
 
 void ControlHandler::audit(const Request&, const ledger::ControlPeer&, const json&) {}
 
@@ -121,8 +131,8 @@ json dispatch_request(ControlHandler& handler, const Request& request, const led
       response = dispatch_method(handler, request);
     }
   } catch (const std::exception& e) {
-    response = make_error_response(request.id, {ErrorCode::internal, fmt::format("authorize {} failed: {}",
-                                                                                 to_string(request.method), e.what())});
+    response = make_error_response(
+        request.id, {ErrorCode::internal, fmt::format("authorize {} failed: {}", to_string(request.method), e.what())});
   }
   try {
     handler.audit(request, *peer, response);
@@ -156,19 +166,27 @@ json dispatch_method(ControlHandler& handler, const Request& request) {
         for (const auto& handle : *result) list.push_back(records::handle_to_json(handle));
         return make_ok_response(request.id, {{"actions", std::move(list)}});
       }
-      case Method::contain: return action_result(handler.contain(std::get<ContainRequest>(request.params)));
-      case Method::rollback: return action_result(handler.rollback(std::get<HandleRequest>(request.params).handle));
-      case Method::approve: return action_result(handler.approve(std::get<HandleRequest>(request.params).handle));
-      case Method::reject: return action_result(handler.reject(std::get<HandleRequest>(request.params).handle));
-      case Method::learn: return object_result(handler.learn(std::get<LearnRequest>(request.params).duration));
-      case Method::suggest: return object_result(handler.suggest());
-      case Method::set_mode: return object_result(handler.set_mode(std::get<ModeRequest>(request.params).mode));
-      case Method::audit: return object_result(handler.audit_trail());
+      case Method::contain:
+        return action_result(handler.contain(std::get<ContainRequest>(request.params)));
+      case Method::rollback:
+        return action_result(handler.rollback(std::get<HandleRequest>(request.params).handle));
+      case Method::approve:
+        return action_result(handler.approve(std::get<HandleRequest>(request.params).handle));
+      case Method::reject:
+        return action_result(handler.reject(std::get<HandleRequest>(request.params).handle));
+      case Method::learn:
+        return object_result(handler.learn(std::get<LearnRequest>(request.params).duration));
+      case Method::suggest:
+        return object_result(handler.suggest());
+      case Method::set_mode:
+        return object_result(handler.set_mode(std::get<ModeRequest>(request.params).mode));
+      case Method::audit:
+        return object_result(handler.audit_trail());
     }
   } catch (const std::exception& e) {
     // The server thread must survive a handler bug; the client learns what happened.
-    return make_error_response(request.id, {ErrorCode::internal, fmt::format("{} failed: {}", to_string(request.method),
-                                                                             e.what())});
+    return make_error_response(
+        request.id, {ErrorCode::internal, fmt::format("{} failed: {}", to_string(request.method), e.what())});
   }
   return make_error_response(request.id, {ErrorCode::internal, "unhandled method"});
 }
@@ -183,7 +201,9 @@ json handle_request_line(ControlHandler& handler, std::string_view line, const l
 ControlServer::ControlServer(ControlServerOptions options, ControlHandler& handler)
     : options_(std::move(options)), handler_(handler) {}
 
-ControlServer::~ControlServer() { stop(); }
+ControlServer::~ControlServer() {
+  stop();
+}
 
 Result<void> ControlServer::start() {
   if (running()) return fail(Error{EALREADY, "control server already started on " + options_.socket_path});
@@ -212,7 +232,7 @@ Result<void> ControlServer::start() {
     unlink(options_.socket_path.c_str());
     return close_and_fail(std::move(error));
   }
-  struct stat st {};
+  struct stat st{};
   if (stat(options_.socket_path.c_str(), &st) == 0) {
     socket_dev_ = st.st_dev;
     socket_ino_ = st.st_ino;
@@ -245,7 +265,7 @@ void ControlServer::stop() {
   close(listen_fd_);
   close(wake_fd_);
   listen_fd_ = wake_fd_ = -1;
-  struct stat st {};
+  struct stat st{};
   if (stat(options_.socket_path.c_str(), &st) == 0 && st.st_dev == socket_dev_ && st.st_ino == socket_ino_) {
     unlink(options_.socket_path.c_str());
   }
@@ -287,7 +307,7 @@ void ControlServer::serve() {
       short revents = fds[i + 2].revents;
       if (revents & (POLLIN | POLLHUP | POLLERR)) read_from(c);
       if (!c.dead && (revents & POLLOUT)) flush(c);
-      if (!c.dead) process_lines(c);  // lines held back while output was full
+      if (!c.dead) process_lines(c);                  // lines held back while output was full
       if (c.closing && c.out.empty()) c.dead = true;  // everything answered
       if (!c.dead && Clock::now() - c.last_activity >= options_.idle_timeout) {
         spdlog::debug("control: closing idle connection of pid {}", c.pid);
@@ -379,9 +399,9 @@ void ControlServer::process_lines(Connection& c) {
     if (newline == std::string::npos) {
       if (c.in.size() > kMaxRequestLineBytes) {
         // No newline within the limit: answer and close rather than buffer further.
-        respond(c, make_error_response(std::nullopt,
-                                       {ErrorCode::invalid_argument,
-                                        fmt::format("request line exceeds {} bytes", kMaxRequestLineBytes)}));
+        respond(
+            c, make_error_response(std::nullopt, {ErrorCode::invalid_argument,
+                                                  fmt::format("request line exceeds {} bytes", kMaxRequestLineBytes)}));
         c.in.clear();
         c.closing = true;
       }
@@ -391,8 +411,9 @@ void ControlServer::process_lines(Connection& c) {
     c.in.erase(0, newline + 1);
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.size() > kMaxRequestLineBytes) {
-      respond(c, make_error_response(std::nullopt, {ErrorCode::invalid_argument,
-                                                    fmt::format("request line exceeds {} bytes", kMaxRequestLineBytes)}));
+      respond(c,
+              make_error_response(std::nullopt, {ErrorCode::invalid_argument,
+                                                 fmt::format("request line exceeds {} bytes", kMaxRequestLineBytes)}));
       c.in.clear();
       c.closing = true;
       return;
@@ -403,10 +424,10 @@ void ControlServer::process_lines(Connection& c) {
       // Parse only to echo the id; nothing is dispatched for a peer that is not allowed.
       auto request = parse_request(line);
       std::optional<uint64_t> id = request ? std::optional<uint64_t>(request->id) : request.error().id;
-      respond(c, make_error_response(id, {ErrorCode::refused,
-                                          fmt::format("uid {} may not use the control socket (allowed: root only "
-                                                      "unless configured)",
-                                                      c.uid)}));
+      respond(c, make_error_response(
+                     id, {ErrorCode::refused, fmt::format("uid {} may not use the control socket (allowed: root only "
+                                                          "unless configured)",
+                                                          c.uid)}));
       c.in.clear();
       c.closing = true;
       return;
@@ -431,9 +452,8 @@ json ControlServer::serve_request(Connection& c, std::string_view line) {
     problem = fmt::format("pid {} is no longer the process that connected", c.pid);
   }
   if (!problem.empty()) {
-    ledger::ControlPeer unknown = c.peer.value_or(ledger::ControlPeer{.pid = static_cast<int32_t>(c.pid),
-                                                                      .uid = static_cast<uint32_t>(c.uid),
-                                                                      .gid = static_cast<uint32_t>(c.gid)});
+    ledger::ControlPeer unknown = c.peer.value_or(ledger::ControlPeer{
+        .pid = static_cast<int32_t>(c.pid), .uid = static_cast<uint32_t>(c.uid), .gid = static_cast<uint32_t>(c.gid)});
     unknown.cgroup.clear();  // not known to be anywhere: the guard and the audit say so
     json response = make_error_response(
         request->id, {ErrorCode::refused, fmt::format("{} refused: the requesting process cannot be identified ({})",
@@ -461,7 +481,7 @@ void ControlServer::flush(Connection& c) {
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // POLLOUT will call again
-    c.dead = true;  // EPIPE / ECONNRESET: the client went away
+    c.dead = true;                                                   // EPIPE / ECONNRESET: the client went away
     return;
   }
   if (c.closing) {

@@ -144,7 +144,7 @@ class ControlServer {
   ControlHandler& handler_;
   int listen_fd_ = -1;
   int wake_fd_ = -1;
-  dev_t socket_dev_ = 0;   // the inode we bound, so stop() never unlinks a successor's socket
+  dev_t socket_dev_ = 0;  // the inode we bound, so stop() never unlinks a successor's socket
   ino_t socket_ino_ = 0;
   std::thread thread_;
   std::atomic<uint64_t> requests_served_{0};

@@ -50,8 +50,8 @@ AgentDaemon::~AgentDaemon() = default;
 std::expected<void, StartFailure> AgentDaemon::load_policy() {
   auto parsed = policy::load_policy_dir(config_.policy_dir);
   if (!parsed.ok()) {
-    return start_failure(StartFailureKind::configuration,
-                         "policy in " + config_.policy_dir + ": " + config::format_errors(parsed.errors, config_.policy_dir));
+    return start_failure(StartFailureKind::configuration, "policy in " + config_.policy_dir + ": " +
+                                                              config::format_errors(parsed.errors, config_.policy_dir));
   }
   const auto& p = parsed.policy;
   if (p.rules.empty()) {
@@ -60,14 +60,15 @@ std::expected<void, StartFailure> AgentDaemon::load_policy() {
   } else {
     std::vector<std::string> rules;
     for (const auto& rule : p.rules) {
-      rules.push_back(fmt::format("{} ({} {}{})", rule.name, policy::to_string(rule.trigger), policy::to_string(rule.mode),
-                                  rule.dry_run ? ", dry run" : ""));
+      rules.push_back(fmt::format("{} ({} {}{})", rule.name, policy::to_string(rule.trigger),
+                                  policy::to_string(rule.mode), rule.dry_run ? ", dry run" : ""));
     }
-    spdlog::info("policy: {} file(s) from {}: rules [{}], {} credential entries, {} canaries, {} identities, {} "
-                 "protected; rate limit {} per {}",
-                 p.sources.size(), config_.policy_dir, fmt::join(rules, "; "), p.credentials.size(), p.canaries.size(),
-                 p.identities.size(), p.protected_identities.size(), p.rate_limit.max_actions,
-                 config::format_duration(p.rate_limit.window));
+    spdlog::info(
+        "policy: {} file(s) from {}: rules [{}], {} credential entries, {} canaries, {} identities, {} "
+        "protected; rate limit {} per {}",
+        p.sources.size(), config_.policy_dir, fmt::join(rules, "; "), p.credentials.size(), p.canaries.size(),
+        p.identities.size(), p.protected_identities.size(), p.rate_limit.max_actions,
+        config::format_duration(p.rate_limit.window));
   }
   engine_ = std::make_unique<policy::DecisionEngine>(std::make_shared<const policy::Policy>(std::move(parsed.policy)));
   mode_.store(config_.mode);
@@ -98,12 +99,14 @@ std::expected<void, StartFailure> AgentDaemon::start() {
     return start_failure(kernel_refused, "the kernel lacks a required BPF feature (see `nhiguard-agent --check`)");
   }
   if (!features_.supports("task_pt_regs")) {
-    spdlog::warn("bpf_task_pt_regs is unavailable: events will carry the inode match but not the path the process "
-                 "passed or its open flags");
+    spdlog::warn(
+        "bpf_task_pt_regs is unavailable: events will carry the inode match but not the path the process "
+        "passed or its open flags");
   }
   if (!features_.supports("rdonly_cast")) {
-    spdlog::info("bpf_rdonly_cast is unavailable (kernel before 6.2): the open programs read the opened file with "
-                 "bpf_probe_read_kernel, which costs each open ~0.3 us more; detection is the same");
+    spdlog::info(
+        "bpf_rdonly_cast is unavailable (kernel before 6.2): the open programs read the opened file with "
+        "bpf_probe_read_kernel, which costs each open ~0.3 us more; detection is the same");
   }
 
   if (auto made = make_directories(config_.state_dir); !made) return start_failure(runtime, made.error().message);
@@ -114,8 +117,9 @@ std::expected<void, StartFailure> AgentDaemon::start() {
     if (!key->warning.empty()) spdlog::warn("cmdline redaction: {}", key->warning);
     redactor_ = std::make_shared<const identity::CmdlineRedactor>(key->key);
   } else {
-    spdlog::warn("redact_cmdlines: false in the config: command lines are recorded and reported whole, with any "
-                 "password or token typed on them, in events, decisions, the outbox and at the collector");
+    spdlog::warn(
+        "redact_cmdlines: false in the config: command lines are recorded and reported whole, with any "
+        "password or token typed on them, in events, decisions, the outbox and at the collector");
   }
 
   const policy::Policy& active_policy = engine_->policy();
@@ -125,10 +129,11 @@ std::expected<void, StartFailure> AgentDaemon::start() {
     if (!planted && planted.error().code == EROFS) {
       // Expected under the packaged unit (ProtectHome=read-only): the installer plants canaries
       // with --plant-canaries, outside the sandbox. Not an error of the agent's.
-      spdlog::warn("canary {} is missing and this agent's sandbox keeps its directory read-only; `nhiguard-agent "
-                   "--config AGENT_YAML --plant-canaries`, run as root outside the service, plants it; until then "
-                   "it is not watched",
-                   canary.path);
+      spdlog::warn(
+          "canary {} is missing and this agent's sandbox keeps its directory read-only; `nhiguard-agent "
+          "--config AGENT_YAML --plant-canaries`, run as root outside the service, plants it; until then "
+          "it is not watched",
+          canary.path);
     } else if (!planted) {
       spdlog::error("canary {} ({}): {}; it is watched only if it exists", canary.path, canary.origin.to_string(),
                     planted.error().message);
@@ -205,8 +210,8 @@ std::expected<void, StartFailure> AgentDaemon::start() {
   if (!cgroup_root) return start_failure(prerequisites, "cgroup v2: " + cgroup_root.error().message);
   cgroup2_root_ = *cgroup_root;
   const std::string ledger_path = config_.state_dir + "/ledger.db";
-  auto ledger = open_or_quarantine("rollback ledger", ledger_path,
-                                   [&] { return ledger::RollbackLedger::open(ledger_path); }, state_notices_);
+  auto ledger = open_or_quarantine(
+      "rollback ledger", ledger_path, [&] { return ledger::RollbackLedger::open(ledger_path); }, state_notices_);
   if (!ledger) return start_failure(runtime, "rollback ledger: " + ledger.error().message);
   ledger_ = std::move(*ledger);
   // Protected identities the containment checks can name without a process at hand also become
@@ -226,7 +231,8 @@ std::expected<void, StartFailure> AgentDaemon::start() {
   executor_->reconcile();
   report_unowned_kernel_state();
   if (auto damaged = learning_->load()) state_notices_.push_back({"state_quarantined", *damaged, 1});
-  for (const auto& notice : state_notices_) reporter_->add(reporter::alert_report(notice.kind, notice.message, notice.count));
+  for (const auto& notice : state_notices_)
+    reporter_->add(reporter::alert_report(notice.kind, notice.message, notice.count));
   pipeline_ = std::make_unique<pipeline::Pipeline>(pipeline::PipelineParts{
       .redactor = redactor_,
       .identities = *identities_,
@@ -250,10 +256,11 @@ std::expected<void, StartFailure> AgentDaemon::start() {
     return start_failure(runtime, "control socket " + config_.control_socket + ": " + listening.error().message);
   }
 
-  spdlog::info("sensor attached: programs [{}], {} credential file(s) watched, {} candidate name rule(s), events to {}, "
-               "control socket {}",
-               fmt::join(sensor_->attached_programs(), ", "), watched_->size(), watched_->name_rules(),
-               config_.event_log.path, config_.control_socket);
+  spdlog::info(
+      "sensor attached: programs [{}], {} credential file(s) watched, {} candidate name rule(s), events to {}, "
+      "control socket {}",
+      fmt::join(sensor_->attached_programs(), ", "), watched_->size(), watched_->name_rules(), config_.event_log.path,
+      config_.control_socket);
   next_rescan_ = std::chrono::steady_clock::now() + config_.rescan_interval;
   next_housekeeping_ = std::chrono::steady_clock::now() + kHousekeepingInterval;
   return {};
@@ -268,8 +275,9 @@ std::expected<void, StartFailure> AgentDaemon::start_reporter() {
     if (imposed.error().code == EUCLEAN) {
       // Kept aside, and replaced by an observe override, so the next start is just as safe.
       if (auto moved = quarantine_file(mode_file); moved) message += " (the damaged file is kept as " + *moved + ")";
-      if (auto saved = config::save_mode_override(mode_file, {config::AgentMode::observe, "agent (mode.json was damaged)", "",
-                                                      static_cast<int64_t>(clock_ns(CLOCK_REALTIME))});
+      if (auto saved =
+              config::save_mode_override(mode_file, {config::AgentMode::observe, "agent (mode.json was damaged)", "",
+                                                     static_cast<int64_t>(clock_ns(CLOCK_REALTIME))});
           !saved) {
         message += "; " + saved.error().message;
       }
@@ -285,15 +293,12 @@ std::expected<void, StartFailure> AgentDaemon::start_reporter() {
     mode_.store(m.mode);
   }
   reporter::AgentOperations operations{
-      .approve = [this](std::string_view handle, std::string_view actor, std::string_view note) {
-        return approve(handle, actor, note);
-      },
-      .reject = [this](std::string_view handle, std::string_view actor, std::string_view note) {
-        return reject(handle, actor, note);
-      },
-      .rollback = [this](std::string_view handle, std::string_view actor, std::string_view note) {
-        return rollback(handle, actor, note);
-      },
+      .approve = [this](std::string_view handle, std::string_view actor,
+                        std::string_view note) { return approve(handle, actor, note); },
+      .reject = [this](std::string_view handle, std::string_view actor,
+                       std::string_view note) { return reject(handle, actor, note); },
+      .rollback = [this](std::string_view handle, std::string_view actor,
+                         std::string_view note) { return rollback(handle, actor, note); },
       .mode = [this] { return mode(); },
       .set_mode = [this](config::AgentMode m) { set_mode(m); },
   };
@@ -365,19 +370,27 @@ nlohmann::json AgentDaemon::status_json() {
   }
   const auto& p = engine_->policy();
   nlohmann::json decisions = {
-      {"observe", counts.decisions.observe}, {"alert", counts.decisions.alert},   {"hold", counts.decisions.hold},
-      {"contain", counts.decisions.contain}, {"suppressed", counts.decisions_suppressed},
+      {"observe", counts.decisions.observe},
+      {"alert", counts.decisions.alert},
+      {"hold", counts.decisions.hold},
+      {"contain", counts.decisions.contain},
+      {"suppressed", counts.decisions_suppressed},
       {"not_carried_out", counts.decisions.not_carried_out},
   };
   return {
       {"version", NHIGUARD_VERSION},
       {"host", config_.hostname},
       {"mode", config::to_string(mode_.load())},
-      {"policy", {{"dir", config_.policy_dir}, {"files", p.sources}, {"rules", p.rules.size()},
-                  {"credentials", p.credentials.size()}, {"canaries", p.canaries.size()},
-                  {"rate_limit", {{"max_actions", p.rate_limit.max_actions},
-                                  {"window", config::format_duration(p.rate_limit.window)},
-                                  {"recent", rate_limiter_.recent(std::chrono::steady_clock::now(), p.rate_limit.window)}}}}},
+      {"policy",
+       {{"dir", config_.policy_dir},
+        {"files", p.sources},
+        {"rules", p.rules.size()},
+        {"credentials", p.credentials.size()},
+        {"canaries", p.canaries.size()},
+        {"rate_limit",
+         {{"max_actions", p.rate_limit.max_actions},
+          {"window", config::format_duration(p.rate_limit.window)},
+          {"recent", rate_limiter_.recent(std::chrono::steady_clock::now(), p.rate_limit.window)}}}}},
       {"decisions", decisions},
       {"held_actions", held},
       {"learning", learning_->learned().summary(static_cast<int64_t>(clock_ns(CLOCK_REALTIME)))},
@@ -397,7 +410,9 @@ nlohmann::json AgentDaemon::status_json() {
   };
 }
 
-Result<nlohmann::json> AgentDaemon::Control::status() { return daemon_.status_json(); }
+Result<nlohmann::json> AgentDaemon::Control::status() {
+  return daemon_.status_json();
+}
 
 Result<std::vector<containment::RollbackHandle>> AgentDaemon::Control::actions(const control::ActionsRequest& request) {
   ledger::ListFilter filter{.limit = request.limit};
@@ -408,7 +423,8 @@ Result<std::vector<containment::RollbackHandle>> AgentDaemon::Control::actions(c
 Result<containment::RollbackHandle> AgentDaemon::Control::contain(const control::ContainRequest& request) {
   containment::ContainRequestSpec spec{
       .action = request.action,
-      .target = {.unit = request.target.unit, .cgroup = request.target.cgroup,
+      .target = {.unit = request.target.unit,
+                 .cgroup = request.target.cgroup,
                  .pid = static_cast<pid_t>(request.target.pid.value_or(0))},
       .credential_path = request.target.credential,
       .destinations = request.target.destinations,
@@ -434,7 +450,9 @@ Result<nlohmann::json> AgentDaemon::Control::learn(std::chrono::milliseconds dur
   return daemon_.learning_->learn(duration);
 }
 
-Result<nlohmann::json> AgentDaemon::Control::suggest() { return daemon_.learning_->suggest(daemon_.config_.hostname); }
+Result<nlohmann::json> AgentDaemon::Control::suggest() {
+  return daemon_.learning_->suggest(daemon_.config_.hostname);
+}
 
 Result<nlohmann::json> AgentDaemon::Control::set_mode(std::string_view mode) {
   const auto previous = daemon_.mode();
@@ -442,7 +460,9 @@ Result<nlohmann::json> AgentDaemon::Control::set_mode(std::string_view mode) {
   return nlohmann::json{{"mode", config::to_string(daemon_.mode())}, {"previous", config::to_string(previous)}};
 }
 
-Result<nlohmann::json> AgentDaemon::Control::audit_trail() { return control::AuditTrail(*daemon_.ledger_).list(); }
+Result<nlohmann::json> AgentDaemon::Control::audit_trail() {
+  return control::AuditTrail(*daemon_.ledger_).list();
+}
 
 Result<void> AgentDaemon::Control::authorize(const control::Request& request, const ledger::ControlPeer& peer) {
   return control::AuditTrail(*daemon_.ledger_).authorize(request, peer);
@@ -456,21 +476,21 @@ void AgentDaemon::Control::audit(const control::Request& request, const ledger::
 }
 
 Result<containment::RollbackHandle> AgentDaemon::approve(std::string_view handle, std::string_view actor,
-                                                     std::string_view note) {
+                                                         std::string_view note) {
   auto done = executor_->approve(handle, actor, note);
   wake();  // the ledger changed: its action update goes to the outbox now
   return done;
 }
 
 Result<containment::RollbackHandle> AgentDaemon::reject(std::string_view handle, std::string_view actor,
-                                                    std::string_view note) {
+                                                        std::string_view note) {
   auto done = executor_->reject(handle, actor, note);
   wake();  // the ledger changed: its action update goes to the outbox now
   return done;
 }
 
 Result<containment::RollbackHandle> AgentDaemon::rollback(std::string_view handle, std::string_view actor,
-                                                      std::string_view note) {
+                                                          std::string_view note) {
   auto done = executor_->rollback(handle, actor, note);
   wake();  // the ledger changed: its action update goes to the outbox now
   return done;
@@ -582,7 +602,8 @@ void AgentDaemon::check_counters() {
     reporter_->add(reporter::alert_report("enforcement_map_full", message, full - reported_enforcement_full_));
     reported_enforcement_full_ = full;
   }
-  const uint64_t fd_failures = counters->values[NHG_CTR_FD_LOOKUP_FAILED] - reported_counters_.values[NHG_CTR_FD_LOOKUP_FAILED];
+  const uint64_t fd_failures =
+      counters->values[NHG_CTR_FD_LOOKUP_FAILED] - reported_counters_.values[NHG_CTR_FD_LOOKUP_FAILED];
   if (fd_failures > 0) spdlog::warn("{} open(s) whose file the sensor could not read from the fd table", fd_failures);
   reported_counters_ = *counters;
   // Drops reported now are no longer the next start's downtime gap.
@@ -683,10 +704,11 @@ int AgentDaemon::run(const std::atomic<bool>& stop) {
   check_counters();
   save_drop_snapshot(true);
   reporter_->stop();
-  spdlog::info("stopping: {} event(s) written, {} candidate(s) dismissed, {} undecodable record(s); pinned programs "
-               "and maps stay in {}, so active containment holds until its TTL",
-               pipeline_->counts().events_written, pipeline_->counts().candidates_dismissed,
-               pipeline_->counts().undecodable_records, config_.bpf.pin_dir);
+  spdlog::info(
+      "stopping: {} event(s) written, {} candidate(s) dismissed, {} undecodable record(s); pinned programs "
+      "and maps stay in {}, so active containment holds until its TTL",
+      pipeline_->counts().events_written, pipeline_->counts().candidates_dismissed,
+      pipeline_->counts().undecodable_records, config_.bpf.pin_dir);
   return 0;
 }
 

@@ -159,7 +159,7 @@ class AgentDaemon {
   std::unique_ptr<catalogue::WatchedCredentials> watched_;
   std::unique_ptr<pipeline::EventLoop> loop_;
   std::unique_ptr<pipeline::Pipeline> pipeline_;
-  std::vector<StateNotice> state_notices_;  // found at start; reported once the reporter runs
+  std::vector<StateNotice> state_notices_;        // found at start; reported once the reporter runs
   std::unique_ptr<reporter::Reporter> reporter_;  // declared last: stopped first, before what it reads
 };
 

@@ -63,11 +63,12 @@ nlohmann::json DowntimeGap::to_json() const {
 }
 
 std::string DowntimeGap::describe() const {
-  return fmt::format("{} kernel event(s) dropped while no agent read the ring buffer ({} file, {} lifecycle, {} "
-                     "egress), from {} ({}) to this start at {}",
-                     total(), file, process, egress,
-                     since_ns ? format_rfc3339_ns(static_cast<uint64_t>(*since_ns)) : std::string("an unknown time"),
-                     since_what, format_rfc3339_ns(static_cast<uint64_t>(until_ns)));
+  return fmt::format(
+      "{} kernel event(s) dropped while no agent read the ring buffer ({} file, {} lifecycle, {} "
+      "egress), from {} ({}) to this start at {}",
+      total(), file, process, egress,
+      since_ns ? format_rfc3339_ns(static_cast<uint64_t>(*since_ns)) : std::string("an unknown time"), since_what,
+      format_rfc3339_ns(static_cast<uint64_t>(until_ns)));
 }
 
 DowntimeGap downtime_gap(const std::optional<DropSnapshot>& last, const DropSnapshot& now) {
@@ -80,14 +81,14 @@ DowntimeGap downtime_gap(const std::optional<DropSnapshot>& last, const DropSnap
     gap.process = now.process - last->process;
     gap.egress = now.egress - last->egress;
     gap.since_ns = last->taken_at_ns;
-    gap.since_what = last->clean_stop ? "the previous agent's stop"
-                                      : "the previous agent's last check; it did not stop cleanly";
+    gap.since_what =
+        last->clean_stop ? "the previous agent's stop" : "the previous agent's last check; it did not stop cleanly";
     return gap;
   }
   gap.file = now.file;
   gap.process = now.process;
   gap.egress = now.egress;
-  gap.since_what = !last ? "the counters were made; no earlier snapshot"
+  gap.since_what = !last                          ? "the counters were made; no earlier snapshot"
                    : last->boot_id != now.boot_id ? "the counters were made after a reboot"
                                                   : "the counters were made anew (pins removed)";
   return gap;

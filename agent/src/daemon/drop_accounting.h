@@ -27,7 +27,7 @@
 namespace nhiguard::daemon {
 
 struct DropSnapshot {
-  std::string boot_id;      // /proc/sys/kernel/random/boot_id
+  std::string boot_id;  // /proc/sys/kernel/random/boot_id
   uint32_t counters_map_id = 0;
   uint64_t file = 0;        // NHG_CTR_RINGBUF_DROP_FILE
   uint64_t process = 0;     // NHG_CTR_RINGBUF_DROP_PROCESS
@@ -48,7 +48,7 @@ struct DowntimeGap {
   uint64_t egress = 0;
   std::optional<int64_t> since_ns;  // CLOCK_REALTIME; none when unknown (no comparable snapshot)
   int64_t until_ns = 0;
-  std::string since_what;           // what `since` is: "the previous agent's stop", ...
+  std::string since_what;  // what `since` is: "the previous agent's stop", ...
 
   uint64_t total() const { return file + process + egress; }
   nlohmann::json to_json() const;

@@ -61,7 +61,6 @@ auto open_or_quarantine(std::string_view label, const std::string& path, Open op
   return open();
 }
 
-
 struct CredentialIdRecovery {
   std::map<std::string, uint32_t> ids;  // path -> id for the catalogue's initial_ids
   uint32_t first_free_id = 1;           // every id below it may be in a pinned map

@@ -41,7 +41,9 @@ int write_all(int fd, std::string_view data, std::size_t& written) {
   return 0;
 }
 
-std::string rotated_name(const std::string& path, uint32_t index) { return fmt::format("{}.{}", path, index); }
+std::string rotated_name(const std::string& path, uint32_t index) {
+  return fmt::format("{}.{}", path, index);
+}
 
 }  // namespace
 
@@ -67,7 +69,7 @@ Result<void> JsonLineWriter::open_locked() {
   // redirect root's appends to some other file.
   const int fd = ::open(options_.path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, kFileMode);
   if (fd < 0) return fail(Error::from_current_errno("open event log " + options_.path));
-  struct stat st {};
+  struct stat st{};
   if (::fstat(fd, &st) != 0) {
     const int err = errno;
     ::close(fd);
@@ -88,7 +90,7 @@ Result<void> JsonLineWriter::ensure_open_locked() {
   if (fd_ >= 0) {
     // Someone else removed or renamed the file (logrotate without copytruncate, an operator):
     // writing on would go to an unlinked inode nobody reads.
-    struct stat st {};
+    struct stat st{};
     if (::stat(options_.path.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_) return {};
   }
   return open_locked();

@@ -39,9 +39,9 @@
 namespace nhiguard::events {
 
 struct JsonLineWriterOptions {
-  std::string path;                // absolute path of the log file
-  bool mirror_stdout = false;      // also write every line to mirror_fd
-  int mirror_fd = STDOUT_FILENO;   // not owned; tests pass a pipe
+  std::string path;               // absolute path of the log file
+  bool mirror_stdout = false;     // also write every line to mirror_fd
+  int mirror_fd = STDOUT_FILENO;  // not owned; tests pass a pipe
   uint64_t max_bytes = 64ull << 20;
   uint32_t keep = 3;
 };
@@ -49,9 +49,9 @@ struct JsonLineWriterOptions {
 struct JsonLineWriterStats {
   uint64_t lines_written = 0;
   uint64_t bytes_written = 0;
-  uint64_t lines_dropped = 0;       // writes that returned an error
+  uint64_t lines_dropped = 0;  // writes that returned an error
   uint64_t rotations = 0;
-  uint64_t rotation_failures = 0;   // the line was still written, to the unrotated file
+  uint64_t rotation_failures = 0;  // the line was still written, to the unrotated file
   uint64_t mirror_failures = 0;
 };
 

@@ -50,8 +50,8 @@ KernelProcess decode_process(const nhg_process& raw) {
 template <typename Raw>
 Result<Raw> copy_record(std::span<const std::byte> record, const nhg_event_header& header) {
   if (header.size != sizeof(Raw) || record.size() < sizeof(Raw)) {
-    return fail(Error::plain(fmt::format("kernel event type {}: size {} (record {} bytes), expected {}",
-                                         header.type, header.size, record.size(), sizeof(Raw))));
+    return fail(Error::plain(fmt::format("kernel event type {}: size {} (record {} bytes), expected {}", header.type,
+                                         header.size, record.size(), sizeof(Raw))));
   }
   Raw raw;
   std::memcpy(&raw, record.data(), sizeof(Raw));
@@ -72,7 +72,9 @@ constexpr auto kOpenSyscalls = enum_names<OpenSyscall>({{OpenSyscall::none, "non
 
 }  // namespace
 
-std::string_view to_string(EgressHook hook) { return kEgressHooks.name(hook); }
+std::string_view to_string(EgressHook hook) {
+  return kEgressHooks.name(hook);
+}
 
 std::string EgressEvent::address_string() const {
   char buffer[INET6_ADDRSTRLEN] = {};
@@ -84,7 +86,9 @@ std::string EgressEvent::address_string() const {
   return buffer;
 }
 
-std::string_view to_string(OpenSyscall syscall) { return kOpenSyscalls.name(syscall); }
+std::string_view to_string(OpenSyscall syscall) {
+  return kOpenSyscalls.name(syscall);
+}
 
 Result<KernelEvent> decode_kernel_event(std::span<const std::byte> record) {
   nhg_event_header header;
@@ -93,8 +97,8 @@ Result<KernelEvent> decode_kernel_event(std::span<const std::byte> record) {
   }
   std::memcpy(&header, record.data(), sizeof(header));
   if (header.version != NHG_ABI_VERSION) {
-    return fail(Error::plain(fmt::format("kernel event type {}: ABI version {}, this agent speaks {}",
-                                         header.type, header.version, NHG_ABI_VERSION)));
+    return fail(Error::plain(fmt::format("kernel event type {}: ABI version {}, this agent speaks {}", header.type,
+                                         header.version, NHG_ABI_VERSION)));
   }
   switch (header.type) {
     case NHG_EVENT_CREDENTIAL_OPEN:
@@ -108,8 +112,8 @@ Result<KernelEvent> decode_kernel_event(std::span<const std::byte> record) {
                                              raw->flags, header.type)));
       }
       if (raw->cmdline_len > NHG_CMDLINE_LEN) {
-        return fail(Error::plain(fmt::format("kernel file event: cmdline length {} over {}", raw->cmdline_len,
-                                             NHG_CMDLINE_LEN)));
+        return fail(Error::plain(
+            fmt::format("kernel file event: cmdline length {} over {}", raw->cmdline_len, NHG_CMDLINE_LEN)));
       }
       return FileOpenEvent{
           .by_inode = header.type == NHG_EVENT_CREDENTIAL_OPEN,
@@ -168,8 +172,8 @@ Result<KernelEvent> decode_kernel_event(std::span<const std::byte> record) {
       if (raw->hook < NHG_HOOK_CONNECT4 || raw->hook > NHG_HOOK_SENDMSG6 ||
           (raw->verdict != NHG_VERDICT_ALLOWED && raw->verdict != NHG_VERDICT_DENIED) ||
           (raw->family != AF_INET && raw->family != AF_INET6)) {
-        return fail(Error::plain(fmt::format("kernel egress event: hook {} verdict {} family {} out of range", raw->hook,
-                                             raw->verdict, raw->family)));
+        return fail(Error::plain(fmt::format("kernel egress event: hook {} verdict {} family {} out of range",
+                                             raw->hook, raw->verdict, raw->family)));
       }
       EgressEvent event{
           .ts_ns = header.ts_ns,

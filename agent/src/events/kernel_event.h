@@ -38,10 +38,10 @@ std::string_view to_string(OpenSyscall syscall);
 
 // A credential file (matched by inode) or a candidate (matched by name) was opened.
 struct FileOpenEvent {
-  bool by_inode = false;   // true: credential map hit; false: name-table candidate
-  uint64_t ts_ns = 0;      // CLOCK_BOOTTIME ns
+  bool by_inode = false;  // true: credential map hit; false: name-table candidate
+  uint64_t ts_ns = 0;     // CLOCK_BOOTTIME ns
   KernelProcess process;
-  uint64_t dev = 0;        // kernel dev_t encoding (major << 20 | minor)
+  uint64_t dev = 0;  // kernel dev_t encoding (major << 20 | minor)
   uint64_t ino = 0;
   uint32_t credential_id = 0;
   uint32_t open_flags = 0;
@@ -96,7 +96,7 @@ std::string_view to_string(EgressHook hook);
 // A connect/sendmsg of a tainted process, or one an egress block denied.
 struct EgressEvent {
   uint64_t ts_ns = 0;
-  KernelProcess process;  // start_ns only when tainted; ppid/euid/audit session not available here
+  KernelProcess process;              // start_ns only when tainted; ppid/euid/audit session not available here
   std::array<uint8_t, 16> address{};  // IPv4 mapped into IPv6
   uint16_t port = 0;
   uint16_t family = 0;    // AF_INET / AF_INET6

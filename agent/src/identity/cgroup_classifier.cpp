@@ -216,7 +216,9 @@ std::optional<size_t> system_unit_index(const SplitPath& path) {
 
 }  // namespace
 
-bool is_container_id(std::string_view s) { return s.size() == 64 && is_lower_hex(s); }
+bool is_container_id(std::string_view s) {
+  return s.size() == 64 && is_lower_hex(s);
+}
 
 bool is_slice_name(std::string_view component) {
   return component.size() > kSlice.size() && component.ends_with(kSlice);
@@ -237,9 +239,13 @@ constexpr auto kWorkloadKinds = enum_names<WorkloadKind>({{WorkloadKind::bare_pr
                                                           {WorkloadKind::user_session, "user_session"}});
 
 // An unknown value is named as the least trusted kind, never as one a policy may single out.
-std::string_view to_string(WorkloadKind kind) { return kWorkloadKinds.name(kind, "process"); }
+std::string_view to_string(WorkloadKind kind) {
+  return kWorkloadKinds.name(kind, "process");
+}
 
-std::optional<WorkloadKind> workload_kind_from_string(std::string_view name) { return kWorkloadKinds.parse(name); }
+std::optional<WorkloadKind> workload_kind_from_string(std::string_view name) {
+  return kWorkloadKinds.parse(name);
+}
 
 CgroupWorkload classify_cgroup_path(std::string_view cgroup_path) {
   const SplitPath split = split_path(cgroup_path);

@@ -81,7 +81,8 @@ struct CgroupWorkload {
   // The full unique id: unit name, 64-hex container id, pod uid, scope (or user unit) name.
   // Empty for a bare process.
   std::string id;
-  std::string runtime;       // containers and pods: "docker", "containerd", "crio", "podman"; "" when the layout does not say
+  std::string
+      runtime;  // containers and pods: "docker", "containerd", "crio", "podman"; "" when the layout does not say
   std::string pod_uid;       // kubernetes_pod: dashed uuid (or 32-hex static pod hash)
   std::string container_id;  // container, and kubernetes_pod when the path reaches a container: 64 hex
   std::string qos_class;     // kubernetes_pod: "guaranteed", "burstable", "besteffort"

@@ -142,7 +142,7 @@ Result<std::string> CgroupIndex::resolve_by_handle(uint64_t id) const {
 
   // The handle must really name this id: on a filesystem that is not kernfs the type is foreign
   // and the open fails, but check anyway rather than trust it.
-  struct stat st {};
+  struct stat st{};
   if (::fstat(fd, &st) != 0 || static_cast<uint64_t>(st.st_ino) != id) {
     return fail(Error{ESTALE, "file handle for cgroup id " + std::to_string(id) + " named another inode"});
   }
@@ -165,7 +165,7 @@ Result<CgroupIndex::WalkResult> CgroupIndex::walk(std::optional<uint64_t> target
   WalkResult result;
   const int root_fd = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (root_fd < 0) return fail(Error::from_current_errno("open " + root_));
-  struct stat root_st {};
+  struct stat root_st{};
   if (::fstat(root_fd, &root_st) != 0) {
     const int err = errno;
     ::close(root_fd);
@@ -207,7 +207,7 @@ Result<CgroupIndex::WalkResult> CgroupIndex::walk(std::optional<uint64_t> target
     if (entry->d_type != DT_DIR && entry->d_type != DT_UNKNOWN) continue;
 
     const int parent_fd = ::dirfd(frame.dir);
-    struct stat st {};
+    struct stat st{};
     if (::fstatat(parent_fd, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) continue;
     std::string path = join(frame.path, name);
     const size_t depth = frame.depth + 1;
@@ -247,7 +247,7 @@ Result<uint64_t> CgroupIndex::id_of(std::string_view path) const {
     if (!path.starts_with('/')) full += '/';
     full += path;
   }
-  struct stat st {};
+  struct stat st{};
   if (::stat(full.c_str(), &st) != 0) return fail(Error::from_current_errno("stat " + full));
   if (!S_ISDIR(st.st_mode)) return fail(Error{ENOTDIR, full + " is not a cgroup directory"});
   return static_cast<uint64_t>(st.st_ino);

@@ -43,7 +43,8 @@ class CgroupIndex {
     size_t max_entries = 16384;
     std::chrono::milliseconds negative_ttl{2000};
     bool use_file_handles = true;  // try open_by_handle_at before walking
-    size_t max_depth = 64;         // deeper directories are not walked (cgroup2's own default is unlimited; real trees are < 20)
+    size_t max_depth =
+        64;  // deeper directories are not walked (cgroup2's own default is unlimited; real trees are < 20)
   };
 
   struct Stats {
@@ -88,8 +89,8 @@ class CgroupIndex {
   Result<std::string> resolve_by_handle(uint64_t id) const;
   Result<WalkResult> walk(std::optional<uint64_t> target) const;
 
-  std::string root_;            // as given, without a trailing slash
-  std::string resolved_root_;   // realpath(root_), to strip from readlink results
+  std::string root_;           // as given, without a trailing slash
+  std::string resolved_root_;  // realpath(root_), to strip from readlink results
   Options options_;
 
   mutable std::mutex mu_;  // guards by_id_, negative_, stats_

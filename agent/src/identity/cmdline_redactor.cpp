@@ -15,26 +15,50 @@ namespace {
 
 // ---- characters (ASCII only: argv is bytes, and no secret format uses anything else)
 
-bool is_upper(char c) { return c >= 'A' && c <= 'Z'; }
-bool is_lower(char c) { return c >= 'a' && c <= 'z'; }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_alpha(char c) { return is_upper(c) || is_lower(c); }
-bool is_alnum(char c) { return is_alpha(c) || is_digit(c); }
-bool is_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
-bool is_quote(char c) { return c == '"' || c == '\'' || c == '`'; }
-char to_lower(char c) { return is_upper(c) ? static_cast<char>(c - 'A' + 'a') : c; }
+bool is_upper(char c) {
+  return c >= 'A' && c <= 'Z';
+}
+bool is_lower(char c) {
+  return c >= 'a' && c <= 'z';
+}
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+bool is_alpha(char c) {
+  return is_upper(c) || is_lower(c);
+}
+bool is_alnum(char c) {
+  return is_alpha(c) || is_digit(c);
+}
+bool is_hex(char c) {
+  return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+bool is_quote(char c) {
+  return c == '"' || c == '\'' || c == '`';
+}
+char to_lower(char c) {
+  return is_upper(c) ? static_cast<char>(c - 'A' + 'a') : c;
+}
 // Characters of a key, flag or header name.
-bool is_name_char(char c) { return is_alnum(c) || c == '_' || c == '.' || c == '-'; }
+bool is_name_char(char c) {
+  return is_alnum(c) || c == '_' || c == '.' || c == '-';
+}
 // Characters of a high-entropy candidate: base64 and base64url ('=' padding is handled apart).
-bool is_entropy_char(char c) { return is_alnum(c) || c == '+' || c == '/' || c == '_' || c == '-'; }
+bool is_entropy_char(char c) {
+  return is_alnum(c) || c == '+' || c == '/' || c == '_' || c == '-';
+}
 // Where an unquoted value inside a longer text ends.
 bool ends_embedded_value(char c) {
   return is_space(c) || is_quote(c) || c == '&' || c == ';' || c == ',' || c == ')' || c == '}' || c == ']' ||
          c == '<' || c == '>' || c == '|';
 }
 
-bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
+bool starts_with(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
 bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
@@ -58,7 +82,8 @@ std::string_view basename_of(std::string_view path) {
 // ---- names that say secret
 
 // Kinds of secret names, most specific first: a name with several ("auth_token") takes the first.
-constexpr std::array<std::string_view, 7> kNameKinds = {"password", "token", "secret", "key", "auth", "session", "cookie"};
+constexpr std::array<std::string_view, 7> kNameKinds = {"password", "token",   "secret", "key",
+                                                        "auth",     "session", "cookie"};
 
 // Whether a lowercase word holds a pair of letters that every word below that says secret holds
 // (pa, pw, to, be, se, cr, co, ke, au): a cheap test that turns most words away before the lists.
@@ -66,12 +91,25 @@ bool may_say_secret(std::string_view w) {
   for (size_t i = 0; i + 1 < w.size(); ++i) {
     const char next = w[i + 1];
     switch (w[i]) {
-      case 'p': if (next == 'a' || next == 'w') return true; break;
-      case 't': if (next == 'o') return true; break;
-      case 'b': case 's': case 'k': if (next == 'e') return true; break;
-      case 'c': if (next == 'r' || next == 'o') return true; break;
-      case 'a': if (next == 'u') return true; break;
-      default: break;
+      case 'p':
+        if (next == 'a' || next == 'w') return true;
+        break;
+      case 't':
+        if (next == 'o') return true;
+        break;
+      case 'b':
+      case 's':
+      case 'k':
+        if (next == 'e') return true;
+        break;
+      case 'c':
+        if (next == 'r' || next == 'o') return true;
+        break;
+      case 'a':
+        if (next == 'u') return true;
+        break;
+      default:
+        break;
     }
   }
   return false;
@@ -79,19 +117,19 @@ bool may_say_secret(std::string_view w) {
 
 // The kind one lowercase word of a name says, or empty.
 std::string_view word_kind(std::string_view w) {
-  static constexpr std::array<std::string_view, 8> passwords = {"password", "passwd", "pass", "pwd",
+  static constexpr std::array<std::string_view, 8> passwords = {"password",   "passwd",   "pass",      "pwd",
                                                                 "passphrase", "passcode", "passwords", "pword"};
   static constexpr std::array<std::string_view, 3> tokens = {"token", "bearer", "pat"};
-  static constexpr std::array<std::string_view, 6> secrets = {"secret", "secrets", "credential", "credentials",
-                                                              "creds", "cred"};
+  static constexpr std::array<std::string_view, 6> secrets = {"secret",      "secrets", "credential",
+                                                              "credentials", "creds",   "cred"};
   static constexpr std::array<std::string_view, 2> keys = {"key", "apikey"};
   static constexpr std::array<std::string_view, 2> auths = {"auth", "authorization"};
   // Compounds ending in "key" that name a secret ("apikey", "accesskey"); most words ending in
   // "key" do not ("monkey", "hotkey").
   static constexpr std::array<std::string_view, 24> key_prefixes = {
-      "api",     "access",  "secret",  "private", "master", "signing", "encryption", "account",
-      "shared",  "storage", "license", "client",  "auth",   "app",     "sas",        "session",
-      "subscription", "host", "admin", "root",    "deploy", "write",   "hmac",       "aes"};
+      "api",          "access",  "secret",  "private", "master", "signing", "encryption", "account",
+      "shared",       "storage", "license", "client",  "auth",   "app",     "sas",        "session",
+      "subscription", "host",    "admin",   "root",    "deploy", "write",   "hmac",       "aes"};
   if (!may_say_secret(w)) return {};
   if (one_of(w, passwords)) return "password";
   if (one_of(w, tokens)) return "token";
@@ -159,14 +197,14 @@ class NameWords {
 // Words that, after the secret word, say the value is something else: a file, a name, a type...
 bool names_something_else(std::string_view w, std::string_view kind) {
   static constexpr std::array<std::string_view, 64> others = {
-      "file",     "files",    "filename",  "path",      "paths",   "dir",      "directory", "folder",
-      "stdin",    "fd",       "env",       "var",       "type",    "name",     "names",     "ids",
-      "length",   "len",      "size",      "format",    "fmt",     "mode",     "url",       "uri",
-      "endpoint", "method",   "prompt",    "helper",    "jar",     "store",    "sock",      "socket",
-      "ttl",      "expiry",   "expires",   "expiration", "lifetime", "duration", "timeout",  "version",
-      "algorithm", "alg",     "count",     "only",      "required", "enabled", "disable",   "disabled",
-      "location", "region",   "arn",       "ref",       "source",  "src",      "provider",  "backend",
-      "level",    "scope",    "scopes",    "policy",    "rotation", "header",  "command",   "cmd"};
+      "file",      "files",  "filename", "path",       "paths",    "dir",      "directory", "folder",
+      "stdin",     "fd",     "env",      "var",        "type",     "name",     "names",     "ids",
+      "length",    "len",    "size",     "format",     "fmt",      "mode",     "url",       "uri",
+      "endpoint",  "method", "prompt",   "helper",     "jar",      "store",    "sock",      "socket",
+      "ttl",       "expiry", "expires",  "expiration", "lifetime", "duration", "timeout",   "version",
+      "algorithm", "alg",    "count",    "only",       "required", "enabled",  "disable",   "disabled",
+      "location",  "region", "arn",      "ref",        "source",   "src",      "provider",  "backend",
+      "level",     "scope",  "scopes",   "policy",     "rotation", "header",   "command",   "cmd"};
   if (one_of(w, others)) return true;
   // A key's id is public ("--key-id", "aws_access_key_id"); a secret's or a session's is not.
   return w == "id" && kind == "key";
@@ -273,23 +311,24 @@ struct Wrapper {
   bool skips_assignments = false;       // env's VAR=value
 };
 constexpr std::array<Wrapper, 12> kWrappers = {{{"env", "uCS", 0, true},
-                                               {"sudo", "ughpCDrtUT", 0, false},
-                                               {"doas", "uC", 0, false},
-                                               {"nice", "n", 0, false},
-                                               {"ionice", "cnp", 0, false},
-                                               {"timeout", "sk", 1, false},
-                                               {"nohup", "", 0, false},
-                                               {"setsid", "", 0, false},
-                                               {"time", "", 0, false},
-                                               {"exec", "", 0, false},
-                                               {"command", "", 0, false},
-                                               {"stdbuf", "ioe", 0, false}}};
+                                                {"sudo", "ughpCDrtUT", 0, false},
+                                                {"doas", "uC", 0, false},
+                                                {"nice", "n", 0, false},
+                                                {"ionice", "cnp", 0, false},
+                                                {"timeout", "sk", 1, false},
+                                                {"nohup", "", 0, false},
+                                                {"setsid", "", 0, false},
+                                                {"time", "", 0, false},
+                                                {"exec", "", 0, false},
+                                                {"command", "", 0, false},
+                                                {"stdbuf", "ioe", 0, false}}};
 
 Tool find_tool(std::span<const Word> words) {
   size_t i = 0;
   while (i < words.size()) {
     const std::string_view name = basename_of(words[i].text);
-    const auto wrapper = std::find_if(kWrappers.begin(), kWrappers.end(), [&](const Wrapper& w) { return w.name == name; });
+    const auto wrapper =
+        std::find_if(kWrappers.begin(), kWrappers.end(), [&](const Wrapper& w) { return w.name == name; });
     if (wrapper == kWrappers.end()) return {name, i + 1};
     ++i;
     size_t positionals = wrapper->positionals;
@@ -319,14 +358,20 @@ Tool find_tool(std::span<const Word> words) {
 bool is_mysql_tool(std::string_view tool) {
   return starts_with(tool, "mysql") || starts_with(tool, "mariadb");
 }
-bool is_mongo_tool(std::string_view tool) { return starts_with(tool, "mongo"); }
+bool is_mongo_tool(std::string_view tool) {
+  return starts_with(tool, "mongo");
+}
 bool is_registry_login_tool(std::string_view tool) {
   static constexpr std::array<std::string_view, 10> tools = {"docker", "podman", "nerdctl", "buildah", "skopeo",
                                                              "helm",   "oras",   "az",      "regctl",  "crane"};
   return one_of(tool, tools);
 }
-bool is_curl(std::string_view tool) { return tool == "curl"; }
-bool is_httpie(std::string_view tool) { return tool == "http" || tool == "https" || tool == "httpie"; }
+bool is_curl(std::string_view tool) {
+  return tool == "curl";
+}
+bool is_httpie(std::string_view tool) {
+  return tool == "http" || tool == "https" || tool == "httpie";
+}
 // Tools with rules of their own: where one appears inside another's argv (`docker exec db mysql
 // -pX`, `kubectl exec pod -- redis-cli -a X`), its rules apply from there on.
 bool has_own_rules(std::string_view tool) {
@@ -371,8 +416,8 @@ void apply_command_rules(std::span<const Word> words, std::vector<ArgSpans>& spa
   bool pending_unless_flag = false;
   bool vault_login_seen = false;
   std::string_view previous;
-  static constexpr std::array<std::string_view, 8> setters = {"set",      "config",  "--global", "--local",
-                                                              "--system", "--worktree", "--add", "--replace-all"};
+  static constexpr std::array<std::string_view, 8> setters = {"set",      "config",     "--global", "--local",
+                                                              "--system", "--worktree", "--add",    "--replace-all"};
   for (size_t i = tool.first_argument; i < words.size(); previous = words[i].text, ++i) {
     const Word& word = words[i];
     const std::string_view t = word.text;
@@ -491,7 +536,6 @@ std::vector<std::vector<Word>> split_commands(const std::string& arg, size_t arg
 
 // ---- text scans, inside every argument
 
-
 // What a length limit may have left of a PEM label: capitals, digits and spaces ("OPENSSH PRIV").
 bool could_be_cut_label(std::string_view label) {
   return std::all_of(label.begin(), label.end(), [](char c) { return is_upper(c) || is_digit(c) || c == ' '; });
@@ -506,8 +550,8 @@ void scan_private_keys(std::string_view s, bool cut, ArgSpans& out) {
   for (size_t at = s.find(begin_tag); at != std::string_view::npos; at = s.find(begin_tag, at + 1)) {
     const size_t label_begin = at + begin_tag.size();
     const size_t label_end = s.find("-----", label_begin);
-    const std::string_view label = s.substr(label_begin, label_end == std::string_view::npos ? std::string_view::npos
-                                                                                             : label_end - label_begin);
+    const std::string_view label =
+        s.substr(label_begin, label_end == std::string_view::npos ? std::string_view::npos : label_end - label_begin);
     if (label_end == std::string_view::npos) {
       if (!cut || !could_be_cut_label(label)) continue;
     } else if (label.find("PRIVATE KEY") == std::string_view::npos) {
@@ -528,12 +572,18 @@ void scan_private_keys(std::string_view s, bool cut, ArgSpans& out) {
 enum class Charset { upper_digit, alnum, alnum_underscore, alnum_dash, base64url, hex };
 bool in_charset(char c, Charset set) {
   switch (set) {
-    case Charset::upper_digit: return is_upper(c) || is_digit(c);
-    case Charset::alnum: return is_alnum(c);
-    case Charset::alnum_underscore: return is_alnum(c) || c == '_';
-    case Charset::alnum_dash: return is_alnum(c) || c == '-';
-    case Charset::base64url: return is_alnum(c) || c == '_' || c == '-';
-    case Charset::hex: return is_hex(c);
+    case Charset::upper_digit:
+      return is_upper(c) || is_digit(c);
+    case Charset::alnum:
+      return is_alnum(c);
+    case Charset::alnum_underscore:
+      return is_alnum(c) || c == '_';
+    case Charset::alnum_dash:
+      return is_alnum(c) || c == '-';
+    case Charset::base64url:
+      return is_alnum(c) || c == '_' || c == '-';
+    case Charset::hex:
+      return is_hex(c);
   }
   return false;
 }
@@ -745,7 +795,8 @@ void judge_run(std::string_view s, size_t begin, size_t end, size_t padded_end, 
   size_t piece = begin;
   while (piece < end) {
     size_t piece_end = piece;
-    while (piece_end < end && s[piece_end] != '/' && s[piece_end] != '-' && s[piece_end] != '_' && s[piece_end] != '+') {
+    while (piece_end < end && s[piece_end] != '/' && s[piece_end] != '-' && s[piece_end] != '_' &&
+           s[piece_end] != '+') {
       ++piece_end;
     }
     const size_t with_padding = piece_end == end ? padded_end : piece_end;
@@ -785,7 +836,8 @@ void scan_entropy(std::string_view s, ArgSpans& out) {
     const size_t begin = i;
     while (i < s.size() && eligible(i)) ++i;
     size_t padded_end = i;
-    while (padded_end < s.size() && (none_found || !found[padded_end]) && s[padded_end] == '=') ++padded_end;  // base64 padding
+    while (padded_end < s.size() && (none_found || !found[padded_end]) && s[padded_end] == '=')
+      ++padded_end;  // base64 padding
     judge_run(s, begin, i, padded_end, out);
     i = padded_end;
   }
@@ -844,7 +896,8 @@ void scan_assignments(std::string_view s, bool code, ArgSpans& out) {
     if (equals_lower(name, "bearer") && at > name_end && at < s.size()) {
       // "Bearer TOKEN" in any text (code, a header in a shell snippet).
       size_t end = at;
-      while (end < s.size() && (is_alnum(s[end]) || std::string_view("._~+/=-").find(s[end]) != std::string_view::npos)) ++end;
+      while (end < s.size() && (is_alnum(s[end]) || std::string_view("._~+/=-").find(s[end]) != std::string_view::npos))
+        ++end;
       if (end - at >= 8) {
         out.add(at, end, "bearer", Source::structure);
         i = end;
@@ -863,8 +916,8 @@ void scan_assignments(std::string_view s, bool code, ArgSpans& out) {
     while (lead < name.size() && name[lead] == '-') ++lead;
     const bool whole_argument = name_begin == 0 && !code;
     size_t value_begin = skip_spaces(s, at + 1);
-    const bool authorization = equals_lower(name.substr(lead), "authorization") ||
-                               equals_lower(name.substr(lead), "proxy-authorization");
+    const bool authorization =
+        equals_lower(name.substr(lead), "authorization") || equals_lower(name.substr(lead), "proxy-authorization");
     const bool cookie = equals_lower(name.substr(lead), "cookie") || equals_lower(name.substr(lead), "set-cookie");
     if (separator == ':' && authorization) {
       auto [vb, ve] = value_at(s, value_begin, whole_argument, true);
@@ -938,12 +991,15 @@ void scan_urls(std::string_view s, ArgSpans& out) {
   std::string masked;
   if (const auto markers = find_markers(s); !markers.empty()) {
     masked.assign(s);
-    for (const auto& [mb, me] : markers) std::fill(masked.begin() + static_cast<std::ptrdiff_t>(mb), masked.begin() + static_cast<std::ptrdiff_t>(me), 'x');
+    for (const auto& [mb, me] : markers)
+      std::fill(masked.begin() + static_cast<std::ptrdiff_t>(mb), masked.begin() + static_cast<std::ptrdiff_t>(me),
+                'x');
     s = masked;
   }
   for (size_t at = s.find("://"); at != std::string_view::npos; at = s.find("://", at + 3)) {
     size_t scheme = at;
-    while (scheme > 0 && (is_alnum(s[scheme - 1]) || s[scheme - 1] == '+' || s[scheme - 1] == '.' || s[scheme - 1] == '-')) {
+    while (scheme > 0 &&
+           (is_alnum(s[scheme - 1]) || s[scheme - 1] == '+' || s[scheme - 1] == '.' || s[scheme - 1] == '-')) {
       --scheme;
     }
     // A scheme starts with a letter: "-x+https://" holds the scheme "x+https".
@@ -975,15 +1031,16 @@ void scan_urls(std::string_view s, ArgSpans& out) {
         if (!port) userinfo_end = s.rfind('@', host_end - 1);
       }
     }
-    if (userinfo_end != std::string_view::npos && userinfo_end > authority) mark_userinfo(s, authority, userinfo_end, out);
+    if (userinfo_end != std::string_view::npos && userinfo_end > authority)
+      mark_userinfo(s, authority, userinfo_end, out);
   }
   if (s.find("://") != std::string_view::npos) return;
   // NAME:PASSWORD@host: a name at a word start, a password without '@', '/' or whitespace.
   for (size_t at = s.find('@'); at != std::string_view::npos; at = s.find('@', at + 1)) {
     if (at + 1 >= s.size() || !is_alnum(s[at + 1])) continue;
     size_t begin = at;
-    while (begin > 0 && !is_space(s[begin - 1]) && s[begin - 1] != '@' && s[begin - 1] != '/' && !is_quote(s[begin - 1]) &&
-           s[begin - 1] != '=') {
+    while (begin > 0 && !is_space(s[begin - 1]) && s[begin - 1] != '@' && s[begin - 1] != '/' &&
+           !is_quote(s[begin - 1]) && s[begin - 1] != '=') {
       --begin;
     }
     const size_t colon = s.find(':', begin);
@@ -1008,15 +1065,14 @@ std::vector<Span> settle(std::vector<Span> spans, const std::vector<std::pair<si
     }
     spans = std::move(cut);
   }
-  std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) {
-    return a.begin != b.begin ? a.begin < b.begin : a.end > b.end;
-  });
+  std::sort(spans.begin(), spans.end(),
+            [](const Span& a, const Span& b) { return a.begin != b.begin ? a.begin < b.begin : a.end > b.end; });
   std::vector<Span> merged;
   for (const Span& span : spans) {
     if (!merged.empty() && span.begin < merged.back().end) {
       Span& last = merged.back();
-      const bool says_more = span.source > last.source ||
-                             (span.source == last.source && span.end - span.begin > last.end - last.begin);
+      const bool says_more =
+          span.source > last.source || (span.source == last.source && span.end - span.begin > last.end - last.begin);
       if (says_more) last.kind = span.kind;
       last.percent_encoded = last.percent_encoded && span.percent_encoded;
       last.end = std::max(last.end, span.end);

@@ -110,7 +110,7 @@ Result<ExeHash> ExeHashCache::hash_path(const std::string& path) {
 }
 
 Result<ExeHash> ExeHashCache::hash_open_file(int fd, const std::string& what) {
-  struct stat st {};
+  struct stat st{};
   if (::fstat(fd, &st) != 0) return fail(Error::from_current_errno("fstat " + what));
   if (!S_ISREG(st.st_mode)) return fail(Error{EINVAL, what + " is not a regular file"});
 
@@ -136,7 +136,7 @@ Result<ExeHash> ExeHashCache::hash_open_file(int fd, const std::string& what) {
   if (!digest) return fail(std::move(digest.error()));
 
   // A file written while it was read hashes to neither version; report it, do not cache it.
-  struct stat after {};
+  struct stat after{};
   if (::fstat(fd, &after) != 0) return fail(Error::from_current_errno("fstat " + what));
   if (!(key_of(after) == out.file) || digest->second != out.file.size) {
     return fail(Error{EAGAIN, what + " changed while it was being hashed"});

@@ -79,7 +79,7 @@ class ExeHashCache {
   Result<ExeHash> hash_open_file(int fd, const std::string& what);
 
   Options options_;
-  mutable std::mutex mu_;  // guards index_, stats_
+  mutable std::mutex mu_;                             // guards index_, stats_
   LruCache<ExeFileKey, std::string, KeyHash> index_;  // value: hex digest
   Stats stats_;
 };

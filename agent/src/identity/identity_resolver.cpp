@@ -61,7 +61,8 @@ std::shared_ptr<const ResolvedIdentity> IdentityResolver::lookup_cache(const Ker
   const Entry* entry = cache_.find(key);
   if (entry == nullptr) return nullptr;
   // Same key, different cgroup or comm: the process moved or exec'd since; resolve afresh.
-  if ((facts.cgroup_id != 0 && facts.cgroup_id != entry->cgroup_id) || (!facts.comm.empty() && facts.comm != entry->comm)) {
+  if ((facts.cgroup_id != 0 && facts.cgroup_id != entry->cgroup_id) ||
+      (!facts.comm.empty() && facts.comm != entry->comm)) {
     cache_.erase(key);
     return nullptr;
   }
@@ -168,7 +169,8 @@ ResolvedIdentity IdentityResolver::resolve(const KernelProcessFacts& facts) {
       out->notes.push_back("exe hash: " + h.error().message);
     }
   }
-  p.ancestry = read_ancestry_from_parent(options_.proc_root, info->ppid, info->start_time_ticks, options_.ancestry_depth);
+  p.ancestry =
+      read_ancestry_from_parent(options_.proc_root, info->ppid, info->start_time_ticks, options_.ancestry_depth);
   if (options_.redactor) {
     // Every comm here is a name its process chose; the kernel's comm came redacted already.
     p.comm = options_.redactor->redact_comm(p.comm);

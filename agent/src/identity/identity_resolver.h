@@ -50,7 +50,7 @@ namespace nhiguard::identity {
 
 // The kernel's fields for one process, as carried by an event (events::KernelProcess).
 struct KernelProcessFacts {
-  uint32_t pid = 0;        // tgid
+  uint32_t pid = 0;  // tgid
   uint32_t tid = 0;
   uint32_t ppid = 0;
   uint64_t start_ns = 0;   // CLOCK_BOOTTIME ns of the group leader's start; 0 = unknown (never trusted against /proc)
@@ -65,9 +65,17 @@ struct KernelProcessFacts {
   // The facts an event carries about its process, with the start time the caller trusts for it
   // (an untainted egress event has none; the process table may know it) and the exe of its exec.
   static KernelProcessFacts of(const events::KernelProcess& process, uint64_t start_ns, std::string exe) {
-    return {.pid = process.tgid, .tid = process.tid, .ppid = process.ppid, .start_ns = start_ns,
-            .cgroup_id = process.cgroup_id, .uid = process.uid, .euid = process.euid, .gid = process.gid,
-            .audit_session_id = process.audit_session_id, .comm = process.comm, .exe = std::move(exe)};
+    return {.pid = process.tgid,
+            .tid = process.tid,
+            .ppid = process.ppid,
+            .start_ns = start_ns,
+            .cgroup_id = process.cgroup_id,
+            .uid = process.uid,
+            .euid = process.euid,
+            .gid = process.gid,
+            .audit_session_id = process.audit_session_id,
+            .comm = process.comm,
+            .exe = std::move(exe)};
   }
 };
 
@@ -81,15 +89,15 @@ struct ProcessIdentity {
   std::string comm;
   std::string exe;
   bool exe_deleted = false;
-  std::string exe_sha256;      // empty when not hashed (see exe_too_large and ResolvedIdentity::notes)
+  std::string exe_sha256;  // empty when not hashed (see exe_too_large and ResolvedIdentity::notes)
   bool exe_too_large = false;
   std::vector<std::string> cmdline;
   bool cmdline_truncated = false;
-  bool cmdline_redacted = false;              // cmdline went through a CmdlineRedactor
-  uint32_t session_id = 0;                    // stat field 6 (setsid session); 0 when not from /proc
-  std::optional<uint32_t> audit_session_id;   // audit (login) session, from /proc or the kernel
+  bool cmdline_redacted = false;             // cmdline went through a CmdlineRedactor
+  uint32_t session_id = 0;                   // stat field 6 (setsid session); 0 when not from /proc
+  std::optional<uint32_t> audit_session_id;  // audit (login) session, from /proc or the kernel
   std::optional<uint32_t> login_uid;
-  std::vector<Ancestor> ancestry;             // nearest first; empty when not from /proc
+  std::vector<Ancestor> ancestry;  // nearest first; empty when not from /proc
 };
 
 struct ResolvedIdentity {

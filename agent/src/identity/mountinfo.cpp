@@ -113,8 +113,10 @@ Result<MountEntry> find_cgroup2(const std::vector<MountEntry>& mounts) {
     if (m.fs_type != "cgroup2" || visible[m.mount_point] != i) continue;
     int rank = 1;
     if (m.root == "/") rank += 8;  // a bind of a sub-tree would give paths relative to that sub-tree
-    if (m.mount_point == "/sys/fs/cgroup") rank += 4;
-    else if (m.mount_point == "/sys/fs/cgroup/unified") rank += 2;
+    if (m.mount_point == "/sys/fs/cgroup")
+      rank += 4;
+    else if (m.mount_point == "/sys/fs/cgroup/unified")
+      rank += 2;
     if (rank > best_rank) {
       best = &m;
       best_rank = rank;

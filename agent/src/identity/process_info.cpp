@@ -79,7 +79,8 @@ Result<ProcIds> parse_proc_status_ids(std::string_view text) {
       rest = trim(rest);
       const size_t sep = rest.find_first_of(" \t");
       const std::string_view field = rest.substr(0, sep);
-      if (!parse_number(field, values[got])) return fail(Error{EINVAL, "status: bad " + std::string(line.substr(0, 3))});
+      if (!parse_number(field, values[got]))
+        return fail(Error{EINVAL, "status: bad " + std::string(line.substr(0, 3))});
       ++got;
       if (sep == std::string_view::npos) break;
       rest = rest.substr(sep);
@@ -143,7 +144,9 @@ Result<ProcessDir> ProcessDir::open(const std::string& proc_root, pid_t pid) {
   return ProcessDir(fd, pid);
 }
 
-ProcessDir::ProcessDir(ProcessDir&& other) noexcept : fd_(other.fd_), pid_(other.pid_) { other.fd_ = -1; }
+ProcessDir::ProcessDir(ProcessDir&& other) noexcept : fd_(other.fd_), pid_(other.pid_) {
+  other.fd_ = -1;
+}
 
 ProcessDir& ProcessDir::operator=(ProcessDir&& other) noexcept {
   if (this != &other) {

@@ -72,11 +72,11 @@ struct ProcessInfo {
   std::string exe;           // readlink of exe; empty when unreadable (kernel threads, no permission)
   bool exe_deleted = false;  // the link ended in " (deleted)" (removed from exe, above)
   std::vector<std::string> cmdline;
-  bool cmdline_truncated = false;  // longer than kMaxCmdlineBytes
-  uint32_t session_id = 0;                  // stat field 6
-  std::optional<uint32_t> audit_session_id; // /proc/PID/sessionid; nullopt when unset or unavailable
-  std::optional<uint32_t> login_uid;        // /proc/PID/loginuid; nullopt when unset or unavailable
-  std::string cgroup_path;                  // the "0::" path; empty when none
+  bool cmdline_truncated = false;            // longer than kMaxCmdlineBytes
+  uint32_t session_id = 0;                   // stat field 6
+  std::optional<uint32_t> audit_session_id;  // /proc/PID/sessionid; nullopt when unset or unavailable
+  std::optional<uint32_t> login_uid;         // /proc/PID/loginuid; nullopt when unset or unavailable
+  std::string cgroup_path;                   // the "0::" path; empty when none
   bool cgroup_deleted = false;
 };
 

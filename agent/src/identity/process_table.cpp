@@ -24,7 +24,9 @@ ProcessRecord& ProcessTable::upsert(const events::KernelProcess& process) {
   return record;
 }
 
-void ProcessTable::observe(const events::KernelProcess& process) { upsert(process); }
+void ProcessTable::observe(const events::KernelProcess& process) {
+  upsert(process);
+}
 
 void ProcessTable::remember_cmdline(ProcessKey key, const std::vector<std::string>& cmdline) {
   if (auto it = entries_.find(key); it != entries_.end()) it->second.cmdline = cmdline;
@@ -110,11 +112,11 @@ void ProcessTable::enforce_bound() {
       if (it->second.exited && (victim == entries_.end() || it->second.exit_ns < victim->second.exit_ns)) victim = it;
     }
     if (victim == entries_.end()) {
-      victim = std::min_element(entries_.begin(), entries_.end(), [](const auto& a, const auto& b) {
-        return a.first.start_ns < b.first.start_ns;
-      });
+      victim = std::min_element(entries_.begin(), entries_.end(),
+                                [](const auto& a, const auto& b) { return a.first.start_ns < b.first.start_ns; });
     }
-    if (auto live = live_by_tgid_.find(victim->first.tgid); live != live_by_tgid_.end() && live->second == victim->first) {
+    if (auto live = live_by_tgid_.find(victim->first.tgid);
+        live != live_by_tgid_.end() && live->second == victim->first) {
       live_by_tgid_.erase(live);
     }
     entries_.erase(victim);

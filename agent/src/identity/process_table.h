@@ -31,7 +31,7 @@ struct ProcessRecord {
   uint32_t uid = 0;
   uint64_t cgroup_id = 0;
   std::string comm;
-  std::string exe;    // last exec's filename, as the kernel gave it
+  std::string exe;                   // last exec's filename, as the kernel gave it
   std::vector<std::string> cmdline;  // argv from the kernel's first credential event of this image
   uint64_t exec_ns = 0;
   bool exited = false;

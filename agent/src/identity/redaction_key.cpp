@@ -29,7 +29,7 @@ std::array<unsigned char, SHA256_DIGEST_LENGTH> checksum(const RedactionKey& key
 Result<RedactionKey> read_key(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) return fail(Error::from_current_errno("open " + path));
-  struct stat st {};
+  struct stat st{};
   if (::fstat(fd, &st) != 0) {
     Error error = Error::from_current_errno("stat " + path);
     ::close(fd);
@@ -40,9 +40,12 @@ Result<RedactionKey> read_key(const std::string& path) {
     return fail(Error::plain(path + ": " + std::move(why)));
   };
   if (!S_ISREG(st.st_mode)) return refuse("not a regular file");
-  if ((st.st_mode & 077) != 0) return refuse(fmt::format("mode {:04o} lets others read or change it", st.st_mode & 07777));
-  if (st.st_uid != ::geteuid()) return refuse(fmt::format("owned by uid {}, not the agent's {}", st.st_uid, ::geteuid()));
-  if (static_cast<size_t>(st.st_size) != kFileBytes) return refuse(fmt::format("{} bytes, not {}", st.st_size, kFileBytes));
+  if ((st.st_mode & 077) != 0)
+    return refuse(fmt::format("mode {:04o} lets others read or change it", st.st_mode & 07777));
+  if (st.st_uid != ::geteuid())
+    return refuse(fmt::format("owned by uid {}, not the agent's {}", st.st_uid, ::geteuid()));
+  if (static_cast<size_t>(st.st_size) != kFileBytes)
+    return refuse(fmt::format("{} bytes, not {}", st.st_size, kFileBytes));
   std::array<unsigned char, kFileBytes> bytes{};
   size_t got = 0;
   while (got < bytes.size()) {
@@ -73,8 +76,9 @@ Result<LoadedRedactionKey> load_or_create_redaction_key(const std::string& state
   }
   out.created = true;
   out.warning = existing.error().code == ENOENT ? "no key at " + path + ": created one"
-                                                : existing.error().message + ": replaced by a new key (earlier "
-                                                                             "fingerprints no longer correlate)";
+                                                : existing.error().message +
+                                                      ": replaced by a new key (earlier "
+                                                      "fingerprints no longer correlate)";
   if (RAND_bytes(out.key.data(), static_cast<int>(out.key.size())) != 1) {
     return fail(Error::plain("cmdline redaction key: no random bytes from OpenSSL"));
   }
@@ -83,7 +87,7 @@ Result<LoadedRedactionKey> load_or_create_redaction_key(const std::string& state
   content.append(reinterpret_cast<const char*>(sum.data()), sum.size());
   // A file that is not ours to overwrite (a directory, a link) is moved aside, never followed.
   if (existing.error().code != ENOENT) {
-    struct stat st {};
+    struct stat st{};
     if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) ::rename(path.c_str(), (path + ".invalid").c_str());
   }
   ::unlink((path + ".tmp").c_str());  // a leftover tmp file would lend the key its mode

@@ -25,9 +25,9 @@ inline constexpr const char* kRedactionKeyFile = "cmdline_redaction.key";
 
 struct LoadedRedactionKey {
   RedactionKey key{};
-  bool created = false;      // a new key (missing or unusable file)
-  bool persisted = true;     // false: the new key could not be written and lives in memory only
-  std::string warning;       // what was wrong with the file, or why the key is not persisted; empty when fine
+  bool created = false;   // a new key (missing or unusable file)
+  bool persisted = true;  // false: the new key could not be written and lives in memory only
+  std::string warning;    // what was wrong with the file, or why the key is not persisted; empty when fine
 };
 
 // Fails only when no random key can be made at all.

@@ -8,8 +8,8 @@ std::string percent_encode(std::string_view segment) {
   out.reserve(segment.size());
   for (const char ch : segment) {
     const auto c = static_cast<unsigned char>(ch);
-    const bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                            c == '.' || c == '_' || c == '~' || c == '-';
+    const bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+                            c == '_' || c == '~' || c == '-';
     if (unreserved) {
       out.push_back(ch);
     } else {

@@ -37,12 +37,12 @@ struct WorkloadIdentity {
   std::string pod_uid;
   std::string container_id;
   std::string qos_class;
-  std::string unit;       // the system unit the cgroup is in (CgroupWorkload::unit)
-  std::string user_unit;  // user_session below a user manager: the user unit
-  std::string session;    // user_session, login session: its scope
+  std::string unit;                     // the system unit the cgroup is in (CgroupWorkload::unit)
+  std::string user_unit;                // user_session below a user manager: the user unit
+  std::string session;                  // user_session, login session: its scope
   std::optional<uint32_t> session_uid;  // user_session: the owner named by the path
-  std::string cgroup_path;  // relative to the cgroup2 root; empty when unknown
-  uint64_t cgroup_id = 0;   // 0 when unknown
+  std::string cgroup_path;              // relative to the cgroup2 root; empty when unknown
+  uint64_t cgroup_id = 0;               // 0 when unknown
   std::string uri;
 
   bool operator==(const WorkloadIdentity&) const = default;

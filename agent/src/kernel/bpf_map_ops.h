@@ -14,7 +14,9 @@
 
 namespace nhiguard::kernel {
 
-inline Error libbpf_error(int err, const std::string& what) { return Error::from_errno(err < 0 ? -err : err, what); }
+inline Error libbpf_error(int err, const std::string& what) {
+  return Error::from_errno(err < 0 ? -err : err, what);
+}
 
 template <typename Key, typename Value>
 Result<std::vector<std::pair<Key, Value>>> dump_map(int fd, const char* name) {

@@ -13,7 +13,7 @@ struct FeatureResult {
   std::string description;  // what the facility is for
   bool required = false;    // the agent cannot run without it
   bool supported = false;
-  std::string error;        // why not, when !supported (libbpf's errno text and stage)
+  std::string error;  // why not, when !supported (libbpf's errno text and stage)
 };
 
 struct FeatureReport {

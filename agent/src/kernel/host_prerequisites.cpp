@@ -30,7 +30,7 @@ bool has_effective_cap(const __user_cap_data_struct (&data)[2], int cap) {
 }
 
 Result<bool> ensure_fs(const std::string& path, const char* fstype, int64_t magic) {
-  struct statfs fs {};
+  struct statfs fs{};
   if (statfs(path.c_str(), &fs) != 0) {
     if (errno != ENOENT) return fail(Error::from_current_errno("statfs " + path));
     if (mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
@@ -75,13 +75,17 @@ PrivilegeReport check_privileges() {
 
 Result<void> check_kernel_btf(const std::string& path) {
   if (access(path.c_str(), R_OK) != 0) {
-    return fail(Error::from_current_errno(
-        "kernel BTF " + path + " (the kernel must be built with CONFIG_DEBUG_INFO_BTF=y)"));
+    return fail(
+        Error::from_current_errno("kernel BTF " + path + " (the kernel must be built with CONFIG_DEBUG_INFO_BTF=y)"));
   }
   return {};
 }
 
-Result<bool> ensure_bpffs(const std::string& path) { return ensure_fs(path, "bpf", kBpfFsMagic); }
-Result<bool> ensure_tracefs(const std::string& path) { return ensure_fs(path, "tracefs", kTraceFsMagic); }
+Result<bool> ensure_bpffs(const std::string& path) {
+  return ensure_fs(path, "bpf", kBpfFsMagic);
+}
+Result<bool> ensure_tracefs(const std::string& path) {
+  return ensure_fs(path, "tracefs", kTraceFsMagic);
+}
 
 }  // namespace nhiguard::kernel

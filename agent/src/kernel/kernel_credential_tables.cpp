@@ -19,7 +19,9 @@ uint32_t candidate_slot_of(const std::string& name) {
   return nhg_candidate_filter_slot(static_cast<uint32_t>(name.size()), static_cast<uint8_t>(name.front()));
 }
 
-bool valid_name(const std::string& s) { return s.size() < NHG_NAME_LEN; }
+bool valid_name(const std::string& s) {
+  return s.size() < NHG_NAME_LEN;
+}
 
 template <size_t N>
 void copy_name(char (&dst)[N], const std::string& src) {
@@ -52,15 +54,15 @@ Result<void> KernelCredentialTables::upsert_credential(const nhg_inode_key& key,
   // the truth costs the programs one hash lookup, one below it would hide the credential.
   if (!credential_keys_.contains({key.dev, key.ino})) {
     const uint32_t slot = nhg_credential_filter_slot(key.dev, key.ino);
-    if (auto raised = write_filter_slot(kCredentialFilter, slot, credential_filter_[slot] + 1);
-        !raised) {
+    if (auto raised = write_filter_slot(kCredentialFilter, slot, credential_filter_[slot] + 1); !raised) {
       return raised;
     }
     ++credential_filter_[slot];
     credential_keys_.insert({key.dev, key.ino});
   }
   if (bpf_map_update_elem(fds_.credentials, &key, &value, BPF_ANY) != 0) {
-    return fail(Error::from_current_errno(fmt::format("add credential inode {}:{} to nhg_credentials", key.dev, key.ino)));
+    return fail(
+        Error::from_current_errno(fmt::format("add credential inode {}:{} to nhg_credentials", key.dev, key.ino)));
   }
   return {};
 }
@@ -71,8 +73,7 @@ Result<void> KernelCredentialTables::remove_credential(const nhg_inode_key& key)
   }
   if (credential_keys_.erase({key.dev, key.ino}) != 0) {
     const uint32_t slot = nhg_credential_filter_slot(key.dev, key.ino);
-    if (auto lowered = write_filter_slot(kCredentialFilter, slot, credential_filter_[slot] - 1);
-        !lowered) {
+    if (auto lowered = write_filter_slot(kCredentialFilter, slot, credential_filter_[slot] - 1); !lowered) {
       // The count stays above the truth: the programs do one needless lookup for this slot.
       spdlog::warn("credential inode {}:{} removed, its filter slot not lowered: {}", key.dev, key.ino,
                    lowered.error().message);
@@ -106,8 +107,7 @@ Result<void> KernelCredentialTables::write_filter(Filter filter, const std::vect
 }
 
 Result<void> KernelCredentialTables::rebuild_filters() {
-  auto credentials = dump_map<nhg_inode_key, nhg_credential_value>(fds_.credentials,
-                                                                   "nhg_credentials");
+  auto credentials = dump_map<nhg_inode_key, nhg_credential_value>(fds_.credentials, "nhg_credentials");
   if (!credentials) return fail(credentials.error());
   credential_filter_.assign(NHG_CREDENTIAL_FILTER_SLOTS, 0);
   credential_keys_.clear();
@@ -117,8 +117,7 @@ Result<void> KernelCredentialTables::rebuild_filters() {
   }
   if (auto written = write_filter(kCredentialFilter, credential_filter_); !written) return written;
 
-  auto prefixes = dump_map<nhg_name_prefix_key, uint32_t>(fds_.candidate_prefixes,
-                                                          "nhg_candidate_prefixes");
+  auto prefixes = dump_map<nhg_name_prefix_key, uint32_t>(fds_.candidate_prefixes, "nhg_candidate_prefixes");
   if (!prefixes) return fail(prefixes.error());
   candidate_filter_.assign(NHG_CANDIDATE_FILTER_SLOTS, 0);
   for (const auto& [key, value] : *prefixes) {
@@ -186,14 +185,16 @@ Result<void> KernelCredentialTables::set_candidate_names(const std::vector<Candi
       return fail(Error::from_current_errno("add candidate pair " + parent + "/" + name));
     }
   }
-  auto stale_names = delete_keys_unless<NameOnlyKey, uint32_t>(names_fd, "nhg_candidate_names", [&](const NameOnlyKey& key) {
-    return name_flags.contains(std::string(key.name, strnlen(key.name, NHG_NAME_LEN)));
-  });
+  auto stale_names =
+      delete_keys_unless<NameOnlyKey, uint32_t>(names_fd, "nhg_candidate_names", [&](const NameOnlyKey& key) {
+        return name_flags.contains(std::string(key.name, strnlen(key.name, NHG_NAME_LEN)));
+      });
   if (!stale_names) return fail(stale_names.error());
-  auto stale_pairs = delete_keys_unless<nhg_name_key, uint32_t>(pairs_fd, "nhg_candidate_pairs", [&](const nhg_name_key& key) {
-    return pairs.contains({std::string(key.parent, strnlen(key.parent, NHG_NAME_LEN)),
-                           std::string(key.name, strnlen(key.name, NHG_NAME_LEN))});
-  });
+  auto stale_pairs =
+      delete_keys_unless<nhg_name_key, uint32_t>(pairs_fd, "nhg_candidate_pairs", [&](const nhg_name_key& key) {
+        return pairs.contains({std::string(key.parent, strnlen(key.parent, NHG_NAME_LEN)),
+                               std::string(key.name, strnlen(key.name, NHG_NAME_LEN))});
+      });
   if (!stale_pairs) return fail(stale_pairs.error());
   auto stale_prefixes = delete_keys_unless<nhg_name_prefix_key, uint32_t>(
       prefixes_fd, "nhg_candidate_prefixes",

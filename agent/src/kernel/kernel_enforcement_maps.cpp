@@ -86,7 +86,8 @@ Result<void> KernelEnforcementMaps::apply_egress_block(const EgressBlockSpec& sp
     const nhg_egress_dest_key key = dest_key(spec.cgroup_id, dest);
     const uint32_t rule = spec.rule_id;
     if (bpf_map_update_elem(dests_fd, &key, &rule, BPF_ANY) != 0) {
-      return fail(enforcement_update_error(fmt::format("add destination {} for cgroup {}", dest.to_string(), spec.cgroup_id)));
+      return fail(
+          enforcement_update_error(fmt::format("add destination {} for cgroup {}", dest.to_string(), spec.cgroup_id)));
     }
   }
   nhg_egress_block block{.expires_at_ns = spec.expires_at_boot_ns,
@@ -104,7 +105,8 @@ Result<void> KernelEnforcementMaps::apply_egress_block(const EgressBlockSpec& sp
   auto pruned = delete_keys_unless<nhg_egress_dest_key, uint32_t>(dests_fd, "nhg_egress_dests", [&](const auto& key) {
     uint64_t id;
     std::memcpy(&id, key.cgroup_id, sizeof(id));
-    return id != spec.cgroup_id || std::any_of(wanted.begin(), wanted.end(), [&](const auto& w) { return same_dest(w, key); });
+    return id != spec.cgroup_id ||
+           std::any_of(wanted.begin(), wanted.end(), [&](const auto& w) { return same_dest(w, key); });
   });
   if (!pruned) return pruned;
   return refresh_enforcement_counts();

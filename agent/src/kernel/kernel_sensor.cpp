@@ -26,6 +26,8 @@ Result<std::unique_ptr<KernelSensor>> KernelSensor::start(const SensorOptions& o
   return sensor;
 }
 
-Result<int> KernelSensor::poll(int timeout_ms) { return events_->poll(handler_, timeout_ms); }
+Result<int> KernelSensor::poll(int timeout_ms) {
+  return events_->poll(handler_, timeout_ms);
+}
 
 }  // namespace nhiguard::kernel

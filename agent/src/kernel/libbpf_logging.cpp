@@ -25,9 +25,15 @@ int print_to_spdlog(enum libbpf_print_level level, const char* format, va_list a
   line.resize(static_cast<size_t>(n));
   while (!line.empty() && line.back() == '\n') line.pop_back();
   switch (level) {
-    case LIBBPF_WARN: spdlog::warn("libbpf: {}", line); break;
-    case LIBBPF_INFO: spdlog::info("libbpf: {}", line); break;
-    case LIBBPF_DEBUG: spdlog::debug("libbpf: {}", line); break;
+    case LIBBPF_WARN:
+      spdlog::warn("libbpf: {}", line);
+      break;
+    case LIBBPF_INFO:
+      spdlog::info("libbpf: {}", line);
+      break;
+    case LIBBPF_DEBUG:
+      spdlog::debug("libbpf: {}", line);
+      break;
   }
   return n;
 }

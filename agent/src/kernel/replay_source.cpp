@@ -42,10 +42,11 @@ Result<std::unique_ptr<ReplaySource>> ReplaySource::from_recording(const std::st
     const uint32_t size = uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
     at += 4;
     if (bytes->size() - at < size) {
-      return fail(Error::plain(fmt::format("{}: frame at byte {} wants {} bytes, {} left", path, at - 4, size,
-                                           bytes->size() - at)));
+      return fail(Error::plain(
+          fmt::format("{}: frame at byte {} wants {} bytes, {} left", path, at - 4, size, bytes->size() - at)));
     }
-    records.emplace_back(bytes->begin() + static_cast<ptrdiff_t>(at), bytes->begin() + static_cast<ptrdiff_t>(at + size));
+    records.emplace_back(bytes->begin() + static_cast<ptrdiff_t>(at),
+                         bytes->begin() + static_cast<ptrdiff_t>(at + size));
     at += size;
   }
   return std::make_unique<ReplaySource>(std::move(records));

@@ -30,12 +30,12 @@ void drop_incompatible_pin(bpf_map* map, const std::string& pin_path) {
   int err = bpf_obj_get_info_by_fd(fd, &info, &len);
   close(fd);
   const bool same = err == 0 && info.type == bpf_map__type(map) && info.key_size == bpf_map__key_size(map) &&
-                    info.value_size == bpf_map__value_size(map) &&
-                    info.max_entries == bpf_map__max_entries(map);
+                    info.value_size == bpf_map__value_size(map) && info.max_entries == bpf_map__max_entries(map);
   if (!same) {
-    spdlog::warn("pinned map {} does not match this agent's layout; replacing it (detection state is rebuilt "
-                 "from the catalogue)",
-                 pin_path);
+    spdlog::warn(
+        "pinned map {} does not match this agent's layout; replacing it (detection state is rebuilt "
+        "from the catalogue)",
+        pin_path);
     unlink(pin_path.c_str());
   }
 }
@@ -104,16 +104,17 @@ Result<void> SensorLoader::load_objects(const SensorOptions& options) {
   const long page = sysconf(_SC_PAGESIZE);
   if (options.ringbuf_bytes == 0 || (options.ringbuf_bytes & (options.ringbuf_bytes - 1)) != 0 ||
       options.ringbuf_bytes % page != 0) {
-    return fail(Error::plain(fmt::format("ring buffer size {} must be a power of two and a multiple of {}",
-                                         options.ringbuf_bytes, page)));
+    return fail(Error::plain(
+        fmt::format("ring buffer size {} must be a power of two and a multiple of {}", options.ringbuf_bytes, page)));
   }
   auto loaded = load_sensor_object(options, options.direct_file_reads);
   if (!loaded && options.direct_file_reads) {
     // The feature probe accepted bpf_rdonly_cast, but a kernel may still refuse one of the direct
     // program's loads (its verifier log is above). The probe-read variant detects the same opens.
-    spdlog::warn("the direct open programs did not load ({}); loading the bpf_probe_read_kernel variant instead, "
-                 "which costs each open ~0.3 us more",
-                 loaded.error().message);
+    spdlog::warn(
+        "the direct open programs did not load ({}); loading the bpf_probe_read_kernel variant instead, "
+        "which costs each open ~0.3 us more",
+        loaded.error().message);
     nhiguard_sensor__destroy(skel_);
     skel_ = nullptr;
     loaded = load_sensor_object(options, false);
@@ -132,11 +133,10 @@ Result<void> SensorLoader::load_sensor_object(const SensorOptions& options, bool
 
   if (!options.pin_dir.empty()) {
     if (auto made = make_directories(options.pin_dir); !made) return fail(made.error());
-    for (bpf_map* map : {skel_->maps.nhg_credentials, skel_->maps.nhg_candidate_names,
-                         skel_->maps.nhg_candidate_pairs, skel_->maps.nhg_candidate_prefixes,
-                         skel_->maps.nhg_counters, skel_->maps.nhg_taint, skel_->maps.nhg_enforcement_counts,
-                         skel_->maps.nhg_credential_denies, skel_->maps.nhg_credential_filter,
-                         skel_->maps.nhg_candidate_filter}) {
+    for (bpf_map* map : {skel_->maps.nhg_credentials, skel_->maps.nhg_candidate_names, skel_->maps.nhg_candidate_pairs,
+                         skel_->maps.nhg_candidate_prefixes, skel_->maps.nhg_counters, skel_->maps.nhg_taint,
+                         skel_->maps.nhg_enforcement_counts, skel_->maps.nhg_credential_denies,
+                         skel_->maps.nhg_credential_filter, skel_->maps.nhg_candidate_filter}) {
       if (auto pinned = pin_map(map, options.pin_dir); !pinned) return pinned;
     }
   }

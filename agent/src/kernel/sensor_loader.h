@@ -32,12 +32,12 @@ namespace nhiguard::kernel {
 
 struct SensorOptions {
   std::string pin_dir = "/sys/fs/bpf/nhiguard";  // empty: no pinning (tests of unrelated parts)
-  uint32_t ringbuf_bytes = 8u << 20;              // power of two, multiple of the page size
-  uint32_t ignore_tgid = 0;                       // opens by this process are not reported
-  bool read_syscall_args = true;                  // needs bpf_task_pt_regs (kernel 5.15+)
-  bool direct_file_reads = true;                  // open programs use bpf_rdonly_cast (kernel 6.2+)
-  bool report_all_egress = false;                 // egress events for untainted, allowed processes too
-  std::string cgroup2_root;                       // empty: found in /proc/self/mountinfo
+  uint32_t ringbuf_bytes = 8u << 20;             // power of two, multiple of the page size
+  uint32_t ignore_tgid = 0;                      // opens by this process are not reported
+  bool read_syscall_args = true;                 // needs bpf_task_pt_regs (kernel 5.15+)
+  bool direct_file_reads = true;                 // open programs use bpf_rdonly_cast (kernel 6.2+)
+  bool report_all_egress = false;                // egress events for untainted, allowed processes too
+  std::string cgroup2_root;                      // empty: found in /proc/self/mountinfo
 };
 
 // The loaded maps' descriptors, owned by the loader. The two objects share the ring buffer, the

@@ -118,7 +118,9 @@ constexpr const char* kActionColumns =
     "target_cgroup_id, target_pid, target_pid_start_ns, target_session_id, target_credential_path, "
     "target_credential_id, target_destinations, target_workload_uri, boot_id";
 
-int64_t now_ns() { return static_cast<int64_t>(clock_ns(CLOCK_REALTIME)); }
+int64_t now_ns() {
+  return static_cast<int64_t>(clock_ns(CLOCK_REALTIME));
+}
 
 thread_local const ControlPeer* t_control_peer = nullptr;
 
@@ -129,9 +131,10 @@ constexpr const char* kHistoryColumns =
 // Inserts one action_history row, with the thread's control peer when one is set.
 Result<void> insert_history(sqlite3* db, std::string_view handle, std::optional<ActionState> from, ActionState to,
                             int64_t at, std::string_view actor, std::string_view note, const std::string& what) {
-  Statement history(db, "INSERT INTO action_history (handle, from_state, to_state, at_ns, actor, note, peer_pid, "
-                        "peer_uid, peer_gid, peer_start_ticks, peer_exe, peer_comm, peer_cgroup) "
-                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
+  Statement history(db,
+                    "INSERT INTO action_history (handle, from_state, to_state, at_ns, actor, note, peer_pid, "
+                    "peer_uid, peer_gid, peer_start_ticks, peer_exe, peer_comm, peer_cgroup) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
   if (history.prepare_status() != SQLITE_OK) return fail(sqlite_error(db, history.prepare_status(), what));
   history.bind(1, handle);
   if (from) {
@@ -181,8 +184,8 @@ Result<RollbackHandle> read_handle(const Statement& row) {
   const auto kind = static_cast<ActionKind>(row.int_at(1));
   const auto state = static_cast<ActionState>(row.int_at(2));
   if (containment::to_string(kind) == "unknown" || containment::to_string(state) == "unknown") {
-    return fail(Error{EUCLEAN, fmt::format("ledger row {}: unknown action {} or state {}", h.handle, row.int_at(1),
-                                           row.int_at(2))});
+    return fail(Error{
+        EUCLEAN, fmt::format("ledger row {}: unknown action {} or state {}", h.handle, row.int_at(1), row.int_at(2))});
   }
   h.action = kind;
   h.state = state;
@@ -262,16 +265,18 @@ Error invalid_handle(std::string_view handle) {
                                    handle)};
 }
 
-Error unknown_handle(std::string_view handle) { return Error{ENOENT, fmt::format("unknown handle {}", handle)}; }
+Error unknown_handle(std::string_view handle) {
+  return Error{ENOENT, fmt::format("unknown handle {}", handle)};
+}
 
 Result<void> check_actor(std::string_view actor) {
   if (is_known_actor(actor)) return {};
   return fail(Error{EINVAL, fmt::format("unknown actor '{}' (expected one of {})", actor, fmt::join(kActors, ", "))});
 }
 
-constexpr ActionState kAllStates[] = {ActionState::held,        ActionState::active,       ActionState::expired,
-                                      ActionState::rolled_back, ActionState::failed,       ActionState::irreversible,
-                                      ActionState::rejected,    ActionState::dry_run,      ActionState::lapsed_by_reboot};
+constexpr ActionState kAllStates[] = {ActionState::held,        ActionState::active,  ActionState::expired,
+                                      ActionState::rolled_back, ActionState::failed,  ActionState::irreversible,
+                                      ActionState::rejected,    ActionState::dry_run, ActionState::lapsed_by_reboot};
 
 std::string allowed_targets(ActionKind kind, ActionState from) {
   std::vector<std::string_view> names;
@@ -307,7 +312,9 @@ Result<std::unique_ptr<RollbackLedger>> RollbackLedger::open(const std::string& 
   return std::unique_ptr<RollbackLedger>(new RollbackLedger(path, *db));
 }
 
-RollbackLedger::~RollbackLedger() { sqlite3_close_v2(db_); }
+RollbackLedger::~RollbackLedger() {
+  sqlite3_close_v2(db_);
+}
 
 Result<void> RollbackLedger::record(const RollbackHandle& h, std::string_view actor, std::string_view note) {
   const std::string what = fmt::format("ledger record {}", h.handle);
@@ -320,8 +327,8 @@ Result<void> RollbackLedger::record(const RollbackHandle& h, std::string_view ac
                           (h.state == ActionState::irreversible && !reversible);
   if (containment::to_string(h.action) == "unknown" || !initial_ok) {
     return fail(Error{EINVAL, fmt::format("{}: a new {} action cannot start in state {} (held, failed, dry_run "
-                                          "with dry_run set, {})", what,
-                                          containment::to_string(h.action), containment::to_string(h.state),
+                                          "with dry_run set, {})",
+                                          what, containment::to_string(h.action), containment::to_string(h.state),
                                           reversible ? "active" : "irreversible")});
   }
   auto triggers = to_json_array(h.trigger_event_ids, what + " trigger_event_ids");
@@ -439,8 +446,7 @@ Result<RollbackHandle> RollbackLedger::activate(std::string_view handle, const E
 
 Result<TransitionOutcome> RollbackLedger::transition_with_expiry(std::string_view handle, ActionState to,
                                                                  std::string_view actor, std::string_view note,
-                                                                 std::string last_error,
-                                                                 std::optional<Expiry> expiry) {
+                                                                 std::string last_error, std::optional<Expiry> expiry) {
   if (!is_handle_id(handle)) return fail(invalid_handle(handle));
   if (auto ok = check_actor(actor); !ok) return fail(std::move(ok.error()));
   const std::string what = fmt::format("ledger transition {} to {}", handle, containment::to_string(to));
@@ -456,12 +462,12 @@ Result<TransitionOutcome> RollbackLedger::transition_with_expiry(std::string_vie
   TransitionOutcome outcome{*current, current->state, false};
   if (containment::is_terminal(current->state)) return outcome;  // idempotent: nothing to write
   if (!is_allowed_transition(current->action, current->state, to)) {
-    return fail(Error{EINVAL, fmt::format("illegal transition of {} ({}) from {} to {}: a {} {} action can become {}",
-                                          handle, containment::to_string(current->action),
-                                          containment::to_string(current->state), containment::to_string(to),
-                                          containment::to_string(current->state),
-                                          containment::to_string(current->action),
-                                          allowed_targets(current->action, current->state))});
+    return fail(
+        Error{EINVAL,
+              fmt::format("illegal transition of {} ({}) from {} to {}: a {} {} action can become {}", handle,
+                          containment::to_string(current->action), containment::to_string(current->state),
+                          containment::to_string(to), containment::to_string(current->state),
+                          containment::to_string(current->action), allowed_targets(current->action, current->state))});
   }
 
   const int64_t at = now_ns();
@@ -475,8 +481,9 @@ Result<TransitionOutcome> RollbackLedger::transition_with_expiry(std::string_vie
     updated.boot_id = expiry->boot_id;
   }
   {
-    Statement update(db_, "UPDATE actions SET state = ?1, updated_at_ns = ?2, last_error = ?3, expires_at_ns = ?5, "
-                          "expires_at_boot_ns = ?6, boot_id = ?7 WHERE handle = ?4");
+    Statement update(db_,
+                     "UPDATE actions SET state = ?1, updated_at_ns = ?2, last_error = ?3, expires_at_ns = ?5, "
+                     "expires_at_boot_ns = ?6, boot_id = ?7 WHERE handle = ?4");
     if (update.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, update.prepare_status(), what));
     update.bind(1, static_cast<int64_t>(to));
     update.bind(2, at);
@@ -533,9 +540,9 @@ Result<RollbackHandle> RollbackLedger::rebase(std::string_view handle, const Reb
   auto current = get_locked(handle, "ledger rebase");
   if (!current) return fail(std::move(current.error()));
   if (current->state != ActionState::active || !containment::is_reversible(current->action)) {
-    return fail(Error{EINVAL, fmt::format("{}: only an active reversible action is rebased (it is {} {})", what,
-                                          containment::to_string(current->state),
-                                          containment::to_string(current->action))});
+    return fail(
+        Error{EINVAL, fmt::format("{}: only an active reversible action is rebased (it is {} {})", what,
+                                  containment::to_string(current->state), containment::to_string(current->action))});
   }
   const int64_t at = now_ns();
   RollbackHandle updated = *current;
@@ -545,8 +552,9 @@ Result<RollbackHandle> RollbackLedger::rebase(std::string_view handle, const Reb
   updated.target.cgroup_id = rebase.cgroup_id;
   updated.target.credential_id = rebase.credential_id;
   {
-    Statement update(db_, "UPDATE actions SET updated_at_ns = ?1, boot_id = ?2, expires_at_boot_ns = ?3, "
-                          "target_cgroup_id = ?4, target_credential_id = ?5 WHERE handle = ?6");
+    Statement update(db_,
+                     "UPDATE actions SET updated_at_ns = ?1, boot_id = ?2, expires_at_boot_ns = ?3, "
+                     "target_cgroup_id = ?4, target_credential_id = ?5 WHERE handle = ?6");
     if (update.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, update.prepare_status(), what));
     update.bind(1, at);
     update.bind(2, updated.boot_id);
@@ -557,8 +565,9 @@ Result<RollbackHandle> RollbackLedger::rebase(std::string_view handle, const Reb
     if (const int rc = update.step(); rc != SQLITE_DONE) return fail(sqlite_error(db_, rc, what));
   }
   {
-    Statement history(db_, "INSERT INTO action_history (handle, from_state, to_state, at_ns, actor, note) "
-                           "VALUES (?1, ?2, ?2, ?3, ?4, ?5)");
+    Statement history(db_,
+                      "INSERT INTO action_history (handle, from_state, to_state, at_ns, actor, note) "
+                      "VALUES (?1, ?2, ?2, ?3, ?4, ?5)");
     if (history.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, history.prepare_status(), what));
     history.bind(1, handle);
     history.bind(2, static_cast<int64_t>(ActionState::active));
@@ -587,27 +596,34 @@ Result<std::vector<HistoryEntry>> RollbackLedger::history(std::string_view handl
 Result<std::vector<HistoryEntry>> RollbackLedger::history_after(int64_t after_seq, size_t limit) {
   const std::string what = fmt::format("ledger history after {}", after_seq);
   std::lock_guard lock(mutex_);
-  Statement select(db_, fmt::format("SELECT {} FROM action_history WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-                                    kHistoryColumns));
+  Statement select(db_,
+                   fmt::format("SELECT {} FROM action_history WHERE seq > ?1 ORDER BY seq LIMIT ?2", kHistoryColumns));
   if (select.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, select.prepare_status(), what));
   select.bind(1, after_seq);
   select.bind(2, static_cast<int64_t>(limit));
   return read_history(db_, select, what);
 }
 
-ScopedControlPeer::ScopedControlPeer(const ControlPeer& peer) : previous_(t_control_peer) { t_control_peer = &peer; }
+ScopedControlPeer::ScopedControlPeer(const ControlPeer& peer) : previous_(t_control_peer) {
+  t_control_peer = &peer;
+}
 
-ScopedControlPeer::~ScopedControlPeer() { t_control_peer = previous_; }
+ScopedControlPeer::~ScopedControlPeer() {
+  t_control_peer = previous_;
+}
 
-const ControlPeer* ScopedControlPeer::current() { return t_control_peer; }
+const ControlPeer* ScopedControlPeer::current() {
+  return t_control_peer;
+}
 
 Result<int64_t> RollbackLedger::record_audit(AuditEntry e) {
   const std::string what = fmt::format("ledger audit {} {}", e.method, e.handle);
   if (e.at_ns == 0) e.at_ns = now_ns();
   std::lock_guard lock(mutex_);
-  Statement insert(db_, "INSERT INTO control_audit (at_ns, method, handle, detail, outcome, message, peer_pid, "
-                        "peer_uid, peer_gid, peer_start_ticks, peer_exe, peer_comm, peer_cgroup) VALUES (?1, ?2, "
-                        "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
+  Statement insert(db_,
+                   "INSERT INTO control_audit (at_ns, method, handle, detail, outcome, message, peer_pid, "
+                   "peer_uid, peer_gid, peer_start_ticks, peer_exe, peer_comm, peer_cgroup) VALUES (?1, ?2, "
+                   "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
   if (insert.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, insert.prepare_status(), what));
   insert.bind(1, e.at_ns);
   insert.bind(2, e.method);
@@ -629,9 +645,10 @@ Result<int64_t> RollbackLedger::record_audit(AuditEntry e) {
 Result<std::vector<AuditEntry>> RollbackLedger::audit_after(int64_t after_seq, size_t limit) {
   const std::string what = fmt::format("ledger audit after {}", after_seq);
   std::lock_guard lock(mutex_);
-  Statement select(db_, "SELECT seq, at_ns, method, handle, detail, outcome, message, peer_pid, peer_uid, peer_gid, "
-                        "peer_start_ticks, peer_exe, peer_comm, peer_cgroup FROM control_audit WHERE seq > ?1 "
-                        "ORDER BY seq LIMIT ?2");
+  Statement select(db_,
+                   "SELECT seq, at_ns, method, handle, detail, outcome, message, peer_pid, peer_uid, peer_gid, "
+                   "peer_start_ticks, peer_exe, peer_comm, peer_cgroup FROM control_audit WHERE seq > ?1 "
+                   "ORDER BY seq LIMIT ?2");
   if (select.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, select.prepare_status(), what));
   select.bind(1, after_seq);
   select.bind(2, limit == 0 ? int64_t{-1} : static_cast<int64_t>(limit));

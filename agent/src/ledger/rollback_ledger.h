@@ -75,11 +75,10 @@ bool is_known_actor(std::string_view actor);
 
 // The state machine above, as a predicate. Terminal `from` states return false here (they are
 // never changed); transition() treats them as an idempotent no-op instead of an error.
-bool is_allowed_transition(containment::ActionKind kind, containment::ActionState from,
-                           containment::ActionState to);
+bool is_allowed_transition(containment::ActionKind kind, containment::ActionState from, containment::ActionState to);
 
 struct ListFilter {
-  std::vector<containment::ActionState> states;  // empty: any state
+  std::vector<containment::ActionState> states;   // empty: any state
   std::optional<containment::ActionKind> action;  // none: any kind
   size_t limit = 0;                               // 0: no limit
 };

@@ -75,9 +75,9 @@ void CorrelationStage::correlate(const Trigger& trigger) {
   if (!kind) return;
 
   const auto now = std::chrono::steady_clock::now();
-  const std::string key = fmt::format("{}|{}|{}|{}|{}", policy::to_string(*kind), input.identity.uri,
-                                      input.identity.cgroup_id, input.credential ? input.credential->id : 0,
-                                      input.destination ? input.destination->text : "");
+  const std::string key =
+      fmt::format("{}|{}|{}|{}|{}", policy::to_string(*kind), input.identity.uri, input.identity.cgroup_id,
+                  input.credential ? input.credential->id : 0, input.destination ? input.destination->text : "");
   if (auto seen = recent_triggers_.find(key); seen != recent_triggers_.end() && now - seen->second < kQuietPeriod) {
     ++suppressed_;
     return;

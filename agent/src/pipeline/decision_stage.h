@@ -24,11 +24,15 @@ namespace nhiguard::pipeline {
 class DecisionStage final : public TriggerSink {
  public:
   DecisionStage(const policy::DecisionEngine& engine, containment::ProtectedTargets& protected_targets,
-                std::string cgroup2_root, const policy::LearnedSet& learned,
-                policy::ActionRateLimiter& rate_limiter, const std::atomic<config::AgentMode>& mode,
-                DecisionSink& next)
-      : engine_(engine), protected_(protected_targets), cgroup2_root_(std::move(cgroup2_root)), learned_(learned),
-        rate_limiter_(rate_limiter), mode_(mode), next_(next) {}
+                std::string cgroup2_root, const policy::LearnedSet& learned, policy::ActionRateLimiter& rate_limiter,
+                const std::atomic<config::AgentMode>& mode, DecisionSink& next)
+      : engine_(engine),
+        protected_(protected_targets),
+        cgroup2_root_(std::move(cgroup2_root)),
+        learned_(learned),
+        rate_limiter_(rate_limiter),
+        mode_(mode),
+        next_(next) {}
 
   void on_trigger(const Trigger& trigger) override;
 

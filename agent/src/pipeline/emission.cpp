@@ -16,7 +16,9 @@
 namespace nhiguard::pipeline {
 namespace {
 
-std::string new_event_id() { return "ev_" + new_ulid(); }
+std::string new_event_id() {
+  return "ev_" + new_ulid();
+}
 
 }  // namespace
 
@@ -50,8 +52,8 @@ void EventEmission::emit_open(const events::FileOpenEvent& event, Observation& o
   // reads does not double the agent's work.
   spdlog::debug("credential access: {} {} ({}, id {}) by pid {} {} uid {} of {}", line["access"].get<std::string>(),
                 escape_bytes(credential.path), catalogue::to_string(credential.credential_class),
-                credential.credential_id, event.process.tgid, escape_bytes(identity.process.exe),
-                event.process.uid, identity.workload.uri);
+                credential.credential_id, event.process.tgid, escape_bytes(identity.process.exe), event.process.uid,
+                identity.workload.uri);
 }
 
 void EventEmission::emit_egress(const events::EgressEvent& event, Observation& observation) {
@@ -77,7 +79,8 @@ void DecisionEmission::on_outcome(const Outcome& outcome) {
   ++decisions_[static_cast<int>(decision.outcome)];
   const uint64_t now_wall = clock_ns(CLOCK_REALTIME);
   const std::string decision_id = "dc_" + new_ulid();
-  auto record = records::build_decision_record(decision, input, outcome.handle, outcome.error, emitter_.hostname(), now_wall);
+  auto record =
+      records::build_decision_record(decision, input, outcome.handle, outcome.error, emitter_.hostname(), now_wall);
   record["decision_id"] = decision_id;
   emitter_.report(reporter::decision_report(
       records::decision_to_wire(decision, input, outcome.trigger.identity, outcome.handle, decision_id, now_wall),
@@ -100,8 +103,11 @@ void DecisionEmission::on_outcome(const Outcome& outcome) {
 }
 
 DecisionCounts DecisionEmission::counts() const {
-  return {.observe = decisions_[1].load(), .alert = decisions_[2].load(), .hold = decisions_[3].load(),
-          .contain = decisions_[4].load(), .not_carried_out = failed_.load()};
+  return {.observe = decisions_[1].load(),
+          .alert = decisions_[2].load(),
+          .hold = decisions_[3].load(),
+          .contain = decisions_[4].load(),
+          .not_carried_out = failed_.load()};
 }
 
 }  // namespace nhiguard::pipeline

@@ -38,15 +38,15 @@ void EnrichmentStage::on_file_open(const events::FileOpenEvent& event) {
     // the catalogue again unless that already happened after this open.
     if (credentials_.last_sync_boot_ns() < event.ts_ns) {
       if (auto synced = credentials_.sync("candidate"); !synced) {
-        spdlog::error("catalogue sync after candidate {}/{} failed: {}", event.parent, event.name, synced.error().message);
+        spdlog::error("catalogue sync after candidate {}/{} failed: {}", event.parent, event.name,
+                      synced.error().message);
       }
     }
     credential = credentials_.by_inode(event.dev, event.ino);
     if (!credential) {
       ++candidates_dismissed_;
       spdlog::debug("open of {}/{} (inode {}:{}) by pid {} matches a credential name but no catalogued path",
-                    escape_bytes(event.parent), escape_bytes(event.name), event.dev, event.ino,
-                    event.process.tgid);
+                    escape_bytes(event.parent), escape_bytes(event.name), event.dev, event.ino, event.process.tgid);
       return;
     }
   }
@@ -54,8 +54,8 @@ void EnrichmentStage::on_file_open(const events::FileOpenEvent& event) {
   if (!credential) {
     // The kernel matched an inode the agent no longer lists (a sync raced this open): still report it.
     observe_open(event,
-                 catalogue::ResolvedCredential{.credential_id = event.credential_id, .path = "", .dev = event.dev,
-                                               .ino = event.ino},
+                 catalogue::ResolvedCredential{
+                     .credential_id = event.credential_id, .path = "", .dev = event.dev, .ino = event.ino},
                  false);
     return;
   }
@@ -96,7 +96,8 @@ void EnrichmentStage::on_egress(const events::EgressEvent& event) {
     if (auto live = processes_.find_live(event.process.tgid)) start_ns = live->key.start_ns;
   }
   if (auto seen = processes_.find({event.process.tgid, start_ns})) exe_from_exec = seen->exe;
-  auto identity = identities_.resolve(identity::KernelProcessFacts::of(event.process, start_ns, std::move(exe_from_exec)));
+  auto identity =
+      identities_.resolve(identity::KernelProcessFacts::of(event.process, start_ns, std::move(exe_from_exec)));
   auto taint = credentials_.by_id(event.taint_credential_id);
   const bool known = taint.has_value();
   Observation observation{.event = &event,

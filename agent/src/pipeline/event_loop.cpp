@@ -36,9 +36,11 @@ Result<std::unique_ptr<EventLoop>> EventLoop::create(std::chrono::milliseconds t
   loop->timer_fd_ = timerfd_create(CLOCK_BOOTTIME, TFD_NONBLOCK | TFD_CLOEXEC);
   if (loop->timer_fd_ < 0) return fail(Error::from_current_errno("timerfd_create"));
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(tick).count();
-  const timespec period{.tv_sec = static_cast<time_t>(ns / 1'000'000'000), .tv_nsec = static_cast<long>(ns % 1'000'000'000)};
+  const timespec period{.tv_sec = static_cast<time_t>(ns / 1'000'000'000),
+                        .tv_nsec = static_cast<long>(ns % 1'000'000'000)};
   const itimerspec spec{.it_interval = period, .it_value = period};
-  if (timerfd_settime(loop->timer_fd_, 0, &spec, nullptr) != 0) return fail(Error::from_current_errno("timerfd_settime"));
+  if (timerfd_settime(loop->timer_fd_, 0, &spec, nullptr) != 0)
+    return fail(Error::from_current_errno("timerfd_settime"));
   loop->wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (loop->wake_fd_ < 0) return fail(Error::from_current_errno("eventfd"));
   for (int fd : {loop->timer_fd_, loop->wake_fd_}) {

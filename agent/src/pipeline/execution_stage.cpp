@@ -47,8 +47,8 @@ void ExecutionStage::on_decision(const policy::Decision& decision, const Trigger
       error = result.error().message;
     }
   }
-  next_.on_outcome(Outcome{.decision = decision, .trigger = trigger, .handle = handle ? &*handle : nullptr,
-                           .error = std::move(error)});
+  next_.on_outcome(Outcome{
+      .decision = decision, .trigger = trigger, .handle = handle ? &*handle : nullptr, .error = std::move(error)});
 }
 
 }  // namespace nhiguard::pipeline

@@ -49,8 +49,8 @@ struct Observation {
   std::optional<catalogue::ResolvedCredential> credential;
   bool credential_known = false;  // the credential is one the catalogue lists
   identity::ResolvedIdentity identity;
-  uint64_t wall_ns = 0;   // the event's time on CLOCK_REALTIME
-  std::string event_id;   // "ev_" + ULID, given by the event emission
+  uint64_t wall_ns = 0;  // the event's time on CLOCK_REALTIME
+  std::string event_id;  // "ev_" + ULID, given by the event emission
 
   const events::FileOpenEvent* open() const {
     auto* p = std::get_if<const events::FileOpenEvent*>(&event);

@@ -26,14 +26,20 @@ bool is_canary(const Policy& policy, const CredentialFacts& credential) {
   return false;
 }
 
-Outcome cap(Outcome outcome, Outcome ceiling) { return std::min(outcome, ceiling); }
+Outcome cap(Outcome outcome, Outcome ceiling) {
+  return std::min(outcome, ceiling);
+}
 
 Outcome mode_ceiling(RuleMode mode) {
   switch (mode) {
-    case RuleMode::observe: return Outcome::observe;
-    case RuleMode::alert: return Outcome::alert;
-    case RuleMode::hold: return Outcome::hold;
-    case RuleMode::enforce: return Outcome::contain;
+    case RuleMode::observe:
+      return Outcome::observe;
+    case RuleMode::alert:
+      return Outcome::alert;
+    case RuleMode::hold:
+      return Outcome::hold;
+    case RuleMode::enforce:
+      return Outcome::contain;
   }
   return Outcome::observe;
 }
@@ -48,10 +54,14 @@ std::string who(const IdentityFacts& identity) {
 
 std::string_view to_string(Outcome outcome) {
   switch (outcome) {
-    case Outcome::observe: return "observe";
-    case Outcome::alert: return "alert";
-    case Outcome::hold: return "hold";
-    case Outcome::contain: return "contain";
+    case Outcome::observe:
+      return "observe";
+    case Outcome::alert:
+      return "alert";
+    case Outcome::hold:
+      return "hold";
+    case Outcome::contain:
+      return "contain";
   }
   return "unknown";
 }
@@ -59,10 +69,10 @@ std::string_view to_string(Outcome outcome) {
 Outcome matrix_outcome(Confidence confidence, Impact impact) {
   static constexpr Outcome kMatrix[4][4] = {
       // impact:   low               medium            high              critical
-      {Outcome::observe, Outcome::alert, Outcome::alert, Outcome::alert},      // low confidence
-      {Outcome::contain, Outcome::hold, Outcome::hold, Outcome::hold},         // medium
-      {Outcome::contain, Outcome::contain, Outcome::hold, Outcome::hold},      // high
-      {Outcome::contain, Outcome::contain, Outcome::contain, Outcome::hold},   // certain
+      {Outcome::observe, Outcome::alert, Outcome::alert, Outcome::alert},     // low confidence
+      {Outcome::contain, Outcome::hold, Outcome::hold, Outcome::hold},        // medium
+      {Outcome::contain, Outcome::contain, Outcome::hold, Outcome::hold},     // high
+      {Outcome::contain, Outcome::contain, Outcome::contain, Outcome::hold},  // certain
   };
   return kMatrix[static_cast<int>(confidence) - 1][static_cast<int>(impact) - 1];
 }
@@ -173,8 +183,8 @@ std::optional<Decision> DecisionEngine::decide(const TriggerInput& input, const 
   reader_set.insert(facts.learned_readers.begin(), facts.learned_readers.end());
   const size_t readers = reader_set.size();
   const bool shared_identity = (identity_class && identity_class->shared) || readers > 1;
-  std::vector<ActionKind> response = rule->response.empty() ? std::vector<ActionKind>{ActionKind::block_egress}
-                                                            : rule->response;
+  std::vector<ActionKind> response =
+      rule->response.empty() ? std::vector<ActionKind>{ActionKind::block_egress} : rule->response;
   std::optional<ActionKind> action;
   for (ActionKind kind : response) {
     if (containment::is_reversible(kind)) {
@@ -182,12 +192,13 @@ std::optional<Decision> DecisionEngine::decide(const TriggerInput& input, const 
       break;
     }
     const bool allowed = d.confidence == Confidence::certain && !shared_identity;
-    d.gates.push_back({"irreversible", !allowed,
-                       allowed ? fmt::format("{} allowed: confidence certain, identity not shared", containment::to_string(kind))
-                               : fmt::format("{} refused: needs confidence certain (is {}) and an unshared identity "
-                                             "(class shared: {}, credential readers: {})",
-                                             containment::to_string(kind), to_string(d.confidence),
-                                             identity_class && identity_class->shared, readers)});
+    d.gates.push_back(
+        {"irreversible", !allowed,
+         allowed ? fmt::format("{} allowed: confidence certain, identity not shared", containment::to_string(kind))
+                 : fmt::format("{} refused: needs confidence certain (is {}) and an unshared identity "
+                               "(class shared: {}, credential readers: {})",
+                               containment::to_string(kind), to_string(d.confidence),
+                               identity_class && identity_class->shared, readers)});
     if (allowed) {
       action = kind;
       break;
@@ -197,14 +208,15 @@ std::optional<Decision> DecisionEngine::decide(const TriggerInput& input, const 
     outcome = cap(outcome, Outcome::hold);
     action = response.front();  // a person may still approve the irreversible action
   }
-  const bool needs_cgroup = *action == ActionKind::block_egress || *action == ActionKind::freeze ||
-                            *action == ActionKind::deny_credential;
+  const bool needs_cgroup =
+      *action == ActionKind::block_egress || *action == ActionKind::freeze || *action == ActionKind::deny_credential;
   const bool narrow = needs_cgroup ? !identity.cgroup_path.empty() && identity.cgroup_path != "/" : identity.pid != 0;
-  d.gates.push_back({"narrow_target", !narrow,
-                     narrow ? fmt::format("{} on {}", containment::to_string(*action),
-                                          needs_cgroup ? "cgroup " + identity.cgroup_path : fmt::format("pid {}", identity.pid))
-                            : fmt::format("no narrow target for {}: the process is in the cgroup root",
-                                          containment::to_string(*action))});
+  d.gates.push_back(
+      {"narrow_target", !narrow,
+       narrow ? fmt::format("{} on {}", containment::to_string(*action),
+                            needs_cgroup ? "cgroup " + identity.cgroup_path : fmt::format("pid {}", identity.pid))
+              : fmt::format("no narrow target for {}: the process is in the cgroup root",
+                            containment::to_string(*action))});
   if (!narrow) outcome = cap(outcome, Outcome::alert);
 
   // 3. The rule's mode.
@@ -216,25 +228,25 @@ std::optional<Decision> DecisionEngine::decide(const TriggerInput& input, const 
   // 4. Safety gates.
   const bool is_protected_identity = is_protected(identity) || facts.target_protected;
   d.gates.push_back({"protected_identity", is_protected_identity,
-                     is_protected_identity ? (facts.target_protected ? facts.target_protected_reason
-                                                                     : "identity is protected by policy")
-                                           : "identity not protected"});
+                     is_protected_identity
+                         ? (facts.target_protected ? facts.target_protected_reason : "identity is protected by policy")
+                         : "identity not protected"});
   if (is_protected_identity) outcome = cap(outcome, Outcome::alert);
 
   const bool shared_credential = readers > 1;
   const bool blast = shared_credential || facts.cgroup_hosts_protected;
-  d.gates.push_back(
-      {"blast_radius", blast,
-       fmt::format("{} reader(s) of {} (declared {}, learned {}){}", readers, credential.path, declared,
-                   facts.learned_readers.size(),
-                   facts.cgroup_hosts_protected ? "; " + facts.cgroup_hosts_protected_reason : "")});
+  d.gates.push_back({"blast_radius", blast,
+                     fmt::format("{} reader(s) of {} (declared {}, learned {}){}", readers, credential.path, declared,
+                                 facts.learned_readers.size(),
+                                 facts.cgroup_hosts_protected ? "; " + facts.cgroup_hosts_protected_reason : "")});
   if (blast) outcome = cap(outcome, Outcome::hold);
 
   const auto& limit = policy_->rate_limit;
   const bool over_limit = outcome == Outcome::contain && facts.recent_automated_actions >= limit.max_actions;
-  d.gates.push_back({"rate_limit", over_limit,
-                     fmt::format("{} automated containment(s) in the last {} (limit {})", facts.recent_automated_actions,
-                                 config::format_duration(limit.window), limit.max_actions)});
+  d.gates.push_back(
+      {"rate_limit", over_limit,
+       fmt::format("{} automated containment(s) in the last {} (limit {})", facts.recent_automated_actions,
+                   config::format_duration(limit.window), limit.max_actions)});
   if (over_limit) {
     outcome = Outcome::hold;
     d.alert = true;

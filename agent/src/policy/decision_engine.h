@@ -74,7 +74,7 @@ struct TriggerInput {
 
 // What the daemon knows about the host that the policy cannot: each feeds one gate.
 struct GateFacts {
-  bool target_protected = false;        // the agent's protected targets refuse the process/cgroup
+  bool target_protected = false;  // the agent's protected targets refuse the process/cgroup
   std::string target_protected_reason;
   bool cgroup_hosts_protected = false;  // a protected process lives in the offender's cgroup
   std::string cgroup_hosts_protected_reason;
@@ -102,9 +102,9 @@ struct Decision {
   Outcome matrix_outcome = Outcome::observe;  // before mode and gates
   Outcome outcome = Outcome::observe;
   bool dry_run = false;
-  bool alert = false;  // raise an alert even though the outcome is hold (rate limit tripped)
+  bool alert = false;                             // raise an alert even though the outcome is hold (rate limit tripped)
   std::optional<containment::ActionKind> action;  // set for hold and contain
-  std::chrono::milliseconds ttl{0};              // reversible actions; 0 otherwise
+  std::chrono::milliseconds ttl{0};               // reversible actions; 0 otherwise
   std::vector<GateCheck> gates;
   std::string reason;  // one sentence: what happened and why this outcome
 };

@@ -158,9 +158,8 @@ json LearnedSet::to_json() const {
   for (const auto& [path, entry] : credentials_) {
     json readers = json::array();
     for (const auto& [key, selector] : entry.readers) readers.push_back(selector_json(selector));
-    credentials.push_back({{"path", path},
-                           {"class", catalogue::to_string(entry.credential_class)},
-                           {"readers", std::move(readers)}});
+    credentials.push_back(
+        {{"path", path}, {"class", catalogue::to_string(entry.credential_class)}, {"readers", std::move(readers)}});
   }
   json identities = json::array();
   for (const auto& [key, entry] : identities_) {
@@ -181,8 +180,8 @@ Result<void> LearnedSet::load_json(const json& value) {
     std::map<std::string, Credential> credentials;
     for (const auto& item : value.at("credentials")) {
       Credential entry;
-      entry.credential_class =
-          catalogue::parse_credential_class(item.at("class").get<std::string>()).value_or(catalogue::CredentialClass::custom);
+      entry.credential_class = catalogue::parse_credential_class(item.at("class").get<std::string>())
+                                   .value_or(catalogue::CredentialClass::custom);
       for (const auto& reader : item.at("readers")) {
         auto selector = selector_from_json(reader, "credentials[].readers[]");
         if (!selector) return fail(selector.error());

@@ -86,7 +86,7 @@ class LearnedSet {
   int64_t since_ns_ = 0;
   int64_t until_ns_ = 0;
   uint64_t observations_ = 0;
-  uint64_t dropped_ = 0;  // observations that did not fit the bounds
+  uint64_t dropped_ = 0;                           // observations that did not fit the bounds
   std::map<std::string, Credential> credentials_;  // by path
   std::map<std::string, Identity> identities_;     // by selector describe()
   bool dirty_ = false;

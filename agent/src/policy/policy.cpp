@@ -9,7 +9,9 @@
 namespace nhiguard::policy {
 namespace {
 
-bool has_glob_metacharacters(std::string_view text) { return text.find_first_of("*?[\\") != std::string_view::npos; }
+bool has_glob_metacharacters(std::string_view text) {
+  return text.find_first_of("*?[\\") != std::string_view::npos;
+}
 
 bool glob_match(const std::string& pattern, const std::string& text, int flags = 0) {
   return fnmatch(pattern.c_str(), text.c_str(), flags) == 0;
@@ -41,7 +43,9 @@ bool path_pattern_match(const CredentialSelector& selector, const std::string& p
 
 }  // namespace
 
-std::string Origin::to_string() const { return line > 0 ? fmt::format("{}:{}:{}", source, line, column) : source; }
+std::string Origin::to_string() const {
+  return line > 0 ? fmt::format("{}:{}:{}", source, line, column) : source;
+}
 
 bool IdentitySelector::matches(const IdentityFacts& identity) const {
   if (uid && *uid != identity.uid) return false;

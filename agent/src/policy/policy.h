@@ -77,17 +77,17 @@ struct Origin {
 
 // The identity of a process as the policy sees it (built by the daemon from ResolvedIdentity).
 struct IdentityFacts {
-  std::string uri;           // spiffe://...
-  std::string kind;          // identity::to_string(WorkloadKind): systemd, container, k8s_pod, ...
-  std::string unit;          // the system unit the cgroup is in (identity::CgroupWorkload::unit)
-  std::string user_unit;     // user_session below user@UID.service: the user unit
-  std::string session;       // user_session: the login session scope
+  std::string uri;                      // spiffe://...
+  std::string kind;                     // identity::to_string(WorkloadKind): systemd, container, k8s_pod, ...
+  std::string unit;                     // the system unit the cgroup is in (identity::CgroupWorkload::unit)
+  std::string user_unit;                // user_session below user@UID.service: the user unit
+  std::string session;                  // user_session: the login session scope
   std::optional<uint32_t> session_uid;  // user_session: the owner named by the cgroup path
-  std::string container_id;  // 64 hex
+  std::string container_id;             // 64 hex
   std::string pod_uid;
   std::string exe;
   uint32_t uid = 0;
-  std::string cgroup_path;   // relative to the cgroup2 root
+  std::string cgroup_path;  // relative to the cgroup2 root
   uint64_t cgroup_id = 0;
   uint32_t pid = 0;
   uint64_t pid_start_ns = 0;
@@ -115,7 +115,7 @@ struct IdentitySelector {
 // The selector's string keys in their stable order (policy files, describe(), learned sets).
 struct SelectorPatternKey {
   std::string_view name;
-  std::optional<std::string> IdentitySelector::*member;
+  std::optional<std::string> IdentitySelector::* member;
 };
 inline constexpr std::array<SelectorPatternKey, 8> kSelectorPatternKeys{{
     {"unit", &IdentitySelector::unit},
@@ -148,8 +148,8 @@ struct CredentialPolicy {
   CredentialSelector selector;
   // path/glob entries: the class the catalogue records for the file (default custom).
   catalogue::CredentialClass credential_class = catalogue::CredentialClass::custom;
-  std::optional<std::string> owner;        // system unit name or workload URI; an allowed reader
-  std::vector<IdentitySelector> readers;   // allowed readers
+  std::optional<std::string> owner;       // system unit name or workload URI; an allowed reader
+  std::vector<IdentitySelector> readers;  // allowed readers
   Origin origin;
 
   bool covers(const CredentialFacts& credential) const;
@@ -174,7 +174,7 @@ struct IdentityClass {
 
 struct IdentityPolicy {
   IdentitySelector match;
-  std::string class_name;  // "" = no class (the default impact)
+  std::string class_name;                              // "" = no class (the default impact)
   std::vector<containment::EgressDestination> egress;  // allowed destinations
   Origin origin;
 };
@@ -187,9 +187,9 @@ struct Rule {
   bool dry_run = false;
   // Actions the rule may take, narrowest first (ActionKind order); empty = block_egress.
   std::vector<containment::ActionKind> response;
-  std::optional<std::chrono::milliseconds> ttl;  // none = the policy default
+  std::optional<std::chrono::milliseconds> ttl;                // none = the policy default
   std::vector<catalogue::CredentialClass> credential_classes;  // when: empty = any
-  std::vector<std::string> identity_classes;                    // when: empty = any
+  std::vector<std::string> identity_classes;                   // when: empty = any
   Origin origin;
 };
 

@@ -21,12 +21,16 @@ namespace {
 using catalogue::CredentialClass;
 using config::ConfigError;
 
-constexpr auto kConfidences = enum_names<Confidence>({{Confidence::low, "low"}, {Confidence::medium, "medium"},
-                                                      {Confidence::high, "high"}, {Confidence::certain, "certain"}});
-constexpr auto kImpacts = enum_names<Impact>({{Impact::low, "low"}, {Impact::medium, "medium"}, {Impact::high, "high"},
-                                              {Impact::critical, "critical"}});
-constexpr auto kModes = enum_names<RuleMode>({{RuleMode::observe, "observe"}, {RuleMode::alert, "alert"},
-                                              {RuleMode::hold, "hold"}, {RuleMode::enforce, "enforce"}});
+constexpr auto kConfidences = enum_names<Confidence>({{Confidence::low, "low"},
+                                                      {Confidence::medium, "medium"},
+                                                      {Confidence::high, "high"},
+                                                      {Confidence::certain, "certain"}});
+constexpr auto kImpacts = enum_names<Impact>(
+    {{Impact::low, "low"}, {Impact::medium, "medium"}, {Impact::high, "high"}, {Impact::critical, "critical"}});
+constexpr auto kModes = enum_names<RuleMode>({{RuleMode::observe, "observe"},
+                                              {RuleMode::alert, "alert"},
+                                              {RuleMode::hold, "hold"},
+                                              {RuleMode::enforce, "enforce"}});
 constexpr auto kTriggers = enum_names<TriggerKind>({{TriggerKind::unexpected_reader, "unexpected_reader"},
                                                     {TriggerKind::unexpected_egress, "unexpected_egress"},
                                                     {TriggerKind::canary_read, "canary_read"}});
@@ -49,9 +53,9 @@ std::optional<std::string> glob_problem(std::string_view pattern) {
   }
   return std::nullopt;
 }
-constexpr std::array<std::string_view, 9> kTopLevelKeys = {
-    "version", "defaults", "rate_limit", "identity_classes", "identities",
-    "protected", "credentials", "canaries", "rules"};
+constexpr std::array<std::string_view, 9> kTopLevelKeys = {"version",          "defaults",   "rate_limit",
+                                                           "identity_classes", "identities", "protected",
+                                                           "credentials",      "canaries",   "rules"};
 
 class PolicyParser : public config::YamlSchemaReader {
  public:
@@ -77,42 +81,38 @@ class PolicyParser : public config::YamlSchemaReader {
       return;
     }
     bool version_seen = false;
-    for_each_key(*root, "", kTopLevelKeys, [&](const std::string& key, const YAML::Node& value, const std::string& field) {
-      if (key == "version") {
-        version_seen = true;
-        if (auto v = count_value(value, field); v && *v != 1) {
-          error(value, field, fmt::format("unsupported policy version {} (this agent reads version 1)", *v));
-        }
-      } else if (key == "defaults") {
-        parse_defaults(value, field);
-      } else if (key == "rate_limit") {
-        parse_rate_limit(value, field);
-      } else if (key == "identity_classes") {
-        each_item(value, field, "a list of identity classes", [&](const YAML::Node& item, const std::string& f) {
-          parse_identity_class(item, f);
+    for_each_key(
+        *root, "", kTopLevelKeys, [&](const std::string& key, const YAML::Node& value, const std::string& field) {
+          if (key == "version") {
+            version_seen = true;
+            if (auto v = count_value(value, field); v && *v != 1) {
+              error(value, field, fmt::format("unsupported policy version {} (this agent reads version 1)", *v));
+            }
+          } else if (key == "defaults") {
+            parse_defaults(value, field);
+          } else if (key == "rate_limit") {
+            parse_rate_limit(value, field);
+          } else if (key == "identity_classes") {
+            each_item(value, field, "a list of identity classes",
+                      [&](const YAML::Node& item, const std::string& f) { parse_identity_class(item, f); });
+          } else if (key == "identities") {
+            each_item(value, field, "a list of identities",
+                      [&](const YAML::Node& item, const std::string& f) { parse_identity(item, f); });
+          } else if (key == "protected") {
+            each_item(value, field, "a list of identity selectors", [&](const YAML::Node& item, const std::string& f) {
+              if (auto selector = parse_selector(item, f)) policy_.protected_identities.push_back(std::move(*selector));
+            });
+          } else if (key == "credentials") {
+            each_item(value, field, "a list of credentials",
+                      [&](const YAML::Node& item, const std::string& f) { parse_credential(item, f); });
+          } else if (key == "canaries") {
+            each_item(value, field, "a list of canaries",
+                      [&](const YAML::Node& item, const std::string& f) { parse_canary(item, f); });
+          } else if (key == "rules") {
+            each_item(value, field, "a list of rules",
+                      [&](const YAML::Node& item, const std::string& f) { parse_rule(item, f); });
+          }
         });
-      } else if (key == "identities") {
-        each_item(value, field, "a list of identities", [&](const YAML::Node& item, const std::string& f) {
-          parse_identity(item, f);
-        });
-      } else if (key == "protected") {
-        each_item(value, field, "a list of identity selectors", [&](const YAML::Node& item, const std::string& f) {
-          if (auto selector = parse_selector(item, f)) policy_.protected_identities.push_back(std::move(*selector));
-        });
-      } else if (key == "credentials") {
-        each_item(value, field, "a list of credentials", [&](const YAML::Node& item, const std::string& f) {
-          parse_credential(item, f);
-        });
-      } else if (key == "canaries") {
-        each_item(value, field, "a list of canaries", [&](const YAML::Node& item, const std::string& f) {
-          parse_canary(item, f);
-        });
-      } else if (key == "rules") {
-        each_item(value, field, "a list of rules", [&](const YAML::Node& item, const std::string& f) {
-          parse_rule(item, f);
-        });
-      }
-    });
     if (!version_seen) error(root->Mark(), "version", "missing: every policy file starts with `version: 1`");
     flush();
   }
@@ -123,9 +123,10 @@ class PolicyParser : public config::YamlSchemaReader {
       if (!policy_.find_class(ref.name)) {
         std::vector<std::string_view> known;
         for (const auto& c : policy_.identity_classes) known.push_back(c.name);
-        errors_.push_back(ConfigError{ref.origin.source, ref.origin.line, ref.origin.column, ref.field,
-                                      fmt::format("unknown identity class '{}' (defined: {})", ref.name,
-                                                  known.empty() ? std::string("none") : fmt::format("{}", fmt::join(known, ", ")))});
+        errors_.push_back(
+            ConfigError{ref.origin.source, ref.origin.line, ref.origin.column, ref.field,
+                        fmt::format("unknown identity class '{}' (defined: {})", ref.name,
+                                    known.empty() ? std::string("none") : fmt::format("{}", fmt::join(known, ", ")))});
       }
     }
     auto file_index = [&](const std::string& source) {
@@ -263,7 +264,8 @@ class PolicyParser : public config::YamlSchemaReader {
         return;
       }
       if ((key == "exe" || key == "cgroup") && pattern->front() != '/' && pattern->front() != '*') {
-        error(value, f, fmt::format("expected an absolute path (or a pattern starting with / or *), got '{}'", *pattern));
+        error(value, f,
+              fmt::format("expected an absolute path (or a pattern starting with / or *), got '{}'", *pattern));
         valid = false;
         return;
       }
@@ -273,8 +275,10 @@ class PolicyParser : public config::YamlSchemaReader {
         return;
       }
       if ((key == "unit" || key == "user_unit") && pattern->ends_with(".slice")) {
-        error(value, f, fmt::format("{} names a service or scope, not the slice '{}' (select a slice with "
-                                    "cgroup: /path/of/{})", key, *pattern, *pattern));
+        error(value, f,
+              fmt::format("{} names a service or scope, not the slice '{}' (select a slice with "
+                          "cgroup: /path/of/{})",
+                          key, *pattern, *pattern));
         valid = false;
         return;
       }
@@ -339,7 +343,8 @@ class PolicyParser : public config::YamlSchemaReader {
   // A section that may appear in one file only.
   bool once(std::optional<Origin>& first, const YAML::Node& node, const std::string& field) {
     if (first) {
-      error(node, field, fmt::format("already set at {} (defaults and rate_limit belong to one file)", first->to_string()));
+      error(node, field,
+            fmt::format("already set at {} (defaults and rate_limit belong to one file)", first->to_string()));
       return false;
     }
     first = origin_of(node);
@@ -359,7 +364,8 @@ class PolicyParser : public config::YamlSchemaReader {
         if (!name) {
           valid = false;
         } else if (const auto* existing = policy_.find_class(*name)) {
-          error(value, f, fmt::format("identity class '{}' is already defined at {}", *name, existing->origin.to_string()));
+          error(value, f,
+                fmt::format("identity class '{}' is already defined at {}", *name, existing->origin.to_string()));
           valid = false;
         } else {
           c.name = *name;
@@ -417,7 +423,9 @@ class PolicyParser : public config::YamlSchemaReader {
       }
     });
     if (!matched && valid) {
-      error(node, field, "an identity needs match: (an identity selector: unit, user_unit, session, container, pod, cgroup, exe, uri or uid)");
+      error(node, field,
+            "an identity needs match: (an identity selector: unit, user_unit, session, container, pod, cgroup, exe, "
+            "uri or uid)");
       valid = false;
     }
     if (valid) policy_.identities.push_back(std::move(identity));
@@ -463,8 +471,9 @@ class PolicyParser : public config::YamlSchemaReader {
         if (*text != "any") {
           auto parsed = catalogue::parse_credential_class(*text);
           if (!parsed) {
-            error(value, f, fmt::format("unknown credential class '{}' (any, or one of: {})", *text,
-                                        catalogue::credential_class_names()));
+            error(value, f,
+                  fmt::format("unknown credential class '{}' (any, or one of: {})", *text,
+                              catalogue::credential_class_names()));
             valid = false;
             return;
           }
@@ -495,8 +504,9 @@ class PolicyParser : public config::YamlSchemaReader {
       }
     });
     if (selectors != 1 && valid) {
-      error(node, field, selectors == 0 ? "needs one of path:, glob: or catalogue:"
-                                        : "has more than one of path:, glob:, catalogue: (use exactly one)");
+      error(node, field,
+            selectors == 0 ? "needs one of path:, glob: or catalogue:"
+                           : "has more than one of path:, glob:, catalogue: (use exactly one)");
       valid = false;
     }
     if (valid) policy_.credentials.push_back(std::move(credential));
@@ -536,8 +546,8 @@ class PolicyParser : public config::YamlSchemaReader {
 
   void parse_rule(const YAML::Node& node, const std::string& field) {
     if (!expect_map(node, field)) return;
-    static constexpr std::array<std::string_view, 8> keys = {"name", "trigger", "confidence", "mode",
-                                                             "dry_run", "response", "ttl", "when"};
+    static constexpr std::array<std::string_view, 8> keys = {"name",    "trigger",  "confidence", "mode",
+                                                             "dry_run", "response", "ttl",        "when"};
     Rule rule;
     rule.origin = origin_of(node);
     bool valid = true;
@@ -582,9 +592,10 @@ class PolicyParser : public config::YamlSchemaReader {
         for (const auto& [text, item] : string_list(value, f)) {
           auto kind = containment::parse_action_kind(text);
           if (!kind) {
-            error(item, f, fmt::format("unknown action '{}' (one of: block_egress, deny_credential, freeze, "
-                                       "kill_process, kill_session)",
-                                       text));
+            error(item, f,
+                  fmt::format("unknown action '{}' (one of: block_egress, deny_credential, freeze, "
+                              "kill_process, kill_session)",
+                              text));
             valid = false;
             continue;
           }
@@ -611,7 +622,7 @@ class PolicyParser : public config::YamlSchemaReader {
     if (!confidence_set) {
       // Canary reads cannot be false positives; the other triggers depend on how complete the
       // allow-lists are.
-      rule.confidence = rule.trigger == TriggerKind::canary_read       ? Confidence::certain
+      rule.confidence = rule.trigger == TriggerKind::canary_read         ? Confidence::certain
                         : rule.trigger == TriggerKind::unexpected_egress ? Confidence::high
                                                                          : Confidence::medium;
     }
@@ -655,14 +666,30 @@ class PolicyParser : public config::YamlSchemaReader {
 
 }  // namespace
 
-std::string_view to_string(Confidence value) { return kConfidences.name(value); }
-std::string_view to_string(Impact value) { return kImpacts.name(value); }
-std::string_view to_string(RuleMode value) { return kModes.name(value); }
-std::string_view to_string(TriggerKind value) { return kTriggers.name(value); }
-std::optional<Confidence> parse_confidence(std::string_view text) { return kConfidences.parse(text); }
-std::optional<Impact> parse_impact(std::string_view text) { return kImpacts.parse(text); }
-std::optional<RuleMode> parse_rule_mode(std::string_view text) { return kModes.parse(text); }
-std::optional<TriggerKind> parse_trigger(std::string_view text) { return kTriggers.parse(text); }
+std::string_view to_string(Confidence value) {
+  return kConfidences.name(value);
+}
+std::string_view to_string(Impact value) {
+  return kImpacts.name(value);
+}
+std::string_view to_string(RuleMode value) {
+  return kModes.name(value);
+}
+std::string_view to_string(TriggerKind value) {
+  return kTriggers.name(value);
+}
+std::optional<Confidence> parse_confidence(std::string_view text) {
+  return kConfidences.parse(text);
+}
+std::optional<Impact> parse_impact(std::string_view text) {
+  return kImpacts.parse(text);
+}
+std::optional<RuleMode> parse_rule_mode(std::string_view text) {
+  return kModes.parse(text);
+}
+std::optional<TriggerKind> parse_trigger(std::string_view text) {
+  return kTriggers.parse(text);
+}
 
 PolicyParse parse_policy_documents(std::span<const PolicySource> sources) {
   PolicyParser parser;

@@ -9,14 +9,14 @@ std::vector<catalogue::CatalogueEntry> watched_entries(const Policy& policy) {
   std::vector<catalogue::CatalogueEntry> entries;
   for (const auto& credential : policy.credentials) {
     if (credential.selector.kind == CredentialSelector::Kind::catalogue) continue;
-    entries.push_back({.pattern = catalogue::catalogue_pattern(credential.selector.pattern,
-                                                               credential.selector.kind == CredentialSelector::Kind::glob),
+    entries.push_back({.pattern = catalogue::catalogue_pattern(
+                           credential.selector.pattern, credential.selector.kind == CredentialSelector::Kind::glob),
                        .credential_class = credential.credential_class,
                        .owner = credential.owner});
   }
   for (const auto& canary : policy.canaries) {
-    entries.push_back({.pattern = catalogue::catalogue_pattern(canary.path, false),
-                       .credential_class = canary.credential_class});
+    entries.push_back(
+        {.pattern = catalogue::catalogue_pattern(canary.path, false), .credential_class = canary.credential_class});
   }
   return entries;
 }

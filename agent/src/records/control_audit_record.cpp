@@ -13,14 +13,10 @@ json peer_to_json(const ledger::ControlPeer& peer) {
 }
 
 json audit_to_json(const ledger::AuditEntry& e) {
-  return {{"seq", e.seq},
-          {"time", format_rfc3339_ns(static_cast<uint64_t>(e.at_ns))},
-          {"method", e.method},
-          {"handle", e.handle},
-          {"detail", e.detail},
-          {"outcome", e.outcome},
-          {"message", e.message},
-          {"peer", peer_to_json(e.peer)}};
+  return {{"seq", e.seq},         {"time", format_rfc3339_ns(static_cast<uint64_t>(e.at_ns))},
+          {"method", e.method},   {"handle", e.handle},
+          {"detail", e.detail},   {"outcome", e.outcome},
+          {"message", e.message}, {"peer", peer_to_json(e.peer)}};
 }
 
 v1::ControlPeer peer_to_wire(const ledger::ControlPeer& peer) {

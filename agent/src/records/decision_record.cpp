@@ -113,8 +113,8 @@ v1::Decision decision_to_wire(const policy::Decision& d, const policy::TriggerIn
   }
   if (input.destination) {
     const auto& a = input.destination->address;
-    const bool v4 = std::all_of(a.begin(), a.begin() + 10, [](uint8_t b) { return b == 0; }) && a[10] == 0xff &&
-                    a[11] == 0xff;
+    const bool v4 =
+        std::all_of(a.begin(), a.begin() + 10, [](uint8_t b) { return b == 0; }) && a[10] == 0xff && a[11] == 0xff;
     auto* dest = wire.mutable_destination();
     const std::string& text = input.destination->text;
     // text is "a.b.c.d:port" or "[v6]:port": the address is everything before the last ':'.
@@ -131,7 +131,9 @@ std::string decision_log_line(const policy::Decision& d, const containment::Roll
                               std::string_view error) {
   std::string line = fmt::format("decision {}{}", policy::to_string(d.outcome), d.dry_run ? " (dry run)" : "");
   if (d.action && d.outcome >= policy::Outcome::hold) line += fmt::format(" {}", containment::to_string(*d.action));
-  if (handle) line += fmt::format(" {} on {} [{}]", handle->handle, handle->target.describe(), containment::to_string(handle->state));
+  if (handle)
+    line +=
+        fmt::format(" {} on {} [{}]", handle->handle, handle->target.describe(), containment::to_string(handle->state));
   line += fmt::format(": {}", escape_bytes(d.reason));
   if (handle && !handle->rollback_operation.empty()) line += fmt::format("; rollback: {}", handle->rollback_operation);
   if (!error.empty()) line += fmt::format("; not carried out: {}", error);

@@ -16,17 +16,23 @@ namespace {
 
 v1::TransportProtocol protocol_to_wire(uint16_t protocol) {
   switch (protocol) {
-    case IPPROTO_TCP: return v1::TRANSPORT_PROTOCOL_TCP;
-    case IPPROTO_UDP: return v1::TRANSPORT_PROTOCOL_UDP;
-    default: return v1::TRANSPORT_PROTOCOL_OTHER;
+    case IPPROTO_TCP:
+      return v1::TRANSPORT_PROTOCOL_TCP;
+    case IPPROTO_UDP:
+      return v1::TRANSPORT_PROTOCOL_UDP;
+    default:
+      return v1::TRANSPORT_PROTOCOL_OTHER;
   }
 }
 
 std::string_view protocol_name(v1::TransportProtocol protocol) {
   switch (protocol) {
-    case v1::TRANSPORT_PROTOCOL_TCP: return "tcp";
-    case v1::TRANSPORT_PROTOCOL_UDP: return "udp";
-    default: return "other";
+    case v1::TRANSPORT_PROTOCOL_TCP:
+      return "tcp";
+    case v1::TRANSPORT_PROTOCOL_UDP:
+      return "udp";
+    default:
+      return "other";
   }
 }
 

@@ -5,7 +5,6 @@
 
 namespace nhiguard::records {
 
-
 nlohmann::json handle_to_json(const containment::RollbackHandle& h) {
   const auto& t = h.target;
   nlohmann::json target = {{"description", t.describe()}};

@@ -26,10 +26,13 @@ v1::CommandResult result_of(v1::CommandResult::Status status, std::string messag
 
 v1::CommandResult::Status status_for(const Error& error) {
   switch (error.code) {
-    case ENOENT: return v1::CommandResult::STATUS_UNKNOWN_HANDLE;
+    case ENOENT:
+      return v1::CommandResult::STATUS_UNKNOWN_HANDLE;
     case EINVAL:
-    case EPERM: return v1::CommandResult::STATUS_INVALID;
-    default: return v1::CommandResult::STATUS_FAILED;
+    case EPERM:
+      return v1::CommandResult::STATUS_INVALID;
+    default:
+      return v1::CommandResult::STATUS_FAILED;
   }
 }
 
@@ -51,18 +54,26 @@ CommandRule rule_for(std::string_view kind) {
 
 }  // namespace
 
-CollectorCommands::CollectorCommands(AgentOperations operations, ledger::RollbackLedger& ledger,
-                                     std::string mode_file, config::AgentMode configured)
+CollectorCommands::CollectorCommands(AgentOperations operations, ledger::RollbackLedger& ledger, std::string mode_file,
+                                     config::AgentMode configured)
     : operations_(std::move(operations)), ledger_(ledger), mode_file_(std::move(mode_file)), configured_(configured) {}
 
-config::AgentMode CollectorCommands::current_mode() { return operations_.mode(); }
+config::AgentMode CollectorCommands::current_mode() {
+  return operations_.mode();
+}
 
 v1::CommandResult CollectorCommands::execute(const v1::Command& command) {
   v1::CommandResult result;
   switch (command.body_case()) {
-    case v1::Command::kApprove: result = handle_command(command, "approve", command.approve()); break;
-    case v1::Command::kReject: result = handle_command(command, "reject", command.reject()); break;
-    case v1::Command::kRollback: result = handle_command(command, "rollback", command.rollback()); break;
+    case v1::Command::kApprove:
+      result = handle_command(command, "approve", command.approve());
+      break;
+    case v1::Command::kReject:
+      result = handle_command(command, "reject", command.reject());
+      break;
+    case v1::Command::kRollback:
+      result = handle_command(command, "rollback", command.rollback());
+      break;
     case v1::Command::kSetMode: {
       const auto mode = reporter::mode_from_wire(command.set_mode().mode());
       if (!mode) {
@@ -82,8 +93,8 @@ v1::CommandResult CollectorCommands::execute(const v1::Command& command) {
     }
     default:
       result = result_of(v1::CommandResult::STATUS_INVALID,
-                         fmt::format("command {} has a body this agent does not know (field {})",
-                                     command.command_id(), static_cast<int>(command.body_case())));
+                         fmt::format("command {} has a body this agent does not know (field {})", command.command_id(),
+                                     static_cast<int>(command.body_case())));
   }
   result.set_command_id(command.command_id());
   result.set_mode(reporter::mode_to_wire(operations_.mode()));
@@ -91,10 +102,11 @@ v1::CommandResult CollectorCommands::execute(const v1::Command& command) {
   const auto level = result.status() == v1::CommandResult::STATUS_OK ? spdlog::level::info : spdlog::level::warn;
   spdlog::log(level, "collector command {} from {}: {} -> {} ({})", command.command_id(),
               command.issued_by().empty() ? "?" : command.issued_by(),
-              command.has_set_mode() ? "set_mode" : command.has_approve() ? "approve " + command.approve().handle()
-                                                  : command.has_reject()  ? "reject " + command.reject().handle()
-                                                  : command.has_rollback() ? "rollback " + command.rollback().handle()
-                                                                           : "unknown",
+              command.has_set_mode()   ? "set_mode"
+              : command.has_approve()  ? "approve " + command.approve().handle()
+              : command.has_reject()   ? "reject " + command.reject().handle()
+              : command.has_rollback() ? "rollback " + command.rollback().handle()
+                                       : "unknown",
               v1::CommandResult::Status_Name(result.status()), result.message());
   return result;
 }
@@ -106,8 +118,8 @@ v1::CommandResult CollectorCommands::handle_command(const v1::Command& command, 
   const CommandRule rule = rule_for(kind);
   v1::CommandResult result;
   if (std::find(rule.already_done.begin(), rule.already_done.end(), current->state) != rule.already_done.end()) {
-    result = result_of(v1::CommandResult::STATUS_OK, fmt::format("{} {}: already {}, nothing done", kind,
-                                                                 body.handle(), containment::to_string(current->state)));
+    result = result_of(v1::CommandResult::STATUS_OK, fmt::format("{} {}: already {}, nothing done", kind, body.handle(),
+                                                                 containment::to_string(current->state)));
     *result.mutable_action() = records::handle_to_wire(*current);
     return result;
   }
@@ -118,7 +130,7 @@ v1::CommandResult CollectorCommands::handle_command(const v1::Command& command, 
     *result.mutable_action() = records::handle_to_wire(*current);
     return result;
   }
-  const auto& operation = kind == "approve" ? operations_.approve
+  const auto& operation = kind == "approve"  ? operations_.approve
                           : kind == "reject" ? operations_.reject
                                              : operations_.rollback;
   const std::string note = reporter::collector_command_note(command.command_id(), body.reason());
@@ -137,7 +149,8 @@ v1::CommandResult CollectorCommands::handle_command(const v1::Command& command, 
 Result<void> CollectorCommands::impose_mode(config::AgentMode mode, std::string set_by, std::string command_id) {
   std::lock_guard lock(mode_mutex_);
   // Saved first: an agent that says "observe" must still be in observe after a restart.
-  config::ModeOverride persisted{mode, std::move(set_by), std::move(command_id), static_cast<int64_t>(clock_ns(CLOCK_REALTIME))};
+  config::ModeOverride persisted{mode, std::move(set_by), std::move(command_id),
+                                 static_cast<int64_t>(clock_ns(CLOCK_REALTIME))};
   auto saved = config::save_mode_override(mode_file_, persisted);
   const config::AgentMode before = operations_.mode();
   operations_.set_mode(mode);

@@ -57,8 +57,7 @@ class CollectorCommands : public reporter::CommandHandler {
   void apply_required_mode(std::optional<config::AgentMode> mode) override;
 
  private:
-  v1::CommandResult handle_command(const v1::Command& command, std::string_view kind,
-                                   const v1::ActionCommand& body);
+  v1::CommandResult handle_command(const v1::Command& command, std::string_view kind, const v1::ActionCommand& body);
   // Puts `mode` in force and persists it; the error says what could not be saved.
   Result<void> impose_mode(config::AgentMode mode, std::string set_by, std::string command_id);
 

@@ -29,15 +29,22 @@ constexpr size_t kMaxQueuedCommands = 1024;
 // Used until the Welcome states the collector's limit.
 constexpr uint32_t kDefaultMaxMessageBytes = 4u << 20;
 
-int64_t now_wall_ns() { return static_cast<int64_t>(clock_ns(CLOCK_REALTIME)); }
+int64_t now_wall_ns() {
+  return static_cast<int64_t>(clock_ns(CLOCK_REALTIME));
+}
 
 std::string_view channel_state_name(grpc_connectivity_state state) {
   switch (state) {
-    case GRPC_CHANNEL_IDLE: return "idle";
-    case GRPC_CHANNEL_CONNECTING: return "connecting";
-    case GRPC_CHANNEL_READY: return "ready";
-    case GRPC_CHANNEL_TRANSIENT_FAILURE: return "transient failure";
-    case GRPC_CHANNEL_SHUTDOWN: return "shut down";
+    case GRPC_CHANNEL_IDLE:
+      return "idle";
+    case GRPC_CHANNEL_CONNECTING:
+      return "connecting";
+    case GRPC_CHANNEL_READY:
+      return "ready";
+    case GRPC_CHANNEL_TRANSIENT_FAILURE:
+      return "transient failure";
+    case GRPC_CHANNEL_SHUTDOWN:
+      return "shut down";
   }
   return "unknown";
 }
@@ -75,7 +82,9 @@ struct CollectorLink::Session {
 CollectorLink::CollectorLink(CollectorLinkOptions options, Outbox& outbox, CommandHandler& handler)
     : options_(std::move(options)), outbox_(outbox), handler_(handler) {}
 
-CollectorLink::~CollectorLink() { stop(); }
+CollectorLink::~CollectorLink() {
+  stop();
+}
 
 void CollectorLink::start() {
   stopping_ = false;
@@ -162,10 +171,10 @@ void CollectorLink::run() {
     const auto pending = outbox_.stats();
     const auto now = std::chrono::steady_clock::now();
     if (failures == 1) {
-      spdlog::warn("collector {}: {}; the agent keeps writing reports to its outbox {} ({} pending, through sequence "
-                   "{}) and retries in {}ms",
-                   options_.address, why, outbox_.path(), pending.last_seq - pending.acked_seq, pending.last_seq,
-                   delay.count());
+      spdlog::warn(
+          "collector {}: {}; the agent keeps writing reports to its outbox {} ({} pending, through sequence "
+          "{}) and retries in {}ms",
+          options_.address, why, outbox_.path(), pending.last_seq - pending.acked_seq, pending.last_seq, delay.count());
       last_reminder = now;
     } else if (now - last_reminder >= kReminderInterval) {
       spdlog::warn("collector {} still unreachable after {} attempts (last: {}); {} report(s) pending in the outbox",
@@ -288,9 +297,10 @@ std::string CollectorLink::run_session() {
                     options_.address, outbox.stream_id, welcome.acked_through_sequence(), acked.error().message,
                     outbox.acked_seq + 1);
     } else if (welcome.acked_through_sequence() < outbox.acked_seq) {
-      spdlog::warn("collector {} holds outbox {} only through sequence {}, but an earlier acknowledgement already "
-                   "deleted reports through {} here: those cannot be sent again",
-                   options_.address, outbox.stream_id, welcome.acked_through_sequence(), outbox.acked_seq);
+      spdlog::warn(
+          "collector {} holds outbox {} only through sequence {}, but an earlier acknowledgement already "
+          "deleted reports through {} here: those cannot be sent again",
+          options_.address, outbox.stream_id, welcome.acked_through_sequence(), outbox.acked_seq);
     }
     handler_.apply_required_mode(mode_from_wire(welcome.required_mode()));
     const auto resumed = outbox_.stats();
@@ -315,8 +325,7 @@ std::string CollectorLink::run_session() {
     for (;;) {
       {
         std::unique_lock lock(mutex_);
-        wake_.wait_for(lock, std::chrono::seconds(1),
-                       [&] { return stopping_ || session.broken || outbox_changed_; });
+        wake_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_ || session.broken || outbox_changed_; });
         if (stopping_) break;
         if (session.broken) {
           why = session.broken_why;
@@ -342,9 +351,10 @@ std::string CollectorLink::run_session() {
         } else {
           *message.mutable_report() = std::move(*wire);
           if (message.ByteSizeLong() + 64 > max_message) {
-            spdlog::error("report {} ({}) is {} bytes, over the collector's limit of {}; the collector gets an alert "
-                          "in its place",
-                          row.seq, row.report.type, message.ByteSizeLong(), max_message);
+            spdlog::error(
+                "report {} ({}) is {} bytes, over the collector's limit of {}; the collector gets an alert "
+                "in its place",
+                row.seq, row.report.type, message.ByteSizeLong(), max_message);
             *message.mutable_report() = replacement_alert(
                 row, fmt::format("{} bytes, over the collector's limit of {}", message.ByteSizeLong(), max_message));
           }
@@ -459,9 +469,10 @@ void CollectorLink::command_loop() {
     auto appended = outbox_.append(std::span<const Report>(&report, 1));
     if (!appended) {
       // The collector delivers the command again until a result arrives; the handler is idempotent.
-      spdlog::error("collector command {}: result not stored in the outbox: {}; the collector will deliver the "
-                    "command again",
-                    command.command_id(), appended.error().message);
+      spdlog::error(
+          "collector command {}: result not stored in the outbox: {}; the collector will deliver the "
+          "command again",
+          command.command_id(), appended.error().message);
       continue;
     }
     {

@@ -51,9 +51,13 @@ constexpr std::string_view kDroppedType = "reports_dropped";
 // on every append.
 constexpr uint64_t kLowWaterPercent = 90;
 
-int64_t now_wall_ns() { return static_cast<int64_t>(clock_ns(CLOCK_REALTIME)); }
+int64_t now_wall_ns() {
+  return static_cast<int64_t>(clock_ns(CLOCK_REALTIME));
+}
 
-uint64_t row_bytes(uint64_t payload_bytes) { return payload_bytes + Outbox::kRowOverheadBytes; }
+uint64_t row_bytes(uint64_t payload_bytes) {
+  return payload_bytes + Outbox::kRowOverheadBytes;
+}
 
 Result<void> set_meta(sqlite3* db, std::string_view key, int64_t value, std::string_view what) {
   Statement stmt(db, "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2");
@@ -120,13 +124,20 @@ struct RowHead {
 
 std::string_view to_string(ReportKind kind) {
   switch (kind) {
-    case ReportKind::event: return "event";
-    case ReportKind::action_update: return "action_update";
-    case ReportKind::decision: return "decision";
-    case ReportKind::command_result: return "command_result";
-    case ReportKind::notice: return "notice";
-    case ReportKind::dropped: return "dropped";
-    case ReportKind::control_audit: return "control_audit";
+    case ReportKind::event:
+      return "event";
+    case ReportKind::action_update:
+      return "action_update";
+    case ReportKind::decision:
+      return "decision";
+    case ReportKind::command_result:
+      return "command_result";
+    case ReportKind::notice:
+      return "notice";
+    case ReportKind::dropped:
+      return "dropped";
+    case ReportKind::control_audit:
+      return "control_audit";
   }
   return "unknown";
 }
@@ -164,7 +175,9 @@ Result<std::unique_ptr<Outbox>> Outbox::open(OutboxOptions options) {
   return outbox;
 }
 
-Outbox::~Outbox() { sqlite3_close_v2(db_); }
+Outbox::~Outbox() {
+  sqlite3_close_v2(db_);
+}
 
 Result<void> Outbox::load_state() {
   const std::string what = "open outbox " + options_.path;
@@ -186,9 +199,10 @@ Result<void> Outbox::load_state() {
   uint64_t min_seq = 0;
   uint64_t max_seq_end = 0;
   {
-    Statement sums(db_, "SELECT count(*), coalesce(sum(length(payload)), 0), coalesce(min(seq), 0), "
-                        "coalesce(max(seq_end), 0), coalesce(sum(CASE WHEN droppable = 0 THEN 1 ELSE 0 END), 0), "
-                        "coalesce(sum(CASE WHEN droppable = 0 THEN length(payload) ELSE 0 END), 0) FROM reports");
+    Statement sums(db_,
+                   "SELECT count(*), coalesce(sum(length(payload)), 0), coalesce(min(seq), 0), "
+                   "coalesce(max(seq_end), 0), coalesce(sum(CASE WHEN droppable = 0 THEN 1 ELSE 0 END), 0), "
+                   "coalesce(sum(CASE WHEN droppable = 0 THEN length(payload) ELSE 0 END), 0) FROM reports");
     if (sums.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, sums.prepare_status(), what));
     if (const int rc = sums.step(); rc != SQLITE_ROW) return fail(sqlite_error(db_, rc, what));
     rows_ = static_cast<uint64_t>(sums.int_at(0));
@@ -220,7 +234,8 @@ Result<AppendResult> Outbox::append(std::span<const Report> reports,
   const std::string what = fmt::format("outbox append of {} report(s)", reports.size());
   for (const auto& r : reports) {
     if (r.kind == ReportKind::dropped) return fail(Error{EINVAL, what + ": drop markers are made by the outbox"});
-    if (to_string(r.kind) == "unknown") return fail(Error{EINVAL, fmt::format("{}: unknown kind {}", what, int(r.kind))});
+    if (to_string(r.kind) == "unknown")
+      return fail(Error{EINVAL, fmt::format("{}: unknown kind {}", what, int(r.kind))});
   }
   std::lock_guard lock(mutex_);
   // Work on copies of the cached state; they replace it only once the transaction committed.
@@ -238,8 +253,9 @@ Result<AppendResult> Outbox::append(std::span<const Report> reports,
   const int64_t now = now_wall_ns();
   AppendResult result;
   const uint64_t evictions_before = evictions_;
-  Statement insert(db_, "INSERT INTO reports (seq, seq_end, kind, type, droppable, event_boot_ns, event_wall_ns, "
-                        "stored_wall_ns, payload) VALUES (?1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+  Statement insert(db_,
+                   "INSERT INTO reports (seq, seq_end, kind, type, droppable, event_boot_ns, event_wall_ns, "
+                   "stored_wall_ns, payload) VALUES (?1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
   if (insert.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, insert.prepare_status(), what));
   auto failed = [&](Error e) -> Result<AppendResult> {
     restore();
@@ -274,9 +290,10 @@ Result<AppendResult> Outbox::append(std::span<const Report> reports,
       if (!r.droppable) kept_bytes_ += size;
       if (bytes_ > options_.max_bytes && !over_capacity_logged_) {
         over_capacity_logged_ = true;
-        spdlog::error("outbox {} holds more than its {} bytes in reports that are never dropped (actions, decisions, "
-                      "notices): keeping them all until the collector acknowledges them",
-                      options_.path, options_.max_bytes);
+        spdlog::error(
+            "outbox {} holds more than its {} bytes in reports that are never dropped (actions, decisions, "
+            "notices): keeping them all until the collector acknowledges them",
+            options_.path, options_.max_bytes);
       }
     }
     last_seq_ = seq;
@@ -308,15 +325,20 @@ Result<uint64_t> Outbox::evict_locked(uint64_t needed, int64_t now_ns) {
   // first, until enough bytes are found: an outbox full of undroppable reports costs one index probe.
   std::vector<RowHead> picked;
   {
-    Statement pick(db_, "SELECT seq, seq_end, type, length(payload) FROM reports WHERE droppable = 1 AND seq > ?1 "
-                        "ORDER BY seq");
+    Statement pick(db_,
+                   "SELECT seq, seq_end, type, length(payload) FROM reports WHERE droppable = 1 AND seq > ?1 "
+                   "ORDER BY seq");
     if (pick.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, pick.prepare_status(), what));
     pick.bind(1, static_cast<int64_t>(floor));
     uint64_t found = 0;
     for (int rc = pick.step(); rc != SQLITE_DONE && found < target; rc = pick.step()) {
       if (rc != SQLITE_ROW) return fail(sqlite_error(db_, rc, what));
-      RowHead h{static_cast<uint64_t>(pick.int_at(0)), static_cast<uint64_t>(pick.int_at(1)), ReportKind::event,
-                pick.text_at(2), true, static_cast<uint64_t>(pick.int_at(3))};
+      RowHead h{static_cast<uint64_t>(pick.int_at(0)),
+                static_cast<uint64_t>(pick.int_at(1)),
+                ReportKind::event,
+                pick.text_at(2),
+                true,
+                static_cast<uint64_t>(pick.int_at(3))};
       found += row_bytes(h.payload_bytes);
       picked.push_back(std::move(h));
     }
@@ -334,8 +356,12 @@ Result<uint64_t> Outbox::evict_locked(uint64_t needed, int64_t now_ns) {
     const int rc = find.step();
     if (rc == SQLITE_DONE) return std::optional<std::pair<RowHead, DropCounts>>{};
     if (rc != SQLITE_ROW) return fail(sqlite_error(db_, rc, what));
-    RowHead h{static_cast<uint64_t>(find.int_at(0)), static_cast<uint64_t>(find.int_at(1)),
-              static_cast<ReportKind>(find.int_at(2)), {}, false, static_cast<uint64_t>(find.int_at(3))};
+    RowHead h{static_cast<uint64_t>(find.int_at(0)),
+              static_cast<uint64_t>(find.int_at(1)),
+              static_cast<ReportKind>(find.int_at(2)),
+              {},
+              false,
+              static_cast<uint64_t>(find.int_at(3))};
     if (h.kind != ReportKind::dropped || h.seq <= floor || (ending_at && h.seq_end != seq)) {
       return std::optional<std::pair<RowHead, DropCounts>>{};
     }
@@ -381,8 +407,9 @@ Result<uint64_t> Outbox::evict_locked(uint64_t needed, int64_t now_ns) {
     del.bind(2, static_cast<int64_t>(last));
     if (const int rc = del.step(); rc != SQLITE_DONE) return fail(sqlite_error(db_, rc, what));
     const std::string payload = counts.payload(first, last);
-    Statement insert(db_, "INSERT INTO reports (seq, seq_end, kind, type, droppable, event_boot_ns, event_wall_ns, "
-                          "stored_wall_ns, payload) VALUES (?1, ?2, ?3, ?4, 0, 0, ?5, ?5, ?6)");
+    Statement insert(db_,
+                     "INSERT INTO reports (seq, seq_end, kind, type, droppable, event_boot_ns, event_wall_ns, "
+                     "stored_wall_ns, payload) VALUES (?1, ?2, ?3, ?4, 0, 0, ?5, ?5, ?6)");
     if (insert.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, insert.prepare_status(), what));
     insert.bind(1, static_cast<int64_t>(first));
     insert.bind(2, static_cast<int64_t>(last));
@@ -399,9 +426,10 @@ Result<uint64_t> Outbox::evict_locked(uint64_t needed, int64_t now_ns) {
 
   ++evictions_;
   dropped_total_ += dropped;
-  spdlog::error("outbox {} is full ({} bytes allowed): dropped the {} oldest low-value report(s) not yet sent; drop "
-                "markers report them to the collector; actions, decisions and notices are kept",
-                options_.path, options_.max_bytes, dropped);
+  spdlog::error(
+      "outbox {} is full ({} bytes allowed): dropped the {} oldest low-value report(s) not yet sent; drop "
+      "markers report them to the collector; actions, decisions and notices are kept",
+      options_.path, options_.max_bytes, dropped);
   return dropped;
 }
 
@@ -428,8 +456,9 @@ Result<void> Outbox::drop_new_locked(uint64_t seq, std::string_view type, int64_
   }
   counts.add(std::string(type), 1, now_ns);
   const std::string payload = counts.payload(first, seq);
-  Statement upsert(db_, "INSERT OR REPLACE INTO reports (seq, seq_end, kind, type, droppable, event_boot_ns, "
-                        "event_wall_ns, stored_wall_ns, payload) VALUES (?1, ?2, ?3, ?4, 0, 0, ?5, ?5, ?6)");
+  Statement upsert(db_,
+                   "INSERT OR REPLACE INTO reports (seq, seq_end, kind, type, droppable, event_boot_ns, "
+                   "event_wall_ns, stored_wall_ns, payload) VALUES (?1, ?2, ?3, ?4, 0, 0, ?5, ?5, ?6)");
   if (upsert.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, upsert.prepare_status(), what));
   upsert.bind(1, static_cast<int64_t>(first));
   upsert.bind(2, static_cast<int64_t>(seq));
@@ -460,8 +489,9 @@ Result<int64_t> Outbox::mark(std::string_view key) {
 Result<std::vector<StoredReport>> Outbox::take_for_send(uint64_t after, size_t max_count, size_t max_bytes) {
   const std::string what = fmt::format("outbox read after {}", after);
   std::lock_guard lock(mutex_);
-  Statement select(db_, "SELECT seq, seq_end, kind, type, droppable, event_boot_ns, event_wall_ns, stored_wall_ns, "
-                        "payload FROM reports WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+  Statement select(db_,
+                   "SELECT seq, seq_end, kind, type, droppable, event_boot_ns, event_wall_ns, stored_wall_ns, "
+                   "payload FROM reports WHERE seq > ?1 ORDER BY seq LIMIT ?2");
   if (select.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, select.prepare_status(), what));
   select.bind(1, static_cast<int64_t>(after));
   select.bind(2, static_cast<int64_t>(std::max<size_t>(max_count, 1)));
@@ -502,9 +532,10 @@ Result<void> Outbox::acknowledge(uint64_t seq) {
   uint64_t gone_kept = 0;
   // `seq <= ?1` lets SQLite walk the primary key from the start instead of scanning every row.
   {
-    Statement sums(db_, "SELECT count(*), coalesce(sum(length(payload)), 0), "
-                        "coalesce(sum(CASE WHEN droppable = 0 THEN length(payload) + ?2 ELSE 0 END), 0) "
-                        "FROM reports WHERE seq <= ?1 AND seq_end <= ?1");
+    Statement sums(db_,
+                   "SELECT count(*), coalesce(sum(length(payload)), 0), "
+                   "coalesce(sum(CASE WHEN droppable = 0 THEN length(payload) + ?2 ELSE 0 END), 0) "
+                   "FROM reports WHERE seq <= ?1 AND seq_end <= ?1");
     if (sums.prepare_status() != SQLITE_OK) return fail(sqlite_error(db_, sums.prepare_status(), what));
     sums.bind(1, static_cast<int64_t>(seq));
     sums.bind(2, static_cast<int64_t>(kRowOverheadBytes));

@@ -73,11 +73,11 @@ std::string_view to_string(ReportKind kind);
 // A report as the producers hand it in.
 struct Report {
   ReportKind kind = ReportKind::event;
-  std::string type;          // the payload's "type" ("credential_access", "egress", "action", ...)
-  std::string payload;       // JSON text
+  std::string type;            // the payload's "type" ("credential_access", "egress", "action", ...)
+  std::string payload;         // JSON text
   uint64_t event_boot_ns = 0;  // the kernel's CLOCK_BOOTTIME stamp of the event, 0 when none
   int64_t event_wall_ns = 0;   // the event's time on CLOCK_REALTIME, 0 when none
-  bool droppable = false;    // low value: may be replaced by a drop marker when the outbox is full
+  bool droppable = false;      // low value: may be replaced by a drop marker when the outbox is full
 };
 
 // A report as stored, with its sequence range.
@@ -89,21 +89,21 @@ struct StoredReport {
 };
 
 struct OutboxOptions {
-  std::string path;                      // the SQLite file
-  uint64_t max_bytes = 256ull << 20;     // bound on stored report bytes (see above)
+  std::string path;                   // the SQLite file
+  uint64_t max_bytes = 256ull << 20;  // bound on stored report bytes (see above)
 };
 
 struct OutboxStats {
   std::string stream_id;
-  uint64_t last_seq = 0;        // the last sequence assigned
-  uint64_t acked_seq = 0;       // the collector holds everything up to here
+  uint64_t last_seq = 0;   // the last sequence assigned
+  uint64_t acked_seq = 0;  // the collector holds everything up to here
   uint64_t in_flight_through = 0;
-  uint64_t rows = 0;            // stored rows (a drop marker is one row)
-  uint64_t bytes = 0;           // accounted bytes (payload + per-row overhead)
+  uint64_t rows = 0;   // stored rows (a drop marker is one row)
+  uint64_t bytes = 0;  // accounted bytes (payload + per-row overhead)
   uint64_t max_bytes = 0;
-  uint64_t dropped_total = 0;   // reports ever replaced by drop markers (durable)
-  uint64_t evictions = 0;       // eviction rounds since open
-  bool over_capacity = false;   // undroppable reports alone exceed max_bytes
+  uint64_t dropped_total = 0;  // reports ever replaced by drop markers (durable)
+  uint64_t evictions = 0;      // eviction rounds since open
+  bool over_capacity = false;  // undroppable reports alone exceed max_bytes
 };
 
 // The sequence numbers an append assigned: [first, last]; empty when nothing was appended.

@@ -40,14 +40,17 @@ Reporter::Reporter(ReporterOptions options, std::unique_ptr<Outbox> outbox, ledg
                    CommandHandler& handler)
     : options_(std::move(options)), outbox_(std::move(outbox)), ledger_(ledger), handler_(handler) {}
 
-Reporter::~Reporter() { stop(); }
+Reporter::~Reporter() {
+  stop();
+}
 
 void Reporter::start() {
   const auto stats = outbox_->stats();
   if (!link_) {
-    spdlog::info("no collector configured (collector.address): reports are kept in the outbox {} ({} pending, at "
-                 "most {} bytes; when full, the oldest low-value reports make room)",
-                 outbox_->path(), stats.last_seq - stats.acked_seq, stats.max_bytes);
+    spdlog::info(
+        "no collector configured (collector.address): reports are kept in the outbox {} ({} pending, at "
+        "most {} bytes; when full, the oldest low-value reports make room)",
+        outbox_->path(), stats.last_seq - stats.acked_seq, stats.max_bytes);
     return;
   }
   spdlog::info("reporting to collector {} ({}) from outbox {} ({} pending)", options_.collector.address,
@@ -73,9 +76,7 @@ uint64_t Reporter::queued_bytes(const Report& report) {
 
 bool Reporter::make_room_locked(const Report& report) {
   const uint64_t needed = queued_bytes(report);
-  auto fits = [&] {
-    return queue_.size() < kMaxQueued && queue_bytes_ + needed <= options_.memory_queue_max_bytes;
-  };
+  auto fits = [&] { return queue_.size() < kMaxQueued && queue_bytes_ + needed <= options_.memory_queue_max_bytes; };
   // The outbox has refused writes for a while: keep what matters, count what goes.
   while (!fits()) {
     auto low = std::find_if(queue_.begin(), queue_.end(), [](const Report& r) { return r.droppable; });
@@ -94,10 +95,11 @@ bool Reporter::make_room_locked(const Report& report) {
   ++lost_by_type_[report.type];
   const uint64_t lost = ++lost_total_;
   if ((lost & (lost - 1)) == 0) {  // 1st, 2nd, 4th ... loss
-    spdlog::error("reporter: the outbox refuses writes and the memory queue is full ({} report(s), {} of {} bytes): "
-                  "a {} report is not kept ({} such loss(es) so far); a reports_lost alert follows once the outbox "
-                  "takes writes",
-                  queue_.size(), queue_bytes_, options_.memory_queue_max_bytes, report.type, lost);
+    spdlog::error(
+        "reporter: the outbox refuses writes and the memory queue is full ({} report(s), {} of {} bytes): "
+        "a {} report is not kept ({} such loss(es) so far); a reports_lost alert follows once the outbox "
+        "takes writes",
+        queue_.size(), queue_bytes_, options_.memory_queue_max_bytes, report.type, lost);
   }
   return false;
 }
@@ -162,10 +164,10 @@ void Reporter::flush() {
     }
   }
   if (dropped_before_outbox > 0) {
-    batch.push_back(alert_report("outbox_unwritable",
-                                 fmt::format("{} low-value report(s) dropped while the outbox could not be written",
-                                             dropped_before_outbox),
-                                 dropped_before_outbox));
+    batch.push_back(alert_report(
+        "outbox_unwritable",
+        fmt::format("{} low-value report(s) dropped while the outbox could not be written", dropped_before_outbox),
+        dropped_before_outbox));
   }
   // How many alerts sit at the end of the batch, made here from the counters: they are made again
   // from the counters after a failed append.

@@ -102,8 +102,8 @@ class Reporter {
 
   std::mutex mutex_;  // guards queue_ and the counters below
   std::vector<Report> queue_;
-  uint64_t queue_bytes_ = 0;          // queued_bytes() summed over queue_
-  uint64_t queue_dropped_ = 0;        // dropped before reaching the outbox, not yet reported
+  uint64_t queue_bytes_ = 0;    // queued_bytes() summed over queue_
+  uint64_t queue_dropped_ = 0;  // dropped before reaching the outbox, not yet reported
   uint64_t queue_dropped_total_ = 0;
   // Undroppable reports that found no room, by type, not yet reported; and in total.
   std::map<std::string, uint64_t> lost_by_type_;

@@ -12,8 +12,8 @@ namespace {
 
 constexpr std::string_view kCommandNotePrefix = "collector command ";
 
-Report make_report(ReportKind kind, std::string type, const v1::Report& body, bool droppable,
-                   uint64_t event_boot_ns, int64_t event_wall_ns) {
+Report make_report(ReportKind kind, std::string type, const v1::Report& body, bool droppable, uint64_t event_boot_ns,
+                   int64_t event_wall_ns) {
   Report r;
   r.kind = kind;
   r.type = std::move(type);
@@ -32,9 +32,12 @@ v1::Mode mode_to_wire(config::AgentMode mode) {
 
 std::optional<config::AgentMode> mode_from_wire(v1::Mode mode) {
   switch (mode) {
-    case v1::MODE_OBSERVE: return config::AgentMode::observe;
-    case v1::MODE_POLICY: return config::AgentMode::policy;
-    default: return std::nullopt;
+    case v1::MODE_OBSERVE:
+      return config::AgentMode::observe;
+    case v1::MODE_POLICY:
+      return config::AgentMode::policy;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -133,8 +136,8 @@ Result<v1::Report> to_wire(const StoredReport& stored) {
     }
     dropped->set_reason(std::move(reason));
   } else if (!out.ParseFromString(stored.report.payload) || out.body_case() == v1::Report::BODY_NOT_SET) {
-    return fail(Error{EBADMSG, fmt::format("outbox report {} ({}): payload is not a Report body", stored.seq,
-                                           stored.report.type)});
+    return fail(Error{
+        EBADMSG, fmt::format("outbox report {} ({}): payload is not a Report body", stored.seq, stored.report.type)});
   }
   // A drop marker goes out under the last sequence it covers, so every range it lists ends at or
   // before the report's own sequence (it took the place of the reports it lists).

@@ -23,10 +23,11 @@ Result<void> check_length(std::string_view field, const std::string& value, size
 Result<void> check_dropped(const v1::Report& report, uint64_t accounted_through, uint32_t max_ranges) {
   const auto& dropped = report.reports_dropped();
   const uint64_t sequence = report.sequence();
-  if (dropped.ranges_size() == 0) return fail(Error{EINVAL, fmt::format("report {}: a drop marker without ranges", sequence)});
+  if (dropped.ranges_size() == 0)
+    return fail(Error{EINVAL, fmt::format("report {}: a drop marker without ranges", sequence)});
   if (static_cast<uint32_t>(dropped.ranges_size()) > max_ranges)
-    return fail(Error{EINVAL, fmt::format("report {}: {} dropped ranges (at most {})", sequence, dropped.ranges_size(),
-                                          max_ranges)});
+    return fail(Error{
+        EINVAL, fmt::format("report {}: {} dropped ranges (at most {})", sequence, dropped.ranges_size(), max_ranges)});
   uint64_t floor = accounted_through;  // every range starts above it
   uint64_t total = 0;                  // cannot overflow: the ranges are disjoint and below 2^63
   for (const auto& range : dropped.ranges()) {
@@ -73,19 +74,19 @@ Result<AgentIngest::Step> AgentIngest::on_message(std::string_view bytes, int64_
     case v1::AgentMessage::BODY_NOT_SET:
       break;
   }
-  return fail(Error{EINVAL, said_hello() ? "a message that is neither a hello nor a report"
-                                         : "the first message must be a hello"});
+  return fail(Error{
+      EINVAL, said_hello() ? "a message that is neither a hello nor a report" : "the first message must be a hello"});
 }
 
 Result<AgentIngest::Step> AgentIngest::on_hello(const v1::Hello& hello, int64_t now_ns) {
   if (hello.agent_id().empty()) return fail(Error{EINVAL, "hello without agent_id"});
   if (hello.outbox_id().empty()) return fail(Error{EINVAL, "hello without outbox_id"});
   if (!pki::is_valid_identity_name(hello.agent_id()))
-    return fail(Error{EINVAL, fmt::format("hello: agent_id of {} bytes is not 1-64 of [A-Za-z0-9._-]",
-                                          hello.agent_id().size())});
+    return fail(Error{
+        EINVAL, fmt::format("hello: agent_id of {} bytes is not 1-64 of [A-Za-z0-9._-]", hello.agent_id().size())});
   if (!pki::is_valid_identity_name(hello.outbox_id()))
-    return fail(Error{EINVAL, fmt::format("hello: outbox_id of {} bytes is not 1-64 of [A-Za-z0-9._-]",
-                                          hello.outbox_id().size())});
+    return fail(Error{
+        EINVAL, fmt::format("hello: outbox_id of {} bytes is not 1-64 of [A-Za-z0-9._-]", hello.outbox_id().size())});
   for (auto check : {check_length("hostname", hello.hostname(), kMaxHostnameBytes),
                      check_length("agent_version", hello.agent_version(), kMaxVersionBytes),
                      check_length("trust_domain", hello.trust_domain(), kMaxTrustDomainBytes)}) {

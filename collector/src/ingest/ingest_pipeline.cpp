@@ -32,22 +32,26 @@ uint64_t CommandWaiters::generation() const {
 IngestPipeline::IngestPipeline(IngestStore& store, CommandWaiters& waiters, Options options)
     : store_(store), waiters_(waiters), options_(options), writer_([this] { run(); }) {}
 
-IngestPipeline::~IngestPipeline() { stop(); }
+IngestPipeline::~IngestPipeline() {
+  stop();
+}
 
 bool IngestPipeline::submit(IngestRecord record, std::shared_ptr<IngestStream> stream) {
   const size_t bytes = 2 * record.raw.size() + 256;
   std::unique_lock lock(mutex_);
   auto has_room = [&] {
-    return queue_.empty() || (queue_.size() < options_.max_queued && queued_bytes_ + bytes <= options_.max_queued_bytes);
+    return queue_.empty() ||
+           (queue_.size() < options_.max_queued && queued_bytes_ + bytes <= options_.max_queued_bytes);
   };
   if (!stopping_ && !has_room()) {
     ++stats_.waits;
     const auto now = std::chrono::steady_clock::now();
     if (now - last_wait_logged_ >= std::chrono::minutes(1)) {
       last_wait_logged_ = now;
-      spdlog::warn("ingest queue full ({} reports, {} bytes; limits {} reports, {} bytes): agent {} waits until the "
-                   "store catches up (back-pressure, nothing is refused)",
-                   queue_.size(), queued_bytes_, options_.max_queued, options_.max_queued_bytes, record.agent_id);
+      spdlog::warn(
+          "ingest queue full ({} reports, {} bytes; limits {} reports, {} bytes): agent {} waits until the "
+          "store catches up (back-pressure, nothing is refused)",
+          queue_.size(), queued_bytes_, options_.max_queued, options_.max_queued_bytes, record.agent_id);
     }
   }
   not_full_.wait(lock, [&] { return stopping_ || has_room(); });
@@ -149,9 +153,10 @@ void IngestPipeline::store_batch(std::vector<Item>& batch) {
     ++refused;
     std::set<std::shared_ptr<IngestStream>> streams;
     for (const Item* item : items) streams.insert(item->stream);
-    spdlog::error("ingest: agent {}: {}; none of its {} report(s) in this batch is acked, its stream is closed so it "
-                  "resends (other agents are not affected)",
-                  agent_id, stored.error().message, own.size());
+    spdlog::error(
+        "ingest: agent {}: {}; none of its {} report(s) in this batch is acked, its stream is closed so it "
+        "resends (other agents are not affected)",
+        agent_id, stored.error().message, own.size());
     for (const auto& stream : streams)
       stream->cancel(fmt::format("its reports could not be stored: {}", stored.error().message));
   }

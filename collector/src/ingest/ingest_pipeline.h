@@ -69,7 +69,7 @@ class IngestPipeline {
     uint64_t refused_agents = 0;  // agents whose own records failed, streams cancelled
     uint64_t queued_bytes = 0;    // now
     uint64_t max_queued_bytes_seen = 0;
-    uint64_t waits = 0;           // submit() calls that waited for room
+    uint64_t waits = 0;  // submit() calls that waited for room
   };
   Stats stats() const;
 

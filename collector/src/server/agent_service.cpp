@@ -18,7 +18,9 @@
 namespace nhiguard::collector {
 namespace {
 
-int64_t now_ns() { return static_cast<int64_t>(clock_ns(CLOCK_REALTIME)); }
+int64_t now_ns() {
+  return static_cast<int64_t>(clock_ns(CLOCK_REALTIME));
+}
 
 bool to_bytes(const grpc::ByteBuffer& buffer, std::string& out) {
   std::vector<grpc::Slice> slices;
@@ -76,8 +78,7 @@ grpc::Status AgentServiceImpl::Connect(grpc::ServerContext* context,
   // Until its first message the stream holds no slot, only a place among the pending hellos.
   auto ticket = pending_.enter(certified.value_or(""), [context] { context->TryCancel(); });
   if (!ticket) {
-    spdlog::warn("agent stream from {} refused: {} streams already wait for their hello", who,
-                 max_pending_hellos());
+    spdlog::warn("agent stream from {} refused: {} streams already wait for their hello", who, max_pending_hellos());
     return {grpc::StatusCode::RESOURCE_EXHAUSTED,
             fmt::format("collector at its limit of {} streams waiting for a hello; retry later", max_pending_hellos())};
   }
@@ -120,9 +121,8 @@ grpc::Status AgentServiceImpl::Connect(grpc::ServerContext* context,
 
   auto stream = std::make_shared<AgentStream>(ingest.agent_id(), ingest.outbox_id(), context, peer);
   streams_.add(stream);
-  spdlog::info("agent {} connected from {} (outbox {}, acked through {}, {} command(s) to deliver)",
-               ingest.agent_id(), peer, ingest.outbox_id(), hello->welcome->acked_through_sequence(),
-               hello->commands.size());
+  spdlog::info("agent {} connected from {} (outbox {}, acked through {}, {} command(s) to deliver)", ingest.agent_id(),
+               peer, ingest.outbox_id(), hello->welcome->acked_through_sequence(), hello->commands.size());
 
   // The writer: Welcome first, then acks and commands as they come, until the stream closes.
   v1::CollectorMessage welcome;
@@ -158,9 +158,9 @@ grpc::Status AgentServiceImpl::Connect(grpc::ServerContext* context,
     if (!rw->Read(&buffer)) {
       if (context->IsCancelled() && accepting_) {
         const std::string why = stream->cancel_reason();
-        spdlog::info("agent {} stream from {} closed: {}", ingest.agent_id(), peer,
-                     why.empty() ? "cancelled by the agent or the transport (e.g. a message above the transport limit)"
-                                 : why);
+        spdlog::info(
+            "agent {} stream from {} closed: {}", ingest.agent_id(), peer,
+            why.empty() ? "cancelled by the agent or the transport (e.g. a message above the transport limit)" : why);
       }
       break;
     }
@@ -176,9 +176,9 @@ grpc::Status AgentServiceImpl::Connect(grpc::ServerContext* context,
     if (step->record) {
       if (!rate_.admit(ingest.agent_id(), ReportRateLimiter::Clock::now())) {
         status = refuse(Error{EAGAIN, fmt::format("rate limit: agent {} sent more than {} reports per second "
-                                                    "(bursts up to {}); report {} not accepted, retry later",
-                                                    ingest.agent_id(), options_.rate.reports_per_second,
-                                                    options_.rate.burst, step->record->report.sequence())});
+                                                  "(bursts up to {}); report {} not accepted, retry later",
+                                                  ingest.agent_id(), options_.rate.reports_per_second,
+                                                  options_.rate.burst, step->record->report.sequence())});
         break;
       }
       ++reports;

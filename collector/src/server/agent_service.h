@@ -4,8 +4,8 @@
 // generated code offers raw methods only for the async and callback APIs), so that a message that
 // does not parse, or is above the collector's limit, is refused by AgentIngest with a precise status
 // and a log line instead of a generic transport error. The method path is the generated one
-// (/nhiguard.v1.AgentService/Connect), so agents use the generated stub. Per stream: this handler's thread reads and hands validated
-// reports to the IngestPipeline; a writer thread sends the Welcome, acks and commands in order.
+// (/nhiguard.v1.AgentService/Connect), so agents use the generated stub. Per stream: this handler's thread reads and
+// hands validated reports to the IngestPipeline; a writer thread sends the Welcome, acks and commands in order.
 //
 // Admission, in this order, so that one agent key cannot hold what the fleet needs:
 //   1. the peer's certificate (agent role; none with --insecure): refused at once otherwise;

@@ -99,7 +99,8 @@ void AgentStreams::add(const std::shared_ptr<AgentStream>& stream) {
     older = std::move(slot);
     slot = stream;
   }
-  if (older) older->cancel(fmt::format("replaced by a newer stream of agent {} from {}", stream->agent_id(), stream->peer()));
+  if (older)
+    older->cancel(fmt::format("replaced by a newer stream of agent {} from {}", stream->agent_id(), stream->peer()));
 }
 
 void AgentStreams::remove(const std::shared_ptr<AgentStream>& stream) {

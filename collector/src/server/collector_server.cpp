@@ -46,8 +46,8 @@ Result<std::unique_ptr<CollectorServer>> CollectorServer::start(const CollectorO
   agents.rate = options.report_rate;
   self->agent_service_ =
       std::make_unique<AgentServiceImpl>(*self->store_, *self->store_, *self->pipeline_, self->streams_, agents);
-  self->operator_service_ =
-      std::make_unique<OperatorServiceImpl>(*self->store_, *self->store_, self->streams_, self->waiters_, options.insecure);
+  self->operator_service_ = std::make_unique<OperatorServiceImpl>(*self->store_, *self->store_, self->streams_,
+                                                                  self->waiters_, options.insecure);
 
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, credentials, &self->port_);
@@ -55,7 +55,8 @@ Result<std::unique_ptr<CollectorServer>> CollectorServer::start(const CollectorO
   builder.RegisterService(self->operator_service_.get());
   // gRPC's own limit is twice ours: messages between the two reach AgentIngest, which refuses them
   // with a precise status and a log line; beyond it the transport refuses them alone.
-  builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<uint64_t>(2ull * options.limits.max_message_bytes, INT32_MAX)));
+  builder.SetMaxReceiveMessageSize(
+      static_cast<int>(std::min<uint64_t>(2ull * options.limits.max_message_bytes, INT32_MAX)));
   builder.SetMaxSendMessageSize(static_cast<int>(options.limits.max_message_bytes));
   grpc::ResourceQuota quota("nhiguard-collector");
   // Each agent stream holds a server thread (its writer is a thread of ours), and so does each
@@ -91,8 +92,8 @@ void CollectorServer::prune_loop(uint32_t retain_days) {
   std::unique_lock lock(prune_mutex_);
   while (!prune_stop_) {
     lock.unlock();
-    const int64_t cutoff = static_cast<int64_t>(clock_ns(CLOCK_REALTIME)) -
-                           static_cast<int64_t>(retain_days) * 86400LL * 1'000'000'000LL;
+    const int64_t cutoff =
+        static_cast<int64_t>(clock_ns(CLOCK_REALTIME)) - static_cast<int64_t>(retain_days) * 86400LL * 1'000'000'000LL;
     uint64_t total = 0;
     for (;;) {
       auto pruned = store_->prune_events(cutoff, kChunk);
@@ -127,9 +128,10 @@ void CollectorServer::shutdown(std::chrono::milliseconds grace) {
   server_->Wait();
   pipeline_->stop();
   const auto stats = pipeline_->stats();
-  spdlog::info("nhiguard-collector stopped: {} reports stored, {} duplicates already stored, {} batches ({} stored "
-               "agent by agent, {} agent batch(es) refused), {} wait(s) for room in the ingest queue",
-               stats.stored, stats.duplicates, stats.batches, stats.failed_batches, stats.refused_agents, stats.waits);
+  spdlog::info(
+      "nhiguard-collector stopped: {} reports stored, {} duplicates already stored, {} batches ({} stored "
+      "agent by agent, {} agent batch(es) refused), {} wait(s) for room in the ingest queue",
+      stats.stored, stats.duplicates, stats.batches, stats.failed_batches, stats.refused_agents, stats.waits);
 }
 
 CollectorServer::~CollectorServer() {

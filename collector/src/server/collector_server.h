@@ -34,10 +34,10 @@ struct CollectorOptions {
   std::string pki_dir;  // pki::load_tls_material(dir, "collector"): dir/collector/ or dir
   bool insecure = false;
   IngestLimits limits;
-  int max_agents = 1024;  // concurrent agent streams (each holds a server thread)
-  ReportRateLimit report_rate;  // per agent
+  int max_agents = 1024;                // concurrent agent streams (each holds a server thread)
+  ReportRateLimit report_rate;          // per agent
   size_t max_queued_bytes = 64u << 20;  // the ingest queue, in bytes (see IngestPipeline)
-  uint32_t retain_days = 0;  // delete event reports older than this (0: keep everything); see prune_events
+  uint32_t retain_days = 0;             // delete event reports older than this (0: keep everything); see prune_events
 };
 
 class CollectorServer {

@@ -11,6 +11,8 @@
 namespace nhiguard::collector {
 
 grpc::StatusCode grpc_code_for_errno(int code);
-inline grpc::Status to_status(const Error& error) { return {grpc_code_for_errno(error.code), error.message}; }
+inline grpc::Status to_status(const Error& error) {
+  return {grpc_code_for_errno(error.code), error.message};
+}
 
 }  // namespace nhiguard::collector

@@ -20,7 +20,9 @@ namespace {
 constexpr uint32_t kDefaultLimit = 1000;
 constexpr uint32_t kMaxWaitMs = 30000;
 
-int64_t now_ns() { return static_cast<int64_t>(clock_ns(CLOCK_REALTIME)); }
+int64_t now_ns() {
+  return static_cast<int64_t>(clock_ns(CLOCK_REALTIME));
+}
 
 // Authenticates the operator or answers the refusal (logged).
 Result<PeerIdentity> operator_identity(grpc::ServerContext* context, bool insecure, std::string_view call) {
@@ -38,16 +40,26 @@ grpc::Status failed(std::string_view call, const PeerIdentity& who, const Error&
 
 std::string_view state_name(v1::ActionState state) {
   switch (state) {
-    case v1::ACTION_STATE_HELD: return "held";
-    case v1::ACTION_STATE_ACTIVE: return "active";
-    case v1::ACTION_STATE_EXPIRED: return "expired";
-    case v1::ACTION_STATE_ROLLED_BACK: return "rolled_back";
-    case v1::ACTION_STATE_FAILED: return "failed";
-    case v1::ACTION_STATE_IRREVERSIBLE: return "irreversible";
-    case v1::ACTION_STATE_REJECTED: return "rejected";
-    case v1::ACTION_STATE_DRY_RUN: return "dry_run";
-    case v1::ACTION_STATE_LAPSED_BY_REBOOT: return "lapsed_by_reboot";
-    default: return "unknown";
+    case v1::ACTION_STATE_HELD:
+      return "held";
+    case v1::ACTION_STATE_ACTIVE:
+      return "active";
+    case v1::ACTION_STATE_EXPIRED:
+      return "expired";
+    case v1::ACTION_STATE_ROLLED_BACK:
+      return "rolled_back";
+    case v1::ACTION_STATE_FAILED:
+      return "failed";
+    case v1::ACTION_STATE_IRREVERSIBLE:
+      return "irreversible";
+    case v1::ACTION_STATE_REJECTED:
+      return "rejected";
+    case v1::ACTION_STATE_DRY_RUN:
+      return "dry_run";
+    case v1::ACTION_STATE_LAPSED_BY_REBOOT:
+      return "lapsed_by_reboot";
+    default:
+      return "unknown";
   }
 }
 
@@ -117,8 +129,7 @@ grpc::Status OperatorServiceImpl::ListActions(grpc::ServerContext* context, cons
 }
 
 grpc::Status OperatorServiceImpl::action_command(grpc::ServerContext* context, ActionVerb verb,
-                                                 const v1::ActionCommandRequest& request,
-                                                 v1::CommandStatus* response) {
+                                                 const v1::ActionCommandRequest& request, v1::CommandStatus* response) {
   static constexpr std::string_view kNames[] = {"approve", "reject", "rollback"};
   const std::string_view name = kNames[static_cast<int>(verb)];
   auto who = operator_identity(context, insecure_, std::string(name));
@@ -197,9 +208,10 @@ grpc::Status OperatorServiceImpl::SetMode(grpc::ServerContext* context, const v1
     } else {
       // Still reach every connected agent now; the others get the mode in their Welcome.
       targets = streams_.agent_ids();
-      const std::string line = fmt::format("known agents not listed ({}): the command went to the {} connected "
-                                           "agent(s) only, the others get the mode when they connect",
-                                           agents.error().message, targets.size());
+      const std::string line = fmt::format(
+          "known agents not listed ({}): the command went to the {} connected "
+          "agent(s) only, the others get the mode when they connect",
+          agents.error().message, targets.size());
       spdlog::warn("SetMode by {}: {}", who->common_name, line);
       response->add_errors(line);
     }
@@ -209,9 +221,11 @@ grpc::Status OperatorServiceImpl::SetMode(grpc::ServerContext* context, const v1
     fleet = *current;
     if (mode == v1::MODE_POLICY && fleet == v1::MODE_OBSERVE)
       return failed("SetMode", *who,
-                    Error{ENOTSUP, "the fleet kill switch is on (observe for every agent): turn it off with `mode "
-                                   "policy --all` first"});
-    if (auto ok = commands_.set_required_mode(request->agent_id(), mode); !ok) return failed("SetMode", *who, ok.error());
+                    Error{ENOTSUP,
+                          "the fleet kill switch is on (observe for every agent): turn it off with `mode "
+                          "policy --all` first"});
+    if (auto ok = commands_.set_required_mode(request->agent_id(), mode); !ok)
+      return failed("SetMode", *who, ok.error());
     targets.push_back(request->agent_id());
   } else {
     return failed("SetMode", *who, Error{EINVAL, "name one agent (--agent ID) or the whole fleet (--all)"});

@@ -15,7 +15,8 @@ constexpr size_t kMaxIdleBuckets = 4096;
 void ReportRateLimiter::refill(Bucket& bucket, Clock::time_point now) const {
   const double elapsed = std::chrono::duration<double>(now - bucket.refilled).count();
   if (elapsed > 0) {
-    bucket.tokens = std::min<double>(std::max<uint32_t>(limit_.burst, 1), bucket.tokens + elapsed * limit_.reports_per_second);
+    bucket.tokens =
+        std::min<double>(std::max<uint32_t>(limit_.burst, 1), bucket.tokens + elapsed * limit_.reports_per_second);
     bucket.refilled = now;
   }
 }

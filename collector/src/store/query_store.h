@@ -14,7 +14,7 @@
 namespace nhiguard::collector {
 
 struct ActionQuery {
-  std::string agent_id;                // empty: any
+  std::string agent_id;                 // empty: any
   std::vector<v1::ActionState> states;  // empty: any
   uint32_t limit = 1000;
   bool with_history = false;

@@ -154,54 +154,80 @@ std::string serialize(const google::protobuf::MessageLite& message) {
 template <typename Message>
 Result<Message> parse_stored(const std::string& bytes, std::string_view what) {
   Message message;
-  if (!message.ParseFromString(bytes)) return fail(Error{EUCLEAN, fmt::format("{}: stored message does not parse", what)});
+  if (!message.ParseFromString(bytes))
+    return fail(Error{EUCLEAN, fmt::format("{}: stored message does not parse", what)});
   return message;
 }
 
 std::string_view kind_of(const v1::Report& report) {
   switch (report.body_case()) {
-    case v1::Report::kCredentialAccess: return "credential_access";
-    case v1::Report::kEgress: return "egress";
-    case v1::Report::kDecision: return "decision";
-    case v1::Report::kActionUpdate: return "action_update";
-    case v1::Report::kCommandResult: return "command_result";
-    case v1::Report::kReportsDropped: return "reports_dropped";
-    case v1::Report::kAlert: return "alert";
-    case v1::Report::kEvidence: return "evidence";
-    case v1::Report::kControlAudit: return "control_audit";
-    case v1::Report::BODY_NOT_SET: break;
+    case v1::Report::kCredentialAccess:
+      return "credential_access";
+    case v1::Report::kEgress:
+      return "egress";
+    case v1::Report::kDecision:
+      return "decision";
+    case v1::Report::kActionUpdate:
+      return "action_update";
+    case v1::Report::kCommandResult:
+      return "command_result";
+    case v1::Report::kReportsDropped:
+      return "reports_dropped";
+    case v1::Report::kAlert:
+      return "alert";
+    case v1::Report::kEvidence:
+      return "evidence";
+    case v1::Report::kControlAudit:
+      return "control_audit";
+    case v1::Report::BODY_NOT_SET:
+      break;
   }
   return "unknown";  // a body field this collector does not know (a newer agent): kept whole
 }
 
 std::string_view event_id_of(const v1::Report& report) {
   switch (report.body_case()) {
-    case v1::Report::kCredentialAccess: return report.credential_access().event_id();
-    case v1::Report::kEgress: return report.egress().event_id();
-    case v1::Report::kDecision: return report.decision().decision_id();
-    case v1::Report::kActionUpdate: return report.action_update().action().handle();
-    case v1::Report::kCommandResult: return report.command_result().command_id();
-    default: return {};
+    case v1::Report::kCredentialAccess:
+      return report.credential_access().event_id();
+    case v1::Report::kEgress:
+      return report.egress().event_id();
+    case v1::Report::kDecision:
+      return report.decision().decision_id();
+    case v1::Report::kActionUpdate:
+      return report.action_update().action().handle();
+    case v1::Report::kCommandResult:
+      return report.command_result().command_id();
+    default:
+      return {};
   }
 }
 
 std::string_view command_kind(const v1::Command& command) {
   switch (command.body_case()) {
-    case v1::Command::kApprove: return "approve";
-    case v1::Command::kReject: return "reject";
-    case v1::Command::kRollback: return "rollback";
-    case v1::Command::kSetMode: return "set_mode";
-    case v1::Command::BODY_NOT_SET: break;
+    case v1::Command::kApprove:
+      return "approve";
+    case v1::Command::kReject:
+      return "reject";
+    case v1::Command::kRollback:
+      return "rollback";
+    case v1::Command::kSetMode:
+      return "set_mode";
+    case v1::Command::BODY_NOT_SET:
+      break;
   }
   return "unknown";
 }
 
 std::string_view command_handle(const v1::Command& command) {
   switch (command.body_case()) {
-    case v1::Command::kApprove: return command.approve().handle();
-    case v1::Command::kReject: return command.reject().handle();
-    case v1::Command::kRollback: return command.rollback().handle();
-    default: return {};
+    case v1::Command::kApprove:
+      return command.approve().handle();
+    case v1::Command::kReject:
+      return command.reject().handle();
+    case v1::Command::kRollback:
+      return command.rollback().handle();
+    default:
+      return {};
   }
 }
 
@@ -287,7 +313,9 @@ Result<std::unique_ptr<SqliteReportStore>> SqliteReportStore::open(const std::st
   return std::unique_ptr<SqliteReportStore>(new SqliteReportStore(path, *db));
 }
 
-SqliteReportStore::~SqliteReportStore() { sqlite3_close_v2(db_); }
+SqliteReportStore::~SqliteReportStore() {
+  sqlite3_close_v2(db_);
+}
 
 Result<AgentSession> SqliteReportStore::open_session(const AgentHello& in) {
   std::lock_guard lock(mutex_);
@@ -861,10 +889,12 @@ Result<v1::StoredAction> SqliteReportStore::find_action(std::string_view agent_i
   while ((rc = select.step()) == SQLITE_ROW) agents.push_back(select.text_at(0));
   if (rc != SQLITE_DONE) return fail(sqlite_error(db_, rc, what));
   if (agents.size() > 1)
-    return fail(Error{ENOTSUP, fmt::format("action {} was reported by more than one agent ({}{}): not choosing which "
-                                           "one to command; name the agent (--agent ID)",
-                                           handle, fmt::join(agents.begin(), agents.begin() + std::min<size_t>(agents.size(), 10), ", "),
-                                           agents.size() > 10 ? ", ..." : "")});
+    return fail(
+        Error{ENOTSUP,
+              fmt::format("action {} was reported by more than one agent ({}{}): not choosing which "
+                          "one to command; name the agent (--agent ID)",
+                          handle, fmt::join(agents.begin(), agents.begin() + std::min<size_t>(agents.size(), 10), ", "),
+                          agents.size() > 10 ? ", ..." : "")});
   auto body = parse_stored<v1::RollbackHandle>(body_bytes, what);
   if (!body) return fail(std::move(body.error()));
   *a.mutable_action() = std::move(*body);
