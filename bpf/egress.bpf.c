@@ -8,6 +8,11 @@
  *   total, or limited to listed destinations (CIDR, optional port). connect()/sendmsg() then fail
  *   with EPERM before the first packet; the skb filter drops the packets of sockets that were
  *   already open, so an established connection stops delivering.
+ * - A process that was in a blocked cgroup when the block applied stays blocked after it moves to
+ *   another cgroup (nhg_followed, nhiguard_abi.h), and so do the children it forks.
+ * - The skb filter matches the packet's own destination (its IP header), so the sends of sockets
+ *   without a destination (unconnected ping and raw sockets) are matched too; a blocked process
+ *   cannot create a raw socket at all (cgroup/sock_create).
  * - Every block carries expires_at_ns: an expired entry is ignored, so a TTL holds with no agent.
  */
 #include "vmlinux.h"
@@ -69,8 +74,8 @@ static __always_inline bool egress__listed(__u64 cgroup_id, const struct egress_
 	return bpf_map_lookup_elem(&nhg_egress_dests, &key) != NULL;
 }
 
-/* The block that applies to this destination from the cgroup at `ids` levels, or NULL.
- * ancestor(level) is a callback-free walk: the caller passes each level's id. */
+/* The block in force on `cgroup_id` that applies to `dest`, or NULL. dest NULL: a socket with no
+ * destination yet (a raw socket at creation), which any block in force refuses. */
 static __always_inline struct nhg_egress_block *egress__block_for(__u64 cgroup_id,
 								  const struct egress_dest *dest)
 {
@@ -78,56 +83,63 @@ static __always_inline struct nhg_egress_block *egress__block_for(__u64 cgroup_i
 
 	if (!block || !maps__in_force(block->expires_at_ns))
 		return NULL;
-	if (block->mode == NHG_BLOCK_ALL)
+	if (block->mode == NHG_BLOCK_ALL || !dest)
 		return block;
 	if (block->mode == NHG_BLOCK_LISTED && egress__listed(cgroup_id, dest))
 		return block;
 	return NULL;
 }
 
-static __always_inline int egress__sock_addr(struct bpf_sock_addr *ctx, __u16 hook, bool v6)
+/* The block that applies to the current process: one on its cgroup or an ancestor (levels 1 to
+ * NHG_MAX_CGROUP_DEPTH), else one on a contained cgroup it has left (nhg_followed). */
+static __always_inline struct nhg_egress_block *egress__current_block(__u32 tgid,
+								      const struct egress_dest *dest)
 {
-	struct nhg_egress_block *block = NULL;
-	struct nhg_egress_event *event;
-	struct egress_dest dest;
-	struct nhg_taint *taint;
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = (__u32)(pid_tgid >> 32);
-	__u64 uid_gid;
+	struct nhg_egress_block *block;
+	struct nhg_follow *follow;
+	int level;
 
-	if (v6) {
-		__u32 ip6[4];
-
-		ip6[0] = ctx->user_ip6[0];
-		ip6[1] = ctx->user_ip6[1];
-		ip6[2] = ctx->user_ip6[2];
-		ip6[3] = ctx->user_ip6[3];
-		__builtin_memcpy(dest.addr, ip6, 16);
-	} else {
-		egress__map_v4(&dest, ctx->user_ip4);
-	}
-	dest.port_be = (__u16)ctx->user_port;
-
-	const bool enforcing = maps__enforcing(NHG_ENF_EGRESS_BLOCKS);
-
-	for (int level = 1; level <= NHG_MAX_CGROUP_DEPTH && !block && enforcing; level++) {
+	if (!maps__enforcing(NHG_ENF_EGRESS_BLOCKS))
+		return NULL;
+	for (level = 1; level <= NHG_MAX_CGROUP_DEPTH; level++) {
 		__u64 id = bpf_get_current_ancestor_cgroup_id(level);
 
 		if (!id)
 			break;
-		block = egress__block_for(id, &dest);
+		block = egress__block_for(id, dest);
+		if (block)
+			return block;
 	}
+	if (level > NHG_MAX_CGROUP_DEPTH)
+		maps__count_if_deeper(bpf_get_current_ancestor_cgroup_id(NHG_MAX_CGROUP_DEPTH + 1));
+	follow = bpf_map_lookup_elem(&nhg_followed, &tgid);
+	if (!follow)
+		return NULL;
+	for (int i = 0; i < NHG_FOLLOW_MAX_TARGETS; i++) {
+		__u64 id = follow->cgroup_ids[i];
 
-	taint = bpf_map_lookup_elem(&nhg_taint, &tgid);
-	if (block)
-		maps__count(NHG_CTR_EGRESS_DENIED);
-	if (!taint && !block && !report_all_egress)
-		return 1;
+		if (!id)
+			continue;
+		block = egress__block_for(id, dest);
+		if (block)
+			return block;
+	}
+	return NULL;
+}
+
+/* One NHG_EVENT_EGRESS record of the current process (a hook with a process context). */
+static __always_inline void egress__report(const struct nhg_egress_block *block,
+					   const struct nhg_taint *taint, const struct egress_dest *dest,
+					   __u16 family, __u16 protocol, __u16 hook)
+{
+	struct nhg_egress_event *event;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 uid_gid;
 
 	event = bpf_ringbuf_reserve(&nhg_events, sizeof(*event), 0);
 	if (!event) {
 		maps__count(NHG_CTR_RINGBUF_DROP_EGRESS);
-		return block ? 0 : 1;
+		return;
 	}
 	event->hdr.type = NHG_EVENT_EGRESS;
 	event->hdr.size = sizeof(*event);
@@ -135,7 +147,7 @@ static __always_inline int egress__sock_addr(struct bpf_sock_addr *ctx, __u16 ho
 	event->hdr.cpu = (__u16)bpf_get_smp_processor_id();
 	event->hdr.ts_ns = bpf_ktime_get_boot_ns();
 	__builtin_memset(&event->proc, 0, sizeof(event->proc));
-	event->proc.tgid = tgid;
+	event->proc.tgid = (__u32)(pid_tgid >> 32);
 	event->proc.tid = (__u32)pid_tgid;
 	uid_gid = bpf_get_current_uid_gid();
 	event->proc.uid = (__u32)uid_gid;
@@ -143,10 +155,10 @@ static __always_inline int egress__sock_addr(struct bpf_sock_addr *ctx, __u16 ho
 	event->proc.sessionid = 0xffffffff;
 	event->proc.cgroup_id = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(event->proc.comm, sizeof(event->proc.comm));
-	__builtin_memcpy(event->addr, dest.addr, 16);
-	event->port = bpf_ntohs(dest.port_be);
-	event->family = v6 ? AF_INET6 : AF_INET;
-	event->protocol = (__u16)ctx->protocol;
+	__builtin_memcpy(event->addr, dest->addr, 16);
+	event->port = bpf_ntohs(dest->port_be);
+	event->family = family;
+	event->protocol = protocol;
 	event->hook = hook;
 	event->verdict = block ? NHG_VERDICT_DENIED : NHG_VERDICT_ALLOWED;
 	event->rule_id = block ? block->rule_id : 0;
@@ -161,6 +173,35 @@ static __always_inline int egress__sock_addr(struct bpf_sock_addr *ctx, __u16 ho
 		event->tainted_at_ns = 0;
 	}
 	bpf_ringbuf_submit(event, maps__submit_flags());
+}
+
+static __always_inline int egress__sock_addr(struct bpf_sock_addr *ctx, __u16 hook, bool v6)
+{
+	struct nhg_egress_block *block;
+	struct egress_dest dest;
+	struct nhg_taint *taint;
+	__u32 tgid = (__u32)(bpf_get_current_pid_tgid() >> 32);
+
+	if (v6) {
+		__u32 ip6[4];
+
+		ip6[0] = ctx->user_ip6[0];
+		ip6[1] = ctx->user_ip6[1];
+		ip6[2] = ctx->user_ip6[2];
+		ip6[3] = ctx->user_ip6[3];
+		__builtin_memcpy(dest.addr, ip6, 16);
+	} else {
+		egress__map_v4(&dest, ctx->user_ip4);
+	}
+	dest.port_be = (__u16)ctx->user_port;
+
+	block = egress__current_block(tgid, &dest);
+	taint = bpf_map_lookup_elem(&nhg_taint, &tgid);
+	if (block)
+		maps__count(NHG_CTR_EGRESS_DENIED);
+	if (!taint && !block && !report_all_egress)
+		return 1;
+	egress__report(block, taint, &dest, v6 ? AF_INET6 : AF_INET, (__u16)ctx->protocol, hook);
 	return block ? 0 : 1;
 }
 
@@ -188,12 +229,55 @@ int egress_sendmsg6(struct bpf_sock_addr *ctx)
 	return egress__sock_addr(ctx, NHG_HOOK_SENDMSG6, true);
 }
 
-/* Packets of sockets opened before the block (an established connection) are dropped here. */
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define IPPROTO_UDPLITE 136
+#define IP_OFFSET_MASK 0x1fff
+
+static __always_inline bool egress__has_ports(__u8 protocol)
+{
+	return protocol == IPPROTO_TCP || protocol == IPPROTO_UDP || protocol == IPPROTO_UDPLITE;
+}
+
+/* The packet's own destination, from its IP header (cgroup_skb data starts at the network header):
+ * a socket with no destination of its own (an unconnected ping or raw socket, whose sends no
+ * sendmsg hook sees) still sends to one. The port is the TCP/UDP header's where the packet has one
+ * right after the IP header; otherwise the socket's stays. */
+static __always_inline void egress__packet_dest(struct __sk_buff *skb, struct egress_dest *dest)
+{
+	__u16 ports[2];
+
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr ip;
+
+		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) != 0)
+			return;
+		egress__map_v4(dest, ip.daddr);
+		if (egress__has_ports(ip.protocol) && !(ip.frag_off & bpf_htons(IP_OFFSET_MASK)) &&
+		    bpf_skb_load_bytes(skb, ip.ihl * 4, ports, sizeof(ports)) == 0)
+			dest->port_be = ports[1];
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr ip6;
+
+		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)) != 0)
+			return;
+		__builtin_memcpy(dest->addr, &ip6.daddr, 16);
+		if (egress__has_ports(ip6.nexthdr) &&
+		    bpf_skb_load_bytes(skb, sizeof(ip6), ports, sizeof(ports)) == 0)
+			dest->port_be = ports[1];
+	}
+}
+
+/* Packets of sockets opened before the block (an established connection) are dropped here, and so
+ * are those of sockets that have no destination of their own (matched on the packet's). */
 SEC("cgroup_skb/egress")
 int egress_skb(struct __sk_buff *skb)
 {
 	struct nhg_egress_block *block = NULL;
 	struct egress_dest dest = {};
+	int level;
 
 	if (!maps__enforcing(NHG_ENF_EGRESS_BLOCKS))
 		return 1;
@@ -210,16 +294,45 @@ int egress_skb(struct __sk_buff *skb)
 	}
 	/* __sk_buff.remote_port holds the port in network order in its upper 16 bits. */
 	dest.port_be = (__u16)(skb->remote_port >> 16);
+	egress__packet_dest(skb, &dest);
 
-	for (int level = 1; level <= NHG_MAX_CGROUP_DEPTH && !block; level++) {
+	for (level = 1; level <= NHG_MAX_CGROUP_DEPTH && !block; level++) {
 		__u64 id = bpf_skb_ancestor_cgroup_id(skb, level);
 
 		if (!id)
 			break;
 		block = egress__block_for(id, &dest);
 	}
+	if (!block && level > NHG_MAX_CGROUP_DEPTH)
+		maps__count_if_deeper(bpf_skb_ancestor_cgroup_id(skb, NHG_MAX_CGROUP_DEPTH + 1));
 	if (!block)
 		return 1;
 	maps__count(NHG_CTR_EGRESS_DENIED);
+	return 0;
+}
+
+#define AF_PACKET 17
+#define SOCK_RAW 3
+
+/* A raw IP socket builds its own packets and has no connect or sendmsg hook: a blocked process may
+ * not create one (EPERM). The kernel runs this hook for AF_INET and AF_INET6 sockets only, so an
+ * AF_PACKET socket (which sends below IP, past every cgroup hook) is refused only where the BPF
+ * LSM's socket_create is enforced; the family test stays for kernels that also run it there. */
+SEC("cgroup/sock_create")
+int egress_sock_create(struct bpf_sock *ctx)
+{
+	struct nhg_egress_block *block;
+	struct egress_dest none = {};
+	__u32 tgid;
+
+	if (ctx->type != SOCK_RAW && ctx->family != AF_PACKET)
+		return 1;
+	tgid = (__u32)(bpf_get_current_pid_tgid() >> 32);
+	block = egress__current_block(tgid, NULL);
+	if (!block)
+		return 1;
+	maps__count(NHG_CTR_EGRESS_DENIED);
+	egress__report(block, bpf_map_lookup_elem(&nhg_taint, &tgid), &none, (__u16)ctx->family,
+		       (__u16)ctx->protocol, NHG_HOOK_SOCK_CREATE);
 	return 0;
 }

@@ -32,6 +32,14 @@ struct {
 	__type(value, struct nhg_taint);
 } nhg_taint SEC(".maps");
 
+/* tgid -> the contained cgroups it was in when their block or deny applied (nhiguard_abi.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NHG_FOLLOW_MAX_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct nhg_follow);
+} nhg_followed SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, NHG_ENF__COUNT);
@@ -74,10 +82,6 @@ static __always_inline __u64 maps__submit_flags(void)
 	return BPF_RB_NO_WAKEUP;
 }
 
-/* How deep the enforcement lookups walk up the cgroup tree (a block on a service applies to the
- * cgroups below it). */
-#define NHG_MAX_CGROUP_DEPTH 16
-
 static __always_inline void maps__count(__u32 counter)
 {
 	__u64 *value = bpf_map_lookup_elem(&nhg_counters, &counter);
@@ -89,6 +93,15 @@ static __always_inline void maps__count(__u32 counter)
 static __always_inline bool maps__in_force(__u64 expires_at_ns)
 {
 	return bpf_ktime_get_boot_ns() < expires_at_ns;
+}
+
+/* The walks stop at level NHG_MAX_CGROUP_DEPTH: a cgroup deeper than that (an ancestor exists at
+ * the next level) is counted, since a block or deny below the walk's limit cannot match it (the
+ * agent refuses such targets). */
+static __always_inline void maps__count_if_deeper(__u64 next_level_id)
+{
+	if (next_level_id)
+		maps__count(NHG_CTR_CGROUP_DEPTH_EXCEEDED);
 }
 
 #endif /* NHIGUARD_MAPS_BPF_H */

@@ -32,7 +32,8 @@ enum nhg_event_type {
 	NHG_EVENT_PROCESS_EXEC = 3,
 	NHG_EVENT_PROCESS_FORK = 4,
 	NHG_EVENT_PROCESS_EXIT = 5,
-	NHG_EVENT_EGRESS = 6, /* a connect/sendmsg of a tainted process, or a denied one */
+	NHG_EVENT_EGRESS = 6,	   /* a connect/sendmsg of a tainted process, or a denied one */
+	NHG_EVENT_CGROUP_MOVE = 7, /* a contained or tainted process moved to another cgroup */
 };
 
 /* Which syscall opened the file. */
@@ -77,9 +78,12 @@ enum nhg_counter {
 	NHG_CTR_EGRESS_DENIED = 6,		/* connects/sendmsgs/packets refused by an egress block */
 	NHG_CTR_CREDENTIAL_DENIED = 7,		/* readers killed by a deny_credential rule */
 	NHG_CTR_CREDENTIAL_OPENS_COALESCED = 8, /* repeat opens counted into a later record, not sent */
-	NHG_CTR_TAINT_MAP_FULL = 9, /* a taint (a read, or inherited on fork) not recorded: nhg_taint
+	NHG_CTR_TAINT_MAP_FULL = 9,	    /* a taint (a read, or inherited on fork) not recorded: nhg_taint
 					   * refused the update (full); that process's egress is not seen */
-	NHG_CTR__COUNT = 16,	    /* array size; room to add counters without resizing */
+	NHG_CTR_FOLLOW_MAP_FULL = 11,	    /* a contained process's fork not followed: nhg_followed full */
+	NHG_CTR_CGROUP_DEPTH_EXCEEDED = 12, /* an enforcement walk stopped at NHG_MAX_CGROUP_DEPTH with the
+					     * cgroup deeper: a block or deny below that level is not seen */
+	NHG_CTR__COUNT = 16,		    /* array size; room to add counters without resizing */
 };
 
 /* Header of every record. size is the whole record in bytes, header included. */
@@ -262,6 +266,27 @@ struct nhg_egress_dest_key {
 	__u8 pad[2];	   /* never inside a prefix: prefixlen <= 208 */
 };
 
+/* How deep the enforcement lookups walk down from the cgroup root (level 1) to find a blocked or
+ * denied ancestor: a target cgroup at a deeper level could never match, so the agent refuses it. */
+#define NHG_MAX_CGROUP_DEPTH 16
+
+/* ---- Containment that follows the process ----
+ * A block or deny is keyed by cgroup, so a process that leaves the cgroup (writes itself into
+ * another cgroup's cgroup.procs) would leave it behind. nhg_followed, keyed by tgid, holds for a
+ * process that was in a contained cgroup when its action applied (the agent writes it for every
+ * process of the target's subtree) the ids of those contained cgroups: the egress hooks and the deny
+ * check look up blocks and denies under them as under the process's own ancestors. Fork copies the
+ * entry into the child, exit deletes it, and the agent removes a cgroup id from every entry when the
+ * last block or deny on that cgroup ends (rollback, expiry). A cgroup id whose entries are gone
+ * matches nothing, so a stale id is harmless. */
+#define NHG_FOLLOW_MAX_TARGETS 4
+#define NHG_FOLLOW_MAX_ENTRIES 16384
+
+struct nhg_follow {
+	__u64 start_ns; /* the process's start_boottime: with tgid, which process the entry is for */
+	__u64 cgroup_ids[NHG_FOLLOW_MAX_TARGETS]; /* contained cgroups; 0 = unused slot */
+};
+
 /* Key of nhg_credential_denies: reading this credential from this cgroup (or below) kills the
  * reader on open. */
 struct nhg_deny_key {
@@ -281,6 +306,7 @@ enum nhg_egress_hook {
 	NHG_HOOK_CONNECT6 = 2,
 	NHG_HOOK_SENDMSG4 = 3,
 	NHG_HOOK_SENDMSG6 = 4,
+	NHG_HOOK_SOCK_CREATE = 5, /* a raw socket refused at creation: no destination (addr 0, port 0) */
 };
 
 enum nhg_verdict {
@@ -303,6 +329,25 @@ struct nhg_egress_event {
 	__u32 taint_credential_id; /* 0 when the process is not tainted */
 	__u32 taint_source_tgid;
 	__u64 tainted_at_ns;
+};
+
+/* nhg_cgroup_move_event.flags */
+enum nhg_cgroup_move_flags {
+	NHG_MOVE_CONTAINED =
+		1u << 0, /* the process is followed (nhg_followed): its containment moved with it */
+	NHG_MOVE_TAINTED = 1u << 1, /* the process had read a credential */
+	NHG_MOVE_THREAD = 1u << 2,  /* one thread moved (cgroup.threads), not the whole process */
+};
+
+/* NHG_EVENT_CGROUP_MOVE: a followed or tainted process was attached to another cgroup (the
+ * cgroup_attach_task tracepoint, after the move). proc.cgroup_id is the new cgroup. */
+struct nhg_cgroup_move_event {
+	struct nhg_event_header hdr;
+	struct nhg_process proc;
+	__u64 dst_cgroup_id;
+	__u64 followed_cgroup_ids[NHG_FOLLOW_MAX_TARGETS]; /* the containment the process carries; 0 = none */
+	__u32 flags;					   /* enum nhg_cgroup_move_flags */
+	__u32 taint_credential_id;			   /* 0 when not tainted */
 };
 
 #endif /* NHIGUARD_BPF_ABI_H */

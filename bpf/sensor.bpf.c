@@ -377,20 +377,40 @@ static __always_inline void sensor__taint(struct task_struct *task, __u32 creden
 		maps__count(NHG_CTR_TAINT_MAP_FULL);
 }
 
-/* Is reading this credential denied to the current cgroup or one of its ancestors? */
-static __always_inline bool sensor__denied(__u32 credential_id)
+static __always_inline bool sensor__denied_on(struct nhg_deny_key *key, __u64 cgroup_id)
+{
+	struct nhg_deny_value *deny;
+
+	key->cgroup_id = cgroup_id;
+	deny = bpf_map_lookup_elem(&nhg_credential_denies, key);
+	return deny && maps__in_force(deny->expires_at_ns);
+}
+
+/* Is reading this credential denied to the current cgroup or one of its ancestors, or to a
+ * contained cgroup the process has left (nhg_followed)? */
+static __always_inline bool sensor__denied(__u32 credential_id, __u32 tgid)
 {
 	struct nhg_deny_key key = {.credential_id = credential_id};
-	struct nhg_deny_value *deny;
+	struct nhg_follow *follow;
+	int level;
 
 	if (!maps__enforcing(NHG_ENF_CREDENTIAL_DENIES))
 		return false;
-	for (int level = 1; level <= NHG_MAX_CGROUP_DEPTH; level++) {
-		key.cgroup_id = bpf_get_current_ancestor_cgroup_id(level);
-		if (!key.cgroup_id)
+	for (level = 1; level <= NHG_MAX_CGROUP_DEPTH; level++) {
+		__u64 id = bpf_get_current_ancestor_cgroup_id(level);
+
+		if (!id)
 			break;
-		deny = bpf_map_lookup_elem(&nhg_credential_denies, &key);
-		if (deny && maps__in_force(deny->expires_at_ns))
+		if (sensor__denied_on(&key, id))
+			return true;
+	}
+	if (level > NHG_MAX_CGROUP_DEPTH)
+		maps__count_if_deeper(bpf_get_current_ancestor_cgroup_id(NHG_MAX_CGROUP_DEPTH + 1));
+	follow = bpf_map_lookup_elem(&nhg_followed, &tgid);
+	if (!follow)
+		return false;
+	for (int i = 0; i < NHG_FOLLOW_MAX_TARGETS; i++) {
+		if (follow->cgroup_ids[i] && sensor__denied_on(&key, follow->cgroup_ids[i]))
 			return true;
 	}
 	return false;
@@ -443,7 +463,7 @@ static __always_inline int sensor__on_open_exit(long ret, __u16 syscall, bool di
 		credential_id = credential->credential_id;
 		/* The kill is synchronous: the signal is pending before the syscall returns, so the
 		 * reader dies without reading a byte. */
-		if (sensor__denied(credential_id)) {
+		if (sensor__denied(credential_id, (__u32)task->tgid)) {
 			bpf_send_signal(9 /* SIGKILL */);
 			denied = true;
 			maps__count(NHG_CTR_CREDENTIAL_DENIED);
@@ -562,6 +582,16 @@ int BPF_PROG(sensor_process_fork, struct task_struct *parent, struct task_struct
 			if (bpf_map_update_elem(&nhg_taint, &child_tgid, &inherited, BPF_ANY) != 0)
 				maps__count(NHG_CTR_TAINT_MAP_FULL);
 		}
+		/* So does containment: a child forked after a move is as contained as its parent. */
+		struct nhg_follow *follow = bpf_map_lookup_elem(&nhg_followed, &parent_tgid);
+
+		if (follow) {
+			struct nhg_follow child_follow = *follow;
+
+			child_follow.start_ns = BPF_CORE_READ(child, start_boottime);
+			if (bpf_map_update_elem(&nhg_followed, &child_tgid, &child_follow, BPF_ANY) != 0)
+				maps__count(NHG_CTR_FOLLOW_MAP_FULL);
+		}
 	}
 	event = bpf_ringbuf_reserve(&nhg_events, sizeof(*event), 0);
 	if (!event) {
@@ -627,6 +657,7 @@ int sensor_process_exit(void *ctx)
 
 		sensor__flush_repeats(task, tgid);
 		bpf_map_delete_elem(&nhg_taint, &tgid);
+		bpf_map_delete_elem(&nhg_followed, &tgid);
 	}
 	event = bpf_ringbuf_reserve(&nhg_events, sizeof(*event), 0);
 	if (!event) {
@@ -637,6 +668,43 @@ int sensor_process_exit(void *ctx)
 	process__describe(&event->proc, task);
 	event->exit_code = BPF_CORE_READ(task, exit_code);
 	event->pad0 = 0;
+	bpf_ringbuf_submit(event, maps__submit_flags());
+	return 0;
+}
+
+/* A followed (contained) or tainted process attached to another cgroup: the move is an event. The
+ * containment itself needs nothing here (it is keyed by the process, nhg_followed); the tracepoint
+ * runs after the move, so proc.cgroup_id is the new cgroup. */
+SEC("tp_btf/cgroup_attach_task")
+int BPF_PROG(sensor_cgroup_attach_task, struct cgroup *dst_cgrp, const char *path, struct task_struct *task,
+	     bool threadgroup)
+{
+	__u32 tgid = BPF_CORE_READ(task, tgid);
+	struct nhg_follow *follow = bpf_map_lookup_elem(&nhg_followed, &tgid);
+	struct nhg_taint *taint = bpf_map_lookup_elem(&nhg_taint, &tgid);
+	struct nhg_cgroup_move_event *event;
+
+	__u32 flags = threadgroup ? 0 : NHG_MOVE_THREAD;
+
+	/* Flags from each pointer on its own: the verifier refuses arithmetic on two pointers. */
+	if (follow)
+		flags |= NHG_MOVE_CONTAINED;
+	if (taint)
+		flags |= NHG_MOVE_TAINTED;
+	if (!(flags & (NHG_MOVE_CONTAINED | NHG_MOVE_TAINTED)))
+		return 0;
+	event = bpf_ringbuf_reserve(&nhg_events, sizeof(*event), 0);
+	if (!event) {
+		maps__count(NHG_CTR_RINGBUF_DROP_PROCESS);
+		return 0;
+	}
+	process__header(&event->hdr, NHG_EVENT_CGROUP_MOVE, sizeof(*event));
+	process__describe(&event->proc, task);
+	event->dst_cgroup_id = BPF_CORE_READ(dst_cgrp, kn, id);
+	event->flags = flags;
+	for (int i = 0; i < NHG_FOLLOW_MAX_TARGETS; i++)
+		event->followed_cgroup_ids[i] = follow ? follow->cgroup_ids[i] : 0;
+	event->taint_credential_id = taint ? taint->credential_id : 0;
 	bpf_ringbuf_submit(event, maps__submit_flags());
 	return 0;
 }
