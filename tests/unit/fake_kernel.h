@@ -8,7 +8,9 @@
 
 #include <cstring>
 #include <deque>
+#include <algorithm>
 #include <map>
+#include <set>
 #include <span>
 #include <string>
 #include <utility>
@@ -91,6 +93,27 @@ class FakeEnforcement final : public kernel::EnforcementMaps {
     return out;
   }
 
+  Result<void> follow_processes(uint64_t cgroup_id, const std::vector<kernel::FollowedProcess>& processes) override {
+    for (const auto& p : processes) followed_cgroups[p.tgid].insert(cgroup_id);
+    return {};
+  }
+  Result<void> unfollow_cgroup(uint64_t cgroup_id) override {
+    for (auto it = followed_cgroups.begin(); it != followed_cgroups.end();) {
+      it->second.erase(cgroup_id);
+      it = it->second.empty() ? followed_cgroups.erase(it) : std::next(it);
+    }
+    return {};
+  }
+  Result<std::vector<std::pair<uint32_t, nhg_follow>>> followed() const override {
+    std::vector<std::pair<uint32_t, nhg_follow>> out;
+    for (const auto& [tgid, ids] : followed_cgroups) {
+      nhg_follow entry{};
+      std::copy_n(ids.begin(), std::min<size_t>(ids.size(), NHG_FOLLOW_MAX_TARGETS), entry.cgroup_ids);
+      out.push_back({tgid, entry});
+    }
+    return out;
+  }
+
   // What the programs would do now: a live entry (expiry after `now_boot`).
   bool denies_now(uint32_t credential, uint64_t cgroup, uint64_t now_boot) const {
     auto it = denies.find({credential, cgroup});
@@ -99,6 +122,7 @@ class FakeEnforcement final : public kernel::EnforcementMaps {
 
   std::map<uint64_t, kernel::EgressBlockSpec> blocks;
   std::map<std::pair<uint32_t, uint64_t>, nhg_deny_value> denies;
+  std::map<uint32_t, std::set<uint64_t>> followed_cgroups;  // tgid -> contained cgroups it carries
 };
 
 class FakeCredentialTables final : public kernel::CredentialTables {

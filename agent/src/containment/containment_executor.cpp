@@ -1,6 +1,9 @@
 #include "containment/containment_executor.h"
 
 #include <algorithm>
+#include <charconv>
+#include <filesystem>
+#include <fstream>
 #include <tuple>
 
 #include <fmt/format.h>
@@ -51,6 +54,41 @@ const RollbackHandle& latest_expiry(const std::vector<RollbackHandle>& sharing) 
   return *std::max_element(sharing.begin(), sharing.end(), [](const RollbackHandle& a, const RollbackHandle& b) {
     return a.expires_at_boot_ns < b.expires_at_boot_ns;
   });
+}
+
+// Level of a cgroup below the root ("/a/b" is at level 2): the level the kernel's ancestor walks
+// must reach to find it.
+size_t cgroup_level(const std::string& cgroup_path) {
+  size_t level = 0;
+  for (size_t i = 0; i < cgroup_path.size(); ++i) {
+    if (cgroup_path[i] != '/' && (i == 0 || cgroup_path[i - 1] == '/')) ++level;
+  }
+  return level;
+}
+
+// Every process listed in a cgroup.procs of the subtree (the top included); processes that exit
+// meanwhile are skipped.
+Result<std::vector<kernel::FollowedProcess>> processes_in_subtree(const std::string& cgroup2_root,
+                                                                  const std::string& cgroup_path) {
+  namespace fs = std::filesystem;
+  const fs::path top = fs::path(cgroup2_root) / cgroup_path.substr(cgroup_path.starts_with('/') ? 1 : 0);
+  std::vector<fs::path> dirs{top};
+  auto walked =
+      containment::walk_directories(top.string(), [&](const std::string& below) { dirs.push_back(top / below); });
+  if (!walked) return fail(walked.error());
+  std::vector<kernel::FollowedProcess> out;
+  for (const auto& dir : dirs) {
+    std::ifstream procs(dir / "cgroup.procs");
+    std::string line;
+    while (std::getline(procs, line)) {
+      pid_t pid = 0;
+      if (std::from_chars(line.data(), line.data() + line.size(), pid).ec != std::errc() || pid <= 0) continue;
+      auto facts = containment::read_process_facts("/proc", pid);
+      if (!facts) continue;  // exited meanwhile
+      out.push_back({.tgid = static_cast<uint32_t>(pid), .start_ns = facts->start_ns});
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -240,6 +278,14 @@ Result<RollbackHandle> ContainmentExecutor::prepare_locked(const ContainRequestS
     return fail(invalid("destinations apply to block_egress only"));
   }
   handle.target = target;
+  if ((request.action == ActionKind::block_egress || request.action == ActionKind::deny_credential) &&
+      cgroup_level(target.cgroup_path) > NHG_MAX_CGROUP_DEPTH) {
+    return fail(
+        invalid(fmt::format("cgroup {} is {} levels below the cgroup root; the kernel programs find blocks "
+                            "and denies up to level {} only, so this one would never match: contain a "
+                            "cgroup above it (or freeze it)",
+                            target.cgroup_path, cgroup_level(target.cgroup_path), NHG_MAX_CGROUP_DEPTH)));
+  }
   if (auto ok = check_target_locked(handle); !ok) return fail(ok.error());
 
   switch (request.action) {
@@ -397,17 +443,61 @@ Result<void> ContainmentExecutor::write_deny_key_locked(const nhg_deny_key& key,
       key, {.expires_at_ns = latest.expires_at_boot_ns, .rule_id = kernel_rule_id(latest.handle), .pad = 0});
 }
 
+void ContainmentExecutor::follow_target_locked(const RollbackHandle& adding) {
+  const auto& target = adding.target;
+  // Twice: a child forked after the first listing but before its parent's entry was written has no
+  // entry of its own yet, and is still in the cgroup for the second.
+  for (int pass = 0; pass < 2; ++pass) {
+    auto processes = processes_in_subtree(cgroup2_root_, target.cgroup_path);
+    Result<void> followed = processes ? maps_.follow_processes(target.cgroup_id, *processes) : Result<void>{};
+    if (!processes) followed = fail(processes.error());
+    if (!followed) {
+      const std::string message = fmt::format(
+          "{} {} {}: its processes are not all followed ({}); those stay contained while they stay in the cgroup, "
+          "not if they move out of it",
+          adding.handle, containment::to_string(adding.action), target.describe(), followed.error().message);
+      spdlog::warn("{}", message);
+      alert_locked("containment_not_followed", message);
+      return;
+    }
+  }
+}
+
+Result<bool> ContainmentExecutor::cgroup_contained_locked(uint64_t cgroup_id, const std::set<std::string>& ending_ids) {
+  auto active = active_locked();
+  if (!active) return fail(active.error());
+  const std::string boot = clock_.boot_id();
+  const uint64_t now = clock_.boot_ns();
+  return std::any_of(active->begin(), active->end(), [&](const RollbackHandle& h) {
+    return (h.action == ActionKind::block_egress || h.action == ActionKind::deny_credential) &&
+           h.target.cgroup_id == cgroup_id && !ending_ids.contains(h.handle) && h.boot_id == boot &&
+           h.expires_at_boot_ns > now;
+  });
+}
+
+Result<void> ContainmentExecutor::unfollow_if_released_locked(uint64_t cgroup_id,
+                                                              const std::set<std::string>& ending_ids) {
+  auto contained = cgroup_contained_locked(cgroup_id, ending_ids);
+  if (!contained) return fail(contained.error());
+  if (*contained) return {};  // another block or deny on the cgroup still follows its processes
+  return maps_.unfollow_cgroup(cgroup_id);
+}
+
 Result<void> ContainmentExecutor::enforce_locked(const RollbackHandle& adding) {
   switch (adding.action) {
     case ActionKind::block_egress: {
       auto sharing = sharing_key_locked(adding, {}, &adding);
       if (!sharing) return fail(sharing.error());
-      return write_block_key_locked(adding.target.cgroup_id, *sharing);
+      if (auto written = write_block_key_locked(adding.target.cgroup_id, *sharing); !written) return written;
+      follow_target_locked(adding);
+      return {};
     }
     case ActionKind::deny_credential: {
       auto sharing = sharing_key_locked(adding, {}, &adding);
       if (!sharing) return fail(sharing.error());
-      return write_deny_key_locked(deny_key_of(adding), *sharing);
+      if (auto written = write_deny_key_locked(deny_key_of(adding), *sharing); !written) return written;
+      follow_target_locked(adding);
+      return {};
     }
     case ActionKind::freeze:
       return containment::freeze(cgroup2_root_ + adding.target.cgroup_path);
@@ -422,12 +512,14 @@ Result<void> ContainmentExecutor::release_locked(const RollbackHandle& ending,
     case ActionKind::block_egress: {
       auto sharing = sharing_key_locked(ending, ending_ids, nullptr);
       if (!sharing) return fail(sharing.error());
-      return write_block_key_locked(ending.target.cgroup_id, *sharing);
+      if (auto written = write_block_key_locked(ending.target.cgroup_id, *sharing); !written) return written;
+      return unfollow_if_released_locked(ending.target.cgroup_id, ending_ids);
     }
     case ActionKind::deny_credential: {
       auto sharing = sharing_key_locked(ending, ending_ids, nullptr);
       if (!sharing) return fail(sharing.error());
-      return write_deny_key_locked(deny_key_of(ending), *sharing);
+      if (auto written = write_deny_key_locked(deny_key_of(ending), *sharing); !written) return written;
+      return unfollow_if_released_locked(ending.target.cgroup_id, ending_ids);
     }
     case ActionKind::freeze: {
       auto sharing = sharing_key_locked(ending, ending_ids, nullptr);

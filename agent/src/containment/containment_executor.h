@@ -32,6 +32,13 @@
 // freeze is not (its processes are gone with the boot), nor is anything past its expiry or whose
 // target is gone: those become `lapsed_by_reboot`. Both outcomes are logged and alerted.
 //
+// Containment follows the process: when a block or deny applies, every process of the target's
+// subtree carries the target cgroup in the kernel (EnforcementMaps::follow_processes, inherited by
+// its children), so moving to another cgroup does not leave the block or deny behind; the last
+// block or deny of a cgroup to end (rollback, expiry) removes it from every process. Processes that
+// move into the cgroup later are contained by its own entry. Blocks and denies on a cgroup deeper
+// than the kernel's walks reach (NHG_MAX_CGROUP_DEPTH levels) are refused: they would never match.
+//
 // Every target is checked against the protected targets (the agent, its ancestors, PID 1, the
 // agent's cgroup, break-glass entries) before anything is applied. Held actions (policy `hold`) are
 // recorded with their target resolved and checked; approve() checks again, then applies them as
@@ -167,6 +174,14 @@ class ContainmentExecutor {
   // `ending` are no longer (their key is rewritten from the others).
   Result<void> enforce_locked(const containment::RollbackHandle& adding);
   Result<void> release_locked(const containment::RollbackHandle& ending, const std::set<std::string>& ending_ids);
+  // Writes the target cgroup into the followed cgroups of every process of its subtree, so the
+  // block or deny holds for them after they move out (a failure is logged and alerted: the cgroup's
+  // own entry is in force regardless).
+  void follow_target_locked(const containment::RollbackHandle& adding);
+  // Is the cgroup still the target of an active block or deny of this boot, other than `ending_ids`?
+  Result<bool> cgroup_contained_locked(uint64_t cgroup_id, const std::set<std::string>& ending_ids);
+  // With the last block or deny on the cgroup ending, its processes no longer carry it.
+  Result<void> unfollow_if_released_locked(uint64_t cgroup_id, const std::set<std::string>& ending_ids);
   Result<void> write_block_key_locked(uint64_t cgroup_id, const std::vector<containment::RollbackHandle>& sharing);
   Result<void> write_deny_key_locked(const nhg_deny_key& key, const std::vector<containment::RollbackHandle>& sharing);
   // Active actions of this boot and in force now, recorded or not, sharing `subject`'s kernel key

@@ -348,6 +348,8 @@ nlohmann::json AgentDaemon::status_json() {
     counters["credential_opens_coalesced"] = c->values[NHG_CTR_CREDENTIAL_OPENS_COALESCED];
     counters["egress_denied"] = c->values[NHG_CTR_EGRESS_DENIED];
     counters["credential_denied"] = c->values[NHG_CTR_CREDENTIAL_DENIED];
+    counters["follow_map_full"] = c->values[NHG_CTR_FOLLOW_MAP_FULL];
+    counters["cgroup_depth_exceeded"] = c->values[NHG_CTR_CGROUP_DEPTH_EXCEEDED];
   }
   size_t active = 0;
   if (auto listed = executor_->list({.states = {containment::ActionState::active}}); listed) active = listed->size();
@@ -592,6 +594,22 @@ void AgentDaemon::check_counters() {
         taint_full, NHG_TAINT_MAX_ENTRIES);
     spdlog::error("{}", message);
     reporter_->add(reporter::alert_report("taint_map_full", message, taint_full));
+  }
+  if (const uint64_t follow_full = delta(NHG_CTR_FOLLOW_MAP_FULL); follow_full > 0) {
+    const std::string message = fmt::format(
+        "{} fork(s) of contained processes not followed: nhg_followed ({} processes) is full; those children stay "
+        "contained while they stay in the contained cgroup, not if they move out of it",
+        follow_full, NHG_FOLLOW_MAX_ENTRIES);
+    spdlog::error("{}", message);
+    reporter_->add(reporter::alert_report("follow_map_full", message, follow_full));
+  }
+  if (const uint64_t deeper = delta(NHG_CTR_CGROUP_DEPTH_EXCEEDED); deeper > 0) {
+    const std::string message = fmt::format(
+        "{} enforcement check(s) by processes in cgroups deeper than {} levels: a block or deny below level {} "
+        "cannot match them (the agent refuses such targets; this counts processes that sit that deep)",
+        deeper, NHG_MAX_CGROUP_DEPTH, NHG_MAX_CGROUP_DEPTH);
+    spdlog::warn("{}", message);
+    reporter_->add(reporter::alert_report("cgroup_depth_exceeded", message, deeper));
   }
   if (const uint64_t full = sensor_->enforcement().enforcement_map_full(); full > reported_enforcement_full_) {
     const std::string message = fmt::format(

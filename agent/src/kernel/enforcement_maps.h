@@ -29,6 +29,12 @@ struct EgressBlockSpec {
   std::vector<containment::EgressDestination> destinations;  // empty: all egress
 };
 
+// A process found in a contained cgroup's subtree when its block or deny applied.
+struct FollowedProcess {
+  uint32_t tgid = 0;
+  uint64_t start_ns = 0;  // CLOCK_BOOTTIME ns (clock-tick precision from /proc)
+};
+
 class EnforcementMaps {
  public:
   virtual ~EnforcementMaps() = default;
@@ -43,6 +49,14 @@ class EnforcementMaps {
   virtual Result<void> apply_credential_deny(const nhg_deny_key& key, const nhg_deny_value& value) = 0;
   virtual Result<void> remove_credential_deny(const nhg_deny_key& key) = 0;
   virtual Result<std::vector<std::pair<nhg_deny_key, nhg_deny_value>>> credential_denies() const = 0;
+  // Adds `cgroup_id` to the followed cgroups of each process (nhg_followed), so the blocks and
+  // denies on that cgroup hold for it wherever it moves; the kernel carries them into its children.
+  // Every process is tried; the error names how many could not be followed and why (map full,
+  // NHG_FOLLOW_MAX_TARGETS contained cgroups already).
+  virtual Result<void> follow_processes(uint64_t cgroup_id, const std::vector<FollowedProcess>& processes) = 0;
+  // Removes `cgroup_id` from every process's followed cgroups (an entry left with none goes).
+  virtual Result<void> unfollow_cgroup(uint64_t cgroup_id) = 0;
+  virtual Result<std::vector<std::pair<uint32_t, nhg_follow>>> followed() const = 0;
 };
 
 }  // namespace nhiguard::kernel

@@ -154,6 +154,59 @@ Result<std::vector<std::pair<nhg_deny_key, nhg_deny_value>>> KernelEnforcementMa
   return dump_map<nhg_deny_key, nhg_deny_value>(fds_.credential_denies, "nhg_credential_denies");
 }
 
+Result<void> KernelEnforcementMaps::follow_processes(uint64_t cgroup_id,
+                                                     const std::vector<FollowedProcess>& processes) {
+  size_t failed = 0;
+  std::string first_error;
+  for (const auto& process : processes) {
+    nhg_follow entry{};
+    const bool existed = bpf_map_lookup_elem(fds_.followed, &process.tgid, &entry) == 0;
+    if (!existed) entry.start_ns = process.start_ns;
+    auto* slot = std::find(std::begin(entry.cgroup_ids), std::end(entry.cgroup_ids), cgroup_id);
+    if (slot == std::end(entry.cgroup_ids))
+      slot = std::find(std::begin(entry.cgroup_ids), std::end(entry.cgroup_ids), 0);
+    if (slot == std::end(entry.cgroup_ids)) {
+      if (failed++ == 0) {
+        first_error =
+            fmt::format("pid {} is already followed for {} contained cgroups", process.tgid, NHG_FOLLOW_MAX_TARGETS);
+      }
+      continue;
+    }
+    if (*slot == cgroup_id) continue;
+    *slot = cgroup_id;
+    // BPF_EXIST for an entry seen: one that its process's exit deleted meanwhile is not made again.
+    if (bpf_map_update_elem(fds_.followed, &process.tgid, &entry, existed ? BPF_EXIST : BPF_NOEXIST) != 0) {
+      if (errno == ENOENT) continue;  // exited meanwhile
+      const Error error = enforcement_update_error(fmt::format("follow pid {}", process.tgid));
+      if (failed++ == 0) first_error = error.message;
+    }
+  }
+  if (failed == 0) return {};
+  return fail(Error::plain(fmt::format("{} of {} processes of cgroup {} are not followed (first: {})", failed,
+                                       processes.size(), cgroup_id, first_error)));
+}
+
+Result<void> KernelEnforcementMaps::unfollow_cgroup(uint64_t cgroup_id) {
+  auto entries = followed();
+  if (!entries) return fail(entries.error());
+  for (auto [tgid, entry] : *entries) {
+    auto* end = std::remove(std::begin(entry.cgroup_ids), std::end(entry.cgroup_ids), cgroup_id);
+    if (end == std::end(entry.cgroup_ids)) continue;
+    std::fill(end, std::end(entry.cgroup_ids), 0);
+    const bool empty = entry.cgroup_ids[0] == 0;
+    const int rc = empty ? bpf_map_delete_elem(fds_.followed, &tgid)
+                         : bpf_map_update_elem(fds_.followed, &tgid, &entry, BPF_EXIST);
+    if (rc != 0 && errno != ENOENT) {
+      return fail(Error::from_current_errno(fmt::format("stop following pid {} for cgroup {}", tgid, cgroup_id)));
+    }
+  }
+  return {};
+}
+
+Result<std::vector<std::pair<uint32_t, nhg_follow>>> KernelEnforcementMaps::followed() const {
+  return dump_map<uint32_t, nhg_follow>(fds_.followed, "nhg_followed");
+}
+
 std::optional<nhg_taint> KernelEnforcementMaps::taint_of(uint32_t tgid) const {
   nhg_taint taint{};
   if (bpf_map_lookup_elem(fds_.taint, &tgid, &taint) != 0) return std::nullopt;

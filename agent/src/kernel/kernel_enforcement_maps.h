@@ -31,6 +31,9 @@ class KernelEnforcementMaps final : public EnforcementMaps {
   Result<void> apply_credential_deny(const nhg_deny_key& key, const nhg_deny_value& value) override;
   Result<void> remove_credential_deny(const nhg_deny_key& key) override;
   Result<std::vector<std::pair<nhg_deny_key, nhg_deny_value>>> credential_denies() const override;
+  Result<void> follow_processes(uint64_t cgroup_id, const std::vector<FollowedProcess>& processes) override;
+  Result<void> unfollow_cgroup(uint64_t cgroup_id) override;
+  Result<std::vector<std::pair<uint32_t, nhg_follow>>> followed() const override;
 
   // Enforcement entries (denies, egress blocks, listed destinations) the kernel refused because
   // their map was full (E2BIG), since these maps were adopted. The action fails and says so; this

@@ -96,6 +96,7 @@ Result<std::unique_ptr<SensorLoader>> SensorLoader::load(const SensorOptions& op
       .credential_denies = bpf_map__fd(s.nhg_credential_denies),
       .egress_blocks = bpf_map__fd(e.nhg_egress_blocks),
       .egress_dests = bpf_map__fd(e.nhg_egress_dests),
+      .followed = bpf_map__fd(s.nhg_followed),
   };
   return loader;
 }
@@ -133,10 +134,11 @@ Result<void> SensorLoader::load_sensor_object(const SensorOptions& options, bool
 
   if (!options.pin_dir.empty()) {
     if (auto made = make_directories(options.pin_dir); !made) return fail(made.error());
-    for (bpf_map* map : {skel_->maps.nhg_credentials, skel_->maps.nhg_candidate_names, skel_->maps.nhg_candidate_pairs,
-                         skel_->maps.nhg_candidate_prefixes, skel_->maps.nhg_counters, skel_->maps.nhg_taint,
-                         skel_->maps.nhg_enforcement_counts, skel_->maps.nhg_credential_denies,
-                         skel_->maps.nhg_credential_filter, skel_->maps.nhg_candidate_filter}) {
+    for (bpf_map* map :
+         {skel_->maps.nhg_credentials, skel_->maps.nhg_candidate_names, skel_->maps.nhg_candidate_pairs,
+          skel_->maps.nhg_candidate_prefixes, skel_->maps.nhg_counters, skel_->maps.nhg_taint,
+          skel_->maps.nhg_enforcement_counts, skel_->maps.nhg_credential_denies, skel_->maps.nhg_credential_filter,
+          skel_->maps.nhg_candidate_filter, skel_->maps.nhg_followed}) {
       if (auto pinned = pin_map(map, options.pin_dir); !pinned) return pinned;
     }
   }
@@ -156,6 +158,7 @@ Result<void> SensorLoader::load_egress(const SensorOptions& options) {
   }
   for (auto [mine, shared] : {std::pair{egress_->maps.nhg_counters, skel_->maps.nhg_counters},
                               std::pair{egress_->maps.nhg_taint, skel_->maps.nhg_taint},
+                              std::pair{egress_->maps.nhg_followed, skel_->maps.nhg_followed},
                               std::pair{egress_->maps.nhg_enforcement_counts, skel_->maps.nhg_enforcement_counts}}) {
     if (int err = bpf_map__reuse_fd(mine, bpf_map__fd(shared)); err != 0) {
       return fail(libbpf_error(err, std::string("share map ") + bpf_map__name(shared) + " with nhiguard_egress"));

@@ -56,6 +56,7 @@ struct SensorMapFds {
   int credential_denies = -1;   // nhg_credential_denies
   int egress_blocks = -1;       // nhg_egress_blocks
   int egress_dests = -1;        // nhg_egress_dests
+  int followed = -1;            // nhg_followed
 };
 
 class SensorLoader {
