@@ -67,6 +67,7 @@ TEST(AbiLayout, RecordsAreEightByteMultiples) {
   EXPECT_EQ(sizeof(nhg_fork_event) % 8, 0u);
   EXPECT_EQ(sizeof(nhg_exit_event) % 8, 0u);
   EXPECT_EQ(sizeof(nhg_egress_event) % 8, 0u);
+  EXPECT_EQ(sizeof(nhg_cgroup_move_event) % 8, 0u);
 }
 
 TEST(AbiLayout, EnumValuesAreStable) {
@@ -75,6 +76,10 @@ TEST(AbiLayout, EnumValuesAreStable) {
   EXPECT_EQ(NHG_EVENT_PROCESS_EXEC, 3);
   EXPECT_EQ(NHG_EVENT_PROCESS_FORK, 4);
   EXPECT_EQ(NHG_EVENT_PROCESS_EXIT, 5);
+  EXPECT_EQ(NHG_EVENT_CGROUP_MOVE, 7);
+  EXPECT_EQ(NHG_CTR_FOLLOW_MAP_FULL, 11);
+  EXPECT_EQ(NHG_CTR_CGROUP_DEPTH_EXCEEDED, 12);
+  EXPECT_EQ(NHG_HOOK_SOCK_CREATE, 5);
   EXPECT_EQ(NHG_SYS_OPEN_BY_HANDLE_AT, 5);
   EXPECT_LE(NHG_CTR_CANDIDATE_OPENS, NHG_CTR__COUNT);
   EXPECT_EQ(NHG_NAME_ANY_PARENT, 1);
@@ -84,6 +89,14 @@ TEST(AbiLayout, EnumValuesAreStable) {
 // The candidate filter folds a name's length into 6 bits: names are shorter than NHG_NAME_LEN, so
 // NHG_NAME_LEN must be a power of two for no two lengths to share a slot.
 static_assert((NHG_NAME_LEN & (NHG_NAME_LEN - 1)) == 0);
+
+static_assert(sizeof(nhg_follow) == 8 + 8 * NHG_FOLLOW_MAX_TARGETS);
+static_assert(sizeof(nhg_cgroup_move_event) == 128);
+static_assert(offsetof(nhg_cgroup_move_event, proc) == 16);
+static_assert(offsetof(nhg_cgroup_move_event, dst_cgroup_id) == 80);
+static_assert(offsetof(nhg_cgroup_move_event, followed_cgroup_ids) == 88);
+static_assert(offsetof(nhg_cgroup_move_event, flags) == 120);
+static_assert(offsetof(nhg_cgroup_move_event, taint_credential_id) == 124);
 
 // The kernel and the agent compute the same slots; these values pin the functions, so a change to
 // one side that the other does not follow fails here rather than as silently missed opens.

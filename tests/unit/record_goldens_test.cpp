@@ -23,6 +23,7 @@
 
 #include "common/clock.h"
 #include "containment/action.h"
+#include "records/cgroup_move_record.h"
 #include "records/control_audit_record.h"
 #include "records/credential_access_record.h"
 #include "records/decision_record.h"
@@ -379,6 +380,29 @@ TEST(RecordGoldens, EgressTaintedByUnknownCredential) {
   expect_json_golden(encoded.line, "egress_taint_unknown_credential");
   pin_read_at(encoded.body, event.tainted_at_ns);
   expect_proto_golden(encoded.body, "egress_taint_unknown_credential");
+}
+
+// A contained, tainted process that wrote itself into another cgroup: its block moved with it.
+TEST(RecordGoldens, ContainedProcessMovedCgroup) {
+  events::CgroupMoveEvent event;
+  event.ts_ns = 9'000'000;
+  event.process.tgid = 5100;
+  event.process.tid = 5100;
+  event.to_cgroup_id = 4242;
+  event.followed_cgroup_ids = {1717};
+  event.contained = true;
+  event.tainted = true;
+  event.taint_credential_id = 3;
+  auto record = records::cgroup_move_to_wire(event, odd_names_identity(), static_cast<int64_t>(kWall),
+                                             "ev_01HGOLDEN0000000000000007");
+  const auto line = records::cgroup_move_line(record, "web-1");
+  const auto report = reporter::cgroup_move_report(std::move(record), event.ts_ns);
+  v1::Report body;
+  ASSERT_TRUE(body.ParseFromString(report.payload));
+  expect_json_golden(line, "cgroup_move_contained");
+  EXPECT_EQ(report.type, "cgroup_move");
+  EXPECT_FALSE(report.droppable);
+  expect_proto_golden(body, "cgroup_move_contained");
 }
 
 // --- decisions and handles ---------------------------------------------------------------------

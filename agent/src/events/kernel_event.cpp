@@ -61,7 +61,8 @@ Result<Raw> copy_record(std::span<const std::byte> record, const nhg_event_heade
 constexpr auto kEgressHooks = enum_names<EgressHook>({{EgressHook::connect4, "connect4"},
                                                       {EgressHook::connect6, "connect6"},
                                                       {EgressHook::sendmsg4, "sendmsg4"},
-                                                      {EgressHook::sendmsg6, "sendmsg6"}});
+                                                      {EgressHook::sendmsg6, "sendmsg6"},
+                                                      {EgressHook::sock_create, "sock_create"}});
 
 constexpr auto kOpenSyscalls = enum_names<OpenSyscall>({{OpenSyscall::none, "none"},
                                                         {OpenSyscall::openat, "openat"},
@@ -169,7 +170,7 @@ Result<KernelEvent> decode_kernel_event(std::span<const std::byte> record) {
     case NHG_EVENT_EGRESS: {
       auto raw = copy_record<nhg_egress_event>(record, header);
       if (!raw) return fail(raw.error());
-      if (raw->hook < NHG_HOOK_CONNECT4 || raw->hook > NHG_HOOK_SENDMSG6 ||
+      if (raw->hook < NHG_HOOK_CONNECT4 || raw->hook > NHG_HOOK_SOCK_CREATE ||
           (raw->verdict != NHG_VERDICT_ALLOWED && raw->verdict != NHG_VERDICT_DENIED) ||
           (raw->family != AF_INET && raw->family != AF_INET6)) {
         return fail(Error::plain(fmt::format("kernel egress event: hook {} verdict {} family {} out of range",
@@ -189,6 +190,23 @@ Result<KernelEvent> decode_kernel_event(std::span<const std::byte> record) {
           .tainted_at_ns = raw->tainted_at_ns,
       };
       std::memcpy(event.address.data(), raw->addr, sizeof(raw->addr));
+      return event;
+    }
+    case NHG_EVENT_CGROUP_MOVE: {
+      auto raw = copy_record<nhg_cgroup_move_event>(record, header);
+      if (!raw) return fail(raw.error());
+      CgroupMoveEvent event{
+          .ts_ns = header.ts_ns,
+          .process = decode_process(raw->proc),
+          .to_cgroup_id = raw->dst_cgroup_id,
+          .contained = (raw->flags & NHG_MOVE_CONTAINED) != 0,
+          .tainted = (raw->flags & NHG_MOVE_TAINTED) != 0,
+          .thread_only = (raw->flags & NHG_MOVE_THREAD) != 0,
+          .taint_credential_id = raw->taint_credential_id,
+      };
+      for (uint64_t id : raw->followed_cgroup_ids) {
+        if (id != 0) event.followed_cgroup_ids.push_back(id);
+      }
       return event;
     }
     default:

@@ -90,7 +90,8 @@ struct ExitEvent {
   int32_t exit_code = 0;  // wait-status encoding
 };
 
-enum class EgressHook : uint16_t { connect4 = 1, connect6 = 2, sendmsg4 = 3, sendmsg6 = 4 };
+// sock_create: a raw socket refused at its creation (no destination: address and port 0).
+enum class EgressHook : uint16_t { connect4 = 1, connect6 = 2, sendmsg4 = 3, sendmsg6 = 4, sock_create = 5 };
 std::string_view to_string(EgressHook hook);
 
 // A connect/sendmsg of a tainted process, or one an egress block denied.
@@ -111,7 +112,21 @@ struct EgressEvent {
   std::string address_string() const;  // "192.0.2.7" or "2001:db8::1"
 };
 
-using KernelEvent = std::variant<FileOpenEvent, ExecEvent, ForkEvent, ExitEvent, EgressEvent>;
+// A contained (followed) or tainted process was attached to another cgroup; process.cgroup_id is
+// the new one. Its containment moved with it: followed_cgroup_ids are the contained cgroups whose
+// blocks and denies it carries.
+struct CgroupMoveEvent {
+  uint64_t ts_ns = 0;
+  KernelProcess process;
+  uint64_t to_cgroup_id = 0;
+  std::vector<uint64_t> followed_cgroup_ids;
+  bool contained = false;
+  bool tainted = false;
+  bool thread_only = false;  // one thread moved (cgroup.threads), not the whole process
+  uint32_t taint_credential_id = 0;
+};
+
+using KernelEvent = std::variant<FileOpenEvent, ExecEvent, ForkEvent, ExitEvent, EgressEvent, CgroupMoveEvent>;
 
 // Decodes one ring-buffer record. Errors name what was wrong (short record, size mismatch,
 // unknown type, ABI version) so a bad record is counted and logged, never misread.

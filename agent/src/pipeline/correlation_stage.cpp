@@ -36,6 +36,8 @@ policy::CredentialFacts credential_facts(const catalogue::ResolvedCredential& cr
 }
 
 void CorrelationStage::on_observation(Observation& observation) {
+  // A move is reported, not a trigger: the containment it carries already holds.
+  if (observation.cgroup_move()) return;
   if (!observation.credential_known) return;
   if (const auto* open = observation.open()) {
     if (open->denied || !open->readable() || open->repeat_summary) return;

@@ -10,6 +10,7 @@
 #include "common/ulid.h"
 #include "records/credential_access_record.h"
 #include "records/decision_record.h"
+#include "records/cgroup_move_record.h"
 #include "records/egress_record.h"
 #include "reporter/wire_records.h"
 
@@ -33,6 +34,8 @@ void Emitter::write(const nlohmann::json& line, const std::string& lost) {
 void EventEmission::on_observation(Observation& observation) {
   if (const auto* open = observation.open()) {
     emit_open(*open, observation);
+  } else if (const auto* move = observation.cgroup_move()) {
+    emit_cgroup_move(*move, observation);
   } else {
     emit_egress(*observation.egress(), observation);
   }
@@ -69,6 +72,21 @@ void EventEmission::emit_egress(const events::EgressEvent& event, Observation& o
     spdlog::info("egress denied: pid {} {} of {} to {} port {} ({}), block rule {}", event.process.tgid,
                  escape_bytes(identity.process.exe), identity.workload.uri, event.address_string(), event.port,
                  events::to_string(event.hook), event.rule_id);
+  }
+}
+
+void EventEmission::emit_cgroup_move(const events::CgroupMoveEvent& event, Observation& observation) {
+  const auto& identity = observation.identity;
+  observation.event_id = new_event_id();
+  auto record =
+      records::cgroup_move_to_wire(event, identity, static_cast<int64_t>(observation.wall_ns), observation.event_id);
+  auto line = records::cgroup_move_line(record, emitter_.hostname());
+  emitter_.write(line, fmt::format("cgroup move event of pid {}", event.process.tgid));
+  emitter_.report(reporter::cgroup_move_report(std::move(record), event.ts_ns));
+  if (event.contained) {
+    spdlog::warn("contained pid {} {} moved to cgroup {} ({}); its blocks and denies of cgroup(s) {} moved with it",
+                 event.process.tgid, escape_bytes(identity.process.exe), event.to_cgroup_id, identity.workload.uri,
+                 fmt::join(event.followed_cgroup_ids, ","));
   }
 }
 

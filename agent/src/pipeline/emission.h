@@ -57,6 +57,7 @@ class EventEmission final : public ObservationSink {
  private:
   void emit_open(const events::FileOpenEvent& event, Observation& observation);
   void emit_egress(const events::EgressEvent& event, Observation& observation);
+  void emit_cgroup_move(const events::CgroupMoveEvent& event, Observation& observation);
 
   Emitter& emitter_;
   ObservationSink& next_;

@@ -22,6 +22,8 @@ void EnrichmentStage::on_event(events::KernelEvent& event) {
           identities_.forget(e.process.tgid, e.process.start_ns);
         } else if constexpr (std::is_same_v<T, events::EgressEvent>) {
           on_egress(e);
+        } else if constexpr (std::is_same_v<T, events::CgroupMoveEvent>) {
+          on_cgroup_move(e);
         } else {
           on_file_open(e);
         }
@@ -99,6 +101,24 @@ void EnrichmentStage::on_egress(const events::EgressEvent& event) {
   auto identity =
       identities_.resolve(identity::KernelProcessFacts::of(event.process, start_ns, std::move(exe_from_exec)));
   auto taint = credentials_.by_id(event.taint_credential_id);
+  const bool known = taint.has_value();
+  Observation observation{.event = &event,
+                          .credential = std::move(taint),
+                          .credential_known = known,
+                          .identity = std::move(identity),
+                          .wall_ns = boot_to_wall_ns(event.ts_ns)};
+  next_.on_observation(observation);
+}
+
+void EnrichmentStage::on_cgroup_move(const events::CgroupMoveEvent& event) {
+  processes_.observe(event.process);
+  std::string exe_from_exec;
+  if (auto seen = processes_.find({event.process.tgid, event.process.start_ns})) exe_from_exec = seen->exe;
+  // The workload is the one of the new cgroup: forget what was resolved for the old one.
+  identities_.forget(event.process.tgid, event.process.start_ns);
+  auto identity = identities_.resolve(
+      identity::KernelProcessFacts::of(event.process, event.process.start_ns, std::move(exe_from_exec)));
+  auto taint = event.tainted ? credentials_.by_id(event.taint_credential_id) : std::nullopt;
   const bool known = taint.has_value();
   Observation observation{.event = &event,
                           .credential = std::move(taint),

@@ -38,6 +38,7 @@ class EnrichmentStage final : public EventSink {
  private:
   void on_file_open(const events::FileOpenEvent& event);
   void on_egress(const events::EgressEvent& event);
+  void on_cgroup_move(const events::CgroupMoveEvent& event);
   void observe_open(const events::FileOpenEvent& event, catalogue::ResolvedCredential credential, bool known);
 
   identity::IdentityResolver& identities_;

@@ -41,9 +41,10 @@ class EventSink {
   virtual void on_event(events::KernelEvent& event) = 0;
 };
 
-// A credential open or an egress attempt, with who made it and the credential it concerns.
+// A credential open, an egress attempt or a cgroup move, with who made it and the credential it
+// concerns.
 struct Observation {
-  std::variant<const events::FileOpenEvent*, const events::EgressEvent*> event;
+  std::variant<const events::FileOpenEvent*, const events::EgressEvent*, const events::CgroupMoveEvent*> event;
   // Open: the credential opened (path empty when the kernel matched an id the agent no longer
   // lists: a sync raced the open). Egress: the credential the process read (its taint), if known.
   std::optional<catalogue::ResolvedCredential> credential;
@@ -58,6 +59,10 @@ struct Observation {
   }
   const events::EgressEvent* egress() const {
     auto* p = std::get_if<const events::EgressEvent*>(&event);
+    return p ? *p : nullptr;
+  }
+  const events::CgroupMoveEvent* cgroup_move() const {
+    auto* p = std::get_if<const events::CgroupMoveEvent*>(&event);
     return p ? *p : nullptr;
   }
 };

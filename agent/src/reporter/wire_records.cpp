@@ -57,6 +57,14 @@ Report egress_report(v1::EgressEvent event, uint64_t event_boot_ns) {
   return make_report(ReportKind::event, "egress", body, droppable, event_boot_ns, wall_ns);
 }
 
+Report cgroup_move_report(v1::CgroupMoveEvent event, uint64_t event_boot_ns) {
+  v1::Report body;
+  const bool droppable = !event.contained();
+  const int64_t wall_ns = event.time_unix_ns();
+  *body.mutable_cgroup_move() = std::move(event);
+  return make_report(ReportKind::event, "cgroup_move", body, droppable, event_boot_ns, wall_ns);
+}
+
 std::string collector_command_note(std::string_view command_id, std::string_view reason) {
   std::string note = fmt::format("{}{}", kCommandNotePrefix, command_id);
   if (!reason.empty()) note += fmt::format(": {}", reason);

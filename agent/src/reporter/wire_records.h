@@ -37,6 +37,8 @@ std::optional<config::AgentMode> mode_from_wire(v1::Mode mode);
 // event_boot_ns: when the kernel saw the event (CLOCK_BOOTTIME).
 Report credential_access_report(v1::CredentialAccessEvent event, uint64_t event_boot_ns);
 Report egress_report(v1::EgressEvent event, uint64_t event_boot_ns);
+// Never droppable: a contained process leaving its cgroup is what an operator must see.
+Report cgroup_move_report(v1::CgroupMoveEvent event, uint64_t event_boot_ns);
 
 // The handle as stored now, with one change of its history. The handle's state and updated_at are
 // those of the change, so a burst of changes reads correctly in order at the collector. A ledger

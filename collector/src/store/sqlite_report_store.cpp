@@ -179,6 +179,8 @@ std::string_view kind_of(const v1::Report& report) {
       return "evidence";
     case v1::Report::kControlAudit:
       return "control_audit";
+    case v1::Report::kCgroupMove:
+      return "cgroup_move";
     case v1::Report::BODY_NOT_SET:
       break;
   }
@@ -191,6 +193,8 @@ std::string_view event_id_of(const v1::Report& report) {
       return report.credential_access().event_id();
     case v1::Report::kEgress:
       return report.egress().event_id();
+    case v1::Report::kCgroupMove:
+      return report.cgroup_move().event_id();
     case v1::Report::kDecision:
       return report.decision().decision_id();
     case v1::Report::kActionUpdate:
