@@ -1,9 +1,7 @@
 #include "containment/containment_executor.h"
 
 #include <algorithm>
-#include <charconv>
 #include <filesystem>
-#include <fstream>
 #include <tuple>
 
 #include <fmt/format.h>
@@ -78,11 +76,7 @@ Result<std::vector<kernel::FollowedProcess>> processes_in_subtree(const std::str
   if (!walked) return fail(walked.error());
   std::vector<kernel::FollowedProcess> out;
   for (const auto& dir : dirs) {
-    std::ifstream procs(dir / "cgroup.procs");
-    std::string line;
-    while (std::getline(procs, line)) {
-      pid_t pid = 0;
-      if (std::from_chars(line.data(), line.data() + line.size(), pid).ec != std::errc() || pid <= 0) continue;
+    for (pid_t pid : containment::read_cgroup_procs(dir.string())) {
       auto facts = containment::read_process_facts("/proc", pid);
       if (!facts) continue;  // exited meanwhile
       out.push_back({.tgid = static_cast<uint32_t>(pid), .start_ns = facts->start_ns});

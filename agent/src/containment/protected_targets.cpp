@@ -53,6 +53,17 @@ bool cgroup_is_or_contains(std::string_view ancestor, std::string_view path) {
   return path.size() > ancestor.size() && path.starts_with(ancestor) && path[ancestor.size()] == '/';
 }
 
+std::vector<pid_t> read_cgroup_procs(const std::string& cgroup_dir) {
+  std::vector<pid_t> pids;
+  std::ifstream procs(cgroup_dir + "/cgroup.procs");
+  std::string line;
+  while (std::getline(procs, line)) {
+    pid_t pid = 0;
+    if (std::from_chars(line.data(), line.data() + line.size(), pid).ec == std::errc() && pid > 0) pids.push_back(pid);
+  }
+  return pids;
+}
+
 Result<ProcessFacts> read_process_facts(const std::string& proc_root, pid_t pid) {
   auto dir = identity::ProcessDir::open(proc_root, pid);
   if (!dir) return fail(Error{ESRCH, fmt::format("no process {}: {}", pid, dir.error().message)});
@@ -166,11 +177,7 @@ Result<void> ProtectedTargets::check_cgroup_contents(const std::string& cgroup2_
   if (!walked) return fail(walked.error());
   if (!unit_found.empty()) return fail(refused(fmt::format("cgroup {} contains break-glass unit {}", rel, unit_found)));
   for (const auto& dir : dirs) {
-    std::ifstream procs(dir / "cgroup.procs");
-    std::string line;
-    while (std::getline(procs, line)) {
-      pid_t pid = 0;
-      if (std::from_chars(line.data(), line.data() + line.size(), pid).ec != std::errc() || pid <= 0) continue;
+    for (pid_t pid : read_cgroup_procs(dir.string())) {
       auto facts = read_process_facts(proc_root_, pid);
       if (!facts) continue;  // exited meanwhile
       if (auto r = check_process(*facts); !r) {

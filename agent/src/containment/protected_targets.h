@@ -127,6 +127,9 @@ std::string normalize_cgroup_relpath(std::string_view path);
 // True when `ancestor` is `path` or one of its ancestors (both in normalised form).
 bool cgroup_is_or_contains(std::string_view ancestor, std::string_view path);
 
+// The pids listed in <cgroup_dir>/cgroup.procs; none when the cgroup is gone.
+std::vector<pid_t> read_cgroup_procs(const std::string& cgroup_dir);
+
 // Reads the facts of <proc_root>/<pid>: stat, status (uid) and the cgroup v2 line.
 Result<ProcessFacts> read_process_facts(const std::string& proc_root, pid_t pid);
 
