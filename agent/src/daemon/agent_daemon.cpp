@@ -342,6 +342,7 @@ nlohmann::json AgentDaemon::status_json() {
     counters["ringbuf_drops_since_pinned"] = c->ringbuf_drops();
     counters["taint_map_full"] = since_start(NHG_CTR_TAINT_MAP_FULL);
     counters["taint_map_full_since_pinned"] = c->values[NHG_CTR_TAINT_MAP_FULL];
+    counters["doomed_files_full"] = since_start(NHG_CTR_DOOMED_FILES_FULL);
     counters["enforcement_map_full"] = sensor_->enforcement().enforcement_map_full();
     counters["downtime_gap"] = downtime_gap_.to_json();
     counters["credential_opens"] = c->values[NHG_CTR_CREDENTIAL_OPENS];
@@ -592,6 +593,15 @@ void AgentDaemon::check_counters() {
         taint_full, NHG_TAINT_MAX_ENTRIES);
     spdlog::error("{}", message);
     reporter_->add(reporter::alert_report("taint_map_full", message, taint_full));
+  }
+  if (const uint64_t doomed_full = delta(NHG_CTR_DOOMED_FILES_FULL); doomed_full > 0) {
+    const std::string message = fmt::format(
+        "{} credential-deny kill(s) could not record the killed reader's fd table: nhg_doomed_files is full; a "
+        "process sharing that table (clone(CLONE_FILES)) from a cgroup the deny does not cover is not killed on its "
+        "read",
+        doomed_full);
+    spdlog::error("{}", message);
+    reporter_->add(reporter::alert_report("doomed_files_full", message, doomed_full));
   }
   if (const uint64_t full = sensor_->enforcement().enforcement_map_full(); full > reported_enforcement_full_) {
     const std::string message = fmt::format(
