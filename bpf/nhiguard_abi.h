@@ -51,8 +51,10 @@ enum nhg_open_syscall {
 	NHG_SYS_READ = 10,
 	NHG_SYS_PREAD64 = 11,
 	NHG_SYS_READV = 12,
-	NHG_SYS_PREADV = 13,
-	NHG_SYS_PREADV2 = 14,
+	NHG_SYS_PREADV = 13, /* preadv and preadv2 */
+	/* An io_uring read (IORING_OP_READ, READV, READ_FIXED) of a credential, seen at its completion:
+	 * after the read; fd -1 (the request's file, whichever fd or fixed slot named it). */
+	NHG_SYS_IO_URING_READ = 14,
 	NHG_SYS_MMAP = 15,
 	NHG_SYS_SENDFILE = 16,
 	NHG_SYS_SPLICE = 17,

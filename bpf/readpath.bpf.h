@@ -13,8 +13,10 @@
  *   credential holds for its cgroup, or when it shares the fd table (clone(CLONE_FILES)) of a
  *   process a deny killed, which nhg_doomed_files remembers for as long as the deny holds.
  * - io_uring: an IORING_OP_OPENAT/OPENAT2 is matched at its completion like an open syscall (and
- *   killed there under a deny), and a process under any credential deny is killed at
- *   io_uring_setup/io_uring_enter, before a ring can open or read anything.
+ *   killed there under a deny), an IORING_OP_READ/READV/READ_FIXED of a credential like a read
+ *   syscall (after the read: the completion is the first place the file is known), and a process
+ *   under any credential deny is killed at io_uring_setup/io_uring_enter, before a ring can open or
+ *   read anything.
  *
  * Every read in the system passes the read programs, so the common case (not a credential) is the
  * fd slot, the inode and the open path's inlined prefilter array, nothing more.
@@ -186,7 +188,6 @@ static __noinline int readpath__credential_read(struct task_struct *task, struct
 	if (known && *known == start_ns)
 		return 0;
 	bpf_map_update_elem(&nhg_known_readers, &reader, &start_ns, BPF_ANY);
-	maps__count(NHG_CTR_CREDENTIAL_OPENS);
 	sensor__taint(task, credential->credential_id, key);
 	readpath__emit(task, file, key, credential->credential_id, fd, syscall, 0, true);
 	return 0;
@@ -230,7 +231,7 @@ READPATH_SYS_ENTER(read, NHG_SYS_READ, 0)
 READPATH_SYS_ENTER(pread64, NHG_SYS_PREAD64, 0)
 READPATH_SYS_ENTER(readv, NHG_SYS_READV, 0)
 READPATH_SYS_ENTER(preadv, NHG_SYS_PREADV, 0)
-READPATH_SYS_ENTER(preadv2, NHG_SYS_PREADV2, 0)
+READPATH_SYS_ENTER(preadv2, NHG_SYS_PREADV, 0)
 READPATH_SYS_ENTER(sendfile64, NHG_SYS_SENDFILE, 1 /* in_fd */)
 READPATH_SYS_ENTER(splice, NHG_SYS_SPLICE, 0 /* fd_in */)
 READPATH_SYS_ENTER(copy_file_range, NHG_SYS_COPY_FILE_RANGE, 0 /* fd_in */)
@@ -279,7 +280,10 @@ int readpath_task_exit(void *ctx)
 /* ---- io_uring ---- */
 
 /* UAPI opcodes (include/uapi/linux/io_uring.h), stable. */
+#define READPATH_IORING_OP_READV 1
+#define READPATH_IORING_OP_READ_FIXED 4
 #define READPATH_IORING_OP_OPENAT 18
+#define READPATH_IORING_OP_READ 22
 #define READPATH_IORING_OP_OPENAT2 28
 
 /* Layout of io_uring:io_uring_complete (events/io_uring/io_uring_complete/format; the same on 6.1
@@ -306,6 +310,40 @@ static __always_inline bool readpath__io_uring_fixed_open(struct io_kiocb *req)
 	return BPF_CORE_READ(open, file_slot) != 0;
 }
 
+/* A read through a ring names its file by fd or by fixed slot, and neither passes the read
+ * syscalls: at its completion the request still holds the file. This is after the read (a deny
+ * still kills the process before it can use the bytes outside the ring's own buffers); io_uring_setup
+ * and io_uring_enter are where a deny stops a ring before it reads (readpath__on_io_uring_syscall). */
+static __always_inline int readpath__on_io_uring_read(struct io_kiocb *req, __s32 res)
+{
+	struct file *file = BPF_CORE_READ(req, file);
+	struct task_struct *task;
+	struct nhg_inode_key key;
+
+	if (!file || res < 0)
+		return 0;
+	task = bpf_get_current_task_btf();
+	if ((__u32)task->tgid == ignore_tgid)
+		return 0;
+	readpath__file_key(file, false, &key);
+	if (!sensor__may_be_credential(&key))
+		return 0;
+	return readpath__credential_read(task, file, &key, -1, NHG_SYS_IO_URING_READ);
+}
+
+/* The open path in a call of its own: its stack and readpath__credential_read's are then two call
+ * chains of the completion program, not one frame over the verifier's 512 bytes. One function per
+ * variant, so `direct` stays a constant in each (the probe-read one must not reach bpf_rdonly_cast). */
+static __noinline int readpath__io_uring_open(long res, __u16 syscall)
+{
+	return sensor__on_open_exit(res, syscall, false);
+}
+
+static __noinline int readpath__io_uring_open_direct(long res, __u16 syscall)
+{
+	return sensor__on_open_exit(res, syscall, true);
+}
+
 static __always_inline int readpath__on_io_uring_complete(struct readpath__io_uring_complete_args *ctx,
 							  bool direct)
 {
@@ -313,6 +351,9 @@ static __always_inline int readpath__on_io_uring_complete(struct readpath__io_ur
 	__u8 opcode = BPF_CORE_READ(req, opcode);
 	__u16 syscall;
 
+	if (opcode == READPATH_IORING_OP_READ || opcode == READPATH_IORING_OP_READV ||
+	    opcode == READPATH_IORING_OP_READ_FIXED)
+		return readpath__on_io_uring_read(req, ctx->res);
 	if (opcode == READPATH_IORING_OP_OPENAT)
 		syscall = NHG_SYS_IO_URING_OPENAT;
 	else if (opcode == READPATH_IORING_OP_OPENAT2)
@@ -323,7 +364,8 @@ static __always_inline int readpath__on_io_uring_complete(struct readpath__io_ur
 		return 0;
 	/* The completion runs in the submitter or one of its io_uring threads, which share its fd
 	 * table: the fd is found and the reader is the process, as for an open syscall. */
-	return sensor__on_open_exit(ctx->res, syscall, direct);
+	return direct ? readpath__io_uring_open_direct(ctx->res, syscall)
+		      : readpath__io_uring_open(ctx->res, syscall);
 }
 
 SEC("tracepoint/io_uring/io_uring_complete")

@@ -61,7 +61,6 @@ bool is_read_family(OpenSyscall syscall) {
     case OpenSyscall::pread64:
     case OpenSyscall::readv:
     case OpenSyscall::preadv:
-    case OpenSyscall::preadv2:
     case OpenSyscall::mmap:
     case OpenSyscall::sendfile:
     case OpenSyscall::splice:
@@ -121,6 +120,20 @@ class RawRing {
     } else {
       sqe->open_flags = O_RDONLY;
     }
+    sq_array_[index] = index;
+    sq_tail_->store(tail + 1, std::memory_order_release);
+  }
+
+  // Queues an IORING_OP_READ of len bytes of fd into buffer and publishes it.
+  void queue_read(int fd, void* buffer, unsigned len) {
+    const unsigned tail = sq_tail_->load(std::memory_order_relaxed);
+    const unsigned index = tail & sq_mask_;
+    io_uring_sqe* sqe = &sqes_[index];
+    std::memset(sqe, 0, sizeof(*sqe));
+    sqe->opcode = IORING_OP_READ;
+    sqe->fd = fd;
+    sqe->addr = reinterpret_cast<uint64_t>(buffer);
+    sqe->len = len;
     sq_array_[index] = index;
     sq_tail_->store(tail + 1, std::memory_order_release);
   }
@@ -373,6 +386,39 @@ TEST_F(ReadPathTest, IoUringOpenIsACredentialEvent) {
     EXPECT_TRUE(open.readable());
     EXPECT_FALSE(open.denied);
   }
+}
+
+// Evasion: read an inherited credential fd through io_uring (IORING_OP_READ), past the read
+// syscalls. The completion still holds the file: one record for the reader.
+TEST_F(ReadPathTest, IoUringReadOfAnInheritedFdIsAnEvent) {
+  pid_t opener = spawn_in_cgroup(*service_, [&] {
+    const int fd = open(credential_.c_str(), O_RDONLY);
+    if (fd < 0) return 10;
+    const pid_t reader = fork();
+    if (reader == 0) {
+      RawRing ring;
+      if (!ring.setup(4)) _exit(11);
+      char buf[64];
+      for (int i = 0; i < 3; ++i) {
+        ring.queue_read(fd, buf, sizeof(buf));
+        int n = -1;
+        if (ring.submit_and_wait() != 1 || !ring.wait_cqe(&n, std::chrono::seconds(5)) || n <= 0) _exit(12);
+      }
+      _exit(0);
+    }
+    return wait_for_exit(reader);
+  });
+  ASSERT_EQ(wait_for_exit(opener), 0);
+  std::vector<FileOpenEvent> reads;
+  for (const auto& event : credential_events_until_exit_of(opener)) {
+    if (event.syscall == OpenSyscall::io_uring_read) reads.push_back(event);
+  }
+  ASSERT_EQ(reads.size(), 1u) << "one record for the reader, not one per io_uring read";
+  EXPECT_EQ(reads[0].process.ppid, static_cast<uint32_t>(opener));
+  EXPECT_EQ(reads[0].process.cgroup_id, service_->id());
+  EXPECT_EQ(reads[0].ino, key_.ino);
+  EXPECT_EQ(reads[0].fd, -1);
+  EXPECT_FALSE(reads[0].denied);
 }
 
 // Evasion under a deny: io_uring opens and reads without the syscalls the deny watches. A process of

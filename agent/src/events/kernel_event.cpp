@@ -75,7 +75,7 @@ constexpr auto kOpenSyscalls = enum_names<OpenSyscall>({{OpenSyscall::none, "non
                                                         {OpenSyscall::pread64, "pread64"},
                                                         {OpenSyscall::readv, "readv"},
                                                         {OpenSyscall::preadv, "preadv"},
-                                                        {OpenSyscall::preadv2, "preadv2"},
+                                                        {OpenSyscall::io_uring_read, "io_uring_read"},
                                                         {OpenSyscall::mmap, "mmap"},
                                                         {OpenSyscall::sendfile, "sendfile"},
                                                         {OpenSyscall::splice, "splice"},

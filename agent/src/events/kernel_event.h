@@ -49,7 +49,7 @@ enum class OpenSyscall : uint16_t {
   pread64 = 11,
   readv = 12,
   preadv = 13,
-  preadv2 = 14,
+  io_uring_read = 14,
   mmap = 15,
   sendfile = 16,
   splice = 17,
