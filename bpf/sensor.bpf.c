@@ -387,10 +387,12 @@ static __always_inline bool sensor__denied_on(struct nhg_deny_key *key, __u64 cg
 }
 
 /* Is reading this credential denied to the current cgroup or one of its ancestors, or to a
- * contained cgroup the process has left (nhg_followed)? */
-static __always_inline bool sensor__denied(__u32 credential_id, __u32 tgid)
+ * contained cgroup the current process has left (nhg_followed)? *matched receives the deny entry's
+ * key (the read path remembers it for the fd table, readpath.bpf.h). */
+static __always_inline bool sensor__deny_match(__u32 credential_id, struct nhg_deny_key *matched)
 {
 	struct nhg_deny_key key = {.credential_id = credential_id};
+	__u32 tgid = (__u32)(bpf_get_current_pid_tgid() >> 32);
 	struct nhg_follow *follow;
 	int level;
 
@@ -401,8 +403,10 @@ static __always_inline bool sensor__denied(__u32 credential_id, __u32 tgid)
 
 		if (!id)
 			break;
-		if (sensor__denied_on(&key, id))
+		if (sensor__denied_on(&key, id)) {
+			*matched = key;
 			return true;
+		}
 	}
 	if (level > NHG_MAX_CGROUP_DEPTH)
 		maps__count_if_deeper(bpf_get_current_ancestor_cgroup_id(NHG_MAX_CGROUP_DEPTH + 1));
@@ -410,11 +414,19 @@ static __always_inline bool sensor__denied(__u32 credential_id, __u32 tgid)
 	if (!follow)
 		return false;
 	for (int i = 0; i < NHG_FOLLOW_MAX_TARGETS; i++) {
-		if (follow->cgroup_ids[i] && sensor__denied_on(&key, follow->cgroup_ids[i]))
+		if (follow->cgroup_ids[i] && sensor__denied_on(&key, follow->cgroup_ids[i])) {
+			*matched = key;
 			return true;
+		}
 	}
 	return false;
 }
+
+/* The read path (readpath.bpf.h, included at the end) keeps per-(process, credential) and per-fd-table
+ * state that the open path feeds. */
+static __always_inline void readpath__opened(struct task_struct *task, const struct nhg_inode_key *key);
+static __always_inline void readpath__doom_fd_table(struct task_struct *task,
+						    const struct nhg_deny_key *deny);
 
 static __always_inline int sensor__on_open_exit(long ret, __u16 syscall, bool direct)
 {
@@ -423,6 +435,7 @@ static __always_inline int sensor__on_open_exit(long ret, __u16 syscall, bool di
 	struct nhg_credential_value *credential = NULL;
 	enum sensor__read_kind kind = SENSOR_READ_UNCHECKED;
 	struct sensor__opened opened = {};
+	struct nhg_deny_key deny = {};
 	struct dentry *dentry;
 	struct file *file;
 	__u32 credential_id = 0;
@@ -463,18 +476,21 @@ static __always_inline int sensor__on_open_exit(long ret, __u16 syscall, bool di
 		credential_id = credential->credential_id;
 		/* The kill is synchronous: the signal is pending before the syscall returns, so the
 		 * reader dies without reading a byte. */
-		if (sensor__denied(credential_id, (__u32)task->tgid)) {
+		if (sensor__deny_match(credential_id, &deny)) {
 			bpf_send_signal(9 /* SIGKILL */);
 			denied = true;
 			maps__count(NHG_CTR_CREDENTIAL_DENIED);
+			readpath__doom_fd_table(task, &deny);
 		} else if (opened.f_mode & FMODE_READ) {
 			if (kind == SENSOR_READ_UNCHECKED) {
 				kind = sensor__repeat(task, &opened.key, &coalesced);
 				if (kind == SENSOR_REPEAT_COALESCED)
 					return 0;
 			}
-			if (kind == SENSOR_FIRST_READ)
+			if (kind == SENSOR_FIRST_READ) {
 				sensor__taint(task, credential_id, &opened.key);
+				readpath__opened(task, &opened.key);
+			}
 			repeat = kind == SENSOR_REPEAT_REPORTED;
 		}
 	} else if (sensor__candidate(&opened, direct)) {
@@ -708,3 +724,5 @@ int BPF_PROG(sensor_cgroup_attach_task, struct cgroup *dst_cgrp, const char *pat
 	bpf_ringbuf_submit(event, maps__submit_flags());
 	return 0;
 }
+
+#include "readpath.bpf.h"
