@@ -200,6 +200,9 @@ std::expected<void, StartFailure> AgentDaemon::start() {
                                                              config_.state_dir + "/credential_ids.json");
   if (auto synced = watched_->sync("start"); !synced) return start_failure(runtime, synced.error().message);
   if (ids_rebuilt) watched_->persist_ids();
+  if (auto watched = loop_->watch(watched_->rotation_fd()); !watched) {
+    return start_failure(runtime, "event loop: token rotations: " + watched.error().message);
+  }
   if (auto counters = sensor_->counters().counters(); counters) reported_counters_ = *counters;
   start_counters_ = reported_counters_;
   account_downtime_drops();
@@ -338,6 +341,7 @@ nlohmann::json AgentDaemon::status_json() {
     counters["ringbuf_drops_file"] = since_start(NHG_CTR_RINGBUF_DROP_FILE);
     counters["ringbuf_drops_process"] = since_start(NHG_CTR_RINGBUF_DROP_PROCESS);
     counters["ringbuf_drops_egress"] = since_start(NHG_CTR_RINGBUF_DROP_EGRESS);
+    counters["ringbuf_drops_access"] = since_start(NHG_CTR_RINGBUF_DROP_ACCESS);
     counters["ringbuf_drops_downtime"] = downtime_gap_.total();
     counters["ringbuf_drops_since_pinned"] = c->ringbuf_drops();
     counters["taint_map_full"] = since_start(NHG_CTR_TAINT_MAP_FULL);
@@ -399,6 +403,7 @@ nlohmann::json AgentDaemon::status_json() {
       {"credentials_watched", watched},
       {"events_written", counts.events_written},
       {"candidates_dismissed", counts.candidates_dismissed},
+      {"block_device_opens_allowed", counts.block_device_opens_allowed},
       {"undecodable_records", counts.undecodable_records},
       {"kernel_counters", counters},
       {"active_actions", active},
@@ -677,6 +682,11 @@ int AgentDaemon::run(const std::atomic<bool>& stop) {
     // A tick runs the timers below (the sweeper changes the ledger, the counters raise alerts); a
     // wake-up means another thread changed the ledger (control socket, collector commands).
     bool changed = woken->tick || woken->woken;
+    // A rotated service-account token (inotify) is synced at once, before the next rescan.
+    if (auto rotated = watched_->on_rotation_events(); !rotated) {
+      spdlog::error("catalogue sync after a token rotation failed: {}; the next rescan retries",
+                    rotated.error().message);
+    }
     const auto now = std::chrono::steady_clock::now();
     if (now >= next_rescan_) {
       if (auto synced = watched_->sync("rescan"); !synced) {
