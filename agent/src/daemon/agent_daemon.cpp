@@ -28,6 +28,7 @@
 #include "policy/policy_targets.h"
 #include "policy/policy_status.h"
 #include "records/rollback_handle_record.h"
+#include "records/unrecorded_action_record.h"
 #include "reporter/wire_records.h"
 
 namespace nhiguard::daemon {

@@ -97,12 +97,4 @@ containment::RollbackHandle handle_from_wire(const v1::RollbackHandle& h) {
   return out;
 }
 
-nlohmann::json unrecorded_to_json(const containment::UnrecordedAction& owed) {
-  auto item = handle_to_json(owed.handle);
-  item["ledger_error"] = owed.ledger_error;
-  item["unrecorded_since"] = format_rfc3339_ns(static_cast<uint64_t>(owed.since_ns));
-  item["ledger_writes_owed"] = owed.writes_owed;
-  return item;
-}
-
 }  // namespace nhiguard::records

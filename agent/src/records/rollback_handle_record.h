@@ -19,16 +19,11 @@
 #include <nlohmann/json.hpp>
 
 #include "containment/action.h"
-#include "containment/containment_executor.h"
 #include "nhiguard/v1/types.pb.h"
 
 namespace nhiguard::records {
 
 nlohmann::json handle_to_json(const containment::RollbackHandle& handle);
-
-// An action the ledger owes writes for: the handle's JSON with ledger_error, unrecorded_since and
-// ledger_writes_owed (status's unrecorded_actions).
-nlohmann::json unrecorded_to_json(const containment::UnrecordedAction& owed);
 
 v1::RollbackHandle handle_to_wire(const containment::RollbackHandle& handle);
 containment::RollbackHandle handle_from_wire(const v1::RollbackHandle& handle);
