@@ -119,16 +119,19 @@ identity::ResolvedIdentity EnrichmentStage::resolve_event_process(const events::
   processes_.observe(process);
   std::string exe_from_exec;
   if (auto seen = processes_.find({process.tgid, start_ns})) exe_from_exec = seen->exe;
-  return identities_.resolve(identity::KernelProcessFacts::of(process, start_ns, std::move(exe_from_exec)));
+  events::KernelProcess keyed = process;
+  keyed.start_ns = start_ns;
+  return identities_.resolve(keyed, exe_from_exec);
 }
 
 void EnrichmentStage::on_memory_access(const events::MemoryAccessEvent& event) {
   auto accessor = resolve_event_process(event.process, event.process.start_ns);
   // The kernel knows the target only by its taint: its tgid, the thread named and its start.
-  identity::KernelProcessFacts target_facts{
-      .pid = event.target_tgid, .tid = event.target_tid, .start_ns = event.target_start_ns};
-  if (auto seen = processes_.find({event.target_tgid, event.target_start_ns})) target_facts.exe = seen->exe;
-  auto target = identities_.resolve(target_facts);
+  const events::KernelProcess target_process{
+      .tgid = event.target_tgid, .tid = event.target_tid, .start_ns = event.target_start_ns};
+  std::string target_exe;
+  if (auto seen = processes_.find({event.target_tgid, event.target_start_ns})) target_exe = seen->exe;
+  auto target = identities_.resolve(target_process, target_exe);
   auto taint = credentials_.by_id(event.taint_credential_id);
   const bool known = taint.has_value();
   Observation observation{.event = &event,
