@@ -9,6 +9,8 @@
 #include <linux/openat2.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -382,6 +384,75 @@ TEST_F(ReadPathTest, InheritedFdReadByAnExecdProgramIsOneEvent) {
   EXPECT_FALSE(read_event.denied);
   ASSERT_FALSE(read_event.cmdline.empty());
   EXPECT_EQ(read_event.cmdline[0], "dd");
+}
+
+// Evasion: an unrelated process gets the opener's fd without opening anything, by SCM_RIGHTS over
+// a unix socket or by pidfd_getfd(2), and reads it. Its first read is the event.
+TEST_F(ReadPathTest, FdReceivedByScmRightsOrPidfdGetfdIsAnEventAtItsFirstRead) {
+  for (const bool by_pidfd : {false, true}) {
+    SCOPED_TRACE(by_pidfd ? "pidfd_getfd" : "SCM_RIGHTS");
+    int channel[2];
+    int done[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, channel), 0);
+    ASSERT_EQ(pipe(done), 0);
+    pid_t holder = spawn_in_cgroup(*service_, [&] {
+      close(done[1]);
+      const int fd = open(credential_.c_str(), O_RDONLY);
+      if (fd < 0) return 10;
+      char tag = 'f';
+      iovec iov{.iov_base = &tag, .iov_len = 1};
+      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+      msghdr msg{.msg_iov = &iov, .msg_iovlen = 1};
+      if (by_pidfd) {
+        tag = static_cast<char>(fd);  // the number the receiver asks pidfd_getfd for
+      } else {
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof(control);
+        cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+        cmsg->cmsg_level = SOL_SOCKET;
+        cmsg->cmsg_type = SCM_RIGHTS;
+        cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+        std::memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+      }
+      if (sendmsg(channel[0], &msg, 0) != 1) return 11;
+      char byte;
+      return read(done[0], &byte, 1) >= 0 ? 0 : 12;  // stays alive until the receiver is done
+    });
+    pid_t receiver = spawn_in_cgroup(*other_, [&] {
+      char tag = 0;
+      iovec iov{.iov_base = &tag, .iov_len = 1};
+      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+      msghdr msg{.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof(control)};
+      if (recvmsg(channel[1], &msg, 0) != 1) return 20;
+      int fd = -1;
+      if (by_pidfd) {
+        const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, holder, 0));
+        if (pidfd < 0) return 21;
+        fd = static_cast<int>(syscall(SYS_pidfd_getfd, pidfd, static_cast<int>(tag), 0));
+      } else if (cmsghdr* cmsg = CMSG_FIRSTHDR(&msg); cmsg && cmsg->cmsg_type == SCM_RIGHTS) {
+        std::memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
+      }
+      if (fd < 0) return 22;
+      char buf[64];
+      int rc = 0;
+      for (int i = 0; i < 3; ++i) rc |= pread(fd, buf, sizeof(buf), 0) > 0 ? 0 : 23;
+      return rc;
+    });
+    EXPECT_EQ(wait_for_exit(receiver), 0);
+    close(done[1]);
+    EXPECT_EQ(wait_for_exit(holder), 0);
+    close(done[0]);
+    close(channel[0]);
+    close(channel[1]);
+    std::vector<FileOpenEvent> reads;
+    for (const auto& event : credential_events_until_exit_of(holder)) {
+      if (event.process.tgid == static_cast<uint32_t>(receiver)) reads.push_back(event);
+    }
+    ASSERT_EQ(reads.size(), 1u) << "one record for the receiver, at its first read";
+    EXPECT_EQ(reads[0].syscall, OpenSyscall::pread64);
+    EXPECT_EQ(reads[0].process.cgroup_id, other_->id());
+    EXPECT_EQ(reads[0].ino, key_.ino);
+  }
 }
 
 // The opener's own reads are covered by its open: no read records for it, whichever syscall.
