@@ -377,8 +377,9 @@ static __always_inline void sensor__taint(struct task_struct *task, __u32 creden
 		maps__count(NHG_CTR_TAINT_MAP_FULL);
 }
 
-/* Is reading this credential denied to the current cgroup or one of its ancestors? */
-static __always_inline bool sensor__denied(__u32 credential_id)
+/* Is reading this credential denied to the current cgroup or one of its ancestors? *matched
+ * receives the deny entry's key (the read path remembers it for the fd table, readpath.bpf.h). */
+static __always_inline bool sensor__deny_match(__u32 credential_id, struct nhg_deny_key *matched)
 {
 	struct nhg_deny_key key = {.credential_id = credential_id};
 	struct nhg_deny_value *deny;
@@ -390,11 +391,19 @@ static __always_inline bool sensor__denied(__u32 credential_id)
 		if (!key.cgroup_id)
 			break;
 		deny = bpf_map_lookup_elem(&nhg_credential_denies, &key);
-		if (deny && maps__in_force(deny->expires_at_ns))
+		if (deny && maps__in_force(deny->expires_at_ns)) {
+			*matched = key;
 			return true;
+		}
 	}
 	return false;
 }
+
+/* The read path (readpath.bpf.h, included at the end) keeps per-(process, credential) and per-fd-table
+ * state that the open path feeds. */
+static __always_inline void readpath__opened(struct task_struct *task, const struct nhg_inode_key *key);
+static __always_inline void readpath__doom_fd_table(struct task_struct *task,
+						    const struct nhg_deny_key *deny);
 
 static __always_inline int sensor__on_open_exit(long ret, __u16 syscall, bool direct)
 {
@@ -403,6 +412,7 @@ static __always_inline int sensor__on_open_exit(long ret, __u16 syscall, bool di
 	struct nhg_credential_value *credential = NULL;
 	enum sensor__read_kind kind = SENSOR_READ_UNCHECKED;
 	struct sensor__opened opened = {};
+	struct nhg_deny_key deny = {};
 	struct dentry *dentry;
 	struct file *file;
 	__u32 credential_id = 0;
@@ -443,18 +453,21 @@ static __always_inline int sensor__on_open_exit(long ret, __u16 syscall, bool di
 		credential_id = credential->credential_id;
 		/* The kill is synchronous: the signal is pending before the syscall returns, so the
 		 * reader dies without reading a byte. */
-		if (sensor__denied(credential_id)) {
+		if (sensor__deny_match(credential_id, &deny)) {
 			bpf_send_signal(9 /* SIGKILL */);
 			denied = true;
 			maps__count(NHG_CTR_CREDENTIAL_DENIED);
+			readpath__doom_fd_table(task, &deny);
 		} else if (opened.f_mode & FMODE_READ) {
 			if (kind == SENSOR_READ_UNCHECKED) {
 				kind = sensor__repeat(task, &opened.key, &coalesced);
 				if (kind == SENSOR_REPEAT_COALESCED)
 					return 0;
 			}
-			if (kind == SENSOR_FIRST_READ)
+			if (kind == SENSOR_FIRST_READ) {
 				sensor__taint(task, credential_id, &opened.key);
+				readpath__opened(task, &opened.key);
+			}
 			repeat = kind == SENSOR_REPEAT_REPORTED;
 		}
 	} else if (sensor__candidate(&opened, direct)) {
@@ -640,3 +653,5 @@ int sensor_process_exit(void *ctx)
 	bpf_ringbuf_submit(event, maps__submit_flags());
 	return 0;
 }
+
+#include "readpath.bpf.h"

@@ -33,7 +33,29 @@ struct KernelProcess {
 };
 
 // none: a repeat summary (FileOpenEvent::repeat_summary), which no syscall made.
-enum class OpenSyscall : uint16_t { none = 0, openat = 1, openat2 = 2, open = 3, creat = 4, open_by_handle_at = 5 };
+// io_uring_*: an open submitted through io_uring. The read family (read .. copy_file_range): the first
+// read of a credential fd by a process that did not open it (bpf/readpath.bpf.h). io_uring_ring: an
+// io_uring_setup/enter refused (killed) under a credential deny; it names no file.
+enum class OpenSyscall : uint16_t {
+  none = 0,
+  openat = 1,
+  openat2 = 2,
+  open = 3,
+  creat = 4,
+  open_by_handle_at = 5,
+  io_uring_openat = 8,
+  io_uring_openat2 = 9,
+  read = 10,
+  pread64 = 11,
+  readv = 12,
+  preadv = 13,
+  io_uring_read = 14,
+  mmap = 15,
+  sendfile = 16,
+  splice = 17,
+  copy_file_range = 18,
+  io_uring_ring = 19,
+};
 std::string_view to_string(OpenSyscall syscall);
 
 // A credential file (matched by inode) or a candidate (matched by name) was opened.
@@ -64,6 +86,8 @@ struct FileOpenEvent {
   // (coalesced_opens of them). Carries no path, fd or syscall.
   bool repeat_summary = false;
   bool denied = false;  // a deny_credential rule matched: the kernel SIGKILLed the reader
+  // With denied: killed because it shares the fd table (clone(CLONE_FILES)) of a process a deny killed.
+  bool shared_fd_table = false;
 
   bool readable() const { return (f_mode & 0x1) != 0; }
   bool writable() const { return (f_mode & 0x2) != 0; }

@@ -67,6 +67,32 @@ void select_open_variant(bpf_object* obj, bool direct) {
   }
 }
 
+// The io_uring programs (bpf/readpath.bpf.h) attach to tracepoints a kernel built without io_uring
+// lacks; there they are not loaded, and io_uring needs no watching. Every other program's hook
+// exists on every supported kernel, and a missing one fails the load as before.
+bool tracepoint_exists(std::string_view section) {
+  constexpr std::string_view kPrefix = "tracepoint/";
+  if (!section.starts_with(kPrefix)) return true;
+  const std::string event(section.substr(kPrefix.size()));
+  for (const char* root : {"/sys/kernel/tracing/events/", "/sys/kernel/debug/tracing/events/"}) {
+    if (access((std::string(root) + event).c_str(), F_OK) == 0) return true;
+  }
+  return false;
+}
+
+void skip_missing_io_uring_hooks(bpf_object* obj) {
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, obj) {
+    const std::string_view section = bpf_program__section_name(prog);
+    const bool io_uring =
+        section.starts_with("tracepoint/io_uring/") || section.starts_with("tracepoint/syscalls/sys_enter_io_uring_");
+    if (!io_uring || !bpf_program__autoload(prog) || tracepoint_exists(section)) continue;
+    spdlog::warn("{}: this kernel has no {} tracepoint (built without io_uring); not loaded", bpf_program__name(prog),
+                 section);
+    bpf_program__set_autoload(prog, false);
+  }
+}
+
 // Both variants of a hook pin their link under the same name, so an agent that switches variants
 // (or an upgrade from one that had only the first) takes the link over instead of leaving the old
 // program attached beside the new one.
@@ -130,13 +156,15 @@ Result<void> SensorLoader::load_sensor_object(const SensorOptions& options, bool
   skel_->rodata->ignore_tgid = options.ignore_tgid;
   skel_->rodata->read_syscall_args = options.read_syscall_args;
   select_open_variant(skel_->obj, direct_file_reads);
+  skip_missing_io_uring_hooks(skel_->obj);
 
   if (!options.pin_dir.empty()) {
     if (auto made = make_directories(options.pin_dir); !made) return fail(made.error());
-    for (bpf_map* map : {skel_->maps.nhg_credentials, skel_->maps.nhg_candidate_names, skel_->maps.nhg_candidate_pairs,
-                         skel_->maps.nhg_candidate_prefixes, skel_->maps.nhg_counters, skel_->maps.nhg_taint,
-                         skel_->maps.nhg_enforcement_counts, skel_->maps.nhg_credential_denies,
-                         skel_->maps.nhg_credential_filter, skel_->maps.nhg_candidate_filter}) {
+    for (bpf_map* map :
+         {skel_->maps.nhg_credentials, skel_->maps.nhg_candidate_names, skel_->maps.nhg_candidate_pairs,
+          skel_->maps.nhg_candidate_prefixes, skel_->maps.nhg_counters, skel_->maps.nhg_taint,
+          skel_->maps.nhg_enforcement_counts, skel_->maps.nhg_credential_denies, skel_->maps.nhg_credential_filter,
+          skel_->maps.nhg_candidate_filter, skel_->maps.nhg_doomed_files}) {
       if (auto pinned = pin_map(map, options.pin_dir); !pinned) return pinned;
     }
   }
