@@ -39,6 +39,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct nhg_follow);
 } nhg_followed SEC(".maps");
+/* cgroup id -> the last credential read in it (NHG_CGROUP_TAINT_WINDOW_NS). LRU: the oldest reads
+ * make room, and a read older than the window matters no more. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__type(value, struct nhg_cgroup_taint);
+} nhg_cgroup_taint SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

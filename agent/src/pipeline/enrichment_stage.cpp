@@ -4,6 +4,7 @@
 
 #include "common/clock.h"
 #include "common/json_escape.h"
+#include "pipeline/correlation_stage.h"
 
 namespace nhiguard::pipeline {
 
@@ -24,7 +25,12 @@ void EnrichmentStage::on_event(events::KernelEvent& event) {
           on_egress(e);
         } else if constexpr (std::is_same_v<T, events::CgroupMoveEvent>) {
           on_cgroup_move(e);
+        } else if constexpr (std::is_same_v<T, events::MemoryAccessEvent>) {
+          on_memory_access(e);
+        } else if constexpr (std::is_same_v<T, events::BlockDeviceOpenEvent>) {
+          on_block_device_open(e);
         } else {
+          static_assert(std::is_same_v<T, events::FileOpenEvent>);
           on_file_open(e);
         }
       },
@@ -110,13 +116,49 @@ void EnrichmentStage::on_egress(const events::EgressEvent& event) {
   next_.on_observation(observation);
 }
 
-void EnrichmentStage::on_cgroup_move(const events::CgroupMoveEvent& event) {
-  processes_.observe(event.process);
+identity::ResolvedIdentity EnrichmentStage::resolve_event_process(const events::KernelProcess& process,
+                                                                  uint64_t start_ns) {
+  processes_.observe(process);
   std::string exe_from_exec;
-  if (auto seen = processes_.find({event.process.tgid, event.process.start_ns})) exe_from_exec = seen->exe;
+  if (auto seen = processes_.find({process.tgid, start_ns})) exe_from_exec = seen->exe;
+  events::KernelProcess keyed = process;
+  keyed.start_ns = start_ns;
+  return identities_.resolve(keyed, exe_from_exec);
+}
+
+void EnrichmentStage::on_memory_access(const events::MemoryAccessEvent& event) {
+  auto accessor = resolve_event_process(event.process, event.process.start_ns);
+  // The kernel knows the target only by its taint: its tgid, the thread named and its start.
+  const events::KernelProcess target_process{
+      .tgid = event.target_tgid, .tid = event.target_tid, .start_ns = event.target_start_ns};
+  std::string target_exe;
+  if (auto seen = processes_.find({event.target_tgid, event.target_start_ns})) target_exe = seen->exe;
+  auto target = identities_.resolve(target_process, target_exe);
+  auto taint = credentials_.by_id(event.taint_credential_id);
+  const bool known = taint.has_value();
+  Observation observation{.event = &event,
+                          .credential = std::move(taint),
+                          .credential_known = known,
+                          .identity = std::move(accessor),
+                          .target = std::move(target),
+                          .wall_ns = boot_to_wall_ns(event.ts_ns)};
+  next_.on_observation(observation);
+}
+
+void EnrichmentStage::on_block_device_open(const events::BlockDeviceOpenEvent& event) {
+  auto identity = resolve_event_process(event.process, event.process.start_ns);
+  if (engine_.block_device_reader_allowed(identity_facts(identity))) {
+    ++block_device_opens_allowed_;
+    return;
+  }
+  Observation observation{.event = &event, .identity = std::move(identity), .wall_ns = boot_to_wall_ns(event.ts_ns)};
+  next_.on_observation(observation);
+}
+
+void EnrichmentStage::on_cgroup_move(const events::CgroupMoveEvent& event) {
   // The workload is the one of the new cgroup: forget what was resolved for the old one.
   identities_.forget(event.process.tgid, event.process.start_ns);
-  auto identity = identities_.resolve(event.process, exe_from_exec);
+  auto identity = resolve_event_process(event.process, event.process.start_ns);
   auto taint = event.tainted ? credentials_.by_id(event.taint_credential_id) : std::nullopt;
   const bool known = taint.has_value();
   Observation observation{.event = &event,
