@@ -3,7 +3,9 @@
  * nhiguard egress: cgroup connect/sendmsg hooks and a cgroup_skb egress filter, attached once at the
  * cgroup v2 root.
  *
- * - Reports the egress attempts of tainted processes (they read a credential) and every denied one.
+ * - Reports the egress attempts of tainted processes (they read a credential), of untainted ones
+ *   in a cgroup where a credential was read within NHG_CGROUP_TAINT_WINDOW_NS (lower confidence),
+ *   and every denied one.
  * - Enforces egress blocks keyed by cgroup id (applying to that cgroup and everything below it):
  *   total, or limited to listed destinations (CIDR, optional port). connect()/sendmsg() then fail
  *   with EPERM before the first packet; the skb filter drops the packets of sockets that were
@@ -85,12 +87,25 @@ static __always_inline struct nhg_egress_block *egress__block_for(__u64 cgroup_i
 	return NULL;
 }
 
+/* The current cgroup's window (nhg_cgroup_taint) when a credential was read in it within
+ * NHG_CGROUP_TAINT_WINDOW_NS, else NULL. */
+static __always_inline struct nhg_cgroup_taint *egress__cgroup_window(void)
+{
+	__u64 cgroup_id = bpf_get_current_cgroup_id();
+	struct nhg_cgroup_taint *window = bpf_map_lookup_elem(&nhg_cgroup_taint, &cgroup_id);
+
+	if (!window || bpf_ktime_get_boot_ns() - window->tainted_at_ns >= NHG_CGROUP_TAINT_WINDOW_NS)
+		return NULL;
+	return window;
+}
+
 static __always_inline int egress__sock_addr(struct bpf_sock_addr *ctx, __u16 hook, bool v6)
 {
 	struct nhg_egress_block *block = NULL;
 	struct nhg_egress_event *event;
 	struct egress_dest dest;
 	struct nhg_taint *taint;
+	struct nhg_cgroup_taint *window = NULL;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = (__u32)(pid_tgid >> 32);
 	__u64 uid_gid;
@@ -119,9 +134,11 @@ static __always_inline int egress__sock_addr(struct bpf_sock_addr *ctx, __u16 ho
 	}
 
 	taint = bpf_map_lookup_elem(&nhg_taint, &tgid);
+	if (!taint)
+		window = egress__cgroup_window();
 	if (block)
 		maps__count(NHG_CTR_EGRESS_DENIED);
-	if (!taint && !block && !report_all_egress)
+	if (!taint && !window && !block && !report_all_egress)
 		return 1;
 
 	event = bpf_ringbuf_reserve(&nhg_events, sizeof(*event), 0);
@@ -150,15 +167,23 @@ static __always_inline int egress__sock_addr(struct bpf_sock_addr *ctx, __u16 ho
 	event->hook = hook;
 	event->verdict = block ? NHG_VERDICT_DENIED : NHG_VERDICT_ALLOWED;
 	event->rule_id = block ? block->rule_id : 0;
+	event->pad0 = 0;
 	if (taint) {
 		event->proc.start_ns = taint->start_ns;
 		event->taint_credential_id = taint->credential_id;
 		event->taint_source_tgid = taint->source_tgid;
 		event->tainted_at_ns = taint->tainted_at_ns;
+		event->taint_kind = NHG_TAINT_PROCESS;
+	} else if (window) {
+		event->taint_credential_id = window->credential_id;
+		event->taint_source_tgid = window->source_tgid;
+		event->tainted_at_ns = window->tainted_at_ns;
+		event->taint_kind = NHG_TAINT_CGROUP_WINDOW;
 	} else {
 		event->taint_credential_id = 0;
 		event->taint_source_tgid = 0;
 		event->tainted_at_ns = 0;
+		event->taint_kind = NHG_TAINT_NONE;
 	}
 	bpf_ringbuf_submit(event, maps__submit_flags());
 	return block ? 0 : 1;
