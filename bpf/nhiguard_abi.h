@@ -42,6 +42,12 @@ enum nhg_open_syscall {
 	NHG_SYS_OPEN = 3,
 	NHG_SYS_CREAT = 4,
 	NHG_SYS_OPEN_BY_HANDLE_AT = 5,
+	/* Not an open: a credential fd arrived in this process (SCM_RIGHTS, pidfd_getfd), seen by BPF
+	 * LSM file_receive; fd -1, no path. */
+	NHG_SYS_FILE_RECEIVE = 6,
+	/* An open seen by BPF LSM file_open, before the file is usable: any syscall (io_uring too); fd
+	 * -1, no path (the hook does not know which syscall it serves). */
+	NHG_SYS_LSM_FILE_OPEN = 7,
 };
 
 /* nhg_file_event.flags */
@@ -50,12 +56,16 @@ enum nhg_file_event_flags {
 	NHG_FILE_PATH_MISSING = 1u << 1,      /* requested_path could not be read */
 	NHG_FILE_CMDLINE_TRUNCATED = 1u << 2, /* the argv area was longer than NHG_CMDLINE_LEN */
 	NHG_FILE_CMDLINE_MISSING = 1u << 3,   /* the argv area could not be read (kernel thread, paged out) */
-	NHG_FILE_DENIED = 1u << 4,	      /* a deny_credential rule matched: the reader was SIGKILLed */
+	NHG_FILE_DENIED = 1u << 4,	      /* a deny_credential rule matched: the reader was SIGKILLed,
+					       * or with NHG_FILE_REFUSED, the open refused */
 	/* a repeat read by the same process: its argv came with the first */
 	NHG_FILE_CMDLINE_OMITTED = 1u << 5,
 	NHG_FILE_REPEAT_SUMMARY = 1u << 6, /* not an open: at the process's exit, the repeat opens counted
 					       * after its last record (coalesced_opens); syscall 0, fd -1,
 					       * no names or path */
+	/* With NHG_FILE_DENIED: BPF LSM refused the open (or the fd's receipt) with EACCES before a
+	 * byte was read; nobody was killed. */
+	NHG_FILE_REFUSED = 1u << 7,
 };
 
 /* A process that opens the same credential for reading again within NHG_REPEAT_WINDOW_NS of its
@@ -79,6 +89,7 @@ enum nhg_counter {
 	NHG_CTR_CREDENTIAL_OPENS_COALESCED = 8, /* repeat opens counted into a later record, not sent */
 	NHG_CTR_TAINT_MAP_FULL = 9, /* a taint (a read, or inherited on fork) not recorded: nhg_taint
 					   * refused the update (full); that process's egress is not seen */
+	NHG_CTR_LSM_REFUSED = 10,   /* opens, fd receipts, reads and socket calls refused by BPF LSM */
 	NHG_CTR__COUNT = 16,	    /* array size; room to add counters without resizing */
 };
 

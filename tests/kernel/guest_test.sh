@@ -156,3 +156,7 @@ for feature in fentry lsm_file_open; do
     { echo "kernel tier: $kver: the agent's --check does not report $feature supported"; exit 1; }
 done
 echo "kernel tier: $kver: --check reports fentry and lsm_file_open supported"
+# With BPF LSM active the agent enforces denies and blocks in the LSM hooks (bpf/lsm.bpf.c).
+grep -qE "^nhiguard-guest: check: enforcement +lsm " "$log" ||
+  { echo "kernel tier: $kver: the agent's --check does not choose the lsm enforcement path"; exit 1; }
+echo "kernel tier: $kver: --check chooses the lsm enforcement path"

@@ -174,10 +174,16 @@ std::expected<void, StartFailure> AgentDaemon::start() {
       .read_syscall_args = features_.supports("task_pt_regs"),
       .direct_file_reads = features_.supports("rdonly_cast"),
       .report_all_egress = config_.bpf.report_all_egress,
+      .lsm_enforcement = false,
   };
+  const kernel::EnforcementPath chosen = kernel::choose_enforcement(features_);
+  sensor_options.lsm_enforcement = chosen.lsm;
   auto sensor = kernel::KernelSensor::start(sensor_options);
   if (!sensor) return start_failure(kernel_refused, "sensor: " + sensor.error().message);
   sensor_ = std::move(*sensor);
+  // The probe's word holds unless loading or attaching the LSM programs failed (logged by the loader).
+  enforcement_ = chosen.lsm && !sensor_->enforcement_path().lsm ? sensor_->enforcement_path() : chosen;
+  spdlog::info("enforcement: {} ({})", enforcement_.name(), enforcement_.reason);
   auto loop = pipeline::EventLoop::create(kTick);
   if (!loop) return start_failure(runtime, "event loop: " + loop.error().message);
   loop_ = std::move(*loop);
@@ -348,6 +354,7 @@ nlohmann::json AgentDaemon::status_json() {
     counters["credential_opens_coalesced"] = c->values[NHG_CTR_CREDENTIAL_OPENS_COALESCED];
     counters["egress_denied"] = c->values[NHG_CTR_EGRESS_DENIED];
     counters["credential_denied"] = c->values[NHG_CTR_CREDENTIAL_DENIED];
+    counters["lsm_refused"] = c->values[NHG_CTR_LSM_REFUSED];
   }
   size_t active = 0;
   if (auto listed = executor_->list({.states = {containment::ActionState::active}}); listed) active = listed->size();
@@ -396,6 +403,7 @@ nlohmann::json AgentDaemon::status_json() {
       {"learning", learning_->learned().summary(static_cast<int64_t>(clock_ns(CLOCK_REALTIME)))},
       {"programs", sensor_->attached_programs()},
       {"features", features},
+      {"enforcement", {{"path", enforcement_.name()}, {"reason", enforcement_.reason}}},
       {"credentials_watched", watched},
       {"events_written", counts.events_written},
       {"candidates_dismissed", counts.candidates_dismissed},

@@ -68,7 +68,9 @@ constexpr auto kOpenSyscalls = enum_names<OpenSyscall>({{OpenSyscall::none, "non
                                                         {OpenSyscall::openat2, "openat2"},
                                                         {OpenSyscall::open, "open"},
                                                         {OpenSyscall::creat, "creat"},
-                                                        {OpenSyscall::open_by_handle_at, "open_by_handle_at"}});
+                                                        {OpenSyscall::open_by_handle_at, "open_by_handle_at"},
+                                                        {OpenSyscall::file_receive, "file_receive"},
+                                                        {OpenSyscall::lsm_file_open, "lsm_file_open"}});
 
 }  // namespace
 
@@ -107,7 +109,7 @@ Result<KernelEvent> decode_kernel_event(std::span<const std::byte> record) {
       if (!raw) return fail(raw.error());
       const bool summary = (raw->flags & NHG_FILE_REPEAT_SUMMARY) != 0;
       if (summary ? raw->syscall != 0 || header.type != NHG_EVENT_CREDENTIAL_OPEN
-                  : raw->syscall < NHG_SYS_OPENAT || raw->syscall > NHG_SYS_OPEN_BY_HANDLE_AT) {
+                  : raw->syscall < NHG_SYS_OPENAT || raw->syscall > NHG_SYS_LSM_FILE_OPEN) {
         return fail(Error::plain(fmt::format("kernel file event: syscall {} with flags {:#x} and type {}", raw->syscall,
                                              raw->flags, header.type)));
       }
@@ -138,6 +140,7 @@ Result<KernelEvent> decode_kernel_event(std::span<const std::byte> record) {
           .coalesced_opens = raw->coalesced_opens,
           .repeat_summary = summary,
           .denied = (raw->flags & NHG_FILE_DENIED) != 0,
+          .refused = (raw->flags & (NHG_FILE_DENIED | NHG_FILE_REFUSED)) == (NHG_FILE_DENIED | NHG_FILE_REFUSED),
       };
     }
     case NHG_EVENT_PROCESS_EXEC: {

@@ -32,8 +32,19 @@ struct KernelProcess {
   std::string comm;
 };
 
-// none: a repeat summary (FileOpenEvent::repeat_summary), which no syscall made.
-enum class OpenSyscall : uint16_t { none = 0, openat = 1, openat2 = 2, open = 3, creat = 4, open_by_handle_at = 5 };
+// none: a repeat summary (FileOpenEvent::repeat_summary), which no syscall made. file_receive: not
+// an open, an fd of the file arrived (SCM_RIGHTS, pidfd_getfd); lsm_file_open: an open seen by BPF
+// LSM (any syscall, io_uring too). Both carry no fd or path.
+enum class OpenSyscall : uint16_t {
+  none = 0,
+  openat = 1,
+  openat2 = 2,
+  open = 3,
+  creat = 4,
+  open_by_handle_at = 5,
+  file_receive = 6,
+  lsm_file_open = 7,
+};
 std::string_view to_string(OpenSyscall syscall);
 
 // A credential file (matched by inode) or a candidate (matched by name) was opened.
@@ -63,7 +74,8 @@ struct FileOpenEvent {
   // Not an open: at the process's exit, the repeat opens counted after its last record
   // (coalesced_opens of them). Carries no path, fd or syscall.
   bool repeat_summary = false;
-  bool denied = false;  // a deny_credential rule matched: the kernel SIGKILLed the reader
+  bool denied = false;   // a deny_credential rule matched: the kernel SIGKILLed the reader, or (refused) ...
+  bool refused = false;  // ... BPF LSM refused the open or the fd with EACCES: nothing read, nobody killed
 
   bool readable() const { return (f_mode & 0x1) != 0; }
   bool writable() const { return (f_mode & 0x2) != 0; }
