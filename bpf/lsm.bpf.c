@@ -200,13 +200,16 @@ int BPF_PROG(lsm_socket_connect, struct socket *sock, struct sockaddr *address, 
 {
 	struct egress_dest dest;
 	__u16 family = 0;
+	struct sock *sk;
 
 	if (ret || !maps__enforcing(NHG_ENF_EGRESS_BLOCKS))
 		return ret;
-	if (!lsm__read_sockaddr(address, addrlen, &dest, &family))
+	/* The kernel's BTF marks socket->sk as possibly NULL (6.12's verifier insists on the check). */
+	sk = sock->sk;
+	if (!sk || !lsm__read_sockaddr(address, addrlen, &dest, &family))
 		return 0;
 	/* Only refusals are reported here: an allowed connect goes on to the cgroup hook, which reports it. */
-	if (!egress__decide(&dest, family, sock->sk->sk_protocol,
+	if (!egress__decide(&dest, family, sk->sk_protocol,
 			    family == AF_INET6 ? NHG_HOOK_CONNECT6 : NHG_HOOK_CONNECT4, false, false))
 		return 0;
 	maps__count(NHG_CTR_LSM_REFUSED);
@@ -224,6 +227,8 @@ int BPF_PROG(lsm_socket_sendmsg, struct socket *sock, struct msghdr *msg, int si
 	if (ret || !maps__enforcing(NHG_ENF_EGRESS_BLOCKS))
 		return ret;
 	sk = sock->sk;
+	if (!sk)
+		return 0;
 	family = sk->__sk_common.skc_family;
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
