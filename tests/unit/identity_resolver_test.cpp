@@ -27,9 +27,10 @@ IdentityResolver::Options fixture_options() {
   return o;
 }
 
-KernelProcessFacts facts(uint32_t pid, uint64_t start_ticks, uint32_t uid = 998, std::string comm = "") {
-  KernelProcessFacts f;
-  f.pid = pid;
+nhiguard::events::KernelProcess facts(uint32_t pid, uint64_t start_ticks, uint32_t uid = 998, std::string comm = "") {
+  nhiguard::events::KernelProcess f;
+  f.tgid = pid;
+  f.audit_session_id = UINT32_MAX;
   f.start_ns = start_ticks * kNsPerTick + 1234567;  // sub-tick ns, as the kernel reports
   f.uid = uid;
   f.euid = uid;
@@ -93,9 +94,8 @@ TEST(IdentityResolver, HashesTheExecutableThroughProc) {
 
 TEST(IdentityResolver, ReusedPidFallsBackToKernelFields) {
   IdentityResolver resolver(fixture_options(), nullptr, nullptr);
-  KernelProcessFacts f = facts(400, 4000, 1001, "curl");  // /proc/400 started at 5000: another process
-  f.exe = "/usr/bin/curl";
-  const auto id = resolver.resolve(f);
+  nhiguard::events::KernelProcess f = facts(400, 4000, 1001, "curl");  // /proc/400 started at 5000: another process
+  const auto id = resolver.resolve(f, "/usr/bin/curl");
   EXPECT_FALSE(id.resolved_from_proc);
   EXPECT_EQ(id.process.comm, "curl");
   EXPECT_EQ(id.process.exe, "/usr/bin/curl");
@@ -121,7 +121,7 @@ TEST(IdentityResolver, GoneProcessAndUnknownStart) {
   const auto gone = resolver.resolve(facts(31337, 100, 5, "ghost"));
   EXPECT_FALSE(gone.resolved_from_proc);
   EXPECT_EQ(gone.process.comm, "ghost");
-  KernelProcessFacts no_start = facts(400, 0);
+  nhiguard::events::KernelProcess no_start = facts(400, 0);
   no_start.start_ns = 0;
   EXPECT_FALSE(resolver.resolve(no_start).resolved_from_proc);
   EXPECT_FALSE(resolver.resolve(facts(800, 9500)).resolved_from_proc);  // status unreadable
@@ -131,7 +131,7 @@ TEST(IdentityResolver, GoneProcessAndUnknownStart) {
 
 TEST(IdentityResolver, AuditSessionFromKernelWhenProcLacksIt) {
   IdentityResolver resolver(fixture_options(), nullptr, nullptr);
-  KernelProcessFacts f = facts(31337, 1, 1000, "sshd");
+  nhiguard::events::KernelProcess f = facts(31337, 1, 1000, "sshd");
   f.audit_session_id = 17;
   EXPECT_EQ(resolver.resolve(f).process.audit_session_id, 17u);
   const auto bash = resolver.resolve(facts(600, 7000, 1000, "bash"));
@@ -177,7 +177,7 @@ TEST_F(ScratchCgroups, KernelCgroupIdWinsOverProcPath) {
   io.use_file_handles = false;
   CgroupIndex index(root_.string(), io);
   IdentityResolver resolver(fixture_options(), &index, nullptr);
-  KernelProcessFacts f = facts(400, 5000);
+  nhiguard::events::KernelProcess f = facts(400, 5000);
   f.cgroup_id = ino("system.slice/billing.service");  // at the event the process was in billing
   const auto id = resolver.resolve(f);
   ASSERT_TRUE(id.resolved_from_proc);
@@ -194,14 +194,14 @@ TEST_F(ScratchCgroups, GoneProcessStillNamedByItsCgroup) {
   io.use_file_handles = false;
   CgroupIndex index(root_.string(), io);
   IdentityResolver resolver(fixture_options(), &index, nullptr);
-  KernelProcessFacts f = facts(31337, 100, 998, "payments");
+  nhiguard::events::KernelProcess f = facts(31337, 100, 998, "payments");
   f.cgroup_id = ino("system.slice/payments.service");
   const auto id = resolver.resolve(f);
   EXPECT_FALSE(id.resolved_from_proc);
   EXPECT_EQ(id.workload.kind, WorkloadKind::systemd_service);
   EXPECT_EQ(id.workload.uri, "spiffe://example.org/host/web-1/systemd/payments.service");
 
-  KernelProcessFacts unknown = f;
+  nhiguard::events::KernelProcess unknown = f;
   unknown.cgroup_id = 0xfffffffffff0ull;
   const auto bare = resolver.resolve(unknown);
   EXPECT_EQ(bare.workload.kind, WorkloadKind::bare_process);
@@ -213,7 +213,7 @@ TEST_F(ScratchCgroups, ProcPathWhenTheIdDoesNotResolve) {
   io.use_file_handles = false;
   CgroupIndex index(root_.string(), io);
   IdentityResolver resolver(fixture_options(), &index, nullptr);
-  KernelProcessFacts f = facts(710, 8000, 0, "orphan");
+  nhiguard::events::KernelProcess f = facts(710, 8000, 0, "orphan");
   f.cgroup_id = 0xfffffffffff0ull;
   const auto id = resolver.resolve(f);
   ASSERT_TRUE(id.resolved_from_proc);
@@ -244,8 +244,9 @@ TEST(IdentityResolverReal, Self) {
 
   // The same process described by an event with its real start time resolves to the same thing;
   // a start time far off is another process and must not be described with our /proc.
-  KernelProcessFacts f;
-  f.pid = static_cast<uint32_t>(::getpid());
+  nhiguard::events::KernelProcess f;
+  f.tgid = static_cast<uint32_t>(::getpid());
+  f.audit_session_id = UINT32_MAX;
   f.start_ns = id.process.start_ns;
   f.uid = ::getuid();
   EXPECT_TRUE(resolver.resolve(f).resolved_from_proc);
@@ -284,16 +285,16 @@ TEST(IdentityResolverReal, OwningConstructorAndEventShapedFacts) {
   if (resolver.cgroup_index() != nullptr) {
     if (auto id = resolver.cgroup_index()->id_of(live->workload.cgroup_path); id) cgroup_id = *id;
   }
-  auto identity = resolver.resolve(KernelProcessFacts{
-      .pid = static_cast<uint32_t>(::getpid()),
+  auto identity = resolver.resolve(nhiguard::events::KernelProcess{
+      .tgid = static_cast<uint32_t>(::getpid()),
       .tid = static_cast<uint32_t>(::gettid()),
       .ppid = static_cast<uint32_t>(::getppid()),
-      .start_ns = live->process.start_ns + 5'000'000,  // within the same tick, as an event would carry
-      .cgroup_id = cgroup_id,
       .uid = ::getuid(),
       .euid = ::geteuid(),
       .gid = ::getgid(),
       .audit_session_id = UINT32_MAX,
+      .start_ns = live->process.start_ns + 5'000'000,  // within the same tick, as an event would carry
+      .cgroup_id = cgroup_id,
       .comm = live->process.comm,
   });
   EXPECT_TRUE(identity.resolved_from_proc);

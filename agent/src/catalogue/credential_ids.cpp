@@ -1,6 +1,10 @@
 #include "catalogue/credential_ids.h"
 
+#include <fmt/format.h>
+
+#include "common/filesystem.h"
 #include "common/json_escape.h"
+#include "common/state_file.h"
 
 namespace nhiguard::catalogue {
 namespace {
@@ -48,6 +52,21 @@ Result<std::map<std::string, uint32_t>> parse_credential_ids(const nlohmann::jso
     }
   }
   return ids;
+}
+
+std::expected<std::map<std::string, uint32_t>, std::string> load_credential_ids_file(const std::string& path) {
+  auto loaded = load_state_file(path);
+  if (!loaded) return std::unexpected(loaded.error().message);
+  if (loaded->file) {
+    auto ids = parse_credential_ids(loaded->file->content);
+    if (ids) return std::move(*ids);
+    auto moved = quarantine_file(path);
+    return std::unexpected(fmt::format("{} is damaged ({}); kept as {}", path, ids.error().message,
+                                       moved ? *moved : moved.error().message));
+  }
+  return std::unexpected(loaded->damage.empty()
+                             ? path + " does not exist"
+                             : fmt::format("{}; kept as {}", loaded->damage, loaded->quarantined_as));
 }
 
 }  // namespace nhiguard::catalogue

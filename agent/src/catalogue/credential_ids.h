@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <map>
+#include <expected>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -22,5 +23,9 @@ nlohmann::json credential_ids_to_json(const std::map<std::string, uint32_t>& ids
 
 // The table, every id in 1..2^32-1; EUCLEAN naming the first bad entry.
 Result<std::map<std::string, uint32_t>> parse_credential_ids(const nlohmann::json& content);
+
+// The table in the state file at `path` (common/state_file.h); else why it cannot be used: missing,
+// unreadable, or damaged (a damaged file is moved aside, and the reason names where it is kept).
+std::expected<std::map<std::string, uint32_t>, std::string> load_credential_ids_file(const std::string& path);
 
 }  // namespace nhiguard::catalogue

@@ -26,7 +26,9 @@
 #include "identity/redaction_key.h"
 #include "kernel/host_prerequisites.h"
 #include "policy/policy_targets.h"
+#include "policy/policy_status.h"
 #include "records/rollback_handle_record.h"
+#include "records/unrecorded_action_record.h"
 #include "reporter/wire_records.h"
 
 namespace nhiguard::daemon {
@@ -147,7 +149,11 @@ std::expected<void, StartFailure> AgentDaemon::start() {
   // The policy's own files and canaries are watched too, or their triggers could never fire.
   for (auto& entry : policy::watched_entries(active_policy)) options.entries.push_back(std::move(entry));
   std::string credential_ids_problem;  // why the saved ids cannot be used; empty when they can
-  if (auto ids = load_credential_ids(credential_ids_problem)) options.initial_ids = std::move(*ids);
+  if (auto ids = catalogue::load_credential_ids_file(config_.state_dir + "/credential_ids.json"); ids) {
+    options.initial_ids = std::move(*ids);
+  } else {
+    credential_ids_problem = ids.error();
+  }
   catalogue::CatalogueOptions catalogue_options = options;  // kept to rebuild the ids from pinned state
   auto catalogue = catalogue::CredentialCatalogue::create(std::move(options));
   if (!catalogue) return start_failure(configuration, "credential catalogue: " + catalogue.error().message);
@@ -206,9 +212,17 @@ std::expected<void, StartFailure> AgentDaemon::start() {
                                                              config_.state_dir + "/credential_ids.json");
   if (auto synced = watched_->sync("start"); !synced) return start_failure(runtime, synced.error().message);
   if (ids_rebuilt) watched_->persist_ids();
-  if (auto counters = sensor_->counters().counters(); counters) reported_counters_ = *counters;
-  start_counters_ = reported_counters_;
-  account_downtime_drops();
+  counter_watch_ = std::make_unique<KernelCounterWatch>(
+      CounterSources{
+          .counters = [this] { return sensor_->counters().counters(); },
+          .counters_map_id = [this] { return sensor_->counters().counters_map_id(); },
+          .enforcement_map_full = [this] { return sensor_->enforcement().enforcement_map_full(); },
+      },
+      config_.state_dir + "/kernel_counters.json", config_.bpf.ringbuf_bytes,
+      [this](const std::string& kind, const std::string& message, uint64_t count) {
+        reporter_->add(reporter::alert_report(kind, message, count));
+      });
+  if (auto notice = counter_watch_->start()) state_notices_.push_back(std::move(*notice));
 
   // Containment: the ledger, the safety checks and the executor, then reconcile what an earlier
   // agent left pinned in the kernel with what the ledger says.
@@ -235,7 +249,9 @@ std::expected<void, StartFailure> AgentDaemon::start() {
   });
   // After the reporter: what a reboot lapsed or re-applied is alerted, not only logged.
   executor_->reconcile();
-  report_unowned_kernel_state();
+  if (auto notice = report_unowned_kernel_state(*ledger_, sensor_->enforcement(), config_.bpf.pin_dir)) {
+    state_notices_.push_back(std::move(*notice));
+  }
   if (auto damaged = learning_->load()) state_notices_.push_back({"state_quarantined", *damaged, 1});
   for (const auto& notice : state_notices_)
     reporter_->add(reporter::alert_report(notice.kind, notice.message, notice.count));
@@ -255,7 +271,15 @@ std::expected<void, StartFailure> AgentDaemon::start() {
       .hostname = config_.hostname,
   });
 
-  control_ = std::make_unique<Control>(*this);
+  control_ = std::make_unique<AgentControl>(AgentControlParts{
+      .executor = *executor_,
+      .ledger = *ledger_,
+      .learning = *learning_,
+      .operations = operations(),
+      .status = [this] { return status_json(); },
+      .wake = [this] { wake(); },
+      .hostname = config_.hostname,
+  });
   control_server_ = std::make_unique<control::ControlServer>(
       control::ControlServerOptions{.socket_path = config_.control_socket}, *control_);
   if (auto listening = control_server_->start(); !listening) {
@@ -298,17 +322,7 @@ std::expected<void, StartFailure> AgentDaemon::start_reporter() {
                  config::to_string(config_.mode));
     mode_.store(m.mode);
   }
-  reporter::AgentOperations operations{
-      .approve = [this](std::string_view handle, std::string_view actor,
-                        std::string_view note) { return approve(handle, actor, note); },
-      .reject = [this](std::string_view handle, std::string_view actor,
-                       std::string_view note) { return reject(handle, actor, note); },
-      .rollback = [this](std::string_view handle, std::string_view actor,
-                         std::string_view note) { return rollback(handle, actor, note); },
-      .mode = [this] { return mode(); },
-      .set_mode = [this](config::AgentMode m) { set_mode(m); },
-  };
-  collector_commands_ = std::make_unique<reporter::CollectorCommands>(operations, *ledger_, mode_file, config_.mode);
+  collector_commands_ = std::make_unique<reporter::CollectorCommands>(operations(), *ledger_, mode_file, config_.mode);
   const reporter::ReporterOptions reporter_options{
       .outbox_path = config_.state_dir + "/outbox.db",
       .outbox_max_bytes = config_.collector.outbox_max_bytes,
@@ -333,82 +347,52 @@ void AgentDaemon::set_mode(config::AgentMode mode) {
   }
 }
 
+reporter::AgentOperations AgentDaemon::operations() {
+  return {
+      .approve = [this](std::string_view handle, std::string_view actor,
+                        std::string_view note) { return approve(handle, actor, note); },
+      .reject = [this](std::string_view handle, std::string_view actor,
+                       std::string_view note) { return reject(handle, actor, note); },
+      .rollback = [this](std::string_view handle, std::string_view actor,
+                         std::string_view note) { return rollback(handle, actor, note); },
+      .mode = [this] { return mode(); },
+      .set_mode = [this](config::AgentMode m) { set_mode(m); },
+  };
+}
+
+// Each part renders its own piece; this is only the assembly (DESIGN.md's status fields).
 nlohmann::json AgentDaemon::status_json() {
-  nlohmann::json features = nlohmann::json::object();
-  for (const auto& f : features_.features) features[f.name] = f.supported;
-  nlohmann::json counters = nlohmann::json::object();
-  if (auto c = sensor_->counters().counters(); c) {
-    auto since_start = [&](nhg_counter i) { return c->values[i] - start_counters_.values[i]; };
-    // Drops while this agent runs; those before its start are the downtime gap.
-    counters["ringbuf_drops"] = c->ringbuf_drops() - start_counters_.ringbuf_drops();
-    counters["ringbuf_drops_file"] = since_start(NHG_CTR_RINGBUF_DROP_FILE);
-    counters["ringbuf_drops_process"] = since_start(NHG_CTR_RINGBUF_DROP_PROCESS);
-    counters["ringbuf_drops_egress"] = since_start(NHG_CTR_RINGBUF_DROP_EGRESS);
-    counters["ringbuf_drops_downtime"] = downtime_gap_.total();
-    counters["ringbuf_drops_since_pinned"] = c->ringbuf_drops();
-    counters["taint_map_full"] = since_start(NHG_CTR_TAINT_MAP_FULL);
-    counters["taint_map_full_since_pinned"] = c->values[NHG_CTR_TAINT_MAP_FULL];
-    counters["enforcement_map_full"] = sensor_->enforcement().enforcement_map_full();
-    counters["downtime_gap"] = downtime_gap_.to_json();
-    counters["credential_opens"] = c->values[NHG_CTR_CREDENTIAL_OPENS];
-    counters["credential_opens_coalesced"] = c->values[NHG_CTR_CREDENTIAL_OPENS_COALESCED];
-    counters["egress_denied"] = c->values[NHG_CTR_EGRESS_DENIED];
-    counters["credential_denied"] = c->values[NHG_CTR_CREDENTIAL_DENIED];
-    counters["lsm_refused"] = c->values[NHG_CTR_LSM_REFUSED];
-  }
   size_t active = 0;
   if (auto listed = executor_->list({.states = {containment::ActionState::active}}); listed) active = listed->size();
-  // Actions in force (or changed) that the ledger has not taken yet (disk full, read-only, ...).
-  nlohmann::json unrecorded = nlohmann::json::array();
-  for (const auto& owed : executor_->unrecorded()) {
-    auto item = records::handle_to_json(owed.handle);
-    item["ledger_error"] = owed.ledger_error;
-    item["unrecorded_since"] = format_rfc3339_ns(static_cast<uint64_t>(owed.since_ns));
-    item["ledger_writes_owed"] = owed.writes_owed;
-    unrecorded.push_back(std::move(item));
-  }
-  const size_t watched = watched_->size();
-  const pipeline::PipelineCounts counts = pipeline_->counts();
   size_t held = 0;
   if (auto listed = ledger_->list({.states = {containment::ActionState::held}}); listed) held = listed->size();
+  // Actions in force (or changed) that the ledger has not taken yet (disk full, read-only, ...).
+  nlohmann::json unrecorded = nlohmann::json::array();
+  for (const auto& owed : executor_->unrecorded()) unrecorded.push_back(records::unrecorded_to_json(owed));
   nlohmann::json state_notices = nlohmann::json::array();
   for (const auto& notice : state_notices_) {
     state_notices.push_back({{"kind", notice.kind}, {"message", notice.message}, {"count", notice.count}});
   }
   const auto& p = engine_->policy();
-  nlohmann::json decisions = {
-      {"observe", counts.decisions.observe},
-      {"alert", counts.decisions.alert},
-      {"hold", counts.decisions.hold},
-      {"contain", counts.decisions.contain},
-      {"suppressed", counts.decisions_suppressed},
-      {"not_carried_out", counts.decisions.not_carried_out},
-  };
+  const pipeline::PipelineCounts counts = pipeline_->counts();
   return {
       {"version", NHIGUARD_VERSION},
       {"host", config_.hostname},
       {"mode", config::to_string(mode_.load())},
       {"policy",
-       {{"dir", config_.policy_dir},
-        {"files", p.sources},
-        {"rules", p.rules.size()},
-        {"credentials", p.credentials.size()},
-        {"canaries", p.canaries.size()},
-        {"rate_limit",
-         {{"max_actions", p.rate_limit.max_actions},
-          {"window", config::format_duration(p.rate_limit.window)},
-          {"recent", rate_limiter_.recent(std::chrono::steady_clock::now(), p.rate_limit.window)}}}}},
-      {"decisions", decisions},
+       policy::policy_status_json(p, config_.policy_dir,
+                                  rate_limiter_.recent(std::chrono::steady_clock::now(), p.rate_limit.window))},
+      {"decisions", counts.decisions_json()},
       {"held_actions", held},
       {"learning", learning_->learned().summary(static_cast<int64_t>(clock_ns(CLOCK_REALTIME)))},
       {"programs", sensor_->attached_programs()},
-      {"features", features},
+      {"features", features_.to_json()},
       {"enforcement", {{"path", enforcement_.name()}, {"reason", enforcement_.reason}}},
-      {"credentials_watched", watched},
+      {"credentials_watched", watched_->size()},
       {"events_written", counts.events_written},
       {"candidates_dismissed", counts.candidates_dismissed},
       {"undecodable_records", counts.undecodable_records},
-      {"kernel_counters", counters},
+      {"kernel_counters", counter_watch_->status_json()},
       {"active_actions", active},
       {"unrecorded_actions", std::move(unrecorded)},
       {"pin_dir", config_.bpf.pin_dir},
@@ -416,71 +400,6 @@ nlohmann::json AgentDaemon::status_json() {
       {"collector", reporter_->status()},
       {"state_notices", state_notices},
   };
-}
-
-Result<nlohmann::json> AgentDaemon::Control::status() {
-  return daemon_.status_json();
-}
-
-Result<std::vector<containment::RollbackHandle>> AgentDaemon::Control::actions(const control::ActionsRequest& request) {
-  ledger::ListFilter filter{.limit = request.limit};
-  if (request.state) filter.states = {*request.state};
-  return daemon_.executor_->list(filter);
-}
-
-Result<containment::RollbackHandle> AgentDaemon::Control::contain(const control::ContainRequest& request) {
-  containment::ContainRequestSpec spec{
-      .action = request.action,
-      .target = {.unit = request.target.unit,
-                 .cgroup = request.target.cgroup,
-                 .pid = static_cast<pid_t>(request.target.pid.value_or(0))},
-      .credential_path = request.target.credential,
-      .destinations = request.target.destinations,
-      .ttl = request.ttl.value_or(std::chrono::minutes(15)),
-      .reason = request.reason,
-  };
-  return daemon_.executor_->contain(spec, "nhiguardctl");
-}
-
-Result<containment::RollbackHandle> AgentDaemon::Control::rollback(std::string_view handle) {
-  return daemon_.rollback(handle, "nhiguardctl");
-}
-
-Result<containment::RollbackHandle> AgentDaemon::Control::approve(std::string_view handle) {
-  return daemon_.approve(handle, "nhiguardctl");
-}
-
-Result<containment::RollbackHandle> AgentDaemon::Control::reject(std::string_view handle) {
-  return daemon_.reject(handle, "nhiguardctl");
-}
-
-Result<nlohmann::json> AgentDaemon::Control::learn(std::chrono::milliseconds duration) {
-  return daemon_.learning_->learn(duration);
-}
-
-Result<nlohmann::json> AgentDaemon::Control::suggest() {
-  return daemon_.learning_->suggest(daemon_.config_.hostname);
-}
-
-Result<nlohmann::json> AgentDaemon::Control::set_mode(std::string_view mode) {
-  const auto previous = daemon_.mode();
-  daemon_.set_mode(mode == "observe" ? config::AgentMode::observe : config::AgentMode::policy);
-  return nlohmann::json{{"mode", config::to_string(daemon_.mode())}, {"previous", config::to_string(previous)}};
-}
-
-Result<nlohmann::json> AgentDaemon::Control::audit_trail() {
-  return control::AuditTrail(*daemon_.ledger_).list();
-}
-
-Result<void> AgentDaemon::Control::authorize(const control::Request& request, const ledger::ControlPeer& peer) {
-  return control::AuditTrail(*daemon_.ledger_).authorize(request, peer);
-}
-
-void AgentDaemon::Control::audit(const control::Request& request, const ledger::ControlPeer& peer,
-                                 const nlohmann::json& response) {
-  control::AuditTrail(*daemon_.ledger_).record(request, peer, response);
-  // After every request: its audit record, and any ledger change it made, go to the outbox now.
-  daemon_.wake();
 }
 
 Result<containment::RollbackHandle> AgentDaemon::approve(std::string_view handle, std::string_view actor,
@@ -502,26 +421,6 @@ Result<containment::RollbackHandle> AgentDaemon::rollback(std::string_view handl
   auto done = executor_->rollback(handle, actor, note);
   wake();  // the ledger changed: its action update goes to the outbox now
   return done;
-}
-
-std::optional<std::map<std::string, uint32_t>> AgentDaemon::load_credential_ids(std::string& problem) {
-  const std::string path = config_.state_dir + "/credential_ids.json";
-  auto loaded = load_state_file(path);
-  if (!loaded) {
-    problem = loaded.error().message;
-    return std::nullopt;
-  }
-  if (loaded->file) {
-    auto ids = catalogue::parse_credential_ids(loaded->file->content);
-    if (ids) return std::move(*ids);
-    auto moved = quarantine_file(path);
-    problem = fmt::format("{} is damaged ({}); kept as {}", path, ids.error().message,
-                          moved ? *moved : moved.error().message);
-    return std::nullopt;
-  }
-  problem = loaded->damage.empty() ? path + " does not exist"
-                                   : fmt::format("{}; kept as {}", loaded->damage, loaded->quarantined_as);
-  return std::nullopt;
 }
 
 Result<bool> AgentDaemon::rebuild_credential_ids(catalogue::CatalogueOptions options, const std::string& why) {
@@ -553,112 +452,6 @@ Result<bool> AgentDaemon::rebuild_credential_ids(catalogue::CatalogueOptions opt
   spdlog::error("{}", message);
   state_notices_.push_back({"credential_ids_rebuilt", message, recovery.kept_from_pins});
   return true;
-}
-
-void AgentDaemon::report_unowned_kernel_state() {
-  auto active = ledger_->list({.states = {containment::ActionState::active}});
-  auto blocks = sensor_->enforcement().egress_blocks();
-  auto denies = sensor_->enforcement().credential_denies();
-  if (!active || !blocks || !denies) {
-    spdlog::error("cannot compare the pinned enforcement maps with the ledger; unowned entries are not reported");
-    return;
-  }
-  const auto unowned = unowned_kernel_state(*active, *blocks, *denies, clock_ns(CLOCK_BOOTTIME));
-  if (unowned.empty()) return;
-  constexpr size_t kListed = 16;  // the alert names the first ones; the count says how many
-  std::vector<std::string> listed(unowned.begin(), unowned.begin() + std::min(unowned.size(), kListed));
-  const std::string message = fmt::format(
-      "{} pinned enforcement entr{} in {} without an active ledger action (no handle to roll back; each ends at its "
-      "kernel expiry, or `bpftool map delete` ends it now): {}{}",
-      unowned.size(), unowned.size() == 1 ? "y" : "ies", config_.bpf.pin_dir, fmt::join(listed, "; "),
-      unowned.size() > kListed ? "; ..." : "");
-  spdlog::error("{}", message);
-  state_notices_.push_back({"unowned_kernel_state", message, unowned.size()});
-}
-
-void AgentDaemon::check_counters() {
-  auto counters = sensor_->counters().counters();
-  if (!counters) {
-    spdlog::warn("cannot read drop counters: {}", counters.error().message);
-    return;
-  }
-  auto delta = [&](nhg_counter c) { return counters->values[c] - reported_counters_.values[c]; };
-  const uint64_t new_drops = counters->ringbuf_drops() - reported_counters_.ringbuf_drops();
-  if (new_drops > 0) {
-    const std::string message = fmt::format(
-        "{} kernel event(s) dropped since the last check ({} file, {} lifecycle, {} egress): the ring buffer ({} "
-        "bytes) was full; raise bpf.ringbuf_bytes",
-        new_drops, delta(NHG_CTR_RINGBUF_DROP_FILE), delta(NHG_CTR_RINGBUF_DROP_PROCESS),
-        delta(NHG_CTR_RINGBUF_DROP_EGRESS), config_.bpf.ringbuf_bytes);
-    spdlog::error("{}", message);
-    reporter_->add(reporter::alert_report("ringbuf_drops", message, new_drops));
-  }
-  if (const uint64_t taint_full = delta(NHG_CTR_TAINT_MAP_FULL); taint_full > 0) {
-    const std::string message = fmt::format(
-        "{} credential read(s) or fork(s) could not record taint: nhg_taint ({} processes) is full; the egress of "
-        "those processes is not tied to the credential they read",
-        taint_full, NHG_TAINT_MAX_ENTRIES);
-    spdlog::error("{}", message);
-    reporter_->add(reporter::alert_report("taint_map_full", message, taint_full));
-  }
-  if (const uint64_t full = sensor_->enforcement().enforcement_map_full(); full > reported_enforcement_full_) {
-    const std::string message = fmt::format(
-        "{} containment(s) refused by the kernel since the last check: an enforcement map (credential denies, egress "
-        "blocks or their destinations) is full; each such action is recorded failed",
-        full - reported_enforcement_full_);
-    spdlog::error("{}", message);
-    reporter_->add(reporter::alert_report("enforcement_map_full", message, full - reported_enforcement_full_));
-    reported_enforcement_full_ = full;
-  }
-  const uint64_t fd_failures =
-      counters->values[NHG_CTR_FD_LOOKUP_FAILED] - reported_counters_.values[NHG_CTR_FD_LOOKUP_FAILED];
-  if (fd_failures > 0) spdlog::warn("{} open(s) whose file the sensor could not read from the fd table", fd_failures);
-  reported_counters_ = *counters;
-  // Drops reported now are no longer the next start's downtime gap.
-  if (new_drops > 0) save_drop_snapshot(false);
-}
-
-void AgentDaemon::save_drop_snapshot(bool clean_stop) {
-  auto map_id = sensor_->counters().counters_map_id();
-  if (!map_id) {
-    spdlog::warn("{}: the next start cannot tell downtime drops from these", map_id.error().message);
-    return;
-  }
-  const auto snapshot = DropSnapshot::of(reported_counters_, current_boot_id(), *map_id,
-                                         static_cast<int64_t>(clock_ns(CLOCK_REALTIME)), clean_stop);
-  if (auto written = write_state_file(config_.state_dir + "/kernel_counters.json", snapshot.to_json()); !written) {
-    spdlog::warn("{}: the next start counts drops since an older snapshot as downtime", written.error().message);
-  }
-}
-
-void AgentDaemon::account_downtime_drops() {
-  const std::string path = config_.state_dir + "/kernel_counters.json";
-  std::optional<DropSnapshot> last;
-  std::string problem;
-  if (auto loaded = load_state_file(path); !loaded) {
-    problem = loaded.error().message;
-  } else if (loaded->file) {
-    if (auto parsed = DropSnapshot::from_json(loaded->file->content); parsed) {
-      last = *parsed;
-    } else {
-      auto moved = quarantine_file(path);
-      problem = fmt::format("{} is damaged ({}); kept as {}", path, parsed.error().message,
-                            moved ? *moved : moved.error().message);
-    }
-  } else if (!loaded->damage.empty()) {
-    problem = fmt::format("{}; kept as {}", loaded->damage, loaded->quarantined_as);
-  }
-  if (!problem.empty()) spdlog::error("{}: drops before this start are counted since the counters were made", problem);
-  auto map_id = sensor_->counters().counters_map_id();
-  const auto now = DropSnapshot::of(reported_counters_, current_boot_id(), map_id ? *map_id : 0,
-                                    static_cast<int64_t>(clock_ns(CLOCK_REALTIME)), false);
-  downtime_gap_ = downtime_gap(last, now);
-  if (downtime_gap_.total() > 0) {
-    const std::string message = downtime_gap_.describe() + "; raise bpf.ringbuf_bytes or keep the agent running";
-    spdlog::error("{}", message);
-    state_notices_.push_back({"ringbuf_drops_downtime", message, downtime_gap_.total()});
-  }
-  save_drop_snapshot(false);
 }
 
 void AgentDaemon::wake() const {
@@ -697,7 +490,7 @@ int AgentDaemon::run(const std::atomic<bool>& stop) {
       changed = true;
     }
     if (now >= next_housekeeping_) {
-      check_counters();
+      counter_watch_->check();
       learning_->persist_if_changed();
       pipeline_->housekeeping(now, clock_ns(CLOCK_BOOTTIME));
       next_housekeeping_ = now + kHousekeepingInterval;
@@ -709,8 +502,7 @@ int AgentDaemon::run(const std::atomic<bool>& stop) {
     if (changed || pipeline_->counts().reports_emitted != reports_before) reporter_->flush();
   }
   control_server_->stop();
-  check_counters();
-  save_drop_snapshot(true);
+  counter_watch_->stop();
   reporter_->stop();
   spdlog::info(
       "stopping: {} event(s) written, {} candidate(s) dismissed, {} undecodable record(s); pinned programs "

@@ -33,10 +33,10 @@
 #include "containment/target_resolver.h"
 #include "control/control_server.h"
 #include "reporter/collector_commands.h"
-#include "containment/containment_executor.h"
 #include "ledger/rollback_ledger.h"
 #include "config/agent_config.h"
-#include "daemon/drop_accounting.h"
+#include "daemon/agent_control.h"
+#include "daemon/kernel_counter_watch.h"
 #include "daemon/state_recovery.h"
 #include "events/event_log.h"
 #include "events/kernel_event.h"
@@ -87,42 +87,14 @@ class AgentDaemon {
                                                std::string_view note = "rolled back");
 
  private:
-  // credential_ids.json's path -> id table; nullopt (and `problem` says why) when it is missing,
-  // unreadable or damaged (a damaged file is moved aside).
-  std::optional<std::map<std::string, uint32_t>> load_credential_ids(std::string& problem);
   // After a lost id table: re-creates the catalogue with the ids the pinned maps use (see
   // daemon/state_recovery.h). False when no pinned state refers to any id.
   Result<bool> rebuild_credential_ids(catalogue::CatalogueOptions options, const std::string& why);
-  void report_unowned_kernel_state();
-  // The downtime gap at start (daemon/drop_accounting.h) and the snapshot it is measured against.
-  void account_downtime_drops();
-  void save_drop_snapshot(bool clean_stop);
-  void check_counters();
   nlohmann::json status_json();
   std::expected<void, StartFailure> load_policy();
+  // approve/reject/rollback/mode as the control socket and the collector's commands call them.
+  reporter::AgentOperations operations();
 
-  // The control socket's view of the agent; its calls run on the server's thread.
-  class Control : public control::ControlHandler {
-   public:
-    explicit Control(AgentDaemon& daemon) : daemon_(daemon) {}
-    Result<nlohmann::json> status() override;
-    Result<std::vector<containment::RollbackHandle>> actions(const control::ActionsRequest& request) override;
-    Result<containment::RollbackHandle> contain(const control::ContainRequest& request) override;
-    Result<containment::RollbackHandle> rollback(std::string_view handle) override;
-    Result<containment::RollbackHandle> approve(std::string_view handle) override;
-    Result<containment::RollbackHandle> reject(std::string_view handle) override;
-    Result<nlohmann::json> learn(std::chrono::milliseconds duration) override;
-    Result<nlohmann::json> suggest() override;
-    Result<nlohmann::json> set_mode(std::string_view mode) override;
-    // The peer guard and the audit trail (control/control_audit.h), kept in the ledger.
-    Result<nlohmann::json> audit_trail() override;
-    Result<void> authorize(const control::Request& request, const ledger::ControlPeer& peer) override;
-    void audit(const control::Request& request, const ledger::ControlPeer& peer,
-               const nlohmann::json& response) override;
-
-   private:
-    AgentDaemon& daemon_;
-  };
   // The reporter and the collector's commands; the mode a collector imposed (mode.json) replaces
   // agent.yaml's until a collector lifts it.
   std::expected<void, StartFailure> start_reporter();
@@ -142,15 +114,12 @@ class AgentDaemon {
   std::unique_ptr<containment::TargetResolver> resolver_;
   SystemClock clock_;  // the executor's: TTLs and expiry on CLOCK_BOOTTIME of this boot
   std::unique_ptr<containment::ContainmentExecutor> executor_;
-  std::unique_ptr<Control> control_;
+  std::unique_ptr<AgentControl> control_;
   std::unique_ptr<control::ControlServer> control_server_;
   std::string cgroup2_root_;
   std::chrono::steady_clock::time_point next_rescan_;
   std::chrono::steady_clock::time_point next_housekeeping_;
-  kernel::SensorCounters reported_counters_;  // what check_counters() has reported
-  kernel::SensorCounters start_counters_;     // at this agent's start
-  uint64_t reported_enforcement_full_ = 0;
-  DowntimeGap downtime_gap_;
+  std::unique_ptr<KernelCounterWatch> counter_watch_;
 
   std::atomic<config::AgentMode> mode_{config::AgentMode::policy};
   std::unique_ptr<policy::DecisionEngine> engine_;

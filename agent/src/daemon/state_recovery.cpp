@@ -1,6 +1,10 @@
 #include "daemon/state_recovery.h"
 
+#include <time.h>
+
 #include <algorithm>
+
+#include "common/clock.h"
 
 namespace nhiguard::daemon {
 
@@ -60,6 +64,29 @@ std::vector<std::string> unowned_kernel_state(const std::vector<containment::Rol
     }
   }
   return out;
+}
+
+std::optional<StateNotice> report_unowned_kernel_state(ledger::RollbackLedger& ledger,
+                                                       const kernel::EnforcementMaps& enforcement,
+                                                       const std::string& pin_dir) {
+  auto active = ledger.list({.states = {containment::ActionState::active}});
+  auto blocks = enforcement.egress_blocks();
+  auto denies = enforcement.credential_denies();
+  if (!active || !blocks || !denies) {
+    spdlog::error("cannot compare the pinned enforcement maps with the ledger; unowned entries are not reported");
+    return std::nullopt;
+  }
+  const auto unowned = unowned_kernel_state(*active, *blocks, *denies, clock_ns(CLOCK_BOOTTIME));
+  if (unowned.empty()) return std::nullopt;
+  constexpr size_t kListed = 16;  // the alert names the first ones; the count says how many
+  std::vector<std::string> listed(unowned.begin(), unowned.begin() + std::min(unowned.size(), kListed));
+  const std::string message = fmt::format(
+      "{} pinned enforcement entr{} in {} without an active ledger action (no handle to roll back; each ends at its "
+      "kernel expiry, or `bpftool map delete` ends it now): {}{}",
+      unowned.size(), unowned.size() == 1 ? "y" : "ies", pin_dir, fmt::join(listed, "; "),
+      unowned.size() > kListed ? "; ..." : "");
+  spdlog::error("{}", message);
+  return StateNotice{"unowned_kernel_state", message, unowned.size()};
 }
 
 }  // namespace nhiguard::daemon

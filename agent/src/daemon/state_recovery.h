@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,6 +31,8 @@
 #include "common/filesystem.h"
 #include "common/result.h"
 #include "containment/action.h"
+#include "kernel/enforcement_maps.h"
+#include "ledger/rollback_ledger.h"
 #include "nhiguard_abi.h"
 
 namespace nhiguard::daemon {
@@ -81,5 +84,11 @@ std::vector<std::string> unowned_kernel_state(const std::vector<containment::Rol
                                               const std::vector<std::pair<uint64_t, nhg_egress_block>>& blocks,
                                               const std::vector<std::pair<nhg_deny_key, nhg_deny_value>>& denies,
                                               uint64_t now_boot_ns);
+
+// Compares the pinned enforcement maps with the ledger's active actions: the notice (logged here)
+// names the unowned entries, the first 16 of them, and how to end them; none when all are owned.
+std::optional<StateNotice> report_unowned_kernel_state(ledger::RollbackLedger& ledger,
+                                                       const kernel::EnforcementMaps& enforcement,
+                                                       const std::string& pin_dir);
 
 }  // namespace nhiguard::daemon

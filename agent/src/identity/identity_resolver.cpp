@@ -55,14 +55,14 @@ IdentityResolver::IdentityResolver(Options options, CgroupIndex* cgroups, ExeHas
   ns_per_tick_ = 1'000'000'000ull / static_cast<uint64_t>(ticks);
 }
 
-std::shared_ptr<const ResolvedIdentity> IdentityResolver::lookup_cache(const KernelProcessFacts& facts) {
+std::shared_ptr<const ResolvedIdentity> IdentityResolver::lookup_cache(const events::KernelProcess& process) {
   std::lock_guard lock(mu_);
-  const Key key{facts.pid, facts.start_ns};
+  const Key key{process.tgid, process.start_ns};
   const Entry* entry = cache_.find(key);
   if (entry == nullptr) return nullptr;
   // Same key, different cgroup or comm: the process moved or exec'd since; resolve afresh.
-  if ((facts.cgroup_id != 0 && facts.cgroup_id != entry->cgroup_id) ||
-      (!facts.comm.empty() && facts.comm != entry->comm)) {
+  if ((process.cgroup_id != 0 && process.cgroup_id != entry->cgroup_id) ||
+      (!process.comm.empty() && process.comm != entry->comm)) {
     cache_.erase(key);
     return nullptr;
   }
@@ -70,85 +70,88 @@ std::shared_ptr<const ResolvedIdentity> IdentityResolver::lookup_cache(const Ker
   return entry->identity;
 }
 
-void IdentityResolver::store(const KernelProcessFacts& facts, std::shared_ptr<const ResolvedIdentity> identity) {
+void IdentityResolver::store(const events::KernelProcess& process, std::shared_ptr<const ResolvedIdentity> identity) {
   std::lock_guard lock(mu_);
-  cache_.put({facts.pid, facts.start_ns}, Entry{std::move(identity), facts.cgroup_id, facts.comm});
+  cache_.put({process.tgid, process.start_ns}, Entry{std::move(identity), process.cgroup_id, process.comm});
 }
 
-WorkloadIdentity IdentityResolver::workload_for(const KernelProcessFacts& facts, const std::string& proc_cgroup_path,
+WorkloadIdentity IdentityResolver::workload_for(const events::KernelProcess& process,
+                                                const std::string& proc_cgroup_path,
                                                 std::vector<std::string>& notes) const {
   std::string path;
-  if (cgroups_ != nullptr && facts.cgroup_id != 0) {
-    if (auto p = cgroups_->path_of(facts.cgroup_id); p) {
+  if (cgroups_ != nullptr && process.cgroup_id != 0) {
+    if (auto p = cgroups_->path_of(process.cgroup_id); p) {
       path = std::move(*p);
     } else {
-      notes.push_back("cgroup id " + std::to_string(facts.cgroup_id) + ": " + p.error().message);
+      notes.push_back("cgroup id " + std::to_string(process.cgroup_id) + ": " + p.error().message);
     }
   }
   // /proc's path is "now", the id is "at the event"; the path stands in only when the id fails.
   if (path.empty() && !proc_cgroup_path.empty()) path = proc_cgroup_path;
-  return make_workload_identity(options_.trust_domain, options_.host, path, facts.cgroup_id, facts.uid);
+  return make_workload_identity(options_.trust_domain, options_.host, path, process.cgroup_id, process.uid);
 }
 
-ResolvedIdentity IdentityResolver::from_kernel_only(const KernelProcessFacts& facts, std::string why) {
+ResolvedIdentity IdentityResolver::from_kernel_only(const events::KernelProcess& process, const std::string& exe,
+                                                    std::string why) {
   ResolvedIdentity out;
   out.notes.push_back(std::move(why));
-  out.workload = workload_for(facts, "", out.notes);
+  out.workload = workload_for(process, "", out.notes);
   ProcessIdentity& p = out.process;
-  p.pid = facts.pid;
-  p.tid = facts.tid;
-  p.start_ns = facts.start_ns;
-  p.ppid = facts.ppid;
-  p.uid = facts.uid;
-  p.euid = facts.euid;
-  p.gid = facts.gid;
-  p.comm = facts.comm;
-  p.exe = facts.exe;
-  if (facts.audit_session_id != UINT32_MAX) p.audit_session_id = facts.audit_session_id;
+  p.pid = process.tgid;
+  p.tid = process.tid;
+  p.start_ns = process.start_ns;
+  p.ppid = process.ppid;
+  p.uid = process.uid;
+  p.euid = process.euid;
+  p.gid = process.gid;
+  p.comm = process.comm;
+  p.exe = exe;
+  if (process.audit_session_id != UINT32_MAX) p.audit_session_id = process.audit_session_id;
   out.resolved_from_proc = false;
   std::lock_guard lock(mu_);
   ++stats_.from_kernel_only;
   return out;
 }
 
-ResolvedIdentity IdentityResolver::resolve(const KernelProcessFacts& facts) {
-  if (auto hit = lookup_cache(facts)) {
+ResolvedIdentity IdentityResolver::resolve(const events::KernelProcess& process, const std::string& exe_from_exec) {
+  if (auto hit = lookup_cache(process)) {
     ResolvedIdentity copy = *hit;
-    copy.process.tid = facts.tid;  // the cache is per process; the thread is per event
+    copy.process.tid = process.tid;  // the cache is per process; the thread is per event
     return copy;
   }
 
-  const std::string pid_text = "pid " + std::to_string(facts.pid);
-  if (facts.start_ns == 0) {
+  const std::string pid_text = "pid " + std::to_string(process.tgid);
+  if (process.start_ns == 0) {
     // Without a start time nothing proves /proc/PID is this process.
-    return from_kernel_only(facts, pid_text + ": no start time to verify /proc against");
+    return from_kernel_only(process, exe_from_exec, pid_text + ": no start time to verify /proc against");
   }
-  auto dir = ProcessDir::open(options_.proc_root, static_cast<pid_t>(facts.pid));
-  if (!dir) return from_kernel_only(facts, pid_text + " gone: " + dir.error().message);
+  auto dir = ProcessDir::open(options_.proc_root, static_cast<pid_t>(process.tgid));
+  if (!dir) return from_kernel_only(process, exe_from_exec, pid_text + " gone: " + dir.error().message);
   auto info = dir->info();
-  if (!info) return from_kernel_only(facts, pid_text + " unreadable: " + info.error().message);
+  if (!info) return from_kernel_only(process, exe_from_exec, pid_text + " unreadable: " + info.error().message);
 
   // /proc reports the start in whole ticks, truncated; allow one tick either way for a start
   // taken from a slightly different clock read (a pid is never reused within 10 ms).
-  const uint64_t expected = ns_to_ticks(facts.start_ns);
+  const uint64_t expected = ns_to_ticks(process.start_ns);
   const uint64_t actual = info->start_time_ticks;
   if ((actual > expected ? actual - expected : expected - actual) > 1) {
-    return from_kernel_only(facts, pid_text + " reused: /proc start " + std::to_string(actual) +
-                                       " ticks, event start " + std::to_string(expected) + " ticks");
+    return from_kernel_only(process, exe_from_exec,
+                            pid_text + " reused: /proc start " + std::to_string(actual) + " ticks, event start " +
+                                std::to_string(expected) + " ticks");
   }
 
   auto out = std::make_shared<ResolvedIdentity>();
-  out->workload = workload_for(facts, info->cgroup_path, out->notes);
+  out->workload = workload_for(process, info->cgroup_path, out->notes);
   ProcessIdentity& p = out->process;
-  p.pid = facts.pid;
-  p.tid = facts.tid;
-  p.start_ns = facts.start_ns;
-  p.ppid = facts.ppid != 0 ? facts.ppid : static_cast<uint32_t>(info->ppid);
-  p.uid = facts.uid;
-  p.euid = facts.euid;
-  p.gid = facts.gid;
-  p.comm = facts.comm.empty() ? info->comm : facts.comm;
-  p.exe = info->exe.empty() ? facts.exe : info->exe;
+  p.pid = process.tgid;
+  p.tid = process.tid;
+  p.start_ns = process.start_ns;
+  p.ppid = process.ppid != 0 ? process.ppid : static_cast<uint32_t>(info->ppid);
+  p.uid = process.uid;
+  p.euid = process.euid;
+  p.gid = process.gid;
+  p.comm = process.comm.empty() ? info->comm : process.comm;
+  p.exe = info->exe.empty() ? exe_from_exec : info->exe;
   p.exe_deleted = info->exe_deleted;
   p.cmdline_truncated = info->cmdline_truncated;
   if (options_.redactor) {
@@ -159,7 +162,7 @@ ResolvedIdentity IdentityResolver::resolve(const KernelProcessFacts& facts) {
   }
   p.session_id = info->session_id;
   p.audit_session_id = info->audit_session_id;
-  if (!p.audit_session_id && facts.audit_session_id != UINT32_MAX) p.audit_session_id = facts.audit_session_id;
+  if (!p.audit_session_id && process.audit_session_id != UINT32_MAX) p.audit_session_id = process.audit_session_id;
   p.login_uid = info->login_uid;
   if (options_.hash_executables && hashes_ != nullptr) {
     if (auto h = hashes_->hash_proc_dir(dir->fd(), dir->pid()); h) {
@@ -181,14 +184,14 @@ ResolvedIdentity IdentityResolver::resolve(const KernelProcessFacts& facts) {
   // Reads through the directory fd fail once the process is reaped; a final stat through it
   // confirms it lived through all of the above, so nothing read belongs to a successor.
   if (auto again = dir->stat(); !again || again->start_time_ticks != actual) {
-    return from_kernel_only(facts, pid_text + " exited while being resolved");
+    return from_kernel_only(process, exe_from_exec, pid_text + " exited while being resolved");
   }
 
   {
     std::lock_guard lock(mu_);
     ++stats_.from_proc;
   }
-  store(facts, out);
+  store(process, out);
   return *out;
 }
 
@@ -197,20 +200,21 @@ Result<ResolvedIdentity> IdentityResolver::resolve_live(pid_t pid) {
   if (!dir) return fail(std::move(dir.error()));
   auto info = dir->info();
   if (!info) return fail(std::move(info.error()));
-  KernelProcessFacts facts;
-  facts.pid = static_cast<uint32_t>(pid);
-  facts.tid = static_cast<uint32_t>(pid);
+  events::KernelProcess process;
+  process.audit_session_id = UINT32_MAX;  // /proc's loginuid session is read by resolve()
+  process.tgid = static_cast<uint32_t>(pid);
+  process.tid = static_cast<uint32_t>(pid);
   // The tick's first ns: ns_to_ticks of it gives back the same tick.
-  facts.start_ns = info->start_time_ticks * ns_per_tick_;
-  facts.ppid = static_cast<uint32_t>(info->ppid);
-  facts.uid = info->uid;
-  facts.euid = info->euid;
-  facts.gid = info->gid;
-  facts.comm = info->comm;
+  process.start_ns = info->start_time_ticks * ns_per_tick_;
+  process.ppid = static_cast<uint32_t>(info->ppid);
+  process.uid = info->uid;
+  process.euid = info->euid;
+  process.gid = info->gid;
+  process.comm = info->comm;
   if (cgroups_ != nullptr && !info->cgroup_path.empty() && !info->cgroup_deleted) {
-    if (auto id = cgroups_->id_of(info->cgroup_path); id) facts.cgroup_id = *id;
+    if (auto id = cgroups_->id_of(info->cgroup_path); id) process.cgroup_id = *id;
   }
-  return resolve(facts);
+  return resolve(process);
 }
 
 void IdentityResolver::forget(uint32_t pid, uint64_t start_ns) {

@@ -48,37 +48,6 @@
 
 namespace nhiguard::identity {
 
-// The kernel's fields for one process, as carried by an event (events::KernelProcess).
-struct KernelProcessFacts {
-  uint32_t pid = 0;  // tgid
-  uint32_t tid = 0;
-  uint32_t ppid = 0;
-  uint64_t start_ns = 0;   // CLOCK_BOOTTIME ns of the group leader's start; 0 = unknown (never trusted against /proc)
-  uint64_t cgroup_id = 0;  // cgroup v2 id; 0 = unknown
-  uint32_t uid = 0;
-  uint32_t euid = 0;
-  uint32_t gid = 0;
-  uint32_t audit_session_id = UINT32_MAX;  // UINT32_MAX = unset
-  std::string comm;
-  std::string exe;  // the last exec's filename, when the caller knows it
-
-  // The facts an event carries about its process, with the start time the caller trusts for it
-  // (an untainted egress event has none; the process table may know it) and the exe of its exec.
-  static KernelProcessFacts of(const events::KernelProcess& process, uint64_t start_ns, std::string exe) {
-    return {.pid = process.tgid,
-            .tid = process.tid,
-            .ppid = process.ppid,
-            .start_ns = start_ns,
-            .cgroup_id = process.cgroup_id,
-            .uid = process.uid,
-            .euid = process.euid,
-            .gid = process.gid,
-            .audit_session_id = process.audit_session_id,
-            .comm = process.comm,
-            .exe = std::move(exe)};
-  }
-};
-
 // The process half of an identity: who ran, what image, from where.
 struct ProcessIdentity {
   uint32_t pid = 0;
@@ -137,7 +106,10 @@ class IdentityResolver {
   // Uses the given index and hash cache, which may be null and must outlive the resolver.
   IdentityResolver(Options options, CgroupIndex* cgroups, ExeHashCache* hashes);
 
-  ResolvedIdentity resolve(const KernelProcessFacts& facts);
+  // The identity of the process an event names: `process` as decoded (events::KernelProcess, with
+  // the start time the caller trusts for it: 0 = unknown, never trusted against /proc) and the exe
+  // of its last exec when the caller knows it.
+  ResolvedIdentity resolve(const events::KernelProcess& process, const std::string& exe_from_exec = {});
 
   // For a pid named by an operator (no event): reads the start time, uids and cgroup from /proc
   // first, then resolves as above. Fails when the process does not exist.
@@ -163,11 +135,11 @@ class IdentityResolver {
     std::string comm;
   };
 
-  std::shared_ptr<const ResolvedIdentity> lookup_cache(const KernelProcessFacts& facts);
-  void store(const KernelProcessFacts& facts, std::shared_ptr<const ResolvedIdentity> identity);
-  WorkloadIdentity workload_for(const KernelProcessFacts& facts, const std::string& proc_cgroup_path,
+  std::shared_ptr<const ResolvedIdentity> lookup_cache(const events::KernelProcess& process);
+  void store(const events::KernelProcess& process, std::shared_ptr<const ResolvedIdentity> identity);
+  WorkloadIdentity workload_for(const events::KernelProcess& process, const std::string& proc_cgroup_path,
                                 std::vector<std::string>& notes) const;
-  ResolvedIdentity from_kernel_only(const KernelProcessFacts& facts, std::string why);
+  ResolvedIdentity from_kernel_only(const events::KernelProcess& process, const std::string& exe, std::string why);
 
   Options options_;
   std::unique_ptr<CgroupIndex> owned_cgroups_;

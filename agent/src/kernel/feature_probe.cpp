@@ -130,4 +130,10 @@ FeatureReport probe_kernel_features() {
   return report;
 }
 
+nlohmann::json FeatureReport::to_json() const {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& f : features) out[f.name] = f.supported;
+  return out;
+}
+
 }  // namespace nhiguard::kernel

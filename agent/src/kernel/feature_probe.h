@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace nhiguard::kernel {
 
 struct FeatureResult {
@@ -20,6 +22,8 @@ struct FeatureReport {
   std::vector<FeatureResult> features;
   bool supports(const std::string& name) const;
   bool all_required_supported() const;
+  // name -> supported, as status shows it.
+  nlohmann::json to_json() const;
 };
 
 // Which layer enforces deny_credential and egress blocks, and why; printed by --check and status.

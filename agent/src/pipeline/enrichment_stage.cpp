@@ -71,8 +71,7 @@ void EnrichmentStage::observe_open(const events::FileOpenEvent& event, catalogue
     if (kernel_cmdline.empty()) kernel_cmdline = seen->cmdline;  // a repeat read omits the argv
   }
   // The exe of the exec is used when /proc no longer has the process.
-  auto identity = identities_.resolve(
-      identity::KernelProcessFacts::of(event.process, event.process.start_ns, std::move(exe_from_exec)));
+  auto identity = identities_.resolve(event.process, exe_from_exec);
   // A process gone before /proc could be read still has the argv the kernel saw at the open.
   if (identity.process.cmdline.empty() && !kernel_cmdline.empty()) {
     identity.process.cmdline = kernel_cmdline;
@@ -96,8 +95,9 @@ void EnrichmentStage::on_egress(const events::EgressEvent& event) {
     if (auto live = processes_.find_live(event.process.tgid)) start_ns = live->key.start_ns;
   }
   if (auto seen = processes_.find({event.process.tgid, start_ns})) exe_from_exec = seen->exe;
-  auto identity =
-      identities_.resolve(identity::KernelProcessFacts::of(event.process, start_ns, std::move(exe_from_exec)));
+  events::KernelProcess process = event.process;
+  process.start_ns = start_ns;
+  auto identity = identities_.resolve(process, exe_from_exec);
   auto taint = credentials_.by_id(event.taint_credential_id);
   const bool known = taint.has_value();
   Observation observation{.event = &event,

@@ -27,4 +27,15 @@ PipelineCounts Pipeline::counts() const {
           .decisions = decision_emission_.counts()};
 }
 
+nlohmann::json PipelineCounts::decisions_json() const {
+  return {
+      {"observe", decisions.observe},
+      {"alert", decisions.alert},
+      {"hold", decisions.hold},
+      {"contain", decisions.contain},
+      {"suppressed", decisions_suppressed},
+      {"not_carried_out", decisions.not_carried_out},
+  };
+}
+
 }  // namespace nhiguard::pipeline

@@ -17,6 +17,8 @@
 #include <memory>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "catalogue/watched_credentials.h"
 #include "config/agent_config.h"
 #include "containment/containment_executor.h"
@@ -62,6 +64,9 @@ struct PipelineCounts {
   uint64_t reports_emitted = 0;  // reports handed to the reporter (its flush writes them)
   uint64_t decisions_suppressed = 0;
   DecisionCounts decisions;
+
+  // status's `decisions` object: each outcome's count, the suppressed and the not carried out.
+  nlohmann::json decisions_json() const;
 };
 
 class Pipeline {
