@@ -50,8 +50,9 @@ static __always_inline bool credentials__may_be(const struct nhg_inode_key *key)
 	return count && *count;
 }
 
-/* Is reading this credential denied to the current cgroup or one of its ancestors? */
-static __always_inline bool credentials__denied(__u32 credential_id)
+/* Is reading this credential denied to the current cgroup or one of its ancestors? *matched
+ * receives the deny entry's key (the read path remembers it for the fd table, readpath.bpf.h). */
+static __always_inline bool credentials__deny_match(__u32 credential_id, struct nhg_deny_key *matched)
 {
 	struct nhg_deny_key key = {.credential_id = credential_id};
 	struct nhg_deny_value *deny;
@@ -63,10 +64,19 @@ static __always_inline bool credentials__denied(__u32 credential_id)
 		if (!key.cgroup_id)
 			break;
 		deny = bpf_map_lookup_elem(&nhg_credential_denies, &key);
-		if (deny && maps__in_force(deny->expires_at_ns))
+		if (deny && maps__in_force(deny->expires_at_ns)) {
+			*matched = key;
 			return true;
+		}
 	}
 	return false;
+}
+
+static __always_inline bool credentials__denied(__u32 credential_id)
+{
+	struct nhg_deny_key matched;
+
+	return credentials__deny_match(credential_id, &matched);
 }
 
 /* Taints the current process with the credential it just opened for reading (its first read of

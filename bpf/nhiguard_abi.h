@@ -48,6 +48,27 @@ enum nhg_open_syscall {
 	/* An open seen by BPF LSM file_open, before the file is usable: any syscall (io_uring too); fd
 	 * -1, no path (the hook does not know which syscall it serves). */
 	NHG_SYS_LSM_FILE_OPEN = 7,
+	/* An open submitted through io_uring (IORING_OP_OPENAT / OPENAT2), seen at its completion. */
+	NHG_SYS_IO_URING_OPENAT = 8,
+	NHG_SYS_IO_URING_OPENAT2 = 9,
+	/* The first read-family syscall on a credential fd by a process that did not open it (the fd
+	 * was inherited, received, or opened before the agent started): seen at the syscall's entry,
+	 * before it reads. fd is the descriptor read from; requested_path is empty (PATH_MISSING). */
+	NHG_SYS_READ = 10,
+	NHG_SYS_PREAD64 = 11,
+	NHG_SYS_READV = 12,
+	NHG_SYS_PREADV = 13, /* preadv and preadv2 */
+	/* An io_uring read (IORING_OP_READ, READV, READ_FIXED) of a credential, seen at its completion:
+	 * after the read; fd -1 (the request's file, whichever fd or fixed slot named it). */
+	NHG_SYS_IO_URING_READ = 14,
+	NHG_SYS_MMAP = 15,
+	NHG_SYS_SENDFILE = 16,
+	NHG_SYS_SPLICE = 17,
+	NHG_SYS_COPY_FILE_RANGE = 18,
+	/* io_uring_setup or io_uring_enter by a process under a credential deny: it is killed before
+	 * its ring can open or read anything. No file: dev, ino 0, fd -1; credential_id is the denied
+	 * credential's. */
+	NHG_SYS_IO_URING_RING = 19,
 };
 
 /* nhg_file_event.flags */
@@ -66,6 +87,9 @@ enum nhg_file_event_flags {
 	/* With NHG_FILE_DENIED: BPF LSM refused the open (or the fd's receipt) with EACCES before a
 	 * byte was read; nobody was killed. */
 	NHG_FILE_REFUSED = 1u << 7,
+	/* With NHG_FILE_DENIED: the reader was killed because it shares the fd table of a process a
+	 * deny killed (clone(CLONE_FILES)), wherever its own cgroup is. */
+	NHG_FILE_SHARED_FD_TABLE = 1u << 8,
 };
 
 /* A process that opens the same credential for reading again within NHG_REPEAT_WINDOW_NS of its
@@ -90,7 +114,10 @@ enum nhg_counter {
 	NHG_CTR_TAINT_MAP_FULL = 9, /* a taint (a read, or inherited on fork) not recorded: nhg_taint
 					   * refused the update (full); that process's egress is not seen */
 	NHG_CTR_LSM_REFUSED = 10,   /* opens, fd receipts, reads and socket calls refused by BPF LSM */
-	NHG_CTR__COUNT = 16,	    /* array size; room to add counters without resizing */
+	/* a deny kill whose fd table could not be recorded (nhg_doomed_files full): a process sharing
+	 * that table from another cgroup is not killed on its read */
+	NHG_CTR_DOOMED_FILES_FULL = 13,
+	NHG_CTR__COUNT = 16, /* array size; room to add counters without resizing */
 };
 
 /* Header of every record. size is the whole record in bytes, header included. */
@@ -230,6 +257,10 @@ struct nhg_exit_event {
 enum nhg_enforcement_slot {
 	NHG_ENF_CREDENTIAL_DENIES = 0,
 	NHG_ENF_EGRESS_BLOCKS = 1,
+	/* Not a count: 1 while the BPF LSM programs (lsm.bpf.c) are attached, set by the loader. The
+	 * read path's kills (a denied read, io_uring under a deny) then stand down: the LSM hooks
+	 * refuse the same reads and opens with EACCES and nobody needs killing. */
+	NHG_ENF_LSM_ACTIVE = 3,
 	NHG_ENF__COUNT = 4,
 };
 

@@ -296,6 +296,12 @@ sensor__repeat(struct task_struct *task, const struct nhg_inode_key *key, __u16 
 	return SENSOR_REPEAT_REPORTED;
 }
 
+/* The read path (readpath.bpf.h, included at the end) keeps per-(process, credential) and per-fd-table
+ * state that the open path feeds. */
+static __always_inline void readpath__opened(struct task_struct *task, const struct nhg_inode_key *key);
+static __always_inline void readpath__doom_fd_table(struct task_struct *task,
+						    const struct nhg_deny_key *deny);
+
 static __always_inline int sensor__on_open_exit(long ret, __u16 syscall, bool direct)
 {
 	struct task_struct *task;
@@ -303,6 +309,7 @@ static __always_inline int sensor__on_open_exit(long ret, __u16 syscall, bool di
 	struct nhg_credential_value *credential = NULL;
 	enum sensor__read_kind kind = SENSOR_READ_UNCHECKED;
 	struct sensor__opened opened = {};
+	struct nhg_deny_key deny = {};
 	struct dentry *dentry;
 	struct file *file;
 	__u32 credential_id = 0;
@@ -343,18 +350,21 @@ static __always_inline int sensor__on_open_exit(long ret, __u16 syscall, bool di
 		credential_id = credential->credential_id;
 		/* The kill is synchronous: the signal is pending before the syscall returns, so the
 		 * reader dies without reading a byte. */
-		if (credentials__denied(credential_id)) {
+		if (credentials__deny_match(credential_id, &deny)) {
 			bpf_send_signal(9 /* SIGKILL */);
 			denied = true;
 			maps__count(NHG_CTR_CREDENTIAL_DENIED);
+			readpath__doom_fd_table(task, &deny);
 		} else if (opened.f_mode & FMODE_READ) {
 			if (kind == SENSOR_READ_UNCHECKED) {
 				kind = sensor__repeat(task, &opened.key, &coalesced);
 				if (kind == SENSOR_REPEAT_COALESCED)
 					return 0;
 			}
-			if (kind == SENSOR_FIRST_READ)
+			if (kind == SENSOR_FIRST_READ) {
 				credentials__taint(task, credential_id, &opened.key);
+				readpath__opened(task, &opened.key);
+			}
 			repeat = kind == SENSOR_REPEAT_REPORTED;
 		}
 	} else if (sensor__candidate(&opened, direct)) {
@@ -540,3 +550,5 @@ int sensor_process_exit(void *ctx)
 	bpf_ringbuf_submit(event, maps__submit_flags());
 	return 0;
 }
+
+#include "readpath.bpf.h"

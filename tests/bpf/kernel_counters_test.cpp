@@ -126,6 +126,29 @@ TEST_F(KernelCountersTest, FullTaintMapIsCountedForReadsAndForks) {
   close(taint_fd);
 }
 
+// A read of an inherited credential fd (the read path, bpf/readpath.bpf.h) taints the reader as an
+// open does, and a full map is counted there too: the opener's taint and the reader's, one each.
+TEST_F(KernelCountersTest, FullTaintMapIsCountedForAReadOfAnInheritedFd) {
+  ASSERT_NO_FATAL_FAILURE(start_sensor({.ringbuf_bytes = 1u << 20}));
+  const int taint_fd = bpf_obj_get((pin_dir_ + "/nhg_taint").c_str());
+  ASSERT_GE(taint_fd, 0) << strerror(errno);
+  EXPECT_EQ(fill_taint_map(taint_fd), static_cast<uint32_t>(NHG_TAINT_MAX_ENTRIES));
+  const uint64_t before = counter(NHG_CTR_TAINT_MAP_FULL);
+  pid_t opener = spawn_in_cgroup(*cgroup_, [&] {
+    const int fd = open(credential_.c_str(), O_RDONLY);
+    if (fd < 0) return 10;
+    const pid_t reader = fork();
+    if (reader == 0) {
+      char buf[16];
+      _exit(read(fd, buf, sizeof buf) > 0 ? 0 : 11);
+    }
+    return wait_for_exit(reader);
+  });
+  ASSERT_EQ(wait_for_exit(opener), 0);
+  EXPECT_EQ(counter(NHG_CTR_TAINT_MAP_FULL), before + 2);
+  close(taint_fd);
+}
+
 // The agent's ring buffer is never read here: every egress record finds it full, and each is a
 // drop that ringbuf_drops() includes (it once counted file and lifecycle drops only).
 TEST_F(KernelCountersTest, EgressRecordsThatFindTheRingFullAreRingbufDrops) {

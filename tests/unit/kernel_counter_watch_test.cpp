@@ -68,6 +68,18 @@ TEST_F(KernelCounterWatchTest, EachRiseIsOneAlertWithItsCount) {
   EXPECT_EQ(status["enforcement_map_full"], 4u);
 }
 
+// A deny kill whose fd table the kernel could not remember (nhg_doomed_files full) is alerted.
+TEST_F(KernelCounterWatchTest, AFullDoomedFilesMapIsAlerted) {
+  auto watch = make_watch();
+  watch.start();
+  counters_.values[NHG_CTR_DOOMED_FILES_FULL] = 2;
+  watch.check();
+  ASSERT_EQ(alerts_.size(), 1u);
+  EXPECT_EQ(alerts_[0].kind, "doomed_files_full");
+  EXPECT_EQ(alerts_[0].count, 2u);
+  EXPECT_EQ(watch.status_json()["doomed_files_full"], 2u);
+}
+
 TEST_F(KernelCounterWatchTest, DropsWhileNoAgentRanAreTheNextStartsDowntimeGap) {
   {
     auto watch = make_watch();

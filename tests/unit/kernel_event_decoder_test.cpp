@@ -150,6 +150,31 @@ TEST(KernelEventDecoder, RejectsUnknownSyscall) {
   EXPECT_FALSE(decode_kernel_event(bytes).has_value());
 }
 
+// The read path's records (bpf/readpath.bpf.h) are file records with their own syscall ids and the
+// shared-fd-table flag; every id of the range decodes to its name.
+TEST(KernelEventDecoder, ReadPathSyscallsAndTheSharedFdTableFlag) {
+  auto bytes = golden("credential_open.bin");
+  const uint16_t read = NHG_SYS_READ;
+  const uint16_t flags = NHG_FILE_DENIED | NHG_FILE_SHARED_FD_TABLE | NHG_FILE_PATH_MISSING;
+  std::memcpy(bytes.data() + offsetof(nhg_file_event, syscall), &read, sizeof(read));
+  std::memcpy(bytes.data() + offsetof(nhg_file_event, flags), &flags, sizeof(flags));
+  auto event = decode_kernel_event(bytes);
+  ASSERT_TRUE(event.has_value()) << event.error().message;
+  const auto& open = std::get<FileOpenEvent>(*event);
+  EXPECT_EQ(open.syscall, OpenSyscall::read);
+  EXPECT_TRUE(open.denied);
+  EXPECT_TRUE(open.shared_fd_table);
+  for (uint16_t id = NHG_SYS_IO_URING_OPENAT; id <= NHG_SYS_IO_URING_RING; ++id) {
+    std::memcpy(bytes.data() + offsetof(nhg_file_event, syscall), &id, sizeof(id));
+    auto decoded = decode_kernel_event(bytes);
+    ASSERT_TRUE(decoded.has_value()) << id << ": " << decoded.error().message;
+    EXPECT_NE(nhiguard::events::to_string(std::get<FileOpenEvent>(*decoded).syscall), "unknown") << id;
+  }
+  const uint16_t past = NHG_SYS_IO_URING_RING + 1;
+  std::memcpy(bytes.data() + offsetof(nhg_file_event, syscall), &past, sizeof(past));
+  EXPECT_FALSE(decode_kernel_event(bytes).has_value());
+}
+
 // A repeat summary (written at a process's exit) has no syscall; only a summary may say so, and
 // only of a credential.
 TEST(KernelEventDecoder, RepeatSummaryHasNoSyscallAndNothingElseMay) {

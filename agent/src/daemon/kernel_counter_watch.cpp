@@ -83,6 +83,15 @@ void KernelCounterWatch::check() {
     spdlog::error("{}", message);
     alerts_("taint_map_full", message, taint_full);
   }
+  if (const uint64_t doomed_full = delta(NHG_CTR_DOOMED_FILES_FULL); doomed_full > 0) {
+    const std::string message = fmt::format(
+        "{} credential-deny kill(s) could not record the killed reader's fd table: nhg_doomed_files is full; a "
+        "process sharing that table (clone(CLONE_FILES)) from a cgroup the deny does not cover is not killed on its "
+        "read",
+        doomed_full);
+    spdlog::error("{}", message);
+    alerts_("doomed_files_full", message, doomed_full);
+  }
   if (const uint64_t full = sources_.enforcement_map_full(); full > reported_enforcement_full_) {
     const std::string message = fmt::format(
         "{} containment(s) refused by the kernel since the last check: an enforcement map (credential denies, egress "
@@ -132,6 +141,7 @@ nlohmann::json KernelCounterWatch::status_json() const {
   out["ringbuf_drops_since_pinned"] = c->ringbuf_drops();
   out["taint_map_full"] = since_start(NHG_CTR_TAINT_MAP_FULL);
   out["taint_map_full_since_pinned"] = c->values[NHG_CTR_TAINT_MAP_FULL];
+  out["doomed_files_full"] = since_start(NHG_CTR_DOOMED_FILES_FULL);
   out["enforcement_map_full"] = sources_.enforcement_map_full();
   out["downtime_gap"] = downtime_gap_.to_json();
   out["credential_opens"] = c->values[NHG_CTR_CREDENTIAL_OPENS];

@@ -70,7 +70,24 @@ constexpr auto kOpenSyscalls = enum_names<OpenSyscall>({{OpenSyscall::none, "non
                                                         {OpenSyscall::creat, "creat"},
                                                         {OpenSyscall::open_by_handle_at, "open_by_handle_at"},
                                                         {OpenSyscall::file_receive, "file_receive"},
-                                                        {OpenSyscall::lsm_file_open, "lsm_file_open"}});
+                                                        {OpenSyscall::lsm_file_open, "lsm_file_open"},
+                                                        {OpenSyscall::io_uring_openat, "io_uring_openat"},
+                                                        {OpenSyscall::io_uring_openat2, "io_uring_openat2"},
+                                                        {OpenSyscall::read, "read"},
+                                                        {OpenSyscall::pread64, "pread64"},
+                                                        {OpenSyscall::readv, "readv"},
+                                                        {OpenSyscall::preadv, "preadv"},
+                                                        {OpenSyscall::io_uring_read, "io_uring_read"},
+                                                        {OpenSyscall::mmap, "mmap"},
+                                                        {OpenSyscall::sendfile, "sendfile"},
+                                                        {OpenSyscall::splice, "splice"},
+                                                        {OpenSyscall::copy_file_range, "copy_file_range"},
+                                                        {OpenSyscall::io_uring_ring, "io_uring_ring"}});
+
+// Syscall ids a file record may carry (nhiguard_abi.h enum nhg_open_syscall).
+bool known_file_syscall(uint16_t id) {
+  return id >= NHG_SYS_OPENAT && id <= NHG_SYS_IO_URING_RING;
+}
 
 }  // namespace
 
@@ -108,8 +125,7 @@ Result<KernelEvent> decode_kernel_event(std::span<const std::byte> record) {
       auto raw = copy_record<nhg_file_event>(record, header);
       if (!raw) return fail(raw.error());
       const bool summary = (raw->flags & NHG_FILE_REPEAT_SUMMARY) != 0;
-      if (summary ? raw->syscall != 0 || header.type != NHG_EVENT_CREDENTIAL_OPEN
-                  : raw->syscall < NHG_SYS_OPENAT || raw->syscall > NHG_SYS_LSM_FILE_OPEN) {
+      if (summary ? raw->syscall != 0 || header.type != NHG_EVENT_CREDENTIAL_OPEN : !known_file_syscall(raw->syscall)) {
         return fail(Error::plain(fmt::format("kernel file event: syscall {} with flags {:#x} and type {}", raw->syscall,
                                              raw->flags, header.type)));
       }
@@ -141,6 +157,7 @@ Result<KernelEvent> decode_kernel_event(std::span<const std::byte> record) {
           .repeat_summary = summary,
           .denied = (raw->flags & NHG_FILE_DENIED) != 0,
           .refused = (raw->flags & (NHG_FILE_DENIED | NHG_FILE_REFUSED)) == (NHG_FILE_DENIED | NHG_FILE_REFUSED),
+          .shared_fd_table = (raw->flags & NHG_FILE_SHARED_FD_TABLE) != 0,
       };
     }
     case NHG_EVENT_PROCESS_EXEC: {

@@ -32,9 +32,12 @@ struct KernelProcess {
   std::string comm;
 };
 
-// none: a repeat summary (FileOpenEvent::repeat_summary), which no syscall made. file_receive: not
-// an open, an fd of the file arrived (SCM_RIGHTS, pidfd_getfd); lsm_file_open: an open seen by BPF
-// LSM (any syscall, io_uring too). Both carry no fd or path.
+// none: a repeat summary (FileOpenEvent::repeat_summary), which no syscall made.
+// io_uring_*: an open submitted through io_uring. The read family (read .. copy_file_range): the first
+// read of a credential fd by a process that did not open it (bpf/readpath.bpf.h). io_uring_ring: an
+// io_uring_setup/enter refused (killed) under a credential deny; it names no file.
+// file_receive: not an open, an fd of the file arrived (SCM_RIGHTS, pidfd_getfd); lsm_file_open:
+// an open seen by BPF LSM (any syscall, io_uring too). Both carry no fd or path.
 enum class OpenSyscall : uint16_t {
   none = 0,
   openat = 1,
@@ -44,6 +47,18 @@ enum class OpenSyscall : uint16_t {
   open_by_handle_at = 5,
   file_receive = 6,
   lsm_file_open = 7,
+  io_uring_openat = 8,
+  io_uring_openat2 = 9,
+  read = 10,
+  pread64 = 11,
+  readv = 12,
+  preadv = 13,
+  io_uring_read = 14,
+  mmap = 15,
+  sendfile = 16,
+  splice = 17,
+  copy_file_range = 18,
+  io_uring_ring = 19,
 };
 std::string_view to_string(OpenSyscall syscall);
 
@@ -76,6 +91,9 @@ struct FileOpenEvent {
   bool repeat_summary = false;
   bool denied = false;   // a deny_credential rule matched: the kernel SIGKILLed the reader, or (refused) ...
   bool refused = false;  // ... BPF LSM refused the open or the fd with EACCES: nothing read, nobody killed
+  bool denied = false;   // a deny_credential rule matched: the kernel SIGKILLed the reader
+  // With denied: killed because it shares the fd table (clone(CLONE_FILES)) of a process a deny killed.
+  bool shared_fd_table = false;
 
   bool readable() const { return (f_mode & 0x1) != 0; }
   bool writable() const { return (f_mode & 0x2) != 0; }

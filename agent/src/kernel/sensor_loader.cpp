@@ -14,6 +14,7 @@
 #include "common/filesystem.h"
 #include "identity/mountinfo.h"
 #include "kernel/bpf_map_ops.h"
+#include "nhiguard_abi.h"
 #include "nhiguard_egress.skel.h"
 #include "nhiguard_lsm.skel.h"
 #include "nhiguard_sensor.skel.h"
@@ -66,6 +67,32 @@ void select_open_variant(bpf_object* obj, bool direct) {
     if (bpf_program* other = bpf_object__find_program_by_name(obj, twin.c_str())) {
       bpf_program__set_autoload(other, !direct);
     }
+  }
+}
+
+// The io_uring programs (bpf/readpath.bpf.h) attach to tracepoints a kernel built without io_uring
+// lacks; there they are not loaded, and io_uring needs no watching. Every other program's hook
+// exists on every supported kernel, and a missing one fails the load as before.
+bool tracepoint_exists(std::string_view section) {
+  constexpr std::string_view kPrefix = "tracepoint/";
+  if (!section.starts_with(kPrefix)) return true;
+  const std::string event(section.substr(kPrefix.size()));
+  for (const char* root : {"/sys/kernel/tracing/events/", "/sys/kernel/debug/tracing/events/"}) {
+    if (access((std::string(root) + event).c_str(), F_OK) == 0) return true;
+  }
+  return false;
+}
+
+void skip_missing_io_uring_hooks(bpf_object* obj) {
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, obj) {
+    const std::string_view section = bpf_program__section_name(prog);
+    const bool io_uring =
+        section.starts_with("tracepoint/io_uring/") || section.starts_with("tracepoint/syscalls/sys_enter_io_uring_");
+    if (!io_uring || !bpf_program__autoload(prog) || tracepoint_exists(section)) continue;
+    spdlog::warn("{}: this kernel has no {} tracepoint (built without io_uring); not loaded", bpf_program__name(prog),
+                 section);
+    bpf_program__set_autoload(prog, false);
   }
 }
 
@@ -178,13 +205,15 @@ Result<void> SensorLoader::load_sensor_object(const SensorOptions& options, bool
   skel_->rodata->ignore_tgid = options.ignore_tgid;
   skel_->rodata->read_syscall_args = options.read_syscall_args;
   select_open_variant(skel_->obj, direct_file_reads);
+  skip_missing_io_uring_hooks(skel_->obj);
 
   if (!options.pin_dir.empty()) {
     if (auto made = make_directories(options.pin_dir); !made) return fail(made.error());
-    for (bpf_map* map : {skel_->maps.nhg_credentials, skel_->maps.nhg_candidate_names, skel_->maps.nhg_candidate_pairs,
-                         skel_->maps.nhg_candidate_prefixes, skel_->maps.nhg_counters, skel_->maps.nhg_taint,
-                         skel_->maps.nhg_enforcement_counts, skel_->maps.nhg_credential_denies,
-                         skel_->maps.nhg_credential_filter, skel_->maps.nhg_candidate_filter}) {
+    for (bpf_map* map :
+         {skel_->maps.nhg_credentials, skel_->maps.nhg_candidate_names, skel_->maps.nhg_candidate_pairs,
+          skel_->maps.nhg_candidate_prefixes, skel_->maps.nhg_counters, skel_->maps.nhg_taint,
+          skel_->maps.nhg_enforcement_counts, skel_->maps.nhg_credential_denies, skel_->maps.nhg_credential_filter,
+          skel_->maps.nhg_candidate_filter, skel_->maps.nhg_doomed_files}) {
       if (auto pinned = pin_map(map, options.pin_dir); !pinned) return pinned;
     }
   }
@@ -252,8 +281,21 @@ Result<void> SensorLoader::attach(const SensorOptions& options) {
 // Link pins of the LSM programs carry their names (lsm.bpf.c), all starting with this.
 constexpr std::string_view kLsmLinkPrefix = "lsm_";
 
+// The read path's kills stand down while the LSM programs refuse instead (NHG_ENF_LSM_ACTIVE).
+void SensorLoader::mark_lsm_active(bool active) {
+  const uint32_t slot = NHG_ENF_LSM_ACTIVE;
+  const uint32_t value = active ? 1 : 0;
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.nhg_enforcement_counts), &slot, &value, BPF_ANY) != 0) {
+    spdlog::warn("could not mark BPF LSM {} in nhg_enforcement_counts ({}); the read path {}", active ? "on" : "off",
+                 strerror(errno),
+                 active ? "keeps killing denied readers beside the LSM refusals"
+                        : "may stand down its kills of denied readers while no LSM program refuses them");
+  }
+}
+
 void SensorLoader::attach_lsm(const std::string& link_dir) {
   if (!lsm_) {
+    mark_lsm_active(false);
     // An earlier agent's LSM links would keep refusing with this agent's maps; this agent chose the
     // tracepoint path, so it alone enforces.
     std::error_code ignored;
@@ -277,10 +319,12 @@ void SensorLoader::attach_lsm(const std::string& link_dir) {
       }
       links_.resize(first);
       attached_.resize(first);
+      mark_lsm_active(false);
       drop_lsm(fmt::format("the BPF LSM programs did not attach ({})", attached.error().message));
       return;
     }
   }
+  mark_lsm_active(true);
   enforcement_.reason = "BPF LSM programs attached";
 }
 

@@ -92,6 +92,7 @@ class SensorLoader {
   Result<void> load_lsm(const SensorOptions& options);
   void attach_lsm(const std::string& link_dir);
   void drop_lsm(const std::string& what_failed);
+  void mark_lsm_active(bool active);
   Result<void> attach_pinned(bpf_program* prog, int cgroup_fd, const std::string& link_dir);
 
   nhiguard_sensor* skel_ = nullptr;

@@ -90,6 +90,8 @@ json credential_access_line(const v1::CredentialAccessEvent& r, const events::Fi
   if (r.repeat_summary()) line["repeat_summary"] = true;
   if (r.requested_path_truncated()) line["requested_path_truncated"] = true;
   if (event.path_missing) line["requested_path_missing"] = true;
+  // Killed for sharing the fd table of a denied opener (clone(CLONE_FILES)), not for its own cgroup.
+  if (event.shared_fd_table) line["shared_fd_table"] = true;
   return line;
 }
 
