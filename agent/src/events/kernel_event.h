@@ -91,7 +91,6 @@ struct FileOpenEvent {
   bool repeat_summary = false;
   bool denied = false;   // a deny_credential rule matched: the kernel SIGKILLed the reader, or (refused) ...
   bool refused = false;  // ... BPF LSM refused the open or the fd with EACCES: nothing read, nobody killed
-  bool denied = false;   // a deny_credential rule matched: the kernel SIGKILLed the reader
   // With denied: killed because it shares the fd table (clone(CLONE_FILES)) of a process a deny killed.
   bool shared_fd_table = false;
 
