@@ -29,6 +29,7 @@
 #include <fstream>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -48,7 +49,26 @@ struct Config {
   std::vector<bpf_program*> programs;  // empty: nothing attached
   std::vector<bpf_program*> attached_to_pread;
   std::vector<double> ns[kLoops];
+  uint64_t own_time_ns[kLoops] = {};  // with bpf_stats: the programs' run time during each loop
+  uint64_t own_runs[kLoops] = {};
 };
+
+// The programs' summed run time and run count so far (bpf_stats).
+std::pair<uint64_t, uint64_t> program_stats(const Config& config) {
+  uint64_t time = 0;
+  uint64_t runs = 0;
+  for (const auto* list : {&config.programs, &config.attached_to_pread}) {
+    for (bpf_program* program : *list) {
+      bpf_prog_info info{};
+      uint32_t len = sizeof(info);
+      if (bpf_obj_get_info_by_fd(bpf_program__fd(program), &info, &len) == 0) {
+        time += info.run_time_ns;
+        runs += info.run_cnt;
+      }
+    }
+  }
+  return {time, runs};
+}
 
 double time_loop(const std::function<ssize_t()>& op, int iterations) {
   const auto start = std::chrono::steady_clock::now();
@@ -87,20 +107,6 @@ bool stats_enabled() {
   int value = 0;
   in >> value;
   return value == 1;
-}
-
-std::string own_ns(const std::vector<bpf_program*>& programs) {
-  uint64_t time = 0;
-  uint64_t runs = 0;
-  for (bpf_program* program : programs) {
-    bpf_prog_info info{};
-    uint32_t len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(bpf_program__fd(program), &info, &len) == 0) {
-      time += info.run_time_ns;
-      runs += info.run_cnt;
-    }
-  }
-  return runs == 0 ? "-" : std::to_string(static_cast<long>(static_cast<double>(time) / static_cast<double>(runs)));
 }
 
 }  // namespace
@@ -207,7 +213,13 @@ int main(int argc, char** argv) {
           return 1;
         }
       }
-      for (int l = 0; l < kLoops; ++l) config.ns[l].push_back(time_loop(loops[l], iterations));
+      for (int l = 0; l < kLoops; ++l) {
+        const auto before = program_stats(config);
+        config.ns[l].push_back(time_loop(loops[l], iterations));
+        const auto after = program_stats(config);
+        config.own_time_ns[l] += after.first - before.first;
+        config.own_runs[l] += after.second - before.second;
+      }
       for (bpf_link* link : links) bpf_link__destroy(link);
     }
   }
@@ -221,20 +233,22 @@ int main(int argc, char** argv) {
   std::printf("ns/op, median of %d interleaved windows of %d reads each; ratios to none / to floor\n", windows,
               iterations);
   std::printf("%-12s", "program");
-  for (const char* name : kLoopNames) std::printf(" %16s %6s %6s", name, "/none", "/floor");
-  std::printf(" %12s\n", "own ns/run*");
+  for (const char* name : kLoopNames) std::printf(" %16s %6s %6s %5s", name, "/none", "/floor", "own*");
+  std::printf("\n");
   const bool stats = stats_enabled();
   for (const auto& config : configs) {
     std::printf("%-12s", config.name.c_str());
     for (int l = 0; l < kLoops; ++l) {
       const double m = median(config.ns[l]);
-      std::printf(" %16.1f %6.3f %6.3f", m, m / base[l], m / floor[l]);
+      const std::string own = stats && config.own_runs[l] > 0
+                                  ? std::to_string(config.own_time_ns[l] / config.own_runs[l])
+                                  : std::string("-");
+      std::printf(" %16.1f %6.3f %6.3f %5s", m, m / base[l], m / floor[l], own.c_str());
     }
-    std::vector<bpf_program*> all = config.programs;
-    all.insert(all.end(), config.attached_to_pread.begin(), config.attached_to_pread.end());
-    std::printf(" %12s\n", config.programs.empty() || !stats || config.name == "floor" ? "-" : own_ns(all).c_str());
+    std::printf("\n");
   }
-  std::printf(stats ? "* the programs' own time per run over all three loops (bpf_stats adds ~2 clock reads)\n"
+  std::printf(stats ? "* own: the programs' own ns per run in that loop (bpf_stats adds ~2 clock reads per run; "
+                      "run once without it for the ratios)\n"
                     : "* own ns/run: run with kernel.bpf_stats_enabled=1\n");
   close(zero_fd);
   close(plain_fd);

@@ -30,6 +30,12 @@ clk_tck=$(getconf CLK_TCK)
 
 forks() { awk '/^processes/ {print $2}' /proc/stat; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # utime + stime, all threads
+thread_ticks() {  # one line per thread: "tid comm ticks" (comm has no spaces in the agent's threads)
+  for stat in /proc/"$1"/task/*/stat; do
+    awk '{sub(/^[0-9]+ \(/, ""); sub(/\) /, " "); print $1, $13 + $14}' "$stat" 2>/dev/null |
+      sed "s|^|$(basename "$(dirname "$stat")") |"
+  done
+}
 switches() {  # voluntary + involuntary context switches, summed over the threads
   cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^(non)?voluntary_ctxt_switches/ {n += $2} END {print n}'
 }
@@ -41,8 +47,10 @@ measure() {  # measure NAME BINARY -> prints "NAME pct switches/s rss_kb"; sets 
   sleep "$settle"
   local t0 c0 s0 f0 t1 c1 s1 f1 rss
   t0=$(date +%s.%N); c0=$(cpu_ticks "$agent_pid"); s0=$(switches "$agent_pid"); f0=$(forks)
+  thread_ticks "$agent_pid" >"$tmp/threads0"
   sleep "$duration"
   t1=$(date +%s.%N); c1=$(cpu_ticks "$agent_pid"); s1=$(switches "$agent_pid"); f1=$(forks)
+  thread_ticks "$agent_pid" >"$tmp/threads1"
   rss=$(awk '/^VmRSS/ {print $2}' "/proc/$agent_pid/status")
   kill "$agent_pid"; wait "$agent_pid" 2>/dev/null || true; agent_pid=
   last_pct=$(awk -v c="$((c1 - c0))" -v hz="$clk_tck" -v t0="$t0" -v t1="$t1" 'BEGIN {printf "%.3f", 100 * c / hz / (t1 - t0)}')
@@ -51,6 +59,10 @@ measure() {  # measure NAME BINARY -> prints "NAME pct switches/s rss_kb"; sets 
   host=$(awk -v f="$((f1 - f0))" -v t0="$t0" -v t1="$t1" 'BEGIN {printf "%.1f", f / (t1 - t0)}')
   printf '%-9s %6s %% of a core  %7s switches/s  %6s kB RSS  host: %6s processes/s  (%s)\n' "$1" "$last_pct" \
     "$rate" "$rss" "$host" "$2"
+  # Where the time went, by thread (the event loop is the agent's main thread, named after it).
+  join <(sort "$tmp/threads0") <(sort "$tmp/threads1") |
+    awk -v hz="$clk_tck" -v t="$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')" \
+      '$5 - $3 > 0 {printf "  thread %-16s %6.3f %% of a core\n", $2, 100 * ($5 - $3) / hz / t}' | sort -k3 -rn
 }
 
 echo "command: DURATION=$duration $0 $measured${baseline:+ $baseline}"

@@ -9,6 +9,8 @@
 #include <linux/openat2.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -23,10 +25,12 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -286,6 +290,48 @@ class ReadPathTest : public ::testing::Test {
     return got == sizeof(n) ? n : 0;
   }
 
+  // A child of the service cgroup runs `before` (a non-zero result is its exit status), then waits
+  // while the test applies the deny, then runs `after`, which returns how many bytes of the secret it
+  // read. Returns the child's pid and exit status; *read_bytes is what it reported (0 when it died
+  // before reporting).
+  std::pair<pid_t, int> run_across_a_deny(const std::function<int()>& before, const std::function<ssize_t()>& after,
+                                          ssize_t* read_bytes) {
+    int ready[2];
+    int go[2];
+    int result[2];
+    EXPECT_EQ(pipe(ready), 0);
+    EXPECT_EQ(pipe(go), 0);
+    EXPECT_EQ(pipe(result), 0);
+    pid_t child = spawn_in_cgroup(*service_, [&] {
+      close(ready[0]);
+      close(go[1]);
+      close(result[0]);
+      if (const int failed = before(); failed != 0) return failed;
+      char byte = 1;
+      if (write(ready[1], &byte, 1) != 1) return 11;
+      if (read(go[0], &byte, 1) != 1) return 12;
+      const ssize_t n = after();
+      (void)!write(result[1], &n, sizeof(n));
+      return 0;
+    });
+    close(ready[1]);
+    close(go[0]);
+    close(result[1]);
+    char byte = 0;
+    if (read(ready[0], &byte, 1) == 1) {
+      deny_service();
+      EXPECT_EQ(write(go[1], &byte, 1), 1);
+    } else {
+      ADD_FAILURE() << "the child failed before the deny";
+    }
+    close(ready[0]);
+    close(go[1]);
+    const int status = wait_for_exit(child);
+    *read_bytes = reported_bytes(result[0]);
+    close(result[0]);
+    return {child, status};
+  }
+
   static inline std::unique_ptr<nhiguard::kernel::KernelSensor> sensor_;
   static inline std::string pin_dir_;
   static inline std::mutex mutex_;
@@ -338,6 +384,75 @@ TEST_F(ReadPathTest, InheritedFdReadByAnExecdProgramIsOneEvent) {
   EXPECT_FALSE(read_event.denied);
   ASSERT_FALSE(read_event.cmdline.empty());
   EXPECT_EQ(read_event.cmdline[0], "dd");
+}
+
+// Evasion: an unrelated process gets the opener's fd without opening anything, by SCM_RIGHTS over
+// a unix socket or by pidfd_getfd(2), and reads it. Its first read is the event.
+TEST_F(ReadPathTest, FdReceivedByScmRightsOrPidfdGetfdIsAnEventAtItsFirstRead) {
+  for (const bool by_pidfd : {false, true}) {
+    SCOPED_TRACE(by_pidfd ? "pidfd_getfd" : "SCM_RIGHTS");
+    int channel[2];
+    int done[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, channel), 0);
+    ASSERT_EQ(pipe(done), 0);
+    pid_t holder = spawn_in_cgroup(*service_, [&] {
+      close(done[1]);
+      const int fd = open(credential_.c_str(), O_RDONLY);
+      if (fd < 0) return 10;
+      char tag = 'f';
+      iovec iov{.iov_base = &tag, .iov_len = 1};
+      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+      msghdr msg{.msg_iov = &iov, .msg_iovlen = 1};
+      if (by_pidfd) {
+        tag = static_cast<char>(fd);  // the number the receiver asks pidfd_getfd for
+      } else {
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof(control);
+        cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+        cmsg->cmsg_level = SOL_SOCKET;
+        cmsg->cmsg_type = SCM_RIGHTS;
+        cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+        std::memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+      }
+      if (sendmsg(channel[0], &msg, 0) != 1) return 11;
+      char byte;
+      return read(done[0], &byte, 1) >= 0 ? 0 : 12;  // stays alive until the receiver is done
+    });
+    pid_t receiver = spawn_in_cgroup(*other_, [&] {
+      char tag = 0;
+      iovec iov{.iov_base = &tag, .iov_len = 1};
+      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+      msghdr msg{.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof(control)};
+      if (recvmsg(channel[1], &msg, 0) != 1) return 20;
+      int fd = -1;
+      if (by_pidfd) {
+        const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, holder, 0));
+        if (pidfd < 0) return 21;
+        fd = static_cast<int>(syscall(SYS_pidfd_getfd, pidfd, static_cast<int>(tag), 0));
+      } else if (cmsghdr* cmsg = CMSG_FIRSTHDR(&msg); cmsg && cmsg->cmsg_type == SCM_RIGHTS) {
+        std::memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
+      }
+      if (fd < 0) return 22;
+      char buf[64];
+      int rc = 0;
+      for (int i = 0; i < 3; ++i) rc |= pread(fd, buf, sizeof(buf), 0) > 0 ? 0 : 23;
+      return rc;
+    });
+    EXPECT_EQ(wait_for_exit(receiver), 0);
+    close(done[1]);
+    EXPECT_EQ(wait_for_exit(holder), 0);
+    close(done[0]);
+    close(channel[0]);
+    close(channel[1]);
+    std::vector<FileOpenEvent> reads;
+    for (const auto& event : credential_events_until_exit_of(holder)) {
+      if (event.process.tgid == static_cast<uint32_t>(receiver)) reads.push_back(event);
+    }
+    ASSERT_EQ(reads.size(), 1u) << "one record for the receiver, at its first read";
+    EXPECT_EQ(reads[0].syscall, OpenSyscall::pread64);
+    EXPECT_EQ(reads[0].process.cgroup_id, other_->id());
+    EXPECT_EQ(reads[0].ino, key_.ino);
+  }
 }
 
 // The opener's own reads are covered by its open: no read records for it, whichever syscall.
@@ -458,47 +573,28 @@ TEST_F(ReadPathTest, IoUringSetupUnderADenyIsKilled) {
 // Evasion under a deny: a SQPOLL ring made before the deny submits an open without any syscall.
 // The open's completion kills the process, so it never reads the fd it got.
 TEST_F(ReadPathTest, IoUringOpenFromARingMadeBeforeTheDenyIsKilled) {
-  int ready[2];
-  int go[2];
-  int result[2];
-  ASSERT_EQ(pipe(ready), 0);
-  ASSERT_EQ(pipe(go), 0);
-  ASSERT_EQ(pipe(result), 0);
-  pid_t reader = spawn_in_cgroup(*service_, [&] {
-    close(ready[0]);
-    close(go[1]);
-    close(result[0]);
-    RawRing ring;
-    if (!ring.setup(4, /*sqpoll_idle_ms=*/20000)) return 10;
-    // A first request (before the deny) gets the poller running; it then polls for 20 s.
-    ring.queue_nop();
-    if (ring.sqpoll_needs_wakeup() && ring.wake_poller() < 0) return 15;
-    int nop = -1;
-    if (!ring.wait_cqe(&nop, std::chrono::seconds(5)) || nop != 0) return 16;
-    char byte = 1;
-    if (write(ready[1], &byte, 1) != 1) return 11;
-    if (read(go[0], &byte, 1) != 1) return 12;
-    ring.queue_openat(credential_.c_str());
-    if (ring.sqpoll_needs_wakeup()) return 13;  // the poller slept: the test would not be about SQPOLL
-    int fd = -1;
-    if (!ring.wait_cqe(&fd, std::chrono::seconds(5))) return 14;
-    char buf[64];
-    const ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf)) : -1;
-    (void)!write(result[1], &n, sizeof(n));
-    return 0;
-  });
-  close(ready[1]);
-  close(go[0]);
-  close(result[1]);
-  char byte = 0;
-  ASSERT_EQ(read(ready[0], &byte, 1), 1);
-  ASSERT_NO_FATAL_FAILURE(deny_service());
-  ASSERT_EQ(write(go[1], &byte, 1), 1);
-  EXPECT_EQ(wait_for_exit(reader), 128 + SIGKILL);
-  EXPECT_EQ(reported_bytes(result[0]), 0) << "the process read the credential through its ring's open";
-  close(ready[0]);
-  close(go[1]);
-  close(result[0]);
+  RawRing ring;
+  ssize_t read_bytes = 0;
+  const auto [reader, status] = run_across_a_deny(
+      [&] {
+        if (!ring.setup(4, /*sqpoll_idle_ms=*/20000)) return 20;
+        // A first request (before the deny) gets the poller running; it then polls for 20 s.
+        ring.queue_nop();
+        if (ring.sqpoll_needs_wakeup() && ring.wake_poller() < 0) return 21;
+        int nop = -1;
+        return ring.wait_cqe(&nop, std::chrono::seconds(5)) && nop == 0 ? 0 : 22;
+      },
+      [&]() -> ssize_t {
+        ring.queue_openat(credential_.c_str());
+        if (ring.sqpoll_needs_wakeup()) return -13;  // the poller slept: the test would not be about SQPOLL
+        int fd = -1;
+        if (!ring.wait_cqe(&fd, std::chrono::seconds(5))) return -14;
+        char buf[64];
+        return fd >= 0 ? read(fd, buf, sizeof(buf)) : -1;
+      },
+      &read_bytes);
+  EXPECT_EQ(status, 128 + SIGKILL);
+  EXPECT_EQ(read_bytes, 0) << "the process read the credential through its ring's open";
   const auto events = credential_events_until_exit_of(reader);
   bool open_denied = false;
   for (const auto& event : events) {
@@ -577,38 +673,20 @@ TEST_F(ReadPathTest, CloneFilesSiblingOfADeniedOpenerIsKilledBeforeItReads) {
 
 // A deny covers an fd opened before it: the opener's next read is killed, not only its next open.
 TEST_F(ReadPathTest, ReadOfAnFdOpenedBeforeTheDenyIsKilled) {
-  int ready[2];
-  int go[2];
-  int result[2];
-  ASSERT_EQ(pipe(ready), 0);
-  ASSERT_EQ(pipe(go), 0);
-  ASSERT_EQ(pipe(result), 0);
-  pid_t reader = spawn_in_cgroup(*service_, [&] {
-    close(ready[0]);
-    close(go[1]);
-    close(result[0]);
-    const int fd = open(credential_.c_str(), O_RDONLY);
-    if (fd < 0) return 10;
-    char byte = 1;
-    if (write(ready[1], &byte, 1) != 1) return 11;
-    if (read(go[0], &byte, 1) != 1) return 12;
-    char buf[64];
-    const ssize_t n = read(fd, buf, sizeof(buf));
-    (void)!write(result[1], &n, sizeof(n));
-    return 0;
-  });
-  close(ready[1]);
-  close(go[0]);
-  close(result[1]);
-  char byte = 0;
-  ASSERT_EQ(read(ready[0], &byte, 1), 1);
-  ASSERT_NO_FATAL_FAILURE(deny_service());
-  ASSERT_EQ(write(go[1], &byte, 1), 1);
-  EXPECT_EQ(wait_for_exit(reader), 128 + SIGKILL);
-  EXPECT_EQ(reported_bytes(result[0]), 0);
-  close(ready[0]);
-  close(go[1]);
-  close(result[0]);
+  int fd = -1;
+  ssize_t read_bytes = 0;
+  const auto [reader, status] = run_across_a_deny(
+      [&] {
+        fd = open(credential_.c_str(), O_RDONLY);
+        return fd >= 0 ? 0 : 20;
+      },
+      [&] {
+        char buf[64];
+        return read(fd, buf, sizeof(buf));
+      },
+      &read_bytes);
+  EXPECT_EQ(status, 128 + SIGKILL);
+  EXPECT_EQ(read_bytes, 0);
 }
 
 }  // namespace

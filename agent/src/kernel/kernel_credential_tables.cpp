@@ -144,6 +144,10 @@ Result<void> KernelCredentialTables::set_candidate_names(const std::vector<Candi
       pairs.emplace(entry.parent, entry.name);
     }
   }
+  std::set<std::pair<std::string, std::string>> requested;
+  for (const auto& entry : names) requested.emplace(entry.parent, entry.name);
+  if (written_candidates_ == requested) return {};
+  written_candidates_.reset();  // until this write completes, the next call writes in full
   const int prefixes_fd = fds_.candidate_prefixes;
   std::set<std::pair<uint32_t, uint64_t>> prefixes;
   for (const auto& [name, flags] : name_flags) {
@@ -205,6 +209,7 @@ Result<void> KernelCredentialTables::set_candidate_names(const std::vector<Candi
     if (auto lowered = write_filter_slot(kCandidateFilter, slot, 0); !lowered) return lowered;
     candidate_filter_[slot] = 0;
   }
+  written_candidates_ = std::move(requested);
   return {};
 }
 

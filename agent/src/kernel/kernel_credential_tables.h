@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <set>
 #include <utility>
 #include <vector>
@@ -44,6 +45,9 @@ class KernelCredentialTables final : public CredentialTables {
   std::vector<uint32_t> credential_filter_;                  // counts per slot
   std::set<std::pair<uint64_t, uint64_t>> credential_keys_;  // (dev, ino) counted in it
   std::vector<uint32_t> candidate_filter_;                   // 0/1 per slot
+  // The (parent, name) set the last set_candidate_names wrote in full: a periodic rescan whose
+  // names did not change costs no map syscall (the first call after adoption always writes).
+  std::optional<std::set<std::pair<std::string, std::string>>> written_candidates_;
 };
 
 }  // namespace nhiguard::kernel
