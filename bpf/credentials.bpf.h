@@ -13,6 +13,7 @@
 
 #include "maps.bpf.h"
 #include "nhiguard_abi.h"
+#include "process.bpf.h"
 
 /* fmode_t bits (include/linux/fs.h); stable kernel-wide, absent from BTF because they are macros. */
 #define FMODE_READ 0x1
@@ -79,6 +80,21 @@ static __always_inline bool credentials__denied(__u32 credential_id)
 	return credentials__deny_match(credential_id, &matched);
 }
 
+/* Opens the reader's cgroup window (NHG_CGROUP_TAINT_WINDOW_NS): its siblings' egress in the window
+ * is attributed to this read at a lower confidence. */
+static __always_inline void credentials__taint_cgroup(struct task_struct *task, __u32 credential_id,
+						      __u32 tgid, __u64 now)
+{
+	__u64 cgroup_id = process__cgroup_id(task);
+	struct nhg_cgroup_taint window = {
+		.tainted_at_ns = now,
+		.credential_id = credential_id,
+		.source_tgid = tgid,
+	};
+
+	bpf_map_update_elem(&nhg_cgroup_taint, &cgroup_id, &window, BPF_ANY);
+}
+
 /* Taints the current process with the credential it just opened for reading (its first read of
  * this file, or a read of another credential since) or received as an open fd. */
 static __always_inline void credentials__taint(struct task_struct *task, __u32 credential_id,
@@ -97,6 +113,7 @@ static __always_inline void credentials__taint(struct task_struct *task, __u32 c
 
 	if (bpf_map_update_elem(&nhg_taint, &tgid, &taint, BPF_ANY) != 0)
 		maps__count(NHG_CTR_TAINT_MAP_FULL);
+	credentials__taint_cgroup(task, credential_id, tgid, now);
 }
 
 #endif /* NHIGUARD_CREDENTIALS_BPF_H */

@@ -3,7 +3,9 @@
  * nhiguard egress: cgroup connect/sendmsg hooks and a cgroup_skb egress filter, attached once at the
  * cgroup v2 root.
  *
- * - Reports the egress attempts of tainted processes (they read a credential) and every denied one.
+ * - Reports the egress attempts of tainted processes (they read a credential), of untainted ones
+ *   in a cgroup where a credential was read within NHG_CGROUP_TAINT_WINDOW_NS (lower confidence),
+ *   and every denied one.
  * - Enforces egress blocks keyed by cgroup id (applying to that cgroup and everything below it):
  *   total, or limited to listed destinations (CIDR, optional port). connect()/sendmsg() then fail
  *   with EPERM before the first packet; the skb filter drops the packets of sockets that were

@@ -94,6 +94,18 @@ static __always_inline struct nhg_egress_block *egress__current_block(const stru
 	return block;
 }
 
+/* The current cgroup's window (nhg_cgroup_taint) when a credential was read in it within
+ * NHG_CGROUP_TAINT_WINDOW_NS, else NULL. */
+static __always_inline struct nhg_cgroup_taint *egress__cgroup_window(void)
+{
+	__u64 cgroup_id = bpf_get_current_cgroup_id();
+	struct nhg_cgroup_taint *window = bpf_map_lookup_elem(&nhg_cgroup_taint, &cgroup_id);
+
+	if (!window || bpf_ktime_get_boot_ns() - window->tainted_at_ns >= NHG_CGROUP_TAINT_WINDOW_NS)
+		return NULL;
+	return window;
+}
+
 /* Decides a connect/sendmsg of the current task to `dest` and reports it: every refusal, and with
  * report_allowed the allowed egress of a tainted process (every one with report_all). Returns
  * whether an egress block refuses it. */
@@ -103,6 +115,7 @@ static __always_inline bool egress__decide(const struct egress_dest *dest, __u16
 	struct nhg_egress_block *block = egress__current_block(dest);
 	struct nhg_egress_event *event;
 	struct nhg_taint *taint;
+	struct nhg_cgroup_taint *window = NULL;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = (__u32)(pid_tgid >> 32);
 	__u64 uid_gid;
@@ -112,7 +125,9 @@ static __always_inline bool egress__decide(const struct egress_dest *dest, __u16
 	else if (!report_allowed)
 		return false;
 	taint = bpf_map_lookup_elem(&nhg_taint, &tgid);
-	if (!taint && !block && !report_all)
+	if (!taint)
+		window = egress__cgroup_window();
+	if (!taint && !window && !block && !report_all)
 		return false;
 
 	event = bpf_ringbuf_reserve(&nhg_events, sizeof(*event), 0);
@@ -141,15 +156,23 @@ static __always_inline bool egress__decide(const struct egress_dest *dest, __u16
 	event->hook = hook;
 	event->verdict = block ? NHG_VERDICT_DENIED : NHG_VERDICT_ALLOWED;
 	event->rule_id = block ? block->rule_id : 0;
+	event->pad0 = 0;
 	if (taint) {
 		event->proc.start_ns = taint->start_ns;
 		event->taint_credential_id = taint->credential_id;
 		event->taint_source_tgid = taint->source_tgid;
 		event->tainted_at_ns = taint->tainted_at_ns;
+		event->taint_kind = NHG_TAINT_PROCESS;
+	} else if (window) {
+		event->taint_credential_id = window->credential_id;
+		event->taint_source_tgid = window->source_tgid;
+		event->tainted_at_ns = window->tainted_at_ns;
+		event->taint_kind = NHG_TAINT_CGROUP_WINDOW;
 	} else {
 		event->taint_credential_id = 0;
 		event->taint_source_tgid = 0;
 		event->tainted_at_ns = 0;
+		event->taint_kind = NHG_TAINT_NONE;
 	}
 	bpf_ringbuf_submit(event, maps__submit_flags());
 	return block != NULL;

@@ -32,6 +32,15 @@ struct {
 	__type(value, struct nhg_taint);
 } nhg_taint SEC(".maps");
 
+/* cgroup id -> the last credential read in it (NHG_CGROUP_TAINT_WINDOW_NS). LRU: the oldest reads
+ * make room, and a read older than the window matters no more. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__type(value, struct nhg_cgroup_taint);
+} nhg_cgroup_taint SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, NHG_ENF__COUNT);

@@ -33,6 +33,10 @@ enum nhg_event_type {
 	NHG_EVENT_PROCESS_FORK = 4,
 	NHG_EVENT_PROCESS_EXIT = 5,
 	NHG_EVENT_EGRESS = 6, /* a connect/sendmsg of a tainted process, or a denied one */
+	/* ptrace attach/seize, process_vm_readv or a /proc/PID/{mem,environ} open aimed at a tainted
+	 * process: another process reaching into the memory that holds a credential */
+	NHG_EVENT_MEMORY_ACCESS = 8,
+	NHG_EVENT_BLOCK_DEVICE_OPEN = 9, /* a block device opened for reading: raw reads bypass file modes */
 };
 
 /* Which syscall opened the file. */
@@ -117,6 +121,8 @@ enum nhg_counter {
 	/* a deny kill whose fd table could not be recorded (nhg_doomed_files full): a process sharing
 	 * that table from another cgroup is not killed on its read */
 	NHG_CTR_DOOMED_FILES_FULL = 13,
+	/* ring buffer reservation failed for a memory-access or block-device record */
+	NHG_CTR_RINGBUF_DROP_ACCESS = 14,
 	NHG_CTR__COUNT = 16, /* array size; room to add counters without resizing */
 };
 
@@ -250,6 +256,49 @@ struct nhg_exit_event {
 	__u32 pad0;
 };
 
+/* How a process reached into another's memory (nhg_memory_access_event.how). */
+enum nhg_memory_access_how {
+	NHG_MEM_PTRACE_ATTACH = 1,    /* ptrace(PTRACE_ATTACH, pid) */
+	NHG_MEM_PTRACE_SEIZE = 2,     /* ptrace(PTRACE_SEIZE, pid) */
+	NHG_MEM_PROCESS_VM_READV = 3, /* process_vm_readv(pid, ...) */
+	NHG_MEM_PROC_MEM = 4,	      /* open of /proc/PID/mem (or /proc/PID/task/TID/mem) */
+	NHG_MEM_PROC_ENVIRON = 5,     /* open of /proc/PID/environ (or its task/TID form) */
+};
+
+/* NHG_EVENT_MEMORY_ACCESS: proc (the accessor) reached into target_tgid, which is tainted: it, or
+ * an ancestor it inherited from, read credential taint_credential_id, whose bytes may be in its
+ * memory or environment. Seen at the syscall's exit, whether the kernel allowed it or not: result
+ * is its return value (ptrace: 0 or -errno; process_vm_readv: bytes read or -errno; an open: the
+ * fd, only successful opens are seen). */
+struct nhg_memory_access_event {
+	struct nhg_event_header hdr;
+	struct nhg_process proc;
+	__u32 target_tgid;
+	__u32 target_tid;      /* the pid the accessor named (a thread of target_tgid, or target_tgid) */
+	__u64 target_start_ns; /* the target's start_boottime, from its taint entry */
+	__u32 taint_credential_id;
+	__u32 taint_source_tgid; /* the process that read the credential (differs when inherited) */
+	__u64 tainted_at_ns;
+	__u16 how; /* enum nhg_memory_access_how */
+	__u16 pad0;
+	__u32 f_mode; /* the /proc opens: file->f_mode (FMODE_READ 1, FMODE_WRITE 2); 0 for syscalls */
+	__s64 result; /* the syscall's return value */
+};
+
+/* NHG_EVENT_BLOCK_DEVICE_OPEN: proc opened a block device special file (S_ISBLK) for reading. The
+ * agent compares the opener with the policy's allow-list (block_device_readers). */
+struct nhg_block_device_event {
+	struct nhg_event_header hdr;
+	struct nhg_process proc;
+	__u64 rdev;   /* the device: kernel dev_t, (major << 20) | minor */
+	__u32 f_mode; /* file->f_mode */
+	__s32 fd;
+	__u16 syscall; /* enum nhg_open_syscall */
+	__u16 pad0;
+	__u32 pad1;
+	char name[NHG_NAME_LEN]; /* the device node's dentry name ("sda", "loop0") */
+};
+
 /* ---- Enforcement (pinned; every entry expires in the kernel at expires_at_ns) ---- */
 
 /* Slots of nhg_enforcement_counts: how many entries each enforcement map holds, kept by the agent,
@@ -318,6 +367,27 @@ struct nhg_deny_value {
 	__u32 pad;
 };
 
+/* A credential read taints the reader's cgroup for NHG_CGROUP_TAINT_WINDOW_NS: an untainted process
+ * of that cgroup connecting out within the window is reported as tainted by that read, at a lower
+ * confidence (NHG_TAINT_CGROUP_WINDOW). It catches a pipe from a reader to a sender that never
+ * opened the file and descends from no reader (`cat creds | curl -d @- ...`); it also attributes
+ * unrelated egress of the same cgroup in the window (README, "Pipes: the cgroup window"). */
+#define NHG_CGROUP_TAINT_WINDOW_NS 10000000000ull
+
+/* Value of nhg_cgroup_taint, keyed by cgroup id (__u64): the last credential read in that cgroup. */
+struct nhg_cgroup_taint {
+	__u64 tainted_at_ns; /* CLOCK_BOOTTIME of the read */
+	__u32 credential_id;
+	__u32 source_tgid; /* the reader */
+};
+
+/* nhg_egress_event.taint_kind: how the process came to be tainted. */
+enum nhg_taint_kind {
+	NHG_TAINT_NONE = 0,
+	NHG_TAINT_PROCESS = 1,	     /* it read the credential, or inherited the taint on fork */
+	NHG_TAINT_CGROUP_WINDOW = 2, /* another process of its cgroup read it within the window */
+};
+
 enum nhg_egress_hook {
 	NHG_HOOK_CONNECT4 = 1,
 	NHG_HOOK_CONNECT6 = 2,
@@ -345,6 +415,8 @@ struct nhg_egress_event {
 	__u32 taint_credential_id; /* 0 when the process is not tainted */
 	__u32 taint_source_tgid;
 	__u64 tainted_at_ns;
+	__u32 taint_kind; /* enum nhg_taint_kind */
+	__u32 pad0;
 };
 
 #endif /* NHIGUARD_BPF_ABI_H */

@@ -296,6 +296,179 @@ sensor__repeat(struct task_struct *task, const struct nhg_inode_key *key, __u16 
 	return SENSOR_REPEAT_REPORTED;
 }
 
+/* ---- Opens that are not of a credential file but reach one another way ---- */
+
+/* fs/proc's superblock magic and the inode type bits (include/uapi/linux/magic.h, stat.h). */
+#define NHG_PROC_SUPER_MAGIC 0x9fa0
+#define NHG_S_IFMT 00170000
+#define NHG_S_IFBLK 0060000
+
+/* Little-endian heads of the two /proc file names that expose a process's memory. */
+#define NHG_NAME_HEAD_MEM 0x6d656dull		  /* "mem" */
+#define NHG_NAME_HEAD_ENVIRON 0x6e6f7269766e65ull /* "environ" */
+
+/* The decimal number a /proc directory name spells (a pid), or 0 when it is not one. */
+static __always_inline __u32 sensor__dentry_number(struct dentry *dentry)
+{
+	char name[12] = {};
+	__u32 value = 0;
+
+	if (bpf_probe_read_kernel_str(name, sizeof(name), BPF_CORE_READ(dentry, d_name.name)) <= 1)
+		return 0;
+	for (int i = 0; i < 11; i++) {
+		char c = name[i];
+
+		if (c == '\0')
+			break;
+		if (c < '0' || c > '9')
+			return 0;
+		value = value * 10 + (c - '0');
+	}
+	return value;
+}
+
+static __always_inline bool sensor__dentry_is(struct dentry *dentry, const char *expected, int len)
+{
+	char name[8] = {};
+
+	if (bpf_probe_read_kernel_str(name, sizeof(name), BPF_CORE_READ(dentry, d_name.name)) != len + 1)
+		return false;
+	for (int i = 0; i < len && i < 8; i++) {
+		if (name[i] != expected[i])
+			return false;
+	}
+	return true;
+}
+
+/* Emits a memory-access record: the current process reached into target_tgid, whose taint is
+ * given. */
+static __always_inline void sensor__report_memory_access(struct task_struct *task, __u32 target_tgid,
+							 __u32 target_tid, const struct nhg_taint *taint,
+							 __u16 how, __u32 f_mode, long result)
+{
+	struct nhg_memory_access_event *event;
+
+	event = bpf_ringbuf_reserve(&nhg_events, sizeof(*event), 0);
+	if (!event) {
+		maps__count(NHG_CTR_RINGBUF_DROP_ACCESS);
+		return;
+	}
+	process__header(&event->hdr, NHG_EVENT_MEMORY_ACCESS, sizeof(*event));
+	process__describe(&event->proc, task);
+	event->target_tgid = target_tgid;
+	event->target_tid = target_tid;
+	event->target_start_ns = taint->start_ns;
+	event->taint_credential_id = taint->credential_id;
+	event->taint_source_tgid = taint->source_tgid;
+	event->tainted_at_ns = taint->tainted_at_ns;
+	event->how = how;
+	event->pad0 = 0;
+	event->f_mode = f_mode;
+	event->result = result;
+	bpf_ringbuf_submit(event, maps__submit_flags());
+}
+
+/* An open of /proc/PID/mem or /proc/PID/environ (or /proc/PID/task/TID/...) of a tainted process
+ * other than the opener. procfs inodes are not in the credential table: the file is known by its
+ * name, its numeric parent and the superblock, and the target by its taint. Only files named "mem"
+ * or "environ" get past the first comparison. */
+static __always_inline void sensor__proc_memory_open(struct task_struct *task, struct file *file,
+						     const struct sensor__opened *opened, long fd,
+						     bool direct)
+{
+	struct dentry *dentry = opened->dentry;
+	struct dentry *parent;
+	struct nhg_taint *taint;
+	__u32 target;
+	__u32 tid;
+	__u64 head;
+	__u16 how;
+
+	if (opened->name_len != 3 && opened->name_len != 7)
+		return;
+	head = sensor__name_head(opened, direct);
+	if (opened->name_len == 3 && (head & 0xffffffull) == NHG_NAME_HEAD_MEM)
+		how = NHG_MEM_PROC_MEM;
+	else if (opened->name_len == 7 && (head & 0xffffffffffffffull) == NHG_NAME_HEAD_ENVIRON)
+		how = NHG_MEM_PROC_ENVIRON;
+	else
+		return;
+	if (BPF_CORE_READ(file, f_inode, i_sb, s_magic) != NHG_PROC_SUPER_MAGIC)
+		return;
+	parent = BPF_CORE_READ(dentry, d_parent);
+	tid = sensor__dentry_number(parent);
+	if (!tid)
+		return;
+	target = tid;
+	taint = bpf_map_lookup_elem(&nhg_taint, &target);
+	if (!taint) {
+		/* /proc/PID/task/TID/mem: the thread's directory sits in its process's "task". */
+		struct dentry *task_dir = BPF_CORE_READ(parent, d_parent);
+
+		if (!sensor__dentry_is(task_dir, "task", 4))
+			return;
+		target = sensor__dentry_number(BPF_CORE_READ(task_dir, d_parent));
+		if (!target)
+			return;
+		taint = bpf_map_lookup_elem(&nhg_taint, &target);
+		if (!taint)
+			return;
+	}
+	if (target == (__u32)task->tgid)
+		return; /* a process reading its own memory reaches nothing new */
+	sensor__report_memory_access(task, target, tid, taint, how, opened->f_mode, fd);
+}
+
+/* Is the opened file a block device special file? Raw reads of a disk bypass every file's mode. */
+static __always_inline bool sensor__block_device(struct file *file, bool direct)
+{
+	__u16 mode;
+
+	if (direct)
+		mode = file->f_inode->i_mode;
+	else
+		mode = BPF_CORE_READ(file, f_inode, i_mode);
+	return (mode & NHG_S_IFMT) == NHG_S_IFBLK;
+}
+
+static __always_inline void sensor__report_block_device(struct task_struct *task, struct file *file,
+							const struct sensor__opened *opened, long fd,
+							__u16 syscall)
+{
+	struct nhg_block_device_event *event;
+
+	event = bpf_ringbuf_reserve(&nhg_events, sizeof(*event), 0);
+	if (!event) {
+		maps__count(NHG_CTR_RINGBUF_DROP_ACCESS);
+		return;
+	}
+	process__header(&event->hdr, NHG_EVENT_BLOCK_DEVICE_OPEN, sizeof(*event));
+	process__describe(&event->proc, task);
+	event->rdev = BPF_CORE_READ(file, f_inode, i_rdev);
+	event->f_mode = opened->f_mode;
+	event->fd = (__s32)fd;
+	event->syscall = syscall;
+	event->pad0 = 0;
+	event->pad1 = 0;
+	bpf_probe_read_kernel_str(event->name, sizeof(event->name), opened->name);
+	bpf_ringbuf_submit(event, maps__submit_flags());
+}
+
+/* An open that is neither a credential nor a candidate: a block device opened for reading, or a
+ * /proc file exposing a tainted process's memory. */
+static __always_inline void sensor__other_open(struct task_struct *task, struct file *file,
+					       const struct sensor__opened *opened, long fd, __u16 syscall,
+					       bool direct)
+{
+	if (!(opened->f_mode & FMODE_READ))
+		return;
+	if (sensor__block_device(file, direct)) {
+		sensor__report_block_device(task, file, opened, fd, syscall);
+		return;
+	}
+	sensor__proc_memory_open(task, file, opened, fd, direct);
+}
+
 /* The read path (readpath.bpf.h, included at the end) keeps per-(process, credential) and per-fd-table
  * state that the open path feeds. */
 static __always_inline void readpath__opened(struct task_struct *task, const struct nhg_inode_key *key);
@@ -371,6 +544,7 @@ static __always_inline int sensor__on_open_exit(long ret, __u16 syscall, bool di
 		type = NHG_EVENT_CANDIDATE_OPEN;
 		maps__count(NHG_CTR_CANDIDATE_OPENS);
 	} else {
+		sensor__other_open(task, file, &opened, ret, syscall, direct);
 		return 0;
 	}
 
@@ -548,6 +722,73 @@ int sensor_process_exit(void *ctx)
 	event->exit_code = BPF_CORE_READ(task, exit_code);
 	event->pad0 = 0;
 	bpf_ringbuf_submit(event, maps__submit_flags());
+	return 0;
+}
+
+/* ---- ptrace and process_vm_readv aimed at a tainted process ---- */
+
+#define NHG_PTRACE_ATTACH 16
+#define NHG_PTRACE_SEIZE 0x4206
+
+/* Both syscalls are seen at their exit with their arguments from the task's user registers, so
+ * one program per syscall sees the request and its result. */
+SEC("tracepoint/syscalls/sys_exit_ptrace")
+int sensor_exit_ptrace(struct nhg_sys_exit_args *ctx)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pt_regs *regs;
+	struct nhg_taint *taint;
+	long request;
+	__u32 pid;
+	__u32 target;
+
+	if ((__u32)task->tgid == ignore_tgid || !read_syscall_args)
+		return 0;
+	regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	request = PT_REGS_PARM1_CORE_SYSCALL(regs);
+	if (request != NHG_PTRACE_ATTACH && request != NHG_PTRACE_SEIZE)
+		return 0;
+	pid = (__u32)PT_REGS_PARM2_CORE_SYSCALL(regs);
+	target = pid;
+	if (ctx->ret == 0) {
+		/* Attached: the tracee was just put at the head of the tracer's ptraced list. It gives
+		 * the thread's process when the pid named a thread other than the leader. */
+		struct list_head *first = task->ptraced.next;
+
+		if (first && first != &task->ptraced) {
+			struct task_struct *tracee =
+				(void *)first - bpf_core_field_offset(struct task_struct, ptrace_entry);
+
+			if ((__u32)BPF_CORE_READ(tracee, pid) == pid)
+				target = BPF_CORE_READ(tracee, tgid);
+		}
+	}
+	/* A refused attempt (Yama, permissions) is reported too: it names the target. */
+	taint = bpf_map_lookup_elem(&nhg_taint, &target);
+	if (!taint || target == (__u32)task->tgid)
+		return 0;
+	sensor__report_memory_access(
+		task, target, pid, taint,
+		request == NHG_PTRACE_SEIZE ? NHG_MEM_PTRACE_SEIZE : NHG_MEM_PTRACE_ATTACH, 0, ctx->ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_process_vm_readv")
+int sensor_exit_process_vm_readv(struct nhg_sys_exit_args *ctx)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct nhg_taint *taint;
+	struct pt_regs *regs;
+	__u32 pid;
+
+	if ((__u32)task->tgid == ignore_tgid || !read_syscall_args)
+		return 0;
+	regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	pid = (__u32)PT_REGS_PARM1_CORE_SYSCALL(regs);
+	taint = bpf_map_lookup_elem(&nhg_taint, &pid);
+	if (!taint || pid == (__u32)task->tgid)
+		return 0;
+	sensor__report_memory_access(task, pid, pid, taint, NHG_MEM_PROCESS_VM_READV, 0, ctx->ret);
 	return 0;
 }
 

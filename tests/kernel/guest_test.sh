@@ -12,10 +12,11 @@
 set -euo pipefail
 meta=$1 cache=$2 timeout_s=$3 filter=$4 open_variant=$5 test_bin=$6 agent_bin=$7
 
-# Which kernel modules the bpf tier needs that Debian's cloud kernels build as modules (veth: the
-# egress tests' network namespace pair). Everything else the tier uses is built in (BPF, BTF, BPF
+# Which kernel modules the bpf tier needs that Debian's cloud kernels may build as modules (veth:
+# the egress tests' network namespace pair; loop: the block device tests' loop device). A module
+# the kernel has built in is not loaded. Everything else the tier uses is built in (BPF, BTF, BPF
 # LSM, cgroup BPF, netns, IPv6, syscall tracepoints).
-modules=(veth)
+modules=(veth loop)
 
 for tool in apt-get apt-cache dpkg-deb qemu-system-x86_64 busybox cpio ldd objcopy xz ip; do
   command -v "$tool" >/dev/null || { echo "kernel tier: $tool is missing (scripts/install-deps.sh)"; exit 1; }

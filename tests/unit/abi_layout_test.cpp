@@ -49,7 +49,8 @@ static_assert(offsetof(nhg_egress_event, addr) == 80);
 static_assert(offsetof(nhg_egress_event, port) == 96);
 static_assert(offsetof(nhg_egress_event, verdict) == 104);
 static_assert(offsetof(nhg_egress_event, tainted_at_ns) == 120);
-static_assert(sizeof(nhg_egress_event) == 128);
+static_assert(offsetof(nhg_egress_event, taint_kind) == 128);
+static_assert(sizeof(nhg_egress_event) == 136);
 static_assert(offsetof(nhg_taint, file) == 24);
 static_assert(offsetof(nhg_taint, window_start_ns) == 40);
 static_assert(offsetof(nhg_taint, coalesced) == 48);
@@ -101,3 +102,19 @@ TEST(AbiLayout, PrefilterSlotsAreStableAndInRange) {
   EXPECT_EQ(nhg_candidate_filter_slot(11, 'c'), (11u << 8) | 'c');
   EXPECT_LT(nhg_candidate_filter_slot(NHG_NAME_LEN - 1, 0xff), NHG_CANDIDATE_FILTER_SLOTS);
 }
+
+static_assert(offsetof(nhg_memory_access_event, proc) == 16);
+static_assert(offsetof(nhg_memory_access_event, target_tgid) == 80);
+static_assert(offsetof(nhg_memory_access_event, target_start_ns) == 88);
+static_assert(offsetof(nhg_memory_access_event, taint_credential_id) == 96);
+static_assert(offsetof(nhg_memory_access_event, tainted_at_ns) == 104);
+static_assert(offsetof(nhg_memory_access_event, how) == 112);
+static_assert(offsetof(nhg_memory_access_event, f_mode) == 116);
+static_assert(offsetof(nhg_memory_access_event, result) == 120);
+static_assert(sizeof(nhg_memory_access_event) == 128);
+static_assert(offsetof(nhg_block_device_event, rdev) == 80);
+static_assert(offsetof(nhg_block_device_event, f_mode) == 88);
+static_assert(offsetof(nhg_block_device_event, fd) == 92);
+static_assert(offsetof(nhg_block_device_event, syscall) == 96);
+static_assert(offsetof(nhg_block_device_event, name) == 104);
+static_assert(sizeof(nhg_block_device_event) == 168);

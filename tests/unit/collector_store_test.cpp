@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include "sqlite_side_connection.h"
 #include "store/open_report_store.h"
 #include "store/sqlite_report_store.h"
 #include "temp_dir.h"
@@ -487,6 +488,31 @@ TEST_F(CollectorStoreTest, RetentionPrunesOldEventsOnlyAndResendsStayDuplicates)
   later2.received_at_ns = kNow - 10;
   store({later, later2});
   EXPECT_EQ(store_->prune_events(kNow + 1, 1).value(), 1u);
+}
+
+// Memory accesses and block device opens are stored under their own kind and event id, and are
+// events for retention like accesses and egress.
+TEST_F(CollectorStoreTest, MemoryAccessAndBlockDeviceReportsAreStoredAsEvents) {
+  hello("web-1", "ob1");
+  v1::Report access;
+  access.set_sequence(1);
+  access.mutable_memory_access()->set_event_id("ev_mem");
+  access.mutable_memory_access()->set_how("proc_mem");
+  v1::Report device;
+  device.set_sequence(2);
+  device.mutable_block_device_open()->set_event_id("ev_blk");
+  device.mutable_block_device_open()->set_device("/dev/sda");
+  auto outcome = store({record("web-1", "ob1", access), record("web-1", "ob1", device)});
+  EXPECT_EQ(outcome.stored, 2u);
+  EXPECT_EQ(ack_of(outcome, "web-1", "ob1"), 2u);
+  // abs() of the smallest integer is an error: the query fails unless both rows are as expected.
+  EXPECT_EQ(test_support::execute_sql(path_,
+                                      "SELECT CASE WHEN (SELECT COUNT(*) FROM reports WHERE "
+                                      "(kind = 'memory_access' AND event_id = 'ev_mem') OR "
+                                      "(kind = 'block_device_open' AND event_id = 'ev_blk')) = 2 "
+                                      "THEN 1 ELSE abs(-9223372036854775808) END"),
+            "");
+  EXPECT_EQ(store_->prune_events(kNow + 1, 1000).value(), 2u);
 }
 
 TEST_F(CollectorStoreTest, UnknownBodiesAreKeptWhole) {

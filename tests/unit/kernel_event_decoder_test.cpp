@@ -201,3 +201,82 @@ TEST(KernelEventDecoder, RepeatSummaryHasNoSyscallAndNothingElseMay) {
 }
 
 }  // namespace
+
+namespace {
+
+template <typename Raw>
+std::vector<std::byte> bytes_of(const Raw& raw) {
+  std::vector<std::byte> bytes(sizeof(raw));
+  std::memcpy(bytes.data(), &raw, sizeof(raw));
+  return bytes;
+}
+
+template <typename Raw>
+Raw with_header(nhg_event_type type) {
+  Raw raw{};
+  raw.hdr = {
+      .type = static_cast<uint16_t>(type), .size = sizeof(Raw), .version = NHG_ABI_VERSION, .cpu = 1, .ts_ns = 42};
+  raw.proc.tgid = 500;
+  raw.proc.start_ns = 9;
+  std::memcpy(raw.proc.comm, "gdb", 3);
+  return raw;
+}
+
+TEST(KernelEventDecoder, MemoryAccess) {
+  auto raw = with_header<nhg_memory_access_event>(NHG_EVENT_MEMORY_ACCESS);
+  raw.target_tgid = 600;
+  raw.target_tid = 601;
+  raw.target_start_ns = 7;
+  raw.taint_credential_id = 3;
+  raw.taint_source_tgid = 599;
+  raw.tainted_at_ns = 40;
+  raw.how = NHG_MEM_PTRACE_SEIZE;
+  raw.result = -1;
+  auto event = decode_kernel_event(bytes_of(raw));
+  ASSERT_TRUE(event.has_value()) << event.error().message;
+  const auto& access = std::get<MemoryAccessEvent>(*event);
+  EXPECT_EQ(access.ts_ns, 42u);
+  EXPECT_EQ(access.process.tgid, 500u);
+  EXPECT_EQ(access.process.comm, "gdb");
+  EXPECT_EQ(access.target_tgid, 600u);
+  EXPECT_EQ(access.target_tid, 601u);
+  EXPECT_EQ(access.target_start_ns, 7u);
+  EXPECT_EQ(access.taint_credential_id, 3u);
+  EXPECT_EQ(access.taint_source_tgid, 599u);
+  EXPECT_EQ(access.tainted_at_ns, 40u);
+  EXPECT_EQ(access.how, MemoryAccessHow::ptrace_seize);
+  EXPECT_EQ(to_string(access.how), "ptrace_seize");
+  EXPECT_EQ(access.result, -1);
+
+  raw.how = 9;
+  EXPECT_FALSE(decode_kernel_event(bytes_of(raw)).has_value()) << "an unknown way in is refused";
+  raw.how = NHG_MEM_PROC_MEM;
+  raw.target_tgid = 0;
+  EXPECT_FALSE(decode_kernel_event(bytes_of(raw)).has_value()) << "no target";
+  raw.target_tgid = 600;
+  auto short_record = bytes_of(raw);
+  short_record.resize(sizeof(raw) - 8);
+  EXPECT_FALSE(decode_kernel_event(short_record).has_value());
+}
+
+TEST(KernelEventDecoder, BlockDeviceOpen) {
+  auto raw = with_header<nhg_block_device_event>(NHG_EVENT_BLOCK_DEVICE_OPEN);
+  raw.rdev = (259ull << 20) | 2;
+  raw.f_mode = 3;
+  raw.fd = 4;
+  raw.syscall = NHG_SYS_OPENAT2;
+  std::memset(raw.name, 'n', sizeof(raw.name));  // unterminated: stays inside its field
+  auto event = decode_kernel_event(bytes_of(raw));
+  ASSERT_TRUE(event.has_value()) << event.error().message;
+  const auto& open = std::get<BlockDeviceOpenEvent>(*event);
+  EXPECT_EQ(open.major(), 259u);
+  EXPECT_EQ(open.minor(), 2u);
+  EXPECT_EQ(open.f_mode, 3u);
+  EXPECT_EQ(open.fd, 4);
+  EXPECT_EQ(open.syscall, OpenSyscall::openat2);
+  EXPECT_EQ(open.name, std::string(NHG_NAME_LEN, 'n'));
+  raw.syscall = 0;
+  EXPECT_FALSE(decode_kernel_event(bytes_of(raw)).has_value());
+}
+
+}  // namespace

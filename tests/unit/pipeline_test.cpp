@@ -302,6 +302,94 @@ TEST_F(PipelineTest, IdenticalReadsWithinTheQuietPeriodAreOneDecision) {
   EXPECT_EQ(event_lines().size(), 4u) << "every read is still an event line";
 }
 
+// The record the sensor sends when the process in payments.service reaches into `target`, which
+// read `credential` (its taint).
+nhg_memory_access_event memory_access(uint64_t cgroup, uint32_t target, uint32_t credential_id, uint64_t ts_ns) {
+  auto raw = testing::kernel_record<nhg_memory_access_event>(NHG_EVENT_MEMORY_ACCESS, ts_ns, kReaderPid, kReaderStart,
+                                                             cgroup, 0, "gdb");
+  raw.target_tgid = target;
+  raw.target_tid = target;
+  raw.target_start_ns = 5'000'000'000ull;
+  raw.taint_credential_id = credential_id;
+  raw.taint_source_tgid = target;
+  raw.tainted_at_ns = ts_ns - 1'000'000;
+  raw.how = NHG_MEM_PROCESS_VM_READV;
+  raw.result = 64;
+  return raw;
+}
+
+TEST_F(PipelineTest, MemoryAccessIntoACredentialHolderContainsTheAccessor) {
+  start(
+      "rules:\n  - name: memory\n    trigger: credential_memory_access\n    mode: enforce\n"
+      "    response: [block_egress, kill_process]\n");
+  const uint32_t holder = kReaderPid + 1;
+  const auto credential = watched_->by_path(credential_);
+  ASSERT_TRUE(credential);
+  source_.push_record(memory_access(payments_cgroup(), holder, credential->credential_id, clock_ns(CLOCK_BOOTTIME)));
+  drain();
+
+  const auto lines = event_lines();
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0]["type"], "credential_memory_access");
+  EXPECT_EQ(lines[0]["how"], "process_vm_readv");
+  EXPECT_EQ(lines[0]["result"], 64);
+  EXPECT_EQ(lines[0]["target"]["pid"], holder);
+  EXPECT_EQ(lines[0]["target_taint"]["credential_id"], credential->credential_id);
+  EXPECT_EQ(lines[0]["target_taint"]["path"], credential_);
+  EXPECT_EQ(lines[0]["process"]["pid"], kReaderPid);
+  EXPECT_EQ(lines[1]["type"], "decision");
+  EXPECT_EQ(lines[1]["trigger"]["kind"], "credential_memory_access");
+  EXPECT_EQ(lines[1]["trigger"]["event"], "memory_access");
+  EXPECT_EQ(lines[1]["trigger"]["event_ids"][0], lines[0]["event_id"]);
+  EXPECT_EQ(lines[1]["outcome"], "contain");
+  EXPECT_TRUE(maps_.blocks.contains(payments_cgroup())) << "the accessor's cgroup is cut off";
+  const auto rows = actions();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].action, ActionKind::block_egress);
+  EXPECT_EQ(outbox_reports(),
+            (std::vector<std::string>{"event:memory_access", "decision:decision", "action_update:action_update"}));
+}
+
+nhg_block_device_event block_device_open(uint64_t cgroup, uint32_t uid, uint64_t ts_ns) {
+  auto raw = testing::kernel_record<nhg_block_device_event>(NHG_EVENT_BLOCK_DEVICE_OPEN, ts_ns, kReaderPid,
+                                                            kReaderStart, cgroup, uid, "dd");
+  raw.rdev = (7ull << 20) | 3;
+  raw.f_mode = 1;
+  raw.fd = 3;
+  raw.syscall = NHG_SYS_OPENAT;
+  std::strncpy(raw.name, "loop3", sizeof(raw.name) - 1);
+  return raw;
+}
+
+TEST_F(PipelineTest, BlockDeviceReadByAProcessNotAllowedIsAnEventAndADecision) {
+  start(
+      "block_device_readers:\n  - uid: 1001\n"
+      "rules:\n  - name: raw-disk\n    trigger: block_device_read\n    mode: hold\n    response: freeze\n");
+  source_.push_record(block_device_open(payments_cgroup(), 1001, clock_ns(CLOCK_BOOTTIME)));
+  drain();
+  EXPECT_TRUE(event_lines().empty()) << "an allowed block device reader is no event";
+  EXPECT_EQ(pipeline_->counts().block_device_opens_allowed, 1u);
+
+  source_.push_record(block_device_open(payments_cgroup(), 0, clock_ns(CLOCK_BOOTTIME)));
+  drain();
+  const auto lines = event_lines();
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0]["type"], "block_device_open");
+  EXPECT_EQ(lines[0]["device"], "/dev/loop3");
+  EXPECT_EQ(lines[0]["device_number"], "7:3");
+  EXPECT_EQ(lines[0]["access"], "read");
+  EXPECT_EQ(lines[1]["trigger"]["kind"], "block_device_read");
+  EXPECT_EQ(lines[1]["trigger"]["device"], "/dev/loop3");
+  EXPECT_EQ(lines[1]["credential"], nullptr);
+  EXPECT_EQ(lines[1]["outcome"], "hold");
+  const auto rows = actions();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].state, ActionState::held);
+  EXPECT_EQ(rows[0].action, ActionKind::freeze);
+  EXPECT_EQ(outbox_reports(),
+            (std::vector<std::string>{"event:block_device_open", "decision:decision", "action_update:action_update"}));
+}
+
 TEST_F(PipelineTest, GoldenRecordsReplayThroughTheSamePath) {
   start(kCanaryRule);
   const std::string fixtures = std::string(NHIGUARD_TEST_FIXTURES) + "/events/";

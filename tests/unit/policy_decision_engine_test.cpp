@@ -380,3 +380,105 @@ TEST(ActionRateLimiter, CountsWithinTheWindowOnly) {
 
 }  // namespace
 }  // namespace nhiguard::policy
+
+namespace nhiguard::policy {
+namespace {
+
+DecisionEngine engine_of(const std::string& yaml) {
+  std::vector<PolicySource> sources{{"p.yaml", std::string(kBase) + yaml}};
+  auto parsed = parse_policy_documents(sources);
+  EXPECT_TRUE(parsed.ok()) << config::format_errors(parsed.errors, "p.yaml");
+  return DecisionEngine(std::make_shared<const Policy>(std::move(parsed.policy)));
+}
+
+TEST(DecisionEngine, MemoryAccessOfACredentialHolderFiresAndCanKillTheAccessor) {
+  auto engine = engine_of(
+      "rules:\n  - {name: mem, trigger: credential_memory_access, confidence: certain, mode: enforce, "
+      "response: [kill_process]}\n");
+  Row row{.name = "mem"};
+  auto input = input_for(row);
+  input.event = TriggerInput::Event::memory_access;
+  EXPECT_EQ(engine.trigger_of(input), TriggerKind::credential_memory_access);
+  auto decision = engine.decide(input, {});
+  ASSERT_TRUE(decision);
+  EXPECT_EQ(decision->trigger, TriggerKind::credential_memory_access);
+  EXPECT_EQ(decision->outcome, Outcome::contain);
+  EXPECT_EQ(decision->action, ActionKind::kill_process);
+  EXPECT_NE(decision->reason.find("reached into the memory of a process holding /etc/app/aws"), std::string::npos)
+      << decision->reason;
+  // The parser's default confidence for it is high.
+  auto defaulted = engine_of("rules:\n  - {name: mem, trigger: credential_memory_access, mode: enforce}\n");
+  EXPECT_EQ(defaulted.policy().rules.at(0).confidence, Confidence::high);
+}
+
+TEST(DecisionEngine, BlockDeviceReadFiresForReadersOutsideTheAllowList) {
+  Row row{.name = "blk"};
+  auto input = input_for(row);
+  input.event = TriggerInput::Event::block_device_open;
+  input.credential.reset();
+  input.device = "/dev/sda";
+  const std::string rules = "rules:\n  - {name: raw, trigger: block_device_read, mode: hold, response: [freeze]}\n";
+
+  // Built-in list: udev is allowed, curl is not.
+  auto builtin = engine_of(rules);
+  EXPECT_EQ(builtin.trigger_of(input), TriggerKind::block_device_read);
+  auto udev = input;
+  udev.identity.exe = "/usr/lib/systemd/systemd-udevd";
+  EXPECT_FALSE(builtin.trigger_of(udev));
+  auto decision = builtin.decide(input, {});
+  ASSERT_TRUE(decision);
+  EXPECT_EQ(decision->outcome, Outcome::hold);
+  EXPECT_EQ(decision->action, ActionKind::freeze);
+  EXPECT_NE(decision->reason.find("opened block device /dev/sda"), std::string::npos) << decision->reason;
+
+  // A policy's list replaces the built-in one; [] allows nobody.
+  auto own = engine_of("block_device_readers: [{exe: /usr/bin/curl}]\n" + rules);
+  EXPECT_FALSE(own.trigger_of(input));
+  EXPECT_TRUE(own.trigger_of(udev));
+  auto none = engine_of("block_device_readers: []\n" + rules);
+  EXPECT_TRUE(none.trigger_of(udev));
+}
+
+// `cat creds | curl`: the sender's egress is attributed by its cgroup's window, one confidence
+// step below the rule's: a high rule that would contain holds, and a low one only observes.
+TEST(DecisionEngine, EgressAttributedByTheCgroupWindowIsDecidedAtALowerConfidence) {
+  auto engine = engine_of(rule("unexpected_egress", "high", "enforce"));
+  Row row{.name = "pipe", .egress = true};
+  auto input = input_for(row);
+  auto direct = engine.decide(input, {});
+  ASSERT_TRUE(direct);
+  EXPECT_EQ(direct->confidence, Confidence::high);
+  EXPECT_EQ(direct->outcome, Outcome::contain);
+
+  input.taint_inferred = true;
+  auto inferred = engine.decide(input, {});
+  ASSERT_TRUE(inferred);
+  EXPECT_EQ(inferred->confidence, Confidence::medium);
+  EXPECT_EQ(inferred->outcome, Outcome::hold) << "medium x medium impact";
+  bool gate = false;
+  for (const auto& g : inferred->gates) gate |= g.gate == "inferred_taint" && g.tripped;
+  EXPECT_TRUE(gate);
+
+  auto low = engine_of(rule("unexpected_egress", "low", "enforce"));
+  auto floor = low.decide(input, {});
+  ASSERT_TRUE(floor);
+  EXPECT_EQ(floor->confidence, Confidence::low) << "never below low";
+  EXPECT_EQ(floor->outcome, Outcome::alert);
+}
+
+TEST(PolicyParser, BlockDeviceRulesNameNoCredential) {
+  std::vector<PolicySource> sources{
+      {"p.yaml", std::string(kBase) + "rules:\n  - {name: a, trigger: block_device_read, response: [deny_credential]}\n"
+                                      "  - {name: b, trigger: block_device_read, when: {credential_class: [aws]}}\n"},
+      {"q.yaml", "version: 1\nblock_device_readers: []\n"},
+      {"r.yaml", "version: 1\nblock_device_readers: []\n"}};
+  auto parsed = parse_policy_documents(sources);
+  const std::string errors = config::format_errors(parsed.errors, "p.yaml");
+  EXPECT_EQ(parsed.errors.size(), 3u) << errors;
+  EXPECT_NE(errors.find("deny_credential cannot answer block_device_read"), std::string::npos) << errors;
+  EXPECT_NE(errors.find("when.credential_class cannot match it"), std::string::npos) << errors;
+  EXPECT_NE(errors.find("block_device_readers is already set"), std::string::npos) << errors;
+}
+
+}  // namespace
+}  // namespace nhiguard::policy

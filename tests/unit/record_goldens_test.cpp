@@ -26,7 +26,9 @@
 #include "records/control_audit_record.h"
 #include "records/credential_access_record.h"
 #include "records/decision_record.h"
+#include "records/block_device_record.h"
 #include "records/egress_record.h"
+#include "records/memory_access_record.h"
 #include "records/rollback_handle_record.h"
 #include "reporter/wire_records.h"
 
@@ -379,6 +381,79 @@ TEST(RecordGoldens, EgressTaintedByUnknownCredential) {
   expect_json_golden(encoded.line, "egress_taint_unknown_credential");
   pin_read_at(encoded.body, event.tainted_at_ns);
   expect_proto_golden(encoded.body, "egress_taint_unknown_credential");
+}
+
+// A debugger-shaped accessor seizing a thread of a pod's process that read its service-account
+// token: the target and its credential ride along with the accessor.
+TEST(RecordGoldens, MemoryAccessIntoATokenHolder) {
+  events::MemoryAccessEvent event;
+  event.ts_ns = 9'000'000;
+  event.process.tgid = 5000;
+  event.how = events::MemoryAccessHow::ptrace_seize;
+  event.result = 0;
+  event.target_tgid = 31337;
+  event.target_tid = 31340;
+  event.target_start_ns = 77'000'000'000;
+  event.taint_credential_id = 11;
+  event.taint_source_tgid = 31337;
+  event.tainted_at_ns = 8'000'000;
+  const catalogue::ResolvedCredential token{.credential_id = 11,
+                                            .credential_class = catalogue::CredentialClass::kube_sa_token,
+                                            .path = "/var/run/secrets/kubernetes.io/serviceaccount/token"};
+  auto record = records::memory_access_to_wire(event, &token, bare_process_identity(), redacted_pod_identity(),
+                                               static_cast<int64_t>(kWall), "ev_01HGOLDEN0000000000000007");
+  auto line = records::memory_access_line(record, "node-7");
+  auto report = reporter::memory_access_report(record, event.ts_ns);
+  v1::Report body;
+  ASSERT_TRUE(body.ParseFromString(report.payload));
+  EXPECT_EQ(report.type, "memory_access");
+  EXPECT_TRUE(report.droppable);
+  EXPECT_EQ(report.event_boot_ns, 9'000'000u);
+  ASSERT_TRUE(line["target_taint"].is_object());
+  line["tainted_by"] = line["target_taint"];  // pin_read_at reads it under the egress name
+  pin_read_at(line, event.tainted_at_ns);
+  line["target_taint"] = line["tainted_by"];
+  line.erase("tainted_by");
+  expect_json_golden(line, "memory_access_ptrace_seize");
+  const auto expected = static_cast<int64_t>(boot_to_wall_ns(event.tainted_at_ns));
+  EXPECT_LT(std::abs(body.memory_access().target_taint().read_at_unix_ns() - expected), 1'000'000'000);
+  body.mutable_memory_access()->mutable_target_taint()->set_read_at_unix_ns(kPinnedReadAtNs);
+  expect_proto_golden(body, "memory_access_ptrace_seize");
+}
+
+TEST(RecordGoldens, BlockDeviceOpen) {
+  events::BlockDeviceOpenEvent event;
+  event.ts_ns = 10'000'000;
+  event.process.tgid = 4048;
+  event.rdev = (7ull << 20) | 3;
+  event.f_mode = 0x1;
+  event.fd = 3;
+  event.syscall = events::OpenSyscall::openat;
+  event.name = "loop\x013";
+  auto record = records::block_device_to_wire(event, odd_names_identity(), static_cast<int64_t>(kWall),
+                                              "ev_01HGOLDEN0000000000000008");
+  auto line = records::block_device_line(record, "web-1");
+  auto report = reporter::block_device_open_report(record, event.ts_ns);
+  v1::Report body;
+  ASSERT_TRUE(body.ParseFromString(report.payload));
+  EXPECT_EQ(report.type, "block_device_open");
+  expect_json_golden(line, "block_device_open");
+  expect_proto_golden(body, "block_device_open");
+}
+
+// A pipe's sender: it read nothing, its cgroup's window attributed the reader's credential.
+TEST(RecordGoldens, EgressAttributedByTheCgroupWindow) {
+  auto event = tainted_connect();
+  event.taint_from_cgroup_window = true;
+  event.process.start_ns = 0;
+  const auto taint = aws_credential();
+  auto encoded = encode_egress(event, &taint, odd_names_identity(), "web-1", kWall, "ev_01HGOLDEN0000000000000009");
+  pin_read_at(encoded.line, event.tainted_at_ns);
+  EXPECT_EQ(encoded.line["tainted_by"]["attribution"], "cgroup_window");
+  EXPECT_EQ(encoded.line["tainted_by"]["inherited"], false);
+  expect_json_golden(encoded.line, "egress_cgroup_window");
+  pin_read_at(encoded.body, event.tainted_at_ns);
+  expect_proto_golden(encoded.body, "egress_cgroup_window");
 }
 
 // --- decisions and handles ---------------------------------------------------------------------

@@ -200,6 +200,11 @@ Result<void> validate_entry(const CatalogueEntry& e) {
 
 }  // namespace
 
+bool is_atomic_writer_dir(const std::string& dir) {
+  struct stat st{};
+  return ::lstat((dir + "/..data").c_str(), &st) == 0 && S_ISLNK(st.st_mode);
+}
+
 std::string catalogue_pattern(std::string_view written, bool is_glob) {
   if (is_glob) return std::string(written);
   if (written.starts_with("~/")) return "~" + escape_glob(written.substr(1));
@@ -344,10 +349,41 @@ Result<std::vector<ResolvedCredential>> CredentialCatalogue::resolve() {
           .mode = static_cast<uint32_t>(st.st_mode),
           .owner = e.owner,
       });
+      add_atomic_writer_versions(resolved, by_inode, resolved.back());
     }
     globfree(&matches);
   }
   return resolved;
+}
+
+// The same file in every `..<timestamp>` directory of an atomic writer's volume: the one `..data`
+// points to and the next one the kubelet has written but not swapped in yet. Each is the same
+// credential (same id and path), so a rotation changes which inode the path reaches, not what it is.
+void CredentialCatalogue::add_atomic_writer_versions(std::vector<ResolvedCredential>& resolved,
+                                                     std::map<std::pair<uint64_t, uint64_t>, std::size_t>& by_inode,
+                                                     ResolvedCredential credential) {
+  const auto slash = credential.path.rfind('/');
+  if (slash == std::string::npos || slash == 0) return;
+  const std::string dir = credential.path.substr(0, slash);
+  if (!is_atomic_writer_dir(dir)) return;
+  const std::string pattern = escape_glob(dir) + "/..?*/" + escape_glob(credential.path.substr(slash + 1));
+  glob_t matches{};
+  if (::glob(pattern.c_str(), 0, nullptr, &matches) == 0) {
+    for (std::size_t k = 0; k < matches.gl_pathc; ++k) {
+      struct stat st{};
+      if (::stat(matches.gl_pathv[k], &st) != 0 || !S_ISREG(st.st_mode)) continue;
+      const auto key = std::make_pair(kernel_dev(st.st_dev), static_cast<uint64_t>(st.st_ino));
+      if (by_inode.contains(key)) continue;
+      by_inode.emplace(key, resolved.size());
+      ResolvedCredential version = credential;
+      version.dev = key.first;
+      version.ino = key.second;
+      version.uid = static_cast<uint32_t>(st.st_uid);
+      version.mode = static_cast<uint32_t>(st.st_mode);
+      resolved.push_back(std::move(version));
+    }
+  }
+  globfree(&matches);
 }
 
 std::vector<NameRule> CredentialCatalogue::name_rules() const {

@@ -23,7 +23,11 @@
 //     ids are never reused, even when a file disappears;
 //   - resolve() returns each file (dev, ino) once: when several catalogued paths reach the same
 //     file (a symlink, a hard link, /var/run -> /run), the first in catalogue order is the entry
-//     and the others are listed in its aliases.
+//     and the others are listed in its aliases;
+//   - a catalogued file in a directory of the kubelet's atomic writer (one with a `..data`
+//     symlink: projected service-account tokens) is also returned once per other `..<timestamp>`
+//     directory holding it, with the same id and path and that version's inode: the version the
+//     kubelet wrote but has not swapped in yet is watched before the swap.
 //
 // Thread-safety: all public methods may be called concurrently (a shared mutex guards the id table
 // and the expanded patterns); resolve() serialises with itself.
@@ -77,6 +81,11 @@ std::string catalogue_pattern(std::string_view written, bool is_glob);
 // The kernel's encoding of a device number, (major << 20) | minor: what BPF programs read from
 // sb->s_dev. glibc's st_dev uses a different layout (see kernel_dev in the .cpp).
 uint64_t kernel_dev(dev_t user_dev);
+
+// A directory the kubelet's atomic writer manages (projected service-account tokens, secrets,
+// config maps): its files are symlinks through `..data`, itself a symlink to a `..<timestamp>`
+// directory that a rotation replaces (a new directory, then a rename of `..data_tmp` over `..data`).
+bool is_atomic_writer_dir(const std::string& dir);
 
 // The built-in catalogue (AWS, GCP, Azure, Kubernetes, SSH, Docker/Podman, Vault, netrc, git, pgpass).
 const std::vector<CatalogueEntry>& builtin_entries();
@@ -145,6 +154,9 @@ class CredentialCatalogue {
   explicit CredentialCatalogue(CatalogueOptions options);
   Result<void> expand_locked();
   uint32_t id_for_locked(const std::string& path);
+  static void add_atomic_writer_versions(std::vector<ResolvedCredential>& resolved,
+                                         std::map<std::pair<uint64_t, uint64_t>, std::size_t>& by_inode,
+                                         ResolvedCredential credential);
 
   CatalogueOptions options_;
   std::vector<CatalogueEntry> entries_;  // built-ins then config entries

@@ -2,6 +2,8 @@
 
 #include <time.h>
 
+#include <set>
+
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -13,7 +15,20 @@ namespace nhiguard::catalogue {
 
 WatchedCredentials::WatchedCredentials(std::unique_ptr<CredentialCatalogue> catalogue, kernel::CredentialTables& tables,
                                        std::string ids_path)
-    : catalogue_(std::move(catalogue)), tables_(tables), ids_path_(std::move(ids_path)) {}
+    : catalogue_(std::move(catalogue)), tables_(tables), ids_path_(std::move(ids_path)) {
+  auto watch = RotationWatch::create();
+  if (watch) {
+    rotation_ = std::move(*watch);
+  } else {
+    spdlog::warn("{}: rotated service-account tokens are watched from the next rescan on", watch.error().message);
+  }
+}
+
+Result<bool> WatchedCredentials::on_rotation_events() {
+  if (!rotation_ || !rotation_->drain()) return false;
+  if (auto synced = sync("token rotation"); !synced) return fail(synced.error());
+  return true;
+}
 
 Result<void> WatchedCredentials::sync(const char* why) {
   last_sync_boot_ns_ = clock_ns(CLOCK_BOOTTIME);
@@ -22,10 +37,20 @@ Result<void> WatchedCredentials::sync(const char* why) {
 
   std::map<uint32_t, ResolvedCredential> by_id;
   std::map<std::pair<uint64_t, uint64_t>, uint32_t> by_inode;
+  std::set<std::string> rotating_dirs;
   for (auto& credential : *resolved) {
     by_inode[{credential.dev, credential.ino}] = credential.credential_id;
+    if (rotation_) {
+      const auto slash = credential.path.rfind('/');
+      if (slash != std::string::npos && slash > 0) {
+        std::string dir = credential.path.substr(0, slash);
+        if (is_atomic_writer_dir(dir)) rotating_dirs.insert(std::move(dir));
+      }
+    }
+    // A rotated file's versions share one id: the first (the catalogued path's own) is the entry.
     by_id.emplace(credential.credential_id, std::move(credential));
   }
+  if (rotation_) rotation_->watch(rotating_dirs);
   size_t added = 0;
   size_t removed = 0;
   for (const auto& [inode, id] : by_inode) {

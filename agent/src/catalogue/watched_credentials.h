@@ -8,7 +8,11 @@
 // The event path looks credentials up by inode (a credential open) or by id (a taint); the control
 // socket's manual containment looks them up by path.
 //
-// Thread-safety: sync() and persist_ids() on the event loop's thread; the lookups from any thread
+// Credentials the kubelet rotates (projected service-account tokens) are watched with inotify
+// (RotationWatch): on_rotation_events() syncs at once when a watched volume changes, so the new
+// version's inode is in the kernel's tables from when the kubelet writes it.
+//
+// Thread-safety: sync(), on_rotation_events() and persist_ids() on the event loop's thread; the lookups from any thread
 // (one mutex guards the two tables against the control thread).
 #pragma once
 
@@ -22,6 +26,7 @@
 #include <utility>
 
 #include "catalogue/credential_catalogue.h"
+#include "catalogue/rotation_watch.h"
 #include "kernel/credential_tables.h"
 
 namespace nhiguard::catalogue {
@@ -34,6 +39,10 @@ class WatchedCredentials {
   // Re-resolves the catalogue and makes the kernel's tables equal to it; `why` names the occasion
   // in the log line.
   Result<void> sync(const char* why);
+  // Descriptor readable when a watched token volume changed (-1: no inotify, the rescan finds
+  // rotations); then on_rotation_events() reads the events and syncs when one matters (true).
+  int rotation_fd() const { return rotation_ ? rotation_->fd() : -1; }
+  Result<bool> on_rotation_events();
   // Writes the id table to its state file (a failure is logged: the next start rebuilds the ids
   // from the pinned kernel state).
   void persist_ids();
@@ -56,6 +65,7 @@ class WatchedCredentials {
   mutable std::mutex mutex_;  // guards the two maps
   std::map<uint32_t, ResolvedCredential> by_id_;
   std::map<std::pair<uint64_t, uint64_t>, uint32_t> id_by_inode_;
+  std::unique_ptr<RotationWatch> rotation_;
 };
 
 }  // namespace nhiguard::catalogue

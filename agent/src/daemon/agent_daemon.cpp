@@ -212,6 +212,9 @@ std::expected<void, StartFailure> AgentDaemon::start() {
                                                              config_.state_dir + "/credential_ids.json");
   if (auto synced = watched_->sync("start"); !synced) return start_failure(runtime, synced.error().message);
   if (ids_rebuilt) watched_->persist_ids();
+  if (auto watched = loop_->watch(watched_->rotation_fd()); !watched) {
+    return start_failure(runtime, "event loop: token rotations: " + watched.error().message);
+  }
   counter_watch_ = std::make_unique<KernelCounterWatch>(
       CounterSources{
           .counters = [this] { return sensor_->counters().counters(); },
@@ -391,6 +394,7 @@ nlohmann::json AgentDaemon::status_json() {
       {"credentials_watched", watched_->size()},
       {"events_written", counts.events_written},
       {"candidates_dismissed", counts.candidates_dismissed},
+      {"block_device_opens_allowed", counts.block_device_opens_allowed},
       {"undecodable_records", counts.undecodable_records},
       {"kernel_counters", counter_watch_->status_json()},
       {"active_actions", active},
@@ -478,6 +482,11 @@ int AgentDaemon::run(const std::atomic<bool>& stop) {
     // A tick runs the timers below (the sweeper changes the ledger, the counters raise alerts); a
     // wake-up means another thread changed the ledger (control socket, collector commands).
     bool changed = woken->tick || woken->woken;
+    // A rotated service-account token (inotify) is synced at once, before the next rescan.
+    if (auto rotated = watched_->on_rotation_events(); !rotated) {
+      spdlog::error("catalogue sync after a token rotation failed: {}; the next rescan retries",
+                    rotated.error().message);
+    }
     const auto now = std::chrono::steady_clock::now();
     if (now >= next_rescan_) {
       if (auto synced = watched_->sync("rescan"); !synced) {

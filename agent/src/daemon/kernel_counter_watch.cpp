@@ -137,6 +137,7 @@ nlohmann::json KernelCounterWatch::status_json() const {
   out["ringbuf_drops_file"] = since_start(NHG_CTR_RINGBUF_DROP_FILE);
   out["ringbuf_drops_process"] = since_start(NHG_CTR_RINGBUF_DROP_PROCESS);
   out["ringbuf_drops_egress"] = since_start(NHG_CTR_RINGBUF_DROP_EGRESS);
+  out["ringbuf_drops_access"] = since_start(NHG_CTR_RINGBUF_DROP_ACCESS);
   out["ringbuf_drops_downtime"] = downtime_gap_.total();
   out["ringbuf_drops_since_pinned"] = c->ringbuf_drops();
   out["taint_map_full"] = since_start(NHG_CTR_TAINT_MAP_FULL);

@@ -89,7 +89,17 @@ bool known_file_syscall(uint16_t id) {
   return id >= NHG_SYS_OPENAT && id <= NHG_SYS_IO_URING_RING;
 }
 
+constexpr auto kMemoryAccessHows = enum_names<MemoryAccessHow>({{MemoryAccessHow::ptrace_attach, "ptrace_attach"},
+                                                                {MemoryAccessHow::ptrace_seize, "ptrace_seize"},
+                                                                {MemoryAccessHow::process_vm_readv, "process_vm_readv"},
+                                                                {MemoryAccessHow::proc_mem, "proc_mem"},
+                                                                {MemoryAccessHow::proc_environ, "proc_environ"}});
+
 }  // namespace
+
+std::string_view to_string(MemoryAccessHow how) {
+  return kMemoryAccessHows.name(how);
+}
 
 std::string_view to_string(EgressHook hook) {
   return kEgressHooks.name(hook);
@@ -191,7 +201,7 @@ Result<KernelEvent> decode_kernel_event(std::span<const std::byte> record) {
       if (!raw) return fail(raw.error());
       if (raw->hook < NHG_HOOK_CONNECT4 || raw->hook > NHG_HOOK_SENDMSG6 ||
           (raw->verdict != NHG_VERDICT_ALLOWED && raw->verdict != NHG_VERDICT_DENIED) ||
-          (raw->family != AF_INET && raw->family != AF_INET6)) {
+          (raw->family != AF_INET && raw->family != AF_INET6) || raw->taint_kind > NHG_TAINT_CGROUP_WINDOW) {
         return fail(Error::plain(fmt::format("kernel egress event: hook {} verdict {} family {} out of range",
                                              raw->hook, raw->verdict, raw->family)));
       }
@@ -207,9 +217,47 @@ Result<KernelEvent> decode_kernel_event(std::span<const std::byte> record) {
           .taint_credential_id = raw->taint_credential_id,
           .taint_source_tgid = raw->taint_source_tgid,
           .tainted_at_ns = raw->tainted_at_ns,
+          .taint_from_cgroup_window = raw->taint_kind == NHG_TAINT_CGROUP_WINDOW,
       };
       std::memcpy(event.address.data(), raw->addr, sizeof(raw->addr));
       return event;
+    }
+    case NHG_EVENT_MEMORY_ACCESS: {
+      auto raw = copy_record<nhg_memory_access_event>(record, header);
+      if (!raw) return fail(raw.error());
+      if (raw->how < NHG_MEM_PTRACE_ATTACH || raw->how > NHG_MEM_PROC_ENVIRON || raw->target_tgid == 0) {
+        return fail(Error::plain(
+            fmt::format("kernel memory-access event: how {} target {} out of range", raw->how, raw->target_tgid)));
+      }
+      return MemoryAccessEvent{
+          .ts_ns = header.ts_ns,
+          .process = decode_process(raw->proc),
+          .target_tgid = raw->target_tgid,
+          .target_tid = raw->target_tid,
+          .target_start_ns = raw->target_start_ns,
+          .taint_credential_id = raw->taint_credential_id,
+          .taint_source_tgid = raw->taint_source_tgid,
+          .tainted_at_ns = raw->tainted_at_ns,
+          .how = static_cast<MemoryAccessHow>(raw->how),
+          .f_mode = raw->f_mode,
+          .result = raw->result,
+      };
+    }
+    case NHG_EVENT_BLOCK_DEVICE_OPEN: {
+      auto raw = copy_record<nhg_block_device_event>(record, header);
+      if (!raw) return fail(raw.error());
+      if (raw->syscall == 0) {
+        return fail(Error::plain("kernel block-device event: no syscall"));
+      }
+      return BlockDeviceOpenEvent{
+          .ts_ns = header.ts_ns,
+          .process = decode_process(raw->proc),
+          .rdev = raw->rdev,
+          .f_mode = raw->f_mode,
+          .fd = raw->fd,
+          .syscall = static_cast<OpenSyscall>(raw->syscall),
+          .name = bounded_string(raw->name),
+      };
     }
     default:
       return fail(Error::plain(fmt::format("kernel event: unknown type {} ({} bytes)", header.type, record.size())));

@@ -136,11 +136,55 @@ struct EgressEvent {
   uint32_t taint_credential_id = 0;  // 0: not tainted
   uint32_t taint_source_tgid = 0;
   uint64_t tainted_at_ns = 0;
+  // The process read nothing itself: another process of its cgroup read the credential within
+  // NHG_CGROUP_TAINT_WINDOW_NS (a pipe's sender, or unrelated egress: lower confidence).
+  bool taint_from_cgroup_window = false;
 
   std::string address_string() const;  // "192.0.2.7" or "2001:db8::1"
 };
 
-using KernelEvent = std::variant<FileOpenEvent, ExecEvent, ForkEvent, ExitEvent, EgressEvent>;
+// How a process reached into another's memory (nhg_memory_access_how).
+enum class MemoryAccessHow : uint16_t {
+  ptrace_attach = 1,
+  ptrace_seize = 2,
+  process_vm_readv = 3,
+  proc_mem = 4,
+  proc_environ = 5
+};
+std::string_view to_string(MemoryAccessHow how);
+
+// A process reached into the memory of a tainted process (one that read a credential, or whose
+// ancestor did): ptrace attach/seize, process_vm_readv, or an open of its /proc/PID/mem or environ.
+struct MemoryAccessEvent {
+  uint64_t ts_ns = 0;
+  KernelProcess process;  // the accessor
+  uint32_t target_tgid = 0;
+  uint32_t target_tid = 0;  // the pid the accessor named
+  uint64_t target_start_ns = 0;
+  uint32_t taint_credential_id = 0;  // the credential the target (or its ancestor) read
+  uint32_t taint_source_tgid = 0;
+  uint64_t tainted_at_ns = 0;
+  MemoryAccessHow how = MemoryAccessHow::ptrace_attach;
+  uint32_t f_mode = 0;  // the /proc opens: FMODE_READ 1, FMODE_WRITE 2
+  int64_t result = 0;   // the syscall's return value (a refused ptrace is -EPERM)
+};
+
+// A block device special file opened for reading.
+struct BlockDeviceOpenEvent {
+  uint64_t ts_ns = 0;
+  KernelProcess process;
+  uint64_t rdev = 0;  // kernel dev_t: major << 20 | minor
+  uint32_t f_mode = 0;
+  int32_t fd = -1;
+  OpenSyscall syscall = OpenSyscall::openat;
+  std::string name;  // the device node's name: "sda", "loop0"
+
+  uint32_t major() const { return static_cast<uint32_t>(rdev >> 20); }
+  uint32_t minor() const { return static_cast<uint32_t>(rdev & 0xfffff); }
+};
+
+using KernelEvent =
+    std::variant<FileOpenEvent, ExecEvent, ForkEvent, ExitEvent, EgressEvent, MemoryAccessEvent, BlockDeviceOpenEvent>;
 
 // Decodes one ring-buffer record. Errors name what was wrong (short record, size mismatch,
 // unknown type, ABI version) so a bad record is counted and logged, never misread.

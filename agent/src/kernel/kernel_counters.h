@@ -13,10 +13,11 @@ namespace nhiguard::kernel {
 
 struct SensorCounters {
   std::array<uint64_t, NHG_CTR__COUNT> values{};  // summed over CPUs, indexed by enum nhg_counter
-  // Every ring-buffer reservation failure: file, lifecycle and egress records.
+  // Every ring-buffer reservation failure: file, lifecycle, egress and memory-access/block-device
+  // records.
   uint64_t ringbuf_drops() const {
     return values[NHG_CTR_RINGBUF_DROP_FILE] + values[NHG_CTR_RINGBUF_DROP_PROCESS] +
-           values[NHG_CTR_RINGBUF_DROP_EGRESS];
+           values[NHG_CTR_RINGBUF_DROP_EGRESS] + values[NHG_CTR_RINGBUF_DROP_ACCESS];
   }
 };
 

@@ -170,6 +170,7 @@ Result<void> SensorLoader::load_lsm(const SensorOptions& options) {
   for (auto [mine, shared] : {std::pair{lsm_->maps.nhg_events, skel_->maps.nhg_events},
                               std::pair{lsm_->maps.nhg_counters, skel_->maps.nhg_counters},
                               std::pair{lsm_->maps.nhg_taint, skel_->maps.nhg_taint},
+                              std::pair{lsm_->maps.nhg_cgroup_taint, skel_->maps.nhg_cgroup_taint},
                               std::pair{lsm_->maps.nhg_enforcement_counts, skel_->maps.nhg_enforcement_counts},
                               std::pair{lsm_->maps.nhg_last_wakeup, skel_->maps.nhg_last_wakeup},
                               std::pair{lsm_->maps.nhg_credentials, skel_->maps.nhg_credentials},
@@ -233,6 +234,7 @@ Result<void> SensorLoader::load_egress(const SensorOptions& options) {
   }
   for (auto [mine, shared] : {std::pair{egress_->maps.nhg_counters, skel_->maps.nhg_counters},
                               std::pair{egress_->maps.nhg_taint, skel_->maps.nhg_taint},
+                              std::pair{egress_->maps.nhg_cgroup_taint, skel_->maps.nhg_cgroup_taint},
                               std::pair{egress_->maps.nhg_enforcement_counts, skel_->maps.nhg_enforcement_counts}}) {
     if (int err = bpf_map__reuse_fd(mine, bpf_map__fd(shared)); err != 0) {
       return fail(libbpf_error(err, std::string("share map ") + bpf_map__name(shared) + " with nhiguard_egress"));

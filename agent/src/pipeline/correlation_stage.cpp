@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "common/clock.h"
+#include "records/block_device_record.h"
 
 namespace nhiguard::pipeline {
 
@@ -36,7 +37,25 @@ policy::CredentialFacts credential_facts(const catalogue::ResolvedCredential& cr
 }
 
 void CorrelationStage::on_observation(Observation& observation) {
+  if (const auto* device = observation.block_device()) {
+    correlate(Trigger{.input = {.event = policy::TriggerInput::Event::block_device_open,
+                                .event_ids = {observation.event_id},
+                                .event_boot_ns = device->ts_ns,
+                                .identity = identity_facts(observation.identity),
+                                .device = records::block_device_path(*device)},
+                      .identity = observation.identity});
+    return;
+  }
   if (!observation.credential_known) return;
+  if (const auto* access = observation.memory_access()) {
+    correlate(Trigger{.input = {.event = policy::TriggerInput::Event::memory_access,
+                                .event_ids = {observation.event_id},
+                                .event_boot_ns = access->ts_ns,
+                                .identity = identity_facts(observation.identity),
+                                .credential = credential_facts(*observation.credential)},
+                      .identity = observation.identity});
+    return;
+  }
   if (const auto* open = observation.open()) {
     if (open->denied || !open->readable() || open->repeat_summary) return;
     correlate(Trigger{.input = {.event = policy::TriggerInput::Event::credential_read,
@@ -57,7 +76,8 @@ void CorrelationStage::on_observation(Observation& observation) {
                               .event_boot_ns = egress.ts_ns,
                               .identity = identity_facts(observation.identity),
                               .credential = credential_facts(*observation.credential),
-                              .destination = destination},
+                              .destination = destination,
+                              .taint_inferred = egress.taint_from_cgroup_window},
                     .identity = observation.identity});
 }
 
@@ -76,8 +96,9 @@ void CorrelationStage::correlate(const Trigger& trigger) {
 
   const auto now = std::chrono::steady_clock::now();
   const std::string key =
-      fmt::format("{}|{}|{}|{}|{}", policy::to_string(*kind), input.identity.uri, input.identity.cgroup_id,
-                  input.credential ? input.credential->id : 0, input.destination ? input.destination->text : "");
+      fmt::format("{}|{}|{}|{}|{}|{}|{}", policy::to_string(*kind), input.identity.uri, input.identity.cgroup_id,
+                  input.credential ? input.credential->id : 0, input.destination ? input.destination->text : "",
+                  input.device, input.taint_inferred);
   if (auto seen = recent_triggers_.find(key); seen != recent_triggers_.end() && now - seen->second < kQuietPeriod) {
     ++suppressed_;
     return;

@@ -6,6 +6,9 @@
 // already), an open of a credential the agent no longer lists, a denied egress and an egress of a
 // process that read no known credential.
 //
+// A memory access is decided on when its target's credential is one the catalogue lists; a block
+// device open that reached here (its opener is not an allowed reader) always is.
+//
 // Every other observation feeds the learned set (while learning) and, when the policy has a trigger
 // for it, becomes a Trigger for the decision stage, unless an identical trigger (same trigger,
 // identity, credential and destination) was passed on within the quiet period: a job that reads its

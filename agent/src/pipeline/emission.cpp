@@ -8,9 +8,11 @@
 #include "common/clock.h"
 #include "common/json_escape.h"
 #include "common/ulid.h"
+#include "records/block_device_record.h"
 #include "records/credential_access_record.h"
 #include "records/decision_record.h"
 #include "records/egress_record.h"
+#include "records/memory_access_record.h"
 #include "reporter/wire_records.h"
 
 namespace nhiguard::pipeline {
@@ -33,8 +35,12 @@ void Emitter::write(const nlohmann::json& line, const std::string& lost) {
 void EventEmission::on_observation(Observation& observation) {
   if (const auto* open = observation.open()) {
     emit_open(*open, observation);
+  } else if (const auto* egress = observation.egress()) {
+    emit_egress(*egress, observation);
+  } else if (const auto* access = observation.memory_access()) {
+    emit_memory_access(*access, observation);
   } else {
-    emit_egress(*observation.egress(), observation);
+    emit_block_device(*observation.block_device(), observation);
   }
   next_.on_observation(observation);
 }
@@ -70,6 +76,36 @@ void EventEmission::emit_egress(const events::EgressEvent& event, Observation& o
                  escape_bytes(identity.process.exe), identity.workload.uri, event.address_string(), event.port,
                  events::to_string(event.hook), event.rule_id);
   }
+}
+
+void EventEmission::emit_memory_access(const events::MemoryAccessEvent& event, Observation& observation) {
+  const catalogue::ResolvedCredential* taint = observation.credential ? &*observation.credential : nullptr;
+  const auto& identity = observation.identity;
+  const auto& target = *observation.target;
+  observation.event_id = new_event_id();
+  auto record = records::memory_access_to_wire(event, taint, identity, target,
+                                               static_cast<int64_t>(observation.wall_ns), observation.event_id);
+  auto line = records::memory_access_line(record, emitter_.hostname());
+  emitter_.write(
+      line, fmt::format("the memory-access event of pid {} into pid {} is", event.process.tgid, event.target_tgid));
+  emitter_.report(reporter::memory_access_report(std::move(record), event.ts_ns));
+  spdlog::warn("credential memory access: pid {} {} of {} did {} on pid {} {} holding credential {} ({}), result {}",
+               event.process.tgid, escape_bytes(identity.process.exe), identity.workload.uri,
+               events::to_string(event.how), event.target_tgid, escape_bytes(target.process.exe),
+               event.taint_credential_id, taint ? escape_bytes(taint->path) : "not catalogued", event.result);
+}
+
+void EventEmission::emit_block_device(const events::BlockDeviceOpenEvent& event, Observation& observation) {
+  const auto& identity = observation.identity;
+  observation.event_id = new_event_id();
+  auto record =
+      records::block_device_to_wire(event, identity, static_cast<int64_t>(observation.wall_ns), observation.event_id);
+  auto line = records::block_device_line(record, emitter_.hostname());
+  emitter_.write(line, fmt::format("the block-device event of pid {} is", event.process.tgid));
+  emitter_.report(reporter::block_device_open_report(std::move(record), event.ts_ns));
+  spdlog::warn("block device {} opened for reading by pid {} {} of {}, not an allowed block device reader",
+               records::block_device_path(event), event.process.tgid, escape_bytes(identity.process.exe),
+               identity.workload.uri);
 }
 
 void DecisionEmission::on_outcome(const Outcome& outcome) {

@@ -57,6 +57,8 @@ class EventEmission final : public ObservationSink {
  private:
   void emit_open(const events::FileOpenEvent& event, Observation& observation);
   void emit_egress(const events::EgressEvent& event, Observation& observation);
+  void emit_memory_access(const events::MemoryAccessEvent& event, Observation& observation);
+  void emit_block_device(const events::BlockDeviceOpenEvent& event, Observation& observation);
 
   Emitter& emitter_;
   ObservationSink& next_;

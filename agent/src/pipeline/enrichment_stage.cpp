@@ -4,6 +4,7 @@
 
 #include "common/clock.h"
 #include "common/json_escape.h"
+#include "pipeline/correlation_stage.h"
 
 namespace nhiguard::pipeline {
 
@@ -22,7 +23,12 @@ void EnrichmentStage::on_event(events::KernelEvent& event) {
           identities_.forget(e.process.tgid, e.process.start_ns);
         } else if constexpr (std::is_same_v<T, events::EgressEvent>) {
           on_egress(e);
+        } else if constexpr (std::is_same_v<T, events::MemoryAccessEvent>) {
+          on_memory_access(e);
+        } else if constexpr (std::is_same_v<T, events::BlockDeviceOpenEvent>) {
+          on_block_device_open(e);
         } else {
+          static_assert(std::is_same_v<T, events::FileOpenEvent>);
           on_file_open(e);
         }
       },
@@ -105,6 +111,45 @@ void EnrichmentStage::on_egress(const events::EgressEvent& event) {
                           .credential_known = known,
                           .identity = std::move(identity),
                           .wall_ns = boot_to_wall_ns(event.ts_ns)};
+  next_.on_observation(observation);
+}
+
+identity::ResolvedIdentity EnrichmentStage::resolve_event_process(const events::KernelProcess& process,
+                                                                  uint64_t start_ns) {
+  processes_.observe(process);
+  std::string exe_from_exec;
+  if (auto seen = processes_.find({process.tgid, start_ns})) exe_from_exec = seen->exe;
+  events::KernelProcess keyed = process;
+  keyed.start_ns = start_ns;
+  return identities_.resolve(keyed, exe_from_exec);
+}
+
+void EnrichmentStage::on_memory_access(const events::MemoryAccessEvent& event) {
+  auto accessor = resolve_event_process(event.process, event.process.start_ns);
+  // The kernel knows the target only by its taint: its tgid, the thread named and its start.
+  const events::KernelProcess target_process{
+      .tgid = event.target_tgid, .tid = event.target_tid, .start_ns = event.target_start_ns};
+  std::string target_exe;
+  if (auto seen = processes_.find({event.target_tgid, event.target_start_ns})) target_exe = seen->exe;
+  auto target = identities_.resolve(target_process, target_exe);
+  auto taint = credentials_.by_id(event.taint_credential_id);
+  const bool known = taint.has_value();
+  Observation observation{.event = &event,
+                          .credential = std::move(taint),
+                          .credential_known = known,
+                          .identity = std::move(accessor),
+                          .target = std::move(target),
+                          .wall_ns = boot_to_wall_ns(event.ts_ns)};
+  next_.on_observation(observation);
+}
+
+void EnrichmentStage::on_block_device_open(const events::BlockDeviceOpenEvent& event) {
+  auto identity = resolve_event_process(event.process, event.process.start_ns);
+  if (engine_.block_device_reader_allowed(identity_facts(identity))) {
+    ++block_device_opens_allowed_;
+    return;
+  }
+  Observation observation{.event = &event, .identity = std::move(identity), .wall_ns = boot_to_wall_ns(event.ts_ns)};
   next_.on_observation(observation);
 }
 

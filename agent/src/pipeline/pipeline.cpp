@@ -10,7 +10,7 @@ Pipeline::Pipeline(PipelineParts parts)
                 parts.mode, execution_),
       correlation_(parts.engine, parts.learned, decision_),
       event_emission_(emitter_, correlation_),
-      enrichment_(parts.identities, parts.credentials, parts.redactor != nullptr, event_emission_),
+      enrichment_(parts.identities, parts.credentials, parts.engine, parts.redactor != nullptr, event_emission_),
       decode_(std::move(parts.redactor), enrichment_) {}
 
 void Pipeline::housekeeping(std::chrono::steady_clock::time_point now, uint64_t now_boot_ns) {
@@ -21,6 +21,7 @@ void Pipeline::housekeeping(std::chrono::steady_clock::time_point now, uint64_t 
 PipelineCounts Pipeline::counts() const {
   return {.undecodable_records = decode_.undecodable(),
           .candidates_dismissed = enrichment_.candidates_dismissed(),
+          .block_device_opens_allowed = enrichment_.block_device_opens_allowed(),
           .events_written = emitter_.lines_written(),
           .reports_emitted = emitter_.reports(),
           .decisions_suppressed = correlation_.suppressed(),

@@ -60,8 +60,9 @@ struct PipelineParts {
 struct PipelineCounts {
   uint64_t undecodable_records = 0;
   uint64_t candidates_dismissed = 0;
-  uint64_t events_written = 0;   // event-log lines: events and decisions
-  uint64_t reports_emitted = 0;  // reports handed to the reporter (its flush writes them)
+  uint64_t block_device_opens_allowed = 0;  // opens by block_device_readers: no event
+  uint64_t events_written = 0;              // event-log lines: events and decisions
+  uint64_t reports_emitted = 0;             // reports handed to the reporter (its flush writes them)
   uint64_t decisions_suppressed = 0;
   DecisionCounts decisions;
 

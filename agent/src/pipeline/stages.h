@@ -8,7 +8,8 @@
 //
 //   source       kernel/event_source.h: the ring buffer, a replay file, synthetic records
 //   decode       bytes -> typed event; the kernel's argv redacted before anything keeps it
-//   enrichment   process table, credential match (WatchedCredentials), workload identity
+//   enrichment   process table, credential match (WatchedCredentials), workload identity,
+//                the block-device allow-list (an allowed reader's open goes no further)
 //   emission     the event's JSON line (event log) and report (outbox), with its event id
 //   correlation  learning, what is decided on at all (denied, write-only, repeat summaries),
 //                the trigger, the quiet period for repeats
@@ -41,16 +42,21 @@ class EventSink {
   virtual void on_event(events::KernelEvent& event) = 0;
 };
 
-// A credential open or an egress attempt, with who made it and the credential it concerns.
+// A credential open, an egress attempt, a reach into a credential holder's memory or a block
+// device read, with who made it and the credential it concerns.
 struct Observation {
-  std::variant<const events::FileOpenEvent*, const events::EgressEvent*> event;
+  std::variant<const events::FileOpenEvent*, const events::EgressEvent*, const events::MemoryAccessEvent*,
+               const events::BlockDeviceOpenEvent*>
+      event;
   // Open: the credential opened (path empty when the kernel matched an id the agent no longer
   // lists: a sync raced the open). Egress: the credential the process read (its taint), if known.
+  // Memory access: the credential the target holds (its taint), if known. Block device: none.
   std::optional<catalogue::ResolvedCredential> credential;
   bool credential_known = false;  // the credential is one the catalogue lists
   identity::ResolvedIdentity identity;
-  uint64_t wall_ns = 0;  // the event's time on CLOCK_REALTIME
-  std::string event_id;  // "ev_" + ULID, given by the event emission
+  std::optional<identity::ResolvedIdentity> target;  // memory access: the process reached into
+  uint64_t wall_ns = 0;                              // the event's time on CLOCK_REALTIME
+  std::string event_id;                              // "ev_" + ULID, given by the event emission
 
   const events::FileOpenEvent* open() const {
     auto* p = std::get_if<const events::FileOpenEvent*>(&event);
@@ -58,6 +64,14 @@ struct Observation {
   }
   const events::EgressEvent* egress() const {
     auto* p = std::get_if<const events::EgressEvent*>(&event);
+    return p ? *p : nullptr;
+  }
+  const events::MemoryAccessEvent* memory_access() const {
+    auto* p = std::get_if<const events::MemoryAccessEvent*>(&event);
+    return p ? *p : nullptr;
+  }
+  const events::BlockDeviceOpenEvent* block_device() const {
+    auto* p = std::get_if<const events::BlockDeviceOpenEvent*>(&event);
     return p ? *p : nullptr;
   }
 };

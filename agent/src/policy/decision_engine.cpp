@@ -66,6 +66,20 @@ std::string_view to_string(Outcome outcome) {
   return "unknown";
 }
 
+std::string_view to_string(TriggerInput::Event event) {
+  switch (event) {
+    case TriggerInput::Event::credential_read:
+      return "credential_read";
+    case TriggerInput::Event::tainted_egress:
+      return "tainted_egress";
+    case TriggerInput::Event::memory_access:
+      return "memory_access";
+    case TriggerInput::Event::block_device_open:
+      return "block_device_open";
+  }
+  return "unknown";
+}
+
 Outcome matrix_outcome(Confidence confidence, Impact impact) {
   static constexpr Outcome kMatrix[4][4] = {
       // impact:   low               medium            high              critical
@@ -116,8 +130,20 @@ std::set<std::string> DecisionEngine::declared_readers(const CredentialFacts& cr
   return readers;
 }
 
+bool DecisionEngine::block_device_reader_allowed(const IdentityFacts& identity) const {
+  static const std::vector<IdentitySelector> kBuiltIn = default_block_device_readers();
+  const auto& readers = policy_->block_device_readers ? *policy_->block_device_readers : kBuiltIn;
+  return std::any_of(readers.begin(), readers.end(),
+                     [&](const IdentitySelector& selector) { return selector.matches(identity); });
+}
+
 std::optional<TriggerKind> DecisionEngine::trigger_of(const TriggerInput& input) const {
+  if (input.event == TriggerInput::Event::block_device_open) {
+    if (block_device_reader_allowed(input.identity)) return std::nullopt;
+    return TriggerKind::block_device_read;
+  }
   if (!input.credential) return std::nullopt;
+  if (input.event == TriggerInput::Event::memory_access) return TriggerKind::credential_memory_access;
   const auto& credential = *input.credential;
   if (input.event == TriggerInput::Event::credential_read) {
     if (is_canary(*policy_, credential)) return TriggerKind::canary_read;
@@ -145,8 +171,8 @@ std::optional<Decision> DecisionEngine::decide(const TriggerInput& input, const 
   for (const auto& candidate : policy_->rules) {
     if (candidate.trigger != *trigger) continue;
     if (!candidate.credential_classes.empty() &&
-        std::find(candidate.credential_classes.begin(), candidate.credential_classes.end(),
-                  input.credential->credential_class) == candidate.credential_classes.end()) {
+        (!input.credential || std::find(candidate.credential_classes.begin(), candidate.credential_classes.end(),
+                                        input.credential->credential_class) == candidate.credential_classes.end())) {
       continue;
     }
     if (!candidate.identity_classes.empty() &&
@@ -163,10 +189,22 @@ std::optional<Decision> DecisionEngine::decide(const TriggerInput& input, const 
   d.rule = rule->name;
   d.trigger = *trigger;
   d.confidence = rule->confidence;
+  if (input.taint_inferred) {
+    // Another process of the cgroup read the credential: a pipe's sender, or unrelated egress.
+    const Confidence lowered =
+        d.confidence == Confidence::low ? Confidence::low : static_cast<Confidence>(static_cast<int>(d.confidence) - 1);
+    d.gates.push_back({"inferred_taint", true,
+                       fmt::format("the process read no credential; its cgroup's window attributed it: confidence "
+                                   "{} -> {}",
+                                   to_string(d.confidence), to_string(lowered))});
+    d.confidence = lowered;
+  }
   d.rule_mode = rule->mode;
   d.identity_class = identity_class ? identity_class->name : "";
   d.impact = identity_class ? identity_class->impact : policy_->default_impact;
-  const auto& credential = *input.credential;
+  // A raw block device read concerns no catalogued credential: the device stands in its place.
+  const CredentialFacts device_facts{.path = input.device};
+  const auto& credential = input.credential ? *input.credential : device_facts;
   const auto& identity = input.identity;
 
   // 1. The matrix.
@@ -282,6 +320,14 @@ std::optional<Decision> DecisionEngine::decide(const TriggerInput& input, const 
     case TriggerKind::unexpected_egress:
       what = fmt::format("{} connected to {} after reading {}, outside its allowed egress", who(identity),
                          input.destination ? input.destination->text : "?", credential.path);
+      break;
+    case TriggerKind::credential_memory_access:
+      what = fmt::format("{} reached into the memory of a process holding {} ({})", who(identity), credential.path,
+                         catalogue::to_string(credential.credential_class));
+      break;
+    case TriggerKind::block_device_read:
+      what = fmt::format("{} opened block device {} for reading and is not an allowed block device reader",
+                         who(identity), input.device);
       break;
   }
   std::vector<std::string> tripped;

@@ -9,7 +9,14 @@
 //                       entries lists the reader (readers, or owner) as allowed. A file no entry
 //                       covers has no allow-list: no trigger.
 //   tainted egress   -> unexpected_egress when the destination is outside both defaults.egress and
-//                       the egress of every identities entry that matches the process.
+//                       the egress of every identities entry that matches the process. Egress
+//                       attributed by the cgroup window (taint_inferred) is decided at the rule's
+//                       confidence lowered one step (certain -> high -> medium -> low).
+//   memory access    -> credential_memory_access, always: the target holds a credential (its taint)
+//                       and another process reached into its memory (ptrace attach/seize,
+//                       process_vm_readv, /proc/PID/mem or environ). The credential is the target's.
+//   block device     -> block_device_read when no selector of block_device_readers (or, unset, the
+//                       built-in list) matches the opener. There is no credential: the device is.
 // The first rule (file order) with that trigger whose `when` matches answers it; none: no decision.
 //
 // Outcome, in this order:
@@ -63,14 +70,20 @@ struct DestinationFacts {
 
 // One detection event.
 struct TriggerInput {
-  enum class Event : uint8_t { credential_read, tainted_egress };
+  enum class Event : uint8_t { credential_read, tainted_egress, memory_access, block_device_open };
   Event event = Event::credential_read;
   std::vector<std::string> event_ids;
   uint64_t event_boot_ns = 0;  // when the kernel saw the event (CLOCK_BOOTTIME); for reports
   IdentityFacts identity;
   std::optional<CredentialFacts> credential;    // read: the file; egress: the credential it read
   std::optional<DestinationFacts> destination;  // egress only
+  std::string device;                           // block device: "/dev/loop0"
+  // Egress: the process read nothing itself; its cgroup's window attributed the credential (a
+  // pipe's sender). The rule's confidence is lowered one step (gate `inferred_taint`).
+  bool taint_inferred = false;
 };
+
+std::string_view to_string(TriggerInput::Event event);
 
 // What the daemon knows about the host that the policy cannot: each feeds one gate.
 struct GateFacts {
@@ -126,6 +139,9 @@ class DecisionEngine {
 
   // Whether the identity matches a protected selector or a protected class.
   bool is_protected(const IdentityFacts& identity) const;
+
+  // Whether the identity may read block devices without an event (block_device_readers).
+  bool block_device_reader_allowed(const IdentityFacts& identity) const;
 
   const Policy& policy() const { return *policy_; }
   std::shared_ptr<const Policy> shared_policy() const { return policy_; }

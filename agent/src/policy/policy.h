@@ -56,7 +56,13 @@ enum class Confidence : uint8_t { low = 1, medium = 2, high = 3, certain = 4 };
 enum class Impact : uint8_t { low = 1, medium = 2, high = 3, critical = 4 };
 // The most a rule may do: observe (record), alert, hold (ask a person), enforce (contain).
 enum class RuleMode : uint8_t { observe = 1, alert = 2, hold = 3, enforce = 4 };
-enum class TriggerKind : uint8_t { unexpected_reader = 1, unexpected_egress = 2, canary_read = 3 };
+enum class TriggerKind : uint8_t {
+  unexpected_reader = 1,
+  unexpected_egress = 2,
+  canary_read = 3,
+  credential_memory_access = 4,  // ptrace / process_vm_readv / /proc/PID/{mem,environ} of a credential holder
+  block_device_read = 5,         // a block device opened for reading by a process block_device_readers do not allow
+};
 
 std::string_view to_string(Confidence value);
 std::string_view to_string(Impact value);
@@ -213,9 +219,19 @@ struct Policy {
   std::vector<CredentialPolicy> credentials;
   std::vector<CanaryPolicy> canaries;
   std::vector<Rule> rules;
+  // Who may open a block device for reading without an event (raw disk reads bypass every file's
+  // permissions). Unset in every file: kDefaultBlockDeviceReaders. Set (even to []) in one file
+  // only: exactly that list.
+  std::optional<std::vector<IdentitySelector>> block_device_readers;
 
   const IdentityClass* find_class(std::string_view name) const;
 };
+
+// The system tools that read block devices as their job and cannot be steered to copy out a
+// file's bytes: udev's device probing (its workers are the udevd binary) and libblkid's probe,
+// udisks, LVM, multipath, mdadm and the e2fsprogs checker. dd, cat, debugfs, a shell or an
+// interpreter are not in it: those read arbitrary bytes.
+std::vector<IdentitySelector> default_block_device_readers();
 
 struct PolicyParse {
   Policy policy;

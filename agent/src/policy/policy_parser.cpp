@@ -33,7 +33,9 @@ constexpr auto kModes = enum_names<RuleMode>({{RuleMode::observe, "observe"},
                                               {RuleMode::enforce, "enforce"}});
 constexpr auto kTriggers = enum_names<TriggerKind>({{TriggerKind::unexpected_reader, "unexpected_reader"},
                                                     {TriggerKind::unexpected_egress, "unexpected_egress"},
-                                                    {TriggerKind::canary_read, "canary_read"}});
+                                                    {TriggerKind::canary_read, "canary_read"},
+                                                    {TriggerKind::credential_memory_access, "credential_memory_access"},
+                                                    {TriggerKind::block_device_read, "block_device_read"}});
 
 // fnmatch(3) takes any string, but an unclosed '[' or a trailing '\' silently matches literally,
 // which is never what the author meant: report them.
@@ -53,9 +55,9 @@ std::optional<std::string> glob_problem(std::string_view pattern) {
   }
   return std::nullopt;
 }
-constexpr std::array<std::string_view, 9> kTopLevelKeys = {"version",          "defaults",   "rate_limit",
-                                                           "identity_classes", "identities", "protected",
-                                                           "credentials",      "canaries",   "rules"};
+constexpr std::array<std::string_view, 10> kTopLevelKeys = {
+    "version",     "defaults", "rate_limit", "identity_classes",    "identities", "protected",
+    "credentials", "canaries", "rules",      "block_device_readers"};
 
 class PolicyParser : public config::YamlSchemaReader {
  public:
@@ -101,6 +103,19 @@ class PolicyParser : public config::YamlSchemaReader {
           } else if (key == "protected") {
             each_item(value, field, "a list of identity selectors", [&](const YAML::Node& item, const std::string& f) {
               if (auto selector = parse_selector(item, f)) policy_.protected_identities.push_back(std::move(*selector));
+            });
+          } else if (key == "block_device_readers") {
+            if (block_device_readers_origin_) {
+              error(value, field,
+                    fmt::format("block_device_readers is already set at {}: one file sets it",
+                                block_device_readers_origin_->to_string()));
+              return;
+            }
+            block_device_readers_origin_ = origin_of(value);
+            policy_.block_device_readers.emplace();
+            each_item(value, field, "a list of identity selectors", [&](const YAML::Node& item, const std::string& f) {
+              if (auto selector = parse_selector(item, f))
+                policy_.block_device_readers->push_back(std::move(*selector));
             });
           } else if (key == "credentials") {
             each_item(value, field, "a list of credentials",
@@ -622,15 +637,28 @@ class PolicyParser : public config::YamlSchemaReader {
     if (!confidence_set) {
       // Canary reads cannot be false positives; the other triggers depend on how complete the
       // allow-lists are.
-      rule.confidence = rule.trigger == TriggerKind::canary_read         ? Confidence::certain
-                        : rule.trigger == TriggerKind::unexpected_egress ? Confidence::high
-                                                                         : Confidence::medium;
+      // A process reaching into a credential holder's memory has no innocent reading outside a
+      // debugger session, which a policy names by its own rule.
+      rule.confidence = rule.trigger == TriggerKind::canary_read                ? Confidence::certain
+                        : rule.trigger == TriggerKind::unexpected_egress        ? Confidence::high
+                        : rule.trigger == TriggerKind::credential_memory_access ? Confidence::high
+                                                                                : Confidence::medium;
     }
     std::sort(rule.response.begin(), rule.response.end());
     if (rule.trigger == TriggerKind::unexpected_egress &&
         std::find(rule.response.begin(), rule.response.end(), containment::ActionKind::deny_credential) !=
             rule.response.end()) {
       error(node, field, "deny_credential cannot answer unexpected_egress: the credential was already read");
+      valid = false;
+    }
+    if (rule.trigger == TriggerKind::block_device_read &&
+        std::find(rule.response.begin(), rule.response.end(), containment::ActionKind::deny_credential) !=
+            rule.response.end()) {
+      error(node, field, "deny_credential cannot answer block_device_read: a raw read names no credential");
+      valid = false;
+    }
+    if (rule.trigger == TriggerKind::block_device_read && !rule.credential_classes.empty()) {
+      error(node, field, "block_device_read concerns no credential: when.credential_class cannot match it");
       valid = false;
     }
     if (valid) policy_.rules.push_back(std::move(rule));
@@ -660,6 +688,7 @@ class PolicyParser : public config::YamlSchemaReader {
   std::string source_name_;
   std::optional<Origin> defaults_origin_;
   std::optional<Origin> rate_limit_origin_;
+  std::optional<Origin> block_device_readers_origin_;
   std::map<std::string, Origin> rule_names_;
   std::vector<ClassRef> class_refs_;
 };
@@ -689,6 +718,16 @@ std::optional<RuleMode> parse_rule_mode(std::string_view text) {
 }
 std::optional<TriggerKind> parse_trigger(std::string_view text) {
   return kTriggers.parse(text);
+}
+
+std::vector<IdentitySelector> default_block_device_readers() {
+  std::vector<IdentitySelector> readers;
+  for (const char* exe :
+       {"/usr/lib/systemd/systemd-udevd", "/usr/bin/udevadm", "/usr/sbin/blkid", "/usr/libexec/udisks2/udisksd",
+        "/usr/sbin/lvm", "/usr/sbin/multipathd", "/usr/sbin/mdadm", "/usr/sbin/e2fsck", "/usr/sbin/fsck.*"}) {
+    readers.push_back(IdentitySelector{.exe = exe, .origin = {.source = "built-in block_device_readers"}});
+  }
+  return readers;
 }
 
 PolicyParse parse_policy_documents(std::span<const PolicySource> sources) {

@@ -22,10 +22,11 @@ json build_decision_record(const policy::Decision& d, const policy::TriggerInput
   json trigger = {
       {"kind", policy::to_string(d.trigger)},
       {"confidence", policy::to_string(d.confidence)},
-      {"event", input.event == policy::TriggerInput::Event::credential_read ? "credential_read" : "tainted_egress"},
+      {"event", policy::to_string(input.event)},
       {"event_ids", input.event_ids},
   };
   if (input.destination) trigger["destination"] = input.destination->text;
+  if (!input.device.empty()) trigger["device"] = escape_bytes(input.device);
   json identity = {
       {"uri", id.uri},
       {"kind", id.kind},
@@ -111,6 +112,7 @@ v1::Decision decision_to_wire(const policy::Decision& d, const policy::TriggerIn
     c->set_credential_class(static_cast<v1::CredentialClass>(input.credential->credential_class));
     c->set_path(escape_bytes(input.credential->path));
   }
+  if (!input.device.empty()) wire.set_device(escape_bytes(input.device));
   if (input.destination) {
     const auto& a = input.destination->address;
     const bool v4 =

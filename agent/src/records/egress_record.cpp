@@ -38,6 +38,36 @@ std::string_view protocol_name(v1::TransportProtocol protocol) {
 
 }  // namespace
 
+v1::Taint taint_to_wire(uint32_t credential_id, uint32_t source_tgid, uint32_t holder_tgid, uint64_t tainted_at_ns,
+                        const catalogue::ResolvedCredential* credential) {
+  v1::Taint t;
+  t.set_credential_id(credential_id);
+  t.set_source_pid(source_tgid);
+  t.set_inherited(source_tgid != holder_tgid);
+  t.set_read_at_unix_ns(static_cast<int64_t>(boot_to_wall_ns(tainted_at_ns)));
+  if (credential) {
+    // CredentialClass values match the wire enum, where 0 is "unspecified" (no catalogue entry).
+    t.set_credential_class(static_cast<v1::CredentialClass>(static_cast<int>(credential->credential_class)));
+    t.set_path(escape_bytes(credential->path));
+  }
+  return t;
+}
+
+json taint_json(const v1::Taint& t) {
+  json tainted = {
+      {"credential_id", t.credential_id()},
+      {"source_pid", t.source_pid()},
+      {"inherited", t.inherited()},
+      {"read_at", format_rfc3339_ns(static_cast<uint64_t>(t.read_at_unix_ns()))},
+  };
+  if (!t.attribution().empty()) tainted["attribution"] = t.attribution();
+  if (t.credential_class() != v1::CREDENTIAL_CLASS_UNSPECIFIED) {
+    tainted["class"] = catalogue::to_string(static_cast<catalogue::CredentialClass>(t.credential_class()));
+    tainted["path"] = t.path();
+  }
+  return tainted;
+}
+
 v1::EgressEvent egress_to_wire(const events::EgressEvent& event, const catalogue::ResolvedCredential* taint,
                                const identity::ResolvedIdentity& identity, int64_t wall_ns, std::string event_id) {
   v1::EgressEvent e;
@@ -52,15 +82,11 @@ v1::EgressEvent egress_to_wire(const events::EgressEvent& event, const catalogue
   e.set_denied(event.denied);
   if (event.denied) e.set_block_rule_id(event.rule_id);
   if (event.taint_credential_id != 0) {
-    auto* t = e.mutable_tainted_by();
-    t->set_credential_id(event.taint_credential_id);
-    t->set_source_pid(event.taint_source_tgid);
-    t->set_inherited(event.taint_source_tgid != event.process.tgid);
-    t->set_read_at_unix_ns(static_cast<int64_t>(boot_to_wall_ns(event.tainted_at_ns)));
-    if (taint) {
-      // CredentialClass values match the wire enum, where 0 is "unspecified" (no catalogue entry).
-      t->set_credential_class(static_cast<v1::CredentialClass>(static_cast<int>(taint->credential_class)));
-      t->set_path(escape_bytes(taint->path));
+    *e.mutable_tainted_by() = taint_to_wire(event.taint_credential_id, event.taint_source_tgid, event.process.tgid,
+                                            event.tainted_at_ns, taint);
+    if (event.taint_from_cgroup_window) {
+      e.mutable_tainted_by()->set_inherited(false);
+      e.mutable_tainted_by()->set_attribution("cgroup_window");
     }
   }
   *e.mutable_process() = process_to_wire(identity);
@@ -87,18 +113,7 @@ json egress_line(const v1::EgressEvent& r, std::string_view host) {
   };
   if (r.denied()) line["block_rule_id"] = r.block_rule_id();
   if (r.has_tainted_by()) {
-    const auto& t = r.tainted_by();
-    json tainted = {
-        {"credential_id", t.credential_id()},
-        {"source_pid", t.source_pid()},
-        {"inherited", t.inherited()},
-        {"read_at", format_rfc3339_ns(static_cast<uint64_t>(t.read_at_unix_ns()))},
-    };
-    if (t.credential_class() != v1::CREDENTIAL_CLASS_UNSPECIFIED) {
-      tainted["class"] = catalogue::to_string(static_cast<catalogue::CredentialClass>(t.credential_class()));
-      tainted["path"] = t.path();
-    }
-    line["tainted_by"] = std::move(tainted);
+    line["tainted_by"] = taint_json(r.tainted_by());
   } else {
     line["tainted_by"] = nullptr;
   }

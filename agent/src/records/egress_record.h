@@ -26,6 +26,14 @@ namespace nhiguard::records {
 v1::EgressEvent egress_to_wire(const events::EgressEvent& event, const catalogue::ResolvedCredential* taint,
                                const identity::ResolvedIdentity& identity, int64_t wall_ns, std::string event_id);
 
+// The taint of a process (holder_tgid): the credential credential_id that source_tgid (the
+// holder, or an ancestor it inherited from) read at tainted_at_ns (CLOCK_BOOTTIME). credential:
+// its catalogue entry, or null when unknown (then class and path are absent). Shared by the
+// records that carry a taint (egress, memory access).
+v1::Taint taint_to_wire(uint32_t credential_id, uint32_t source_tgid, uint32_t holder_tgid, uint64_t tainted_at_ns,
+                        const catalogue::ResolvedCredential* credential);
+nlohmann::json taint_json(const v1::Taint& taint);
+
 // "tainted_by" is null for an untainted process; its class and path are absent when the
 // catalogue no longer knew the credential.
 nlohmann::json egress_line(const v1::EgressEvent& record, std::string_view host);

@@ -57,6 +57,20 @@ Report egress_report(v1::EgressEvent event, uint64_t event_boot_ns) {
   return make_report(ReportKind::event, "egress", body, droppable, event_boot_ns, wall_ns);
 }
 
+Report memory_access_report(v1::MemoryAccessEvent event, uint64_t event_boot_ns) {
+  v1::Report body;
+  const int64_t wall_ns = event.time_unix_ns();
+  *body.mutable_memory_access() = std::move(event);
+  return make_report(ReportKind::event, "memory_access", body, true, event_boot_ns, wall_ns);
+}
+
+Report block_device_open_report(v1::BlockDeviceOpenEvent event, uint64_t event_boot_ns) {
+  v1::Report body;
+  const int64_t wall_ns = event.time_unix_ns();
+  *body.mutable_block_device_open() = std::move(event);
+  return make_report(ReportKind::event, "block_device_open", body, true, event_boot_ns, wall_ns);
+}
+
 std::string collector_command_note(std::string_view command_id, std::string_view reason) {
   std::string note = fmt::format("{}{}", kCommandNotePrefix, command_id);
   if (!reason.empty()) note += fmt::format(": {}", reason);

@@ -11,7 +11,8 @@
 // here they are wrapped as reports. Secret values never appear.
 //
 // Which reports are low value (may be dropped from a full outbox): credential accesses that were
-// not denied, and egress that was allowed. Denied accesses and egress, actions, decisions, command
+// not denied, egress that was allowed, memory accesses and block device opens (their decisions
+// stay). Denied accesses and egress, actions, decisions, command
 // results and notices are always kept.
 //
 // Pure: no I/O; thread-safe.
@@ -37,6 +38,9 @@ std::optional<config::AgentMode> mode_from_wire(v1::Mode mode);
 // event_boot_ns: when the kernel saw the event (CLOCK_BOOTTIME).
 Report credential_access_report(v1::CredentialAccessEvent event, uint64_t event_boot_ns);
 Report egress_report(v1::EgressEvent event, uint64_t event_boot_ns);
+// Droppable like an access: the decision about one is always kept.
+Report memory_access_report(v1::MemoryAccessEvent event, uint64_t event_boot_ns);
+Report block_device_open_report(v1::BlockDeviceOpenEvent event, uint64_t event_boot_ns);
 
 // The handle as stored now, with one change of its history. The handle's state and updated_at are
 // those of the change, so a burst of changes reads correctly in order at the collector. A ledger

@@ -81,8 +81,9 @@ class IngestStore {
   // A command result changes an action only when it completes a command of that agent.
   virtual Result<StoreOutcome> store_reports(std::span<const IngestRecord> records) = 0;
 
-  // Retention: deletes up to `max_rows` event reports (credential_access, egress) received before
-  // `received_before_ns`, oldest first, in one transaction; returns how many. Decisions, action
+  // Retention: deletes up to `max_rows` event reports (credential_access, egress, memory_access,
+  // block_device_open) received before `received_before_ns`, oldest first, in one transaction;
+  // returns how many. Decisions, action
   // updates, command results, drops, alerts, actions, history and commands are never pruned (the
   // audit trail), and acks stay correct: a pruned sequence is below its outbox's watermark, and
   // anything at or below the watermark is a duplicate however often it is resent.

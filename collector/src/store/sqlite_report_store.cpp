@@ -179,6 +179,10 @@ std::string_view kind_of(const v1::Report& report) {
       return "evidence";
     case v1::Report::kControlAudit:
       return "control_audit";
+    case v1::Report::kMemoryAccess:
+      return "memory_access";
+    case v1::Report::kBlockDeviceOpen:
+      return "block_device_open";
     case v1::Report::BODY_NOT_SET:
       break;
   }
@@ -191,6 +195,10 @@ std::string_view event_id_of(const v1::Report& report) {
       return report.credential_access().event_id();
     case v1::Report::kEgress:
       return report.egress().event_id();
+    case v1::Report::kMemoryAccess:
+      return report.memory_access().event_id();
+    case v1::Report::kBlockDeviceOpen:
+      return report.block_device_open().event_id();
     case v1::Report::kDecision:
       return report.decision().decision_id();
     case v1::Report::kActionUpdate:
@@ -921,7 +929,7 @@ Result<uint64_t> SqliteReportStore::prune_events(int64_t received_before_ns, uin
   Statement prune(db_, R"sql(
 DELETE FROM reports WHERE (agent_id, outbox_id, sequence) IN (
   SELECT agent_id, outbox_id, sequence FROM reports
-  WHERE kind IN ('credential_access', 'egress') AND received_at_ns < ?1
+  WHERE kind IN ('credential_access', 'egress', 'memory_access', 'block_device_open') AND received_at_ns < ?1
   ORDER BY received_at_ns LIMIT ?2))sql");
   if (auto ok = checked(db_, prune, what); !ok) return fail(std::move(ok.error()));
   prune.bind(1, received_before_ns);
