@@ -39,6 +39,7 @@
 
 #include "catalogue/credential_catalogue.h"
 #include "kernel/feature_probe.h"
+#include "ab_support.h"
 #include "nhiguard_abi.h"
 #include "nhiguard_probe.skel.h"
 #include "nhiguard_sensor.skel.h"
@@ -66,24 +67,11 @@ double time_opens(const std::string& path, int iterations) {
   return std::chrono::duration<double, std::nano>(elapsed).count() / iterations;
 }
 
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values.empty() ? 0.0 : values[values.size() / 2];
-}
-
 // Fills the sensor's tables the way KernelSensor does: entries after their filter slots.
 void fill_tables(nhiguard_sensor* skel, const std::string& credential) {
-  struct stat st{};
-  if (stat(credential.c_str(), &st) != 0) {
-    std::perror(credential.c_str());
-    std::exit(1);
-  }
-  const nhg_inode_key key{.dev = (static_cast<uint64_t>(major(st.st_dev)) << 20) | minor(st.st_dev), .ino = st.st_ino};
-  const nhg_credential_value value{.credential_id = 1, .class_id = 1};
+  nhiguard::bench::add_credential(bpf_map__fd(skel->maps.nhg_credential_filter),
+                                  bpf_map__fd(skel->maps.nhg_credentials), credential);
   const uint32_t one = 1;
-  const uint32_t slot = nhg_credential_filter_slot(key.dev, key.ino);
-  bpf_map_update_elem(bpf_map__fd(skel->maps.nhg_credential_filter), &slot, &one, BPF_ANY);
-  bpf_map_update_elem(bpf_map__fd(skel->maps.nhg_credentials), &key, &value, BPF_ANY);
 
   auto catalogue = nhiguard::catalogue::CredentialCatalogue::create({});
   if (!catalogue) {
@@ -113,13 +101,6 @@ void fill_tables(nhiguard_sensor* skel, const std::string& credential) {
                names);
 }
 
-bool stats_enabled() {
-  std::ifstream in("/proc/sys/kernel/bpf_stats_enabled");
-  int value = 0;
-  in >> value;
-  return value == 1;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -140,12 +121,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "open_path_ab: run as root (loads BPF programs)\n");
     return 1;
   }
-  if (cpu >= 0) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    if (sched_setaffinity(0, sizeof(set), &set) != 0) std::perror("sched_setaffinity");
-  }
+  nhiguard::bench::pin_to_cpu(cpu);
   const bool direct_supported = nhiguard::kernel::probe_kernel_features().supports("rdonly_cast");
 
   nhiguard_sensor* sensor = nhiguard_sensor__open();
@@ -202,11 +178,11 @@ int main(int argc, char** argv) {
     }
   }
 
-  const double base_plain = median(configs[0].plain_ns);
-  const double base_credential = median(configs[0].credential_ns);
+  const double base_plain = nhiguard::bench::median(configs[0].plain_ns);
+  const double base_credential = nhiguard::bench::median(configs[0].credential_ns);
   std::printf("open+close ns/op, median of %d interleaved windows of %d pairs each\n", windows, iterations);
   std::printf("%-12s %12s %8s %12s %8s %14s\n", "program", "non-cred", "ratio", "cred", "ratio", "own ns/run*");
-  const bool stats = stats_enabled();
+  const bool stats = nhiguard::bench::stats_enabled();
   for (const auto& config : configs) {
     std::string own = "-";
     if (config.program && stats) {
@@ -216,8 +192,8 @@ int main(int argc, char** argv) {
         own = std::to_string(static_cast<long>(static_cast<double>(info.run_time_ns) / info.run_cnt));
       }
     }
-    const double p = median(config.plain_ns);
-    const double c = median(config.credential_ns);
+    const double p = nhiguard::bench::median(config.plain_ns);
+    const double c = nhiguard::bench::median(config.credential_ns);
     std::printf("%-12s %12.1f %8.3f %12.1f %8.3f %14s\n", config.name.c_str(), p, p / base_plain, c,
                 c / base_credential, own.c_str());
   }

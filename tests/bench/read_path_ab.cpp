@@ -35,6 +35,7 @@
 #include <CLI/CLI.hpp>
 
 #include "kernel/feature_probe.h"
+#include "ab_support.h"
 #include "nhiguard_abi.h"
 #include "nhiguard_probe.skel.h"
 #include "nhiguard_sensor.skel.h"
@@ -82,33 +83,6 @@ double time_loop(const std::function<ssize_t()>& op, int iterations) {
   return std::chrono::duration<double, std::nano>(elapsed).count() / iterations;
 }
 
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values.empty() ? 0.0 : values[values.size() / 2];
-}
-
-// The credential as the agent adds it: the filter slot before the table entry.
-void add_credential(nhiguard_sensor* skel, const std::string& credential) {
-  struct stat st{};
-  if (stat(credential.c_str(), &st) != 0) {
-    std::perror(credential.c_str());
-    std::exit(1);
-  }
-  const nhg_inode_key key{.dev = (static_cast<uint64_t>(major(st.st_dev)) << 20) | minor(st.st_dev), .ino = st.st_ino};
-  const nhg_credential_value value{.credential_id = 1, .class_id = 1};
-  const uint32_t one = 1;
-  const uint32_t slot = nhg_credential_filter_slot(key.dev, key.ino);
-  bpf_map_update_elem(bpf_map__fd(skel->maps.nhg_credential_filter), &slot, &one, BPF_ANY);
-  bpf_map_update_elem(bpf_map__fd(skel->maps.nhg_credentials), &key, &value, BPF_ANY);
-}
-
-bool stats_enabled() {
-  std::ifstream in("/proc/sys/kernel/bpf_stats_enabled");
-  int value = 0;
-  in >> value;
-  return value == 1;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -129,12 +103,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "read_path_ab: run as root (loads BPF programs)\n");
     return 1;
   }
-  if (cpu >= 0) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    if (sched_setaffinity(0, sizeof(set), &set) != 0) std::perror("sched_setaffinity");
-  }
+  nhiguard::bench::pin_to_cpu(cpu);
   const bool direct_supported = nhiguard::kernel::probe_kernel_features().supports("rdonly_cast");
 
   nhiguard_sensor* sensor = nhiguard_sensor__open();
@@ -162,7 +131,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "read_path_ab: load the empty program: %s\n", std::strerror(-err));
     return 1;
   }
-  add_credential(sensor, credential);
+  nhiguard::bench::add_credential(bpf_map__fd(sensor->maps.nhg_credential_filter),
+                                  bpf_map__fd(sensor->maps.nhg_credentials), credential);
 
   std::vector<Config> configs;
   configs.push_back({.name = "none"});
@@ -227,19 +197,19 @@ int main(int argc, char** argv) {
   double base[kLoops];
   double floor[kLoops];
   for (int l = 0; l < kLoops; ++l) {
-    base[l] = median(configs[0].ns[l]);
-    floor[l] = median(configs[1].ns[l]);
+    base[l] = nhiguard::bench::median(configs[0].ns[l]);
+    floor[l] = nhiguard::bench::median(configs[1].ns[l]);
   }
   std::printf("ns/op, median of %d interleaved windows of %d reads each; ratios to none / to floor\n", windows,
               iterations);
   std::printf("%-12s", "program");
   for (const char* name : kLoopNames) std::printf(" %16s %6s %6s %5s", name, "/none", "/floor", "own*");
   std::printf("\n");
-  const bool stats = stats_enabled();
+  const bool stats = nhiguard::bench::stats_enabled();
   for (const auto& config : configs) {
     std::printf("%-12s", config.name.c_str());
     for (int l = 0; l < kLoops; ++l) {
-      const double m = median(config.ns[l]);
+      const double m = nhiguard::bench::median(config.ns[l]);
       const std::string own = stats && config.own_runs[l] > 0
                                   ? std::to_string(config.own_time_ns[l] / config.own_runs[l])
                                   : std::string("-");

@@ -109,47 +109,31 @@ class RawRing {
 
   // Queues an IORING_OP_OPENAT of path (read-only) and publishes it.
   void queue_openat(const char* path, uint8_t opcode = IORING_OP_OPENAT) {
-    const unsigned tail = sq_tail_->load(std::memory_order_relaxed);
-    const unsigned index = tail & sq_mask_;
-    io_uring_sqe* sqe = &sqes_[index];
-    std::memset(sqe, 0, sizeof(*sqe));
-    sqe->opcode = opcode;
-    sqe->fd = AT_FDCWD;
-    sqe->addr = reinterpret_cast<uint64_t>(path);
-    sqe->user_data = 42;
-    if (opcode == IORING_OP_OPENAT2) {
-      how_ = open_how{.flags = O_RDONLY, .mode = 0, .resolve = 0};
-      sqe->off = reinterpret_cast<uint64_t>(&how_);
-      sqe->len = sizeof(how_);
-    } else {
-      sqe->open_flags = O_RDONLY;
-    }
-    sq_array_[index] = index;
-    sq_tail_->store(tail + 1, std::memory_order_release);
+    queue(opcode, [&](io_uring_sqe* sqe) {
+      sqe->fd = AT_FDCWD;
+      sqe->addr = reinterpret_cast<uint64_t>(path);
+      if (opcode == IORING_OP_OPENAT2) {
+        how_ = open_how{.flags = O_RDONLY, .mode = 0, .resolve = 0};
+        sqe->off = reinterpret_cast<uint64_t>(&how_);
+        sqe->len = sizeof(how_);
+      } else {
+        sqe->open_flags = O_RDONLY;
+      }
+    });
   }
 
   // Queues an IORING_OP_READ of len bytes of fd into buffer and publishes it.
   void queue_read(int fd, void* buffer, unsigned len) {
-    const unsigned tail = sq_tail_->load(std::memory_order_relaxed);
-    const unsigned index = tail & sq_mask_;
-    io_uring_sqe* sqe = &sqes_[index];
-    std::memset(sqe, 0, sizeof(*sqe));
-    sqe->opcode = IORING_OP_READ;
-    sqe->fd = fd;
-    sqe->addr = reinterpret_cast<uint64_t>(buffer);
-    sqe->len = len;
-    sq_array_[index] = index;
-    sq_tail_->store(tail + 1, std::memory_order_release);
+    queue(IORING_OP_READ, [&](io_uring_sqe* sqe) {
+      sqe->fd = fd;
+      sqe->addr = reinterpret_cast<uint64_t>(buffer);
+      sqe->len = len;
+    });
   }
 
   // Queues an IORING_OP_NOP and publishes it.
   void queue_nop() {
-    const unsigned tail = sq_tail_->load(std::memory_order_relaxed);
-    const unsigned index = tail & sq_mask_;
-    std::memset(&sqes_[index], 0, sizeof(io_uring_sqe));
-    sqes_[index].opcode = IORING_OP_NOP;
-    sq_array_[index] = index;
-    sq_tail_->store(tail + 1, std::memory_order_release);
+    queue(IORING_OP_NOP, [](io_uring_sqe*) {});
   }
 
   // io_uring_enter for a SQPOLL ring whose poller sleeps: wakes it.
@@ -179,6 +163,19 @@ class RawRing {
   int fd() const { return fd_; }
 
  private:
+  // Fills the next SQE (zeroed, then opcode and what `fill` sets) and publishes it to the kernel.
+  void queue(uint8_t opcode, const std::function<void(io_uring_sqe*)>& fill) {
+    const unsigned tail = sq_tail_->load(std::memory_order_relaxed);
+    const unsigned index = tail & sq_mask_;
+    io_uring_sqe* sqe = &sqes_[index];
+    std::memset(sqe, 0, sizeof(*sqe));
+    sqe->opcode = opcode;
+    sqe->user_data = 42;
+    fill(sqe);
+    sq_array_[index] = index;
+    sq_tail_->store(tail + 1, std::memory_order_release);
+  }
+
   int fd_ = -1;
   size_t sq_bytes_ = 0;
   size_t cq_bytes_ = 0;
