@@ -62,6 +62,8 @@ int run_check() {
                              feature.required ? "[required] " : "[optional] ",
                              feature.supported ? feature.description : feature.description + " — " + feature.error);
   }
+  const auto enforcement = nhiguard::kernel::choose_enforcement(report);
+  std::cout << fmt::format("{:<22} {:<13} {}\n", "enforcement", enforcement.name(), enforcement.reason);
   if (!report.all_required_supported()) {
     std::cout << "a required feature is missing: the agent cannot run on this kernel\n";
     return 4;

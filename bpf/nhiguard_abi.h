@@ -47,6 +47,12 @@ enum nhg_open_syscall {
 	NHG_SYS_OPEN = 3,
 	NHG_SYS_CREAT = 4,
 	NHG_SYS_OPEN_BY_HANDLE_AT = 5,
+	/* Not an open: a credential fd arrived in this process (SCM_RIGHTS, pidfd_getfd), seen by BPF
+	 * LSM file_receive; fd -1, no path. */
+	NHG_SYS_FILE_RECEIVE = 6,
+	/* An open seen by BPF LSM file_open, before the file is usable: any syscall (io_uring too); fd
+	 * -1, no path (the hook does not know which syscall it serves). */
+	NHG_SYS_LSM_FILE_OPEN = 7,
 	/* An open submitted through io_uring (IORING_OP_OPENAT / OPENAT2), seen at its completion. */
 	NHG_SYS_IO_URING_OPENAT = 8,
 	NHG_SYS_IO_URING_OPENAT2 = 9,
@@ -76,12 +82,16 @@ enum nhg_file_event_flags {
 	NHG_FILE_PATH_MISSING = 1u << 1,      /* requested_path could not be read */
 	NHG_FILE_CMDLINE_TRUNCATED = 1u << 2, /* the argv area was longer than NHG_CMDLINE_LEN */
 	NHG_FILE_CMDLINE_MISSING = 1u << 3,   /* the argv area could not be read (kernel thread, paged out) */
-	NHG_FILE_DENIED = 1u << 4,	      /* a deny_credential rule matched: the reader was SIGKILLed */
+	NHG_FILE_DENIED = 1u << 4,	      /* a deny_credential rule matched: the reader was SIGKILLed,
+					       * or with NHG_FILE_REFUSED, the open refused */
 	/* a repeat read by the same process: its argv came with the first */
 	NHG_FILE_CMDLINE_OMITTED = 1u << 5,
 	NHG_FILE_REPEAT_SUMMARY = 1u << 6, /* not an open: at the process's exit, the repeat opens counted
 					       * after its last record (coalesced_opens); syscall 0, fd -1,
 					       * no names or path */
+	/* With NHG_FILE_DENIED: BPF LSM refused the open (or the fd's receipt) with EACCES before a
+	 * byte was read; nobody was killed. */
+	NHG_FILE_REFUSED = 1u << 7,
 	/* With NHG_FILE_DENIED: the reader was killed because it shares the fd table of a process a
 	 * deny killed (clone(CLONE_FILES)), wherever its own cgroup is. */
 	NHG_FILE_SHARED_FD_TABLE = 1u << 8,
@@ -106,9 +116,10 @@ enum nhg_counter {
 	NHG_CTR_EGRESS_DENIED = 6,		/* connects/sendmsgs/packets refused by an egress block */
 	NHG_CTR_CREDENTIAL_DENIED = 7,		/* readers killed by a deny_credential rule */
 	NHG_CTR_CREDENTIAL_OPENS_COALESCED = 8, /* repeat opens counted into a later record, not sent */
-	NHG_CTR_TAINT_MAP_FULL = 9,	    /* a taint (a read, or inherited on fork) not recorded: nhg_taint
+	NHG_CTR_TAINT_MAP_FULL = 9,   /* a taint (a read, or inherited on fork) not recorded: nhg_taint
 					   * refused the update (full); that process's egress is not seen */
-	NHG_CTR_FOLLOW_MAP_FULL = 11,	    /* a contained process's fork not followed: nhg_followed full */
+	NHG_CTR_LSM_REFUSED = 10,     /* opens, fd receipts, reads and socket calls refused by BPF LSM */
+	NHG_CTR_FOLLOW_MAP_FULL = 11, /* a contained process's fork not followed: nhg_followed full */
 	NHG_CTR_CGROUP_DEPTH_EXCEEDED = 12, /* an enforcement walk stopped at NHG_MAX_CGROUP_DEPTH with the
 					     * cgroup deeper: a block or deny below that level is not seen */
 	/* a deny kill whose fd table could not be recorded (nhg_doomed_files full): a process sharing
@@ -299,6 +310,10 @@ struct nhg_block_device_event {
 enum nhg_enforcement_slot {
 	NHG_ENF_CREDENTIAL_DENIES = 0,
 	NHG_ENF_EGRESS_BLOCKS = 1,
+	/* Not a count: 1 while the BPF LSM programs (lsm.bpf.c) are attached, set by the loader. The
+	 * read path's kills (a denied read, io_uring under a deny) then stand down: the LSM hooks
+	 * refuse the same reads and opens with EACCES and nobody needs killing. */
+	NHG_ENF_LSM_ACTIVE = 3,
 	NHG_ENF__COUNT = 4,
 };
 

@@ -45,4 +45,32 @@ static __always_inline void process__header(struct nhg_event_header *hdr, __u16 
 	hdr->ts_ns = bpf_ktime_get_boot_ns();
 }
 
+/* The current process's argv area (mm->arg_start .. arg_end), NUL-separated, up to NHG_CMDLINE_LEN. */
+static __always_inline void process__cmdline(struct nhg_file_event *event, struct task_struct *task)
+{
+	unsigned long start = BPF_CORE_READ(task, mm, arg_start);
+	unsigned long end = BPF_CORE_READ(task, mm, arg_end);
+	unsigned long len;
+
+	event->cmdline_len = 0;
+	if (!start || end <= start) {
+		event->flags |= NHG_FILE_CMDLINE_MISSING;
+		return;
+	}
+	len = end - start;
+	if (len > NHG_CMDLINE_LEN) {
+		len = NHG_CMDLINE_LEN;
+		event->flags |= NHG_FILE_CMDLINE_TRUNCATED;
+	}
+	/* Bounded for the verifier; the read cannot exceed the buffer. */
+	len &= (NHG_CMDLINE_LEN * 2 - 1);
+	if (len > NHG_CMDLINE_LEN)
+		return;
+	if (bpf_probe_read_user(event->cmdline, len, (const void *)start)) {
+		event->flags |= NHG_FILE_CMDLINE_MISSING;
+		return;
+	}
+	event->cmdline_len = (__u16)len;
+}
+
 #endif /* NHIGUARD_PROCESS_BPF_H */

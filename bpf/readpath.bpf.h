@@ -147,7 +147,7 @@ static __always_inline void readpath__emit(struct task_struct *task, struct file
 				  BPF_CORE_READ(dentry, d_parent, d_name.name));
 	event->requested_path[0] = '\0';
 	if (with_cmdline) {
-		sensor__cmdline(event, task);
+		process__cmdline(event, task);
 	} else {
 		event->cmdline_len = 0;
 		event->flags |= NHG_FILE_CMDLINE_OMITTED;
@@ -170,11 +170,14 @@ static __noinline int readpath__credential_read(struct task_struct *task, struct
 		return 0;
 	/* A deny sees every read, the opener's own included: the fd may predate the deny. */
 	if (maps__enforcing(NHG_ENF_CREDENTIAL_DENIES)) {
-		if (sensor__deny_match(credential->credential_id, &deny)) {
+		if (credentials__deny_match(credential->credential_id, &deny)) {
 			flags = NHG_FILE_DENIED;
 		} else if (readpath__fd_table_doomed(task, credential->credential_id)) {
 			flags = NHG_FILE_DENIED | NHG_FILE_SHARED_FD_TABLE;
 		}
+		/* Where BPF LSM runs, file_permission refuses this read with EACCES (and counts it). */
+		if (flags && maps__enforcing(NHG_ENF_LSM_ACTIVE))
+			return 0;
 		if (flags) {
 			bpf_send_signal(9 /* SIGKILL */);
 			maps__count(NHG_CTR_CREDENTIAL_DENIED);
@@ -188,7 +191,7 @@ static __noinline int readpath__credential_read(struct task_struct *task, struct
 	if (known && *known == start_ns)
 		return 0;
 	bpf_map_update_elem(&nhg_known_readers, &reader, &start_ns, BPF_ANY);
-	sensor__taint(task, credential->credential_id, key);
+	credentials__taint(task, credential->credential_id, key);
 	readpath__emit(task, file, key, credential->credential_id, fd, syscall, 0, true);
 	return 0;
 }
@@ -208,7 +211,7 @@ static __always_inline int readpath__on_read(long fd, __u16 syscall, bool direct
 	if (!file)
 		return 0; /* not an open fd: the syscall fails with EBADF */
 	readpath__file_key(file, direct, &key);
-	if (!sensor__may_be_credential(&key))
+	if (!credentials__may_be(&key))
 		return 0;
 	return readpath__credential_read(task, file, &key, fd, syscall);
 }
@@ -326,7 +329,7 @@ static __always_inline int readpath__on_io_uring_read(struct io_kiocb *req, __s3
 	if ((__u32)task->tgid == ignore_tgid)
 		return 0;
 	readpath__file_key(file, false, &key);
-	if (!sensor__may_be_credential(&key))
+	if (!credentials__may_be(&key))
 		return 0;
 	return readpath__credential_read(task, file, &key, -1, NHG_SYS_IO_URING_READ);
 }
@@ -413,7 +416,9 @@ static __always_inline int readpath__on_io_uring_syscall(void)
 	struct task_struct *task;
 	struct nhg_file_event *event;
 
-	if (!maps__enforcing(NHG_ENF_CREDENTIAL_DENIES))
+	/* Where BPF LSM runs, a ring's opens and reads of a denied credential are refused in
+	 * file_open / file_permission: the ring may stay. */
+	if (!maps__enforcing(NHG_ENF_CREDENTIAL_DENIES) || maps__enforcing(NHG_ENF_LSM_ACTIVE))
 		return 0;
 	task = bpf_get_current_task_btf();
 	if ((__u32)task->tgid == ignore_tgid)
@@ -443,7 +448,7 @@ static __always_inline int readpath__on_io_uring_syscall(void)
 	event->fd = -1;
 	event->syscall = NHG_SYS_IO_URING_RING;
 	event->flags = NHG_FILE_DENIED | NHG_FILE_PATH_MISSING;
-	sensor__cmdline(event, task);
+	process__cmdline(event, task);
 	bpf_ringbuf_submit(event, maps__submit_flags());
 	return 0;
 }

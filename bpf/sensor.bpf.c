@@ -19,6 +19,7 @@
 
 #include "nhiguard_abi.h"
 #include "maps.bpf.h"
+#include "credentials.bpf.h"
 #include "process.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -27,32 +28,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile __u32 ignore_tgid = 0;	      /* the agent's own opens are not events */
 const volatile bool read_syscall_args = true; /* false where bpf_task_pt_regs is missing */
 
-/* fmode_t bits (include/linux/fs.h); stable kernel-wide, absent from BTF because they are macros. */
-#define FMODE_READ 0x1
-#define FMODE_WRITE 0x2
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct nhg_inode_key);
-	__type(value, struct nhg_credential_value);
-} nhg_credentials SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct nhg_deny_key);
-	__type(value, struct nhg_deny_value);
-} nhg_credential_denies SEC(".maps");
-
-/* Prefilters of nhg_credentials and nhg_candidate_prefixes (nhiguard_abi.h). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, NHG_CREDENTIAL_FILTER_SLOTS);
-	__type(key, __u32);
-	__type(value, __u32);
-} nhg_credential_filter SEC(".maps");
-
+/* Prefilter of nhg_candidate_prefixes (nhiguard_abi.h); nhg_credentials, its filter and the deny
+ * table are in credentials.bpf.h. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, NHG_CANDIDATE_FILTER_SLOTS);
@@ -164,16 +141,6 @@ static __always_inline void sensor__read_opened(struct file *file, bool direct, 
 		out->name_len = d_name.len;
 		out->name = d_name.name;
 	}
-}
-
-/* May this inode be in nhg_credentials? The filter answers "no" for nearly every file without
- * hashing the key. */
-static __always_inline bool sensor__may_be_credential(const struct nhg_inode_key *key)
-{
-	__u32 slot = nhg_credential_filter_slot(key->dev, key->ino);
-	__u32 *count = bpf_map_lookup_elem(&nhg_credential_filter, &slot);
-
-	return count && *count;
 }
 
 /* The first 8 bytes of the opened file's name (bytes past its end are not cleared). A short name
@@ -292,34 +259,6 @@ static __always_inline void sensor__syscall_args(struct nhg_file_event *event, _
 	}
 }
 
-/* The current process's argv area (mm->arg_start .. arg_end), NUL-separated, up to NHG_CMDLINE_LEN. */
-static __always_inline void sensor__cmdline(struct nhg_file_event *event, struct task_struct *task)
-{
-	unsigned long start = BPF_CORE_READ(task, mm, arg_start);
-	unsigned long end = BPF_CORE_READ(task, mm, arg_end);
-	unsigned long len;
-
-	event->cmdline_len = 0;
-	if (!start || end <= start) {
-		event->flags |= NHG_FILE_CMDLINE_MISSING;
-		return;
-	}
-	len = end - start;
-	if (len > NHG_CMDLINE_LEN) {
-		len = NHG_CMDLINE_LEN;
-		event->flags |= NHG_FILE_CMDLINE_TRUNCATED;
-	}
-	/* Bounded for the verifier; the read cannot exceed the buffer. */
-	len &= (NHG_CMDLINE_LEN * 2 - 1);
-	if (len > NHG_CMDLINE_LEN)
-		return;
-	if (bpf_probe_read_user(event->cmdline, len, (const void *)start)) {
-		event->flags |= NHG_FILE_CMDLINE_MISSING;
-		return;
-	}
-	event->cmdline_len = (__u16)len;
-}
-
 /* What sensor__repeat found. */
 enum sensor__read_kind {
 	SENSOR_FIRST_READ = 0,	     /* the process had not read this file last: a full record */
@@ -355,87 +294,6 @@ sensor__repeat(struct task_struct *task, const struct nhg_inode_key *key, __u16 
 	__sync_fetch_and_add(&current->coalesced, -count);
 	*coalesced = count > NHG_REPEAT_MAX_COALESCED ? NHG_REPEAT_MAX_COALESCED : (__u16)count;
 	return SENSOR_REPEAT_REPORTED;
-}
-
-/* Opens the reader's cgroup window (NHG_CGROUP_TAINT_WINDOW_NS): its siblings' egress in the window
- * is attributed to this read at a lower confidence. */
-static __always_inline void sensor__taint_cgroup(struct task_struct *task, __u32 credential_id, __u32 tgid,
-						 __u64 now)
-{
-	__u64 cgroup_id = process__cgroup_id(task);
-	struct nhg_cgroup_taint window = {
-		.tainted_at_ns = now,
-		.credential_id = credential_id,
-		.source_tgid = tgid,
-	};
-
-	bpf_map_update_elem(&nhg_cgroup_taint, &cgroup_id, &window, BPF_ANY);
-}
-
-/* Taints the current process with the credential it just opened for reading (its first read of
- * this file, or a read of another credential since). */
-static __always_inline void sensor__taint(struct task_struct *task, __u32 credential_id,
-					  const struct nhg_inode_key *key)
-{
-	__u32 tgid = (__u32)task->tgid;
-	__u64 now = bpf_ktime_get_boot_ns();
-	struct nhg_taint taint = {
-		.start_ns = BPF_CORE_READ(task, group_leader, start_boottime),
-		.tainted_at_ns = now,
-		.credential_id = credential_id,
-		.source_tgid = tgid,
-		.file = *key,
-		.window_start_ns = now,
-	};
-
-	if (bpf_map_update_elem(&nhg_taint, &tgid, &taint, BPF_ANY) != 0)
-		maps__count(NHG_CTR_TAINT_MAP_FULL);
-	sensor__taint_cgroup(task, credential_id, tgid, now);
-}
-
-static __always_inline bool sensor__denied_on(struct nhg_deny_key *key, __u64 cgroup_id)
-{
-	struct nhg_deny_value *deny;
-
-	key->cgroup_id = cgroup_id;
-	deny = bpf_map_lookup_elem(&nhg_credential_denies, key);
-	return deny && maps__in_force(deny->expires_at_ns);
-}
-
-/* Is reading this credential denied to the current cgroup or one of its ancestors, or to a
- * contained cgroup the current process has left (nhg_followed)? *matched receives the deny entry's
- * key (the read path remembers it for the fd table, readpath.bpf.h). */
-static __always_inline bool sensor__deny_match(__u32 credential_id, struct nhg_deny_key *matched)
-{
-	struct nhg_deny_key key = {.credential_id = credential_id};
-	__u32 tgid = (__u32)(bpf_get_current_pid_tgid() >> 32);
-	struct nhg_follow *follow;
-	int level;
-
-	if (!maps__enforcing(NHG_ENF_CREDENTIAL_DENIES))
-		return false;
-	for (level = 1; level <= NHG_MAX_CGROUP_DEPTH; level++) {
-		__u64 id = bpf_get_current_ancestor_cgroup_id(level);
-
-		if (!id)
-			break;
-		if (sensor__denied_on(&key, id)) {
-			*matched = key;
-			return true;
-		}
-	}
-	if (level > NHG_MAX_CGROUP_DEPTH)
-		maps__count_if_deeper(bpf_get_current_ancestor_cgroup_id(NHG_MAX_CGROUP_DEPTH + 1));
-	follow = bpf_map_lookup_elem(&nhg_followed, &tgid);
-	if (!follow)
-		return false;
-	for (int i = 0; i < NHG_FOLLOW_MAX_TARGETS; i++) {
-		if (follow->cgroup_ids[i] && sensor__denied_on(&key, follow->cgroup_ids[i])) {
-			*matched = key;
-			return true;
-		}
-	}
-	return false;
 }
 
 /* ---- Opens that are not of a credential file but reach one another way ---- */
@@ -649,7 +507,7 @@ static __always_inline int sensor__on_open_exit(long ret, __u16 syscall, bool di
 	if (!(opened.f_mode & (FMODE_READ | FMODE_WRITE)))
 		return 0;
 
-	if (sensor__may_be_credential(&opened.key)) {
+	if (credentials__may_be(&opened.key)) {
 		/* A repeat read is decided before the credential's own lookup, which it does not
 		 * need; unless a deny is in force anywhere, since a deny must see every open. */
 		if ((opened.f_mode & FMODE_READ) && !maps__enforcing(NHG_ENF_CREDENTIAL_DENIES)) {
@@ -665,7 +523,7 @@ static __always_inline int sensor__on_open_exit(long ret, __u16 syscall, bool di
 		credential_id = credential->credential_id;
 		/* The kill is synchronous: the signal is pending before the syscall returns, so the
 		 * reader dies without reading a byte. */
-		if (sensor__deny_match(credential_id, &deny)) {
+		if (credentials__deny_match(credential_id, &deny)) {
 			bpf_send_signal(9 /* SIGKILL */);
 			denied = true;
 			maps__count(NHG_CTR_CREDENTIAL_DENIED);
@@ -677,7 +535,7 @@ static __always_inline int sensor__on_open_exit(long ret, __u16 syscall, bool di
 					return 0;
 			}
 			if (kind == SENSOR_FIRST_READ) {
-				sensor__taint(task, credential_id, &opened.key);
+				credentials__taint(task, credential_id, &opened.key);
 				readpath__opened(task, &opened.key);
 			}
 			repeat = kind == SENSOR_REPEAT_REPORTED;
@@ -713,7 +571,7 @@ static __always_inline int sensor__on_open_exit(long ret, __u16 syscall, bool di
 		event->cmdline_len = 0;
 		event->flags |= NHG_FILE_CMDLINE_OMITTED;
 	} else {
-		sensor__cmdline(event, task);
+		process__cmdline(event, task);
 	}
 	bpf_ringbuf_submit(event, maps__submit_flags());
 	return 0;

@@ -1,4 +1,5 @@
-// The verifier's cost of every program the sensor loads (sensor and egress objects), printed per
+// The verifier's cost of every program the sensor loads (sensor and egress objects, and the LSM
+// object where BPF LSM is active), printed per
 // kernel: name, type, instructions the verifier processed (verified_insns, 5.16+) and the
 // translated length. In the kernel matrix (ctest -L kernel) this is the benchmark of the programs on
 // each kernel; here it checks that each one went through this kernel's verifier. Needs root.
@@ -15,6 +16,7 @@
 
 #include <gtest/gtest.h>
 
+#include "kernel/feature_probe.h"
 #include "kernel/host_prerequisites.h"
 #include "kernel/kernel_sensor.h"
 
@@ -82,9 +84,10 @@ TEST(VerifierReport, EveryProgramIsVerifiedAndItsCostPrinted) {
   ASSERT_TRUE(nhiguard::kernel::ensure_bpffs().has_value());
   ASSERT_TRUE(nhiguard::kernel::ensure_tracefs().has_value());
   const std::string pin_dir = "/sys/fs/bpf/nhiguard-test-verifier-" + std::to_string(getpid());
+  const bool lsm = nhiguard::kernel::choose_enforcement(nhiguard::kernel::probe_kernel_features()).lsm;
   const uint32_t before = last_program_id();
-  auto sensor = nhiguard::kernel::KernelSensor::start({.pin_dir = pin_dir, .ringbuf_bytes = 1u << 20},
-                                                      [](std::span<const std::byte>) {});
+  auto sensor = nhiguard::kernel::KernelSensor::start(
+      {.pin_dir = pin_dir, .ringbuf_bytes = 1u << 20, .lsm_enforcement = lsm}, [](std::span<const std::byte>) {});
   ASSERT_TRUE(sensor.has_value()) << sensor.error().message;
   // Programs loaded after `before` by this process; the bpf tier runs alone (the kernel-tests lock,
   // or a guest with nothing else loaded), so they are the sensor's.
@@ -113,6 +116,7 @@ TEST(VerifierReport, EveryProgramIsVerifiedAndItsCostPrinted) {
   EXPECT_TRUE(types.count(BPF_PROG_TYPE_TRACING)) << "no BTF tracepoint program loaded";
   EXPECT_TRUE(types.count(BPF_PROG_TYPE_CGROUP_SOCK_ADDR)) << "no cgroup connect/sendmsg program loaded";
   EXPECT_TRUE(types.count(BPF_PROG_TYPE_CGROUP_SKB)) << "no cgroup_skb program loaded";
+  EXPECT_EQ(types.count(BPF_PROG_TYPE_LSM), lsm ? 1u : 0u) << "BPF LSM programs where BPF LSM is active";
 }
 
 }  // namespace

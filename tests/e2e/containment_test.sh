@@ -121,6 +121,12 @@ set -e
 check "denied reader killed by SIGKILL (status 137)" [ "$rc_denied" -eq 137 ]
 check "denied reader read 0 bytes" [ ! -s "$tmp/denied-read" ]
 check "another identity reads the credential" bash -c "[ $rc_allowed -eq 0 ] && [ -s '$tmp/allowed-read' ]"
+# This host runs no BPF LSM (the kernel tier's guests test that path): status says the tracepoint
+# path enforces and why, and the reader's record says it was killed.
+check "status names the tracepoint+sigkill enforcement path and the probe's reason" \
+  bash -c "'$ctl' --socket '$sock' --json status | jq -e '.enforcement.path == \"tracepoint+sigkill\" and (.enforcement.reason | test(\"lsm_file_open\"))'"
+check "the denied read's record says the reader was killed" \
+  bash -c "for _ in \$(seq 50); do jq -e -s --arg p '$cred' '[.[] | select(.type == \"credential_access\" and .denied == true and .denial == \"reader_killed\" and .credential.path == \$p)] | length >= 1' '$tmp/state/events.jsonl' && exit 0; sleep 0.1; done; exit 1"
 
 # --- freeze and thaw
 run_in payments.service bash -c "while :; do date +%s%N >> '$tmp/ticks'; sleep 0.05; done" &

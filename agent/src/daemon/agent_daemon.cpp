@@ -180,10 +180,16 @@ std::expected<void, StartFailure> AgentDaemon::start() {
       .read_syscall_args = features_.supports("task_pt_regs"),
       .direct_file_reads = features_.supports("rdonly_cast"),
       .report_all_egress = config_.bpf.report_all_egress,
+      .lsm_enforcement = false,
   };
+  const kernel::EnforcementPath chosen = kernel::choose_enforcement(features_);
+  sensor_options.lsm_enforcement = chosen.lsm;
   auto sensor = kernel::KernelSensor::start(sensor_options);
   if (!sensor) return start_failure(kernel_refused, "sensor: " + sensor.error().message);
   sensor_ = std::move(*sensor);
+  // The probe's word holds unless loading or attaching the LSM programs failed (logged by the loader).
+  enforcement_ = chosen.lsm && !sensor_->enforcement_path().lsm ? sensor_->enforcement_path() : chosen;
+  spdlog::info("enforcement: {} ({})", enforcement_.name(), enforcement_.reason);
   auto loop = pipeline::EventLoop::create(kTick);
   if (!loop) return start_failure(runtime, "event loop: " + loop.error().message);
   loop_ = std::move(*loop);
@@ -384,6 +390,7 @@ nlohmann::json AgentDaemon::status_json() {
       {"learning", learning_->learned().summary(static_cast<int64_t>(clock_ns(CLOCK_REALTIME)))},
       {"programs", sensor_->attached_programs()},
       {"features", features_.to_json()},
+      {"enforcement", {{"path", enforcement_.name()}, {"reason", enforcement_.reason}}},
       {"credentials_watched", watched_->size()},
       {"events_written", counts.events_written},
       {"candidates_dismissed", counts.candidates_dismissed},

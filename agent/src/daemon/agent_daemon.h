@@ -101,6 +101,7 @@ class AgentDaemon {
 
   config::AgentConfig config_;
   kernel::FeatureReport features_;
+  kernel::EnforcementPath enforcement_;  // which layer enforces denies and blocks, and why
   // The catalogue until start() hands it to watched_ (it may be rebuilt from the pinned ids first).
   std::unique_ptr<catalogue::CredentialCatalogue> catalogue_;
   std::unique_ptr<events::JsonLineWriter> event_log_;

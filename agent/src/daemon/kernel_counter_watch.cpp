@@ -167,6 +167,7 @@ nlohmann::json KernelCounterWatch::status_json() const {
   out["credential_denied"] = c->values[NHG_CTR_CREDENTIAL_DENIED];
   out["follow_map_full"] = c->values[NHG_CTR_FOLLOW_MAP_FULL];
   out["cgroup_depth_exceeded"] = c->values[NHG_CTR_CGROUP_DEPTH_EXCEEDED];
+  out["lsm_refused"] = c->values[NHG_CTR_LSM_REFUSED];
   return out;
 }
 

@@ -70,6 +70,8 @@ constexpr auto kOpenSyscalls = enum_names<OpenSyscall>({{OpenSyscall::none, "non
                                                         {OpenSyscall::open, "open"},
                                                         {OpenSyscall::creat, "creat"},
                                                         {OpenSyscall::open_by_handle_at, "open_by_handle_at"},
+                                                        {OpenSyscall::file_receive, "file_receive"},
+                                                        {OpenSyscall::lsm_file_open, "lsm_file_open"},
                                                         {OpenSyscall::io_uring_openat, "io_uring_openat"},
                                                         {OpenSyscall::io_uring_openat2, "io_uring_openat2"},
                                                         {OpenSyscall::read, "read"},
@@ -83,11 +85,9 @@ constexpr auto kOpenSyscalls = enum_names<OpenSyscall>({{OpenSyscall::none, "non
                                                         {OpenSyscall::copy_file_range, "copy_file_range"},
                                                         {OpenSyscall::io_uring_ring, "io_uring_ring"}});
 
-// Syscall ids a file record may carry (nhiguard_abi.h enum nhg_open_syscall; 6 and 7 are not
-// produced by this sensor).
+// Syscall ids a file record may carry (nhiguard_abi.h enum nhg_open_syscall).
 bool known_file_syscall(uint16_t id) {
-  return (id >= NHG_SYS_OPENAT && id <= NHG_SYS_OPEN_BY_HANDLE_AT) ||
-         (id >= NHG_SYS_IO_URING_OPENAT && id <= NHG_SYS_IO_URING_RING);
+  return id >= NHG_SYS_OPENAT && id <= NHG_SYS_IO_URING_RING;
 }
 
 constexpr auto kMemoryAccessHows = enum_names<MemoryAccessHow>({{MemoryAccessHow::ptrace_attach, "ptrace_attach"},
@@ -167,6 +167,7 @@ Result<KernelEvent> decode_kernel_event(std::span<const std::byte> record) {
           .coalesced_opens = raw->coalesced_opens,
           .repeat_summary = summary,
           .denied = (raw->flags & NHG_FILE_DENIED) != 0,
+          .refused = (raw->flags & (NHG_FILE_DENIED | NHG_FILE_REFUSED)) == (NHG_FILE_DENIED | NHG_FILE_REFUSED),
           .shared_fd_table = (raw->flags & NHG_FILE_SHARED_FD_TABLE) != 0,
       };
     }

@@ -36,6 +36,8 @@ struct KernelProcess {
 // io_uring_*: an open submitted through io_uring. The read family (read .. copy_file_range): the first
 // read of a credential fd by a process that did not open it (bpf/readpath.bpf.h). io_uring_ring: an
 // io_uring_setup/enter refused (killed) under a credential deny; it names no file.
+// file_receive: not an open, an fd of the file arrived (SCM_RIGHTS, pidfd_getfd); lsm_file_open:
+// an open seen by BPF LSM (any syscall, io_uring too). Both carry no fd or path.
 enum class OpenSyscall : uint16_t {
   none = 0,
   openat = 1,
@@ -43,6 +45,8 @@ enum class OpenSyscall : uint16_t {
   open = 3,
   creat = 4,
   open_by_handle_at = 5,
+  file_receive = 6,
+  lsm_file_open = 7,
   io_uring_openat = 8,
   io_uring_openat2 = 9,
   read = 10,
@@ -85,7 +89,8 @@ struct FileOpenEvent {
   // Not an open: at the process's exit, the repeat opens counted after its last record
   // (coalesced_opens of them). Carries no path, fd or syscall.
   bool repeat_summary = false;
-  bool denied = false;  // a deny_credential rule matched: the kernel SIGKILLed the reader
+  bool denied = false;   // a deny_credential rule matched: the kernel SIGKILLed the reader, or (refused) ...
+  bool refused = false;  // ... BPF LSM refused the open or the fd with EACCES: nothing read, nobody killed
   // With denied: killed because it shares the fd table (clone(CLONE_FILES)) of a process a deny killed.
   bool shared_fd_table = false;
 

@@ -4,7 +4,9 @@
 
 #include <cstring>
 #include <fmt/format.h>
+#include <fstream>
 #include <memory>
+#include <sstream>
 
 #include "nhiguard_probe.skel.h"
 
@@ -28,8 +30,24 @@ constexpr ProbeSpec kProbes[] = {
     {"probe_cgroup_connect4", "cgroup connect hooks (egress control)", false, false},
     {"probe_uprobe", "uprobes (SSL_write plaintext)", false, false},
     {"probe_fentry", "fentry/fexit trampolines (optional upgrade)", false, true},
-    {"probe_lsm_file_open", "BPF LSM file_open (optional in-kernel deny)", false, true},
+    {"probe_lsm_file_open", "BPF LSM file_open (in-kernel refusal of denied opens, fds and sockets)", false, true},
 };
+
+constexpr const char* kLsmList = "/sys/kernel/security/lsm";
+
+// An LSM program loads and attaches on a kernel built with CONFIG_BPF_LSM whether or not BPF is
+// among the active LSMs; only then are its hooks called. Empty when listed, else why not.
+std::string bpf_lsm_inactive_reason() {
+  std::ifstream in(kLsmList);
+  if (!in) return fmt::format("{} cannot be read (securityfs not mounted?)", kLsmList);
+  std::string list;
+  std::getline(in, list);
+  std::stringstream names(list);
+  for (std::string name; std::getline(names, name, ',');) {
+    if (name == "bpf") return {};
+  }
+  return fmt::format("BPF LSM not active: {} lacks bpf ({}); boot with lsm=...,bpf", kLsmList, list);
+}
 
 struct SkeletonDeleter {
   void operator()(nhiguard_probe* skel) const { nhiguard_probe__destroy(skel); }
@@ -67,6 +85,10 @@ FeatureResult run_probe(const ProbeSpec& spec) {
     }
     bpf_link__destroy(link);
   }
+  if (std::strcmp(spec.program, "probe_lsm_file_open") == 0) {
+    result.error = bpf_lsm_inactive_reason();
+    if (!result.error.empty()) return result;
+  }
   result.supported = true;
   return result;
 }
@@ -85,6 +107,18 @@ bool FeatureReport::all_required_supported() const {
     if (f.required && !f.supported) return false;
   }
   return true;
+}
+
+EnforcementPath choose_enforcement(const FeatureReport& report) {
+  for (const auto& f : report.features) {
+    if (f.name != "lsm_file_open") continue;
+    if (f.supported) {
+      return {.lsm = true,
+              .reason = fmt::format("BPF LSM active (the lsm_file_open probe attached, {} lists bpf)", kLsmList)};
+    }
+    return {.lsm = false, .reason = "lsm_file_open unsupported: " + f.error};
+  }
+  return {.lsm = false, .reason = "lsm_file_open was not probed"};
 }
 
 FeatureReport probe_kernel_features() {

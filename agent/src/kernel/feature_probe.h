@@ -26,6 +26,21 @@ struct FeatureReport {
   nlohmann::json to_json() const;
 };
 
+// Which layer enforces deny_credential and egress blocks, and why; printed by --check and status.
+//   lsm:                 BPF LSM (bpf/lsm.bpf.c) refuses the open / fd / socket call; the tracepoint
+//                        and cgroup paths stay loaded beside it.
+//   tracepoint+sigkill:  the open tracepoints SIGKILL a denied reader on return from open; the
+//                        cgroup hooks refuse blocked egress.
+struct EnforcementPath {
+  bool lsm = false;
+  std::string reason;  // the probe's result, or what failed to load or attach
+  std::string name() const { return lsm ? "lsm" : "tracepoint+sigkill"; }
+};
+
+// BPF LSM where the probe loaded and attached an lsm/file_open program and the kernel runs BPF
+// among its LSMs (/sys/kernel/security/lsm lists bpf); the tracepoint path otherwise.
+EnforcementPath choose_enforcement(const FeatureReport& report);
+
 // Loads each probe program in its own BPF object. Needs the privileges of the agent; without them
 // every probe reports EPERM, which is the honest answer.
 FeatureReport probe_kernel_features();

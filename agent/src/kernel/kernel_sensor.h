@@ -47,6 +47,7 @@ class KernelSensor final {
   const KernelEnforcementMaps& enforcement() const { return *enforcement_; }
   const KernelCounters& counters() const { return counters_; }
   std::vector<std::string> attached_programs() const { return loader_->attached_programs(); }
+  const EnforcementPath& enforcement_path() const { return loader_->enforcement_path(); }
 
  private:
   class HandlerSink final : public RecordSink {

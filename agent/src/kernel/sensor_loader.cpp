@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <string_view>
@@ -13,7 +14,9 @@
 #include "common/filesystem.h"
 #include "identity/mountinfo.h"
 #include "kernel/bpf_map_ops.h"
+#include "nhiguard_abi.h"
 #include "nhiguard_egress.skel.h"
+#include "nhiguard_lsm.skel.h"
 #include "nhiguard_sensor.skel.h"
 
 namespace nhiguard::kernel {
@@ -147,7 +150,55 @@ Result<void> SensorLoader::load_objects(const SensorOptions& options) {
     loaded = load_sensor_object(options, false);
   }
   if (!loaded) return loaded;
-  return load_egress(options);
+  if (auto egress = load_egress(options); !egress) return egress;
+  if (!options.lsm_enforcement) {
+    enforcement_ = {.lsm = false, .reason = "BPF LSM not requested"};
+    return {};
+  }
+  if (auto lsm = load_lsm(options); !lsm) {
+    drop_lsm(fmt::format("the BPF LSM programs did not load ({})", lsm.error().message));
+  } else {
+    enforcement_ = {.lsm = true, .reason = "BPF LSM programs loaded"};
+  }
+  return {};
+}
+
+Result<void> SensorLoader::load_lsm(const SensorOptions& options) {
+  lsm_ = nhiguard_lsm__open();
+  if (!lsm_) return fail(Error::from_current_errno("open BPF object nhiguard_lsm"));
+  lsm_->rodata->ignore_tgid = options.ignore_tgid;
+  // Every map the LSM programs decide on or write to is the sensor's or the egress object's.
+  for (auto [mine, shared] : {std::pair{lsm_->maps.nhg_events, skel_->maps.nhg_events},
+                              std::pair{lsm_->maps.nhg_counters, skel_->maps.nhg_counters},
+                              std::pair{lsm_->maps.nhg_taint, skel_->maps.nhg_taint},
+                              std::pair{lsm_->maps.nhg_followed, skel_->maps.nhg_followed},
+                              std::pair{lsm_->maps.nhg_cgroup_taint, skel_->maps.nhg_cgroup_taint},
+                              std::pair{lsm_->maps.nhg_enforcement_counts, skel_->maps.nhg_enforcement_counts},
+                              std::pair{lsm_->maps.nhg_last_wakeup, skel_->maps.nhg_last_wakeup},
+                              std::pair{lsm_->maps.nhg_credentials, skel_->maps.nhg_credentials},
+                              std::pair{lsm_->maps.nhg_credential_filter, skel_->maps.nhg_credential_filter},
+                              std::pair{lsm_->maps.nhg_credential_denies, skel_->maps.nhg_credential_denies},
+                              std::pair{lsm_->maps.nhg_egress_blocks, egress_->maps.nhg_egress_blocks},
+                              std::pair{lsm_->maps.nhg_egress_dests, egress_->maps.nhg_egress_dests}}) {
+    if (int err = bpf_map__reuse_fd(mine, bpf_map__fd(shared)); err != 0) {
+      return fail(libbpf_error(err, std::string("share map ") + bpf_map__name(shared) + " with nhiguard_lsm"));
+    }
+  }
+  if (int err = nhiguard_lsm__load(lsm_); err != 0) {
+    return fail(libbpf_error(err, "load BPF programs of nhiguard_lsm (the verifier log above says why)"));
+  }
+  return {};
+}
+
+// The LSM layer is an upgrade: without it the tracepoint and cgroup paths, loaded either way, enforce.
+void SensorLoader::drop_lsm(const std::string& what_failed) {
+  spdlog::warn(
+      "{}; deny_credential stays enforced by the open tracepoints (SIGKILL of the reader on return from open) "
+      "and egress blocks by the cgroup hooks",
+      what_failed);
+  if (lsm_) nhiguard_lsm__destroy(lsm_);
+  lsm_ = nullptr;
+  enforcement_ = {.lsm = false, .reason = what_failed};
 }
 
 Result<void> SensorLoader::load_sensor_object(const SensorOptions& options, bool direct_file_reads) {
@@ -228,7 +279,58 @@ Result<void> SensorLoader::attach(const SensorOptions& options) {
     }
   }
   close(cgroup_fd);
+  attach_lsm(link_dir);
   return {};
+}
+
+// Link pins of the LSM programs carry their names (lsm.bpf.c), all starting with this.
+constexpr std::string_view kLsmLinkPrefix = "lsm_";
+
+// The read path's kills stand down while the LSM programs refuse instead (NHG_ENF_LSM_ACTIVE).
+void SensorLoader::mark_lsm_active(bool active) {
+  const uint32_t slot = NHG_ENF_LSM_ACTIVE;
+  const uint32_t value = active ? 1 : 0;
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.nhg_enforcement_counts), &slot, &value, BPF_ANY) != 0) {
+    spdlog::warn("could not mark BPF LSM {} in nhg_enforcement_counts ({}); the read path {}", active ? "on" : "off",
+                 strerror(errno),
+                 active ? "keeps killing denied readers beside the LSM refusals"
+                        : "may stand down its kills of denied readers while no LSM program refuses them");
+  }
+}
+
+void SensorLoader::attach_lsm(const std::string& link_dir) {
+  if (!lsm_) {
+    mark_lsm_active(false);
+    // An earlier agent's LSM links would keep refusing with this agent's maps; this agent chose the
+    // tracepoint path, so it alone enforces.
+    std::error_code ignored;
+    if (link_dir.empty() || !std::filesystem::is_directory(link_dir, ignored)) return;
+    for (const auto& entry : std::filesystem::directory_iterator(link_dir, ignored)) {
+      const std::string name = entry.path().filename().string();
+      if (!name.starts_with(kLsmLinkPrefix)) continue;
+      spdlog::info("removing the pinned BPF LSM link {} of an earlier agent ({})", entry.path().string(),
+                   enforcement_.reason);
+      std::filesystem::remove(entry.path(), ignored);
+    }
+    return;
+  }
+  const size_t first = links_.size();
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, lsm_->obj) {
+    if (auto attached = attach_pinned(prog, -1, link_dir); !attached) {
+      for (size_t i = first; i < links_.size(); ++i) {
+        bpf_link__unpin(links_[i]);
+        bpf_link__destroy(links_[i]);
+      }
+      links_.resize(first);
+      attached_.resize(first);
+      mark_lsm_active(false);
+      drop_lsm(fmt::format("the BPF LSM programs did not attach ({})", attached.error().message));
+      return;
+    }
+  }
+  mark_lsm_active(true);
+  enforcement_.reason = "BPF LSM programs attached";
 }
 
 // Attaches one program (to the cgroup when cgroup_fd >= 0) and pins its link, so the program keeps
@@ -275,6 +377,7 @@ Result<void> SensorLoader::attach_pinned(bpf_program* prog, int cgroup_fd, const
 SensorLoader::~SensorLoader() {
   // Closing a pinned link leaves it attached: the pin holds it until the next agent takes it over.
   for (bpf_link* link : links_) bpf_link__destroy(link);
+  if (lsm_) nhiguard_lsm__destroy(lsm_);
   if (egress_) nhiguard_egress__destroy(egress_);
   if (skel_) nhiguard_sensor__destroy(skel_);
 }

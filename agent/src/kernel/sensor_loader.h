@@ -1,4 +1,5 @@
-// SensorLoader: the one owner of the BPF skeletons (bpf/sensor.bpf.c, bpf/egress.bpf.c). Nothing
+// SensorLoader: the one owner of the BPF skeletons (bpf/sensor.bpf.c, bpf/egress.bpf.c, and where
+// asked and possible bpf/lsm.bpf.c). Nothing
 // else includes a *.skel.h: the map writers, the ring-buffer source and the counters get the map
 // descriptors this loader hands out, and the rest of the agent sees C++ types.
 //
@@ -13,6 +14,11 @@
 // rebuilds detection state from its catalogue. Pinned links keep the programs attached, and
 // enforcing, while no agent runs.
 //
+// The BPF LSM object is optional (SensorOptions::lsm_enforcement, chosen from the feature probe): it
+// reuses the other two objects' maps, and when it fails to load or attach the loader logs what
+// failed, drops it and carries on with the tracepoint and cgroup paths (enforcement_path() says
+// which holds and why). Never fatal.
+//
 // Thread-safety: load and attach from one thread; maps() and attached_programs() are read-only after.
 #pragma once
 
@@ -22,9 +28,11 @@
 #include <vector>
 
 #include "common/result.h"
+#include "kernel/feature_probe.h"
 
 struct nhiguard_sensor;
 struct nhiguard_egress;
+struct nhiguard_lsm;
 struct bpf_link;
 struct bpf_program;
 
@@ -38,6 +46,9 @@ struct SensorOptions {
   bool direct_file_reads = true;                 // open programs use bpf_rdonly_cast (kernel 6.2+)
   bool report_all_egress = false;                // egress events for untainted, allowed processes too
   std::string cgroup2_root;                      // empty: found in /proc/self/mountinfo
+  // Load bpf/lsm.bpf.c (needs BPF LSM active; the agent sets it from choose_enforcement). Off, the
+  // pinned LSM links an earlier agent left are removed, so the tracepoint path alone enforces.
+  bool lsm_enforcement = false;
 };
 
 // The loaded maps' descriptors, owned by the loader. The two objects share the ring buffer, the
@@ -71,16 +82,24 @@ class SensorLoader {
   const SensorMapFds& maps() const { return maps_; }
   // Names of the attached programs, for status output.
   std::vector<std::string> attached_programs() const { return attached_; }
+  // Which layer enforces denies and blocks after load() and attach(), and why.
+  const EnforcementPath& enforcement_path() const { return enforcement_; }
 
  private:
   SensorLoader() = default;
   Result<void> load_objects(const SensorOptions& options);
   Result<void> load_sensor_object(const SensorOptions& options, bool direct_file_reads);
   Result<void> load_egress(const SensorOptions& options);
+  Result<void> load_lsm(const SensorOptions& options);
+  void attach_lsm(const std::string& link_dir);
+  void drop_lsm(const std::string& what_failed);
+  void mark_lsm_active(bool active);
   Result<void> attach_pinned(bpf_program* prog, int cgroup_fd, const std::string& link_dir);
 
   nhiguard_sensor* skel_ = nullptr;
   nhiguard_egress* egress_ = nullptr;
+  nhiguard_lsm* lsm_ = nullptr;
+  EnforcementPath enforcement_;
   std::vector<bpf_link*> links_;
   std::vector<std::string> attached_;
   SensorMapFds maps_;

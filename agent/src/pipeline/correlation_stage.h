@@ -1,9 +1,10 @@
 // CorrelationStage: which observations the policy is asked about, and how often.
 //
 // Not decided on: an open the kernel denied (containment already holds: the reader was killed
-// before it read a byte), a write-only open (a tool storing a new credential reads nothing), a
-// repeat summary (it counts reads whose first was decided on already), an open of a credential the
-// agent no longer lists, a denied egress and an egress of a process that read no known credential.
+// before it read a byte, or BPF LSM refused the open or fd), a write-only open (a tool storing a
+// new credential reads nothing), a repeat summary (it counts reads whose first was decided on
+// already), an open of a credential the agent no longer lists, a denied egress and an egress of a
+// process that read no known credential.
 //
 // A memory access is decided on when its target's credential is one the catalogue lists; a block
 // device open that reached here (its opener is not an allowed reader) always is.

@@ -46,6 +46,7 @@ v1::CredentialAccessEvent credential_access_to_wire(const events::FileOpenEvent&
   e.set_requested_path(escape_bytes(event.requested_path));
   e.set_requested_path_truncated(event.path_truncated);
   e.set_denied(event.denied);
+  if (event.denied) e.set_denial(event.refused ? "refused" : "reader_killed");
   e.set_coalesced_opens(event.coalesced_opens);
   e.set_repeat_summary(event.repeat_summary);
   *e.mutable_process() = process_to_wire(identity);
@@ -79,7 +80,10 @@ json credential_access_line(const v1::CredentialAccessEvent& r, const events::Fi
       {"process", process_json(r.process())},
       {"workload", workload_json(r.workload())},
   };
-  if (r.denied()) line["denied"] = true;
+  if (r.denied()) {
+    line["denied"] = true;
+    line["denial"] = r.denial();
+  }
   // This process's repeat opens of the credential since its previous record, folded into this one.
   if (r.coalesced_opens() != 0) line["coalesced_opens"] = r.coalesced_opens();
   // Not an open of its own: the repeats after the process's last line, written at its exit.
