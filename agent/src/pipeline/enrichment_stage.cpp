@@ -96,16 +96,12 @@ void EnrichmentStage::observe_open(const events::FileOpenEvent& event, catalogue
 }
 
 void EnrichmentStage::on_egress(const events::EgressEvent& event) {
-  std::string exe_from_exec;
   uint64_t start_ns = event.process.start_ns;
   if (start_ns == 0) {
     // Untainted egress carries no start time: the process table knows the tgid's current holder.
     if (auto live = processes_.find_live(event.process.tgid)) start_ns = live->key.start_ns;
   }
-  if (auto seen = processes_.find({event.process.tgid, start_ns})) exe_from_exec = seen->exe;
-  events::KernelProcess process = event.process;
-  process.start_ns = start_ns;
-  auto identity = identities_.resolve(process, exe_from_exec);
+  auto identity = resolve_with_start(event.process, start_ns);
   auto taint = credentials_.by_id(event.taint_credential_id);
   const bool known = taint.has_value();
   Observation observation{.event = &event,
@@ -119,11 +115,14 @@ void EnrichmentStage::on_egress(const events::EgressEvent& event) {
 identity::ResolvedIdentity EnrichmentStage::resolve_event_process(const events::KernelProcess& process,
                                                                   uint64_t start_ns) {
   processes_.observe(process);
+  return resolve_with_start(process, start_ns);
+}
+
+identity::ResolvedIdentity EnrichmentStage::resolve_with_start(events::KernelProcess process, uint64_t start_ns) {
   std::string exe_from_exec;
   if (auto seen = processes_.find({process.tgid, start_ns})) exe_from_exec = seen->exe;
-  events::KernelProcess keyed = process;
-  keyed.start_ns = start_ns;
-  return identities_.resolve(keyed, exe_from_exec);
+  process.start_ns = start_ns;
+  return identities_.resolve(process, exe_from_exec);
 }
 
 void EnrichmentStage::on_memory_access(const events::MemoryAccessEvent& event) {
@@ -131,9 +130,7 @@ void EnrichmentStage::on_memory_access(const events::MemoryAccessEvent& event) {
   // The kernel knows the target only by its taint: its tgid, the thread named and its start.
   const events::KernelProcess target_process{
       .tgid = event.target_tgid, .tid = event.target_tid, .start_ns = event.target_start_ns};
-  std::string target_exe;
-  if (auto seen = processes_.find({event.target_tgid, event.target_start_ns})) target_exe = seen->exe;
-  auto target = identities_.resolve(target_process, target_exe);
+  auto target = resolve_with_start(target_process, event.target_start_ns);
   auto taint = credentials_.by_id(event.taint_credential_id);
   const bool known = taint.has_value();
   Observation observation{.event = &event,

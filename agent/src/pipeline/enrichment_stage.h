@@ -47,6 +47,9 @@ class EnrichmentStage final : public EventSink {
   void on_memory_access(const events::MemoryAccessEvent& event);
   void on_block_device_open(const events::BlockDeviceOpenEvent& event);
   identity::ResolvedIdentity resolve_event_process(const events::KernelProcess& process, uint64_t start_ns);
+  // The identity of `process` started at `start_ns` (the start the caller trusts), with the exe of
+  // its exec when the process table saw it.
+  identity::ResolvedIdentity resolve_with_start(events::KernelProcess process, uint64_t start_ns);
   void observe_open(const events::FileOpenEvent& event, catalogue::ResolvedCredential credential, bool known);
 
   identity::IdentityResolver& identities_;
